@@ -1,0 +1,1 @@
+//! Paradigms over the Space API.

@@ -1,0 +1,14 @@
+//! The Comet space: tuples and templates, the local store, and the libp2p
+//! node that serves them.
+//!
+//! Who talks to whom: [`space::Space`] is the API everything above this crate
+//! uses. The embedded space drives a sans-io [`store::Store`] directly; the
+//! libp2p node serves the same store to remote clients.
+
+pub mod space;
+pub mod template;
+pub mod tuple;
+
+pub use space::{Space, SpaceError, Subscription};
+pub use template::{Field, Range, Template, TemplateError};
+pub use tuple::{Kind, Tuple, Value};
