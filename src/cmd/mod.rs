@@ -1,0 +1,10 @@
+//! One module a subcommand (or a family of them).
+
+pub mod client;
+pub mod mapreduce;
+pub mod node;
+pub mod policy;
+pub mod run;
+pub mod simulate;
+pub mod worker;
+pub mod workflow;

@@ -1,0 +1,10 @@
+//! `halley simulate` (placeholder until its issue lands).
+
+use crate::exit::{Failure, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> Outcome {
+    Err(Failure::bad_input(anyhow::anyhow!("`halley simulate` is not built yet")))
+}
