@@ -5,6 +5,7 @@
 //! uses. The embedded space drives a sans-io [`store::Store`] directly; the
 //! libp2p node serves the same store to remote clients.
 
+pub mod keyspace;
 pub mod space;
 pub mod syntax;
 pub mod template;
