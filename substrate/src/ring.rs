@@ -4,7 +4,8 @@
 //! it decides on.
 //!
 //! - [`Ring`] is a membership view: who owns an index (the first peer id at
-//!   or after it, clockwise), a peer's arc, the replica set of an index.
+//!   or after it, clockwise), a peer's arc, the replica set of an index, the
+//!   owners of a template's keyspace ranges.
 //! - [`Router`] is one peer's routing state built from its view: its
 //!   predecessor, a successor list and up to 64 fingers (the owners of
 //!   `id + 2^i`). [`Router::next_hop`] says whether it owns an index, knows
@@ -15,6 +16,7 @@
 //!   network.
 
 use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
 
 /// A set of peer ids on the ring.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -90,6 +92,21 @@ impl Ring {
             after: self.predecessor(id).unwrap_or(id),
             upto: id,
         }
+    }
+
+    /// The peers owning some index of `ranges` (each `start <= end`), in
+    /// increasing order: the peers a template's keyspace cover asks.
+    pub fn owners_of(&self, ranges: &[RangeInclusive<u64>]) -> Vec<u64> {
+        let mut owners: Vec<u64> = ranges
+            .iter()
+            .flat_map(|r| {
+                let inside = self.peers.range(r.clone()).copied();
+                inside.chain(self.owner(*r.end()))
+            })
+            .collect();
+        owners.sort_unstable();
+        owners.dedup();
+        owners
     }
 
     /// Every peer once, starting with the owner of `index`.

@@ -4,6 +4,9 @@
 use std::collections::HashMap;
 
 use super::*;
+use crate::keyspace::Keyspace;
+use crate::template::{Field, Template};
+use crate::tuple;
 
 /// SplitMix64: a seeded stream of ids, so simulations repeat exactly.
 struct Ids(u64);
@@ -170,4 +173,40 @@ fn lookups_give_up_after_max_hops() {
         lookup(1, far, 8, |p| routers.get(&p)),
         Err(LookupError::UnknownPeer(1))
     );
+}
+
+#[test]
+fn owners_of_ranges_include_both_ends() {
+    let ring: Ring = [10, 20, 30, 40].into_iter().collect();
+    assert_eq!(ring.owners_of(&[12..=15]), vec![20]);
+    assert_eq!(ring.owners_of(&[12..=25, 29..=30]), vec![20, 30]);
+    assert_eq!(ring.owners_of(&[41..=u64::MAX]), vec![10]);
+    assert_eq!(ring.owners_of(&[0..=u64::MAX]), vec![10, 20, 30, 40]);
+    assert_eq!(ring.owners_of(&[]), Vec::<u64>::new());
+}
+
+#[test]
+fn templates_ask_few_peers_and_always_the_primary() {
+    let ring: Ring = Ids(6).take(1000).collect();
+    let keyspace = Keyspace::default();
+    let task = || Field::Actual("task".into());
+    let cases = [
+        (Template::new(vec![task(), Field::Actual(42_i64.into())]), 1),
+        (Template::new(vec![task(), Field::Any]), 40),
+        (Template::new(vec![task(), Field::Any, Field::Any]), 40),
+    ];
+    for (template, bound) in cases {
+        let asked = ring.owners_of(&keyspace.ranges_for(&template, 32));
+        assert!(
+            asked.len() <= bound,
+            "{template} asks {} peers",
+            asked.len()
+        );
+        for t in [tuple!("task", 42_i64), tuple!("task", 42_i64, 1.5)] {
+            if template.matches(&t) {
+                let primary = ring.owner(keyspace.index_of(&t)).unwrap();
+                assert!(asked.contains(&primary), "{template} misses {t}'s primary");
+            }
+        }
+    }
 }
