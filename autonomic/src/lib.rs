@@ -10,5 +10,7 @@
 //! the wall clock in `halley run` and on a virtual clock in [`simulate`].
 
 pub mod clock;
+pub mod estimate;
+pub mod machine;
 pub mod policy;
 pub mod source;
