@@ -12,5 +12,6 @@
 pub mod clock;
 pub mod estimate;
 pub mod machine;
+pub mod planner;
 pub mod policy;
 pub mod source;
