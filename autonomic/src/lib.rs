@@ -12,6 +12,8 @@
 pub mod clock;
 pub mod estimate;
 pub mod machine;
+pub mod manager;
 pub mod planner;
 pub mod policy;
 pub mod source;
+pub mod workload;

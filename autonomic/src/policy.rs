@@ -7,10 +7,10 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::clock::Secs;
-use crate::source::{self, SourceError};
+use crate::source::{self, SourceError, secs, some_secs};
 
 /// The built-in policy, the same text as `policies/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../../policies/default.toml");
@@ -292,33 +292,6 @@ fn one() -> u32 {
 
 fn unit() -> f64 {
     1.0
-}
-
-/// A humane duration ("30s", "2h") or a number of seconds.
-fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<Secs, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Text(String),
-        Number(f64),
-    }
-    let expected = "a duration like \"30s\", \"5m\" or \"2h\"";
-    match Raw::deserialize(d) {
-        Ok(Raw::Number(n)) if n.is_finite() && n >= 0.0 => Ok(n),
-        Ok(Raw::Number(n)) => Err(serde::de::Error::custom(format!(
-            "expected {expected}, found {n}"
-        ))),
-        Ok(Raw::Text(text)) => humantime::parse_duration(text.trim())
-            .map(|d| d.as_secs_f64())
-            .map_err(|_| {
-                serde::de::Error::custom(format!("expected {expected}, found \"{text}\""))
-            }),
-        Err(_) => Err(serde::de::Error::custom(format!("expected {expected}"))),
-    }
-}
-
-fn some_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secs>, D::Error> {
-    secs(d).map(Some)
 }
 
 #[cfg(test)]

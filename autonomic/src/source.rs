@@ -7,6 +7,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Deserializer};
+
+use crate::clock::Secs;
+
 /// A file that could not be read or is not what it should be.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -124,12 +128,27 @@ fn field_at(text: &str, offset: usize) -> String {
         Some((key, _)) if !line.trim_start().starts_with('[') => key.trim().trim_matches('"'),
         _ => "",
     };
+    let inner = inner_key(&text[start..offset.min(text.len())]);
+    let key = match inner {
+        Some(inner) if !key.is_empty() && inner != key => format!("{key}.{inner}"),
+        _ => key.to_string(),
+    };
+    let key = key.as_str();
     let section = section_before(text, start);
     match (section.is_empty(), key.is_empty()) {
         (_, true) => section,
         (true, false) => key.to_string(),
         (false, false) => format!("{section}.{key}"),
     }
+}
+
+/// In `a = { b = 1, c = `, the key of the innermost value: `c`.
+fn inner_key(before: &str) -> Option<&str> {
+    let before = before[..before.rfind('=')?].trim_end();
+    let start = before
+        .rfind(|c: char| !(c.is_alphanumeric() || "_-\".".contains(c)))
+        .map_or(0, |i| i + 1);
+    Some(before[start..].trim_matches('"')).filter(|k| !k.is_empty())
 }
 
 /// The table header in force at `offset`: `objective` or `resources[1]`.
@@ -160,7 +179,8 @@ fn section_before(text: &str, offset: usize) -> String {
 
 /// Byte offset of the line defining `field` (`resources[1].max`), if written.
 fn locate_field(text: &str, field: &str) -> Option<usize> {
-    let (section, key) = match field.rsplit_once('.') {
+    let quoted = field.strip_suffix('"').and_then(|f| f.rsplit_once(".\""));
+    let (section, key) = match quoted.or_else(|| field.rsplit_once('.')) {
         Some((section, key)) => (section, key),
         None if field.contains('[') => (field, ""),
         None => ("", field),
@@ -185,6 +205,34 @@ fn locate_field(text: &str, field: &str) -> Option<usize> {
         offset += line.len();
     }
     header_at
+}
+
+/// A humane duration ("30s", "2h") or a number of seconds.
+pub fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<Secs, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Number(f64),
+    }
+    let expected = "a duration like \"30s\", \"5m\" or \"2h\"";
+    match Raw::deserialize(d) {
+        Ok(Raw::Number(n)) if n.is_finite() && n >= 0.0 => Ok(n),
+        Ok(Raw::Number(n)) => Err(serde::de::Error::custom(format!(
+            "expected {expected}, found {n}"
+        ))),
+        Ok(Raw::Text(text)) => humantime::parse_duration(text.trim())
+            .map(|d| d.as_secs_f64())
+            .map_err(|_| {
+                serde::de::Error::custom(format!("expected {expected}, found \"{text}\""))
+            }),
+        Err(_) => Err(serde::de::Error::custom(format!("expected {expected}"))),
+    }
+}
+
+/// An optional humane duration.
+pub fn some_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secs>, D::Error> {
+    secs(d).map(Some)
 }
 
 #[cfg(test)]

@@ -1,0 +1,238 @@
+//! The seam `halley run` plugs into: a [`Manager`] that owns the policy, the
+//! estimators, the planner and the machine table, and a [`Provider`] that
+//! starts and stops machines.
+//!
+//! The run loop tells the manager what it sees — a task finished
+//! ([`Manager::task_finished`]), a worker was heard from ([`Manager::heard`]),
+//! a machine is gone ([`Manager::released`]) — and every `scaling.interval`
+//! calls [`Manager::step`], which plans and has the provider carry it out.
+//! Machines go requested → booting → running → draining → released.
+
+use std::collections::BTreeMap;
+
+use crate::clock::Secs;
+use crate::estimate::{Estimator, billed};
+use crate::machine::{Machine, MachineId, MachineState, Snapshot, Tasks};
+use crate::planner::{Action, Decision, Planner};
+use crate::policy::{Policy, ProviderKind, Resource};
+
+/// Starts and stops the machines of one or more classes.
+pub trait Provider {
+    /// Begins booting machine `id` of `class`; its worker is expected to be
+    /// heard from once it runs.
+    fn start(&mut self, id: MachineId, class: &Resource, now: Secs) -> Result<(), ProviderError>;
+    /// Stops machine `id` gracefully: it finishes its tasks, takes no more,
+    /// and is reported [`Manager::released`] once gone.
+    fn stop(&mut self, id: MachineId, now: Secs) -> Result<(), ProviderError>;
+}
+
+/// A provider that could not start or stop a machine.
+#[derive(Debug, thiserror::Error)]
+#[error("{class}: {message}")]
+pub struct ProviderError {
+    pub class: String,
+    pub message: String,
+}
+
+/// The autonomic manager of one job.
+#[derive(Debug)]
+pub struct Manager {
+    policy: Policy,
+    estimator: Estimator,
+    planner: Planner,
+    machines: BTreeMap<MachineId, Machine>,
+    /// What released machines cost.
+    spent_released: f64,
+    next_id: u64,
+    decisions: Vec<Decision>,
+}
+
+impl Manager {
+    /// A manager whose `static` machines exist from time 0, running.
+    pub fn new(policy: Policy) -> Self {
+        let mut manager = Manager {
+            estimator: Estimator::new(&policy),
+            planner: Planner::new(),
+            machines: BTreeMap::new(),
+            spent_released: 0.0,
+            next_id: 0,
+            decisions: Vec::new(),
+            policy,
+        };
+        for class in 0..manager.policy.resources.len() {
+            let r = &manager.policy.resources[class];
+            if r.provider == ProviderKind::Static {
+                for _ in 0..r.limit() {
+                    let id = manager.new_machine(class, 0.0);
+                    manager.set_state(id, MachineState::Running);
+                }
+            }
+        }
+        manager
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Machines not yet released.
+    pub fn machines(&self) -> impl Iterator<Item = &Machine> {
+        self.machines.values()
+    }
+
+    /// Every decision so far, in order.
+    pub fn decisions(&self) -> &[Decision] {
+        &self.decisions
+    }
+
+    /// The class name of a machine.
+    pub fn class_of(&self, id: MachineId) -> Option<&str> {
+        self.machines
+            .get(&id)
+            .map(|m| self.policy.resources[m.class].name.as_str())
+    }
+
+    /// A task took `duration` on one slot of machine `id`.
+    pub fn task_finished(&mut self, id: MachineId, duration: Secs) {
+        if let Some(m) = self.machines.get(&id) {
+            self.estimator.record(m.class, duration);
+        }
+    }
+
+    /// Machine `id`'s worker is alive and runs `busy_slots` tasks; the first
+    /// time, the machine is running.
+    pub fn heard(&mut self, id: MachineId, now: Secs, busy_slots: u32) {
+        let Some(m) = self.machines.get_mut(&id) else {
+            return;
+        };
+        if matches!(m.state, MachineState::Requested | MachineState::Booting) {
+            m.state = MachineState::Running;
+        }
+        m.last_heard = now;
+        m.busy_slots = busy_slots;
+        m.idle_since = match (busy_slots, m.idle_since) {
+            (0, None) => Some(now),
+            (0, since) => since,
+            _ => None,
+        };
+    }
+
+    /// Machine `id` is gone (stopped, or its process died): billing ends.
+    pub fn released(&mut self, id: MachineId, now: Secs) {
+        if let Some(m) = self.machines.remove(&id) {
+            self.spent_released += billed(&self.policy.resources[m.class], m.requested_at, now);
+        }
+    }
+
+    /// Money spent so far, the machines still up billed to `now`.
+    pub fn spent(&self, now: Secs) -> f64 {
+        let live: f64 = self
+            .machines
+            .values()
+            .map(|m| billed(&self.policy.resources[m.class], m.requested_at, now))
+            .sum();
+        self.spent_released + live
+    }
+
+    /// What the planner would see now.
+    pub fn snapshot(&self, now: Secs, tasks: Tasks) -> Snapshot {
+        Snapshot {
+            now,
+            tasks,
+            machines: self.machines.values().cloned().collect(),
+            estimates: self.estimator.all(),
+            spent: self.spent(now),
+        }
+    }
+
+    /// Plans for this moment and has `provider` carry it out; returns the
+    /// decisions (also kept in [`Manager::decisions`]).
+    pub fn step(&mut self, now: Secs, tasks: Tasks, provider: &mut dyn Provider) -> Vec<Decision> {
+        let snapshot = self.snapshot(now, tasks);
+        let mut decisions = self.planner.plan(&self.policy, &snapshot);
+        let mut failures = Vec::new();
+        for decision in &decisions {
+            match &decision.action {
+                Action::Start { class, count } => {
+                    let Some((index, _)) = self.policy.class(class) else {
+                        continue;
+                    };
+                    for _ in 0..*count {
+                        let id = self.new_machine(index, now);
+                        match provider.start(id, &self.policy.resources[index], now) {
+                            Ok(()) => self.set_state(id, MachineState::Booting),
+                            Err(error) => {
+                                self.machines.remove(&id);
+                                failures.push(Decision {
+                                    at: now,
+                                    action: Action::Report,
+                                    reason: format!("could not start a machine of {error}"),
+                                });
+                            }
+                        }
+                    }
+                }
+                Action::Release { machine, .. } => self.release(*machine, now, provider),
+                Action::Report => {}
+            }
+        }
+        decisions.extend(failures);
+        for decision in &decisions {
+            tracing::info!(target: "halley::autonomic", "{decision}");
+        }
+        self.decisions.extend(decisions.iter().cloned());
+        decisions
+    }
+
+    /// The job is over: stops every machine that is not `static`.
+    pub fn finish(&mut self, now: Secs, provider: &mut dyn Provider) {
+        let ids: Vec<MachineId> = self
+            .machines
+            .values()
+            .filter(|m| self.policy.resources[m.class].provider != ProviderKind::Static)
+            .map(|m| m.id)
+            .collect();
+        for id in ids {
+            self.release(id, now, provider);
+        }
+    }
+
+    fn release(&mut self, id: MachineId, now: Secs, provider: &mut dyn Provider) {
+        let Some(m) = self.machines.get(&id) else {
+            return;
+        };
+        let idle = m.busy_slots == 0 || m.state != MachineState::Running;
+        if let Err(error) = provider.stop(id, now) {
+            tracing::warn!(target: "halley::autonomic", "could not stop {id} of {error}");
+        }
+        if idle {
+            self.released(id, now);
+        } else {
+            self.set_state(id, MachineState::Draining);
+        }
+    }
+
+    fn new_machine(&mut self, class: usize, now: Secs) -> MachineId {
+        let id = MachineId(self.next_id);
+        self.next_id += 1;
+        self.machines.insert(
+            id,
+            Machine {
+                id,
+                class,
+                state: MachineState::Requested,
+                requested_at: now,
+                busy_slots: 0,
+                idle_since: Some(now),
+                last_heard: now,
+            },
+        );
+        id
+    }
+
+    fn set_state(&mut self, id: MachineId, state: MachineState) {
+        if let Some(m) = self.machines.get_mut(&id) {
+            m.state = state;
+        }
+    }
+}
