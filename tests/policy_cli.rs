@@ -64,3 +64,86 @@ fn policy_check_of_a_missing_file_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no/such/policy.toml"));
 }
+
+const WORKLOAD: &str =
+    "tasks = 2000\nduration = { dist = \"lognormal\", mean = \"30s\", cv = 0.5 }\n";
+
+#[test]
+fn simulate_json_has_the_contract_fields_and_is_seeded() {
+    let workload = scratch("w.toml", WORKLOAD);
+    let args = [
+        "simulate",
+        "--policy",
+        "policies/deadline.toml",
+        "--workload",
+        workload.to_str().unwrap(),
+        "--seed",
+        "7",
+        "--json",
+    ];
+    let out = halley(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for field in [
+        "makespan_s",
+        "cost",
+        "peak_workers",
+        "oracle_cost",
+        "oracle_makespan_s",
+    ] {
+        assert!(json[field].is_number(), "{field}: {json}");
+    }
+    assert_eq!(json["deadline_met"], true);
+    assert!(json["budget_met"].is_null());
+    assert!(
+        json["decisions"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with('+')
+    );
+    assert_eq!(halley(&args).stdout, out.stdout, "same seed, same run");
+}
+
+#[test]
+fn simulate_prints_a_table_and_draws_a_plot() {
+    let workload = scratch("w2.toml", WORKLOAD);
+    let plot = workload.with_file_name("run.svg");
+    let out = halley(&[
+        "simulate",
+        "--policy",
+        "policies/deadline-budget.toml",
+        "--workload",
+        workload.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("makespan ") && stdout.contains("oracle"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("budget         $1.00"), "{stdout}");
+    assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg"));
+}
+
+#[test]
+fn simulate_names_a_bad_workload_line_and_exits_2() {
+    let workload = scratch(
+        "bad.toml",
+        "tasks = 10\nduration = { dist = \"fixed\", mean = \"1s\" }\n[speed]\n\"cloud.huge\" = 2.0\n",
+    );
+    let out = halley(&[
+        "simulate",
+        "--policy",
+        "policies/deadline.toml",
+        "--workload",
+        workload.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .contains("bad.toml:4:1: speed.\"cloud.huge\": no class \"cloud.huge\" in the policy"),
+        "{stderr}"
+    );
+}

@@ -15,5 +15,6 @@ pub mod machine;
 pub mod manager;
 pub mod planner;
 pub mod policy;
+pub mod simulate;
 pub mod source;
 pub mod workload;

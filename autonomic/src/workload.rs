@@ -15,7 +15,7 @@ use rand::RngExt;
 use serde::Deserialize;
 
 use crate::clock::Secs;
-use crate::policy::Invalid;
+use crate::policy::{Invalid, Policy};
 use crate::source::{self, SourceError, secs};
 
 /// A whole workload file.
@@ -63,6 +63,24 @@ impl Workload {
         workload
             .validate()
             .map_err(|e| source::invalid(file, text, &e.field, e.message))?;
+        Ok(workload)
+    }
+
+    /// Loads a workload whose `[speed]` classes must be those of `policy`.
+    pub fn load_for(path: &Path, policy: &Policy) -> Result<Workload, SourceError> {
+        let text = source::read(path)?;
+        let file = path.display().to_string();
+        let workload = Workload::parse(&file, &text)?;
+        if let Some(name) = workload.speed.keys().find(|n| policy.class(n).is_none()) {
+            let classes: Vec<&str> = policy.resources.iter().map(|r| r.name.as_str()).collect();
+            let message = format!("no class \"{name}\" in the policy; expected one of {classes:?}");
+            return Err(source::invalid(
+                &file,
+                &text,
+                &format!("speed.\"{name}\""),
+                message,
+            ));
+        }
         Ok(workload)
     }
 

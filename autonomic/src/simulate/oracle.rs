@@ -1,0 +1,67 @@
+//! An oracle lower bound: perfect knowledge of every task's duration and
+//! perfect packing (work divides freely across slots), boot times counted,
+//! billing per second.
+
+use crate::clock::{HOUR, Secs};
+use crate::planner::{Capacity, fluid_finish};
+use crate::policy::{Policy, ProviderKind};
+use crate::workload::Workload;
+
+/// The best any policy could do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Oracle {
+    /// Every class at its max from the start (machines ready after their boot).
+    pub makespan: Secs,
+    /// The least money to finish by the horizon given to [`Oracle::new`].
+    pub cost: f64,
+}
+
+/// Per class: (ready at, base-seconds of work per second, machines).
+fn classes(policy: &Policy, workload: &Workload) -> Vec<(Secs, f64, u32, f64)> {
+    policy
+        .resources
+        .iter()
+        .map(|r| {
+            let ready = match r.provider {
+                ProviderKind::Static => 0.0,
+                _ => r.boot_time,
+            };
+            let rate = r.slots as f64 * workload.speed_of(&r.name);
+            (ready, rate, r.limit(), r.price_per_hour / HOUR / rate)
+        })
+        .collect()
+}
+
+impl Oracle {
+    /// `durations` are the tasks' base durations; `horizon` the time to finish by.
+    pub fn new(policy: &Policy, workload: &Workload, durations: &[Secs], horizon: Secs) -> Oracle {
+        let work: f64 = durations.iter().sum();
+        let classes = classes(policy, workload);
+        let caps: Vec<Capacity> = classes
+            .iter()
+            .flat_map(|&(ready, rate, n, _)| (0..n).map(move |_| Capacity { ready, rate }))
+            .collect();
+        let fastest = classes
+            .iter()
+            .filter(|c| c.2 > 0)
+            .map(|c| c.1)
+            .fold(0.0, f64::max);
+        let longest = durations.iter().copied().fold(0.0, f64::max);
+        let makespan = fluid_finish(0.0, work, &caps).max(longest / fastest.max(f64::MIN_POSITIVE));
+
+        let mut by_price: Vec<_> = classes.iter().filter(|c| c.2 > 0).collect();
+        by_price.sort_by(|a, b| a.3.total_cmp(&b.3));
+        let (mut left, mut cost) = (work, 0.0);
+        for &&(ready, rate, n, price) in &by_price {
+            let take = left.min(n as f64 * rate * (horizon - ready).max(0.0));
+            cost += take * price;
+            left -= take;
+        }
+        if left > 0.0
+            && let Some(cheapest) = by_price.iter().map(|c| c.3).find(|&p| p > 0.0)
+        {
+            cost += left * cheapest;
+        }
+        Oracle { makespan, cost }
+    }
+}
