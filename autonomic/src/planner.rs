@@ -183,16 +183,17 @@ impl Planner {
         let (extra, meets) = step.cheapest_meeting(deadline);
         for class in step.too_slow_to_boot(deadline) {
             let r = &step.policy.resources[class];
+            let task = step.estimates.as_ref().map_or(0.0, |e| e[class]);
             let why = format!(
-                "{} cannot help: boot {} > time left {}",
+                "{} cannot help: boot {} and a {} task > time left {}",
                 r.name,
                 human(r.boot_time),
+                human(task),
                 human(deadline - now)
             );
             self.report(out, now, &format!("boot:{}", r.name), why);
         }
-        let after = step.finish(&extra, &[]);
-        let cost = step.snap.spent + step.future_cost(&extra, &[], after);
+        let (after, cost) = step.project(&extra, &[], None);
         if !meets {
             let why = format!(
                 "the deadline {} cannot be met: with every usable class at its max the projected finish is {}",
@@ -213,6 +214,7 @@ impl Planner {
                 }
                 self.fastest_within(step, budget)
             }
+            _ if !meets => self.fastest_within(step, budget.unwrap_or(f64::INFINITY)),
             _ => {
                 let why = format!(
                     "projected {} > deadline {}; with them {}, about ${cost:.2} in all",
@@ -227,34 +229,37 @@ impl Planner {
 
     /// As fast as possible while the projected spend stays within `budget`.
     fn fastest_within(&self, step: &Step, budget: f64) -> Option<(Vec<u32>, String)> {
-        let before = step.finish(&step.none(), &[]);
+        let limit = (budget < f64::INFINITY).then_some(budget);
+        let (before, _) = step.project(&step.none(), &[], limit);
         let (extra, after, cost) = step.fastest_within(budget);
+        let within = match limit {
+            Some(budget) => format!("fastest within the budget ${budget:.2}"),
+            None => "as fast as possible".to_string(),
+        };
         let why = format!(
-            "fastest within the budget ${budget:.2}: projected {} → {}, about ${cost:.2} in all",
+            "{within}: projected {} → {}, about ${cost:.2} in all",
             human(before),
             human(after)
         );
         extra.iter().any(|&n| n > 0).then_some((extra, why))
     }
 
-    /// Releases paid per-second machines while the projected spend exceeds the budget.
+    /// Releases paid per-second machines, costliest first, once the budget
+    /// cannot pay another planning interval and a last task on each.
     fn budget_guard(&self, step: &Step, out: &mut Vec<Decision>) -> bool {
         let Some(budget) = step.policy.objective.budget else {
             return false;
         };
+        let spent = step.snap.spent;
         let mut gone: Vec<MachineId> = Vec::new();
-        loop {
-            let finish = step.finish(&step.none(), &gone);
-            let spend = step.snap.spent + step.future_cost(&step.none(), &gone, finish);
-            if spend <= budget + 1e-9 {
-                break;
-            }
+        while spent + step.reserve(&gone) > budget + 1e-9 {
             let Some(m) = step.costliest_per_second(&gone) else {
                 break;
             };
             gone.push(m.id);
             let class = &step.policy.resources[m.class].name;
-            let why = format!("projected spend ${spend:.2} > budget ${budget:.2}");
+            let why =
+                format!("spent ${spent:.3} of the budget ${budget:.2}: no more for another step");
             out.push(release(step.snap.now, class, m.id, why));
         }
         !gone.is_empty()

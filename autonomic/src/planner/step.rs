@@ -99,7 +99,7 @@ impl<'a> Step<'a> {
         self.snap.now + self.policy.resources[class].boot_time + e <= horizon
     }
 
-    /// Classes with room whose boot alone outlasts the deadline.
+    /// Classes with room whose boot and one task outlast the deadline.
     pub fn too_slow_to_boot(&self, deadline: Secs) -> Vec<usize> {
         let none = self.none();
         self.order()
@@ -113,63 +113,98 @@ impl<'a> Step<'a> {
         self.snap.tasks.queued as f64 + self.snap.tasks.running as f64 / 2.0
     }
 
-    /// Projected finish with `extra` added and `gone` removed: the fluid finish
-    /// plus one task of the slowest class in use (the tail).
+    /// Projected finish with `extra` added and `gone` removed, every machine
+    /// working to the end.
     pub fn finish(&self, extra: &[u32], gone: &[MachineId]) -> Secs {
+        self.project(extra, gone, None).0
+    }
+
+    /// Projected finish and total spend with `extra` added and `gone` removed.
+    /// With a `budget`, paid machines stop when it runs out: per-second ones
+    /// when the money left is burnt, per-hour ones at the end of the hours
+    /// paid (a new one pays its first hour up front). The finish is the fluid
+    /// finish plus one task of the slowest class in use (the tail).
+    pub fn project(&self, extra: &[u32], gone: &[MachineId], budget: Option<f64>) -> (Secs, f64) {
         let Some(estimates) = &self.estimates else {
-            return Secs::INFINITY;
+            return (Secs::INFINITY, self.snap.spent);
         };
         let now = self.snap.now;
         let r = &self.policy.resources;
-        let mut caps = Vec::new();
-        let mut tail: Secs = 0.0;
-        let mut add = |class: usize, ready: Secs| {
-            caps.push(Capacity {
-                ready,
-                rate: r[class].slots as f64 / estimates[class],
-            });
-            tail = tail.max(estimates[class]);
-        };
+        // (class, ready, requested at) of every machine counted.
+        let mut machines: Vec<(usize, Secs, Secs)> = Vec::new();
         for m in self.active.iter().filter(|m| !gone.contains(&m.id)) {
             let ready = match m.state {
                 MachineState::Running => now,
                 _ => (m.requested_at + r[m.class].boot_time).max(now),
             };
-            add(m.class, ready);
+            machines.push((m.class, ready, m.requested_at));
         }
         for (class, &n) in extra.iter().enumerate() {
-            for _ in 0..n {
-                add(class, now + r[class].boot_time);
+            machines.extend((0..n).map(|_| (class, now + r[class].boot_time, now)));
+        }
+        let paid = |class: usize| !r[class].is_private();
+        let per_second = |class: usize| paid(class) && r[class].billing == Billing::PerSecond;
+        let stop = budget.map_or(Secs::INFINITY, |budget| {
+            let upfront: f64 = machines
+                .iter()
+                .filter(|(c, _, requested)| paid(*c) && !per_second(*c) && *requested == now)
+                .map(|(c, _, _)| r[*c].price_per_hour)
+                .sum();
+            let burn: f64 = machines
+                .iter()
+                .filter(|(c, _, _)| per_second(*c))
+                .map(|(c, _, _)| r[*c].price_per_hour / HOUR)
+                .sum();
+            let reserve: f64 = machines
+                .iter()
+                .filter(|(c, _, _)| per_second(*c))
+                .map(|&(c, _, _)| self.reserve_of(c))
+                .sum();
+            let left = (budget - self.snap.spent - upfront - reserve).max(0.0);
+            if burn > 0.0 {
+                now + left / burn
+            } else {
+                Secs::INFINITY
             }
-        }
-        let work = self.work();
-        if work == 0.0 {
-            return now;
-        }
-        fluid_finish(now, work, &caps) + tail
-    }
-
-    /// Money the paid machines (with `extra`, without `gone`) cost from now to `until`.
-    pub fn future_cost(&self, extra: &[u32], gone: &[MachineId], until: Secs) -> f64 {
-        let now = self.snap.now;
-        let until = until.max(now);
-        let r = &self.policy.resources;
-        let existing: f64 = self
-            .active
+        });
+        let until = |class: usize, requested: Secs| {
+            if budget.is_none() || !paid(class) {
+                Secs::INFINITY
+            } else if per_second(class) {
+                stop
+            } else {
+                now + HOUR - into_hour(requested, now)
+            }
+        };
+        let caps: Vec<Capacity> = machines
             .iter()
-            .filter(|m| !gone.contains(&m.id) && !r[m.class].is_private())
-            .map(|m| {
-                billed(&r[m.class], m.requested_at, until)
-                    - billed(&r[m.class], m.requested_at, now)
+            .map(|&(class, ready, requested)| Capacity {
+                ready,
+                until: until(class, requested),
+                rate: r[class].slots as f64 / estimates[class],
+            })
+            .collect();
+        let tail = machines.iter().map(|m| estimates[m.0]).fold(0.0, f64::max);
+        let work = self.work();
+        let finish = if work == 0.0 {
+            now
+        } else {
+            fluid_finish(now, work, &caps) + tail
+        };
+        let spend: f64 = machines
+            .iter()
+            .filter(|m| paid(m.0))
+            .map(|&(class, _, requested)| {
+                let end = finish.min(until(class, requested)).max(now);
+                let before = if requested < now {
+                    billed(&r[class], requested, now)
+                } else {
+                    0.0
+                };
+                billed(&r[class], requested, end) - before
             })
             .sum();
-        let added: f64 = extra
-            .iter()
-            .enumerate()
-            .filter(|(c, n)| **n > 0 && !r[*c].is_private())
-            .map(|(c, &n)| n as f64 * billed(&r[c], now, until))
-            .sum();
-        existing + added
+        (finish, self.snap.spent + spend)
     }
 
     /// The fewest, cheapest machines to add so the projected finish meets
@@ -191,33 +226,50 @@ impl<'a> Step<'a> {
         }
     }
 
-    /// Machines to add, one at a time, while each makes the finish earlier and
-    /// the projected spend stays within `budget`; with the finish and spend.
+    /// Machines to add, one at a time, while each makes the projected finish
+    /// (paid machines stopping when the budget runs out) earlier by 1% or more;
+    /// with that finish and the projected spend.
     pub fn fastest_within(&self, budget: f64) -> (Extra, Secs, f64) {
+        let limit = (budget < f64::INFINITY).then_some(budget);
         let mut extra = self.none();
-        let mut finish = self.finish(&extra, &[]);
-        let spend =
-            |extra: &[u32], finish: Secs| self.snap.spent + self.future_cost(extra, &[], finish);
+        let (mut finish, mut spend) = self.project(&extra, &[], limit);
         loop {
+            let gain = 1.0_f64.max(0.01 * (finish - self.snap.now));
             let next = self.order().into_iter().find_map(|c| {
                 if self.room(c, &extra) == 0 || !self.helps(c, finish) {
                     return None;
                 }
                 let mut more = extra.clone();
                 more[c] += 1;
-                let sooner = self.finish(&more, &[]);
-                (sooner < finish - 1e-6 && spend(&more, sooner) <= budget + 1e-9)
-                    .then_some((more, sooner))
+                let (sooner, spend) = self.project(&more, &[], limit);
+                (sooner < finish - gain && spend <= budget + 1e-9).then_some((more, sooner, spend))
             });
             match next {
-                Some((more, sooner)) => (extra, finish) = (more, sooner),
-                None => return (extra.clone(), finish, spend(&extra, finish)),
+                Some(better) => (extra, finish, spend) = better,
+                None => return (extra, finish, spend),
             }
         }
     }
 
-    /// The paid per-second machine that costs most per task (newest on ties).
-    pub fn costliest_per_second(&self, gone: &[MachineId]) -> Option<&'a Machine> {
+    /// What the paid per-second machines (without `gone`) may still cost
+    /// before a release takes effect: two planning intervals and a last task
+    /// that may run three times the expected duration.
+    pub fn reserve(&self, gone: &[MachineId]) -> f64 {
+        self.per_second_paid(gone)
+            .into_iter()
+            .map(|m| self.reserve_of(m.class))
+            .sum()
+    }
+
+    /// The reserve of one per-second machine of `class`.
+    fn reserve_of(&self, class: usize) -> f64 {
+        let task = self.estimates.as_ref().map_or(0.0, |e| e[class]);
+        let price = self.policy.resources[class].price_per_hour;
+        price / HOUR * (2.0 * self.policy.scaling.interval + 3.0 * task)
+    }
+
+    /// Active paid per-second machines, without `gone`.
+    fn per_second_paid(&self, gone: &[MachineId]) -> Vec<&'a Machine> {
         let r = &self.policy.resources;
         self.active
             .iter()
@@ -229,11 +281,16 @@ impl<'a> Step<'a> {
                     && c.billing == Billing::PerSecond
                     && c.provider != ProviderKind::Static
             })
-            .max_by(|a, b| {
-                self.cost_per_task(a.class)
-                    .total_cmp(&self.cost_per_task(b.class))
-                    .then(a.id.cmp(&b.id))
-            })
+            .collect()
+    }
+
+    /// The paid per-second machine that costs most per task (newest on ties).
+    pub fn costliest_per_second(&self, gone: &[MachineId]) -> Option<&'a Machine> {
+        self.per_second_paid(gone).into_iter().max_by(|a, b| {
+            self.cost_per_task(a.class)
+                .total_cmp(&self.cost_per_task(b.class))
+                .then(a.id.cmp(&b.id))
+        })
     }
 
     /// Seconds until a per-hour machine's next hour is charged.

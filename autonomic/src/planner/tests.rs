@@ -122,7 +122,7 @@ fn a_loose_deadline_uses_the_private_machines_alone() {
 }
 
 #[test]
-fn a_budget_alone_buys_speed_while_the_projected_spend_fits() {
+fn a_budget_alone_buys_speed_until_it_runs_out() {
     let p = policy("[objective]\nbudget = 0.5");
     assert_eq!(
         plan(&p, &snapshot(0.0, 100, 0, campus())),
@@ -131,9 +131,12 @@ fn a_budget_alone_buys_speed_while_the_projected_spend_fits() {
         ]
     );
     let p = policy("[objective]\nbudget = 0.1");
-    assert!(
-        plan(&p, &snapshot(0.0, 100, 0, campus())).is_empty(),
-        "one machine would cost $0.105"
+    assert_eq!(
+        plan(&p, &snapshot(0.0, 100, 0, campus())),
+        [
+            "+1 cloud.small: fastest within the budget $0.10: projected 25m30s → 18m30s, about $0.09 in all"
+        ],
+        "machines that stop when the budget runs out"
     );
 }
 
@@ -145,7 +148,7 @@ fn a_deadline_the_budget_cannot_pay_is_reported_and_the_budget_honoured() {
         reasons(&planner.plan(&p, &snapshot(0.0, 100, 0, campus()))),
         [
             "meeting the deadline 10m00s needs about $0.23; the budget is $0.20: going as fast as the budget allows",
-            "+3 cloud.small: fastest within the budget $0.20: projected 25m30s → 11m06s, about $0.20 in all",
+            "+3 cloud.small: fastest within the budget $0.20: projected 25m30s → 12m50s, about $0.17 in all",
         ]
     );
     let mut machines = campus();
@@ -157,18 +160,15 @@ fn a_deadline_the_budget_cannot_pay_is_reported_and_the_budget_honoured() {
 }
 
 #[test]
-fn spend_beyond_the_budget_releases_per_second_machines() {
+fn a_spent_budget_releases_per_second_machines() {
     let p = policy("[objective]\nbudget = 0.3");
     let mut machines = campus();
     machines.extend((1..=3).map(|id| machine(id, SMALL, MachineState::Running, 0.0, 1)));
     let mut snap = snapshot(600.0, 200, 5, machines);
-    snap.spent = 0.05;
+    snap.spent = 0.275;
     assert_eq!(
         plan(&p, &snap),
-        [
-            "-1 cloud.small (m3): projected spend $0.42 > budget $0.30",
-            "-1 cloud.small (m2): projected spend $0.36 > budget $0.30",
-        ]
+        ["-1 cloud.small (m3): spent $0.275 of the budget $0.30: no more for another step",]
     );
 }
 
@@ -200,14 +200,16 @@ fn a_per_hour_machine_is_kept_through_its_paid_hour_while_there_is_work() {
 }
 
 #[test]
-fn a_machine_that_would_boot_after_the_deadline_is_not_bought() {
+fn a_boot_longer_than_the_time_left_does_not_count_for_the_deadline() {
     let p = policy("[objective]\ndeadline = \"10m\"");
     assert_eq!(
         plan(&p, &snapshot(560.0, 20, 0, campus())),
         [
-            "cloud.small cannot help: boot 1m00s > time left 40s",
-            "cloud.hourly cannot help: boot 1m00s > time left 40s",
+            "cloud.small cannot help: boot 1m00s and a 30s task > time left 40s",
+            "cloud.hourly cannot help: boot 1m00s and a 30s task > time left 40s",
             "the deadline 10m00s cannot be met: with every usable class at its max the projected finish is 14m50s",
+            "+10 cloud.small: as fast as possible: projected 14m50s → 11m20s, about $4.12 in all",
+            "+4 cloud.hourly: as fast as possible: projected 14m50s → 11m20s, about $4.12 in all",
         ]
     );
 }

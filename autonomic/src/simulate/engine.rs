@@ -271,8 +271,7 @@ impl<'a> Engine<'a> {
     fn report(self, end: Secs, finished: bool) -> Report {
         let objective = &self.policy.objective;
         let cost = self.manager.spent(end);
-        let horizon = objective.deadline.unwrap_or(end);
-        let oracle = Oracle::new(self.policy, self.workload, &self.durations, horizon);
+        let oracle = Oracle::new(self.policy, self.workload, &self.durations, end);
         Report {
             tasks: self.workload.tasks,
             finished,
