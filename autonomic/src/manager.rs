@@ -39,6 +39,9 @@ pub struct ProviderError {
 pub struct Manager {
     policy: Policy,
     estimator: Estimator,
+    /// The estimator's answers, recomputed only after new samples.
+    estimates: Vec<Option<Secs>>,
+    stale: bool,
     planner: Planner,
     machines: BTreeMap<MachineId, Machine>,
     /// What released machines cost.
@@ -52,6 +55,8 @@ impl Manager {
     pub fn new(policy: Policy) -> Self {
         let mut manager = Manager {
             estimator: Estimator::new(&policy),
+            estimates: Vec::new(),
+            stale: true,
             planner: Planner::new(),
             machines: BTreeMap::new(),
             spent_released: 0.0,
@@ -96,6 +101,7 @@ impl Manager {
     pub fn task_finished(&mut self, id: MachineId, duration: Secs) {
         if let Some(m) = self.machines.get(&id) {
             self.estimator.record(m.class, duration);
+            self.stale = true;
         }
     }
 
@@ -135,12 +141,16 @@ impl Manager {
     }
 
     /// What the planner would see now.
-    pub fn snapshot(&self, now: Secs, tasks: Tasks) -> Snapshot {
+    pub fn snapshot(&mut self, now: Secs, tasks: Tasks) -> Snapshot {
+        if self.stale {
+            self.estimates = self.estimator.all();
+            self.stale = false;
+        }
         Snapshot {
             now,
             tasks,
             machines: self.machines.values().cloned().collect(),
-            estimates: self.estimator.all(),
+            estimates: self.estimates.clone(),
             spent: self.spent(now),
         }
     }
@@ -234,5 +244,121 @@ impl Manager {
         if let Some(m) = self.machines.get_mut(&id) {
             m.state = state;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records calls; refuses to start when `broken`.
+    #[derive(Debug, Default)]
+    struct Recorder {
+        started: Vec<MachineId>,
+        stopped: Vec<MachineId>,
+        broken: bool,
+    }
+
+    impl Provider for Recorder {
+        fn start(
+            &mut self,
+            id: MachineId,
+            class: &Resource,
+            _now: Secs,
+        ) -> Result<(), ProviderError> {
+            if self.broken {
+                return Err(ProviderError {
+                    class: class.name.clone(),
+                    message: "quota exceeded".into(),
+                });
+            }
+            self.started.push(id);
+            Ok(())
+        }
+
+        fn stop(&mut self, id: MachineId, _now: Secs) -> Result<(), ProviderError> {
+            self.stopped.push(id);
+            Ok(())
+        }
+    }
+
+    fn manager() -> Manager {
+        Manager::new(
+            Policy::parse(
+                "p",
+                "[objective]\ndeadline = \"10m\"\n[scaling]\ntask_estimate = \"30s\"\n\
+                 [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\
+                 [[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = 3.6\nboot_time = \"10s\"\nmax = 5\n",
+            )
+            .unwrap(),
+        )
+    }
+
+    const WORK: Tasks = Tasks {
+        queued: 100,
+        running: 2,
+        done: 0,
+    };
+
+    #[test]
+    fn static_machines_run_from_the_start() {
+        let m = manager();
+        let states: Vec<_> = m.machines().map(|m| (m.id.0, m.state)).collect();
+        assert_eq!(
+            states,
+            [(0, MachineState::Running), (1, MachineState::Running)]
+        );
+        assert_eq!(m.class_of(MachineId(1)), Some("campus"));
+    }
+
+    #[test]
+    fn a_machine_boots_runs_drains_and_is_billed_until_released() {
+        let mut m = manager();
+        let mut p = Recorder::default();
+        let decisions = m.step(0.0, WORK, &mut p);
+        assert!(
+            matches!(decisions[0].action, Action::Start { count: 4, .. }),
+            "{decisions:?}"
+        );
+        assert_eq!(p.started, (2..6).map(MachineId).collect::<Vec<_>>());
+        let id = MachineId(2);
+        assert_eq!(
+            m.machines().find(|x| x.id == id).unwrap().state,
+            MachineState::Booting
+        );
+        m.heard(id, 10.0, 1);
+        assert_eq!(
+            m.machines().find(|x| x.id == id).unwrap().state,
+            MachineState::Running
+        );
+        m.task_finished(id, 20.0);
+        m.finish(100.0, &mut p);
+        // busy: draining until its task ends; idle ones released at once.
+        assert_eq!(
+            m.machines().find(|x| x.id == id).unwrap().state,
+            MachineState::Draining
+        );
+        assert_eq!(m.machines().count(), 3);
+        m.released(id, 130.0);
+        assert_eq!(p.stopped.len(), 4);
+        // $3.60/h = $0.001/s: three machines 100 s, one 130 s.
+        assert!((m.spent(200.0) - 0.43).abs() < 1e-9, "{}", m.spent(200.0));
+        assert_eq!(m.decisions().len(), 1);
+    }
+
+    #[test]
+    fn a_provider_that_cannot_start_is_reported() {
+        let mut m = manager();
+        let mut p = Recorder {
+            broken: true,
+            ..Recorder::default()
+        };
+        let decisions = m.step(0.0, WORK, &mut p);
+        assert_eq!(decisions.len(), 5);
+        assert_eq!(
+            decisions[4].reason,
+            "could not start a machine of cloud: quota exceeded"
+        );
+        assert_eq!(m.machines().count(), 2);
     }
 }

@@ -108,15 +108,19 @@ fn the_same_seed_gives_the_same_run() {
 
 #[test]
 fn ten_thousand_tasks_simulate_in_well_under_a_second() {
-    let p = policy("[objective]\ndeadline = \"1h\"\n[scaling]\ntask_estimate = \"30s\"");
-    let started = Instant::now();
-    let r = run(&p, &workload(10_000), 4);
-    let took = started.elapsed();
-    assert!(r.finished);
-    assert!(
-        took.as_secs_f64() < if cfg!(debug_assertions) { 5.0 } else { 0.5 },
-        "{took:?}"
-    );
+    // A deadline (many machines, 1 h) and a small budget (few machines, 30 h of ticks).
+    for head in [
+        "[objective]\ndeadline = \"1h\"",
+        "[objective]\nbudget = 2.0",
+    ] {
+        let p = policy(&format!("{head}\n[scaling]\ntask_estimate = \"30s\""));
+        let started = Instant::now();
+        let r = run(&p, &workload(10_000), 4);
+        let took = started.elapsed();
+        assert!(r.finished);
+        let limit = if cfg!(debug_assertions) { 5.0 } else { 0.5 };
+        assert!(took.as_secs_f64() < limit, "{head}: {took:?}");
+    }
 }
 
 #[test]
@@ -143,4 +147,34 @@ fn the_plot_draws_a_line_per_class() {
     assert!(doc.starts_with("<svg") && doc.trim_end().ends_with("</svg>"));
     assert_eq!(doc.matches("stroke-width=\"2\"").count(), 3);
     assert!(doc.contains(">cloud.small</text>"));
+}
+
+#[test]
+fn per_hour_machines_are_billed_whole_hours_and_released_before_the_next() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/hybrid-hourly.toml");
+    let p = Policy::load(&path).unwrap();
+    let w = Workload::parse(
+        "w",
+        "tasks = 10000\nduration = { dist = \"lognormal\", mean = \"30s\", cv = 0.5 }\n",
+    )
+    .unwrap();
+    let r = run(&p, &w, 5);
+    assert_eq!(r.deadline_met, Some(true), "{}", r.makespan_s);
+    let hours = r.cost / 0.5;
+    assert!(
+        hours >= 1.0 && (hours - hours.round()).abs() < 1e-9,
+        "whole hours: {}",
+        r.cost
+    );
+    let releases: Vec<&str> = r
+        .decisions
+        .iter()
+        .filter(|d| matches!(&d.action, Action::Release { class, .. } if class == "cloud.hourly"))
+        .map(|d| d.reason.as_str())
+        .collect();
+    assert!(!releases.is_empty());
+    for reason in releases {
+        assert!(reason.contains("its paid hour ends in 1m00s"), "{reason}");
+    }
 }
