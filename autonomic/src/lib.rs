@@ -15,6 +15,7 @@ pub mod machine;
 pub mod manager;
 pub mod planner;
 pub mod policy;
+pub mod providers;
 pub mod simulate;
 pub mod source;
 pub mod workload;

@@ -24,6 +24,11 @@ pub trait Provider {
     /// Stops machine `id` gracefully: it finishes its tasks, takes no more,
     /// and is reported [`Manager::released`] once gone.
     fn stop(&mut self, id: MachineId, now: Secs) -> Result<(), ProviderError>;
+    /// Machines that ended since last asked (stopped, died, failed to start);
+    /// [`Manager::step`] marks them released.
+    fn gone(&mut self) -> Vec<MachineId> {
+        Vec::new()
+    }
 }
 
 /// A provider that could not start or stop a machine.
@@ -158,6 +163,9 @@ impl Manager {
     /// Plans for this moment and has `provider` carry it out; returns the
     /// decisions (also kept in [`Manager::decisions`]).
     pub fn step(&mut self, now: Secs, tasks: Tasks, provider: &mut dyn Provider) -> Vec<Decision> {
+        for id in provider.gone() {
+            self.released(id, now);
+        }
         let snapshot = self.snapshot(now, tasks);
         let mut decisions = self.planner.plan(&self.policy, &snapshot);
         let mut failures = Vec::new();
