@@ -62,17 +62,29 @@ pub fn read(path: &Path) -> Result<String, SourceError> {
 /// Parses TOML text, turning a serde error into one that names line and field.
 pub fn parse<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, SourceError> {
     toml::from_str(text).map_err(|error| {
-        let (line, field) = match error.span() {
+        let (line, mut field) = match error.span() {
+            // An empty span at 0: the document itself (a missing top-level key).
+            Some(span) if span.end == 0 => (Some((1, 1)), String::new()),
             Some(span) => (Some(line_col(text, span.start)), field_at(text, span.start)),
             None => (None, String::new()),
         };
+        let mut message = humane(error.message());
+        if let Some(missing) = error.message().trim().strip_prefix("missing field ") {
+            let missing = missing.trim_matches('`');
+            field = if field.is_empty() {
+                missing.to_string()
+            } else {
+                format!("{field}.{missing}")
+            };
+            message = "missing".to_string();
+        }
         SourceError::Invalid {
             at: Location {
                 file: file.to_string(),
                 line,
             },
             field,
-            message: humane(error.message()),
+            message,
         }
     })
 }
@@ -134,7 +146,8 @@ fn field_at(text: &str, offset: usize) -> String {
         _ => key.to_string(),
     };
     let key = key.as_str();
-    let section = section_before(text, start);
+    let header = line.trim_start().starts_with('[');
+    let section = section_before(text, if header { start + line.len() } else { start });
     match (section.is_empty(), key.is_empty()) {
         (_, true) => section,
         (true, false) => key.to_string(),

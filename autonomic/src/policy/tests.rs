@@ -107,3 +107,13 @@ fn a_missing_file_is_named() {
         .to_string();
     assert!(message.starts_with("/nonexistent/p.toml: "), "{message}");
 }
+
+#[test]
+fn a_missing_field_is_named() {
+    assert_eq!(
+        error("[objective]\nbudget = 1.0\n"),
+        "policy.toml:1:1: resources: missing"
+    );
+    let message = error("[[resources]]\nprovider = \"local\"\nmax = 1\n");
+    assert!(message.ends_with("resources[0].name: missing"), "{message}");
+}
