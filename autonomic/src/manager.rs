@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use crate::clock::Secs;
 use crate::estimate::{Estimator, billed};
 use crate::machine::{Machine, MachineId, MachineState, Snapshot, Tasks};
-use crate::planner::{Action, Decision, Planner};
+use crate::planner::{Action, Decision, Planner, projection};
 use crate::policy::{Policy, ProviderKind, Resource};
 
 /// Starts and stops the machines of one or more classes.
@@ -143,6 +143,27 @@ impl Manager {
             .map(|m| billed(&self.policy.resources[m.class], m.requested_at, now))
             .sum();
         self.spent_released + live
+    }
+
+    /// Machines up (requested to draining) per class, in policy order: for
+    /// progress lines.
+    pub fn workers_by_class(&self) -> Vec<(&str, u32)> {
+        let mut counts: Vec<(&str, u32)> = self
+            .policy
+            .resources
+            .iter()
+            .map(|r| (r.name.as_str(), 0))
+            .collect();
+        for m in self.machines.values() {
+            counts[m.class].1 += 1;
+        }
+        counts
+    }
+
+    /// Projected finish and total spend on the machines as they are.
+    pub fn projected(&mut self, now: Secs, tasks: Tasks) -> (Secs, f64) {
+        let snapshot = self.snapshot(now, tasks);
+        projection(&self.policy, &snapshot)
     }
 
     /// What the planner would see now.
@@ -317,6 +338,7 @@ mod tests {
             [(0, MachineState::Running), (1, MachineState::Running)]
         );
         assert_eq!(m.class_of(MachineId(1)), Some("campus"));
+        assert_eq!(m.workers_by_class(), [("campus", 2), ("cloud", 0)]);
     }
 
     #[test]

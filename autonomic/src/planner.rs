@@ -64,6 +64,13 @@ impl std::fmt::Display for Decision {
     }
 }
 
+/// Projected finish and total spend of the job on its machines as they are
+/// (infinite while there is no estimate): for progress lines.
+pub fn projection(policy: &Policy, snap: &Snapshot) -> (Secs, f64) {
+    let step = Step::new(policy, snap, &[]);
+    step.project(&step.none(), &[], policy.objective.budget)
+}
+
 /// The planner's memory between steps.
 #[derive(Debug, Clone, Default)]
 pub struct Planner {
