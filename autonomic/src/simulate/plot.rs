@@ -44,8 +44,14 @@ pub fn svg(report: &Report) -> String {
         b = H - PAD,
         r = W - PAD
     );
+    // At most one queue point per pixel column.
     let mut queue = String::new();
+    let mut column = f64::NEG_INFINITY;
     for s in &report.timeline {
+        if x(s.at).floor() == column {
+            continue;
+        }
+        column = x(s.at).floor();
         let cmd = if queue.is_empty() { 'M' } else { 'L' };
         let _ = write!(
             queue,
@@ -68,11 +74,15 @@ pub fn svg(report: &Report) -> String {
                 None => {
                     let _ = write!(path, "M{:.1} {v:.1} ", x(s.at));
                 }
+                Some(prev) if prev == v => continue,
                 Some(prev) => {
                     let _ = write!(path, "L{:.1} {prev:.1} L{:.1} {v:.1} ", x(s.at), x(s.at));
                 }
             }
             last = Some(v);
+        }
+        if let Some(v) = last {
+            let _ = write!(path, "L{:.1} {v:.1}", x(t_max));
         }
         let _ = writeln!(
             out,
