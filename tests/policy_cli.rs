@@ -147,3 +147,44 @@ fn simulate_names_a_bad_workload_line_and_exits_2() {
         "{stderr}"
     );
 }
+
+/// The autonomic acceptance scenario, simulated: 60 tasks of 2 s on one
+/// private slot, a 40 s deadline, up to 6 paid machines.
+#[test]
+fn simulate_exits_1_when_the_budget_forbids_meeting_the_deadline() {
+    let policy = "[objective]\ndeadline = \"40s\"\n[scaling]\ninterval = \"1s\"\n\
+                  [[resources]]\nname = \"private\"\nprovider = \"static\"\ncount = 1\n\
+                  [[resources]]\nname = \"paid\"\nprovider = \"local\"\nprice_per_hour = 3.6\nboot_time = \"2s\"\nmax = 6\n";
+    let workload = scratch(
+        "sleep2.toml",
+        "tasks = 60\nduration = { dist = \"fixed\", mean = \"2s\" }\n",
+    );
+    let run = |name: &str, policy: &str| {
+        let path = scratch(name, policy);
+        let out = halley(&[
+            "simulate",
+            "--policy",
+            path.to_str().unwrap(),
+            "--workload",
+            workload.to_str().unwrap(),
+            "--json",
+        ]);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), json)
+    };
+    let (code, json) = run("met.toml", policy);
+    assert_eq!(
+        (code, &json["deadline_met"]),
+        (Some(0), &serde_json::Value::Bool(true)),
+        "{json}"
+    );
+    assert!(json["peak_workers"].as_u64().unwrap() > 1);
+    let (code, json) = run(
+        "broke.toml",
+        &policy.replace("deadline = \"40s\"", "deadline = \"40s\"\nbudget = 0.05"),
+    );
+    assert_eq!(code, Some(1), "{json}");
+    assert_eq!(json["deadline_met"], false);
+    assert_eq!(json["budget_met"], true);
+    assert!(json["cost"].as_f64().unwrap() <= 0.05);
+}
