@@ -7,6 +7,23 @@
 //! a machine is gone ([`Manager::released`]) — and every `scaling.interval`
 //! calls [`Manager::step`], which plans and has the provider carry it out.
 //! Machines go requested → booting → running → draining → released.
+//!
+//! The run loop's side of the seam:
+//!
+//! ```text
+//! let mut manager = Manager::new(policy);            // static machines: running, ids m0..
+//! let mut provider = LocalProvider::new(worker_line); // or CommandProvider, per class
+//! every scaling.interval:
+//!     for each worker: manager.heard(id, now, busy_slots)   // else replaced after heartbeat_timeout
+//!     for each task done: manager.task_finished(id, secs)
+//!     let decisions = manager.step(now, Tasks { queued, running, done }, &mut provider);
+//!     progress: manager.workers_by_class(), manager.spent(now), manager.projected(now, tasks)
+//! a draining machine whose worker left: manager.released(id, now)
+//! at the end: manager.finish(now, &mut provider); summary.json "decisions" = manager.decisions()
+//! ```
+//!
+//! Workers tell which machine they are by `HALLEY_MACHINE` (`m3`), set in the
+//! environment of the local worker process and of a `command` start script.
 
 use std::collections::BTreeMap;
 

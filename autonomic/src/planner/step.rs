@@ -305,7 +305,8 @@ impl<'a> Step<'a> {
     }
 
     /// Whether a per-hour machine earns another hour: work is queued, the
-    /// budget affords it, and the deadline would be missed without it.
+    /// budget affords it, and without it the deadline would be missed or
+    /// nearly (within a tenth of the time left).
     pub fn needed_another_hour(&self, m: &Machine, gone: &[MachineId]) -> bool {
         let objective = &self.policy.objective;
         let price = self.policy.resources[m.class].price_per_hour;
@@ -318,8 +319,10 @@ impl<'a> Step<'a> {
         }
         let mut without = gone.to_vec();
         without.push(m.id);
-        objective
-            .deadline
-            .is_none_or(|d| self.finish(&self.none(), &without) > d)
+        // A tenth of the time left as slack: no release now and rebuy later.
+        objective.deadline.is_none_or(|d| {
+            let slack = 0.1 * (d - self.snap.now).max(0.0);
+            self.finish(&self.none(), &without) > d - slack
+        })
     }
 }
