@@ -1,4 +1,4 @@
-//! The simulator: the same [`Manager`] and planner on a virtual clock, with a
+//! The simulator: the same [`Manager`](crate::manager::Manager) and planner on a virtual clock, with a
 //! workload model, seeded (same seed, same result), machine boot times and
 //! billing — "what would this policy do, cost and finish?" before anyone pays,
 //! compared with an oracle lower bound.
