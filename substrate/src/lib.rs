@@ -5,11 +5,13 @@
 //! uses. The embedded space drives a sans-io [`store::Store`] directly; the
 //! libp2p node serves the same store to remote clients.
 
+pub mod embedded;
 pub mod space;
 pub mod store;
 pub mod template;
 pub mod tuple;
 
+pub use embedded::EmbeddedSpace;
 pub use space::{Space, SpaceError, Subscription};
 pub use template::{Field, Range, Template, TemplateError};
 pub use tuple::{Kind, Tuple, Value};
