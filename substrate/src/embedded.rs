@@ -147,7 +147,8 @@ impl EmbeddedSpace {
         max: usize,
         timeout: Option<Duration>,
     ) -> Result<Vec<Tuple>, SpaceError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // Past the clock's range: wait forever.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if let Some(found) = self.try_once(template.clone(), kind, max, left).await? {

@@ -244,3 +244,15 @@ async fn concurrent_takers_take_every_tuple_exactly_once() {
     assert!(space.is_empty());
     assert_eq!(space.shared.lock().store.reserved(), 0);
 }
+
+#[tokio::test]
+async fn a_huge_timeout_waits_like_none() {
+    let space = EmbeddedSpace::new();
+    let take = space.take(job(), Some(Duration::MAX));
+    let out = async {
+        tokio::time::sleep(2 * MS).await;
+        space.out(tuple!("job", 3_i64, 3_i64)).await.unwrap();
+    };
+    let (got, ()) = tokio::join!(take, out);
+    assert_eq!(got.unwrap(), Some(tuple!("job", 3_i64, 3_i64)));
+}

@@ -207,6 +207,12 @@ impl Store {
         if max == 0 {
             return Vec::new();
         }
+        if max == 1 {
+            let Some((slot, _)) = self.table.first(template, now) else {
+                return Vec::new();
+            };
+            return self.table.remove(slot).map(|s| s.tuple).into_iter().collect();
+        }
         let mut slots = Vec::new();
         self.table.visit(template, now, |slot, _| {
             slots.push(slot);
