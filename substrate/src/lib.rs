@@ -5,13 +5,16 @@
 //! uses. The embedded space drives a sans-io [`store::Store`] directly; the
 //! libp2p node serves the same store to remote clients.
 
+pub mod embedded;
 pub mod keyspace;
 pub mod ring;
 pub mod space;
+pub mod store;
 pub mod syntax;
 pub mod template;
 pub mod tuple;
 
+pub use embedded::EmbeddedSpace;
 pub use space::{Space, SpaceError, Subscription};
 pub use syntax::{ParseError, parse_template, parse_tuple};
 pub use template::{Field, Range, Template, TemplateError};
