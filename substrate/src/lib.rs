@@ -8,6 +8,7 @@
 pub mod space;
 pub mod template;
 pub mod tuple;
+pub mod wire;
 
 pub use space::{Space, SpaceError, Subscription};
 pub use template::{Field, Range, Template, TemplateError};
