@@ -6,10 +6,12 @@
 //! libp2p node serves the same store to remote clients.
 
 pub mod space;
+pub mod syntax;
 pub mod template;
 pub mod tuple;
 pub mod wire;
 
 pub use space::{Space, SpaceError, Subscription};
+pub use syntax::{ParseError, parse_template, parse_tuple};
 pub use template::{Field, Range, Template, TemplateError};
 pub use tuple::{Kind, Tuple, Value};
