@@ -6,6 +6,7 @@
 //! libp2p node serves the same store to remote clients.
 
 pub mod space;
+pub mod store;
 pub mod syntax;
 pub mod template;
 pub mod tuple;
