@@ -5,6 +5,9 @@
 //! uses. The embedded space drives a sans-io [`store::Store`] directly; the
 //! libp2p node serves the same store to remote clients.
 
+pub mod client;
+pub mod net;
+pub mod node;
 pub mod space;
 pub mod store;
 pub mod syntax;

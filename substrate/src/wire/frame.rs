@@ -13,8 +13,9 @@ use std::task::{Context, Poll, ready};
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use futures::{AsyncRead, Stream};
+use serde::Serialize;
 
-use super::message::Message;
+use super::message::{Message, Request, Response};
 
 /// The largest frame body, in bytes.
 pub const MAX_FRAME: usize = 8 * 1024 * 1024;
@@ -40,9 +41,33 @@ pub enum FrameError {
 
 /// Appends `message` as one frame to `buf`; on error `buf` is left as it was.
 pub fn encode(buf: &mut Vec<u8>, message: &Message) -> Result<(), FrameError> {
+    encode_value(buf, message)
+}
+
+/// Appends the frame of request `id` to `buf`, like [`encode`] without
+/// building a [`Message`].
+pub fn encode_request(buf: &mut Vec<u8>, id: u64, request: &Request) -> Result<(), FrameError> {
+    encode_value(buf, &MessageRef::Request { id, request })
+}
+
+/// Appends the frame of answer `id` to `buf`, like [`encode`] without
+/// building a [`Message`].
+pub fn encode_response(buf: &mut Vec<u8>, id: u64, response: &Response) -> Result<(), FrameError> {
+    encode_value(buf, &MessageRef::Response { id, response })
+}
+
+/// [`Message`] by reference: the same variants in the same order, so the
+/// same bytes.
+#[derive(Serialize)]
+enum MessageRef<'a> {
+    Request { id: u64, request: &'a Request },
+    Response { id: u64, response: &'a Response },
+}
+
+fn encode_value<T: Serialize>(buf: &mut Vec<u8>, value: &T) -> Result<(), FrameError> {
     let start = buf.len();
     buf.extend_from_slice(&[0; 4]);
-    let written = bincode::serde::encode_into_std_write(message, buf, CONFIG);
+    let written = bincode::serde::encode_into_std_write(value, buf, CONFIG);
     let len = buf.len() - start - 4;
     match written {
         Ok(_) if len <= MAX_FRAME => {
@@ -180,8 +205,7 @@ mod tests {
     use super::*;
     use crate::template::{Field, Template};
     use crate::tuple;
-    use crate::wire::message::{Request, Response};
-
+    
     fn sample() -> Vec<Message> {
         vec![
             Message::Request {
@@ -222,6 +246,22 @@ mod tests {
         }
         let back: Vec<Message> = read_all(&buf).into_iter().map(Result::unwrap).collect();
         assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn borrowed_encodings_match_owned_ones() {
+        for m in sample() {
+            let (mut owned, mut borrowed) = (Vec::new(), Vec::new());
+            encode(&mut owned, &m).unwrap();
+            match &m {
+                Message::Request { id, request } => encode_request(&mut borrowed, *id, request),
+                Message::Response { id, response } => {
+                    encode_response(&mut borrowed, *id, response)
+                }
+            }
+            .unwrap();
+            assert_eq!(owned, borrowed);
+        }
     }
 
     #[test]

@@ -12,7 +12,9 @@
 pub mod frame;
 pub mod message;
 
-pub use frame::{FrameError, FrameReader, MAX_FRAME, encode, frames};
+pub use frame::{
+    FrameError, FrameReader, MAX_FRAME, encode, encode_request, encode_response, frames,
+};
 pub use message::{ErrorKind, Message, PeerStatus, Request, Response, Status};
 
 use libp2p::StreamProtocol;
