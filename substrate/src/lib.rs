@@ -8,6 +8,7 @@
 pub mod keyspace;
 pub mod ring;
 pub mod space;
+pub mod store;
 pub mod syntax;
 pub mod template;
 pub mod tuple;
