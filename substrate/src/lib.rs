@@ -6,6 +6,7 @@
 //! libp2p node serves the same store to remote clients.
 
 pub mod keyspace;
+pub mod overlay;
 pub mod ring;
 pub mod space;
 pub mod store;
