@@ -35,6 +35,10 @@ mod peer;
 mod query;
 mod serve;
 
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
 
 pub use msg::{Command, Event, Msg, Op, OpId, OverlayError, Reply};
 pub use peer::Peer;
