@@ -26,7 +26,8 @@ fn between(a: u64, x: u64, b: u64) -> bool {
 }
 
 impl Peer {
-    pub(super) fn on_view(&mut self, view: View, changed: u64, now: u64) {
+    /// Takes a new view; false if nothing but the view and router changed.
+    pub(super) fn on_view(&mut self, view: View, changed: u64, now: u64) -> bool {
         self.view = view;
         self.forget_router();
         let near = self.span.is_none_or(|(a, b)| between(a, changed, b));
@@ -34,10 +35,11 @@ impl Peer {
             self.rebalance(now);
             self.refresh_neighbourhood();
         }
-        self.drop_dead_replicas();
+        let waiting = self.drop_dead_replicas();
         if !self.queries.is_empty() {
             self.reask(now);
         }
+        near || waiting || !self.queries.is_empty()
     }
 
     /// Caches the replica targets and the stretch of ring whose changes

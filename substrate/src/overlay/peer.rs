@@ -128,13 +128,24 @@ impl Peer {
 
     /// Feeds one event at time `now`; returns what the driver must do.
     pub fn handle(&mut self, event: Event, now: u64) -> Vec<Command> {
+        if let Event::View { view, changed } = event {
+            // Most changes are far away: only the view and router change.
+            if !self.on_view(view, changed, now) {
+                return Vec::new();
+            }
+            return self.finish_event(now);
+        }
         match event {
             Event::Client { op, request } => self.on_client(op, request, now),
             Event::Message { from, msg } => self.on_message(from, msg, now),
             Event::Timer => self.on_timer(now),
-            Event::View { view, changed } => self.on_view(view, changed, now),
+            Event::View { .. } => unreachable!("handled above"),
             Event::Leave => self.on_leave(now),
         }
+        self.finish_event(now)
+    }
+
+    fn finish_event(&mut self, now: u64) -> Vec<Command> {
         while let Some(msg) = self.inbox.pop_front() {
             self.on_message(self.id, msg, now);
         }
@@ -406,8 +417,12 @@ impl Peer {
         }
     }
 
-    /// Stops waiting for acknowledgements from peers no longer in the view.
-    pub(super) fn drop_dead_replicas(&mut self) {
+    /// Stops waiting for acknowledgements from peers no longer in the view;
+    /// false if no `out` was waiting.
+    pub(super) fn drop_dead_replicas(&mut self) -> bool {
+        if self.replicating.is_empty() {
+            return false;
+        }
         let view = Arc::clone(&self.view);
         let tokens: Vec<u64> = self.replicating.keys().copied().collect();
         for token in tokens {
@@ -416,6 +431,7 @@ impl Peer {
             }
             self.check_replicated(token);
         }
+        true
     }
 
     /// Puts a tuple that arrived from another peer where it belongs: in the

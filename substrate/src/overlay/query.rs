@@ -4,6 +4,7 @@
 //! changes, give up at the deadline.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
 
 use super::msg::Ask;
 use super::{Msg, OpId, Peer, Reply, Tagged, TupleId};
@@ -15,6 +16,8 @@ use crate::template::Template;
 pub(super) struct Query {
     ask: Ask,
     template: Template,
+    /// The template's keyspace cover: its candidates are their owners.
+    ranges: Vec<RangeInclusive<u64>>,
     deadline: Option<u64>,
     round: u32,
     asked: BTreeSet<u64>,
@@ -41,9 +44,11 @@ impl Peer {
         wait_ms: Option<u64>,
         now: u64,
     ) {
+        let ranges = self.keyspace.ranges_for(&template, self.config.max_ranges);
         let query = Query {
             ask,
             template,
+            ranges,
             deadline: wait_ms.map(|w| now + w),
             round: 0,
             asked: BTreeSet::new(),
@@ -60,7 +65,7 @@ impl Peer {
         let Some(q) = self.queries.get(&op) else {
             return;
         };
-        let candidates = self.candidates(&q.template);
+        let candidates = self.view.owners_of(&q.ranges);
         self.ask_some(op, candidates, now);
     }
 
@@ -199,12 +204,10 @@ impl Peer {
             if q.accepted_at.is_some() {
                 continue;
             }
-            let template = q.template.clone();
-            let asked = q.asked.clone();
-            let fresh: Vec<u64> = self
-                .candidates(&template)
+            let fresh: Vec<u64> = view
+                .owners_of(&q.ranges)
                 .into_iter()
-                .filter(|p| !asked.contains(p))
+                .filter(|p| !q.asked.contains(p))
                 .collect();
             self.ask_some(op, fresh, now);
         }

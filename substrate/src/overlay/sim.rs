@@ -161,8 +161,10 @@ impl Sim {
     }
 
     fn random_peer(&mut self) -> u64 {
-        let n = self.rng.below(self.ring.len() as u64) as usize;
-        self.ring.iter().nth(n).expect("in range")
+        // The owner of a random index: a peer chosen in proportion to its
+        // arc, in O(log N).
+        let index = self.rng.next();
+        self.ring.owner(index).expect("a non-empty ring")
     }
 
     fn step(&mut self, item: Item) {
@@ -337,10 +339,17 @@ impl Sim {
     }
 
     fn broadcast(&mut self, changed: u64) {
-        let ids: Vec<u64> = self.peers.keys().copied().collect();
-        for id in ids {
+        let now = self.now;
+        let mut busy = Vec::new();
+        for (&id, peer) in &mut self.peers {
             let view = Arc::clone(&self.ring);
-            self.feed(id, Event::View { view, changed });
+            let commands = peer.handle(Event::View { view, changed }, now);
+            if !commands.is_empty() {
+                busy.push((id, commands));
+            }
+        }
+        for (id, commands) in busy {
+            self.apply(id, commands);
         }
     }
 
