@@ -47,6 +47,7 @@ impl Peer {
     pub(super) fn refresh_neighbourhood(&mut self) {
         let r = self.config.replicas;
         self.successors = self.view.successors(self.id, r.saturating_sub(1));
+        self.predecessor = self.view.predecessor(self.id);
         self.span = (self.view.len() > 2 * r + 1).then(|| {
             let mut before = self.id;
             for _ in 0..r {
@@ -67,10 +68,15 @@ impl Peer {
 
         let r = self.config.replicas;
         let successors = self.view.successors(self.id, r.saturating_sub(1));
+        // A grown arc (a departed predecessor's tuples adopted before this
+        // view showed it gone) is re-replicated to every successor, which
+        // ignored those copies under the old view; otherwise only new
+        // successors need the arc.
+        let grown = self.predecessor != self.view.predecessor(self.id);
         let fresh: Vec<u64> = successors
             .iter()
             .copied()
-            .filter(|p| !self.successors.contains(p))
+            .filter(|p| grown || !self.successors.contains(p))
             .collect();
         self.successors = successors;
 

@@ -36,6 +36,8 @@ pub struct Peer {
     pub(super) span: Option<(u64, u64)>,
     /// This peer's replica set after itself: its next R−1 peers.
     pub(super) successors: Vec<u64>,
+    /// The predecessor when the view last concerned this peer.
+    pub(super) predecessor: Option<u64>,
     /// The tuples this peer is primary for (stored form).
     pub(super) store: Store,
     /// Copies held for the arcs this peer is a replica of.
@@ -71,6 +73,7 @@ impl Peer {
             router: None,
             span: None,
             successors: Vec::new(),
+            predecessor: None,
             store: Store::new(),
             copies: BTreeMap::new(),
             copy_expiries: BTreeSet::new(),

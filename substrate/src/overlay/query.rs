@@ -18,6 +18,9 @@ pub(super) struct Query {
     template: Template,
     /// The template's keyspace cover: its candidates are their owners.
     ranges: Vec<RangeInclusive<u64>>,
+    /// Only what candidates hold now (`wait_ms == Some(0)`): no deadline,
+    /// the query ends when every candidate has answered.
+    probe: bool,
     deadline: Option<u64>,
     round: u32,
     asked: BTreeSet<u64>,
@@ -49,7 +52,8 @@ impl Peer {
             ask,
             template,
             ranges,
-            deadline: wait_ms.map(|w| now + w),
+            probe: wait_ms == Some(0),
+            deadline: wait_ms.filter(|&w| w > 0).map(|w| now + w),
             round: 0,
             asked: BTreeSet::new(),
             waiting: BTreeSet::new(),
@@ -73,7 +77,10 @@ impl Peer {
         let Some(q) = self.queries.get_mut(&op) else {
             return;
         };
-        let wait_ms = q.deadline.map(|d| d.saturating_sub(now));
+        let wait_ms = match q.probe {
+            true => Some(0),
+            false => q.deadline.map(|d| d.saturating_sub(now)),
+        };
         let (round, ask, template) = (q.round, q.ask, q.template.clone());
         q.asked.extend(&peers);
         q.waiting.extend(&peers);

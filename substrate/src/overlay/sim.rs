@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::{Command, Config, Event, Msg, Op, OpId, Peer, Reply, TupleId};
+use crate::keyspace::Keyspace;
 use crate::ring::Ring;
 use crate::template::{Field, Template};
 use crate::tuple::{Tuple, Value};
@@ -19,7 +20,7 @@ const SETTLE_MS: u64 = 1_500;
 const MAX_DELAY_MS: u64 = 20;
 
 /// SplitMix64: the simulation's only source of randomness.
-pub(super) struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
     pub(super) fn next(&mut self) -> u64 {
@@ -52,6 +53,7 @@ pub(super) struct Outcome {
     pub(super) ins_found: usize,
     pub(super) ins_empty: usize,
     pub(super) rds_found: usize,
+    pub(super) scanned: usize,
     pub(super) hops: u64,
     pub(super) routed: u64,
     pub(super) joins: usize,
@@ -82,6 +84,7 @@ pub(super) struct Plan {
 
 pub(super) struct Sim {
     config: Config,
+    keyspace: Keyspace,
     rng: Rng,
     now: u64,
     seq: u64,
@@ -93,6 +96,8 @@ pub(super) struct Sim {
     written: Vec<Tuple>,
     kinds: BTreeMap<(u64, OpId), char>,
     acked: BTreeSet<TupleId>,
+    /// Acknowledged outs with a TTL, all expired by the end of the run.
+    expiring: BTreeSet<TupleId>,
     taken: BTreeMap<TupleId, u32>,
     outcome: Outcome,
 }
@@ -113,6 +118,7 @@ impl Sim {
             .collect();
         Sim {
             config,
+            keyspace: Keyspace::new(config.dims).expect("valid dims"),
             rng,
             now: 0,
             seq: 0,
@@ -123,6 +129,7 @@ impl Sim {
             written: Vec::new(),
             kinds: BTreeMap::new(),
             acked: BTreeSet::new(),
+            expiring: BTreeSet::new(),
             taken: BTreeMap::new(),
             outcome: Outcome::default(),
         }
@@ -221,13 +228,25 @@ impl Sim {
         let line = format!("{} {peer} {} {kind} {reply:?}", self.now, op.0);
         self.outcome.digest = fnv(self.outcome.digest, line.as_bytes());
         match (kind, reply) {
-            ('o', Reply::Stored { id, hops }) => {
+            ('o' | 't', Reply::Stored { id, hops }) => {
                 self.outcome.outs_acked += 1;
                 self.outcome.hops += u64::from(hops);
                 self.outcome.routed += 1;
-                assert!(self.acked.insert(id), "{id:?} acknowledged twice");
+                let set = if kind == 't' {
+                    &mut self.expiring
+                } else {
+                    &mut self.acked
+                };
+                assert!(set.insert(id), "{id:?} acknowledged twice");
             }
-            ('o', Reply::Failed(_)) => self.outcome.outs_failed += 1,
+            ('o' | 't', Reply::Failed(_)) => self.outcome.outs_failed += 1,
+            ('s', Reply::Listed(found)) => {
+                self.outcome.scanned += found.len();
+                assert!(
+                    found.windows(2).all(|w| w[0].id < w[1].id),
+                    "a scan repeats a tuple"
+                );
+            }
             ('i', Reply::Found(Some(t))) => {
                 self.outcome.ins_found += 1;
                 *self.taken.entry(t.id).or_default() += 1;
@@ -239,20 +258,34 @@ impl Sim {
         }
     }
 
-    /// Outs (half), ins (a third, some blocking), rds; templates name a
-    /// written tuple's keywords exactly, or range over the second.
+    /// Outs (half, one in eight with a TTL), ins (a third, half of them
+    /// blocking), rds and scans; templates name a written tuple's keywords
+    /// exactly, or range over the second.
     fn random_op(&mut self) -> (char, Op) {
-        let roll = self.rng.below(12);
-        if roll < 6 || self.written.is_empty() {
-            let key = format!("k{}", self.rng.below(40));
+        let roll = self.rng.below(24);
+        if roll < 12 || self.written.is_empty() {
+            // Hot string keys crowd a few peers; random ints spread over all.
+            let key = match self.rng.below(2) {
+                0 => Value::Str(format!("k{}", self.rng.below(40))),
+                _ => Value::Int(self.rng.next() as i64),
+            };
             let tuple = Tuple::new(vec![
-                Value::Str(key),
+                key,
                 Value::Int(self.rng.below(1_000) as i64),
                 Value::Int(self.rng.next() as i64),
             ]);
             self.written.push(tuple.clone());
-            let ttl_ms = None;
-            return ('o', Op::Out { tuple, ttl_ms });
+            if self.rng.below(8) == 0 {
+                let ttl_ms = Some(500 + self.rng.below(2_000));
+                return ('t', Op::Out { tuple, ttl_ms });
+            }
+            return (
+                'o',
+                Op::Out {
+                    tuple,
+                    ttl_ms: None,
+                },
+            );
         }
         let like = self.written[self.rng.below(self.written.len() as u64) as usize].clone();
         let first = Field::Actual(like.fields()[0].clone());
@@ -269,10 +302,16 @@ impl Sim {
         } else {
             Some(3_000)
         };
-        if roll < 10 {
-            ('i', Op::In { template, wait_ms })
-        } else {
-            ('r', Op::Rd { template, wait_ms })
+        match roll {
+            ..20 => ('i', Op::In { template, wait_ms }),
+            ..23 => ('r', Op::Rd { template, wait_ms }),
+            _ => (
+                's',
+                Op::Scan {
+                    template,
+                    limit: 100,
+                },
+            ),
         }
     }
 
@@ -318,6 +357,17 @@ impl Sim {
         panic!("no quiet place for a membership change at {}", self.now);
     }
 
+    /// A random peer, or half the time the primary of a random written
+    /// tuple: changes that move tuples are the ones worth testing.
+    fn victim(&mut self) -> u64 {
+        if self.written.is_empty() || self.rng.below(2) == 0 {
+            return self.random_peer();
+        }
+        let n = self.rng.below(self.written.len() as u64) as usize;
+        let index = self.keyspace.index_of(&self.written[n]);
+        self.ring.owner(index).expect("a non-empty ring")
+    }
+
     /// Whether no change in the last `SETTLE_MS` lies within `r` peers of `id`.
     fn quiet_around(&mut self, id: u64, r: usize) -> bool {
         let now = self.now;
@@ -355,6 +405,7 @@ impl Sim {
 
     /// The invariants after quiescence.
     fn check(&mut self) {
+        assert!(self.kinds.is_empty(), "unanswered: {:?}", self.kinds);
         for (id, &n) in &self.taken {
             assert_eq!(n, 1, "{id:?} taken {n} times");
         }
@@ -372,6 +423,9 @@ impl Sim {
         for id in self.taken.keys() {
             assert!(!held.contains_key(id), "{id:?} taken and still held");
         }
+        for id in &self.expiring {
+            assert!(!held.contains_key(id), "{id:?} outlived its TTL");
+        }
         let r = self.config.replicas;
         let mut copies = 0;
         for (&p, peer) in &self.peers {
@@ -380,6 +434,12 @@ impl Sim {
                 let primary = held.get(&id).copied();
                 let expected = primary.is_some_and(|q| self.ring.successors(q, r - 1).contains(&p));
                 assert!(expected, "{id:?} copied at {p:#x}, primary {primary:x?}");
+            }
+        }
+        for (id, &p) in &held {
+            for s in self.ring.successors(p, r - 1) {
+                let copied = self.peers[&s].copy_ids().contains(id);
+                assert!(copied, "{id:?} held at {p:#x} has no copy at {s:#x}");
             }
         }
         let wanted = held.len() * (r - 1).min(self.ring.len() - 1);

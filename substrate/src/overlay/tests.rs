@@ -178,6 +178,30 @@ fn the_same_seed_gives_the_same_run() {
     assert_ne!(a.digest, c.digest);
 }
 
+/// Many small runs with heavy churn (30% of the peers), with two and three
+/// copies, each checked.
+#[test]
+fn twenty_seeds_with_heavy_churn_keep_the_invariants() {
+    for seed in 0..20 {
+        let config = Config {
+            replicas: 2 + seed as usize % 2,
+            ..Config::default()
+        };
+        let plan = Plan {
+            seed,
+            peers: 60,
+            ops: 800,
+            churn: 18,
+            span_ms: 12_000,
+        };
+        let outcome = Sim::run(plan, config);
+        assert!(
+            outcome.crashes + outcome.leaves > 0,
+            "seed {seed}: {outcome:?}"
+        );
+    }
+}
+
 fn churned_run(peers: usize, ops: usize, span_ms: u64) {
     let plan = Plan {
         seed: 2026,
@@ -207,4 +231,56 @@ fn a_thousand_peers_with_churn_lose_and_double_nothing() {
 #[test]
 fn ten_thousand_peers_with_churn_lose_and_double_nothing() {
     churned_run(10_000, 6_000, 60_000);
+}
+
+/// The checker is not vacuous: with one copy per tuple, crashes lose
+/// acknowledged tuples and the run fails.
+#[test]
+#[should_panic(expected = "present false, taken false")]
+fn with_a_single_copy_crashes_lose_tuples() {
+    let plan = Plan {
+        seed: 11,
+        peers: 100,
+        ops: 2_000,
+        churn: 30,
+        span_ms: 10_000,
+    };
+    let config = Config {
+        replicas: 1,
+        ..Config::default()
+    };
+    Sim::run(plan, config);
+}
+
+/// Peers asked and routing hops for templates with 0, 1 and 2 wildcard
+/// keywords on 100 peers (the figures for BENCHMARKS.md).
+#[test]
+fn wildcards_widen_the_peers_asked() {
+    let mut rng = super::sim::Rng(5);
+    let view = Arc::new(Ring::from_iter((0..100).map(|_| rng.next())));
+    let peer = Peer::new(
+        view.iter().next().unwrap(),
+        Config::default(),
+        Arc::clone(&view),
+    )
+    .unwrap();
+    let keys = 50;
+    let mut asked = [0usize; 3];
+    for k in 0..keys {
+        let key = Field::Actual(Value::Str(format!("task-{k}")));
+        let n = Field::Actual(Value::Int(k * 37));
+        let templates = [
+            Template::new(vec![key.clone(), n, Field::Any]),
+            Template::new(vec![key, Field::Any, Field::Any]),
+            Template::new(vec![Field::Any, Field::Any, Field::Any]),
+        ];
+        for (wild, t) in templates.iter().enumerate() {
+            asked[wild] += peer.candidates(t).len();
+        }
+    }
+    let mean = asked.map(|a| a as f64 / keys as f64);
+    println!("100 peers, peers asked by wildcard keywords 0/1/2: {mean:?}");
+    assert_eq!(mean[0], 1.0);
+    assert!(mean[0] < mean[1] && mean[1] < mean[2], "{mean:?}");
+    assert!(mean[2] <= 100.0);
 }
