@@ -20,9 +20,10 @@ fn stored_index(keyspace: &Keyspace, stored: &Tuple) -> u64 {
     ))
 }
 
-/// Whether `x` lies in the clockwise interval `(a, b]`, for `a != b`.
-fn between(a: u64, x: u64, b: u64) -> bool {
-    x.wrapping_sub(a).wrapping_sub(1) < b.wrapping_sub(a)
+/// Whether `x` lies in the clockwise interval `[a, b]`: the ends count, a
+/// departed R-th predecessor changes this peer's copies too.
+fn within(a: u64, x: u64, b: u64) -> bool {
+    x.wrapping_sub(a) <= b.wrapping_sub(a)
 }
 
 impl Peer {
@@ -30,7 +31,7 @@ impl Peer {
     pub(super) fn on_view(&mut self, view: View, changed: u64, now: u64) -> bool {
         self.view = view;
         self.forget_router();
-        let near = self.span.is_none_or(|(a, b)| between(a, changed, b));
+        let near = self.span.is_none_or(|(a, b)| within(a, changed, b));
         if near {
             self.rebalance(now);
             self.refresh_neighbourhood();

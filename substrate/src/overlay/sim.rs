@@ -303,8 +303,8 @@ impl Sim {
             Some(3_000)
         };
         match roll {
-            ..20 => ('i', Op::In { template, wait_ms }),
-            ..23 => ('r', Op::Rd { template, wait_ms }),
+            12..20 => ('i', Op::In { template, wait_ms }),
+            20..23 => ('r', Op::Rd { template, wait_ms }),
             _ => (
                 's',
                 Op::Scan {
@@ -319,10 +319,9 @@ impl Sim {
         let r = self.config.replicas;
         for _ in 0..50 {
             let kind = self.rng.below(3);
-            let id = if kind == 0 {
-                self.rng.next()
-            } else {
-                self.random_peer()
+            let id = match kind {
+                0 => self.rng.next(),
+                _ => self.victim(),
             };
             let busy = kind != 0 && self.peers.get(&id).is_none_or(|p| p.pending() > 0);
             if busy || !self.quiet_around(id, r) {
@@ -433,7 +432,12 @@ impl Sim {
             for id in peer.copy_ids() {
                 let primary = held.get(&id).copied();
                 let expected = primary.is_some_and(|q| self.ring.successors(q, r - 1).contains(&p));
-                assert!(expected, "{id:?} copied at {p:#x}, primary {primary:x?}");
+                assert!(
+                    expected,
+                    "{id:?} copied at {p:#x}, primary {primary:x?}, acked {}, taken {}",
+                    self.acked.contains(&id),
+                    self.taken.contains_key(&id)
+                );
             }
         }
         for (id, &p) in &held {
