@@ -117,6 +117,8 @@ pub struct Config {
     pub lease_ms: u64,
     /// How long an `out` may wait for its acknowledgement.
     pub out_timeout_ms: u64,
+    /// How long before an unacknowledged `out` is sent again (same id).
+    pub retry_ms: u64,
     /// How long a removed id is remembered.
     pub tombstone_ms: u64,
     /// Routing hops after which a message is dropped.
@@ -127,7 +129,7 @@ pub struct Config {
 
 impl Default for Config {
     /// Two replicas, two keyword fields, 16 ranges, 2 s leases, 10 s `out`
-    /// timeout, 60 s tombstones, 64 hops, 8 successors.
+    /// timeout retried every second, 60 s tombstones, 64 hops, 8 successors.
     fn default() -> Self {
         Config {
             replicas: 2,
@@ -135,6 +137,7 @@ impl Default for Config {
             max_ranges: 16,
             lease_ms: 2_000,
             out_timeout_ms: 10_000,
+            retry_ms: 1_000,
             tombstone_ms: 60_000,
             max_hops: 64,
             successors: 8,

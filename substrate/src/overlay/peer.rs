@@ -23,6 +23,17 @@ struct Replicating {
     waiting: BTreeSet<u64>,
 }
 
+/// A client's `out` waiting for its acknowledgement; re-sent (same id, so
+/// the primary stores it once) every `retry_ms` until the deadline.
+#[derive(Debug)]
+struct Writing {
+    deadline: u64,
+    retry_at: u64,
+    index: u64,
+    tuple: Tagged,
+    expires_at: Option<u64>,
+}
+
 /// One peer of the overlay. See the module docs.
 #[derive(Debug)]
 pub struct Peer {
@@ -47,7 +58,7 @@ pub struct Peer {
     tombstone_ends: BTreeSet<(u64, TupleId)>,
     next_seq: u64,
     next_token: u64,
-    outs: BTreeMap<OpId, u64>,
+    outs: BTreeMap<OpId, Writing>,
     replicating: BTreeMap<u64, Replicating>,
     pub(super) queries: BTreeMap<OpId, Query>,
     pub(super) held: BTreeMap<ReservationId, Held>,
@@ -164,10 +175,15 @@ impl Peer {
                     seq: self.next_seq,
                 };
                 self.next_seq += 1;
-                self.outs.insert(op, now + self.config.out_timeout_ms);
-                let index = self.keyspace.index_of(&tuple);
-                let wire = (Tagged { id, tuple }, ttl_ms);
-                self.route(index, 0, self.id, op, wire, now);
+                let writing = Writing {
+                    deadline: now + self.config.out_timeout_ms,
+                    retry_at: now,
+                    index: self.keyspace.index_of(&tuple),
+                    tuple: Tagged { id, tuple },
+                    expires_at: ttl_ms.map(|t| now + t),
+                };
+                self.outs.insert(op, writing);
+                self.retry_outs(now);
             }
             Op::In { template, wait_ms } => self.start(op, Ask::Take, template, wait_ms, now),
             Op::Rd { template, wait_ms } => self.start(op, Ask::Read, template, wait_ms, now),
@@ -242,13 +258,14 @@ impl Peer {
         let late: Vec<OpId> = self
             .outs
             .iter()
-            .filter(|&(_, &deadline)| deadline <= now)
+            .filter(|(_, w)| w.deadline <= now)
             .map(|(&op, _)| op)
             .collect();
         for op in late {
             self.outs.remove(&op);
             self.reply(op, Reply::Failed(super::OverlayError::Timeout));
         }
+        self.retry_outs(now);
         while let Some(&(at, id)) = self.tombstone_ends.first() {
             if at > now {
                 break;
@@ -269,7 +286,7 @@ impl Peer {
     fn arm(&mut self) {
         let due = [
             self.store.next_deadline(),
-            self.outs.values().min().copied(),
+            self.outs.values().map(|w| w.retry_at.min(w.deadline)).min(),
             self.queries.values().filter_map(Query::due).min(),
             self.held.values().map(|h| h.lease_end).min(),
             self.tombstone_ends.first().map(|&(at, _)| at),
@@ -387,6 +404,24 @@ impl Peer {
         }
         if let Some(token) = token {
             self.check_replicated(token);
+        }
+    }
+
+    /// Routes the `out`s due for a (first or further) attempt.
+    fn retry_outs(&mut self, now: u64) {
+        let retry_ms = self.config.retry_ms;
+        let due: Vec<(OpId, u64, super::msg::Wire)> = self
+            .outs
+            .iter_mut()
+            .filter(|(_, w)| w.retry_at <= now)
+            .map(|(&op, w)| {
+                w.retry_at = now + retry_ms;
+                let ttl = w.expires_at.map(|e| e.saturating_sub(now));
+                (op, w.index, (w.tuple.clone(), ttl))
+            })
+            .collect();
+        for (op, index, wire) in due {
+            self.route(index, 0, self.id, op, wire, now);
         }
     }
 

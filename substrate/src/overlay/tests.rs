@@ -220,6 +220,7 @@ fn churned_run(peers: usize, ops: usize, span_ms: u64) {
     assert_eq!(outcome.joins + outcome.leaves + outcome.crashes, peers / 10);
     assert!(outcome.crashes > 0 && outcome.leaves > 0 && outcome.joins > 0);
     assert!(outcome.outs_acked > ops / 3, "{outcome:?}");
+    assert_eq!(outcome.outs_failed, 0, "retries get every out through");
     assert!(outcome.ins_found > ops / 20, "{outcome:?}");
 }
 
