@@ -265,8 +265,14 @@ fn wildcards_widen_the_peers_asked() {
         Arc::clone(&view),
     )
     .unwrap();
+    let routers: std::collections::HashMap<u64, crate::ring::Router> = view
+        .iter()
+        .map(|id| (id, crate::ring::Router::from_view(id, &view, 8)))
+        .collect();
+    let keyspace = crate::keyspace::Keyspace::default();
     let keys = 50;
     let mut asked = [0usize; 3];
+    let mut hops = 0;
     for k in 0..keys {
         let key = Field::Actual(Value::Str(format!("task-{k}")));
         let n = Field::Actual(Value::Int(k * 37));
@@ -278,10 +284,178 @@ fn wildcards_widen_the_peers_asked() {
         for (wild, t) in templates.iter().enumerate() {
             asked[wild] += peer.candidates(t).len();
         }
+        // An exact-keyword operation routed from a random peer instead of
+        // sent straight to the owner the view shows.
+        let from = view.owner(rng.next()).unwrap();
+        let index = keyspace.index_of(&Tuple::new(vec![
+            Value::Str(format!("task-{k}")),
+            Value::Int(k * 37),
+        ]));
+        let found = crate::ring::lookup(from, index, 64, |p| routers.get(&p)).unwrap();
+        assert_eq!(Some(found.owner), view.owner(index));
+        hops += found.hops;
     }
     let mean = asked.map(|a| a as f64 / keys as f64);
-    println!("100 peers, peers asked by wildcard keywords 0/1/2: {mean:?}");
+    let mean_hops = f64::from(hops) / keys as f64;
+    println!(
+        "100 peers, peers asked by wildcard keywords 0/1/2: {mean:?}; \
+         routing hops for an exact template: {mean_hops:.2}; \
+         each asked peer is one direct message"
+    );
+    assert!(mean_hops <= 0.5 * 100f64.log2() + 1.0);
     assert_eq!(mean[0], 1.0);
     assert!(mean[0] < mean[1] && mean[1] < mean[2], "{mean:?}");
     assert!(mean[2] <= 100.0);
+}
+
+/// A hand-driven ring: peers in memory and a queue of commands, delivered
+/// in order (no delays), with the view changed by hand.
+struct Small {
+    peers: Vec<Peer>,
+    view: Ring,
+}
+
+impl Small {
+    fn new(ids: &[u64]) -> Small {
+        let view: Ring = ids.iter().copied().collect();
+        let shared = Arc::new(view.clone());
+        let peers = ids
+            .iter()
+            .map(|&id| Peer::new(id, Config::default(), Arc::clone(&shared)).unwrap())
+            .collect();
+        Small { peers, view }
+    }
+
+    fn run(&mut self, at: u64, event: Event, now: u64) -> Vec<(OpId, Reply)> {
+        let peer = self.peers.iter_mut().find(|p| p.id() == at).unwrap();
+        let first = peer.handle(event, now);
+        settle(
+            &mut self.peers,
+            first.into_iter().map(|c| (at, c)).collect(),
+            now,
+        )
+    }
+
+    /// Every peer takes the new view before any message sent under it
+    /// arrives (as in the simulation).
+    fn change(&mut self, changed: u64, now: u64) {
+        let shared = Arc::new(self.view.clone());
+        let mut pending = Vec::new();
+        for peer in &mut self.peers {
+            let view = Arc::clone(&shared);
+            let out = peer.handle(Event::View { view, changed }, now);
+            pending.extend(out.into_iter().map(|c| (peer.id(), c)));
+        }
+        settle(&mut self.peers, pending, now);
+    }
+
+    /// (primaries, copies) counted over all peers.
+    fn counts(&self) -> (usize, usize) {
+        let primaries = self.peers.iter().map(|p| p.primary_ids().len()).sum();
+        let copies = self.peers.iter().map(|p| p.copy_ids().len()).sum();
+        (primaries, copies)
+    }
+}
+
+fn write_all(ring: &mut Small, n: i64) {
+    let at = ring.peers[0].id();
+    for k in 0..n {
+        let out = Op::Out {
+            tuple: tuple(&format!("t{k}"), k),
+            ttl_ms: None,
+        };
+        let replies = ring.run(
+            at,
+            Event::Client {
+                op: OpId(k as u64),
+                request: out,
+            },
+            0,
+        );
+        assert!(
+            matches!(replies[..], [(_, Reply::Stored { .. })]),
+            "{replies:?}"
+        );
+    }
+}
+
+#[test]
+fn a_crash_is_taken_over_and_copies_restored() {
+    let ids = [1u64 << 60, 5 << 60, 9 << 60, 13 << 60];
+    let mut ring = Small::new(&ids);
+    write_all(&mut ring, 40);
+    assert_eq!(ring.counts(), (40, 40));
+    let victim = ring
+        .peers
+        .iter()
+        .max_by_key(|p| p.primary_ids().len())
+        .unwrap()
+        .id();
+    ring.peers.retain(|p| p.id() != victim);
+    ring.view.remove(victim);
+    ring.change(victim, 1);
+    assert_eq!(ring.counts(), (40, 40));
+}
+
+#[test]
+fn a_join_takes_its_arc_and_a_leave_hands_everything_over() {
+    let ids = [1u64 << 60, 9 << 60];
+    let mut ring = Small::new(&ids);
+    write_all(&mut ring, 40);
+    let newcomer = 5u64 << 60;
+    ring.view.insert(newcomer);
+    let view = Arc::new(ring.view.clone());
+    ring.peers
+        .push(Peer::new(newcomer, Config::default(), view).unwrap());
+    ring.change(newcomer, 1);
+    assert_eq!(ring.counts(), (40, 40));
+    let at = ring.peers.iter().position(|p| p.id() == newcomer).unwrap();
+    let held = ring.peers[at].primary_ids().len();
+    assert!(held > 0, "the newcomer took no tuples");
+
+    let leaver = ring.peers[0].id();
+    ring.run(leaver, Event::Leave, 2);
+    ring.peers.retain(|p| p.id() != leaver);
+    ring.view.remove(leaver);
+    ring.change(leaver, 3);
+    assert_eq!(ring.counts(), (40, 40));
+}
+
+#[test]
+fn a_blocking_in_waits_for_an_out_at_another_peer() {
+    let ids = [1u64 << 62, 2 << 62, 3 << 62];
+    let mut ring = Small::new(&ids);
+    let t = tuple("late", 1);
+    let take = Op::In {
+        template: exact(&t),
+        wait_ms: Some(5_000),
+    };
+    let replies = ring.run(
+        ids[0],
+        Event::Client {
+            op: OpId(1),
+            request: take,
+        },
+        0,
+    );
+    assert!(replies.is_empty());
+    let out = Op::Out {
+        tuple: t.clone(),
+        ttl_ms: None,
+    };
+    let replies = ring.run(
+        ids[2],
+        Event::Client {
+            op: OpId(2),
+            request: out,
+        },
+        10,
+    );
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert!(
+        replies
+            .iter()
+            .any(|r| matches!(r, (OpId(1), Reply::Found(Some(f))) if f.tuple == t))
+    );
+    assert_eq!(ring.counts(), (0, 0));
 }
