@@ -110,9 +110,15 @@ impl Peer {
         self.id
     }
 
-    /// Client operations (and accepts) still in flight here.
+    /// Client operations still in flight here.
     pub fn pending(&self) -> usize {
         self.outs.len() + self.queries.len()
+    }
+
+    /// Queries whose accept is in flight: a crash now may lose the tuple
+    /// accepted (taken at its candidate, never delivered).
+    pub fn accepting(&self) -> usize {
+        self.queries.values().filter(|q| q.accepting()).count()
     }
 
     /// The ids this peer holds as primary, stored or reserved, in order.

@@ -32,6 +32,10 @@ pub(super) struct Query {
 }
 
 impl Query {
+    pub(super) fn accepting(&self) -> bool {
+        self.accepted_at.is_some()
+    }
+
     /// When the timer must look at this query.
     pub(super) fn due(&self) -> Option<u64> {
         self.deadline.filter(|_| self.accepted_at.is_none())

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::{Command, Config, Event, Msg, Op, OpId, Peer, Reply, TupleId};
+use super::{Command, Config, Event, Msg, Op, OpId, OverlayError, Peer, Reply, TupleId};
 use crate::keyspace::Keyspace;
 use crate::ring::Ring;
 use crate::template::{Field, Template};
@@ -49,7 +49,10 @@ enum Item {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Outcome {
     pub(super) outs_acked: usize,
+    /// Outs that timed out.
     pub(super) outs_failed: usize,
+    /// Outs whose peer left before they were acknowledged.
+    pub(super) outs_left: usize,
     pub(super) ins_found: usize,
     pub(super) ins_empty: usize,
     pub(super) rds_found: usize,
@@ -239,7 +242,8 @@ impl Sim {
                 };
                 assert!(set.insert(id), "{id:?} acknowledged twice");
             }
-            ('o' | 't', Reply::Failed(_)) => self.outcome.outs_failed += 1,
+            ('o' | 't', Reply::Failed(OverlayError::Timeout)) => self.outcome.outs_failed += 1,
+            ('o' | 't', Reply::Failed(OverlayError::Leaving)) => self.outcome.outs_left += 1,
             ('s', Reply::Listed(found)) => {
                 self.outcome.scanned += found.len();
                 assert!(
@@ -253,7 +257,7 @@ impl Sim {
             }
             ('i', Reply::Found(None) | Reply::Failed(_)) => self.outcome.ins_empty += 1,
             ('r', Reply::Found(found)) => self.outcome.rds_found += usize::from(found.is_some()),
-            ('r', Reply::Failed(_)) => {}
+            ('r' | 's', Reply::Failed(_)) => {}
             (kind, reply) => panic!("unexpected reply {reply:?} to a {kind}"),
         }
     }
@@ -323,7 +327,10 @@ impl Sim {
                 0 => self.rng.next(),
                 _ => self.victim(),
             };
-            let busy = kind != 0 && self.peers.get(&id).is_none_or(|p| p.pending() > 0);
+            // A leave fails the operations pending at the peer and a crash
+            // drops them, which is fine, but not while an accept is in
+            // flight: the tuple would be taken and never delivered.
+            let busy = kind != 0 && self.peers.get(&id).is_none_or(|p| p.accepting() > 0);
             if busy || !self.quiet_around(id, r) {
                 continue;
             }
@@ -347,6 +354,7 @@ impl Sim {
                 }
                 _ => {
                     self.peers.remove(&id);
+                    self.kinds.retain(|&(p, _), _| p != id);
                     self.push(self.now + DETECT_MS, Item::Gone { peer: id });
                     self.outcome.crashes += 1;
                 }

@@ -243,7 +243,7 @@ fn with_a_single_copy_crashes_lose_tuples() {
         seed: 11,
         peers: 100,
         ops: 2_000,
-        churn: 30,
+        churn: 45,
         span_ms: 10_000,
     };
     let config = Config {
