@@ -32,6 +32,11 @@ pub enum Op {
     },
     /// Copies up to `limit` matching tuples from every candidate peer.
     Scan { template: Template, limit: usize },
+    /// Streams the matching tuples written from now on, one
+    /// [`Reply::Notified`] each, until unsubscribed.
+    Subscribe { template: Template },
+    /// Ends the subscription made by operation `subscription`.
+    Unsubscribe { subscription: OpId },
 }
 
 /// The answer to a client operation.
@@ -44,6 +49,12 @@ pub enum Reply {
     Found(Option<Tagged>),
     /// The tuples a `scan` found, each once, ordered by id.
     Listed(Vec<Tagged>),
+    /// A tuple written for a subscription (the reply's op is the
+    /// subscription's). A write is notified once; a retried write whose
+    /// first primary crashed may be notified twice.
+    Notified(Tagged),
+    /// The subscription ended (the reply's op is the `Unsubscribe`'s).
+    Ended,
     /// The operation failed.
     Failed(OverlayError),
 }
@@ -100,6 +111,8 @@ pub enum Ask {
     Read,
     /// Send copies of up to this many matches now.
     Scan(usize),
+    /// Notify the tuples written from now on.
+    Subscribe,
 }
 
 /// A stored tuple on the wire: the tagged tuple and its time left.
@@ -183,9 +196,15 @@ pub enum Msg {
     AcceptFailed {
         op: OpId,
     },
-    /// Requester → candidate: stop waiting for `op`.
+    /// Requester → candidate: stop waiting for `op` (or end its
+    /// subscription).
     Cancel {
         op: OpId,
+    },
+    /// Candidate → subscriber: a matching tuple was written.
+    Notified {
+        op: OpId,
+        tuple: Tagged,
     },
 }
 

@@ -9,7 +9,7 @@ use super::serve::{Held, Parked};
 use super::{Command, Config, Event, Msg, Op, OpId, Reply, Tagged, TupleId};
 use crate::keyspace::Keyspace;
 use crate::ring::{Hop, Ring, Router};
-use crate::store::{ReservationId, Store, WaiterId};
+use crate::store::{Effect, ReservationId, Store, SubscriptionId, WaiterId};
 use crate::template::Template;
 use crate::tuple::Tuple;
 
@@ -64,6 +64,9 @@ pub struct Peer {
     pub(super) held: BTreeMap<ReservationId, Held>,
     pub(super) waiters: BTreeMap<WaiterId, Parked>,
     pub(super) parked: BTreeMap<(u64, OpId), WaiterId>,
+    /// Other peers' subscriptions registered in the store.
+    pub(super) subscribers: BTreeMap<SubscriptionId, (u64, OpId)>,
+    pub(super) subscribed: BTreeMap<(u64, OpId), SubscriptionId>,
     armed: Option<u64>,
     inbox: VecDeque<Msg>,
     commands: Vec<Command>,
@@ -98,6 +101,8 @@ impl Peer {
             held: BTreeMap::new(),
             waiters: BTreeMap::new(),
             parked: BTreeMap::new(),
+            subscribers: BTreeMap::new(),
+            subscribed: BTreeMap::new(),
             armed: None,
             inbox: VecDeque::new(),
             commands: Vec::new(),
@@ -196,6 +201,8 @@ impl Peer {
             Op::Scan { template, limit } => {
                 self.start(op, Ask::Scan(limit), template, Some(0), now)
             }
+            Op::Subscribe { template } => self.start(op, Ask::Subscribe, template, None, now),
+            Op::Unsubscribe { subscription } => self.unsubscribe(op, subscription),
         }
     }
 
@@ -252,6 +259,7 @@ impl Peer {
             Msg::Taken { op, tuple } => self.on_taken(op, tuple),
             Msg::AcceptFailed { op } => self.on_accept_failed(op, now),
             Msg::Cancel { op } => self.on_cancel(from, op),
+            Msg::Notified { op, tuple } => self.on_notified(op, tuple),
         }
     }
 
@@ -381,7 +389,14 @@ impl Peer {
         if !self.tombstones.contains_key(&tagged.id) && !here {
             self.drop_copy(tagged.id);
             match self.store.out(tagged.stored(), expires_at, now) {
-                Ok(effects) => self.on_effects(effects, now),
+                Ok(mut effects) => {
+                    // A tuple moving between peers was written before:
+                    // only a client's write notifies subscribers.
+                    if ack.is_none() {
+                        effects.retain(|e| !matches!(e, Effect::Notify { .. }));
+                    }
+                    self.on_effects(effects, now)
+                }
                 // Full: not stored, not acknowledged; the origin times out.
                 Err(_) => return,
             }

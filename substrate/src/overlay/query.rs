@@ -151,7 +151,7 @@ impl Peer {
                 }
             }
             Ask::Scan(_) => q.found.extend(tuples.into_iter().map(|t| (t.id, t))),
-            Ask::Take => {}
+            Ask::Take | Ask::Subscribe => {}
         }
         self.maybe_finish(op);
     }
@@ -163,9 +163,11 @@ impl Peer {
         }
     }
 
-    /// Ends a query every candidate has answered without a match.
+    /// Ends a query every candidate has answered without a match (a
+    /// subscription lasts until unsubscribed).
     fn maybe_finish(&mut self, op: OpId) {
         if let Some(q) = self.queries.get(&op)
+            && q.ask != Ask::Subscribe
             && q.waiting.is_empty()
             && q.accepted_at.is_none()
         {
@@ -180,11 +182,40 @@ impl Peer {
         let reply = match q.ask {
             Ask::Scan(limit) => Reply::Listed(q.found.into_values().take(limit).collect()),
             Ask::Take | Ask::Read => Reply::Found(None),
+            Ask::Subscribe => Reply::Ended,
         };
         self.reply(op, reply);
         for to in q.waiting {
             self.send(to, Msg::Cancel { op });
         }
+    }
+
+    pub(super) fn on_notified(&mut self, op: OpId, tuple: Tagged) {
+        if self
+            .queries
+            .get(&op)
+            .is_some_and(|q| q.ask == Ask::Subscribe)
+        {
+            self.reply(op, Reply::Notified(tuple));
+        }
+    }
+
+    /// Ends a subscription at every candidate.
+    pub(super) fn unsubscribe(&mut self, op: OpId, subscription: OpId) {
+        let is_subscription = self
+            .queries
+            .get(&subscription)
+            .is_some_and(|q| q.ask == Ask::Subscribe);
+        if let Some(q) = self
+            .queries
+            .remove(&subscription)
+            .filter(|_| is_subscription)
+        {
+            for to in q.asked {
+                self.send(to, Msg::Cancel { op: subscription });
+            }
+        }
+        self.reply(op, Reply::Ended);
     }
 
     pub(super) fn expire_queries(&mut self, now: u64) {

@@ -1,7 +1,8 @@
 //! The candidate side of `in`, `rd` and `scan`: match now or park a
 //! waiter; reserve under a lease and offer; on accept remove the tuple here
 //! and at the replicas; on decline or a lapsed lease put it back (and hand
-//! it on if the arc moved meanwhile).
+//! it on if the arc moved meanwhile); register subscriptions and forward
+//! their notifications.
 
 use super::msg::Ask;
 use super::{Msg, OpId, Peer, Tagged, with_id_field};
@@ -57,6 +58,14 @@ impl Peer {
             Ask::Scan(limit) => {
                 let found = self.store.scan(&template, limit, now);
                 self.copies_to(from, op, round, found);
+                return;
+            }
+            Ask::Subscribe => {
+                // Over the store's bound the subscription is not made here.
+                if let Ok(id) = self.store.subscribe(template) {
+                    self.subscribers.insert(id, (from, op));
+                    self.subscribed.insert((from, op), id);
+                }
                 return;
             }
         };
@@ -147,7 +156,16 @@ impl Peer {
                         self.send(p.requester, msg);
                     }
                 }
-                Effect::Notify { .. } => {}
+                Effect::Notify {
+                    subscription,
+                    tuple,
+                } => {
+                    if let Some(&(to, op)) = self.subscribers.get(&subscription)
+                        && let Some(tuple) = Tagged::from_stored(tuple)
+                    {
+                        self.send(to, Msg::Notified { op, tuple });
+                    }
+                }
             }
         }
     }
@@ -162,6 +180,10 @@ impl Peer {
         if let Some(waiter) = self.parked.remove(&(from, op)) {
             self.waiters.remove(&waiter);
             self.store.unpark(waiter);
+        }
+        if let Some(id) = self.subscribed.remove(&(from, op)) {
+            self.subscribers.remove(&id);
+            self.store.unsubscribe(id);
         }
     }
 

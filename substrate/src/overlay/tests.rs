@@ -338,7 +338,7 @@ impl Small {
 
     /// Every peer takes the new view before any message sent under it
     /// arrives (as in the simulation).
-    fn change(&mut self, changed: u64, now: u64) {
+    fn change(&mut self, changed: u64, now: u64) -> Vec<(OpId, Reply)> {
         let shared = Arc::new(self.view.clone());
         let mut pending = Vec::new();
         for peer in &mut self.peers {
@@ -346,7 +346,7 @@ impl Small {
             let out = peer.handle(Event::View { view, changed }, now);
             pending.extend(out.into_iter().map(|c| (peer.id(), c)));
         }
-        settle(&mut self.peers, pending, now);
+        settle(&mut self.peers, pending, now)
     }
 
     /// (primaries, copies) counted over all peers.
@@ -458,4 +458,84 @@ fn a_blocking_in_waits_for_an_out_at_another_peer() {
             .any(|r| matches!(r, (OpId(1), Reply::Found(Some(f))) if f.tuple == t))
     );
     assert_eq!(ring.counts(), (0, 0));
+}
+
+#[test]
+fn a_subscription_hears_each_write_once_across_peers_and_migrations() {
+    let ids = [1u64 << 62, 2 << 62, 3 << 62];
+    let mut ring = Small::new(&ids);
+    let news = Template::new(vec![
+        Field::Actual(Value::Str("news".into())),
+        Field::Typed(crate::tuple::Kind::Int),
+    ]);
+    let subscribe = Op::Subscribe { template: news };
+    assert!(
+        ring.run(
+            ids[0],
+            Event::Client {
+                op: OpId(1),
+                request: subscribe
+            },
+            0
+        )
+        .is_empty()
+    );
+    let mut heard = Vec::new();
+    for (n, t) in [tuple("news", 1), tuple("other", 1), tuple("news", 2)]
+        .into_iter()
+        .enumerate()
+    {
+        let out = Op::Out {
+            tuple: t,
+            ttl_ms: None,
+        };
+        let op = OpId(10 + n as u64);
+        for (op, reply) in ring.run(ids[1 + n % 2], Event::Client { op, request: out }, 1) {
+            if let Reply::Notified(tagged) = reply {
+                assert_eq!(op, OpId(1));
+                heard.push(tagged.tuple);
+            }
+        }
+    }
+    assert_eq!(heard, vec![tuple("news", 1), tuple("news", 2)]);
+
+    // A newcomer owning the first tuple's index: it migrates, unheard.
+    let newcomer = crate::keyspace::Keyspace::default().index_of(&tuple("news", 1));
+    ring.view.insert(newcomer);
+    let view = Arc::new(ring.view.clone());
+    ring.peers
+        .push(Peer::new(newcomer, Config::default(), view).unwrap());
+    assert_eq!(ring.change(newcomer, 2), vec![]);
+    assert_eq!(ring.counts(), (3, 3));
+    let at = ring.peers.iter().find(|p| p.id() == newcomer).unwrap();
+    assert!(!at.primary_ids().is_empty(), "nothing migrated");
+
+    let unsubscribe = Op::Unsubscribe {
+        subscription: OpId(1),
+    };
+    let replies = ring.run(
+        ids[0],
+        Event::Client {
+            op: OpId(2),
+            request: unsubscribe,
+        },
+        3,
+    );
+    assert_eq!(replies, vec![(OpId(2), Reply::Ended)]);
+    let out = Op::Out {
+        tuple: tuple("news", 3),
+        ttl_ms: None,
+    };
+    let replies = ring.run(
+        ids[2],
+        Event::Client {
+            op: OpId(20),
+            request: out,
+        },
+        4,
+    );
+    assert!(
+        matches!(replies[..], [(OpId(20), Reply::Stored { .. })]),
+        "{replies:?}"
+    );
 }
