@@ -73,13 +73,19 @@ pub enum OverlayError {
 pub enum Event {
     /// A client operation.
     Client { op: OpId, request: Op },
-    /// A message from peer `from`.
-    Message { from: u64, msg: Msg },
+    /// A message from peer `from`, sent under the view of `epoch`.
+    Message { from: u64, msg: Msg, epoch: u64 },
     /// A timer armed by [`Command::ArmTimer`] fired (spurious ones are fine).
     Timer,
     /// The membership view changed because of `changed` (joined, left or
-    /// found dead).
-    View { view: Arc<Ring>, changed: u64 },
+    /// found dead); `epoch` numbers the views, growing with each change.
+    /// A message sent under a newer view than the receiver's is held back
+    /// until the receiver has it.
+    View {
+        view: Arc<Ring>,
+        changed: u64,
+        epoch: u64,
+    },
     /// Leave gracefully: hand everything over; the driver then drops the
     /// peer and tells the others.
     Leave,
@@ -88,9 +94,12 @@ pub enum Event {
 /// What the driver must do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
+    /// Send `msg`, with the sender's view `epoch` (given back in
+    /// [`Event::Message`]).
     Send {
         to: u64,
         msg: Msg,
+        epoch: u64,
     },
     Reply {
         op: OpId,

@@ -13,6 +13,9 @@ use crate::store::{Effect, ReservationId, Store, SubscriptionId, WaiterId};
 use crate::template::Template;
 use crate::tuple::Tuple;
 
+/// Messages from a newer view held back at most.
+const MAX_EARLY: usize = 4_096;
+
 /// A primary's `out` waiting for its replicas' acknowledgements.
 #[derive(Debug)]
 struct Replicating {
@@ -68,6 +71,10 @@ pub struct Peer {
     pub(super) subscribers: BTreeMap<SubscriptionId, (u64, OpId)>,
     pub(super) subscribed: BTreeMap<(u64, OpId), SubscriptionId>,
     armed: Option<u64>,
+    /// The epoch of the newest view taken.
+    epoch: u64,
+    /// Messages sent under a newer view than this peer's, held back.
+    early: Vec<(u64, Msg, u64)>,
     inbox: VecDeque<Msg>,
     commands: Vec<Command>,
 }
@@ -104,6 +111,8 @@ impl Peer {
             subscribers: BTreeMap::new(),
             subscribed: BTreeMap::new(),
             armed: None,
+            epoch: 0,
+            early: Vec::new(),
             inbox: VecDeque::new(),
             commands: Vec::new(),
         };
@@ -153,21 +162,46 @@ impl Peer {
 
     /// Feeds one event at time `now`; returns what the driver must do.
     pub fn handle(&mut self, event: Event, now: u64) -> Vec<Command> {
-        if let Event::View { view, changed } = event {
+        if let Event::View {
+            view,
+            changed,
+            epoch,
+        } = event
+        {
+            self.epoch = self.epoch.max(epoch);
             // Most changes are far away: only the view and router change.
-            if !self.on_view(view, changed, now) {
+            if !self.on_view(view, changed, now) && self.early.is_empty() {
                 return Vec::new();
             }
+            self.replay_early(now);
             return self.finish_event(now);
         }
         match event {
             Event::Client { op, request } => self.on_client(op, request, now),
-            Event::Message { from, msg } => self.on_message(from, msg, now),
+            Event::Message { from, msg, epoch } if epoch > self.epoch => {
+                // Sent under a view this peer has not seen yet: held back
+                // until it has (beyond the bound, dropped: senders retry).
+                if self.early.len() < MAX_EARLY {
+                    self.early.push((from, msg, epoch));
+                }
+            }
+            Event::Message { from, msg, .. } => self.on_message(from, msg, now),
             Event::Timer => self.on_timer(now),
             Event::View { .. } => unreachable!("handled above"),
             Event::Leave => self.on_leave(now),
         }
         self.finish_event(now)
+    }
+
+    fn replay_early(&mut self, now: u64) {
+        let epoch = self.epoch;
+        let (due, later) = std::mem::take(&mut self.early)
+            .into_iter()
+            .partition(|&(_, _, e)| e <= epoch);
+        self.early = later;
+        for (from, msg, _) in due {
+            self.on_message(from, msg, now);
+        }
     }
 
     fn finish_event(&mut self, now: u64) -> Vec<Command> {
@@ -321,7 +355,8 @@ impl Peer {
         if to == self.id {
             self.inbox.push_back(msg);
         } else {
-            self.commands.push(Command::Send { to, msg });
+            let epoch = self.epoch;
+            self.commands.push(Command::Send { to, msg, epoch });
         }
     }
 

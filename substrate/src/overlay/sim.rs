@@ -38,11 +38,23 @@ impl Rng {
 
 #[derive(Debug)]
 enum Item {
-    Deliver { to: u64, from: u64, msg: Msg },
-    Timer { peer: u64 },
-    Client { peer: u64, op: OpId },
+    Deliver {
+        to: u64,
+        from: u64,
+        msg: Msg,
+        epoch: u64,
+    },
+    Timer {
+        peer: u64,
+    },
+    Client {
+        peer: u64,
+        op: OpId,
+    },
     Churn,
-    Gone { peer: u64 },
+    Gone {
+        peer: u64,
+    },
 }
 
 /// What a run did, for the assertions and the report.
@@ -92,6 +104,8 @@ pub(super) struct Sim {
     now: u64,
     seq: u64,
     ring: Arc<Ring>,
+    /// Views broadcast so far.
+    epoch: u64,
     peers: BTreeMap<u64, Peer>,
     queue: BTreeMap<(u64, u64), Item>,
     /// Recent membership changes: (time, id).
@@ -126,6 +140,7 @@ impl Sim {
             now: 0,
             seq: 0,
             ring,
+            epoch: 0,
             peers,
             queue: BTreeMap::new(),
             recent: Vec::new(),
@@ -179,7 +194,12 @@ impl Sim {
 
     fn step(&mut self, item: Item) {
         match item {
-            Item::Deliver { to, from, msg } => self.feed(to, Event::Message { from, msg }),
+            Item::Deliver {
+                to,
+                from,
+                msg,
+                epoch,
+            } => self.feed(to, Event::Message { from, msg, epoch }),
             Item::Timer { peer } => self.feed(peer, Event::Timer),
             Item::Client { peer, op } => {
                 let (kind, request) = self.random_op();
@@ -216,9 +236,17 @@ impl Sim {
     fn apply(&mut self, from: u64, commands: Vec<Command>) {
         for command in commands {
             match command {
-                Command::Send { to, msg } => {
+                Command::Send { to, msg, epoch } => {
                     let at = self.now + 1 + self.rng.below(MAX_DELAY_MS);
-                    self.push(at, Item::Deliver { to, from, msg });
+                    self.push(
+                        at,
+                        Item::Deliver {
+                            to,
+                            from,
+                            msg,
+                            epoch,
+                        },
+                    );
                 }
                 Command::ArmTimer { at } => self.push(at.max(self.now), Item::Timer { peer: from }),
                 Command::Reply { op, reply } => self.record(from, op, reply),
@@ -396,11 +424,17 @@ impl Sim {
     }
 
     fn broadcast(&mut self, changed: u64) {
-        let now = self.now;
+        self.epoch += 1;
+        let (now, epoch) = (self.now, self.epoch);
         let mut busy = Vec::new();
         for (&id, peer) in &mut self.peers {
             let view = Arc::clone(&self.ring);
-            let commands = peer.handle(Event::View { view, changed }, now);
+            let event = Event::View {
+                view,
+                changed,
+                epoch,
+            };
+            let commands = peer.handle(event, now);
             if !commands.is_empty() {
                 busy.push((id, commands));
             }

@@ -102,9 +102,9 @@ fn settle(peers: &mut [Peer], mut pending: Vec<(u64, Command)>, now: u64) -> Vec
     let mut replies = Vec::new();
     while let Some((from, command)) = pending.pop() {
         match command {
-            Command::Send { to, msg } => {
+            Command::Send { to, msg, epoch } => {
                 let peer = peers.iter_mut().find(|p| p.id() == to).expect("a member");
-                let out = peer.handle(Event::Message { from, msg }, now);
+                let out = peer.handle(Event::Message { from, msg, epoch }, now);
                 pending.extend(out.into_iter().map(|c| (to, c)));
             }
             Command::Reply { op, reply } => replies.push((op, reply)),
@@ -313,6 +313,7 @@ fn wildcards_widen_the_peers_asked() {
 struct Small {
     peers: Vec<Peer>,
     view: Ring,
+    epoch: u64,
 }
 
 impl Small {
@@ -323,7 +324,11 @@ impl Small {
             .iter()
             .map(|&id| Peer::new(id, Config::default(), Arc::clone(&shared)).unwrap())
             .collect();
-        Small { peers, view }
+        Small {
+            peers,
+            view,
+            epoch: 0,
+        }
     }
 
     fn run(&mut self, at: u64, event: Event, now: u64) -> Vec<(OpId, Reply)> {
@@ -339,14 +344,43 @@ impl Small {
     /// Every peer takes the new view before any message sent under it
     /// arrives (as in the simulation).
     fn change(&mut self, changed: u64, now: u64) -> Vec<(OpId, Reply)> {
+        self.epoch += 1;
         let shared = Arc::new(self.view.clone());
         let mut pending = Vec::new();
         for peer in &mut self.peers {
             let view = Arc::clone(&shared);
-            let out = peer.handle(Event::View { view, changed }, now);
+            let epoch = self.epoch;
+            let out = peer.handle(
+                Event::View {
+                    view,
+                    changed,
+                    epoch,
+                },
+                now,
+            );
             pending.extend(out.into_iter().map(|c| (peer.id(), c)));
         }
         settle(&mut self.peers, pending, now)
+    }
+
+    /// The new view reaches the peers one by one, in `order`, each peer's
+    /// messages delivered before the next peer has it.
+    fn change_lagging(&mut self, changed: u64, order: &[u64], now: u64) {
+        self.epoch += 1;
+        let shared = Arc::new(self.view.clone());
+        for &id in order {
+            let view = Arc::clone(&shared);
+            let epoch = self.epoch;
+            self.run(
+                id,
+                Event::View {
+                    view,
+                    changed,
+                    epoch,
+                },
+                now,
+            );
+        }
     }
 
     /// (primaries, copies) counted over all peers.
@@ -394,6 +428,27 @@ fn a_crash_is_taken_over_and_copies_restored() {
     ring.peers.retain(|p| p.id() != victim);
     ring.view.remove(victim);
     ring.change(victim, 1);
+    assert_eq!(ring.counts(), (40, 40));
+}
+
+/// The survivors learn of the crash one after another, the new primary
+/// first: its copies to the next peer arrive before that peer's view shows
+/// it a replica, and are held back until it does.
+#[test]
+fn a_takeover_survives_views_arriving_one_by_one() {
+    let ids = [1u64 << 60, 5 << 60, 9 << 60, 13 << 60];
+    let mut ring = Small::new(&ids);
+    write_all(&mut ring, 40);
+    let victim = ring
+        .peers
+        .iter()
+        .max_by_key(|p| p.primary_ids().len())
+        .unwrap()
+        .id();
+    ring.peers.retain(|p| p.id() != victim);
+    ring.view.remove(victim);
+    let order: Vec<u64> = ring.view.successors(victim, 3);
+    ring.change_lagging(victim, &order, 1);
     assert_eq!(ring.counts(), (40, 40));
 }
 
