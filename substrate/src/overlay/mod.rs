@@ -6,13 +6,17 @@
 //! The libp2p node drives one `Peer`; the simulation drives thousands.
 //!
 //! Who talks to whom:
+//! - `msg`: events, commands, operations, replies and the peer messages.
 //! - `peer`: the state, the event dispatch, routing and `out` (a tuple is
 //!   routed hop by hop to its primary, which stores it, replicates it to its
-//!   next R−1 peers and acknowledges once they all hold it).
-//! - `query`: the asking side of `in`/`rd`/`scan`: every candidate peer of
-//!   the template's keyspace cover is asked; offers are accepted or declined.
+//!   next R−1 peers and acknowledges once they all hold it; the origin
+//!   re-routes an unacknowledged `out` under the same id every `retry_ms`).
+//! - `query`: the asking side of `in`/`rd`/`scan`/`subscribe`: every
+//!   candidate peer of the template's keyspace cover is asked; offers are
+//!   accepted or declined.
 //! - `serve`: the candidate side: reservations under a lease, parked
-//!   waiters, accept (remove here and at the replicas) and decline.
+//!   waiters, accept (remove here and at the replicas) and decline,
+//!   subscriptions and their notifications.
 //! - `membership`: a changed view hands tuples over to new primaries, takes
 //!   over a failed predecessor's arc, re-replicates, re-asks candidates; a
 //!   graceful leave hands everything to the successor.
@@ -24,10 +28,14 @@
 //! A removed id leaves a tombstone for a while, so a late copy of it (a
 //! handover or replication still in flight) is not brought back.
 //!
-//! Assumptions: each membership change reaches a peer as one event with the
-//! new view; a crashed peer is reported only after messages it sent have
-//! arrived (failure detectors take longer than a message), and fewer than R
-//! peers of one replica set fail before the survivors have re-replicated.
+//! Views: each membership change reaches a peer as one event with the new
+//! view and an epoch; messages carry the sender's epoch, and one sent under
+//! a view the receiver has not seen yet waits until it has. Assumptions: a
+//! crashed peer is reported only after messages it sent have arrived
+//! (failure detectors take longer than a message), and fewer than R peers
+//! of one replica set fail before the survivors have re-replicated.
+//!
+//! `sim` (tests only) is the seeded simulation of thousands of peers.
 
 mod membership;
 mod msg;
