@@ -12,6 +12,9 @@ use super::{Msg, OverlayError, Peer, Reply};
 use crate::keyspace::Keyspace;
 use crate::tuple::Tuple;
 
+/// Tuples per handover or replication message at most.
+pub(super) const BATCH: usize = 256;
+
 /// The ring index of a tuple in stored form (hidden id field last).
 fn stored_index(keyspace: &Keyspace, stored: &Tuple) -> u64 {
     let fields = stored.fields();
@@ -102,11 +105,13 @@ impl Peer {
                 .collect();
             tuples.extend(self.held.values().map(|h| (h.tuple.clone(), None)));
             for to in fresh {
-                let msg = Msg::Replicate {
-                    tuples: tuples.clone(),
-                    token: None,
-                };
-                self.send(to, msg);
+                for batch in tuples.chunks(BATCH) {
+                    let msg = Msg::Replicate {
+                        tuples: batch.to_vec(),
+                        token: None,
+                    };
+                    self.send(to, msg);
+                }
             }
         }
     }
@@ -129,8 +134,7 @@ impl Peer {
             }
         }
         for (to, tuples) in by_owner {
-            let adopt = false;
-            self.send(to, Msg::Handover { tuples, adopt });
+            self.send_handover(to, tuples, false);
         }
     }
 
@@ -165,14 +169,15 @@ impl Peer {
             .into_iter()
             .filter_map(|(t, e)| Peer::wire(t, e, now))
             .collect();
-        if !tuples.is_empty() {
-            self.send(
-                to,
-                Msg::Handover {
-                    tuples,
-                    adopt: true,
-                },
-            );
+        self.send_handover(to, tuples, true);
+    }
+
+    /// Sends tuples in batches of at most [`BATCH`], so that no message
+    /// passes the wire's size limit however large the arc.
+    fn send_handover(&mut self, to: u64, tuples: Vec<Wire>, adopt: bool) {
+        for batch in tuples.chunks(BATCH) {
+            let tuples = batch.to_vec();
+            self.send(to, Msg::Handover { tuples, adopt });
         }
     }
 }

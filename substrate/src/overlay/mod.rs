@@ -133,11 +133,15 @@ pub struct Config {
     pub max_hops: u32,
     /// Successors each peer's router keeps.
     pub successors: usize,
+    /// Client operations (subscriptions included) pending at one peer at
+    /// most; more fail with [`OverlayError::Busy`].
+    pub max_pending: usize,
 }
 
 impl Default for Config {
     /// Two replicas, two keyword fields, 16 ranges, 2 s leases, 10 s `out`
-    /// timeout retried every second, 60 s tombstones, 64 hops, 8 successors.
+    /// timeout retried every second, 60 s tombstones, 64 hops, 8 successors,
+    /// 4,096 pending operations per peer.
     fn default() -> Self {
         Config {
             replicas: 2,
@@ -149,6 +153,7 @@ impl Default for Config {
             tombstone_ms: 60_000,
             max_hops: 64,
             successors: 8,
+            max_pending: 4_096,
         }
     }
 }

@@ -66,6 +66,8 @@ pub enum OverlayError {
     Timeout,
     #[error("this peer is leaving the space")]
     Leaving,
+    #[error("too many operations pending at this peer")]
+    Busy,
 }
 
 /// What a `Peer` is fed.

@@ -213,6 +213,11 @@ impl Peer {
     }
 
     fn on_client(&mut self, op: OpId, request: Op, now: u64) {
+        let ends = matches!(request, Op::Unsubscribe { .. });
+        if !ends && self.pending() >= self.config.max_pending {
+            self.reply(op, Reply::Failed(super::OverlayError::Busy));
+            return;
+        }
         match request {
             Op::Out { tuple, ttl_ms } => {
                 let id = TupleId {

@@ -594,3 +594,84 @@ fn a_subscription_hears_each_write_once_across_peers_and_migrations() {
         "{replies:?}"
     );
 }
+
+#[test]
+fn a_peer_refuses_operations_past_its_bound() {
+    let view = Arc::new(Ring::from_iter([42]));
+    let config = Config {
+        max_pending: 1,
+        ..Config::default()
+    };
+    let mut peer = Peer::new(42, config, view).unwrap();
+    let wait = Op::In {
+        template: exact(&tuple("none", 0)),
+        wait_ms: None,
+    };
+    let replies = peer.handle(
+        Event::Client {
+            op: OpId(1),
+            request: wait.clone(),
+        },
+        0,
+    );
+    assert!(!replies.iter().any(|c| matches!(c, Command::Reply { .. })));
+    let replies = peer.handle(
+        Event::Client {
+            op: OpId(2),
+            request: wait,
+        },
+        1,
+    );
+    assert_eq!(
+        replies,
+        vec![Command::Reply {
+            op: OpId(2),
+            reply: Reply::Failed(OverlayError::Busy)
+        }]
+    );
+}
+
+#[test]
+fn a_leave_hands_a_large_arc_over_in_bounded_batches() {
+    let ids = [1u64 << 62, 3 << 62];
+    let mut ring = Small::new(&ids);
+    let n = 600;
+    for k in 0..n {
+        let out = Op::Out {
+            tuple: tuple("bulk", k),
+            ttl_ms: None,
+        };
+        ring.run(
+            ids[0],
+            Event::Client {
+                op: OpId(k as u64),
+                request: out,
+            },
+            0,
+        );
+    }
+    let holder = ring
+        .peers
+        .iter()
+        .max_by_key(|p| p.primary_ids().len())
+        .unwrap();
+    let (holder_id, held) = (holder.id(), holder.primary_ids().len());
+    assert_eq!(held, n as usize);
+    let at = ring.peers.iter().position(|p| p.id() == holder_id).unwrap();
+    let commands = ring.peers[at].handle(Event::Leave, 1);
+    let sizes: Vec<usize> = commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Send {
+                msg:
+                    Msg::Handover {
+                        tuples,
+                        adopt: true,
+                    },
+                ..
+            } => Some(tuples.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sizes, vec![256, 256, 88]);
+}
