@@ -7,10 +7,11 @@
 //!
 //! Who talks to whom:
 //! - `msg`: events, commands, operations, replies and the peer messages.
-//! - `peer`: the state, the event dispatch, routing and `out` (a tuple is
-//!   routed hop by hop to its primary, which stores it, replicates it to its
-//!   next R−1 peers and acknowledges once they all hold it; the origin
-//!   re-routes an unacknowledged `out` under the same id every `retry_ms`).
+//! - `peer`: the state, the event dispatch, timers.
+//! - `write`: `out`: a tuple is routed hop by hop to its primary, which
+//!   stores it, replicates it to its next R−1 peers and acknowledges once
+//!   they all hold it; the origin re-routes an unacknowledged `out` under
+//!   the same id every `retry_ms`. Replicas' copies and tombstones.
 //! - `query`: the asking side of `in`/`rd`/`scan`/`subscribe`: every
 //!   candidate peer of the template's keyspace cover is asked; offers are
 //!   accepted or declined.
@@ -42,6 +43,7 @@ mod msg;
 mod peer;
 mod query;
 mod serve;
+mod write;
 
 #[cfg(test)]
 mod sim;
