@@ -1,1 +1,3 @@
 //! Paradigms over the Space API.
+
+pub mod mapreduce;
