@@ -1,3 +1,4 @@
 //! Paradigms over the Space API.
 
 pub mod mapreduce;
+pub mod workflow;

@@ -30,6 +30,8 @@ pub struct Streaming {
     pub reduce: String,
     /// `part-<r>` files are written here; the directory must exist.
     pub out: PathBuf,
+    /// The directory the commands run in (by default this process's).
+    pub dir: Option<PathBuf>,
 }
 
 /// How much of a failed command's stderr goes into the error message.
@@ -79,8 +81,9 @@ impl Tasks for StreamTasks<'_> {
     fn map(&self, index: usize) -> Result<(), String> {
         let split = self.splits.get(index).ok_or("no such split")?;
         let name = self.describe(index, split);
-        let (status, stdout, stderr) = run_command(&self.job.map, split.data, Stdio::piped())
-            .map_err(|e| format!("map command `{}` on {name}: {e}", self.job.map))?;
+        let (status, stdout, stderr) =
+            run_command(self.job, &self.job.map, split.data, Stdio::piped())
+                .map_err(|e| format!("map command `{}` on {name}: {e}", self.job.map))?;
         check(&self.job.map, "map", &name, status, &stderr)?;
         let mut parts = vec![Vec::new(); self.shuffled.len()];
         for (number, line) in stdout.split_inclusive(|&b| b == b'\n').enumerate() {
@@ -120,8 +123,9 @@ impl Tasks for StreamTasks<'_> {
         let name = format!("partition {partition}");
         let file =
             File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        let (status, _, stderr) = run_command(&self.job.reduce, &sorted, Stdio::from(file))
-            .map_err(|e| format!("reduce command `{}` on {name}: {e}", self.job.reduce))?;
+        let (status, _, stderr) =
+            run_command(self.job, &self.job.reduce, &sorted, Stdio::from(file))
+                .map_err(|e| format!("reduce command `{}` on {name}: {e}", self.job.reduce))?;
         check(&self.job.reduce, "reduce", &name, status, &stderr)
     }
 }
@@ -155,17 +159,21 @@ fn check(
 /// Runs `sh -c command` with `input` on stdin; returns its status, its
 /// stdout (when `stdout` is piped) and its stderr.
 fn run_command(
+    job: &Streaming,
     command: &str,
     input: &[u8],
     stdout: Stdio,
 ) -> io::Result<(ExitStatus, Vec<u8>, Vec<u8>)> {
-    let mut child = Command::new("sh")
-        .arg("-c")
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
         .arg(command)
         .stdin(Stdio::piped())
         .stdout(stdout)
-        .stderr(Stdio::piped())
-        .spawn()?;
+        .stderr(Stdio::piped());
+    if let Some(dir) = &job.dir {
+        sh.current_dir(dir);
+    }
+    let mut child = sh.spawn()?;
     let result = feed_and_collect(&mut child, input);
     if result.is_err() {
         let _ = child.kill();
