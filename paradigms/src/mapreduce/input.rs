@@ -12,11 +12,10 @@ use std::path::{Path, PathBuf};
 
 /// Why the input could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read input {path}: {source}")]
+#[error("cannot read input {path}: {error}")]
 pub struct InputError {
     pub path: PathBuf,
-    #[source]
-    pub source: io::Error,
+    pub error: io::Error,
 }
 
 /// The contents of the input files, in the order they were named (the files
@@ -45,9 +44,9 @@ impl Input {
         let mut files = Vec::new();
         for path in paths {
             let path = path.as_ref();
-            let err = |source| InputError {
+            let err = |error| InputError {
                 path: path.to_owned(),
-                source,
+                error,
             };
             if fs::metadata(path).map_err(err)?.is_dir() {
                 let mut names = Vec::new();
@@ -115,7 +114,7 @@ impl Input {
 fn read_file(path: PathBuf) -> Result<(PathBuf, Vec<u8>), InputError> {
     match fs::read(&path) {
         Ok(data) => Ok((path, data)),
-        Err(source) => Err(InputError { path, source }),
+        Err(error) => Err(InputError { path, error }),
     }
 }
 

@@ -25,17 +25,15 @@ use serde::Deserialize;
 /// stage and field where there is one, and says what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read: {error}")]
     Read {
         file: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{file}: {source}")]
+    #[error("{file}: {error}")]
     Syntax {
         file: PathBuf,
-        #[source]
-        source: toml::de::Error,
+        error: toml::de::Error,
     },
     #[error("{file}: no stages: expected at least one [stages.<name>] table")]
     Empty { file: PathBuf },
@@ -134,9 +132,9 @@ pub struct Workflow {
 impl Workflow {
     /// Reads and checks a workflow file.
     pub fn load(file: &Path) -> Result<Workflow, SpecError> {
-        let text = std::fs::read_to_string(file).map_err(|source| SpecError::Read {
+        let text = std::fs::read_to_string(file).map_err(|error| SpecError::Read {
             file: file.to_owned(),
-            source,
+            error,
         })?;
         Workflow::parse(file, &text)
     }
@@ -144,9 +142,9 @@ impl Workflow {
     /// Checks a workflow given as text; `file` names it in messages.
     pub fn parse(file: &Path, text: &str) -> Result<Workflow, SpecError> {
         let file = file.to_owned();
-        let raw: File = toml::from_str(text).map_err(|source| SpecError::Syntax {
+        let raw: File = toml::from_str(text).map_err(|error| SpecError::Syntax {
             file: file.clone(),
-            source,
+            error,
         })?;
         if raw.stages.is_empty() {
             return Err(SpecError::Empty { file });
