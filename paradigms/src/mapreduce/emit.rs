@@ -17,7 +17,7 @@ use rustc_hash::FxBuildHasher;
 /// buckets with the low bits and tags them with the top 7, so those stay
 /// fully random within a partition.
 pub fn partition_of(hash: u64, partitions: usize) -> usize {
-    (((hash >> 24) & 0xffff_ffff) * partitions as u64 >> 32) as usize
+    ((((hash >> 24) & 0xffff_ffff) * partitions as u64) >> 32) as usize
 }
 
 /// The hash of a key, as used for partitioning and for the tables.

@@ -226,7 +226,7 @@ fn check_stage(
         _ => return Err(SpecError::Kind { file, stage }),
     };
     for parent in &raw.after {
-        if !names.iter().any(|n| *n == parent) {
+        if !names.contains(&parent) {
             let known = names
                 .iter()
                 .map(|n| format!("`{n}`"))
