@@ -6,8 +6,10 @@
 //! libp2p node serves the same store to remote clients.
 
 pub mod client;
+pub mod keyspace;
 pub mod net;
 pub mod node;
+pub mod ring;
 pub mod space;
 pub mod store;
 pub mod syntax;
