@@ -8,6 +8,7 @@
 //! it prints to `<out>/part-<r>`. The lines stay in this process's memory
 //! between the two; only task control goes through the space.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -16,6 +17,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 
 use halley_substrate::Space;
+use rustc_hash::FxBuildHasher;
 use tokio::runtime::Handle;
 
 use super::control::{self, Error, Tasks};
@@ -111,13 +113,7 @@ impl Tasks for StreamTasks<'_> {
     fn reduce(&self, partition: usize) -> Result<(), String> {
         let slot = self.shuffled.get(partition).ok_or("no such partition")?;
         let buffers = std::mem::take(&mut *lock(slot));
-        let mut lines: Vec<&[u8]> = buffers
-            .iter()
-            .flat_map(|b| b.split_inclusive(|&c| c == b'\n'))
-            .collect();
-        lines.sort_unstable_by(|a, b| key_of(a).cmp(key_of(b)).then(a.cmp(b)));
-        let sorted: Vec<u8> = lines.concat();
-        drop(lines);
+        let sorted = sort_by_key(&buffers);
         drop(buffers);
         let path = part_path(&self.job.out, partition);
         let name = format!("partition {partition}");
@@ -128,6 +124,29 @@ impl Tasks for StreamTasks<'_> {
                 .map_err(|e| format!("reduce command `{}` on {name}: {e}", self.job.reduce))?;
         check(&self.job.reduce, "reduce", &name, status, &stderr)
     }
+}
+
+/// The lines of `buffers` sorted by key, then by the whole line. Lines are
+/// grouped by key in a hash map first, so only the distinct keys are sorted:
+/// a word count's millions of lines have some thousands of keys.
+fn sort_by_key(buffers: &[Vec<u8>]) -> Vec<u8> {
+    let mut groups: HashMap<&[u8], Vec<&[u8]>, FxBuildHasher> = HashMap::default();
+    for line in buffers
+        .iter()
+        .flat_map(|b| b.split_inclusive(|&c| c == b'\n'))
+    {
+        groups.entry(key_of(line)).or_default().push(line);
+    }
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut sorted = Vec::with_capacity(buffers.iter().map(Vec::len).sum());
+    for (_, mut lines) in groups {
+        lines.sort_unstable();
+        for line in lines {
+            sorted.extend_from_slice(line);
+        }
+    }
+    sorted
 }
 
 /// The key of a `key<TAB>value\n` line.
@@ -220,4 +239,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The path of reducer `r`'s output in `out`.
 pub fn part_path(out: &Path, r: usize) -> PathBuf {
     out.join(format!("part-{r}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_sorted_by_key_before_the_rest() {
+        // A byte below TAB in a key must still sort by key first.
+        let a = b"b\t2\na\x01\t1\na\t9\nb\t1\na\t10\n".to_vec();
+        let b = b"a\x01\t0\nc\t5\n".to_vec();
+        let sorted = sort_by_key(&[a, b]);
+        assert_eq!(
+            String::from_utf8(sorted).unwrap(),
+            "a\t10\na\t9\na\x01\t0\na\x01\t1\nb\t1\nb\t2\nc\t5\n"
+        );
+    }
 }
