@@ -96,7 +96,11 @@ pub fn execute<S: Space, T: Tasks>(
         let result = rt.block_on(master(space, &job, plan));
         if result.is_err() {
             // Withdraw what no worker took yet; running tasks finish first.
-            let _ = rt.block_on(space.take_up_to(task_template(&job), usize::MAX, Some(ZERO)));
+            let _ = rt.block_on(space.take_up_to(
+                task_template(&job),
+                plan.splits + plan.partitions,
+                Some(ZERO),
+            ));
         }
         let stops = (0..workers).map(|_| task_tuple(&job, STOP, 0)).collect();
         let stopped = rt.block_on(space.out_all(stops, None));
@@ -105,6 +109,14 @@ pub fn execute<S: Space, T: Tasks>(
             if let Err(e) = handle.join().expect("a worker's panics are caught") {
                 worker_error.get_or_insert(e);
             }
+        }
+        if result.is_err() {
+            // Completions nobody will collect: leave the space clean.
+            let _ = rt.block_on(space.take_up_to(
+                any_done_template(&job),
+                plan.splits + plan.partitions,
+                Some(ZERO),
+            ));
         }
         result?;
         stopped?;
@@ -214,6 +226,16 @@ fn done_template(job: &str, phase: Phase) -> Template {
         Field::Actual(DONE.into()),
         Field::Actual(job.into()),
         Field::Actual(phase.name().into()),
+        Field::Typed(Kind::Int),
+        Field::Typed(Kind::Str),
+    ])
+}
+
+fn any_done_template(job: &str) -> Template {
+    Template::new(vec![
+        Field::Actual(DONE.into()),
+        Field::Actual(job.into()),
+        Field::Typed(Kind::Str),
         Field::Typed(Kind::Int),
         Field::Typed(Kind::Str),
     ])

@@ -298,11 +298,12 @@ mod tests {
     fn a_panicking_map_fails_the_job_with_its_message() {
         let input = Input::from_bytes("t", b"fine\nboom\nfine\n".to_vec());
         let rt = runtime();
+        let space = TestSpace::default();
         let err = MapReduce::new()
             .splits(3)
             .workers(2)
             .run(
-                &TestSpace::default(),
+                &space,
                 rt.handle(),
                 &input,
                 |split: &[u8], emit: &mut Emitter<'_, &[u8], u64, _>| {
@@ -319,6 +320,11 @@ mod tests {
                 assert!(message.contains("bad record"), "{message}");
             }
             other => panic!("unexpected {other}"),
+        }
+        for arity in [4, 5] {
+            let any = halley_substrate::Template::new(vec![halley_substrate::Field::Any; arity]);
+            let left = rt.block_on(space.scan(any, None)).unwrap();
+            assert!(left.is_empty(), "no control tuple is left behind: {left:?}");
         }
     }
 }
