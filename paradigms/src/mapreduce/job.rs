@@ -224,7 +224,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::mapreduce::test_space::TestSpace;
+    use halley_substrate::EmbeddedSpace;
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
@@ -232,6 +232,10 @@ mod tests {
             .enable_all()
             .build()
             .unwrap()
+    }
+
+    fn space(rt: &tokio::runtime::Runtime) -> EmbeddedSpace {
+        rt.block_on(async { EmbeddedSpace::new() })
     }
 
     fn words<'a>(split: &'a [u8], emit: &mut Emitter<'_, &'a [u8], u64, impl Fn(&mut u64, u64)>) {
@@ -253,7 +257,7 @@ mod tests {
         }
         let input = Input::from_bytes("text", text.clone().into_bytes());
         let rt = runtime();
-        let space = TestSpace::default();
+        let space = space(&rt);
         for (splits, reducers, workers) in [(1, 1, 1), (7, 3, 2), (40, 5, 3)] {
             let out = MapReduce::new()
                 .splits(splits)
@@ -282,7 +286,7 @@ mod tests {
             .reducers(4)
             .workers(2)
             .run(
-                &TestSpace::default(),
+                &space(&rt),
                 rt.handle(),
                 &input,
                 words,
@@ -298,7 +302,7 @@ mod tests {
     fn a_panicking_map_fails_the_job_with_its_message() {
         let input = Input::from_bytes("t", b"fine\nboom\nfine\n".to_vec());
         let rt = runtime();
-        let space = TestSpace::default();
+        let space = space(&rt);
         let err = MapReduce::new()
             .splits(3)
             .workers(2)

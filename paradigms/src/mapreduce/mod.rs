@@ -17,6 +17,3 @@ pub use control::{Error, Phase};
 pub use emit::Emitter;
 pub use input::{Input, InputError, Split};
 pub use job::{MapReduce, Output};
-
-#[cfg(test)]
-mod test_space;
