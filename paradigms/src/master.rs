@@ -51,6 +51,16 @@ pub struct Finished {
     pub attempts: u64,
 }
 
+/// What [`Master::next_before`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Next {
+    Finished(Finished),
+    /// Every submitted task has its result.
+    Complete,
+    /// The deadline came first.
+    Idle,
+}
+
 /// Counters for progress displays and the autonomic manager.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -143,22 +153,36 @@ impl<S: Space> Master<S> {
     /// The next task's result, or `None` once every submitted task has one.
     pub async fn next(&mut self) -> Result<Option<Finished>, MasterError> {
         loop {
+            match self.next_before(Instant::now() + Duration::from_secs(3600)).await? {
+                Next::Finished(done) => return Ok(Some(done)),
+                Next::Complete => return Ok(None),
+                Next::Idle => {}
+            }
+        }
+    }
+
+    /// Like [`Master::next`], but gives up at `deadline` with
+    /// [`Next::Idle`], so a caller can do other work (draw progress, scale
+    /// workers) between results without cancelling a take.
+    pub async fn next_before(&mut self, deadline: Instant) -> Result<Next, MasterError> {
+        loop {
             if let Some(done) = self.ready.pop_front() {
-                return Ok(Some(done));
+                return Ok(Next::Finished(done));
             }
             if self.ledger.is_complete() {
-                return Ok(None);
+                return Ok(Next::Complete);
             }
             let now = Instant::now();
             if now >= self.next_check {
                 self.check().await?;
                 continue;
             }
+            if now >= deadline {
+                return Ok(Next::Idle);
+            }
+            let wait = self.next_check.min(deadline) - now;
             let template = TaskResult::template(&self.job);
-            let got = self
-                .space
-                .take_up_to(template, BATCH, Some(self.next_check - now))
-                .await?;
+            let got = self.space.take_up_to(template, BATCH, Some(wait)).await?;
             self.absorb(got);
         }
     }

@@ -6,5 +6,7 @@ use crate::exit::{Failure, Outcome};
 pub struct Args {}
 
 pub fn run(_args: Args) -> Outcome {
-    Err(Failure::bad_input(anyhow::anyhow!("`halley mapreduce` is not built yet")))
+    Err(Failure::bad_input(anyhow::anyhow!(
+        "`halley mapreduce` is not built yet"
+    )))
 }

@@ -9,5 +9,7 @@ pub enum Command {
 }
 
 pub fn run(_command: Command) -> Outcome {
-    Err(Failure::bad_input(anyhow::anyhow!("`halley policy` is not built yet")))
+    Err(Failure::bad_input(anyhow::anyhow!(
+        "`halley policy` is not built yet"
+    )))
 }
