@@ -5,10 +5,17 @@
 //! uses. The embedded space drives a sans-io [`store::Store`] directly; the
 //! libp2p node serves the same store to remote clients.
 
+pub mod client;
+pub mod net;
+pub mod node;
 pub mod space;
+pub mod store;
+pub mod syntax;
 pub mod template;
 pub mod tuple;
+pub mod wire;
 
 pub use space::{Space, SpaceError, Subscription};
+pub use syntax::{ParseError, parse_template, parse_tuple};
 pub use template::{Field, Range, Template, TemplateError};
 pub use tuple::{Kind, Tuple, Value};
