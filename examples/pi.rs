@@ -18,19 +18,28 @@ async fn main() -> anyhow::Result<()> {
     let space = EmbeddedSpace::new();
     for _ in 0..2 {
         tokio::spawn(Worker::new(space.clone(), "pi").run(move |seed| {
-            let hits = count_hits(u64::from_le_bytes(seed.try_into().unwrap_or_default()), samples);
+            let hits = count_hits(
+                u64::from_le_bytes(seed.try_into().unwrap_or_default()),
+                samples,
+            );
             hits.to_le_bytes().to_vec()
         }));
     }
     let mut master = Master::new(space, "pi");
-    master.submit((0..tasks).map(|seed| seed.to_le_bytes().to_vec())).await?;
+    master
+        .submit((0..tasks).map(|seed| seed.to_le_bytes().to_vec()))
+        .await?;
     let mut hits = 0;
     for done in master.collect().await? {
         hits += u64::from_le_bytes(done.result.payload.as_slice().try_into()?);
     }
     master.stop_workers().await?;
     let pi = 4.0 * hits as f64 / (tasks * samples) as f64;
-    println!("pi ~ {pi:.6} ({} samples, error {:.2e})", tasks * samples, (pi - std::f64::consts::PI).abs());
+    println!(
+        "pi ~ {pi:.6} ({} samples, error {:.2e})",
+        tasks * samples,
+        (pi - std::f64::consts::PI).abs()
+    );
     Ok(())
 }
 
@@ -45,5 +54,7 @@ fn count_hits(seed: u64, samples: u64) -> u64 {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         (z ^ (z >> 31)) as f64 / u64::MAX as f64
     };
-    (0..samples).filter(|_| unit().powi(2) + unit().powi(2) <= 1.0).count() as u64
+    (0..samples)
+        .filter(|_| unit().powi(2) + unit().powi(2) <= 1.0)
+        .count() as u64
 }

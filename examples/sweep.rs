@@ -12,8 +12,10 @@ use halley_substrate::embedded::EmbeddedSpace;
 async fn main() -> anyhow::Result<()> {
     let dampings = [0.05, 0.1, 0.2, 0.5];
     let frequencies: Vec<f64> = (1..=12).map(|i| 0.25 * i as f64).collect();
-    let grid: Vec<(f64, f64)> =
-        dampings.iter().flat_map(|&z| frequencies.iter().map(move |&w| (z, w))).collect();
+    let grid: Vec<(f64, f64)> = dampings
+        .iter()
+        .flat_map(|&z| frequencies.iter().map(move |&w| (z, w)))
+        .collect();
 
     let space = EmbeddedSpace::new();
     for _ in 0..2 {
@@ -23,7 +25,12 @@ async fn main() -> anyhow::Result<()> {
         }));
     }
     let mut master = Master::new(space, "sweep");
-    master.submit(grid.iter().map(|&(z, w)| [z.to_le_bytes(), w.to_le_bytes()].concat())).await?;
+    master
+        .submit(
+            grid.iter()
+                .map(|&(z, w)| [z.to_le_bytes(), w.to_le_bytes()].concat()),
+        )
+        .await?;
     let results = master.collect().await?;
     master.stop_workers().await?;
 
@@ -32,7 +39,10 @@ async fn main() -> anyhow::Result<()> {
     for (row, zeta) in results.chunks(frequencies.len()).zip(dampings) {
         print!("\n{zeta:>8.2}");
         for done in row {
-            print!("{:>7.2}", f64::from_le_bytes(done.result.payload.as_slice().try_into()?));
+            print!(
+                "{:>7.2}",
+                f64::from_le_bytes(done.result.payload.as_slice().try_into()?)
+            );
         }
     }
     println!();

@@ -153,7 +153,10 @@ impl<S: Space> Master<S> {
     /// The next task's result, or `None` once every submitted task has one.
     pub async fn next(&mut self) -> Result<Option<Finished>, MasterError> {
         loop {
-            match self.next_before(Instant::now() + Duration::from_secs(3600)).await? {
+            match self
+                .next_before(Instant::now() + Duration::from_secs(3600))
+                .await?
+            {
                 Next::Finished(done) => return Ok(Some(done)),
                 Next::Complete => return Ok(None),
                 Next::Idle => {}

@@ -18,15 +18,23 @@ fn square(payload: &[u8]) -> Vec<u8> {
 async fn many_workers_run_each_task_exactly_once() {
     let space = EmbeddedSpace::new();
     let mut master = Master::new(space.clone(), "squares");
-    let ids = master.submit((0..3000u64).map(|i| i.to_le_bytes().to_vec())).await.unwrap();
+    let ids = master
+        .submit((0..3000u64).map(|i| i.to_le_bytes().to_vec()))
+        .await
+        .unwrap();
     assert_eq!(ids, 0..3000);
     let workers: Vec<_> = (0..4)
         .map(|i| {
-            let worker = Worker::new(space.clone(), "squares").with_id(format!("w{i}")).slots(2);
+            let worker = Worker::new(space.clone(), "squares")
+                .with_id(format!("w{i}"))
+                .slots(2);
             tokio::spawn(worker.run(square))
         })
         .collect();
-    let all = tokio::time::timeout(Duration::from_secs(60), master.collect()).await.unwrap().unwrap();
+    let all = tokio::time::timeout(Duration::from_secs(60), master.collect())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(all.len(), 3000);
     for (i, done) in all.iter().enumerate() {
         assert_eq!(done.result.id, i as u64);
@@ -36,7 +44,12 @@ async fn many_workers_run_each_task_exactly_once() {
     master.stop_workers().await.unwrap();
     let mut ran = 0;
     for worker in workers {
-        ran += tokio::time::timeout(Duration::from_secs(10), worker).await.unwrap().unwrap().unwrap().tasks;
+        ran += tokio::time::timeout(Duration::from_secs(10), worker)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .tasks;
     }
     assert_eq!(ran, 3000, "no task ran twice");
     assert_eq!(master.progress().duplicates, 0);
@@ -46,7 +59,10 @@ async fn many_workers_run_each_task_exactly_once() {
 async fn a_vanished_workers_task_runs_again_with_one_result() {
     let space = EmbeddedSpace::new();
     let mut master = Master::new(space.clone(), "job").check_every(Duration::from_millis(100));
-    master.submit((0..5u64).map(|i| i.to_le_bytes().to_vec())).await.unwrap();
+    master
+        .submit((0..5u64).map(|i| i.to_le_bytes().to_vec()))
+        .await
+        .unwrap();
 
     // This worker takes one task and hangs on it until it is aborted.
     let (started, mut has_started) = mpsc::channel(1);
@@ -63,11 +79,21 @@ async fn a_vanished_workers_task_runs_again_with_one_result() {
             }
         });
     let doomed = tokio::spawn(doomed);
-    let lost = tokio::time::timeout(Duration::from_secs(10), has_started.recv()).await.unwrap().unwrap();
+    let lost = tokio::time::timeout(Duration::from_secs(10), has_started.recv())
+        .await
+        .unwrap()
+        .unwrap();
     doomed.abort();
 
-    let survivor = tokio::spawn(Worker::new(space.clone(), "job").with_id("survivor").run(square));
-    let all = tokio::time::timeout(Duration::from_secs(30), master.collect()).await.unwrap().unwrap();
+    let survivor = tokio::spawn(
+        Worker::new(space.clone(), "job")
+            .with_id("survivor")
+            .run(square),
+    );
+    let all = tokio::time::timeout(Duration::from_secs(30), master.collect())
+        .await
+        .unwrap()
+        .unwrap();
     let ids: HashSet<u64> = all.iter().map(|d| d.result.id).collect();
     assert_eq!(all.len(), 5);
     assert_eq!(ids.len(), 5);
@@ -79,6 +105,10 @@ async fn a_vanished_workers_task_runs_again_with_one_result() {
     }
     assert_eq!(master.progress().requeued, 1);
     master.stop_workers().await.unwrap();
-    let report = tokio::time::timeout(Duration::from_secs(10), survivor).await.unwrap().unwrap().unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(10), survivor)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(report.tasks, 5);
 }

@@ -68,10 +68,15 @@ pub fn run(args: Args) -> Outcome {
         )));
     }
     if let Some(policy) = &args.policy {
-        std::fs::read_to_string(policy)
-            .map_err(|e| Failure::bad_input(anyhow!("{}: cannot read the policy: {e}", policy.display())))?;
+        std::fs::read_to_string(policy).map_err(|e| {
+            Failure::bad_input(anyhow!("{}: cannot read the policy: {e}", policy.display()))
+        })?;
     }
-    let job = Job { commands, out: &args.out, json: args.json };
+    let job = Job {
+        commands,
+        out: &args.out,
+        json: args.json,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -85,13 +90,21 @@ pub fn run(args: Args) -> Outcome {
             }
             None => {
                 let space = EmbeddedSpace::new();
-                let listen = "/ip4/127.0.0.1/tcp/0".parse().map_err(Failure::unreachable)?;
-                let node = Node::start(listen, space.clone())
-                    .await
-                    .map_err(|e| Failure::unreachable(anyhow!(e).context("cannot serve the embedded space")))?;
+                let listen = "/ip4/127.0.0.1/tcp/0"
+                    .parse()
+                    .map_err(Failure::unreachable)?;
+                let node = Node::start(listen, space.clone()).await.map_err(|e| {
+                    Failure::unreachable(anyhow!(e).context("cannot serve the embedded space"))
+                })?;
                 let peer = node.address().to_string();
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let outcome = drive(space, &peer, FixedPool::new(args.workers.unwrap_or(cores)), job).await;
+                let outcome = drive(
+                    space,
+                    &peer,
+                    FixedPool::new(args.workers.unwrap_or(cores)),
+                    job,
+                )
+                .await;
                 node.stop().await;
                 outcome
             }
@@ -102,7 +115,11 @@ pub fn run(args: Args) -> Outcome {
 /// Submits the bag, starts the workers, collects one result per task.
 async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: Job<'_>) -> Outcome {
     let outputs = Outputs::create(job.out).map_err(Failure::bad_input)?;
-    let id = format!("run-{}-{}", std::process::id(), halley_paradigms::task::now_us());
+    let id = format!(
+        "run-{}-{}",
+        std::process::id(),
+        halley_paradigms::task::now_us()
+    );
     let began = Instant::now();
     let mut master = Master::new(space, id.clone());
     let total = job.commands.len();
@@ -130,7 +147,10 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
             }
             Next::Idle => {
                 next_tick = Instant::now() + Duration::from_secs(1);
-                decisions.extend(pool.tick(&master.progress()).map_err(Failure::unreachable)?);
+                decisions.extend(
+                    pool.tick(&master.progress())
+                        .map_err(Failure::unreachable)?,
+                );
             }
             Next::Complete => break,
         }
@@ -143,8 +163,18 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
     }
     pool.shutdown(Duration::from_secs(2));
     records.sort_by_key(|r| r.id);
-    let summary = Summary { tasks: records, makespan_s, cost: 0.0, deadline_met: None, budget_met: None, decisions };
-    summary.write(job.out).context("writing the summary").map_err(Failure::bad_input)?;
+    let summary = Summary {
+        tasks: records,
+        makespan_s,
+        cost: 0.0,
+        deadline_met: None,
+        budget_met: None,
+        decisions,
+    };
+    summary
+        .write(job.out)
+        .context("writing the summary")
+        .map_err(Failure::bad_input)?;
     if job.json {
         println!("{}", summary.to_json());
     } else {

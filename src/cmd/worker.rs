@@ -8,14 +8,21 @@
 //! `("stop", <worker id>)` tuple, or `("stop", <job>)` with `--job`), and 3
 //! when the space goes away or cannot be reached.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use anyhow::anyhow;
 
 use halley_paradigms::bag::{DEFAULT_OUTPUT_CAP, run_command};
 use halley_paradigms::worker::{Worker, WorkerError};
 use halley_substrate::Space;
+use halley_substrate::client::RemoteSpace;
+use libp2p::Multiaddr;
 
 use crate::exit::{Failure, Outcome, SUCCESS};
+
+/// How long to wait for the peer to answer when connecting.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -65,7 +72,10 @@ async fn work<S: Space>(space: S, args: Args) -> Outcome {
         Some(id) => worker.with_id(id),
         None => worker,
     };
-    let worker = worker.slots(args.slots).resource(args.resource).lease(args.lease);
+    let worker = worker
+        .slots(args.slots)
+        .resource(args.resource)
+        .lease(args.lease);
     let id = worker.id().to_owned();
     tracing::info!(worker = %id, peer = %args.peer, "worker started");
     let cap = args.max_output;
@@ -81,8 +91,33 @@ async fn work<S: Space>(space: S, args: Args) -> Outcome {
             Ok(SUCCESS)
         }
         Err(WorkerError::Space(e)) => Err(Failure::unreachable(
-            anyhow::Error::new(e).context(format!("worker {id}: the space at {} went away", args.peer)),
+            anyhow::Error::new(e)
+                .context(format!("worker {id}: the space at {} went away", args.peer)),
         )),
-        Err(e) => Err(Failure::unreachable(anyhow::Error::new(e).context("worker failed"))),
+        Err(e) => Err(Failure::unreachable(
+            anyhow::Error::new(e).context("worker failed"),
+        )),
     }
+}
+
+/// Connects to the space at `peer`; exit 2 for a malformed address or an
+/// unreadable token file, 3 when the peer cannot be reached.
+pub(crate) async fn connect(peer: &str, token_file: Option<&Path>) -> Result<RemoteSpace, Failure> {
+    if let Some(file) = token_file {
+        std::fs::read(file).map_err(|e| {
+            Failure::bad_input(anyhow!(
+                "{}: cannot read the token file: {e}",
+                file.display()
+            ))
+        })?;
+        tracing::warn!(file = %file.display(), "the space does not check worker tokens yet; connecting without one");
+    }
+    let addr: Multiaddr = peer
+        .parse()
+        .map_err(|e| Failure::bad_input(anyhow!("--peer {peer}: not a multiaddr: {e}")))?;
+    RemoteSpace::connect(addr, CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| {
+            Failure::unreachable(anyhow!(e).context(format!("cannot reach the space at {peer}")))
+        })
 }

@@ -34,7 +34,10 @@ pub struct FixedPool {
 
 impl FixedPool {
     pub fn new(count: usize) -> Self {
-        FixedPool { count, children: Vec::new() }
+        FixedPool {
+            count,
+            children: Vec::new(),
+        }
     }
 }
 
@@ -43,7 +46,15 @@ impl WorkerPool for FixedPool {
         let exe = std::env::current_exe().context("cannot find the halley executable")?;
         for i in 0..self.count {
             let child = Command::new(&exe)
-                .args(["worker", "--peer", peer, "--job", job, "--resource", "local"])
+                .args([
+                    "worker",
+                    "--peer",
+                    peer,
+                    "--job",
+                    job,
+                    "--resource",
+                    "local",
+                ])
                 .args(["--id", &format!("local-{i}")])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -61,7 +72,10 @@ impl WorkerPool for FixedPool {
     fn shutdown(&mut self, grace: Duration) {
         let until = Instant::now() + grace;
         while Instant::now() < until
-            && self.children.iter_mut().any(|c| matches!(c.try_wait(), Ok(None)))
+            && self
+                .children
+                .iter_mut()
+                .any(|c| matches!(c.try_wait(), Ok(None)))
         {
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -42,7 +42,8 @@ impl Outputs {
     /// Creates `<out>/tasks`.
     pub fn create(out: &Path) -> anyhow::Result<Outputs> {
         let tasks_dir = out.join("tasks");
-        std::fs::create_dir_all(&tasks_dir).with_context(|| format!("cannot create {}", tasks_dir.display()))?;
+        std::fs::create_dir_all(&tasks_dir)
+            .with_context(|| format!("cannot create {}", tasks_dir.display()))?;
         Ok(Outputs { tasks_dir })
     }
 
@@ -54,11 +55,13 @@ impl Outputs {
             stderr: b"halley: the worker sent a malformed result\n".to_vec(),
             ..CommandOutput::default()
         });
-        for (stream, ext, truncated) in
-            [(&output.stdout, "out", output.stdout_truncated), (&output.stderr, "err", output.stderr_truncated)]
-        {
+        for (stream, ext, truncated) in [
+            (&output.stdout, "out", output.stdout_truncated),
+            (&output.stderr, "err", output.stderr_truncated),
+        ] {
             let path = self.tasks_dir.join(format!("{}.{ext}", result.id));
-            std::fs::write(&path, stream).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(&path, stream)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             if truncated {
                 tracing::warn!(task = result.id, file = %path.display(), "output truncated to the worker's --max-output");
             }
@@ -80,7 +83,8 @@ impl Summary {
     /// Writes `<out>/summary.json`, pretty-printed.
     pub fn write(&self, out: &Path) -> anyhow::Result<()> {
         let path = out.join("summary.json");
-        std::fs::write(&path, self.to_json() + "\n").with_context(|| format!("cannot write {}", path.display()))
+        std::fs::write(&path, self.to_json() + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 
     pub fn to_json(&self) -> String {

@@ -258,7 +258,11 @@ impl Space for RemoteSpace {
         Ok(found.into_iter().next())
     }
 
-    async fn scan(&self, template: Template, limit: Option<usize>) -> Result<Vec<Tuple>, SpaceError> {
+    async fn scan(
+        &self,
+        template: Template,
+        limit: Option<usize>,
+    ) -> Result<Vec<Tuple>, SpaceError> {
         let limit = limit.map(|l| u64::try_from(l).unwrap_or(u64::MAX));
         tuples(self.call(Request::Scan { template, limit }).await?)
     }

@@ -209,7 +209,13 @@ mod tests {
             Response::Error { kind: ErrorKind::Unreachable, ref message } if message == "gone"
         ));
         let (tx, _rx) = oneshot::channel();
-        let again = pending.register(2, Waiter::Reply { reply: tx, more: Vec::new() });
+        let again = pending.register(
+            2,
+            Waiter::Reply {
+                reply: tx,
+                more: Vec::new(),
+            },
+        );
         assert!(matches!(again, Err(SpaceError::Unreachable(m)) if m == "gone"));
     }
 }

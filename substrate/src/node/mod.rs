@@ -118,9 +118,8 @@ impl Node {
         let (commands, receiver) = mpsc::channel(COMMANDS);
         let span = tracing::info_span!("node", id = %peer_id);
         span.in_scope(|| tracing::info!(%address, "listening"));
-        let task = tokio::spawn(
-            event_loop::run(swarm, incoming, receiver, space, me).instrument(span),
-        );
+        let task =
+            tokio::spawn(event_loop::run(swarm, incoming, receiver, space, me).instrument(span));
         Ok(Node {
             peer_id,
             address,

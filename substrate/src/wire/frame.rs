@@ -205,7 +205,7 @@ mod tests {
     use super::*;
     use crate::template::{Field, Template};
     use crate::tuple;
-    
+
     fn sample() -> Vec<Message> {
         vec![
             Message::Request {
@@ -255,9 +255,7 @@ mod tests {
             encode(&mut owned, &m).unwrap();
             match &m {
                 Message::Request { id, request } => encode_request(&mut borrowed, *id, request),
-                Message::Response { id, response } => {
-                    encode_response(&mut borrowed, *id, response)
-                }
+                Message::Response { id, response } => encode_response(&mut borrowed, *id, response),
             }
             .unwrap();
             assert_eq!(owned, borrowed);
