@@ -15,6 +15,9 @@ pub mod template;
 pub mod tuple;
 pub mod wire;
 
+pub use client::RemoteSpace;
+pub use libp2p::{Multiaddr, PeerId};
+pub use node::{Node, Served};
 pub use space::{Space, SpaceError, Subscription};
 pub use syntax::{ParseError, parse_template, parse_tuple};
 pub use template::{Field, Range, Template, TemplateError};

@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+pub use libp2p::multiaddr::Protocol;
+pub use libp2p::pnet::PreSharedKey;
+
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{Swarm, SwarmBuilder, identify, noise, ping, tcp, yamux};
