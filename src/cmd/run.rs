@@ -161,7 +161,8 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
     if let Err(e) = master.stop_workers().await {
         tracing::warn!(error = %e, "could not tell the workers to stop");
     }
-    pool.shutdown(Duration::from_secs(2));
+    // The pool waits synchronously; the node keeps serving on the other thread.
+    tokio::task::block_in_place(|| pool.shutdown(Duration::from_secs(2)));
     records.sort_by_key(|r| r.id);
     let summary = Summary {
         tasks: records,

@@ -15,9 +15,9 @@ use anyhow::anyhow;
 
 use halley_paradigms::bag::{DEFAULT_OUTPUT_CAP, run_command};
 use halley_paradigms::worker::{Worker, WorkerError};
+use halley_substrate::Multiaddr;
 use halley_substrate::Space;
 use halley_substrate::client::RemoteSpace;
-use libp2p::Multiaddr;
 
 use crate::exit::{Failure, Outcome, SUCCESS};
 
