@@ -85,6 +85,15 @@ async fn bench(name: &str, tasks: usize, payload: impl Fn(usize) -> Vec<u8>) -> 
         master.stop_workers().await?;
         assert_eq!(results.len(), tasks);
         let busy: f64 = results.iter().map(|d| d.result.run_secs()).sum();
+        let mut per_worker = std::collections::BTreeMap::<&str, usize>::new();
+        for done in &results {
+            *per_worker.entry(done.result.worker.as_str()).or_default() += 1;
+        }
+        assert_eq!(
+            per_worker.len(),
+            WORKERS,
+            "every worker process took part: {per_worker:?}"
+        );
         let figure = if name == "w1" {
             let rate = tasks as f64 / wall;
             println!("{name} run {run}: {tasks} tasks in {wall:.3} s = {rate:.0} tasks/s");

@@ -14,10 +14,10 @@
 //! ```
 //!
 //! Inside, `slots` lanes run at once. Each lane takes up to `n` tasks with
-//! one `take_up_to`, puts one claim for the batch (see [`crate::lease`]),
-//! runs the tasks one after the other, puts all their results with one
-//! `out_all`, then takes its claim back. `n` adapts: it aims at batches of
-//! about 20 ms of work (from the measured task time), between 1 and 1024, so
+//! one `take_up_to`, puts one claim for the batch (see [`crate::lease`])
+//! while it runs the tasks one after the other, then puts all their results
+//! with one `out_all` and takes its claim back while it takes the next batch. `n` adapts: it aims at batches of
+//! about 50 ms of work (from the measured task time), between 1 and 1024, so
 //! short tasks travel in bulk and long ones one by one. A renewal loop re-puts
 //! the claims of running batches every third of the lease, and a stop loop
 //! polls for `("stop", <worker id>)` (taken) and `("stop", <job>)` (read):
@@ -38,7 +38,7 @@ use crate::lease::Claim;
 use crate::task::{Task, TaskResult, now_us, stop_template};
 
 /// Work a batch should hold, when the task time is known.
-const BATCH_TIME: Duration = Duration::from_millis(20);
+const BATCH_TIME: Duration = Duration::from_millis(50);
 
 /// Why a worker stopped other than by being told to.
 #[derive(Debug, thiserror::Error)]
@@ -225,7 +225,10 @@ impl<S: Space> Worker<S> {
         failure.map_or(Ok(report), Err)
     }
 
-    /// Takes, claims, runs and reports batches until stopped.
+    /// Takes, claims, runs and reports batches until stopped. Two steps
+    /// overlap to hide round trips: a batch's claim is put while it runs, and
+    /// its results are put (then its claim taken back) while the next batch
+    /// is taken.
     async fn lane<E, Fut>(
         self: Arc<Self>,
         shared: Arc<Shared>,
@@ -238,63 +241,84 @@ impl<S: Space> Worker<S> {
         let template = Task::template(self.job.as_deref());
         let mut report = Report::default();
         let mut per_task: Option<f64> = None;
-        while !shared.stop.load(Ordering::Relaxed) {
+        let mut ran_batch: Option<RanBatch> = None;
+        loop {
+            let stopping = shared.stop.load(Ordering::Relaxed);
             let n = per_task.map_or(1, |secs| {
                 ((BATCH_TIME.as_secs_f64() / secs.max(1e-9)) as usize).clamp(1, self.max_batch)
             });
-            let tuples = self
-                .space
-                .take_up_to(template.clone(), n, Some(self.poll))
-                .await?;
+            let take = async {
+                if stopping {
+                    return Ok(Vec::new());
+                }
+                Ok(self
+                    .space
+                    .take_up_to(template.clone(), n, Some(self.poll))
+                    .await?)
+            };
+            let (tuples, ()) = tokio::try_join!(take, self.report(&shared, ran_batch.take()))?;
+            if stopping {
+                return Ok(report);
+            }
             let tasks: Vec<Task> = tuples.into_iter().filter_map(Task::from_tuple).collect();
             if tasks.is_empty() {
                 continue;
             }
-            let claims = self.claims(&shared, &tasks);
-            let keys: Vec<u64> = claims.iter().map(|c| c.batch).collect();
-            let claim_tuples: Vec<Tuple> = claims.iter().map(Claim::to_tuple).collect();
+            let claims: Vec<(u64, Tuple)> = self
+                .claims(&shared, &tasks)
+                .iter()
+                .map(|c| (c.batch, c.to_tuple()))
+                .collect();
             shared
                 .leases
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .extend(keys.iter().copied().zip(claim_tuples.clone()));
-            self.space
-                .out_all(claim_tuples.clone(), Some(self.lease))
-                .await?;
+                .extend(claims.iter().cloned());
+            let claim_tuples = claims.iter().map(|(_, t)| t.clone()).collect();
             let count = tasks.len();
             let began = Instant::now();
-            let ran = execute(tasks).await?;
+            let (ran, ()) = tokio::try_join!(execute(tasks), async {
+                Ok(self.space.out_all(claim_tuples, Some(self.lease)).await?)
+            })?;
             let secs = began.elapsed().as_secs_f64() / count as f64;
             per_task = Some(per_task.map_or(secs, |old| 0.5 * old + 0.5 * secs));
-            let results = ran.into_iter().map(|(task, started, finished, payload)| {
-                TaskResult {
-                    job: task.job,
-                    id: task.id,
-                    attempt: task.attempt,
-                    worker: self.id.clone(),
-                    resource: self.resource.clone(),
-                    started_us: started,
-                    finished_us: finished,
-                    payload,
-                }
-                .to_tuple()
-            });
-            self.space.out_all(results.collect(), None).await?;
-            {
-                let mut leases = shared.leases.lock().unwrap_or_else(|e| e.into_inner());
-                for key in &keys {
-                    leases.remove(key);
-                }
-            }
-            for claim in &claim_tuples {
-                self.space
-                    .take_up_to(Template::exact(claim), 8, Some(Duration::ZERO))
-                    .await?;
-            }
             report.tasks += count as u64;
             report.batches += 1;
+            ran_batch = Some(RanBatch { ran, claims });
         }
-        Ok(report)
+    }
+
+    /// Puts a batch's results, then takes its claims back.
+    async fn report(&self, shared: &Shared, batch: Option<RanBatch>) -> Result<(), WorkerError> {
+        let Some(RanBatch { ran, claims }) = batch else {
+            return Ok(());
+        };
+        let results = ran.into_iter().map(|(task, started, finished, payload)| {
+            TaskResult {
+                job: task.job,
+                id: task.id,
+                attempt: task.attempt,
+                worker: self.id.clone(),
+                resource: self.resource.clone(),
+                started_us: started,
+                finished_us: finished,
+                payload,
+            }
+            .to_tuple()
+        });
+        self.space.out_all(results.collect(), None).await?;
+        {
+            let mut leases = shared.leases.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, _) in &claims {
+                leases.remove(key);
+            }
+        }
+        for (_, claim) in &claims {
+            self.space
+                .take_up_to(Template::exact(claim), 8, Some(Duration::ZERO))
+                .await?;
+        }
+        Ok(())
     }
 
     /// One claim per job among `tasks`.
@@ -359,6 +383,14 @@ impl<S: Space> Worker<S> {
 
 /// A task that ran: the task, start and finish (µs since the epoch), output.
 type Ran = (Task, i64, i64, Vec<u8>);
+
+/// A batch that ran, waiting for its results to be put.
+#[derive(Debug)]
+struct RanBatch {
+    ran: Vec<Ran>,
+    /// Its claims, by batch number.
+    claims: Vec<(u64, Tuple)>,
+}
 
 /// State the lanes and the renewal loop share.
 #[derive(Debug)]
