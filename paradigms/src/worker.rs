@@ -21,7 +21,8 @@
 //! short tasks travel in bulk and long ones one by one. A renewal loop re-puts
 //! the claims of running batches every third of the lease, and a stop loop
 //! polls for `("stop", <worker id>)` (taken) and `("stop", <job>)` (read):
-//! on either, lanes finish their batch and the worker returns. Dropping the
+//! on either, or on [`Stopper::stop`], lanes finish their batch and the
+//! worker returns. Dropping the
 //! future returned by `run` aborts everything at once — to the master that
 //! worker died, and its leases lapse.
 
@@ -67,6 +68,17 @@ pub struct Worker<S> {
     lease: Duration,
     max_batch: usize,
     poll: Duration,
+    stop: Arc<AtomicBool>,
+}
+
+/// Tells a running worker to finish its batches and return (a drain).
+#[derive(Clone, Debug)]
+pub struct Stopper(Arc<AtomicBool>);
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 impl<S: Space> Worker<S> {
@@ -89,6 +101,7 @@ impl<S: Space> Worker<S> {
             lease: Duration::from_secs(5),
             max_batch: 1024,
             poll: Duration::from_millis(200),
+            stop: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -124,6 +137,11 @@ impl<S: Space> Worker<S> {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// A handle that stops this worker (as a stop tuple would) from elsewhere.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.stop.clone())
     }
 
     /// Runs `f` on each task's payload (on a blocking thread, a batch at a
@@ -182,7 +200,7 @@ impl<S: Space> Worker<S> {
         Fut: Future<Output = Result<Vec<Ran>, WorkerError>> + Send + 'static,
     {
         let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
+            stop: self.stop.clone(),
             leases: Mutex::new(HashMap::new()),
             batch: AtomicU64::new(0),
         });
@@ -395,7 +413,7 @@ struct RanBatch {
 /// State the lanes and the renewal loop share.
 #[derive(Debug)]
 struct Shared {
-    stop: AtomicBool,
+    stop: Arc<AtomicBool>,
     /// Claim tuples of running batches, by batch number.
     leases: Mutex<HashMap<u64, Tuple>>,
     batch: AtomicU64,

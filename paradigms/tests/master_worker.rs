@@ -112,3 +112,32 @@ async fn a_vanished_workers_task_runs_again_with_one_result() {
         .unwrap();
     assert_eq!(report.tasks, 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_worker_drains_its_batch_and_returns() {
+    let space = EmbeddedSpace::new();
+    let mut master = Master::new(space.clone(), "drain");
+    master.submit([b"slow".to_vec()]).await.unwrap();
+    let (started, mut has_started) = mpsc::channel(1);
+    let worker = Worker::new(space.clone(), "drain");
+    let stopper = worker.stopper();
+    let worker = worker.run_async(move |task| {
+        let started = started.clone();
+        async move {
+            let _ = started.send(()).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            task.payload
+        }
+    });
+    let handle = tokio::spawn(worker);
+    has_started.recv().await.unwrap();
+    stopper.stop();
+    let report = tokio::time::timeout(Duration::from_secs(5), handle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.tasks, 1, "the running task finished");
+    let done = master.next().await.unwrap().expect("its result was put");
+    assert_eq!(done.result.payload, b"slow");
+}

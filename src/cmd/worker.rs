@@ -5,7 +5,8 @@
 //! carries the exit code, timings, this worker's id and `--resource`, and
 //! the first `--max-output` bytes of stdout and stderr (see
 //! `halley_paradigms::bag`). It exits 0 when told to stop (a
-//! `("stop", <worker id>)` tuple, or `("stop", <job>)` with `--job`), and 3
+//! `("stop", <worker id>)` tuple, or `("stop", <job>)` with `--job`) or on
+//! SIGTERM/SIGINT (after finishing what it runs: a drain), and 3
 //! when the space goes away or cannot be reached.
 
 use std::path::{Path, PathBuf};
@@ -42,7 +43,7 @@ pub struct Args {
     #[arg(long)]
     pub job: Option<String>,
     /// This worker's id (default: `<host>-<pid>-0`).
-    #[arg(long)]
+    #[arg(long, env = "HALLEY_MACHINE")]
     pub id: Option<String>,
     /// How long a claim on running tasks lives without renewal.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
@@ -77,6 +78,11 @@ async fn work<S: Space>(space: S, args: Args) -> Outcome {
         .resource(args.resource)
         .lease(args.lease);
     let id = worker.id().to_owned();
+    let stopper = worker.stopper();
+    tokio::spawn(async move {
+        drain_on_signal().await;
+        stopper.stop();
+    });
     tracing::info!(worker = %id, peer = %args.peer, "worker started");
     let cap = args.max_output;
     let report = worker
@@ -98,6 +104,25 @@ async fn work<S: Space>(space: S, args: Args) -> Outcome {
             anyhow::Error::new(e).context("worker failed"),
         )),
     }
+}
+
+/// Returns on SIGTERM or SIGINT: the worker then drains (finishes its
+/// batches, takes no more) and exits 0.
+async fn drain_on_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+    tracing::info!("signal received: draining");
 }
 
 /// Connects to the space at `peer`; exit 2 for a malformed address or an
