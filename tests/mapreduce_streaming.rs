@@ -240,3 +240,75 @@ fn a_policy_is_checked_before_anything_runs() {
         "a\t1\nb\t2\n"
     );
 }
+
+#[test]
+fn with_peer_the_tasks_go_through_that_node_space() {
+    use halley_substrate::{EmbeddedSpace, Field, Node, Space, Subscription, Template};
+    let tmp = TempDir::new("mr-peer");
+    let (texts, _, _) = corpus(&tmp.0);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (space, node, mut done) = rt.block_on(async {
+        let space = EmbeddedSpace::new();
+        let node = Node::start("/ip4/127.0.0.1/tcp/0".parse().unwrap(), space.clone())
+            .await
+            .unwrap();
+        let done = Template::new(vec![
+            Field::Actual("mr-done".into()),
+            Field::Any,
+            Field::Any,
+            Field::Any,
+            Field::Any,
+        ]);
+        let done = space.subscribe(done).await.unwrap();
+        (space, node, done)
+    });
+    let out = tmp.0.join("out");
+    let run = halley(&[
+        "mapreduce",
+        "--peer",
+        &node.address().to_string(),
+        "--input",
+        texts.to_str().unwrap(),
+        "--map",
+        MAP,
+        "--reduce",
+        REDUCE,
+        "--reducers",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let mut got = BTreeMap::new();
+    for r in 0..2 {
+        for line in fs::read_to_string(out.join(format!("part-{r}")))
+            .unwrap()
+            .lines()
+        {
+            let (key, count) = line.split_once('\t').unwrap();
+            got.insert(key.to_owned(), count.parse::<u64>().unwrap());
+        }
+    }
+    let mut reduces = 0;
+    rt.block_on(async {
+        let wait = std::time::Duration::from_millis(200);
+        while let Ok(Some(tuple)) = tokio::time::timeout(wait, done.next()).await {
+            reduces += usize::from(tuple.get(2).and_then(|v| v.as_str()) == Some("reduce"));
+        }
+    });
+    assert_eq!(reduces, 2, "both reduce completions went through the node");
+    let left = rt.block_on(space.scan(Template::new(vec![Field::Any; 4]), None));
+    assert!(left.unwrap().is_empty(), "every task tuple was taken");
+    rt.block_on(node.stop());
+    // c.txt is not part of this input: count the words of texts/ only.
+    let mut expected = BTreeMap::new();
+    for file in ["a.txt", "b.txt"] {
+        for word in fs::read_to_string(texts.join(file))
+            .unwrap()
+            .split_whitespace()
+        {
+            *expected.entry(word.to_owned()).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(got, expected);
+}
