@@ -182,3 +182,30 @@ fn an_unknown_key_is_refused_with_its_line() {
     assert!(err.contains("wf.toml") && err.contains("line 3"), "{err}");
     assert!(err.contains("unknown field `deadlin`"), "{err}");
 }
+
+#[test]
+fn a_bag_stage_runs_its_commands_at_once() {
+    let tmp = TempDir::new("wf-bag");
+    let file = tmp.0.join("wf.toml");
+    // Each command waits for the other's file: they finish only if both run
+    // at the same time (and fail after 10 s otherwise, not hang).
+    fs::write(
+        &file,
+        r#"
+        [stages.pair]
+        commands = [
+          "touch a; timeout 10 sh -c 'until [ -e b ]; do sleep 0.05; done'",
+          "touch b; timeout 10 sh -c 'until [ -e a ]; do sleep 0.05; done'",
+        ]
+        "#,
+    )
+    .unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_halley"))
+        .args(["workflow", file.to_str().unwrap(), "--slots", "2", "--out"])
+        .arg(tmp.0.join("out"))
+        .output()
+        .expect("halley runs");
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("stage pair: succeeded"), "{stdout}");
+}

@@ -1,6 +1,4 @@
-//! The stage runner of `halley workflow` on this machine: a bag stage's
-//! commands run `slots` at a time; a MapReduce stage is a streaming job whose
-//! tasks go through the space.
+//! The stage runner of `halley workflow` on this machine.
 //!
 //! Every command runs in the workflow's output directory (so a stage finds
 //! its parents' files by relative path), with `HALLEY_OUT` (that directory),
@@ -8,14 +6,14 @@
 //! in its environment. A bag command's stdout and stderr go to
 //! `<out>/<stage>/tasks/<i>.out` and `.err`, as `halley run` does.
 //!
-//! Seam: a bag stage is where the bag-of-tasks runner of `halley run` plugs
-//! in, to have its commands run by the space's workers under the policy.
+//! A bag stage is a master-worker job (tasks and results through the space)
+//! run by an in-process worker; a MapReduce stage is a streaming job whose
+//! tasks also go through the space.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use halley_substrate::Space;
 use tokio::runtime::Handle;
@@ -23,6 +21,8 @@ use tokio::runtime::Handle;
 use super::schedule::StageRunner;
 use super::spec::{MapReduceStage, Stage, Work};
 use crate::mapreduce::{Input, MapReduce, streaming::Streaming};
+use crate::master::Master;
+use crate::worker::Worker;
 
 /// Runs stages on this machine, MapReduce tasks through `space`.
 #[derive(Debug)]
@@ -47,67 +47,50 @@ impl<S: Space> StageRunner for LocalRunner<S> {
 }
 
 impl<S: Space> LocalRunner<S> {
-    fn command(&self, stage: &str, line: &str) -> Command {
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg(line)
-            .current_dir(&self.out)
-            .env("HALLEY_OUT", &self.out)
-            .env("HALLEY_STAGE", stage)
-            .env("HALLEY_WORKFLOW_DIR", &self.workflow_dir);
-        command
-    }
-
+    /// A bag stage is a master-worker job in the space: the master submits
+    /// one task per command and collects exactly one result each, while a
+    /// worker of this process with `slots` lanes runs them, one at a time
+    /// per lane.
     fn bag(&self, stage: &str, commands: &[String]) -> Result<(), String> {
-        let tasks = self.out.join(stage).join("tasks");
-        fs::create_dir_all(&tasks)
-            .map_err(|e| format!("cannot create {}: {e}", tasks.display()))?;
-        let next = AtomicUsize::new(0);
-        let failures = Mutex::new(Vec::new());
-        std::thread::scope(|scope| {
-            for _ in 0..self.slots.clamp(1, commands.len()) {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(line) = commands.get(i) else { break };
-                        if let Err(e) = self.run_one(stage, &tasks, i, line) {
-                            failures
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push((i, e));
-                        }
-                    }
-                });
-            }
-        });
-        let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
-        failures.sort();
-        match failures.first() {
-            None => Ok(()),
-            Some((_, first)) if failures.len() == 1 => Err(first.clone()),
-            Some((_, first)) => Err(format!("{first} (and {} more)", failures.len() - 1)),
-        }
-    }
-
-    fn run_one(&self, stage: &str, tasks: &Path, i: usize, line: &str) -> Result<(), String> {
-        let create = |ext: &str| {
-            let path = tasks.join(format!("{i}.{ext}"));
-            File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))
+        let context = BagContext {
+            stage: stage.to_owned(),
+            tasks: self.out.join(stage).join("tasks"),
+            out: self.out.clone(),
+            workflow_dir: self.workflow_dir.clone(),
         };
-        let status = self
-            .command(stage, line)
-            .stdout(create("out")?)
-            .stderr(create("err")?)
-            .status()
-            .map_err(|e| format!("command {i} `{line}`: cannot start sh: {e}"))?;
-        if status.success() {
-            return Ok(());
+        fs::create_dir_all(&context.tasks)
+            .map_err(|e| format!("cannot create {}: {e}", context.tasks.display()))?;
+        let job = format!("wf-{}-{stage}-{}", std::process::id(), unique());
+        let finished = self.rt.block_on(async {
+            let worker = Worker::new(self.space.clone(), job.clone())
+                .slots(self.slots)
+                .max_batch(1);
+            let stopper = worker.stopper();
+            let running = tokio::spawn(worker.run(move |payload| context.run(payload)));
+            let mut master = Master::new(self.space.clone(), job);
+            let payloads = commands
+                .iter()
+                .enumerate()
+                .map(|(i, line)| format!("{i}\n{line}").into_bytes());
+            let finished = match master.submit(payloads).await {
+                Ok(_) => master.collect().await,
+                Err(e) => Err(e),
+            };
+            stopper.stop();
+            let _ = running.await;
+            finished
+        });
+        let failures: Vec<String> = finished
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|f| !f.result.payload.is_empty())
+            .map(|f| String::from_utf8_lossy(&f.result.payload).into_owned())
+            .collect();
+        match failures.as_slice() {
+            [] => Ok(()),
+            [only] => Err(only.clone()),
+            [first, rest @ ..] => Err(format!("{first} (and {} more)", rest.len())),
         }
-        Err(format!(
-            "command {i} `{line}` failed ({status}); its stderr is in {}",
-            tasks.join(format!("{i}.err")).display()
-        ))
     }
 
     fn mapreduce(&self, stage: &str, job: &MapReduceStage) -> Result<(), String> {
@@ -130,4 +113,57 @@ impl<S: Space> LocalRunner<S> {
             .run(&self.space, &self.rt, &input, &shape)
             .map_err(|e| e.to_string())
     }
+}
+
+/// What a bag command needs to run in a worker: where, and with what.
+#[derive(Clone, Debug)]
+struct BagContext {
+    stage: String,
+    tasks: PathBuf,
+    out: PathBuf,
+    workflow_dir: PathBuf,
+}
+
+impl BagContext {
+    /// Runs the command of a task payload (`<index>\n<command>`); the
+    /// result is empty on success, else the error message.
+    fn run(&self, payload: &[u8]) -> Vec<u8> {
+        let text = String::from_utf8_lossy(payload);
+        let (index, line) = text.split_once('\n').unwrap_or(("?", &text));
+        match self.run_one(index, line) {
+            Ok(()) => Vec::new(),
+            Err(e) => e.into_bytes(),
+        }
+    }
+
+    fn run_one(&self, i: &str, line: &str) -> Result<(), String> {
+        let create = |ext: &str| {
+            let path = self.tasks.join(format!("{i}.{ext}"));
+            File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))
+        };
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .current_dir(&self.out)
+            .env("HALLEY_OUT", &self.out)
+            .env("HALLEY_STAGE", &self.stage)
+            .env("HALLEY_WORKFLOW_DIR", &self.workflow_dir)
+            .stdout(create("out")?)
+            .stderr(create("err")?)
+            .status()
+            .map_err(|e| format!("command {i} `{line}`: cannot start sh: {e}"))?;
+        if status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "command {i} `{line}` failed ({status}); its stderr is in {}",
+            self.tasks.join(format!("{i}.err")).display()
+        ))
+    }
+}
+
+/// A number no other bag job of this process uses.
+fn unique() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
