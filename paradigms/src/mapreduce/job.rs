@@ -277,6 +277,25 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_input_has_empty_partitions() {
+        let input = Input::from_bytes("empty", Vec::new());
+        let rt = runtime();
+        let out = MapReduce::new()
+            .reducers(3)
+            .run(
+                &space(&rt),
+                rt.handle(),
+                &input,
+                words,
+                |a, b| *a += b,
+                |_, n| n,
+            )
+            .unwrap();
+        assert_eq!(out.partitions().len(), 3);
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn a_key_lands_in_one_partition_only() {
         let text = "a b c d e f g h a b c d\n".repeat(50);
         let input = Input::from_bytes("t", text.into_bytes());
