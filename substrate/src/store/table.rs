@@ -11,7 +11,7 @@
 //! also listed by expiry time.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::ops::ControlFlow;
 
 use super::hash::{FastMap, index_key};
@@ -45,7 +45,47 @@ pub(crate) struct Slot {
     pub seq: u64,
 }
 
-type Bucket = BTreeMap<u64, Stored>;
+/// The tuples of one bucket, ordered by `seq`. Tuples arrive at the back
+/// (new) and mostly leave at the front (oldest first), so a ring buffer beats
+/// a tree; taking one from the middle moves the shorter side, at most as many
+/// entries as a scan had to check to find it there.
+#[derive(Debug, Default)]
+struct Bucket(VecDeque<(u64, Stored)>);
+
+impl Bucket {
+    fn first_key_value(&self) -> Option<(&u64, &Stored)> {
+        self.0.front().map(|(seq, stored)| (seq, stored))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&u64, &Stored)> {
+        self.0.iter().map(|(seq, stored)| (seq, stored))
+    }
+
+    fn insert(&mut self, seq: u64, stored: Stored) {
+        if self.0.back().is_none_or(|&(last, _)| last < seq) {
+            self.0.push_back((seq, stored));
+        } else {
+            let at = self.0.partition_point(|&(s, _)| s < seq);
+            self.0.insert(at, (seq, stored));
+        }
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Stored> {
+        let at = if self.0.front().is_some_and(|&(first, _)| first == seq) {
+            0
+        } else {
+            let at = self.0.partition_point(|&(s, _)| s < seq);
+            self.0.get(at).filter(|&&(s, _)| s == seq)?;
+            at
+        };
+        let (_, stored) = self.0.remove(at)?;
+        // Give memory back after a bucket shrinks a lot.
+        if self.0.capacity() > 64 && self.0.len() < self.0.capacity() / 4 {
+            self.0.shrink_to(self.0.len() * 2);
+        }
+        Some(stored)
+    }
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Table {
@@ -100,7 +140,7 @@ impl Table {
         let was_head = bucket
             .first_key_value()
             .is_some_and(|(&seq, _)| seq == slot.seq);
-        let stored = bucket.remove(&slot.seq)?;
+        let stored = bucket.remove(slot.seq)?;
         if was_head {
             let new_head = bucket.first_key_value().map(|(&seq, _)| seq);
             if new_head.is_none() {
