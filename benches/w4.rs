@@ -22,8 +22,7 @@ fn main() {
         .find_map(|a| a.parse::<usize>().ok())
         .unwrap_or(DEFAULT_ROUNDS);
     let node = common::Node::start();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
