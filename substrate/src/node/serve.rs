@@ -1,11 +1,11 @@
 //! Serving one `/halley/space/1` stream.
 //!
 //! One task per stream reads request frames and runs each request at once;
-//! a request that has to wait (a blocked take, a subscription) moves to a
-//! task of its own, keyed by its id, so it never holds up the requests
-//! behind it. Its answers come back through a bounded queue. The stream's
-//! task encodes every answer that is ready into one buffer and writes it at
-//! once.
+//! a request that has to wait (a blocked take, a subscription) joins the
+//! set of waiting requests, keyed by its id, that the same task polls, so
+//! it never holds up the requests behind it. Answers go through a bounded
+//! queue; the stream's task encodes every answer that is ready into one
+//! buffer and writes it at once.
 //!
 //! A bad frame (malformed, or a length over the limit) is logged with the
 //! peer's id and ends this stream only. When the stream ends for any reason,
@@ -16,11 +16,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures::stream::FuturesUnordered;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
-use tracing::Instrument;
 
 use super::{Me, Served};
 use crate::space::{Space, SpaceError, Subscription};
@@ -46,7 +45,7 @@ pub(super) async fn serve<S: Served>(peer: PeerId, stream: Stream, space: S, me:
     let (reader, mut writer) = stream.split();
     let (queue, mut answers) = mpsc::channel(QUEUE);
     let mut frames = wire::frames(reader);
-    let mut running = JoinSet::new();
+    let mut running = FuturesUnordered::new();
     let mut cancels: HashMap<u64, oneshot::Sender<()>> = HashMap::new();
     let mut outbox = Outbox::default();
     loop {
@@ -79,7 +78,7 @@ pub(super) async fn serve<S: Served>(peer: PeerId, stream: Stream, space: S, me:
                     let mut task = Box::pin(run(id, request, space.clone(), me.clone(), queue.clone(), cancelled));
                     if futures::poll!(task.as_mut()).is_pending() {
                         cancels.insert(id, cancel);
-                        running.spawn(task.in_current_span());
+                        running.push(task);
                     }
                 }
                 Some(Ok(Message::Response { id, .. })) => {
@@ -90,12 +89,9 @@ pub(super) async fn serve<S: Served>(peer: PeerId, stream: Stream, space: S, me:
             Some(answer) = answers.recv() => {
                 outbox.push(answer, &space).await;
             }
-            Some(done) = running.join_next(), if !running.is_empty() => match done {
-                Ok(id) => {
-                    cancels.remove(&id);
-                }
-                Err(e) => tracing::error!(%peer, error = %e, "a request's task failed"),
-            },
+            Some(id) = running.next(), if !running.is_empty() => {
+                cancels.remove(&id);
+            }
         }
         // Whatever else is ready goes out in the same write.
         for _ in 0..QUEUE {
@@ -117,7 +113,7 @@ pub(super) async fn serve<S: Served>(peer: PeerId, stream: Stream, space: S, me:
     while let Ok(answer) = answers.try_recv() {
         outbox.keep(answer);
     }
-    while running.join_next().await.is_some() {}
+    while running.next().await.is_some() {}
     outbox.put_back(&space).await;
     tracing::debug!(%peer, "stream closed");
 }
