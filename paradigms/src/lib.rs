@@ -1,1 +1,15 @@
 //! Paradigms over the Space API.
+//!
+//! Master-worker is the root: [`task`] holds the tuple layouts, [`master`]
+//! submits tasks and collects exactly one result each, [`worker`] takes and
+//! runs them under the leases of [`lease`]; [`bag`] runs bags of shell
+//! commands on top. [`mapreduce`] runs map and reduce tasks (Rust closures
+//! or shell commands) through the space; [`workflow`] runs a DAG of stages.
+
+pub mod bag;
+pub mod lease;
+pub mod mapreduce;
+pub mod master;
+pub mod task;
+pub mod worker;
+pub mod workflow;

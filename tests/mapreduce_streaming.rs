@@ -1,0 +1,314 @@
+//! `halley mapreduce` end to end: real map and reduce processes.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A fresh directory under the system's temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("halley-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+const MAP: &str = r#"tr -s ' ' '\n' | awk 'NF { print $0 "\t1" }'"#;
+/// Relies on its input being sorted by key: prints a key when it changes.
+const REDUCE: &str = r#"awk -F '\t' '$1 != k { if (NR > 1) print k "\t" c; k = $1; c = 0 } { c += $2 } END { if (NR > 0) print k "\t" c }'"#;
+
+fn halley(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_halley"))
+        .args(args)
+        .output()
+        .expect("halley runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn corpus(dir: &Path) -> (PathBuf, PathBuf, BTreeMap<String, u64>) {
+    let texts = dir.join("texts");
+    fs::create_dir_all(&texts).unwrap();
+    let mut expected = BTreeMap::new();
+    let mut write = |path: PathBuf, lines: usize, salt: usize| {
+        let mut text = String::new();
+        for i in 0..lines {
+            let line = format!("w{} x{}  w{}\n", i % 17, (i * salt) % 5, i % 3);
+            for w in line.split_whitespace() {
+                *expected.entry(w.to_owned()).or_insert(0) += 1;
+            }
+            text.push_str(&line);
+        }
+        fs::write(path, text).unwrap();
+    };
+    write(texts.join("a.txt"), 3000, 7);
+    write(texts.join("b.txt"), 1000, 3);
+    let single = dir.join("c.txt");
+    write(single.clone(), 10, 1);
+    (texts, single, expected)
+}
+
+#[test]
+fn word_count_with_shell_commands_is_exact_and_partitioned() {
+    let tmp = TempDir::new("mr-wc");
+    let (texts, single, expected) = corpus(&tmp.0);
+    let out = tmp.0.join("out");
+    let run = halley(&[
+        "mapreduce",
+        "--input",
+        texts.to_str().unwrap(),
+        single.to_str().unwrap(),
+        "--map",
+        MAP,
+        "--reduce",
+        REDUCE,
+        "--reducers",
+        "3",
+        "--workers",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let mut got = BTreeMap::new();
+    for r in 0..3 {
+        let part = fs::read_to_string(out.join(format!("part-{r}"))).unwrap();
+        let keys: Vec<&str> = part
+            .lines()
+            .map(|l| l.split('\t').next().unwrap())
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted, "reducer {r} saw its input sorted by key");
+        for line in part.lines() {
+            let (key, count) = line.split_once('\t').unwrap();
+            let previous = got.insert(key.to_owned(), count.parse::<u64>().unwrap());
+            assert_eq!(previous, None, "{key} is in one partition only");
+        }
+    }
+    assert!(!out.join("part-3").exists());
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn a_line_without_a_tab_names_the_split_and_line() {
+    let tmp = TempDir::new("mr-notab");
+    let input = tmp.0.join("in.txt");
+    fs::write(&input, "alpha beta\ngamma\n").unwrap();
+    let run = halley(&[
+        "mapreduce",
+        "--input",
+        input.to_str().unwrap(),
+        "--map",
+        r#"awk '{ print $1 "\t1" } /gamma/ { print "oops no tab" }'"#,
+        "--reduce",
+        "cat",
+        "--out",
+        tmp.0.join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    let err = stderr(&run);
+    // "gamma\n" is a split of its own: the input is cut into several.
+    assert!(err.contains("split 1 ("), "{err}");
+    assert!(err.contains("in.txt, bytes 11..17)"), "{err}");
+    assert!(err.contains("output line 2 has no tab"), "{err}");
+    assert!(err.contains("\"oops no tab\""), "{err}");
+}
+
+#[test]
+fn a_failing_map_command_is_reported_with_its_status_and_stderr() {
+    let tmp = TempDir::new("mr-mapfail");
+    let input = tmp.0.join("in.txt");
+    fs::write(&input, "a b c\n").unwrap();
+    let run = halley(&[
+        "mapreduce",
+        "--input",
+        input.to_str().unwrap(),
+        "--map",
+        "echo cannot map >&2; exit 3",
+        "--reduce",
+        "cat",
+        "--out",
+        tmp.0.join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    let err = stderr(&run);
+    assert!(
+        err.contains("map command `echo cannot map >&2; exit 3`"),
+        "{err}"
+    );
+    assert!(err.contains("exit status: 3"), "{err}");
+    assert!(err.contains("cannot map"), "{err}");
+}
+
+#[test]
+fn a_failing_reduce_command_names_its_partition() {
+    let tmp = TempDir::new("mr-redfail");
+    let input = tmp.0.join("in.txt");
+    fs::write(&input, "a b c\n").unwrap();
+    let run = halley(&[
+        "mapreduce",
+        "--input",
+        input.to_str().unwrap(),
+        "--map",
+        MAP,
+        "--reduce",
+        "false",
+        "--reducers",
+        "1",
+        "--out",
+        tmp.0.join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    let err = stderr(&run);
+    assert!(
+        err.contains("reduce command `false` on partition 0 failed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_input_is_bad_input() {
+    let tmp = TempDir::new("mr-missing");
+    let missing = tmp.0.join("nope.txt");
+    let run = halley(&[
+        "mapreduce",
+        "--input",
+        missing.to_str().unwrap(),
+        "--map",
+        MAP,
+        "--reduce",
+        "cat",
+        "--out",
+        tmp.0.join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(stderr(&run).contains("nope.txt"), "{}", stderr(&run));
+}
+
+#[test]
+fn a_policy_is_checked_before_anything_runs() {
+    let tmp = TempDir::new("mr-policy");
+    let input = tmp.0.join("in.txt");
+    fs::write(&input, "b a b\n").unwrap();
+    let good = tmp.0.join("good.toml");
+    fs::write(
+        &good,
+        "[[resources]]\nname = \"here\"\nprovider = \"static\"\ncount = 1\nslots = 1\n",
+    )
+    .unwrap();
+    let bad = tmp.0.join("bad.toml");
+    fs::write(&bad, "[objective]\nbudgett = 1.0\n").unwrap();
+    let out = tmp.0.join("out");
+    let run_with = |policy: &Path| {
+        halley(&[
+            "mapreduce",
+            "--input",
+            input.to_str().unwrap(),
+            "--map",
+            MAP,
+            "--reduce",
+            REDUCE,
+            "--reducers",
+            "1",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let run = run_with(&bad);
+    assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
+    assert!(stderr(&run).contains("bad.toml"), "{}", stderr(&run));
+    assert!(!out.join("part-0").exists(), "nothing ran");
+    let run = run_with(&good);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(
+        fs::read_to_string(out.join("part-0")).unwrap(),
+        "a\t1\nb\t2\n"
+    );
+}
+
+#[test]
+fn with_peer_the_tasks_go_through_that_node_space() {
+    use halley_substrate::{EmbeddedSpace, Field, Node, Space, Subscription, Template};
+    let tmp = TempDir::new("mr-peer");
+    let (texts, _, _) = corpus(&tmp.0);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (space, node, mut done) = rt.block_on(async {
+        let space = EmbeddedSpace::new();
+        let node = Node::start("/ip4/127.0.0.1/tcp/0".parse().unwrap(), space.clone())
+            .await
+            .unwrap();
+        let done = Template::new(vec![
+            Field::Actual("mr-done".into()),
+            Field::Any,
+            Field::Any,
+            Field::Any,
+            Field::Any,
+        ]);
+        let done = space.subscribe(done).await.unwrap();
+        (space, node, done)
+    });
+    let out = tmp.0.join("out");
+    let run = halley(&[
+        "mapreduce",
+        "--peer",
+        &node.address().to_string(),
+        "--input",
+        texts.to_str().unwrap(),
+        "--map",
+        MAP,
+        "--reduce",
+        REDUCE,
+        "--reducers",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let mut got = BTreeMap::new();
+    for r in 0..2 {
+        for line in fs::read_to_string(out.join(format!("part-{r}")))
+            .unwrap()
+            .lines()
+        {
+            let (key, count) = line.split_once('\t').unwrap();
+            got.insert(key.to_owned(), count.parse::<u64>().unwrap());
+        }
+    }
+    let mut reduces = 0;
+    rt.block_on(async {
+        let wait = std::time::Duration::from_millis(200);
+        while let Ok(Some(tuple)) = tokio::time::timeout(wait, done.next()).await {
+            reduces += usize::from(tuple.get(2).and_then(|v| v.as_str()) == Some("reduce"));
+        }
+    });
+    assert_eq!(reduces, 2, "both reduce completions went through the node");
+    let left = rt.block_on(space.scan(Template::new(vec![Field::Any; 4]), None));
+    assert!(left.unwrap().is_empty(), "every task tuple was taken");
+    rt.block_on(node.stop());
+    // c.txt is not part of this input: count the words of texts/ only.
+    let mut expected = BTreeMap::new();
+    for file in ["a.txt", "b.txt"] {
+        for word in fs::read_to_string(texts.join(file))
+            .unwrap()
+            .split_whitespace()
+        {
+            *expected.entry(word.to_owned()).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(got, expected);
+}

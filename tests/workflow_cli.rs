@@ -1,0 +1,211 @@
+//! `halley workflow` end to end: stage order, MapReduce stages, and the
+//! errors that stop a workflow before anything runs.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// A fresh directory under the system's temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("halley-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes `text` as a workflow file in `tmp` and runs it with `--out tmp/out`.
+fn workflow(tmp: &TempDir, text: &str) -> Output {
+    let file = tmp.0.join("wf.toml");
+    fs::write(&file, text).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_halley"))
+        .args(["workflow", file.to_str().unwrap(), "--out"])
+        .arg(tmp.0.join("out"))
+        .output()
+        .expect("halley runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn each_stage_sees_its_parents_outputs() {
+    let tmp = TempDir::new("wf-order");
+    let run = workflow(
+        &tmp,
+        r#"
+        # Each stage copies what its parents left and adds its own line:
+        # the final file shows every stage ran after its parents.
+        [stages.first]
+        commands = ["sleep 0.2; echo first > first.txt"]
+
+        [stages.left]
+        after = ["first"]
+        commands = ["cat first.txt > left.txt && echo left >> left.txt"]
+
+        [stages.right]
+        after = ["first"]
+        commands = ["cat first.txt > right.txt && echo right >> right.txt"]
+
+        [stages.words]
+        after = ["left", "right"]
+        deadline = "10m"
+        mapreduce = { input = ["left.txt", "right.txt"], reducers = 2, map = '''awk '{ print $1 "\t1" }' ''', reduce = '''awk -F '\t' '{ c[$1] += $2 } END { for (k in c) print k "=" c[k] }' ''' }
+
+        [stages.last]
+        after = ["words"]
+        commands = ["cat words/part-* | sort > last.txt", "echo $HALLEY_STAGE > stage.txt"]
+        "#,
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let out = tmp.0.join("out");
+    assert_eq!(
+        fs::read_to_string(out.join("left.txt")).unwrap(),
+        "first\nleft\n"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("right.txt")).unwrap(),
+        "first\nright\n"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("last.txt")).unwrap(),
+        "first=2\nleft=1\nright=1\n"
+    );
+    assert_eq!(fs::read_to_string(out.join("stage.txt")).unwrap(), "last\n");
+    assert!(out.join("last/tasks/0.out").exists());
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("stage words: succeeded"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("workflow.json")).unwrap()).unwrap();
+    let stages = report["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 5);
+    assert!(
+        stages.iter().all(|s| s["status"] == "succeeded"),
+        "{report}"
+    );
+    let words = stages.iter().find(|s| s["name"] == "words").unwrap();
+    assert_eq!(words["deadline_met"], true);
+}
+
+#[test]
+fn a_failed_stage_skips_its_descendants_and_exits_1() {
+    let tmp = TempDir::new("wf-fail");
+    let run = workflow(
+        &tmp,
+        r#"
+        [stages.bad]
+        commands = ["true", "echo broken >&2; exit 4"]
+        [stages.after_bad]
+        after = ["bad"]
+        commands = ["touch should-not-exist"]
+        [stages.independent]
+        commands = ["touch independent"]
+        "#,
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    let out = tmp.0.join("out");
+    assert!(!out.join("should-not-exist").exists());
+    assert!(out.join("independent").exists());
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("stage bad: failed"), "{stdout}");
+    assert!(
+        stdout.contains("command 1 `echo broken >&2; exit 4` failed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("stage after_bad: skipped"), "{stdout}");
+    assert_eq!(
+        fs::read_to_string(out.join("bad/tasks/1.err")).unwrap(),
+        "broken\n"
+    );
+}
+
+#[test]
+fn a_cycle_is_refused_before_anything_runs() {
+    let tmp = TempDir::new("wf-cycle");
+    let run = workflow(
+        &tmp,
+        r#"
+        [stages.free]
+        commands = ["touch ran"]
+        [stages.a]
+        after = ["b"]
+        commands = ["true"]
+        [stages.b]
+        after = ["a"]
+        commands = ["true"]
+        "#,
+    );
+    assert_eq!(run.status.code(), Some(2));
+    let err = stderr(&run);
+    assert!(
+        err.contains("wf.toml: stages `a`, `b` depend on each other"),
+        "{err}"
+    );
+    assert!(!tmp.0.join("out").exists(), "nothing ran");
+}
+
+#[test]
+fn a_missing_stage_is_refused_before_anything_runs() {
+    let tmp = TempDir::new("wf-missing");
+    let run = workflow(
+        &tmp,
+        "[stages.a]\ncommands = [\"touch ran\"]\n[stages.b]\nafter = [\"c\"]\ncommands = [\"true\"]\n",
+    );
+    assert_eq!(run.status.code(), Some(2));
+    let err = stderr(&run);
+    assert!(
+        err.contains("wf.toml: stage `b`: `after` names `c`, which is not a stage"),
+        "{err}"
+    );
+    assert!(!tmp.0.join("out").exists(), "nothing ran");
+}
+
+#[test]
+fn an_unknown_key_is_refused_with_its_line() {
+    let tmp = TempDir::new("wf-unknown");
+    let run = workflow(
+        &tmp,
+        "[stages.a]\ncommands = [\"true\"]\ndeadlin = \"5m\"\n",
+    );
+    assert_eq!(run.status.code(), Some(2));
+    let err = stderr(&run);
+    assert!(err.contains("wf.toml") && err.contains("line 3"), "{err}");
+    assert!(err.contains("unknown field `deadlin`"), "{err}");
+}
+
+#[test]
+fn a_bag_stage_runs_its_commands_at_once() {
+    let tmp = TempDir::new("wf-bag");
+    let file = tmp.0.join("wf.toml");
+    // Each command waits for the other's file: they finish only if both run
+    // at the same time (and fail after 10 s otherwise, not hang).
+    fs::write(
+        &file,
+        r#"
+        [stages.pair]
+        commands = [
+          "touch a; timeout 10 sh -c 'until [ -e b ]; do sleep 0.05; done'",
+          "touch b; timeout 10 sh -c 'until [ -e a ]; do sleep 0.05; done'",
+        ]
+        "#,
+    )
+    .unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_halley"))
+        .args(["workflow", file.to_str().unwrap(), "--slots", "2", "--out"])
+        .arg(tmp.0.join("out"))
+        .output()
+        .expect("halley runs");
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("stage pair: succeeded"), "{stdout}");
+}
