@@ -4,7 +4,8 @@
 //! this process, each with its own connection to one `halley node` process.
 //!
 //! `cargo bench --bench w4 [-- <rounds>]` (default 10,000 rounds, after
-//! 1,000 warm-up rounds); prints the median, p99 and mean in microseconds.
+//! 1,000 warm-up rounds); prints the median, p99 and mean in microseconds,
+//! and the same for one request's round trip (`status`) for comparison.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -22,19 +23,23 @@ fn main() {
         .find_map(|a| a.parse::<usize>().ok())
         .unwrap_or(DEFAULT_ROUNDS);
     let node = common::Node::start();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let mut samples = runtime.block_on(round_trips(&node.addr, WARMUP + rounds));
+    let (requests, trips) = runtime.block_on(measure(&node.addr, WARMUP + rounds));
+    report("one request (status)", requests);
+    report("W4 round trip", trips);
+}
+
+fn report(what: &str, mut samples: Vec<Duration>) {
     let mut samples = samples.split_off(WARMUP);
     samples.sort_unstable();
     let micros = |d: Duration| d.as_secs_f64() * 1e6;
     let at = |q: f64| micros(samples[((samples.len() - 1) as f64 * q).round() as usize]);
     let mean = micros(samples.iter().sum::<Duration>()) / samples.len() as f64;
     println!(
-        "W4 round trip over {} rounds: median {:.0} µs, p99 {:.0} µs, mean {:.0} µs, max {:.0} µs",
+        "{what} over {} rounds: median {:.0} µs, p99 {:.0} µs, mean {:.0} µs, max {:.0} µs",
         samples.len(),
         at(0.5),
         at(0.99),
@@ -43,7 +48,7 @@ fn main() {
     );
 }
 
-async fn round_trips(addr: &str, rounds: usize) -> Vec<Duration> {
+async fn measure(addr: &str, rounds: usize) -> (Vec<Duration>, Vec<Duration>) {
     let addr: halley_substrate::Multiaddr = addr.parse().expect("node address");
     let timeout = Duration::from_secs(10);
     let a = RemoteSpace::connect(addr.clone(), timeout)
@@ -52,6 +57,16 @@ async fn round_trips(addr: &str, rounds: usize) -> Vec<Duration> {
     let b = RemoteSpace::connect(addr, timeout)
         .await
         .expect("B connects");
+    let mut requests = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        a.status().await.expect("status");
+        requests.push(start.elapsed());
+    }
+    (requests, round_trips(a, b, rounds).await)
+}
+
+async fn round_trips(a: RemoteSpace, b: RemoteSpace, rounds: usize) -> Vec<Duration> {
     let pings = Template::new(vec![Field::Actual("ping".into()), Field::Typed(Kind::Int)]);
     let echo = tokio::spawn(async move {
         for _ in 0..rounds {

@@ -247,3 +247,27 @@ fn a_killed_in_does_not_swallow_a_tuple() {
     let found = ok(&["rd", "--peer", peer, "(\"job\", ?int)", "--timeout", "5s"]);
     assert_eq!(found, "(\"job\", 7)\n");
 }
+
+#[test]
+fn a_ttl_expires_the_tuple_on_the_node() {
+    let node = Node::start();
+    let peer = node.addr.as_str();
+    ok(&["out", "--peer", peer, "(\"brief\", 1)", "--ttl", "200ms"]);
+    ok(&["out", "--peer", peer, "(\"brief\", 2)", "--ttl", "1h"]);
+    std::thread::sleep(Duration::from_millis(600));
+    let left = ok(&["scan", "--peer", peer, "(\"brief\", ?int)"]);
+    assert_eq!(left, "(\"brief\", 2)\n");
+}
+
+#[test]
+fn a_node_stops_cleanly_on_sigterm() {
+    let mut node = Node::start();
+    let pid = node.proc.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = node.proc.wait(common::DEADLINE);
+    assert_eq!(status.code(), Some(0), "{}", node.stderr());
+}

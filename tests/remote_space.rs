@@ -122,8 +122,44 @@ async fn a_dropped_take_is_cancelled_on_the_node() {
     let gave_up = tokio::time::timeout(Duration::from_millis(200), space.take(jobs.clone(), None));
     assert!(gave_up.await.is_err(), "nothing to take yet");
     space.out(tuple!("job", 1_i64)).await.unwrap();
-    let still_there = space.read(jobs, Some(WAIT)).await.unwrap();
+    let still_there = space
+        .read(jobs, Some(Duration::from_secs(2)))
+        .await
+        .unwrap();
     assert_eq!(still_there, Some(tuple!("job", 1_i64)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn takes_given_up_mid_flight_lose_nothing() {
+    let node = Node::start();
+    let space = connect(&node).await;
+    let writer = connect(&node).await;
+    let rounds = 200_i64;
+    let mut taken = 0;
+    for i in 0..rounds {
+        // Give up anywhere between before and after the tuple arrives.
+        let patience = Duration::from_micros((i % 8) as u64 * 150);
+        let take = tokio::time::timeout(patience, space.take(template("race", 1), None));
+        let (got, put) = tokio::join!(take, writer.out(tuple!("race", i)));
+        put.unwrap();
+        if let Ok(got) = got {
+            assert!(got.unwrap().is_some());
+            taken += 1;
+        }
+    }
+    // Tuples taken for a caller that gave up come back asynchronously.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left = space.status().await.unwrap().tuples as i64;
+        if taken + left == rounds {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{taken} taken + {left} left != {rounds}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,7 +40,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Outcome {
     check(&args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")

@@ -9,7 +9,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{PeerId, Swarm};
 use tokio::sync::mpsc;
 
-use super::pending::{Delivered, Pending};
+use super::pending::{Delivered, Pending, Waiter};
 use crate::net::Behaviour;
 use crate::wire::{self, Message, Request, Response};
 
@@ -42,13 +42,27 @@ pub(super) async fn read<R: AsyncRead + Unpin>(
     let mut frames = wire::frames(stream);
     let reason = loop {
         match frames.next().await {
-            Some(Ok(Message::Response { id, response })) => {
-                if pending.deliver(id, response) == Delivered::Cancel {
-                    // Best effort: a full queue means the connection is
-                    // swamped, and the node drops it with the connection.
-                    let _ = requests.try_send((id, Request::Cancel));
+            Some(Ok(Message::Response { id, response })) => match pending.deliver(id, response) {
+                Delivered::Done => {}
+                Delivered::Cancel => {
+                    if requests.send((id, Request::Cancel)).await.is_err() {
+                        break format!("connection to {peer} closed");
+                    }
                 }
-            }
+                Delivered::PutBack(tuples) => {
+                    let back = Waiter::GaveUp {
+                        put_back: false,
+                        subscription: false,
+                    };
+                    let Ok(id) = pending.register(back) else {
+                        continue;
+                    };
+                    let out = Request::Out { tuples, ttl: None };
+                    if requests.send((id, out)).await.is_err() {
+                        break format!("connection to {peer} closed");
+                    }
+                }
+            },
             Some(Ok(Message::Request { .. })) => {
                 break format!("{peer} sent a request to a client");
             }

@@ -6,7 +6,8 @@
 //! any number are in flight at once. A caller registers in the pending table
 //! ([`pending`]) and waits on a oneshot; the reader task
 //! ([`connection::read`]) hands it the answer. Dropping a call before its
-//! answer cancels the request on the node; dropping a subscription ends it.
+//! answer cancels the request on the node (what a take had taken by then
+//! goes back to the space); dropping a subscription ends it.
 //! When the connection is lost every waiting call fails with
 //! [`SpaceError::Unreachable`], and so does every later one.
 
@@ -14,7 +15,6 @@ mod connection;
 mod pending;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::AsyncReadExt;
@@ -65,7 +65,6 @@ pub struct RemoteSpace {
 #[derive(Debug)]
 struct Inner {
     peer: PeerId,
-    next_id: AtomicU64,
     pending: Arc<Pending>,
     requests: mpsc::Sender<(u64, Request)>,
     tasks: Vec<AbortHandle>,
@@ -120,7 +119,6 @@ impl RemoteSpace {
         Ok(RemoteSpace {
             inner: Arc::new(Inner {
                 peer,
-                next_id: AtomicU64::new(1),
                 pending,
                 requests,
                 tasks,
@@ -135,21 +133,22 @@ impl RemoteSpace {
 
     /// The space as the node sees it: its peers and what they hold.
     pub async fn status(&self) -> Result<Status, SpaceError> {
-        match self.call(Request::Status).await? {
+        match self.call(Request::Status, false).await? {
             Response::Status(status) => Ok(status),
             other => Err(unexpected(&other)),
         }
     }
 
     /// Sends `request` and waits for its final answer; errors come back as
-    /// `Err`.
-    async fn call(&self, request: Request) -> Result<Response, SpaceError> {
+    /// `Err`. `takes`: what it returns leaves the space, so goes back if the
+    /// caller gives up.
+    async fn call(&self, request: Request, takes: bool) -> Result<Response, SpaceError> {
         let (reply, answer) = oneshot::channel();
         let waiter = Waiter::Reply {
             reply,
             more: Vec::new(),
         };
-        let call = self.start(waiter, request).await?;
+        let call = self.start(waiter, request, takes).await?;
         let response = answer.await.map_err(|_| self.lost())?;
         call.finish();
         match response {
@@ -159,13 +158,18 @@ impl RemoteSpace {
     }
 
     /// Registers `waiter` under a fresh id and queues `request`.
-    async fn start(&self, waiter: Waiter, request: Request) -> Result<Call, SpaceError> {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        self.inner.pending.register(id, waiter)?;
+    async fn start(
+        &self,
+        waiter: Waiter,
+        request: Request,
+        takes: bool,
+    ) -> Result<Call, SpaceError> {
+        let id = self.inner.pending.register(waiter)?;
         let call = Call {
             id,
             pending: self.inner.pending.clone(),
             requests: self.inner.requests.clone(),
+            takes,
             live: true,
         };
         self.inner
@@ -181,13 +185,14 @@ impl RemoteSpace {
     }
 }
 
-/// A request in flight; dropped before [`Call::finish`], it is forgotten
-/// here and cancelled on the node.
+/// A request in flight; dropped before [`Call::finish`], its caller gives
+/// up and the node is told to cancel it.
 #[derive(Debug)]
 struct Call {
     id: u64,
     pending: Arc<Pending>,
     requests: mpsc::Sender<(u64, Request)>,
+    takes: bool,
     live: bool,
 }
 
@@ -199,10 +204,16 @@ impl Call {
 
 impl Drop for Call {
     fn drop(&mut self) {
-        if self.live && self.pending.forget(self.id) {
-            // Best effort: with the queue full the answer is dropped on
-            // arrival instead.
-            let _ = self.requests.try_send((self.id, Request::Cancel));
+        if !(self.live && self.pending.give_up(self.id, self.takes)) {
+            return;
+        }
+        let cancel = (self.id, Request::Cancel);
+        if let Err(mpsc::error::TrySendError::Full(cancel)) = self.requests.try_send(cancel) {
+            // The queue is busy: send it from a task rather than not at all.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let requests = self.requests.clone();
+                runtime.spawn(async move { requests.send(cancel).await });
+            }
         }
     }
 }
@@ -224,7 +235,7 @@ impl Space for RemoteSpace {
     /// Sends the tuples in chunks below the frame limit, all at once.
     async fn out_all(&self, tuples: Vec<Tuple>, ttl: Option<Duration>) -> Result<(), SpaceError> {
         let calls = wire::chunks(tuples).into_iter().map(|tuples| async move {
-            match self.call(Request::Out { tuples, ttl }).await? {
+            match self.call(Request::Out { tuples, ttl }, false).await? {
                 Response::Ack => Ok(()),
                 other => Err(unexpected(&other)),
             }
@@ -240,11 +251,14 @@ impl Space for RemoteSpace {
     ) -> Result<Vec<Tuple>, SpaceError> {
         let max = u32::try_from(max).unwrap_or(u32::MAX);
         tuples(
-            self.call(Request::Take {
-                template,
-                max,
-                timeout,
-            })
+            self.call(
+                Request::Take {
+                    template,
+                    max,
+                    timeout,
+                },
+                true,
+            )
             .await?,
         )
     }
@@ -254,7 +268,10 @@ impl Space for RemoteSpace {
         template: Template,
         timeout: Option<Duration>,
     ) -> Result<Option<Tuple>, SpaceError> {
-        let found = tuples(self.call(Request::Read { template, timeout }).await?)?;
+        let found = tuples(
+            self.call(Request::Read { template, timeout }, false)
+                .await?,
+        )?;
         Ok(found.into_iter().next())
     }
 
@@ -264,7 +281,7 @@ impl Space for RemoteSpace {
         limit: Option<usize>,
     ) -> Result<Vec<Tuple>, SpaceError> {
         let limit = limit.map(|l| u64::try_from(l).unwrap_or(u64::MAX));
-        tuples(self.call(Request::Scan { template, limit }).await?)
+        tuples(self.call(Request::Scan { template, limit }, false).await?)
     }
 
     async fn subscribe(&self, template: Template) -> Result<RemoteSubscription, SpaceError> {
@@ -274,7 +291,9 @@ impl Space for RemoteSpace {
             ack: Some(ack),
             feed,
         };
-        let call = self.start(waiter, Request::Subscribe { template }).await?;
+        let call = self
+            .start(waiter, Request::Subscribe { template }, false)
+            .await?;
         match acked.await.map_err(|_| self.lost())? {
             Response::Ack => Ok(RemoteSubscription {
                 tuples,

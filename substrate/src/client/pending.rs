@@ -1,8 +1,12 @@
 //! The requests a client is waiting on, by id, and how answers reach them.
 //!
-//! The reading task delivers each answer here; a request's caller registers
-//! before sending and gets its answer through a oneshot. Subscriptions get
-//! their tuples through a bounded channel. Once the connection is lost the
+//! A caller registers (and so gets the request's id) before sending; the
+//! reading task delivers each answer here, and the caller gets it through a
+//! oneshot. Subscriptions get their tuples through a bounded channel. A
+//! caller that gives up leaves a tombstone until the request's final answer
+//! comes (the node answers every request once, `Cancelled` when the cancel
+//! was in time): tuples a given-up take had already taken are handed back
+//! for the reader to put back in the space. Once the connection is lost the
 //! table is closed: every waiter is told, and no new one registers.
 
 use std::collections::HashMap;
@@ -27,20 +31,26 @@ pub(super) enum Waiter {
         ack: Option<oneshot::Sender<Response>>,
         feed: mpsc::Sender<Tuple>,
     },
+    /// Nobody: the caller gave up. Waits for the final answer, and hands
+    /// back what a take took meanwhile if `put_back`.
+    GaveUp { put_back: bool, subscription: bool },
 }
 
 /// What the reader should do after delivering an answer.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub(super) enum Delivered {
     Done,
-    /// The subscription fell behind (its buffer is full) or was dropped:
-    /// it has ended, and the node should be told to cancel it.
+    /// A subscription fell behind (its buffer is full) or was dropped: tell
+    /// the node to cancel it.
     Cancel,
+    /// A take whose caller gave up had taken these: put them back.
+    PutBack(Vec<Tuple>),
 }
 
 #[derive(Debug, Default)]
 struct Table {
     waiters: HashMap<u64, Waiter>,
+    next_id: u64,
     /// Why the connection is gone, once it is.
     closed: Option<String>,
 }
@@ -54,26 +64,38 @@ impl Pending {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers `waiter` for request `id`, unless the connection is gone.
-    pub(super) fn register(&self, id: u64, waiter: Waiter) -> Result<(), SpaceError> {
+    /// Registers `waiter` under a fresh request id, unless the connection
+    /// is gone.
+    pub(super) fn register(&self, waiter: Waiter) -> Result<u64, SpaceError> {
         let mut table = self.table();
         if let Some(reason) = &table.closed {
             return Err(SpaceError::Unreachable(reason.clone()));
         }
+        table.next_id += 1;
+        let id = table.next_id;
         table.waiters.insert(id, waiter);
-        Ok(())
+        Ok(id)
     }
 
-    /// Forgets request `id`; true if it was still waiting.
-    pub(super) fn forget(&self, id: u64) -> bool {
-        self.table().waiters.remove(&id).is_some()
+    /// The caller of request `id` gives up; true if it was still waiting
+    /// (then the node should be told to cancel it).
+    pub(super) fn give_up(&self, id: u64, put_back: bool) -> bool {
+        let mut table = self.table();
+        let Some(waiter) = table.waiters.get_mut(&id) else {
+            return false;
+        };
+        let subscription = matches!(waiter, Waiter::Feed { .. });
+        *waiter = Waiter::GaveUp {
+            put_back,
+            subscription,
+        };
+        true
     }
 
     /// Hands answer `response` to the waiter of request `id`.
     pub(super) fn deliver(&self, id: u64, response: Response) -> Delivered {
         let mut table = self.table();
         let Some(waiter) = table.waiters.get_mut(&id) else {
-            // Cancelled by its caller meanwhile.
             return Delivered::Done;
         };
         match (waiter, response) {
@@ -87,7 +109,13 @@ impl Pending {
                     if matches!(e, mpsc::error::TrySendError::Full(_)) {
                         tracing::warn!(id, "a subscriber fell behind; ending its subscription");
                     }
-                    table.waiters.remove(&id);
+                    table.waiters.insert(
+                        id,
+                        Waiter::GaveUp {
+                            put_back: false,
+                            subscription: true,
+                        },
+                    );
                     Delivered::Cancel
                 }
             },
@@ -97,27 +125,45 @@ impl Pending {
                 }
                 Delivered::Done
             }
-            (_, response) => {
-                match table.waiters.remove(&id) {
-                    Some(Waiter::Reply { reply, more }) => {
-                        let response = match response {
-                            Response::Tuples(last) if !more.is_empty() => {
-                                let mut all = more;
-                                all.extend(last);
-                                Response::Tuples(all)
-                            }
-                            other => other,
-                        };
-                        let _ = reply.send(response);
-                    }
-                    // An error or a stray answer ends a subscription.
-                    Some(Waiter::Feed { ack: Some(ack), .. }) => {
-                        let _ = ack.send(response);
-                    }
-                    Some(Waiter::Feed { ack: None, .. }) | None => {}
+            (Waiter::GaveUp { put_back, .. }, Response::More(tuples)) => {
+                if *put_back {
+                    Delivered::PutBack(tuples)
+                } else {
+                    Delivered::Done
                 }
-                Delivered::Done
             }
+            (
+                Waiter::GaveUp {
+                    subscription: true, ..
+                },
+                Response::Notify(_) | Response::Ack,
+            ) => Delivered::Done,
+            (_, response) => match table.waiters.remove(&id) {
+                Some(Waiter::Reply { reply, more }) => {
+                    let response = match response {
+                        Response::Tuples(last) if !more.is_empty() => {
+                            let mut all = more;
+                            all.extend(last);
+                            Response::Tuples(all)
+                        }
+                        other => other,
+                    };
+                    let _ = reply.send(response);
+                    Delivered::Done
+                }
+                // An error or a stray answer ends a subscription.
+                Some(Waiter::Feed { ack: Some(ack), .. }) => {
+                    let _ = ack.send(response);
+                    Delivered::Done
+                }
+                Some(Waiter::GaveUp { put_back: true, .. }) => match response {
+                    Response::Tuples(tuples) if !tuples.is_empty() => Delivered::PutBack(tuples),
+                    _ => Delivered::Done,
+                },
+                Some(Waiter::Feed { ack: None, .. } | Waiter::GaveUp { .. }) | None => {
+                    Delivered::Done
+                }
+            },
         }
     }
 
@@ -142,7 +188,7 @@ impl Pending {
                     let _ = ack.send(lost);
                 }
                 // Dropping the feed ends the subscription's stream.
-                Waiter::Feed { ack: None, .. } => {}
+                Waiter::Feed { ack: None, .. } | Waiter::GaveUp { .. } => {}
             }
         }
     }
@@ -153,28 +199,27 @@ mod tests {
     use super::*;
     use crate::tuple;
 
-    fn reply(pending: &Pending, id: u64) -> oneshot::Receiver<Response> {
+    fn reply(pending: &Pending) -> (u64, oneshot::Receiver<Response>) {
         let (tx, rx) = oneshot::channel();
         let waiter = Waiter::Reply {
             reply: tx,
             more: Vec::new(),
         };
-        pending.register(id, waiter).unwrap();
-        rx
+        (pending.register(waiter).unwrap(), rx)
     }
 
     #[test]
     fn chunks_gather_into_one_answer() {
         let pending = Pending::default();
-        let mut rx = reply(&pending, 7);
-        pending.deliver(7, Response::More(vec![tuple!(1_i64)]));
+        let (id, mut rx) = reply(&pending);
+        pending.deliver(id, Response::More(vec![tuple!(1_i64)]));
         assert!(rx.try_recv().is_err());
-        pending.deliver(7, Response::Tuples(vec![tuple!(2_i64)]));
+        pending.deliver(id, Response::Tuples(vec![tuple!(2_i64)]));
         assert_eq!(
             rx.try_recv().unwrap(),
             Response::Tuples(vec![tuple!(1_i64), tuple!(2_i64)])
         );
-        assert!(!pending.forget(7));
+        assert!(!pending.give_up(id, true));
     }
 
     #[test]
@@ -186,12 +231,16 @@ mod tests {
             ack: Some(ack),
             feed,
         };
-        pending.register(3, waiter).unwrap();
-        assert_eq!(pending.deliver(3, Response::Ack), Delivered::Done);
+        let id = pending.register(waiter).unwrap();
+        assert_eq!(pending.deliver(id, Response::Ack), Delivered::Done);
         assert_eq!(acked.try_recv().unwrap(), Response::Ack);
         let note = |i: i64| Response::Notify(tuple!(i));
-        assert_eq!(pending.deliver(3, note(1)), Delivered::Done);
-        assert_eq!(pending.deliver(3, note(2)), Delivered::Cancel);
+        assert_eq!(pending.deliver(id, note(1)), Delivered::Done);
+        assert_eq!(pending.deliver(id, note(2)), Delivered::Cancel);
+        // Notifications in flight are dropped until the node's last word.
+        assert_eq!(pending.deliver(id, note(3)), Delivered::Done);
+        assert_eq!(pending.deliver(id, Response::Cancelled), Delivered::Done);
+        assert!(!pending.give_up(id, false));
         assert_eq!(tuples.try_recv().unwrap(), tuple!(1_i64));
         assert!(matches!(
             tuples.try_recv(),
@@ -202,20 +251,37 @@ mod tests {
     #[test]
     fn closing_fails_every_waiter_and_later_registrations() {
         let pending = Pending::default();
-        let mut rx = reply(&pending, 1);
+        let (_, mut rx) = reply(&pending);
         pending.close("gone".into());
         assert!(matches!(
             rx.try_recv().unwrap(),
             Response::Error { kind: ErrorKind::Unreachable, ref message } if message == "gone"
         ));
         let (tx, _rx) = oneshot::channel();
-        let again = pending.register(
-            2,
-            Waiter::Reply {
-                reply: tx,
-                more: Vec::new(),
-            },
-        );
+        let again = pending.register(Waiter::Reply {
+            reply: tx,
+            more: Vec::new(),
+        });
         assert!(matches!(again, Err(SpaceError::Unreachable(m)) if m == "gone"));
+    }
+
+    #[test]
+    fn what_a_given_up_take_took_is_handed_back() {
+        let pending = Pending::default();
+        let (id, _rx) = reply(&pending);
+        assert!(pending.give_up(id, true));
+        let more = pending.deliver(id, Response::More(vec![tuple!(1_i64)]));
+        assert_eq!(more, Delivered::PutBack(vec![tuple!(1_i64)]));
+        let last = pending.deliver(id, Response::Tuples(vec![tuple!(2_i64)]));
+        assert_eq!(last, Delivered::PutBack(vec![tuple!(2_i64)]));
+        assert!(
+            !pending.give_up(id, true),
+            "the final answer clears the tombstone"
+        );
+
+        let (id, _rx) = reply(&pending);
+        assert!(pending.give_up(id, true));
+        assert_eq!(pending.deliver(id, Response::Cancelled), Delivered::Done);
+        assert!(!pending.give_up(id, true));
     }
 }

@@ -1,9 +1,11 @@
 //! Serving one `/halley/space/1` stream.
 //!
-//! The reading loop decodes request frames and starts one task per request,
-//! keyed by its id, so a blocked take never holds up the requests behind it.
-//! Answers go through a bounded queue to one writer task, which encodes
-//! whatever is queued into one buffer and writes it at once.
+//! One task per stream reads request frames and runs each request at once;
+//! a request that has to wait (a blocked take, a subscription) joins the
+//! set of waiting requests, keyed by its id, that the same task polls, so
+//! it never holds up the requests behind it. Answers go through a bounded
+//! queue; the stream's task encodes every answer that is ready into one
+//! buffer and writes it at once.
 //!
 //! A bad frame (malformed, or a length over the limit) is logged with the
 //! peer's id and ends this stream only. When the stream ends for any reason,
@@ -14,11 +16,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures::stream::FuturesUnordered;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
-use tracing::Instrument;
 
 use super::{Me, Served};
 use crate::space::{Space, SpaceError, Subscription};
@@ -27,12 +28,10 @@ use crate::wire::{self, Message, PeerStatus, Request, Response, Status};
 
 /// Requests one stream may have running at once; more are refused.
 const MAX_IN_FLIGHT: usize = 4096;
-/// Answers queued for the writer.
+/// Answers of waiting requests queued for the stream's task.
 const QUEUE: usize = 256;
-/// Answers the writer encodes into one write.
-const BATCH: usize = 64;
 
-/// One answer for the writer; `taken` when its tuples left the space, so
+/// One answer to write; `taken` when its tuples left the space, so
 /// they go back if they cannot be delivered.
 #[derive(Debug)]
 struct Outgoing {
@@ -43,13 +42,12 @@ struct Outgoing {
 
 /// Serves `stream` from `peer` until it ends or sends a bad frame.
 pub(super) async fn serve<S: Served>(peer: PeerId, stream: Stream, space: S, me: Arc<Me>) {
-    let (reader, writer) = stream.split();
-    let (queue, answers) = mpsc::channel(QUEUE);
-    let (stop, stopped) = oneshot::channel();
-    let writer = tokio::spawn(write(writer, answers, stopped, space.clone()).in_current_span());
+    let (reader, mut writer) = stream.split();
+    let (queue, mut answers) = mpsc::channel(QUEUE);
     let mut frames = wire::frames(reader);
-    let mut running = JoinSet::new();
+    let mut running = FuturesUnordered::new();
     let mut cancels: HashMap<u64, oneshot::Sender<()>> = HashMap::new();
+    let mut outbox = Outbox::default();
     loop {
         tokio::select! {
             frame = frames.next() => match frame {
@@ -71,39 +69,113 @@ pub(super) async fn serve<S: Served>(peer: PeerId, stream: Stream, space: S, me:
                     };
                     if let Some(refusal) = refusal {
                         let answer = Outgoing { id, response: Response::refused(refusal), taken: false };
-                        if queue.send(answer).await.is_err() {
-                            break;
-                        }
+                        outbox.push(answer, &space).await;
                         continue;
                     }
+                    // Most requests finish at once: run them here, and give
+                    // a task of its own only to one that has to wait.
                     let (cancel, cancelled) = oneshot::channel();
-                    cancels.insert(id, cancel);
-                    let task = run(id, request, space.clone(), me.clone(), queue.clone(), cancelled);
-                    running.spawn(task.in_current_span());
+                    let mut task = Box::pin(run(id, request, space.clone(), me.clone(), queue.clone(), cancelled));
+                    if futures::poll!(task.as_mut()).is_pending() {
+                        cancels.insert(id, cancel);
+                        running.push(task);
+                    }
                 }
                 Some(Ok(Message::Response { id, .. })) => {
                     tracing::warn!(%peer, id, "closing a stream that sent a response to a node");
                     break;
                 }
             },
-            Some(done) = running.join_next(), if !running.is_empty() => match done {
-                Ok(id) => {
-                    cancels.remove(&id);
-                }
-                Err(e) => tracing::error!(%peer, error = %e, "a request's task failed"),
-            },
+            Some(answer) = answers.recv() => {
+                outbox.push(answer, &space).await;
+            }
+            Some(id) = running.next(), if !running.is_empty() => {
+                cancels.remove(&id);
+            }
+        }
+        // Whatever else is ready goes out in the same write.
+        for _ in 0..QUEUE {
+            let Ok(answer) = answers.try_recv() else {
+                break;
+            };
+            outbox.push(answer, &space).await;
+        }
+        if let Err(e) = outbox.flush(&mut writer).await {
+            tracing::debug!(%peer, error = %e, "cannot write to the stream");
+            break;
         }
     }
-    // Cancel what waits, let the writer put back what it cannot deliver,
-    // then let every task finish (their answers fail fast: the queue closes).
+    // Cancel what waits; answers that can no longer be written give their
+    // taken tuples back to the space (a task whose answer finds the queue
+    // closed does the same).
     drop(cancels);
-    drop(stop);
-    drop(queue);
-    while running.join_next().await.is_some() {}
-    if let Err(e) = writer.await {
-        tracing::error!(%peer, error = %e, "a stream's writer failed");
+    answers.close();
+    while let Ok(answer) = answers.try_recv() {
+        outbox.keep(answer);
     }
+    while running.next().await.is_some() {}
+    outbox.put_back(&space).await;
     tracing::debug!(%peer, "stream closed");
+}
+
+/// Answers encoded and waiting for the next write, with the taken tuples
+/// among them kept until the write succeeds.
+#[derive(Debug, Default)]
+struct Outbox {
+    buf: Vec<u8>,
+    taken: Vec<Tuple>,
+}
+
+impl Outbox {
+    /// Encodes `answer`; one too large for a frame becomes a refusal (and
+    /// its taken tuples go back to the space).
+    async fn push<S: Space>(&mut self, mut answer: Outgoing, space: &S) {
+        if let Err(e) = wire::encode_response(&mut self.buf, answer.id, &answer.response) {
+            tracing::warn!(id = answer.id, error = %e, "an answer does not fit in a frame");
+            let refusal = Response::refused(format!("the answer does not fit in a frame: {e}"));
+            let too_big = std::mem::replace(&mut answer.response, refusal);
+            if std::mem::take(&mut answer.taken) {
+                put_back(space, tuples_of(too_big)).await;
+            }
+            if let Err(e) = wire::encode_response(&mut self.buf, answer.id, &answer.response) {
+                tracing::error!(error = %e, "cannot encode a refusal");
+            }
+        }
+        self.keep(answer);
+    }
+
+    /// Keeps the tuples `answer` took until they are written.
+    fn keep(&mut self, answer: Outgoing) {
+        if answer.taken {
+            self.taken.extend(tuples_of(answer.response));
+        }
+    }
+
+    /// Writes everything encoded so far.
+    async fn flush<W: futures::AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut W,
+    ) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        stream.write_all(&self.buf).await?;
+        stream.flush().await?;
+        self.buf.clear();
+        self.taken.clear();
+        if self.buf.capacity() > wire::MAX_FRAME {
+            self.buf = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Gives back to the space the taken tuples that were never written.
+    async fn put_back<S: Space>(self, space: &S) {
+        if !self.taken.is_empty() {
+            tracing::debug!(count = self.taken.len(), "putting back undelivered tuples");
+            put_back(space, self.taken).await;
+        }
+    }
 }
 
 /// Runs one request to its end and queues its answer(s); returns its id.
@@ -131,20 +203,24 @@ async fn run<S: Served>(
             timeout,
         } => {
             let max = usize::try_from(max).unwrap_or(usize::MAX).max(1);
+            // Cancellation first: a tuple reserved for a cancelled take
+            // is declined (so it stays in the space), never taken.
             tokio::select! {
+                biased;
+                _ = &mut cancelled => Response::Cancelled,
                 taken = space.take_up_to(template, max, timeout) => match taken {
                     Ok(tuples) => return send_tuples(id, tuples, true, &space, &queue).await,
                     Err(e) => Response::error(&e),
                 },
-                _ = &mut cancelled => return id,
             }
         }
         Request::Read { template, timeout } => tokio::select! {
+            biased;
+            _ = &mut cancelled => Response::Cancelled,
             read = space.read(template, timeout) => match read {
                 Ok(tuple) => Response::Tuples(tuple.into_iter().collect()),
                 Err(e) => Response::error(&e),
             },
-            _ = &mut cancelled => return id,
         },
         Request::Scan { template, limit } => {
             let limit = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
@@ -213,7 +289,7 @@ async fn send_tuples<S: Space>(
 }
 
 /// Forwards a subscription's tuples as `Notify` after an `Ack`, until the
-/// request is cancelled or the stream is gone.
+/// request is cancelled (then answers `Cancelled`) or the stream is gone.
 async fn notify<T: Subscription>(
     id: u64,
     mut subscription: T,
@@ -230,6 +306,11 @@ async fn notify<T: Subscription>(
     }
     loop {
         let response = tokio::select! {
+            biased;
+            _ = &mut cancelled => {
+                let _ = queue.send(answer(Response::Cancelled)).await;
+                return;
+            }
             next = subscription.next() => match next {
                 Some(tuple) => Response::Notify(tuple),
                 None => {
@@ -238,88 +319,10 @@ async fn notify<T: Subscription>(
                     return;
                 }
             },
-            _ = &mut cancelled => return,
         };
         if queue.send(answer(response)).await.is_err() {
             return;
         }
-    }
-}
-
-/// Writes queued answers until the queue closes or `stopped` fires; then
-/// puts back the taken tuples it could not deliver.
-async fn write<W, S>(
-    mut stream: W,
-    mut answers: mpsc::Receiver<Outgoing>,
-    mut stopped: oneshot::Receiver<()>,
-    space: S,
-) where
-    W: futures::AsyncWrite + Unpin,
-    S: Space,
-{
-    let mut buf = Vec::new();
-    let mut batch = Vec::with_capacity(BATCH);
-    loop {
-        let first = tokio::select! {
-            answer = answers.recv() => answer,
-            _ = &mut stopped => None,
-        };
-        let Some(first) = first else { break };
-        batch.push(first);
-        while batch.len() < BATCH {
-            match answers.try_recv() {
-                Ok(answer) => batch.push(answer),
-                Err(_) => break,
-            }
-        }
-        buf.clear();
-        for answer in &mut batch {
-            encode(&mut buf, answer, &space).await;
-        }
-        let written = tokio::select! {
-            written = async {
-                stream.write_all(&buf).await?;
-                stream.flush().await
-            } => written.is_ok(),
-            _ = &mut stopped => false,
-        };
-        if !written {
-            break;
-        }
-        batch.clear();
-        if buf.capacity() > wire::MAX_FRAME {
-            buf = Vec::new();
-        }
-    }
-    answers.close();
-    while let Ok(answer) = answers.try_recv() {
-        batch.push(answer);
-    }
-    let lost: Vec<Tuple> = batch
-        .into_iter()
-        .filter(|a| a.taken)
-        .flat_map(|a| tuples_of(a.response))
-        .collect();
-    if !lost.is_empty() {
-        tracing::debug!(count = lost.len(), "putting back undelivered tuples");
-        put_back(&space, lost).await;
-    }
-}
-
-/// Encodes `answer` into `buf`; an answer too large for a frame becomes a
-/// refusal (and its taken tuples go back to the space).
-async fn encode<S: Space>(buf: &mut Vec<u8>, answer: &mut Outgoing, space: &S) {
-    let Err(e) = wire::encode_response(buf, answer.id, &answer.response) else {
-        return;
-    };
-    tracing::warn!(id = answer.id, error = %e, "an answer does not fit in a frame");
-    let refusal = Response::refused(format!("the answer does not fit in a frame: {e}"));
-    let too_big = std::mem::replace(&mut answer.response, refusal);
-    if std::mem::take(&mut answer.taken) {
-        put_back(space, tuples_of(too_big)).await;
-    }
-    if let Err(e) = wire::encode_response(buf, answer.id, &answer.response) {
-        tracing::error!(error = %e, "cannot encode a refusal");
     }
 }
 

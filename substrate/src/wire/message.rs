@@ -6,7 +6,11 @@
 //! [`Response::Tuples`], [`Response::Status`] or [`Response::Error`]. A long
 //! answer arrives as [`Response::More`] chunks before its final `Tuples`; a
 //! subscription's `Ack` is followed by one [`Response::Notify`] per matching
-//! tuple until the client cancels it. [`Request::Cancel`] has no answer.
+//! tuple until the client cancels it. [`Request::Cancel`] has no answer of
+//! its own: the request it names, if still running, ends with
+//! [`Response::Cancelled`] (nothing taken). So every request gets exactly
+//! one final answer, and a client can tell a cancelled take from one that
+//! had taken its tuples already.
 //!
 //! Room to grow: bincode writes an enum's variant as its index, so new
 //! variants (the peer-to-peer messages of the overlay, new requests) are
@@ -58,7 +62,7 @@ pub enum Request {
     Subscribe { template: Template },
     /// Abandon the request whose id this message carries: a waiting take or
     /// read gives up without removing anything, a subscription ends
-    /// (this is how a client unsubscribes). No answer.
+    /// (this is how a client unsubscribes). No answer of its own.
     Cancel,
     /// Describe the space: its peers and what they hold.
     Status,
@@ -80,6 +84,8 @@ pub enum Response {
     Status(Status),
     /// The request failed.
     Error { kind: ErrorKind, message: String },
+    /// The request was cancelled before it finished: nothing was taken.
+    Cancelled,
 }
 
 /// Why a request failed, as a [`SpaceError`] says it.
