@@ -48,7 +48,7 @@ impl Display {
 
     pub fn finish(self) {
         if let Display::Bar(bar) = self {
-            bar.finish();
+            bar.finish_and_clear();
         }
     }
 }
