@@ -1,6 +1,9 @@
-//! `halley policy` (placeholder until its issue lands).
+//! `halley policy check <file>`: prints `ok`, or exits 2 naming the file, line,
+//! field and what was expected.
 
-use crate::exit::{Failure, Outcome};
+use halley_autonomic::policy::Policy;
+
+use crate::exit::{Failure, Outcome, SUCCESS};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -8,8 +11,12 @@ pub enum Command {
     Check { file: std::path::PathBuf },
 }
 
-pub fn run(_command: Command) -> Outcome {
-    Err(Failure::bad_input(anyhow::anyhow!(
-        "`halley policy` is not built yet"
-    )))
+pub fn run(command: Command) -> Outcome {
+    match command {
+        Command::Check { file } => {
+            Policy::load(&file).map_err(Failure::bad_input)?;
+            println!("ok");
+            Ok(SUCCESS)
+        }
+    }
 }

@@ -1,0 +1,411 @@
+//! The seam `halley run` plugs into: a [`Manager`] that owns the policy, the
+//! estimators, the planner and the machine table, and a [`Provider`] that
+//! starts and stops machines.
+//!
+//! The run loop tells the manager what it sees — a task finished
+//! ([`Manager::task_finished`]), a worker was heard from ([`Manager::heard`]),
+//! a machine is gone ([`Manager::released`]) — and every `scaling.interval`
+//! calls [`Manager::step`], which plans and has the provider carry it out.
+//! Machines go requested → booting → running → draining → released.
+//!
+//! The run loop's side of the seam:
+//!
+//! ```text
+//! let mut manager = Manager::new(policy);            // static machines: running, ids m0..
+//! let mut provider = LocalProvider::new(worker_line); // or CommandProvider, per class
+//! every scaling.interval:
+//!     for each worker: manager.heard(id, now, busy_slots)   // else replaced after heartbeat_timeout
+//!     for each task done: manager.task_finished(id, secs)
+//!     let decisions = manager.step(now, Tasks { queued, running, done }, &mut provider);
+//!     progress: manager.workers_by_class(), manager.spent(now), manager.projected(now, tasks)
+//! a draining machine whose worker left: manager.released(id, now)
+//! at the end: manager.finish(now, &mut provider); summary.json "decisions" = manager.decisions()
+//! ```
+//!
+//! Workers tell which machine they are by `HALLEY_MACHINE` (`m3`), set in the
+//! environment of the local worker process and of a `command` start script.
+
+use std::collections::BTreeMap;
+
+use crate::clock::Secs;
+use crate::estimate::{Estimator, billed};
+use crate::machine::{Machine, MachineId, MachineState, Snapshot, Tasks};
+use crate::planner::{Action, Decision, Planner, projection};
+use crate::policy::{Policy, ProviderKind, Resource};
+
+/// Starts and stops the machines of one or more classes.
+pub trait Provider {
+    /// Begins booting machine `id` of `class`; its worker is expected to be
+    /// heard from once it runs.
+    fn start(&mut self, id: MachineId, class: &Resource, now: Secs) -> Result<(), ProviderError>;
+    /// Stops machine `id` gracefully: it finishes its tasks, takes no more,
+    /// and is reported [`Manager::released`] once gone.
+    fn stop(&mut self, id: MachineId, now: Secs) -> Result<(), ProviderError>;
+    /// Machines that ended since last asked (stopped, died, failed to start);
+    /// [`Manager::step`] marks them released.
+    fn gone(&mut self) -> Vec<MachineId> {
+        Vec::new()
+    }
+}
+
+/// A provider that could not start or stop a machine.
+#[derive(Debug, thiserror::Error)]
+#[error("{class}: {message}")]
+pub struct ProviderError {
+    pub class: String,
+    pub message: String,
+}
+
+/// The autonomic manager of one job.
+#[derive(Debug)]
+pub struct Manager {
+    policy: Policy,
+    estimator: Estimator,
+    /// The estimator's answers, recomputed only after new samples.
+    estimates: Vec<Option<Secs>>,
+    stale: bool,
+    planner: Planner,
+    machines: BTreeMap<MachineId, Machine>,
+    /// What released machines cost.
+    spent_released: f64,
+    next_id: u64,
+    decisions: Vec<Decision>,
+}
+
+impl Manager {
+    /// A manager whose `static` machines exist from time 0, running.
+    pub fn new(policy: Policy) -> Self {
+        let mut manager = Manager {
+            estimator: Estimator::new(&policy),
+            estimates: Vec::new(),
+            stale: true,
+            planner: Planner::new(),
+            machines: BTreeMap::new(),
+            spent_released: 0.0,
+            next_id: 0,
+            decisions: Vec::new(),
+            policy,
+        };
+        for class in 0..manager.policy.resources.len() {
+            let r = &manager.policy.resources[class];
+            if r.provider == ProviderKind::Static {
+                for _ in 0..r.limit() {
+                    let id = manager.new_machine(class, 0.0);
+                    manager.set_state(id, MachineState::Running);
+                }
+            }
+        }
+        manager
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Machines not yet released.
+    pub fn machines(&self) -> impl Iterator<Item = &Machine> {
+        self.machines.values()
+    }
+
+    /// Every decision so far, in order.
+    pub fn decisions(&self) -> &[Decision] {
+        &self.decisions
+    }
+
+    /// The class name of a machine.
+    pub fn class_of(&self, id: MachineId) -> Option<&str> {
+        self.machines
+            .get(&id)
+            .map(|m| self.policy.resources[m.class].name.as_str())
+    }
+
+    /// A task took `duration` on one slot of machine `id`.
+    pub fn task_finished(&mut self, id: MachineId, duration: Secs) {
+        if let Some(m) = self.machines.get(&id) {
+            self.estimator.record(m.class, duration);
+            self.stale = true;
+        }
+    }
+
+    /// Machine `id`'s worker is alive and runs `busy_slots` tasks; the first
+    /// time, the machine is running.
+    pub fn heard(&mut self, id: MachineId, now: Secs, busy_slots: u32) {
+        let Some(m) = self.machines.get_mut(&id) else {
+            return;
+        };
+        if matches!(m.state, MachineState::Requested | MachineState::Booting) {
+            m.state = MachineState::Running;
+        }
+        m.last_heard = now;
+        m.busy_slots = busy_slots;
+        m.idle_since = match (busy_slots, m.idle_since) {
+            (0, None) => Some(now),
+            (0, since) => since,
+            _ => None,
+        };
+    }
+
+    /// Machine `id` is gone (stopped, or its process died): billing ends.
+    pub fn released(&mut self, id: MachineId, now: Secs) {
+        if let Some(m) = self.machines.remove(&id) {
+            self.spent_released += billed(&self.policy.resources[m.class], m.requested_at, now);
+        }
+    }
+
+    /// Money spent so far, the machines still up billed to `now`.
+    pub fn spent(&self, now: Secs) -> f64 {
+        let live: f64 = self
+            .machines
+            .values()
+            .map(|m| billed(&self.policy.resources[m.class], m.requested_at, now))
+            .sum();
+        self.spent_released + live
+    }
+
+    /// Machines up (requested to draining) per class, in policy order: for
+    /// progress lines.
+    pub fn workers_by_class(&self) -> Vec<(&str, u32)> {
+        let mut counts: Vec<(&str, u32)> = self
+            .policy
+            .resources
+            .iter()
+            .map(|r| (r.name.as_str(), 0))
+            .collect();
+        for m in self.machines.values() {
+            counts[m.class].1 += 1;
+        }
+        counts
+    }
+
+    /// Projected finish and total spend on the machines as they are.
+    pub fn projected(&mut self, now: Secs, tasks: Tasks) -> (Secs, f64) {
+        let snapshot = self.snapshot(now, tasks);
+        projection(&self.policy, &snapshot)
+    }
+
+    /// What the planner would see now.
+    pub fn snapshot(&mut self, now: Secs, tasks: Tasks) -> Snapshot {
+        if self.stale {
+            self.estimates = self.estimator.all();
+            self.stale = false;
+        }
+        Snapshot {
+            now,
+            tasks,
+            machines: self.machines.values().cloned().collect(),
+            estimates: self.estimates.clone(),
+            spent: self.spent(now),
+        }
+    }
+
+    /// Plans for this moment and has `provider` carry it out; returns the
+    /// decisions (also kept in [`Manager::decisions`]).
+    pub fn step(&mut self, now: Secs, tasks: Tasks, provider: &mut dyn Provider) -> Vec<Decision> {
+        for id in provider.gone() {
+            self.released(id, now);
+        }
+        let snapshot = self.snapshot(now, tasks);
+        let mut decisions = self.planner.plan(&self.policy, &snapshot);
+        let mut failures = Vec::new();
+        for decision in &decisions {
+            match &decision.action {
+                Action::Start { class, count } => {
+                    let Some((index, _)) = self.policy.class(class) else {
+                        continue;
+                    };
+                    for _ in 0..*count {
+                        let id = self.new_machine(index, now);
+                        match provider.start(id, &self.policy.resources[index], now) {
+                            Ok(()) => self.set_state(id, MachineState::Booting),
+                            Err(error) => {
+                                self.machines.remove(&id);
+                                failures.push(Decision {
+                                    at: now,
+                                    action: Action::Report,
+                                    reason: format!("could not start a machine of {error}"),
+                                });
+                            }
+                        }
+                    }
+                }
+                Action::Release { machine, .. } => self.release(*machine, now, provider),
+                Action::Report => {}
+            }
+        }
+        decisions.extend(failures);
+        for decision in &decisions {
+            tracing::info!(target: "halley::autonomic", "{decision}");
+        }
+        self.decisions.extend(decisions.iter().cloned());
+        decisions
+    }
+
+    /// The job is over: stops every machine that is not `static`.
+    pub fn finish(&mut self, now: Secs, provider: &mut dyn Provider) {
+        let ids: Vec<MachineId> = self
+            .machines
+            .values()
+            .filter(|m| self.policy.resources[m.class].provider != ProviderKind::Static)
+            .map(|m| m.id)
+            .collect();
+        for id in ids {
+            self.release(id, now, provider);
+        }
+    }
+
+    fn release(&mut self, id: MachineId, now: Secs, provider: &mut dyn Provider) {
+        let Some(m) = self.machines.get(&id) else {
+            return;
+        };
+        let idle = m.busy_slots == 0 || m.state != MachineState::Running;
+        if let Err(error) = provider.stop(id, now) {
+            tracing::warn!(target: "halley::autonomic", "could not stop {id} of {error}");
+        }
+        if idle {
+            self.released(id, now);
+        } else {
+            self.set_state(id, MachineState::Draining);
+        }
+    }
+
+    fn new_machine(&mut self, class: usize, now: Secs) -> MachineId {
+        let id = MachineId(self.next_id);
+        self.next_id += 1;
+        self.machines.insert(
+            id,
+            Machine {
+                id,
+                class,
+                state: MachineState::Requested,
+                requested_at: now,
+                busy_slots: 0,
+                idle_since: Some(now),
+                last_heard: now,
+            },
+        );
+        id
+    }
+
+    fn set_state(&mut self, id: MachineId, state: MachineState) {
+        if let Some(m) = self.machines.get_mut(&id) {
+            m.state = state;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records calls; refuses to start when `broken`.
+    #[derive(Debug, Default)]
+    struct Recorder {
+        started: Vec<MachineId>,
+        stopped: Vec<MachineId>,
+        broken: bool,
+    }
+
+    impl Provider for Recorder {
+        fn start(
+            &mut self,
+            id: MachineId,
+            class: &Resource,
+            _now: Secs,
+        ) -> Result<(), ProviderError> {
+            if self.broken {
+                return Err(ProviderError {
+                    class: class.name.clone(),
+                    message: "quota exceeded".into(),
+                });
+            }
+            self.started.push(id);
+            Ok(())
+        }
+
+        fn stop(&mut self, id: MachineId, _now: Secs) -> Result<(), ProviderError> {
+            self.stopped.push(id);
+            Ok(())
+        }
+    }
+
+    fn manager() -> Manager {
+        Manager::new(
+            Policy::parse(
+                "p",
+                "[objective]\ndeadline = \"10m\"\n[scaling]\ntask_estimate = \"30s\"\n\
+                 [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\
+                 [[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = 3.6\nboot_time = \"10s\"\nmax = 5\n",
+            )
+            .unwrap(),
+        )
+    }
+
+    const WORK: Tasks = Tasks {
+        queued: 100,
+        running: 2,
+        done: 0,
+    };
+
+    #[test]
+    fn static_machines_run_from_the_start() {
+        let m = manager();
+        let states: Vec<_> = m.machines().map(|m| (m.id.0, m.state)).collect();
+        assert_eq!(
+            states,
+            [(0, MachineState::Running), (1, MachineState::Running)]
+        );
+        assert_eq!(m.class_of(MachineId(1)), Some("campus"));
+        assert_eq!(m.workers_by_class(), [("campus", 2), ("cloud", 0)]);
+    }
+
+    #[test]
+    fn a_machine_boots_runs_drains_and_is_billed_until_released() {
+        let mut m = manager();
+        let mut p = Recorder::default();
+        let decisions = m.step(0.0, WORK, &mut p);
+        assert!(
+            matches!(decisions[0].action, Action::Start { count: 4, .. }),
+            "{decisions:?}"
+        );
+        assert_eq!(p.started, (2..6).map(MachineId).collect::<Vec<_>>());
+        let id = MachineId(2);
+        assert_eq!(
+            m.machines().find(|x| x.id == id).unwrap().state,
+            MachineState::Booting
+        );
+        m.heard(id, 10.0, 1);
+        assert_eq!(
+            m.machines().find(|x| x.id == id).unwrap().state,
+            MachineState::Running
+        );
+        m.task_finished(id, 20.0);
+        m.finish(100.0, &mut p);
+        // busy: draining until its task ends; idle ones released at once.
+        assert_eq!(
+            m.machines().find(|x| x.id == id).unwrap().state,
+            MachineState::Draining
+        );
+        assert_eq!(m.machines().count(), 3);
+        m.released(id, 130.0);
+        assert_eq!(p.stopped.len(), 4);
+        // $3.60/h = $0.001/s: three machines 100 s, one 130 s.
+        assert!((m.spent(200.0) - 0.43).abs() < 1e-9, "{}", m.spent(200.0));
+        assert_eq!(m.decisions().len(), 1);
+    }
+
+    #[test]
+    fn a_provider_that_cannot_start_is_reported() {
+        let mut m = manager();
+        let mut p = Recorder {
+            broken: true,
+            ..Recorder::default()
+        };
+        let decisions = m.step(0.0, WORK, &mut p);
+        assert_eq!(decisions.len(), 5);
+        assert_eq!(
+            decisions[4].reason,
+            "could not start a machine of cloud: quota exceeded"
+        );
+        assert_eq!(m.machines().count(), 2);
+    }
+}

@@ -1,0 +1,364 @@
+//! Plan: what to start and what to release, and why — pure and sans-io.
+//!
+//! [`Planner::plan`] reads a [`Snapshot`] and the [`Policy`] and answers with
+//! [`Decision`]s; its only memory is when it last scaled each way (hysteresis)
+//! and which warnings it already gave. The same planner runs on the wall clock
+//! in `halley run` and on the simulator's virtual clock.
+//!
+//! - With a deadline: the cheapest mix that meets it — private classes first,
+//!   then paid classes by cost per task — counting boot times (a machine that
+//!   boots after the deadline does not help); with a budget too, an infeasible
+//!   pair is reported with what the deadline would cost, and the planner goes
+//!   as fast as the budget allows.
+//! - With a budget only: as fast as the budget allows.
+//! - With neither: a workload target of unfinished tasks per slot.
+//! - Per-hour machines are kept until shortly before their next paid hour and
+//!   released then unless still needed; per-second machines when idle.
+//! - Never out and in in one step; no scaling in within `cooldown` of scaling
+//!   out, nor out within `cooldown` of scaling in.
+//! - A machine that does not boot in time or stops answering is released; the
+//!   capacity it leaves is planned for again at once.
+
+mod project;
+mod step;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::clock::{Secs, human};
+use crate::machine::{MachineId, MachineState, Snapshot};
+use crate::policy::{Billing, Policy, ProviderKind};
+
+pub use project::{Capacity, fluid_finish};
+use step::Step;
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum Action {
+    /// Start `count` machines of `class`.
+    Start { class: String, count: u32 },
+    /// Drain and release one machine.
+    Release { class: String, machine: MachineId },
+    /// Nothing to execute: a warning the user should read.
+    Report,
+}
+
+/// One decision and the reason for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// Seconds since the job started.
+    pub at: Secs,
+    #[serde(flatten)]
+    pub action: Action,
+    /// Reads on its own: "+3 cloud.small: projected 22m10s > deadline 20m00s; …".
+    pub reason: String,
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}] {}", human(self.at), self.reason)
+    }
+}
+
+/// Projected finish and total spend of the job on its machines as they are
+/// (infinite while there is no estimate): for progress lines.
+pub fn projection(policy: &Policy, snap: &Snapshot) -> (Secs, f64) {
+    let step = Step::new(policy, snap, &[]);
+    step.project(&step.none(), &[], policy.objective.budget)
+}
+
+/// The planner's memory between steps.
+#[derive(Debug, Clone, Default)]
+pub struct Planner {
+    last_out: Option<Secs>,
+    last_in: Option<Secs>,
+    reported: BTreeSet<String>,
+}
+
+impl Planner {
+    pub fn new() -> Self {
+        Planner::default()
+    }
+
+    /// The decisions for this moment.
+    pub fn plan(&mut self, policy: &Policy, snap: &Snapshot) -> Vec<Decision> {
+        let mut out = Vec::new();
+        let failed = self.repair(policy, snap, &mut out);
+        let step = Step::new(policy, snap, &failed);
+        let objective = &policy.objective;
+        let extra = if objective.deadline.is_none() && objective.budget.is_none() {
+            self.workload(&step)
+        } else if step.estimates.is_none() {
+            self.report(
+                &mut out,
+                snap.now,
+                "waiting",
+                "waiting for a first task to finish before planning for the objective \
+                 (scaling.task_estimate gives a prior)"
+                    .to_string(),
+            );
+            None
+        } else {
+            self.objective(&step, &mut out)
+        };
+        let started = match extra {
+            Some((extra, why)) if step.cooled(self.last_in, policy.scaling.cooldown) => {
+                push_starts(&step, &extra, &why, &mut out)
+            }
+            _ => false,
+        };
+        if started {
+            self.last_out = Some(snap.now);
+        } else {
+            let released = self.budget_guard(&step, &mut out) | self.scale_in(&step, &mut out);
+            if released {
+                self.last_in = Some(snap.now);
+            }
+        }
+        out
+    }
+
+    /// Releases machines that did not boot in time or stopped answering.
+    fn repair(&self, policy: &Policy, snap: &Snapshot, out: &mut Vec<Decision>) -> Vec<MachineId> {
+        let mut failed = Vec::new();
+        for m in snap.machines.iter().filter(|m| m.is_active()) {
+            let class = &policy.resources[m.class];
+            let boot_limit = 2.0 * class.boot_time + policy.scaling.heartbeat_timeout;
+            let why = match m.state {
+                MachineState::Requested | MachineState::Booting
+                    if snap.now - m.requested_at > boot_limit =>
+                {
+                    format!("did not boot within {}", human(boot_limit))
+                }
+                MachineState::Running
+                    if snap.now - m.last_heard > policy.scaling.heartbeat_timeout =>
+                {
+                    format!("not heard from for {}", human(snap.now - m.last_heard))
+                }
+                _ => continue,
+            };
+            failed.push(m.id);
+            let then = match class.provider {
+                ProviderKind::Static => "no longer counted",
+                _ => "replacing it",
+            };
+            out.push(release(
+                snap.now,
+                &class.name,
+                m.id,
+                format!("{why}; {then}"),
+            ));
+        }
+        failed
+    }
+
+    /// With neither deadline nor budget: enough slots for the unfinished tasks.
+    fn workload(&self, step: &Step) -> Option<(Vec<u32>, String)> {
+        let per_slot = step.policy.scaling.queue_per_slot;
+        let unfinished = step.snap.tasks.queued + step.snap.tasks.running;
+        let wanted = (unfinished as f64 / per_slot).ceil() as u32;
+        let slots = step.slots(&step.none());
+        if wanted <= slots {
+            return None;
+        }
+        let mut extra = step.none();
+        while step.slots(&extra) < wanted {
+            let Some(class) = step.order().into_iter().find(|&c| step.room(c, &extra) > 0) else {
+                break;
+            };
+            extra[class] += 1;
+        }
+        let why = format!("{unfinished} unfinished tasks on {slots} slots > {per_slot} per slot");
+        (extra.iter().any(|&n| n > 0)).then_some((extra, why))
+    }
+
+    /// Deadline and/or budget: what to add, and the warnings on the way.
+    fn objective(&mut self, step: &Step, out: &mut Vec<Decision>) -> Option<(Vec<u32>, String)> {
+        let now = step.snap.now;
+        let budget = step.policy.objective.budget;
+        let Some(deadline) = step.policy.objective.deadline else {
+            return self.fastest_within(step, budget?);
+        };
+        let before = step.finish(&step.none(), &[]);
+        if before <= deadline {
+            return None;
+        }
+        let (extra, meets) = step.cheapest_meeting(deadline);
+        for class in step.too_slow_to_boot(deadline) {
+            let r = &step.policy.resources[class];
+            let task = step.estimates.as_ref().map_or(0.0, |e| e[class]);
+            let why = format!(
+                "{} cannot help: boot {} and a {} task > time left {}",
+                r.name,
+                human(r.boot_time),
+                human(task),
+                human(deadline - now)
+            );
+            self.report(out, now, &format!("boot:{}", r.name), why);
+        }
+        let (after, cost) = step.project(&extra, &[], None);
+        if !meets {
+            let why = format!(
+                "the deadline {} cannot be met: with every usable class at its max the projected finish is {}",
+                human(deadline),
+                human(after)
+            );
+            self.report(out, now, "unreachable", why);
+        }
+        match budget {
+            Some(budget) if cost > budget + 1e-9 => {
+                if meets {
+                    let why = format!(
+                        "meeting the deadline {} needs about ${cost:.2}; the budget is ${budget:.2}: \
+                         going as fast as the budget allows",
+                        human(deadline)
+                    );
+                    self.report(out, now, "infeasible", why);
+                }
+                self.fastest_within(step, budget)
+            }
+            _ if !meets => self.fastest_within(step, budget.unwrap_or(f64::INFINITY)),
+            _ => {
+                let why = format!(
+                    "projected {} > deadline {}; with them {}, about ${cost:.2} in all",
+                    human(before),
+                    human(deadline),
+                    human(after)
+                );
+                extra.iter().any(|&n| n > 0).then_some((extra, why))
+            }
+        }
+    }
+
+    /// As fast as possible while the projected spend stays within `budget`.
+    fn fastest_within(&self, step: &Step, budget: f64) -> Option<(Vec<u32>, String)> {
+        let limit = (budget < f64::INFINITY).then_some(budget);
+        let (before, _) = step.project(&step.none(), &[], limit);
+        let (extra, after, cost) = step.fastest_within(budget);
+        let within = match limit {
+            Some(budget) => format!("fastest within the budget ${budget:.2}"),
+            None => "as fast as possible".to_string(),
+        };
+        let why = format!(
+            "{within}: projected {} → {}, about ${cost:.2} in all",
+            human(before),
+            human(after)
+        );
+        extra.iter().any(|&n| n > 0).then_some((extra, why))
+    }
+
+    /// Releases paid per-second machines, costliest first, once the budget
+    /// cannot pay another planning interval and a last task on each.
+    fn budget_guard(&self, step: &Step, out: &mut Vec<Decision>) -> bool {
+        let Some(budget) = step.policy.objective.budget else {
+            return false;
+        };
+        let spent = step.snap.spent;
+        let mut gone: Vec<MachineId> = Vec::new();
+        while spent + step.reserve(&gone) > budget + 1e-9 {
+            let Some(m) = step.costliest_per_second(&gone) else {
+                break;
+            };
+            gone.push(m.id);
+            let class = &step.policy.resources[m.class].name;
+            let why =
+                format!("spent ${spent:.3} of the budget ${budget:.2}: no more for another step");
+            out.push(release(step.snap.now, class, m.id, why));
+        }
+        !gone.is_empty()
+    }
+
+    /// Releases idle machines, and per-hour ones shortly before their next hour.
+    fn scale_in(&self, step: &Step, out: &mut Vec<Decision>) -> bool {
+        let snap = step.snap;
+        let scaling = &step.policy.scaling;
+        if !step.cooled(self.last_out, scaling.cooldown) {
+            return false;
+        }
+        let no_work = snap.tasks.queued == 0 && snap.tasks.running == 0;
+        let mut gone: Vec<MachineId> = Vec::new();
+        for m in step
+            .active
+            .iter()
+            .filter(|m| m.state == MachineState::Running)
+        {
+            let class = &step.policy.resources[m.class];
+            if class.provider == ProviderKind::Static {
+                continue;
+            }
+            let idle = m.busy_slots == 0;
+            let why = match class.billing {
+                Billing::PerHour if !class.is_private() => {
+                    let left = step.hour_left(m);
+                    if left > step.hour_window() && !no_work {
+                        continue;
+                    }
+                    match () {
+                        _ if no_work => "no work left".to_string(),
+                        _ if step.needed_another_hour(m, &gone) => continue,
+                        _ => format!(
+                            "its paid hour ends in {} and it is not needed for another",
+                            human(left)
+                        ),
+                    }
+                }
+                _ if idle && no_work => "no work left".to_string(),
+                _ if idle
+                    && snap.tasks.queued == 0
+                    && m.idle_since
+                        .is_some_and(|t| snap.now - t >= scaling.idle_release) =>
+                {
+                    format!(
+                        "idle for {}",
+                        human(snap.now - m.idle_since.unwrap_or(snap.now))
+                    )
+                }
+                _ => continue,
+            };
+            gone.push(m.id);
+            out.push(release(snap.now, &class.name, m.id, why));
+        }
+        !gone.is_empty()
+    }
+
+    /// Adds a warning once per `key`.
+    fn report(&mut self, out: &mut Vec<Decision>, at: Secs, key: &str, reason: String) {
+        if self.reported.insert(key.to_string()) {
+            out.push(Decision {
+                at,
+                action: Action::Report,
+                reason,
+            });
+        }
+    }
+}
+
+fn release(at: Secs, class: &str, machine: MachineId, why: String) -> Decision {
+    Decision {
+        at,
+        action: Action::Release {
+            class: class.to_string(),
+            machine,
+        },
+        reason: format!("-1 {class} ({machine}): {why}"),
+    }
+}
+
+/// One start decision per class with machines to add; whether any was.
+fn push_starts(step: &Step, extra: &[u32], why: &str, out: &mut Vec<Decision>) -> bool {
+    let mut any = false;
+    for (class, &count) in extra.iter().enumerate().filter(|(_, n)| **n > 0) {
+        let name = step.policy.resources[class].name.clone();
+        out.push(Decision {
+            at: step.snap.now,
+            reason: format!("+{count} {name}: {why}"),
+            action: Action::Start { class: name, count },
+        });
+        any = true;
+    }
+    any
+}

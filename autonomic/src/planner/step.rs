@@ -1,0 +1,328 @@
+//! One planning step's view of the job: the usable machines, the estimates,
+//! and the projections (finish, cost) of adding or removing machines.
+
+use crate::clock::{HOUR, Secs};
+use crate::estimate::{billed, into_hour};
+use crate::machine::{Machine, MachineId, MachineState, Snapshot};
+use crate::planner::project::{Capacity, fluid_finish};
+use crate::policy::{Billing, Policy, ProviderKind};
+
+/// Machines to add, per class index.
+pub type Extra = Vec<u32>;
+
+#[derive(Debug)]
+pub struct Step<'a> {
+    pub policy: &'a Policy,
+    pub snap: &'a Snapshot,
+    /// Machines counting towards capacity (failed ones left out).
+    pub active: Vec<&'a Machine>,
+    /// Expected task duration per class, when every class has one.
+    pub estimates: Option<Vec<Secs>>,
+}
+
+impl<'a> Step<'a> {
+    pub fn new(policy: &'a Policy, snap: &'a Snapshot, failed: &[MachineId]) -> Self {
+        Step {
+            policy,
+            snap,
+            active: snap
+                .machines
+                .iter()
+                .filter(|m| m.is_active() && !failed.contains(&m.id))
+                .collect(),
+            estimates: snap.estimates.iter().copied().collect(),
+        }
+    }
+
+    /// No machines added.
+    pub fn none(&self) -> Extra {
+        vec![0; self.policy.resources.len()]
+    }
+
+    /// Whether `cooldown` has passed since `last`.
+    pub fn cooled(&self, last: Option<Secs>, cooldown: Secs) -> bool {
+        last.is_none_or(|t| self.snap.now - t >= cooldown)
+    }
+
+    fn count(&self, class: usize) -> u32 {
+        self.active.iter().filter(|m| m.class == class).count() as u32
+    }
+
+    /// Slots of the active machines plus `extra`.
+    pub fn slots(&self, extra: &[u32]) -> u32 {
+        let r = &self.policy.resources;
+        let active: u32 = self.active.iter().map(|m| r[m.class].slots).sum();
+        active + extra.iter().zip(r).map(|(n, c)| n * c.slots).sum::<u32>()
+    }
+
+    /// Machines of `class` that may still be started.
+    pub fn room(&self, class: usize, extra: &[u32]) -> u32 {
+        let r = &self.policy.resources[class];
+        if r.provider == ProviderKind::Static {
+            return 0;
+        }
+        r.limit().saturating_sub(self.count(class) + extra[class])
+    }
+
+    /// What one task costs on `class` (price per slot-second at its speed).
+    fn cost_per_task(&self, class: usize) -> f64 {
+        let r = &self.policy.resources[class];
+        let duration = match &self.estimates {
+            Some(e) => e[class],
+            None => 1.0 / r.speed,
+        };
+        r.price_per_hour * duration / r.slots as f64
+    }
+
+    /// Classes that may be started, the best first: private, then by cost per
+    /// task, then by speed.
+    pub fn order(&self) -> Vec<usize> {
+        let r = &self.policy.resources;
+        let mut order: Vec<usize> = (0..r.len())
+            .filter(|&c| r[c].provider != ProviderKind::Static)
+            .collect();
+        let rate = |c: usize| {
+            r[c].slots as f64 / self.estimates.as_ref().map_or(1.0 / r[c].speed, |e| e[c])
+        };
+        order.sort_by(|&a, &b| {
+            (!r[a].is_private())
+                .cmp(&!r[b].is_private())
+                .then(self.cost_per_task(a).total_cmp(&self.cost_per_task(b)))
+                .then(rate(b).total_cmp(&rate(a)))
+        });
+        order
+    }
+
+    /// A machine of `class` started now can finish a task by `horizon`.
+    fn helps(&self, class: usize, horizon: Secs) -> bool {
+        let e = self.estimates.as_ref().map_or(0.0, |e| e[class]);
+        self.snap.now + self.policy.resources[class].boot_time + e <= horizon
+    }
+
+    /// Classes with room whose boot and one task outlast the deadline.
+    pub fn too_slow_to_boot(&self, deadline: Secs) -> Vec<usize> {
+        let none = self.none();
+        self.order()
+            .into_iter()
+            .filter(|&c| self.room(c, &none) > 0 && !self.helps(c, deadline))
+            .collect()
+    }
+
+    /// Tasks left: the queued and half the running.
+    fn work(&self) -> f64 {
+        self.snap.tasks.queued as f64 + self.snap.tasks.running as f64 / 2.0
+    }
+
+    /// Projected finish with `extra` added and `gone` removed, every machine
+    /// working to the end.
+    pub fn finish(&self, extra: &[u32], gone: &[MachineId]) -> Secs {
+        self.project(extra, gone, None).0
+    }
+
+    /// Projected finish and total spend with `extra` added and `gone` removed.
+    /// With a `budget`, paid machines stop when it runs out: per-second ones
+    /// when the money left is burnt, per-hour ones at the end of the hours
+    /// paid (a new one pays its first hour up front). The finish is the fluid
+    /// finish plus one task of the slowest class in use (the tail).
+    pub fn project(&self, extra: &[u32], gone: &[MachineId], budget: Option<f64>) -> (Secs, f64) {
+        let Some(estimates) = &self.estimates else {
+            return (Secs::INFINITY, self.snap.spent);
+        };
+        let now = self.snap.now;
+        let r = &self.policy.resources;
+        // (class, ready, requested at) of every machine counted.
+        let mut machines: Vec<(usize, Secs, Secs)> = Vec::new();
+        for m in self.active.iter().filter(|m| !gone.contains(&m.id)) {
+            let ready = match m.state {
+                MachineState::Running => now,
+                _ => (m.requested_at + r[m.class].boot_time).max(now),
+            };
+            machines.push((m.class, ready, m.requested_at));
+        }
+        for (class, &n) in extra.iter().enumerate() {
+            machines.extend((0..n).map(|_| (class, now + r[class].boot_time, now)));
+        }
+        let paid = |class: usize| !r[class].is_private();
+        let per_second = |class: usize| paid(class) && r[class].billing == Billing::PerSecond;
+        let stop = budget.map_or(Secs::INFINITY, |budget| {
+            let upfront: f64 = machines
+                .iter()
+                .filter(|(c, _, requested)| paid(*c) && !per_second(*c) && *requested == now)
+                .map(|(c, _, _)| r[*c].price_per_hour)
+                .sum();
+            let burn: f64 = machines
+                .iter()
+                .filter(|(c, _, _)| per_second(*c))
+                .map(|(c, _, _)| r[*c].price_per_hour / HOUR)
+                .sum();
+            let reserve: f64 = machines
+                .iter()
+                .filter(|(c, _, _)| per_second(*c))
+                .map(|&(c, _, _)| self.reserve_of(c))
+                .sum();
+            let left = (budget - self.snap.spent - upfront - reserve).max(0.0);
+            if burn > 0.0 {
+                now + left / burn
+            } else {
+                Secs::INFINITY
+            }
+        });
+        let until = |class: usize, requested: Secs| {
+            if budget.is_none() || !paid(class) {
+                Secs::INFINITY
+            } else if per_second(class) {
+                stop
+            } else {
+                now + HOUR - into_hour(requested, now)
+            }
+        };
+        let caps: Vec<Capacity> = machines
+            .iter()
+            .map(|&(class, ready, requested)| Capacity {
+                ready,
+                until: until(class, requested),
+                rate: r[class].slots as f64 / estimates[class],
+            })
+            .collect();
+        let tail = machines.iter().map(|m| estimates[m.0]).fold(0.0, f64::max);
+        let work = self.work();
+        let finish = if work == 0.0 {
+            now
+        } else {
+            fluid_finish(now, work, &caps) + tail
+        };
+        let spend: f64 = machines
+            .iter()
+            .filter(|m| paid(m.0))
+            .map(|&(class, _, requested)| {
+                let end = finish.min(until(class, requested)).max(now);
+                let before = if requested < now {
+                    billed(&r[class], requested, now)
+                } else {
+                    0.0
+                };
+                billed(&r[class], requested, end) - before
+            })
+            .sum();
+        (finish, self.snap.spent + spend)
+    }
+
+    /// The fewest, cheapest machines to add so the projected finish meets
+    /// `deadline`; `false` if even all that help do not.
+    pub fn cheapest_meeting(&self, deadline: Secs) -> (Extra, bool) {
+        let mut extra = self.none();
+        loop {
+            if self.finish(&extra, &[]) <= deadline {
+                return (extra, true);
+            }
+            let pick = self
+                .order()
+                .into_iter()
+                .find(|&c| self.room(c, &extra) > 0 && self.helps(c, deadline));
+            match pick {
+                Some(c) => extra[c] += 1,
+                None => return (extra, false),
+            }
+        }
+    }
+
+    /// Machines to add, one at a time, while each makes the projected finish
+    /// (paid machines stopping when the budget runs out) earlier by 1% or more;
+    /// with that finish and the projected spend.
+    pub fn fastest_within(&self, budget: f64) -> (Extra, Secs, f64) {
+        let limit = (budget < f64::INFINITY).then_some(budget);
+        let mut extra = self.none();
+        let (mut finish, mut spend) = self.project(&extra, &[], limit);
+        loop {
+            let gain = 1.0_f64.max(0.01 * (finish - self.snap.now));
+            let next = self.order().into_iter().find_map(|c| {
+                if self.room(c, &extra) == 0 || !self.helps(c, finish) {
+                    return None;
+                }
+                let mut more = extra.clone();
+                more[c] += 1;
+                let (sooner, spend) = self.project(&more, &[], limit);
+                (sooner < finish - gain && spend <= budget + 1e-9).then_some((more, sooner, spend))
+            });
+            match next {
+                Some(better) => (extra, finish, spend) = better,
+                None => return (extra, finish, spend),
+            }
+        }
+    }
+
+    /// What the paid per-second machines (without `gone`) may still cost
+    /// before a release takes effect: two planning intervals and a last task
+    /// that may run three times the expected duration.
+    pub fn reserve(&self, gone: &[MachineId]) -> f64 {
+        self.per_second_paid(gone)
+            .into_iter()
+            .map(|m| self.reserve_of(m.class))
+            .sum()
+    }
+
+    /// The reserve of one per-second machine of `class`.
+    fn reserve_of(&self, class: usize) -> f64 {
+        let task = self.estimates.as_ref().map_or(0.0, |e| e[class]);
+        let price = self.policy.resources[class].price_per_hour;
+        price / HOUR * (2.0 * self.policy.scaling.interval + 3.0 * task)
+    }
+
+    /// Active paid per-second machines, without `gone`.
+    fn per_second_paid(&self, gone: &[MachineId]) -> Vec<&'a Machine> {
+        let r = &self.policy.resources;
+        self.active
+            .iter()
+            .copied()
+            .filter(|m| {
+                let c = &r[m.class];
+                !gone.contains(&m.id)
+                    && !c.is_private()
+                    && c.billing == Billing::PerSecond
+                    && c.provider != ProviderKind::Static
+            })
+            .collect()
+    }
+
+    /// The paid per-second machine that costs most per task (newest on ties).
+    pub fn costliest_per_second(&self, gone: &[MachineId]) -> Option<&'a Machine> {
+        self.per_second_paid(gone).into_iter().max_by(|a, b| {
+            self.cost_per_task(a.class)
+                .total_cmp(&self.cost_per_task(b.class))
+                .then(a.id.cmp(&b.id))
+        })
+    }
+
+    /// Seconds until a per-hour machine's next hour is charged.
+    pub fn hour_left(&self, m: &Machine) -> Secs {
+        HOUR - into_hour(m.requested_at, self.snap.now)
+    }
+
+    /// How long before its next hour a per-hour machine is released: long
+    /// enough that a planning step surely falls in it.
+    pub fn hour_window(&self) -> Secs {
+        (3.0 * self.policy.scaling.interval).max(60.0)
+    }
+
+    /// Whether a per-hour machine earns another hour: work is queued, the
+    /// budget affords it, and without it the deadline would be missed or
+    /// nearly (within a tenth of the time left).
+    pub fn needed_another_hour(&self, m: &Machine, gone: &[MachineId]) -> bool {
+        let objective = &self.policy.objective;
+        let price = self.policy.resources[m.class].price_per_hour;
+        if self.snap.tasks.queued == 0
+            || objective
+                .budget
+                .is_some_and(|b| self.snap.spent + price > b + 1e-9)
+        {
+            return false;
+        }
+        let mut without = gone.to_vec();
+        without.push(m.id);
+        // A tenth of the time left as slack: no release now and rebuy later.
+        objective.deadline.is_none_or(|d| {
+            let slack = 0.1 * (d - self.snap.now).max(0.0);
+            self.finish(&self.none(), &without) > d - slack
+        })
+    }
+}

@@ -1,0 +1,298 @@
+//! Planner scenarios with exact expected decisions.
+//!
+//! Every scenario: two private `campus` workers, tasks of 30 s on every class,
+//! `cloud.small` at $0.36/h per second (1/100 of a cent a second), 1 m boot.
+
+use super::*;
+use crate::machine::{Machine, Tasks};
+
+const CLASSES: &str = r#"
+[[resources]]
+name = "campus"
+provider = "static"
+count = 2
+
+[[resources]]
+name = "cloud.small"
+provider = "local"
+price_per_hour = 0.36
+boot_time = "1m"
+max = 10
+
+[[resources]]
+name = "cloud.hourly"
+provider = "local"
+price_per_hour = 1.0
+billing = "per-hour"
+boot_time = "1m"
+max = 4
+"#;
+
+const CAMPUS: usize = 0;
+const SMALL: usize = 1;
+const HOURLY: usize = 2;
+
+fn policy(head: &str) -> Policy {
+    Policy::parse("test.toml", &format!("{head}\n{CLASSES}")).unwrap()
+}
+
+fn machine(
+    id: u64,
+    class: usize,
+    state: MachineState,
+    requested_at: Secs,
+    busy_slots: u32,
+) -> Machine {
+    Machine {
+        id: MachineId(id),
+        class,
+        state,
+        requested_at,
+        busy_slots,
+        idle_since: (busy_slots == 0).then_some(requested_at),
+        last_heard: requested_at,
+    }
+}
+
+fn campus() -> Vec<Machine> {
+    vec![
+        machine(100, CAMPUS, MachineState::Running, 0.0, 1),
+        machine(101, CAMPUS, MachineState::Running, 0.0, 1),
+    ]
+}
+
+fn snapshot(now: Secs, queued: u64, running: u64, mut machines: Vec<Machine>) -> Snapshot {
+    for m in &mut machines {
+        m.last_heard = now;
+    }
+    Snapshot {
+        now,
+        tasks: Tasks {
+            queued,
+            running,
+            done: 0,
+        },
+        machines,
+        estimates: vec![Some(30.0); 3],
+        spent: 0.0,
+    }
+}
+
+/// The reasons, after checking each one names its action.
+fn reasons(decisions: &[Decision]) -> Vec<String> {
+    for d in decisions {
+        match &d.action {
+            Action::Start { class, count } => {
+                assert!(d.reason.starts_with(&format!("+{count} {class}: ")))
+            }
+            Action::Release { class, machine } => {
+                assert!(d.reason.starts_with(&format!("-1 {class} ({machine}): ")))
+            }
+            Action::Report => assert!(!d.reason.starts_with(['+', '-'])),
+        }
+    }
+    decisions.iter().map(|d| d.reason.clone()).collect()
+}
+
+fn plan(policy: &Policy, snap: &Snapshot) -> Vec<String> {
+    reasons(&Planner::new().plan(policy, snap))
+}
+
+#[test]
+fn a_tight_deadline_buys_the_fewest_cheapest_machines_that_meet_it() {
+    let p = policy("[objective]\ndeadline = \"10m\"");
+    let decisions = Planner::new().plan(&p, &snapshot(0.0, 100, 0, campus()));
+    assert_eq!(
+        decisions[0].action,
+        Action::Start {
+            class: "cloud.small".into(),
+            count: 4
+        }
+    );
+    assert_eq!(
+        reasons(&decisions),
+        ["+4 cloud.small: projected 25m30s > deadline 10m00s; with them 9m30s, about $0.23 in all"]
+    );
+}
+
+#[test]
+fn a_loose_deadline_uses_the_private_machines_alone() {
+    let p = policy("[objective]\ndeadline = \"2h\"");
+    assert!(plan(&p, &snapshot(0.0, 100, 0, campus())).is_empty());
+}
+
+#[test]
+fn a_budget_alone_buys_speed_until_it_runs_out() {
+    let p = policy("[objective]\nbudget = 0.5");
+    assert_eq!(
+        plan(&p, &snapshot(0.0, 100, 0, campus())),
+        [
+            "+10 cloud.small: fastest within the budget $0.50: projected 25m30s → 5m30s, about $0.33 in all"
+        ]
+    );
+    let p = policy("[objective]\nbudget = 0.1");
+    assert_eq!(
+        plan(&p, &snapshot(0.0, 100, 0, campus())),
+        [
+            "+1 cloud.small: fastest within the budget $0.10: projected 25m30s → 18m30s, about $0.09 in all"
+        ],
+        "machines that stop when the budget runs out"
+    );
+}
+
+#[test]
+fn a_deadline_the_budget_cannot_pay_is_reported_and_the_budget_honoured() {
+    let p = policy("[objective]\ndeadline = \"10m\"\nbudget = 0.2");
+    let mut planner = Planner::new();
+    assert_eq!(
+        reasons(&planner.plan(&p, &snapshot(0.0, 100, 0, campus()))),
+        [
+            "meeting the deadline 10m00s needs about $0.23; the budget is $0.20: going as fast as the budget allows",
+            "+3 cloud.small: fastest within the budget $0.20: projected 25m30s → 12m50s, about $0.17 in all",
+        ]
+    );
+    let mut machines = campus();
+    machines.extend((1..=3).map(|id| machine(id, SMALL, MachineState::Booting, 0.0, 0)));
+    assert!(
+        reasons(&planner.plan(&p, &snapshot(5.0, 100, 0, machines))).is_empty(),
+        "reported once, and the machines booting are counted"
+    );
+}
+
+#[test]
+fn a_spent_budget_releases_per_second_machines() {
+    let p = policy("[objective]\nbudget = 0.3");
+    let mut machines = campus();
+    machines.extend((1..=3).map(|id| machine(id, SMALL, MachineState::Running, 0.0, 1)));
+    let mut snap = snapshot(600.0, 200, 5, machines);
+    snap.spent = 0.275;
+    assert_eq!(
+        plan(&p, &snap),
+        ["-1 cloud.small (m3): spent $0.275 of the budget $0.30: no more for another step",]
+    );
+}
+
+#[test]
+fn a_per_hour_machine_is_kept_through_its_paid_hour_while_there_is_work() {
+    let p = policy("[objective]\ndeadline = \"3h\"");
+    let hourly = |busy| {
+        let mut m = campus();
+        m.push(machine(7, HOURLY, MachineState::Running, 0.0, busy));
+        m
+    };
+    assert!(
+        plan(&p, &snapshot(1800.0, 10, 3, hourly(1))).is_empty(),
+        "mid-hour: kept"
+    );
+    assert_eq!(
+        plan(&p, &snapshot(3570.0, 10, 3, hourly(1))),
+        ["-1 cloud.hourly (m7): its paid hour ends in 30s and it is not needed for another"]
+    );
+    let p = policy("[objective]\ndeadline = \"62m20s\"");
+    assert!(
+        plan(&p, &snapshot(3570.0, 10, 3, hourly(1))).is_empty(),
+        "the deadline needs it: the next hour is bought"
+    );
+    assert_eq!(
+        plan(&p, &snapshot(1800.0, 0, 0, hourly(0))),
+        ["-1 cloud.hourly (m7): no work left"]
+    );
+}
+
+#[test]
+fn a_boot_longer_than_the_time_left_does_not_count_for_the_deadline() {
+    let p = policy("[objective]\ndeadline = \"10m\"");
+    assert_eq!(
+        plan(&p, &snapshot(560.0, 20, 0, campus())),
+        [
+            "cloud.small cannot help: boot 1m00s and a 30s task > time left 40s",
+            "cloud.hourly cannot help: boot 1m00s and a 30s task > time left 40s",
+            "the deadline 10m00s cannot be met: with every usable class at its max the projected finish is 14m50s",
+            "+10 cloud.small: as fast as possible: projected 14m50s → 11m20s, about $4.12 in all",
+            "+4 cloud.hourly: as fast as possible: projected 14m50s → 11m20s, about $4.12 in all",
+        ]
+    );
+}
+
+#[test]
+fn machines_that_stop_answering_are_released_and_replaced() {
+    let p = policy("[objective]\ndeadline = \"10m\"");
+    let mut machines = campus();
+    machines.extend((1..=3).map(|id| machine(id, SMALL, MachineState::Running, 0.0, 1)));
+    let mut snap = snapshot(300.0, 40, 5, machines);
+    for m in snap.machines.iter_mut().filter(|m| m.class == SMALL) {
+        m.last_heard = 250.0;
+    }
+    assert_eq!(
+        plan(&p, &snap),
+        [
+            "-1 cloud.small (m1): not heard from for 50s; replacing it",
+            "-1 cloud.small (m2): not heard from for 50s; replacing it",
+            "-1 cloud.small (m3): not heard from for 50s; replacing it",
+            "+4 cloud.small: projected 16m08s > deadline 10m00s; with them 9m43s, about $0.11 in all",
+        ]
+    );
+}
+
+#[test]
+fn a_machine_that_does_not_boot_in_time_is_replaced() {
+    let p = policy("[objective]\ndeadline = \"50m\"");
+    let mut machines = campus();
+    machines.push(machine(1, SMALL, MachineState::Booting, 0.0, 0));
+    assert_eq!(
+        plan(&p, &snapshot(200.0, 200, 2, machines)),
+        [
+            "-1 cloud.small (m1): did not boot within 2m30s; replacing it",
+            "+1 cloud.small: projected 54m05s > deadline 50m00s; with them 37m40s, about $0.21 in all",
+        ]
+    );
+}
+
+#[test]
+fn without_an_objective_the_planner_aims_at_tasks_per_slot() {
+    let p = policy("");
+    let mut snap = snapshot(0.0, 20, 2, campus());
+    snap.estimates = vec![None; 3];
+    assert_eq!(
+        plan(&p, &snap),
+        ["+9 cloud.small: 22 unfinished tasks on 2 slots > 2 per slot"]
+    );
+}
+
+#[test]
+fn hysteresis_holds_idle_machines_through_the_cooldown() {
+    let p = policy("");
+    let mut planner = Planner::new();
+    let mut snap = snapshot(0.0, 20, 2, campus());
+    assert_eq!(reasons(&planner.plan(&p, &snap)).len(), 1);
+    snap.tasks = Tasks {
+        queued: 0,
+        running: 2,
+        done: 20,
+    };
+    snap.machines
+        .extend((1..=9).map(|id| machine(id, SMALL, MachineState::Running, 0.0, 0)));
+    snap.now = 20.0;
+    snap.machines.iter_mut().for_each(|m| m.last_heard = 20.0);
+    assert!(planner.plan(&p, &snap).is_empty(), "within the cooldown");
+    snap.now = 70.0;
+    snap.machines.iter_mut().for_each(|m| m.last_heard = 70.0);
+    let released = reasons(&planner.plan(&p, &snap));
+    assert_eq!(released.len(), 9, "{released:?}");
+    assert_eq!(released[0], "-1 cloud.small (m1): idle for 1m10s");
+}
+
+#[test]
+fn an_objective_waits_for_a_first_estimate_and_says_so_once() {
+    let p = policy("[objective]\ndeadline = \"10m\"");
+    let mut planner = Planner::new();
+    let mut snap = snapshot(0.0, 100, 2, campus());
+    snap.estimates = vec![None; 3];
+    assert_eq!(
+        reasons(&planner.plan(&p, &snap)),
+        [
+            "waiting for a first task to finish before planning for the objective (scaling.task_estimate gives a prior)"
+        ]
+    );
+    assert!(planner.plan(&p, &snap).is_empty());
+}

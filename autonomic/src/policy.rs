@@ -1,0 +1,298 @@
+//! Policy files: the objective (deadline, budget), the scaling knobs and the
+//! resource classes, as written in CONTRACT.md.
+//!
+//! Loading names the file, line, column and field of the first thing wrong,
+//! and what was expected: `policy.toml:14:11: resources[1].billing: expected
+//! "per-second" or "per-hour", found "weekly"`.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::clock::Secs;
+use crate::source::{self, SourceError, secs, some_secs};
+
+/// The built-in policy, the same text as `policies/default.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../../policies/default.toml");
+
+/// A whole policy file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub objective: Objective,
+    #[serde(default)]
+    pub scaling: Scaling,
+    pub resources: Vec<Resource>,
+}
+
+/// What the manager aims for; with neither, it scales on the workload.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objective {
+    /// Finish within this long after the job starts.
+    #[serde(default, deserialize_with = "some_secs")]
+    pub deadline: Option<Secs>,
+    /// Spend at most this on paid resources.
+    pub budget: Option<f64>,
+}
+
+/// How often and how cautiously the manager acts.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scaling {
+    /// How often the manager re-plans.
+    #[serde(deserialize_with = "secs")]
+    pub interval: Secs,
+    /// Release a paid machine idle this long.
+    #[serde(deserialize_with = "secs")]
+    pub idle_release: Secs,
+    /// No scaling in the opposite direction within this long of a change.
+    #[serde(deserialize_with = "secs")]
+    pub cooldown: Secs,
+    /// A running machine not heard from for this long is replaced.
+    #[serde(deserialize_with = "secs")]
+    pub heartbeat_timeout: Secs,
+    /// Without an objective: aim for at most this many queued tasks per slot.
+    pub queue_per_slot: f64,
+    /// A prior task duration (at speed 1) used before any task has finished.
+    #[serde(default, deserialize_with = "some_secs")]
+    pub task_estimate: Option<Secs>,
+}
+
+impl Default for Scaling {
+    fn default() -> Self {
+        Scaling {
+            interval: 5.0,
+            idle_release: 60.0,
+            cooldown: 30.0,
+            heartbeat_timeout: 30.0,
+            queue_per_slot: 2.0,
+            task_estimate: None,
+        }
+    }
+}
+
+/// One class of machines.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    pub name: String,
+    pub provider: ProviderKind,
+    /// `static`: how many workers exist (default: this machine's cores).
+    pub count: Option<u32>,
+    /// Tasks one machine runs at once.
+    #[serde(default = "one")]
+    pub slots: u32,
+    #[serde(default)]
+    pub price_per_hour: f64,
+    #[serde(default)]
+    pub billing: Billing,
+    #[serde(default, deserialize_with = "secs")]
+    pub boot_time: Secs,
+    /// `local`, `command`: at most this many machines at once.
+    pub max: Option<u32>,
+    /// Prior speed relative to 1.0, until measured.
+    #[serde(default = "unit")]
+    pub speed: f64,
+    /// `command`: prints the new machine's id.
+    pub start: Option<String>,
+    /// `command`: stops the machine named by `HALLEY_ID`.
+    pub stop: Option<String>,
+}
+
+/// Who starts and stops a class's machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Static,
+    Local,
+    Command,
+}
+
+/// Billing granularity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum Billing {
+    #[default]
+    #[serde(rename = "per-second")]
+    PerSecond,
+    /// Each started hour is charged in full when it starts.
+    #[serde(rename = "per-hour")]
+    PerHour,
+}
+
+impl Resource {
+    /// Free to use: the manager fills these first.
+    pub fn is_private(&self) -> bool {
+        self.price_per_hour == 0.0
+    }
+
+    /// The most machines of this class that may run at once.
+    pub fn limit(&self) -> u32 {
+        match self.provider {
+            ProviderKind::Static => self.count.unwrap_or_else(cores),
+            ProviderKind::Local | ProviderKind::Command => self.max.unwrap_or(0),
+        }
+    }
+}
+
+/// This machine's cores.
+pub fn cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// A policy value that is out of range, by field path.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    pub field: String,
+    pub message: String,
+}
+
+impl Policy {
+    /// Reads, parses and validates a policy file.
+    pub fn load(path: &Path) -> Result<Policy, SourceError> {
+        let text = source::read(path)?;
+        Policy::parse(&path.display().to_string(), &text)
+    }
+
+    /// Parses and validates policy text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Policy, SourceError> {
+        let policy: Policy = source::parse(file, text)?;
+        policy
+            .validate()
+            .map_err(|e| source::invalid(file, text, &e.field, e.message))?;
+        Ok(policy)
+    }
+
+    /// The built-in policy: this machine's cores, no paid resources.
+    pub fn builtin() -> Policy {
+        Policy::parse("policies/default.toml", DEFAULT_TOML)
+            .expect("the built-in policy is valid (tested)")
+    }
+
+    /// Checks ranges and the fields each provider needs, naming the first bad one.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let bad = |field: String, message: &str| {
+            Err(Invalid {
+                field,
+                message: message.to_string(),
+            })
+        };
+        if let Some(budget) = self.objective.budget
+            && !(budget.is_finite() && budget >= 0.0)
+        {
+            return bad("objective.budget".into(), "expected a sum of 0 or more");
+        }
+        if self.objective.deadline == Some(0.0) {
+            return bad("objective.deadline".into(), "expected a duration above 0");
+        }
+        let s = &self.scaling;
+        if s.interval <= 0.0 {
+            return bad("scaling.interval".into(), "expected a duration above 0");
+        }
+        if s.heartbeat_timeout <= 0.0 {
+            return bad(
+                "scaling.heartbeat_timeout".into(),
+                "expected a duration above 0",
+            );
+        }
+        if !(s.queue_per_slot.is_finite() && s.queue_per_slot > 0.0) {
+            return bad("scaling.queue_per_slot".into(), "expected a number above 0");
+        }
+        if s.task_estimate == Some(0.0) {
+            return bad(
+                "scaling.task_estimate".into(),
+                "expected a duration above 0",
+            );
+        }
+        if self.resources.is_empty() {
+            return bad(
+                "resources".into(),
+                "expected at least one [[resources]] class",
+            );
+        }
+        for (i, r) in self.resources.iter().enumerate() {
+            let field = |name: &str| format!("resources[{i}].{name}");
+            if r.name.trim().is_empty() {
+                return bad(field("name"), "expected a non-empty name");
+            }
+            if self.resources[..i].iter().any(|other| other.name == r.name) {
+                return bad(field("name"), &format!("\"{}\" names two classes", r.name));
+            }
+            if r.slots == 0 {
+                return bad(field("slots"), "expected 1 or more");
+            }
+            if !(r.price_per_hour.is_finite() && r.price_per_hour >= 0.0) {
+                return bad(field("price_per_hour"), "expected a price of 0 or more");
+            }
+            if !(r.speed.is_finite() && r.speed > 0.0) {
+                return bad(field("speed"), "expected a number above 0");
+            }
+            match r.provider {
+                ProviderKind::Static => {
+                    for (name, set) in [
+                        ("max", r.max.is_some()),
+                        ("start", r.start.is_some()),
+                        ("stop", r.stop.is_some()),
+                        ("price_per_hour", r.price_per_hour != 0.0),
+                        ("boot_time", r.boot_time != 0.0),
+                    ] {
+                        if set {
+                            return bad(
+                                field(name),
+                                "not used by provider \"static\" (workers that exist already)",
+                            );
+                        }
+                    }
+                }
+                ProviderKind::Local | ProviderKind::Command => {
+                    if r.count.is_some() {
+                        return bad(field("count"), "only for provider \"static\"; use max");
+                    }
+                    if r.max.is_none() {
+                        return bad(field("max"), "expected the most machines at once (max = 4)");
+                    }
+                }
+            }
+            let command = r.provider == ProviderKind::Command;
+            for (name, value) in [("start", &r.start), ("stop", &r.stop)] {
+                match (command, value) {
+                    (true, None) => {
+                        return bad(
+                            field(name),
+                            "provider \"command\" needs a start and a stop command",
+                        );
+                    }
+                    (true, Some(cmd)) if cmd.trim().is_empty() => {
+                        return bad(field(name), "expected a command");
+                    }
+                    (false, Some(_)) => {
+                        return bad(field(name), "only for provider \"command\"");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The class called `name`, with its index.
+    pub fn class(&self, name: &str) -> Option<(usize, &Resource)> {
+        self.resources
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.name == name)
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn unit() -> f64 {
+    1.0
+}
+
+#[cfg(test)]
+mod tests;

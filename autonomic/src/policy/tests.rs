@@ -1,0 +1,119 @@
+//! Policy parsing, defaults, validation and error locations.
+
+use super::*;
+
+fn error(text: &str) -> String {
+    Policy::parse("policy.toml", text).unwrap_err().to_string()
+}
+
+const CLOUD: &str = "[[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\n[[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = 0.1\nmax = 4\n";
+
+#[test]
+fn every_example_policy_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Policy::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 6);
+}
+
+#[test]
+fn the_builtin_policy_is_this_machine_with_no_paid_class() {
+    let policy = Policy::builtin();
+    assert_eq!(policy.resources.len(), 1);
+    assert!(policy.resources[0].is_private());
+    assert_eq!(policy.resources[0].limit(), cores());
+    assert_eq!(policy.objective, Objective::default());
+}
+
+#[test]
+fn durations_are_humane_and_defaults_fill_in() {
+    let text = format!(
+        "[objective]\ndeadline = \"1h 30m\"\nbudget = 5\n[scaling]\ninterval = \"2s\"\n{CLOUD}"
+    );
+    let policy = Policy::parse("p", &text).unwrap();
+    assert_eq!(policy.objective.deadline, Some(5400.0));
+    assert_eq!(policy.objective.budget, Some(5.0));
+    assert_eq!(policy.scaling.interval, 2.0);
+    assert_eq!(policy.scaling.idle_release, 60.0);
+    let cloud = &policy.resources[1];
+    assert_eq!(
+        (cloud.slots, cloud.billing, cloud.boot_time, cloud.limit()),
+        (1, Billing::PerSecond, 0.0, 4)
+    );
+    assert!(!cloud.is_private());
+}
+
+#[test]
+fn a_bad_enum_names_line_column_field_and_choices() {
+    let text = format!("{CLOUD}billing = \"weekly\"\n");
+    assert_eq!(
+        error(&text),
+        "policy.toml:11:11: resources[1].billing: expected \"per-second\" or \"per-hour\", found \"weekly\""
+    );
+}
+
+#[test]
+fn an_unknown_key_is_an_error() {
+    let text = format!("[scaling]\nintervall = \"5s\"\n{CLOUD}");
+    let message = error(&text);
+    assert!(message.starts_with("policy.toml:2:1: scaling"), "{message}");
+    assert!(message.contains("unknown key \"intervall\""), "{message}");
+}
+
+#[test]
+fn a_bad_duration_says_what_was_expected() {
+    let text = format!("[objective]\ndeadline = \"soon\"\n{CLOUD}");
+    assert_eq!(
+        error(&text),
+        "policy.toml:2:12: objective.deadline: expected a duration like \"30s\", \"5m\" or \"2h\", found \"soon\""
+    );
+}
+
+#[test]
+fn validation_names_the_field_and_its_line() {
+    let text = CLOUD.replace("max = 4\n", "");
+    assert_eq!(
+        error(&text),
+        "policy.toml:6:1: resources[1].max: expected the most machines at once (max = 4)"
+    );
+    let text = CLOUD.replace("count = 2", "count = 2\nprice_per_hour = 1.0");
+    assert!(error(&text).starts_with("policy.toml:5:1: resources[0].price_per_hour: not used"));
+    let text = CLOUD.replace("\"cloud\"", "\"campus\"");
+    assert_eq!(
+        error(&text),
+        "policy.toml:7:1: resources[1].name: \"campus\" names two classes"
+    );
+    let text = format!("[objective]\nbudget = -1.0\n{CLOUD}");
+    assert_eq!(
+        error(&text),
+        "policy.toml:2:1: objective.budget: expected a sum of 0 or more"
+    );
+    let text = CLOUD.replace("\"local\"", "\"command\"");
+    assert!(
+        error(&text).starts_with("policy.toml:6:1: resources[1].start: provider \"command\" needs")
+    );
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let message = Policy::load(Path::new("/nonexistent/p.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(message.starts_with("/nonexistent/p.toml: "), "{message}");
+}
+
+#[test]
+fn a_missing_field_is_named() {
+    assert_eq!(
+        error("[objective]\nbudget = 1.0\n"),
+        "policy.toml:1:1: resources: missing"
+    );
+    let message = error("[[resources]]\nprovider = \"local\"\nmax = 1\n");
+    assert!(message.ends_with("resources[0].name: missing"), "{message}");
+}

@@ -1,0 +1,134 @@
+//! Providers that start real processes: `local` (worker processes on this
+//! machine standing in for cloud machines, with an emulated boot time) and
+//! `command` (user scripts that start and stop machines through a cloud's
+//! CLI), and [`Providers`], which routes each class to its own. The
+//! `simulated` provider lives with the simulator.
+
+mod command;
+mod local;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::process::Command;
+
+use crate::clock::Secs;
+use crate::machine::MachineId;
+use crate::manager::{Provider, ProviderError};
+use crate::policy::{ProviderKind, Resource};
+
+pub use command::CommandProvider;
+pub use local::LocalProvider;
+
+/// The worker command line a provider spawns, e.g. `halley worker --peer
+/// <addr>`; `--resource <class> --slots <n>` is appended per machine.
+#[derive(Debug, Clone)]
+pub struct WorkerLine {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+}
+
+/// One provider for a whole policy: each class's machines go to the provider
+/// its `provider` key names. `static` classes are never started or stopped.
+#[derive(Debug)]
+pub struct Providers {
+    pub local: LocalProvider,
+    pub command: CommandProvider,
+    kinds: BTreeMap<MachineId, ProviderKind>,
+}
+
+impl Providers {
+    pub fn new(local: LocalProvider, command: CommandProvider) -> Self {
+        Providers {
+            local,
+            command,
+            kinds: BTreeMap::new(),
+        }
+    }
+
+    fn of(&mut self, kind: ProviderKind) -> Option<&mut dyn Provider> {
+        match kind {
+            ProviderKind::Static => None,
+            ProviderKind::Local => Some(&mut self.local),
+            ProviderKind::Command => Some(&mut self.command),
+        }
+    }
+}
+
+impl Provider for Providers {
+    fn start(&mut self, id: MachineId, class: &Resource, now: Secs) -> Result<(), ProviderError> {
+        let provider = self.of(class.provider).ok_or_else(|| ProviderError {
+            class: class.name.clone(),
+            message: "a static class has no machines to start".into(),
+        })?;
+        provider.start(id, class, now)?;
+        self.kinds.insert(id, class.provider);
+        Ok(())
+    }
+
+    fn stop(&mut self, id: MachineId, now: Secs) -> Result<(), ProviderError> {
+        match self.kinds.get(&id).copied().and_then(|kind| self.of(kind)) {
+            Some(provider) => provider.stop(id, now),
+            None => Ok(()),
+        }
+    }
+
+    fn gone(&mut self) -> Vec<MachineId> {
+        let mut gone = self.local.gone();
+        gone.extend(self.command.gone());
+        for id in &gone {
+            self.kinds.remove(id);
+        }
+        gone
+    }
+}
+
+/// Asks a process to finish its tasks and exit (SIGTERM).
+fn terminate(pid: u32) -> std::io::Result<()> {
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+
+    #[test]
+    fn each_class_goes_to_its_provider() {
+        let policy = Policy::parse(
+            "p",
+            "[[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 1\n\
+             [[resources]]\nname = \"here\"\nprovider = \"local\"\nmax = 1\n\
+             [[resources]]\nname = \"there\"\nprovider = \"command\"\nmax = 1\nstart = \"exit 3\"\nstop = \"true\"\n",
+        )
+        .unwrap();
+        let worker = WorkerLine {
+            program: "sh".into(),
+            args: vec!["-c".into(), "exit 0".into()],
+        };
+        let mut p = Providers::new(LocalProvider::new(worker), CommandProvider::new("j", "t"));
+        let err = p
+            .start(MachineId(0), &policy.resources[0], 0.0)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "campus: a static class has no machines to start"
+        );
+        p.start(MachineId(1), &policy.resources[1], 0.0).unwrap();
+        p.start(MachineId(2), &policy.resources[2], 0.0).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut gone = Vec::new();
+        while gone.len() < 2 && std::time::Instant::now() < deadline {
+            gone.extend(p.gone());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        gone.sort();
+        assert_eq!(
+            gone,
+            [MachineId(1), MachineId(2)],
+            "the worker exited; the start script failed"
+        );
+    }
+}

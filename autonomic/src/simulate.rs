@@ -1,0 +1,63 @@
+//! The simulator: the same [`Manager`](crate::manager::Manager) and planner on a virtual clock, with a
+//! workload model, seeded (same seed, same result), machine boot times and
+//! billing — "what would this policy do, cost and finish?" before anyone pays,
+//! compared with an oracle lower bound.
+
+mod engine;
+mod oracle;
+mod plot;
+mod provider;
+
+use serde::Serialize;
+
+use crate::clock::Secs;
+use crate::planner::Decision;
+use crate::policy::Policy;
+use crate::workload::Workload;
+
+pub use oracle::Oracle;
+pub use plot::svg;
+pub use provider::SimulatedProvider;
+
+/// What a simulated run did, cost and finished.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub tasks: u64,
+    /// All tasks ran (false: the policy left work with no machine to run it).
+    pub finished: bool,
+    pub makespan_s: Secs,
+    pub cost: f64,
+    pub deadline_met: Option<bool>,
+    pub budget_met: Option<bool>,
+    /// Most machines up (booting or running) at once.
+    pub peak_workers: u32,
+    /// The least any policy could pay to finish by the deadline (or, without
+    /// one, as soon as this run did): perfect knowledge, perfect packing.
+    pub oracle_cost: f64,
+    /// The soonest any policy could finish with every class at its max.
+    pub oracle_makespan_s: Secs,
+    pub decisions: Vec<Decision>,
+    /// Workers by class and queue length over time, for plots.
+    #[serde(skip)]
+    pub timeline: Vec<Sample>,
+    /// Class names, in policy order (the columns of `Sample::workers`).
+    #[serde(skip)]
+    pub classes: Vec<String>,
+}
+
+/// The state of a simulated run at one planning step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub at: Secs,
+    /// Machines up per class (booting, running or draining).
+    pub workers: Vec<u32>,
+    pub queued: u64,
+}
+
+/// Simulates `workload` under `policy` with the random seed `seed`.
+pub fn run(policy: &Policy, workload: &Workload, seed: u64) -> Report {
+    engine::Engine::new(policy, workload, seed).run()
+}
+
+#[cfg(test)]
+mod tests;

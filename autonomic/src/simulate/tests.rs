@@ -1,0 +1,180 @@
+//! Whole simulated runs: objectives met, determinism, speed, the oracle.
+
+use std::time::Instant;
+
+use super::*;
+use crate::planner::Action;
+
+fn policy(head: &str) -> Policy {
+    let classes = r#"
+[[resources]]
+name = "campus"
+provider = "static"
+count = 4
+
+[[resources]]
+name = "cloud.small"
+provider = "local"
+price_per_hour = 0.10
+boot_time = "30s"
+max = 40
+
+[[resources]]
+name = "cloud.large"
+provider = "local"
+price_per_hour = 0.40
+boot_time = "45s"
+slots = 4
+max = 10
+"#;
+    Policy::parse("p.toml", &format!("{head}\n{classes}")).unwrap()
+}
+
+fn workload(tasks: u64) -> Workload {
+    Workload::parse(
+        "w.toml",
+        &format!(
+            "tasks = {tasks}\nduration = {{ dist = \"lognormal\", mean = \"30s\", cv = 0.5 }}\n[speed]\n\"cloud.large\" = 1.5\n"
+        ),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_deadline_is_met_by_scaling_out_and_everything_is_released() {
+    let p = policy("[objective]\ndeadline = \"30m\"\n[scaling]\ntask_estimate = \"30s\"");
+    let r = run(&p, &workload(2000), 1);
+    assert!(r.finished);
+    assert_eq!(r.deadline_met, Some(true), "makespan {}", r.makespan_s);
+    assert_eq!(r.budget_met, None);
+    assert!(r.peak_workers > 4, "{}", r.peak_workers);
+    assert!(
+        r.cost > 0.0 && r.cost >= r.oracle_cost,
+        "{} vs {}",
+        r.cost,
+        r.oracle_cost
+    );
+    assert!(r.makespan_s >= r.oracle_makespan_s);
+    assert!(
+        r.decisions
+            .iter()
+            .any(|d| matches!(d.action, Action::Start { .. }))
+    );
+    let last = r.timeline.last().unwrap();
+    assert_eq!(
+        last.workers,
+        vec![4, 0, 0],
+        "paid machines released at the end"
+    );
+}
+
+#[test]
+fn a_budget_alone_is_honoured() {
+    let p = policy("[objective]\nbudget = 0.5\n[scaling]\ntask_estimate = \"30s\"");
+    let r = run(&p, &workload(2000), 2);
+    assert!(r.finished);
+    assert_eq!(r.budget_met, Some(true), "cost {}", r.cost);
+    assert!(r.cost > 0.25, "the budget buys speed: {}", r.cost);
+    assert_eq!(r.deadline_met, None);
+}
+
+#[test]
+fn an_infeasible_pair_is_reported_and_the_budget_kept() {
+    let p =
+        policy("[objective]\ndeadline = \"20m\"\nbudget = 0.2\n[scaling]\ntask_estimate = \"30s\"");
+    let r = run(&p, &workload(2000), 3);
+    assert_eq!(r.deadline_met, Some(false));
+    assert_eq!(r.budget_met, Some(true), "cost {}", r.cost);
+    let first = &r.decisions[0];
+    assert!(
+        first
+            .reason
+            .starts_with("meeting the deadline 20m00s needs about $"),
+        "{}",
+        first.reason
+    );
+    assert_eq!(first.at, 0.0, "detected at the first step");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run() {
+    let p = policy("[objective]\ndeadline = \"30m\"");
+    assert_eq!(run(&p, &workload(1000), 9), run(&p, &workload(1000), 9));
+    assert_ne!(
+        run(&p, &workload(1000), 9).makespan_s,
+        run(&p, &workload(1000), 10).makespan_s
+    );
+}
+
+#[test]
+fn ten_thousand_tasks_simulate_in_well_under_a_second() {
+    // A deadline (many machines, 1 h) and a small budget (few machines, 30 h of ticks).
+    for head in [
+        "[objective]\ndeadline = \"1h\"",
+        "[objective]\nbudget = 2.0",
+    ] {
+        let p = policy(&format!("{head}\n[scaling]\ntask_estimate = \"30s\""));
+        let started = Instant::now();
+        let r = run(&p, &workload(10_000), 4);
+        let took = started.elapsed();
+        assert!(r.finished);
+        let limit = if cfg!(debug_assertions) { 5.0 } else { 0.5 };
+        assert!(took.as_secs_f64() < limit, "{head}: {took:?}");
+    }
+}
+
+#[test]
+fn a_run_with_no_way_to_finish_stops_and_says_so() {
+    let p = Policy::parse(
+        "p.toml",
+        "[objective]\ndeadline = \"10m\"\n[[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = 1.0\nmax = 2\n",
+    )
+    .unwrap();
+    let r = run(&p, &workload(10), 1);
+    assert!(!r.finished);
+    assert_eq!(r.deadline_met, Some(false));
+    assert!(
+        r.decisions[0]
+            .reason
+            .starts_with("waiting for a first task")
+    );
+}
+
+#[test]
+fn the_plot_draws_a_line_per_class() {
+    let p = policy("[objective]\ndeadline = \"30m\"\n[scaling]\ntask_estimate = \"30s\"");
+    let doc = svg(&run(&p, &workload(500), 1));
+    assert!(doc.starts_with("<svg") && doc.trim_end().ends_with("</svg>"));
+    assert_eq!(doc.matches("stroke-width=\"2\"").count(), 3);
+    assert!(doc.contains(">cloud.small</text>"));
+}
+
+#[test]
+fn per_hour_machines_are_billed_whole_hours_and_released_before_the_next() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/hybrid-hourly.toml");
+    let p = Policy::load(&path).unwrap();
+    let w = Workload::parse(
+        "w",
+        "tasks = 10000\nduration = { dist = \"lognormal\", mean = \"30s\", cv = 0.5 }\n",
+    )
+    .unwrap();
+    let r = run(&p, &w, 5);
+    assert_eq!(r.deadline_met, Some(true), "{}", r.makespan_s);
+    let hours = r.cost / 0.5;
+    assert!(
+        hours >= 1.0 && (hours - hours.round()).abs() < 1e-9,
+        "whole hours: {}",
+        r.cost
+    );
+    let releases: Vec<&str> = r
+        .decisions
+        .iter()
+        .filter(|d| matches!(&d.action, Action::Release { class, .. } if class == "cloud.hourly"))
+        .map(|d| d.reason.as_str())
+        .collect();
+    assert!(!releases.is_empty());
+    for reason in releases {
+        assert!(reason.contains("its paid hour ends in 1m00s"), "{reason}");
+    }
+}

@@ -1,0 +1,190 @@
+//! `halley policy check` and `halley simulate` as users run them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn halley(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_halley"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("halley runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn scratch(name: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("halley-policy-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[test]
+fn policy_check_accepts_every_example() {
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).unwrap()
+    {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = halley(&["policy", "check", path.to_str().unwrap()]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}: {}",
+                path.display(),
+                text(&out.stderr)
+            );
+            assert_eq!(text(&out.stdout), "ok\n");
+        }
+    }
+}
+
+#[test]
+fn policy_check_names_line_and_field_and_exits_2() {
+    let path = scratch(
+        "weekly.toml",
+        "[[resources]]\nname = \"cloud\"\nprovider = \"local\"\nmax = 2\nbilling = \"weekly\"\n",
+    );
+    let out = halley(&["policy", "check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("weekly.toml:5:11: resources[0].billing: expected \"per-second\" or \"per-hour\", found \"weekly\""),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn policy_check_of_a_missing_file_exits_2() {
+    let out = halley(&["policy", "check", "no/such/policy.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no/such/policy.toml"));
+}
+
+const WORKLOAD: &str =
+    "tasks = 2000\nduration = { dist = \"lognormal\", mean = \"30s\", cv = 0.5 }\n";
+
+#[test]
+fn simulate_json_has_the_contract_fields_and_is_seeded() {
+    let workload = scratch("w.toml", WORKLOAD);
+    let args = [
+        "simulate",
+        "--policy",
+        "policies/deadline.toml",
+        "--workload",
+        workload.to_str().unwrap(),
+        "--seed",
+        "7",
+        "--json",
+    ];
+    let out = halley(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for field in [
+        "makespan_s",
+        "cost",
+        "peak_workers",
+        "oracle_cost",
+        "oracle_makespan_s",
+    ] {
+        assert!(json[field].is_number(), "{field}: {json}");
+    }
+    assert_eq!(json["deadline_met"], true);
+    assert!(json["budget_met"].is_null());
+    assert!(
+        json["decisions"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with('+')
+    );
+    assert_eq!(halley(&args).stdout, out.stdout, "same seed, same run");
+}
+
+#[test]
+fn simulate_prints_a_table_and_draws_a_plot() {
+    let workload = scratch("w2.toml", WORKLOAD);
+    let plot = workload.with_file_name("run.svg");
+    let out = halley(&[
+        "simulate",
+        "--policy",
+        "policies/deadline-budget.toml",
+        "--workload",
+        workload.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("makespan ") && stdout.contains("oracle"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("budget         $1.00"), "{stdout}");
+    assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg"));
+}
+
+#[test]
+fn simulate_names_a_bad_workload_line_and_exits_2() {
+    let workload = scratch(
+        "bad.toml",
+        "tasks = 10\nduration = { dist = \"fixed\", mean = \"1s\" }\n[speed]\n\"cloud.huge\" = 2.0\n",
+    );
+    let out = halley(&[
+        "simulate",
+        "--policy",
+        "policies/deadline.toml",
+        "--workload",
+        workload.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .contains("bad.toml:4:1: speed.\"cloud.huge\": no class \"cloud.huge\" in the policy"),
+        "{stderr}"
+    );
+}
+
+/// The autonomic acceptance scenario, simulated: 60 tasks of 2 s on one
+/// private slot, a 40 s deadline, up to 6 paid machines.
+#[test]
+fn simulate_exits_1_when_the_budget_forbids_meeting_the_deadline() {
+    let policy = "[objective]\ndeadline = \"40s\"\n[scaling]\ninterval = \"1s\"\n\
+                  [[resources]]\nname = \"private\"\nprovider = \"static\"\ncount = 1\n\
+                  [[resources]]\nname = \"paid\"\nprovider = \"local\"\nprice_per_hour = 3.6\nboot_time = \"2s\"\nmax = 6\n";
+    let workload = scratch(
+        "sleep2.toml",
+        "tasks = 60\nduration = { dist = \"fixed\", mean = \"2s\" }\n",
+    );
+    let run = |name: &str, policy: &str| {
+        let path = scratch(name, policy);
+        let out = halley(&[
+            "simulate",
+            "--policy",
+            path.to_str().unwrap(),
+            "--workload",
+            workload.to_str().unwrap(),
+            "--json",
+        ]);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), json)
+    };
+    let (code, json) = run("met.toml", policy);
+    assert_eq!(
+        (code, &json["deadline_met"]),
+        (Some(0), &serde_json::Value::Bool(true)),
+        "{json}"
+    );
+    assert!(json["peak_workers"].as_u64().unwrap() > 1);
+    let (code, json) = run(
+        "broke.toml",
+        &policy.replace("deadline = \"40s\"", "deadline = \"40s\"\nbudget = 0.05"),
+    );
+    assert_eq!(code, Some(1), "{json}");
+    assert_eq!(json["deadline_met"], false);
+    assert_eq!(json["budget_met"], true);
+    assert!(json["cost"].as_f64().unwrap() <= 0.05);
+}
