@@ -7,8 +7,11 @@
 
 pub mod client;
 pub mod embedded;
+pub mod keyspace;
 pub mod net;
 pub mod node;
+pub mod overlay;
+pub mod ring;
 pub mod space;
 pub mod store;
 pub mod syntax;

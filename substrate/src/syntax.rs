@@ -18,6 +18,8 @@
 //! - Strings escape `\"`, `\\`, `\n`, `\t`, and every other control character
 //!   as `\u{hex}`; the parser also accepts `\r` and `\u{hex}` for any char.
 //! - Bytes print as lower-case hex, `b"00ff"`; the parser accepts either case.
+//! - Ints must fit an i64 and float literals an f64 (`1e999` is an error,
+//!   not `inf`); a float literal too small rounds to zero.
 //! - Whitespace (any Unicode white space) may surround every token; a
 //!   trailing comma is not allowed.
 //!

@@ -219,9 +219,16 @@ impl<'a> Parser<'a> {
         }
         let text = &self.src[start..self.pos];
         if float {
+            // `inf` is written as such; a literal that rounds to it is an
+            // overflow, like an int's.
             let v = text
                 .parse::<f64>()
-                .map_err(|_| self.error(start, "a float").with_word(text))?;
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| {
+                    self.error(start, "a float of magnitude at most 1.7976931348623157e308")
+                        .with_word(text)
+                })?;
             Ok(Value::Float(v))
         } else {
             let v = text.parse::<i64>().map_err(|_| {

@@ -239,6 +239,15 @@ fn number_errors() {
         Err(err(4, "a digit of the exponent", "')'"))
     );
     assert_eq!(parse_tuple("(-)"), Err(err(3, "a digit", "')'")));
+    assert_eq!(
+        parse_tuple("(1, -2e308)"),
+        Err(err(
+            5,
+            "a float of magnitude at most 1.7976931348623157e308",
+            "'-2e308'"
+        ))
+    );
+    assert_eq!(parse_tuple("(1e-400)"), Ok(crate::tuple!(0.0)));
     assert_eq!(parse_tuple("(1.)"), Err(err(3, "',' or ')'", "'.'")));
     assert_eq!(
         parse_tuple("(nan(0x0))"),
