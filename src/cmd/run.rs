@@ -1,9 +1,11 @@
 //! `halley run <tasks-file>`: a bag of shell commands, one a line.
 //!
 //! Without `--peer` it starts an embedded space, serves it on 127.0.0.1 (a
-//! free port) and starts one local `halley worker` per core; with `--peer`
-//! it submits to that space and starts no workers unless `--workers` says
-//! so (the default policy's workers are static: they exist already). The
+//! free port) and starts the policy's `static` workers as local `halley
+//! worker` processes (the built-in policy: one per core); with `--peer` it
+//! submits to that space and starts no workers unless `--workers` says so
+//! (static workers exist already). `--workers <n>` replaces the policy's
+//! workers with n local ones. The
 //! workers come from a [`pool::WorkerPool`], the seam where the autonomic
 //! manager plugs in. Outputs go to `--out` (default `halley-out/` in the
 //! current directory): `tasks/<id>.out`, `tasks/<id>.err`, `summary.json`.
@@ -24,7 +26,8 @@ use halley_substrate::node::Node;
 use tokio::time::Instant;
 
 use crate::exit::{Failure, Outcome, SUCCESS};
-use pool::{FixedPool, WorkerPool};
+use halley_autonomic::policy::{Policy, ProviderKind};
+use pool::{Class, FixedPool, WorkerPool};
 use progress::Display;
 use summary::{Outputs, Summary};
 
@@ -67,10 +70,25 @@ pub fn run(args: Args) -> Outcome {
             "{file}: no tasks (expected one shell command a line; empty and # lines are skipped)"
         )));
     }
-    if let Some(policy) = &args.policy {
-        std::fs::read_to_string(policy).map_err(|e| {
-            Failure::bad_input(anyhow!("{}: cannot read the policy: {e}", policy.display()))
-        })?;
+    let policy = match &args.policy {
+        Some(file) => Policy::load(file).map_err(Failure::bad_input)?,
+        None => Policy::builtin(),
+    };
+    let classes = match args.workers {
+        Some(count) => vec![Class {
+            resource: "local".into(),
+            count,
+            slots: 1,
+        }],
+        None if args.peer.is_some() => Vec::new(),
+        None => static_classes(&policy),
+    };
+    if policy
+        .resources
+        .iter()
+        .any(|r| r.provider != ProviderKind::Static)
+    {
+        tracing::warn!("the policy's paid classes are not scaled yet: only its static workers run");
     }
     let job = Job {
         commands,
@@ -86,7 +104,7 @@ pub fn run(args: Args) -> Outcome {
         match &args.peer {
             Some(peer) => {
                 let space = super::worker::connect(peer, None).await?;
-                drive(space, peer, FixedPool::new(args.workers.unwrap_or(0)), job).await
+                drive(space, peer, FixedPool::new(classes), job).await
             }
             None => {
                 let space = EmbeddedSpace::new();
@@ -97,19 +115,26 @@ pub fn run(args: Args) -> Outcome {
                     Failure::unreachable(anyhow!(e).context("cannot serve the embedded space"))
                 })?;
                 let peer = node.address().to_string();
-                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let outcome = drive(
-                    space,
-                    &peer,
-                    FixedPool::new(args.workers.unwrap_or(cores)),
-                    job,
-                )
-                .await;
+                let outcome = drive(space, &peer, FixedPool::new(classes), job).await;
                 node.stop().await;
                 outcome
             }
         }
     })
+}
+
+/// The policy's static classes: the workers started with an embedded job.
+fn static_classes(policy: &Policy) -> Vec<Class> {
+    policy
+        .resources
+        .iter()
+        .filter(|r| r.provider == ProviderKind::Static)
+        .map(|r| Class {
+            resource: r.name.clone(),
+            count: r.limit() as usize,
+            slots: r.slots as usize,
+        })
+        .collect()
 }
 
 /// Submits the bag, starts the workers, collects one result per task.
@@ -160,7 +185,7 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
             }
             Next::Complete => break,
         }
-        display.update(&master.progress(), failed);
+        display.update(&master.progress(), records.len(), failed);
     }
     let makespan_s = began.elapsed().as_secs_f64();
     display.finish();

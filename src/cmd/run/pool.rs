@@ -5,8 +5,10 @@
 //! space is up, told the job's progress at every tick (and may start or
 //! stop workers then, returning its decisions for `summary.json`), and shut
 //! down at the end. [`FixedPool`] is the built-in default until the
-//! manager lands: a fixed number of `halley worker` processes on this
-//! machine, started with the job, killed when the pool is dropped.
+//! manager is wired in: the policy's `static` classes as `halley worker`
+//! processes on this machine (`count` each, with the class's `slots` and
+//! name as `--resource`), started with the job, killed when the pool is
+//! dropped.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,17 +32,25 @@ pub trait WorkerPool {
     fn shutdown(&mut self, grace: Duration);
 }
 
-/// `count` local worker processes, `halley worker --job <job> --id local-<i>`.
+/// Workers of one class for a [`FixedPool`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Class {
+    pub resource: String,
+    pub count: usize,
+    pub slots: usize,
+}
+
+/// Local worker processes, `halley worker --job <job> --id <resource>-<i>`.
 #[derive(Debug)]
 pub struct FixedPool {
-    count: usize,
+    classes: Vec<Class>,
     children: Vec<Child>,
 }
 
 impl FixedPool {
-    pub fn new(count: usize) -> Self {
+    pub fn new(classes: Vec<Class>) -> Self {
         FixedPool {
-            count,
+            classes,
             children: Vec::new(),
         }
     }
@@ -49,23 +59,19 @@ impl FixedPool {
 impl WorkerPool for FixedPool {
     fn start(&mut self, peer: &str, job: &str) -> anyhow::Result<()> {
         let exe = std::env::current_exe().context("cannot find the halley executable")?;
-        for i in 0..self.count {
-            let child = Command::new(&exe)
-                .args([
-                    "worker",
-                    "--peer",
-                    peer,
-                    "--job",
-                    job,
-                    "--resource",
-                    "local",
-                ])
-                .args(["--id", &format!("local-{i}")])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .with_context(|| format!("cannot start {} worker", exe.display()))?;
-            self.children.push(child);
+        for class in &self.classes {
+            for i in 0..class.count {
+                let child = Command::new(&exe)
+                    .args(["worker", "--peer", peer, "--job", job])
+                    .args(["--resource", &class.resource])
+                    .args(["--id", &format!("{}-{i}", class.resource)])
+                    .args(["--slots", &class.slots.to_string()])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .with_context(|| format!("cannot start {} worker", exe.display()))?;
+                self.children.push(child);
+            }
         }
         Ok(())
     }

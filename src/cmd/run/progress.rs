@@ -26,19 +26,20 @@ impl Display {
         Display::Bar(bar)
     }
 
-    pub fn update(&mut self, progress: &Progress, failed: usize) {
+    /// `done` counts the results written so far.
+    pub fn update(&mut self, progress: &Progress, done: usize, failed: usize) {
         match self {
             Display::Bar(bar) => {
-                bar.set_position(progress.done as u64);
+                bar.set_position(done as u64);
                 bar.set_message(format!("running {} failed {failed}", progress.running));
             }
             Display::Lines { last } => {
                 let due = last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-                if due || progress.done == progress.submitted {
+                if due || done == progress.submitted {
                     *last = Some(Instant::now());
                     eprintln!(
-                        "halley: {}/{} tasks done, {} running, {failed} failed",
-                        progress.done, progress.submitted, progress.running
+                        "halley: {done}/{} tasks done, {} running, {failed} failed",
+                        progress.submitted, progress.running
                     );
                 }
             }
@@ -47,7 +48,7 @@ impl Display {
 
     pub fn finish(self) {
         if let Display::Bar(bar) = self {
-            bar.finish();
+            bar.finish_and_clear();
         }
     }
 }
