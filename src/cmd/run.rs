@@ -1,12 +1,188 @@
-//! `halley run` (placeholder until its issue lands).
+//! `halley run <tasks-file>`: a bag of shell commands, one a line.
+//!
+//! Without `--peer` it starts an embedded space, serves it on 127.0.0.1 (a
+//! free port) and starts one local `halley worker` per core; with `--peer`
+//! it submits to that space and starts no workers unless `--workers` says
+//! so (the default policy's workers are static: they exist already). The
+//! workers come from a [`pool::WorkerPool`], the seam where the autonomic
+//! manager plugs in. Outputs go to `--out` (default `halley-out/` in the
+//! current directory): `tasks/<id>.out`, `tasks/<id>.err`, `summary.json`.
 
-use crate::exit::{Failure, Outcome};
+mod pool;
+mod progress;
+mod summary;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use halley_paradigms::bag::parse_tasks;
+use halley_paradigms::master::{Master, Next};
+use halley_substrate::Space;
+use halley_substrate::embedded::EmbeddedSpace;
+use halley_substrate::node::Node;
+use tokio::time::Instant;
+
+use crate::exit::{Failure, Outcome, SUCCESS};
+use pool::{FixedPool, WorkerPool};
+use progress::Display;
+use summary::{Outputs, Summary};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The tasks: one shell command a line; empty and `#` lines are skipped.
+    pub tasks: PathBuf,
+    /// The autonomic policy (TOML).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Submit to this space instead of starting an embedded one.
+    #[arg(long)]
+    pub peer: Option<String>,
+    /// Where outputs and summary.json go.
+    #[arg(long, default_value = "halley-out")]
+    pub out: PathBuf,
+    /// Print summary.json on stdout at the end.
+    #[arg(long)]
+    pub json: bool,
+    /// Local worker processes to start (default: one per core without
+    /// `--peer`, none with it).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
 
-pub fn run(_args: Args) -> Outcome {
-    Err(Failure::bad_input(anyhow::anyhow!(
-        "`halley run` is not built yet"
-    )))
+/// What one run needs besides its space.
+struct Job<'a> {
+    commands: Vec<String>,
+    out: &'a Path,
+    json: bool,
+}
+
+pub fn run(args: Args) -> Outcome {
+    let file = args.tasks.display();
+    let text = std::fs::read_to_string(&args.tasks)
+        .map_err(|e| Failure::bad_input(anyhow!("{file}: cannot read the tasks file: {e}")))?;
+    let commands = parse_tasks(&text);
+    if commands.is_empty() {
+        return Err(Failure::bad_input(anyhow!(
+            "{file}: no tasks (expected one shell command a line; empty and # lines are skipped)"
+        )));
+    }
+    if let Some(policy) = &args.policy {
+        std::fs::read_to_string(policy).map_err(|e| {
+            Failure::bad_input(anyhow!("{}: cannot read the policy: {e}", policy.display()))
+        })?;
+    }
+    let job = Job {
+        commands,
+        out: &args.out,
+        json: args.json,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Failure::unreachable)?;
+    runtime.block_on(async {
+        match &args.peer {
+            Some(peer) => {
+                let space = super::worker::connect(peer, None).await?;
+                drive(space, peer, FixedPool::new(args.workers.unwrap_or(0)), job).await
+            }
+            None => {
+                let space = EmbeddedSpace::new();
+                let listen = "/ip4/127.0.0.1/tcp/0"
+                    .parse()
+                    .map_err(Failure::unreachable)?;
+                let node = Node::start(listen, space.clone()).await.map_err(|e| {
+                    Failure::unreachable(anyhow!(e).context("cannot serve the embedded space"))
+                })?;
+                let peer = node.address().to_string();
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let outcome = drive(
+                    space,
+                    &peer,
+                    FixedPool::new(args.workers.unwrap_or(cores)),
+                    job,
+                )
+                .await;
+                node.stop().await;
+                outcome
+            }
+        }
+    })
+}
+
+/// Submits the bag, starts the workers, collects one result per task.
+async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: Job<'_>) -> Outcome {
+    let outputs = Outputs::create(job.out).map_err(Failure::bad_input)?;
+    let id = format!(
+        "run-{}-{}",
+        std::process::id(),
+        halley_paradigms::task::now_us()
+    );
+    let began = Instant::now();
+    let mut master = Master::new(space, id.clone());
+    let total = job.commands.len();
+    master
+        .submit(job.commands.iter().map(|c| c.as_bytes().to_vec()))
+        .await
+        .map_err(|e| Failure::unreachable(anyhow!(e).context("cannot submit the tasks")))?;
+    pool.start(peer, &id).map_err(Failure::unreachable)?;
+    let mut display = Display::new(total);
+    let mut records = Vec::with_capacity(total);
+    let mut decisions = Vec::new();
+    let mut failed = 0;
+    let mut next_tick = Instant::now() + Duration::from_secs(1);
+    loop {
+        let next = master
+            .next_before(next_tick)
+            .await
+            .map_err(|e| Failure::unreachable(anyhow!(e).context("lost the space")))?;
+        match next {
+            Next::Finished(done) => {
+                let command = &job.commands[done.result.id as usize];
+                let record = outputs.record(&done, command).map_err(Failure::bad_input)?;
+                failed += usize::from(record.exit_code != 0);
+                records.push(record);
+            }
+            Next::Idle => {
+                next_tick = Instant::now() + Duration::from_secs(1);
+                decisions.extend(
+                    pool.tick(&master.progress())
+                        .map_err(Failure::unreachable)?,
+                );
+            }
+            Next::Complete => break,
+        }
+        display.update(&master.progress(), failed);
+    }
+    let makespan_s = began.elapsed().as_secs_f64();
+    display.finish();
+    if let Err(e) = master.stop_workers().await {
+        tracing::warn!(error = %e, "could not tell the workers to stop");
+    }
+    // The pool waits synchronously; the node keeps serving on the other thread.
+    tokio::task::block_in_place(|| pool.shutdown(Duration::from_secs(2)));
+    records.sort_by_key(|r| r.id);
+    let summary = Summary {
+        tasks: records,
+        makespan_s,
+        cost: 0.0,
+        deadline_met: None,
+        budget_met: None,
+        decisions,
+    };
+    summary
+        .write(job.out)
+        .context("writing the summary")
+        .map_err(Failure::bad_input)?;
+    if job.json {
+        println!("{}", summary.to_json());
+    } else {
+        println!(
+            "{total} tasks, {failed} failed, in {makespan_s:.2} s; outputs in {}",
+            job.out.display()
+        );
+    }
+    Ok(SUCCESS)
 }

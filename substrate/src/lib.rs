@@ -5,13 +5,21 @@
 //! uses. The embedded space drives a sans-io [`store::Store`] directly; the
 //! libp2p node serves the same store to remote clients.
 
+pub mod client;
 pub mod keyspace;
+pub mod net;
+pub mod node;
 pub mod ring;
 pub mod space;
+pub mod store;
 pub mod syntax;
 pub mod template;
 pub mod tuple;
+pub mod wire;
 
+pub use client::RemoteSpace;
+pub use libp2p::{Multiaddr, PeerId};
+pub use node::{Node, Served};
 pub use space::{Space, SpaceError, Subscription};
 pub use syntax::{ParseError, parse_template, parse_tuple};
 pub use template::{Field, Range, Template, TemplateError};

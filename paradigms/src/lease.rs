@@ -1,0 +1,283 @@
+//! Task leases: how a master tells a running task from a lost one.
+//!
+//! A worker that takes a batch of tasks puts one *claim* tuple for it,
+//! `("claim", job, worker, batch, tasks)`, with a time-to-live (the lease,
+//! default 5 s), and re-puts it every third of the lease while any task of
+//! the batch runs: the claim is the heartbeat. Once the batch's results are
+//! in the space the worker takes its claim back. A worker that dies stops
+//! renewing, and its claim expires.
+//!
+//! The master keeps a [`Ledger`] (pure state, no I/O): each task is queued,
+//! running (a live claim for its current attempt was seen) or done (its
+//! first result arrived; later results for the same task id are dropped, so
+//! every task has exactly one result). Every check period the master scans
+//! the job's claims, *then* drains the results, then asks the ledger which
+//! running tasks lost their claim: a worker puts its results before taking
+//! its claim back, so a claim gone with no result means the worker died,
+//! and the task is queued again with attempt + 1.
+//!
+//! One window is left: a worker that dies between taking a batch and
+//! putting its claim. When nothing is running and no result came for a
+//! check period, the master scans the queue; a queued task absent from two
+//! such scans in a row is re-queued too ([`Ledger::reconcile_queue`]).
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use halley_substrate::{Field, Kind, Template, Tuple, Value};
+
+use crate::task::{CLAIM, bytes, int, job_field, string, uint};
+
+/// One worker's lease on a batch of tasks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub job: String,
+    pub worker: String,
+    /// Numbers the worker's batches, so two claims of one worker differ.
+    pub batch: u64,
+    /// `(task_id, attempt)` of every task of the batch.
+    pub tasks: Vec<(u64, u64)>,
+}
+
+impl Claim {
+    pub fn to_tuple(&self) -> Tuple {
+        let mut packed = Vec::with_capacity(self.tasks.len() * 16);
+        for (id, attempt) in &self.tasks {
+            packed.extend_from_slice(&id.to_le_bytes());
+            packed.extend_from_slice(&attempt.to_le_bytes());
+        }
+        Tuple::new(vec![
+            CLAIM.into(),
+            self.job.as_str().into(),
+            self.worker.as_str().into(),
+            int(self.batch),
+            Value::Bytes(packed),
+        ])
+    }
+
+    pub fn from_tuple(tuple: Tuple) -> Option<Claim> {
+        let [tag, job, worker, batch, tasks]: [Value; 5] = tuple.into_fields().try_into().ok()?;
+        (tag.as_str()? == CLAIM).then_some(())?;
+        let packed = bytes(tasks)?;
+        if packed.len() % 16 != 0 {
+            return None;
+        }
+        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+        Some(Claim {
+            job: string(job)?,
+            worker: string(worker)?,
+            batch: uint(&batch)?,
+            tasks: packed
+                .chunks_exact(16)
+                .map(|c| (word(&c[..8]), word(&c[8..])))
+                .collect(),
+        })
+    }
+
+    /// Claims of `job`.
+    pub fn template(job: &str) -> Template {
+        Template::new(vec![
+            Field::Actual(CLAIM.into()),
+            job_field(Some(job)),
+            Field::Typed(Kind::Str),
+            Field::Typed(Kind::Int),
+            Field::Typed(Kind::Bytes),
+        ])
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// In the space (as far as the master knows); `suspect` after one queue
+    /// scan that did not find it.
+    Queued {
+        attempt: u64,
+        suspect: bool,
+    },
+    Running {
+        attempt: u64,
+    },
+    Done {
+        attempts: u64,
+    },
+}
+
+/// The master's view of every task of a job; task ids count from 0.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    states: Vec<State>,
+    done: usize,
+    running: usize,
+}
+
+impl Ledger {
+    /// Adds `n` tasks, queued at attempt 1; returns their ids.
+    pub fn submit(&mut self, n: usize) -> Range<u64> {
+        let start = self.states.len() as u64;
+        self.states.extend(std::iter::repeat_n(
+            State::Queued {
+                attempt: 1,
+                suspect: false,
+            },
+            n,
+        ));
+        start..self.states.len() as u64
+    }
+
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    pub fn done(&self) -> usize {
+        self.done
+    }
+
+    /// Tasks with a live claim at the last check.
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    /// Queued tasks the last queue scan did not find.
+    pub fn suspects(&self) -> usize {
+        self.states
+            .iter()
+            .filter(|s| matches!(s, State::Queued { suspect: true, .. }))
+            .count()
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.done == self.states.len()
+    }
+
+    /// Records the first result of task `id`: returns how many attempts it
+    /// took, or `None` for a duplicate or an unknown id.
+    pub fn accept(&mut self, id: u64) -> Option<u64> {
+        let state = self.states.get_mut(usize::try_from(id).ok()?)?;
+        let attempts = match *state {
+            State::Queued { attempt, .. } => attempt,
+            State::Running { attempt } => {
+                self.running -= 1;
+                attempt
+            }
+            State::Done { .. } => return None,
+        };
+        *state = State::Done { attempts };
+        self.done += 1;
+        Some(attempts)
+    }
+
+    /// Applies a claim scan (taken *before* the results were drained):
+    /// tasks claimed at their current attempt are running; running tasks not
+    /// claimed any more lost their lease and are queued again. Returns the
+    /// `(task_id, new_attempt)` to put back into the space.
+    pub fn reconcile_leases(&mut self, claimed: &HashSet<(u64, u64)>) -> Vec<(u64, u64)> {
+        let mut requeue = Vec::new();
+        for (id, state) in self.states.iter_mut().enumerate() {
+            let id = id as u64;
+            match *state {
+                State::Queued { attempt, .. } if claimed.contains(&(id, attempt)) => {
+                    *state = State::Running { attempt };
+                    self.running += 1;
+                }
+                State::Running { attempt } if !claimed.contains(&(id, attempt)) => {
+                    self.running -= 1;
+                    *state = State::Queued {
+                        attempt: attempt + 1,
+                        suspect: false,
+                    };
+                    requeue.push((id, attempt + 1));
+                }
+                _ => {}
+            }
+        }
+        requeue
+    }
+
+    /// Applies a queue scan, taken when nothing was running: a queued task
+    /// missing from two scans in a row was taken by a worker that died
+    /// before claiming it, and is queued again at the next attempt.
+    pub fn reconcile_queue(&mut self, queued: &HashSet<(u64, u64)>) -> Vec<(u64, u64)> {
+        let mut requeue = Vec::new();
+        for (id, state) in self.states.iter_mut().enumerate() {
+            let id = id as u64;
+            if let State::Queued { attempt, suspect } = *state {
+                if queued.contains(&(id, attempt)) {
+                    *state = State::Queued {
+                        attempt,
+                        suspect: false,
+                    };
+                } else if suspect {
+                    *state = State::Queued {
+                        attempt: attempt + 1,
+                        suspect: false,
+                    };
+                    requeue.push((id, attempt + 1));
+                } else {
+                    *state = State::Queued {
+                        attempt,
+                        suspect: true,
+                    };
+                }
+            }
+        }
+        requeue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(pairs: &[(u64, u64)]) -> HashSet<(u64, u64)> {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn claim_round_trips() {
+        let claim = Claim {
+            job: "j".into(),
+            worker: "w".into(),
+            batch: 4,
+            tasks: vec![(0, 1), (9, 3)],
+        };
+        let tuple = claim.to_tuple();
+        assert!(Claim::template("j").matches(&tuple));
+        assert_eq!(Claim::from_tuple(tuple), Some(claim));
+    }
+
+    #[test]
+    fn a_lapsed_lease_requeues_at_the_next_attempt() {
+        let mut ledger = Ledger::default();
+        assert_eq!(ledger.submit(3), 0..3);
+        assert!(ledger.reconcile_leases(&set(&[(0, 1), (1, 1)])).is_empty());
+        assert_eq!(ledger.running(), 2);
+        assert_eq!(ledger.accept(1), Some(1));
+        // Task 0's claim vanished without a result: its worker died.
+        assert_eq!(ledger.reconcile_leases(&set(&[])), vec![(0, 2)]);
+        // A stale claim for attempt 1 does not make attempt 2 running.
+        assert!(ledger.reconcile_leases(&set(&[(0, 1)])).is_empty());
+        assert_eq!(ledger.running(), 0);
+        assert_eq!(ledger.accept(0), Some(2));
+        assert_eq!(ledger.accept(0), None, "a second result is a duplicate");
+        assert_eq!(ledger.done(), 2);
+        assert!(!ledger.is_complete());
+        assert_eq!(ledger.accept(2), Some(1));
+        assert!(ledger.is_complete());
+        assert_eq!(ledger.accept(99), None);
+    }
+
+    #[test]
+    fn a_task_missing_from_two_queue_scans_is_requeued() {
+        let mut ledger = Ledger::default();
+        ledger.submit(2);
+        assert!(ledger.reconcile_queue(&set(&[(0, 1)])).is_empty());
+        // Task 1 reappears (it was only in flight): no longer suspect.
+        assert!(ledger.reconcile_queue(&set(&[(0, 1), (1, 1)])).is_empty());
+        assert!(ledger.reconcile_queue(&set(&[(1, 1)])).is_empty());
+        assert_eq!(ledger.reconcile_queue(&set(&[(1, 1)])), vec![(0, 2)]);
+    }
+}

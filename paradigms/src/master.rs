@@ -1,0 +1,318 @@
+//! The master of a master-worker job: puts tasks, collects exactly one
+//! result per task, and re-queues tasks whose lease lapsed.
+//!
+//! ```no_run
+//! # async fn demo(space: impl halley_substrate::Space) -> Result<(), halley_paradigms::master::MasterError> {
+//! use halley_paradigms::master::Master;
+//! let mut master = Master::new(space, "squares");
+//! master.submit((0..100u64).map(|i| i.to_le_bytes().to_vec())).await?;
+//! while let Some(done) = master.next().await? {
+//!     println!("task {} -> {:?}", done.result.id, done.result.payload);
+//! }
+//! master.stop_workers().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The master talks to the space only: it puts task tuples, takes result
+//! tuples in batches, and every check period (default 1 s) scans the job's
+//! claims to find lapsed leases (see [`crate::lease`]). It keeps each task's
+//! payload until the task is done, to re-queue it.
+
+use std::collections::{HashSet, VecDeque};
+use std::ops::Range;
+use std::time::Duration;
+
+use futures::Stream;
+use halley_substrate::{Space, SpaceError, Tuple};
+use tokio::time::Instant;
+
+use crate::lease::{Claim, Ledger};
+use crate::task::{Task, TaskResult, stop_tuple};
+
+/// Tuples per `out_all` / `take_up_to` call.
+const BATCH: usize = 1024;
+/// Bytes of payload per `out_all` call, to keep messages small.
+const BATCH_BYTES: usize = 1 << 20;
+/// Longest gap between two queue scans while nothing runs.
+const MAX_QUEUE_SCAN_GAP: Duration = Duration::from_secs(30);
+
+/// Why the master stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    #[error(transparent)]
+    Space(#[from] SpaceError),
+}
+
+/// A task's one accepted result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    pub result: TaskResult,
+    /// Attempts the master made (1 unless a lease lapsed).
+    pub attempts: u64,
+}
+
+/// What [`Master::next_before`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Next {
+    Finished(Finished),
+    /// Every submitted task has its result.
+    Complete,
+    /// The deadline came first.
+    Idle,
+}
+
+/// Counters for progress displays and the autonomic manager.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub submitted: usize,
+    pub done: usize,
+    /// Tasks under a live claim at the last check.
+    pub running: usize,
+    /// Times a task was put back after a lapsed lease.
+    pub requeued: u64,
+    /// Results dropped because their task already had one.
+    pub duplicates: u64,
+}
+
+/// The master of job `job` over space `S`.
+#[derive(Debug)]
+pub struct Master<S> {
+    space: S,
+    job: String,
+    ledger: Ledger,
+    payloads: Vec<Option<Vec<u8>>>,
+    ready: VecDeque<Finished>,
+    check_every: Duration,
+    next_check: Instant,
+    results_since_check: usize,
+    queue_scan_gap: Duration,
+    next_queue_scan: Instant,
+    requeued: u64,
+    duplicates: u64,
+}
+
+impl<S: Space> Master<S> {
+    pub fn new(space: S, job: impl Into<String>) -> Self {
+        let check_every = Duration::from_secs(1);
+        Master {
+            space,
+            job: job.into(),
+            ledger: Ledger::default(),
+            payloads: Vec::new(),
+            ready: VecDeque::new(),
+            check_every,
+            next_check: Instant::now() + check_every,
+            results_since_check: 0,
+            queue_scan_gap: check_every,
+            next_queue_scan: Instant::now() + check_every,
+            requeued: 0,
+            duplicates: 0,
+        }
+    }
+
+    /// How often leases are checked; keep it under a third of the workers'
+    /// lease so every claim is seen at least once.
+    pub fn check_every(mut self, period: Duration) -> Self {
+        self.check_every = period;
+        self.queue_scan_gap = period;
+        self.next_check = Instant::now() + period;
+        self.next_queue_scan = self.next_check;
+        self
+    }
+
+    pub fn job(&self) -> &str {
+        &self.job
+    }
+
+    pub fn progress(&self) -> Progress {
+        Progress {
+            submitted: self.ledger.len(),
+            done: self.ledger.done(),
+            running: self.ledger.running(),
+            requeued: self.requeued,
+            duplicates: self.duplicates,
+        }
+    }
+
+    /// Puts one task per payload; returns their ids (consecutive, in order).
+    pub async fn submit(
+        &mut self,
+        payloads: impl IntoIterator<Item = Vec<u8>>,
+    ) -> Result<Range<u64>, MasterError> {
+        let payloads: Vec<Vec<u8>> = payloads.into_iter().collect();
+        let ids = self.ledger.submit(payloads.len());
+        let tasks = ids
+            .clone()
+            .zip(&payloads)
+            .map(|(id, payload)| (id, 1, payload.clone()));
+        self.put(tasks.collect()).await?;
+        self.payloads.extend(payloads.into_iter().map(Some));
+        Ok(ids)
+    }
+
+    /// The next task's result, or `None` once every submitted task has one.
+    pub async fn next(&mut self) -> Result<Option<Finished>, MasterError> {
+        loop {
+            match self
+                .next_before(Instant::now() + Duration::from_secs(3600))
+                .await?
+            {
+                Next::Finished(done) => return Ok(Some(done)),
+                Next::Complete => return Ok(None),
+                Next::Idle => {}
+            }
+        }
+    }
+
+    /// Like [`Master::next`], but gives up at `deadline` with
+    /// [`Next::Idle`], so a caller can do other work (draw progress, scale
+    /// workers) between results without cancelling a take.
+    pub async fn next_before(&mut self, deadline: Instant) -> Result<Next, MasterError> {
+        loop {
+            if let Some(done) = self.ready.pop_front() {
+                return Ok(Next::Finished(done));
+            }
+            if self.ledger.is_complete() {
+                return Ok(Next::Complete);
+            }
+            let now = Instant::now();
+            if now >= self.next_check {
+                self.check().await?;
+                continue;
+            }
+            if now >= deadline {
+                return Ok(Next::Idle);
+            }
+            let wait = self.next_check.min(deadline) - now;
+            let template = TaskResult::template(&self.job);
+            let got = self.space.take_up_to(template, BATCH, Some(wait)).await?;
+            self.absorb(got);
+        }
+    }
+
+    /// The results as a stream, in the order they arrive.
+    pub fn results(self) -> impl Stream<Item = Result<Finished, MasterError>> {
+        futures::stream::try_unfold(self, |mut master| async move {
+            Ok(master.next().await?.map(|done| (done, master)))
+        })
+    }
+
+    /// Waits for every result; returns them ordered by task id.
+    pub async fn collect(&mut self) -> Result<Vec<Finished>, MasterError> {
+        let mut all = Vec::with_capacity(self.ledger.len());
+        while let Some(done) = self.next().await? {
+            all.push(done);
+        }
+        all.sort_by_key(|d| d.result.id);
+        Ok(all)
+    }
+
+    /// Tells the workers bound to this job to finish their batch and exit.
+    pub async fn stop_workers(&self) -> Result<(), MasterError> {
+        Ok(self.space.out(stop_tuple(&self.job)).await?)
+    }
+
+    fn absorb(&mut self, tuples: Vec<Tuple>) {
+        for tuple in tuples {
+            let Some(result) = TaskResult::from_tuple(tuple) else {
+                tracing::warn!(job = %self.job, "dropped a malformed result tuple");
+                continue;
+            };
+            match self.ledger.accept(result.id) {
+                Some(attempts) => {
+                    if let Some(slot) = self.payloads.get_mut(result.id as usize) {
+                        *slot = None;
+                    }
+                    self.results_since_check += 1;
+                    self.ready.push_back(Finished { result, attempts });
+                }
+                None => self.duplicates += 1,
+            }
+        }
+    }
+
+    /// Lease check: claims first, then results, then the lapsed leases.
+    async fn check(&mut self) -> Result<(), MasterError> {
+        let claims = self.space.scan(Claim::template(&self.job), None).await?;
+        let claimed: HashSet<(u64, u64)> = claims
+            .into_iter()
+            .filter_map(Claim::from_tuple)
+            .flat_map(|c| c.tasks)
+            .collect();
+        loop {
+            let template = TaskResult::template(&self.job);
+            let got = self
+                .space
+                .take_up_to(template, BATCH, Some(Duration::ZERO))
+                .await?;
+            let full = got.len() == BATCH;
+            self.absorb(got);
+            if !full {
+                break;
+            }
+        }
+        let mut requeue = self.ledger.reconcile_leases(&claimed);
+        let now = Instant::now();
+        let idle = claimed.is_empty() && self.results_since_check == 0;
+        if !idle {
+            self.queue_scan_gap = self.check_every;
+            self.next_queue_scan = now + self.check_every;
+        } else if now >= self.next_queue_scan && !self.ledger.is_complete() {
+            let queued: HashSet<(u64, u64)> = self
+                .space
+                .scan(Task::template(Some(&self.job)), None)
+                .await?
+                .into_iter()
+                .filter_map(Task::from_tuple)
+                .map(|t| (t.id, t.attempt))
+                .collect();
+            let missing = self.ledger.reconcile_queue(&queued);
+            self.queue_scan_gap = if missing.is_empty() && self.ledger.suspects() == 0 {
+                (self.queue_scan_gap * 2).min(MAX_QUEUE_SCAN_GAP)
+            } else {
+                self.check_every
+            };
+            self.next_queue_scan = now + self.queue_scan_gap;
+            requeue.extend(missing);
+        }
+        if !requeue.is_empty() {
+            tracing::info!(job = %self.job, tasks = requeue.len(), "re-queued tasks whose lease lapsed");
+            self.requeued += requeue.len() as u64;
+            let tasks = requeue
+                .into_iter()
+                .filter_map(|(id, attempt)| {
+                    let payload = self.payloads.get(id as usize)?.clone()?;
+                    Some((id, attempt, payload))
+                })
+                .collect();
+            self.put(tasks).await?;
+        }
+        self.results_since_check = 0;
+        self.next_check = Instant::now() + self.check_every;
+        Ok(())
+    }
+
+    /// Puts `(id, attempt, payload)` tasks in bounded batches.
+    async fn put(&self, tasks: Vec<(u64, u64, Vec<u8>)>) -> Result<(), MasterError> {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for (id, attempt, payload) in tasks {
+            bytes += payload.len();
+            let task = Task {
+                job: self.job.clone(),
+                id,
+                attempt,
+                payload,
+            };
+            batch.push(task.to_tuple());
+            if batch.len() == BATCH || bytes >= BATCH_BYTES {
+                self.space.out_all(std::mem::take(&mut batch), None).await?;
+                bytes = 0;
+            }
+        }
+        if !batch.is_empty() {
+            self.space.out_all(batch, None).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,243 @@
+//! The tuples of a master-worker job and their codecs.
+//!
+//! Every tuple starts with a tag and the job id, so one space can hold many
+//! jobs and a template with the job as an actual value reaches only its own.
+//!
+//! | tuple | fields |
+//! | --- | --- |
+//! | task | `("task", job: str, task_id: int, attempt: int, payload: bytes)` |
+//! | claim | `("claim", job: str, worker: str, batch: int, tasks: bytes)` |
+//! | result | `("result", job: str, task_id: int, attempt: int, worker: str, resource: str, started_us: int, finished_us: int, payload: bytes)` |
+//! | stop | `("stop", target: str)` — target is a worker id or a job id |
+//!
+//! `attempt` counts from 1. `started_us`/`finished_us` are microseconds since
+//! the Unix epoch on the worker's clock. A claim's `tasks` field lists the
+//! `(task_id, attempt)` pairs of one batch a worker took, as little-endian
+//! `u64` pairs (see [`crate::lease`] for how claims form leases).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use halley_substrate::{Field, Kind, Template, Tuple, Value};
+
+/// Tags of the tuples above.
+pub const TASK: &str = "task";
+pub const CLAIM: &str = "claim";
+pub const RESULT: &str = "result";
+pub const STOP: &str = "stop";
+
+/// A task as a worker receives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    pub job: String,
+    pub id: u64,
+    pub attempt: u64,
+    pub payload: Vec<u8>,
+}
+
+impl Task {
+    pub fn to_tuple(&self) -> Tuple {
+        Tuple::new(vec![
+            TASK.into(),
+            self.job.as_str().into(),
+            int(self.id),
+            int(self.attempt),
+            Value::Bytes(self.payload.clone()),
+        ])
+    }
+
+    /// The task a tuple holds, if it has the task layout.
+    pub fn from_tuple(tuple: Tuple) -> Option<Task> {
+        let [tag, job, id, attempt, payload]: [Value; 5] = tuple.into_fields().try_into().ok()?;
+        (tag.as_str()? == TASK).then_some(())?;
+        Some(Task {
+            job: string(job)?,
+            id: uint(&id)?,
+            attempt: uint(&attempt)?,
+            payload: bytes(payload)?,
+        })
+    }
+
+    /// Tasks of `job`, or of any job when `None`.
+    pub fn template(job: Option<&str>) -> Template {
+        Template::new(vec![
+            Field::Actual(TASK.into()),
+            job_field(job),
+            Field::Typed(Kind::Int),
+            Field::Typed(Kind::Int),
+            Field::Typed(Kind::Bytes),
+        ])
+    }
+}
+
+/// What a worker reports for one task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskResult {
+    pub job: String,
+    pub id: u64,
+    /// The attempt that produced this result.
+    pub attempt: u64,
+    pub worker: String,
+    pub resource: String,
+    pub started_us: i64,
+    pub finished_us: i64,
+    pub payload: Vec<u8>,
+}
+
+impl TaskResult {
+    pub fn to_tuple(&self) -> Tuple {
+        Tuple::new(vec![
+            RESULT.into(),
+            self.job.as_str().into(),
+            int(self.id),
+            int(self.attempt),
+            self.worker.as_str().into(),
+            self.resource.as_str().into(),
+            Value::Int(self.started_us),
+            Value::Int(self.finished_us),
+            Value::Bytes(self.payload.clone()),
+        ])
+    }
+
+    pub fn from_tuple(tuple: Tuple) -> Option<TaskResult> {
+        let [
+            tag,
+            job,
+            id,
+            attempt,
+            worker,
+            resource,
+            started,
+            finished,
+            payload,
+        ]: [Value; 9] = tuple.into_fields().try_into().ok()?;
+        (tag.as_str()? == RESULT).then_some(())?;
+        Some(TaskResult {
+            job: string(job)?,
+            id: uint(&id)?,
+            attempt: uint(&attempt)?,
+            worker: string(worker)?,
+            resource: string(resource)?,
+            started_us: started.as_int()?,
+            finished_us: finished.as_int()?,
+            payload: bytes(payload)?,
+        })
+    }
+
+    /// Results of `job`.
+    pub fn template(job: &str) -> Template {
+        let mut fields = vec![Field::Actual(RESULT.into()), job_field(Some(job))];
+        fields.extend(
+            [
+                Kind::Int,
+                Kind::Int,
+                Kind::Str,
+                Kind::Str,
+                Kind::Int,
+                Kind::Int,
+                Kind::Bytes,
+            ]
+            .map(Field::Typed),
+        );
+        Template::new(fields)
+    }
+
+    /// Seconds the task ran, on the worker's clock.
+    pub fn run_secs(&self) -> f64 {
+        (self.finished_us - self.started_us) as f64 / 1e6
+    }
+}
+
+/// The stop tuple for a worker id or a job id.
+pub fn stop_tuple(target: &str) -> Tuple {
+    Tuple::new(vec![STOP.into(), target.into()])
+}
+
+/// The template matching [`stop_tuple`]`(target)`.
+pub fn stop_template(target: &str) -> Template {
+    Template::exact(&stop_tuple(target))
+}
+
+/// Microseconds since the Unix epoch.
+pub fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn job_field(job: Option<&str>) -> Field {
+    job.map_or(Field::Typed(Kind::Str), |j| Field::Actual(j.into()))
+}
+
+pub(crate) fn int(v: u64) -> Value {
+    Value::Int(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn uint(v: &Value) -> Option<u64> {
+    u64::try_from(v.as_int()?).ok()
+}
+
+pub(crate) fn string(v: Value) -> Option<String> {
+    match v {
+        Value::Str(s) => Some(s),
+        _ => None,
+    }
+}
+
+pub(crate) fn bytes(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::Bytes(b) => Some(b),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_round_trips_and_matches_its_template() {
+        let task = Task {
+            job: "j".into(),
+            id: 7,
+            attempt: 2,
+            payload: b"echo".to_vec(),
+        };
+        let tuple = task.to_tuple();
+        assert!(Task::template(Some("j")).matches(&tuple));
+        assert!(Task::template(None).matches(&tuple));
+        assert!(!Task::template(Some("k")).matches(&tuple));
+        assert_eq!(Task::from_tuple(tuple), Some(task));
+    }
+
+    #[test]
+    fn result_round_trips_and_matches_its_template() {
+        let result = TaskResult {
+            job: "j".into(),
+            id: 3,
+            attempt: 1,
+            worker: "w".into(),
+            resource: "local".into(),
+            started_us: 10,
+            finished_us: 2_000_010,
+            payload: vec![1, 2],
+        };
+        let tuple = result.to_tuple();
+        assert!(TaskResult::template("j").matches(&tuple));
+        assert!(!TaskResult::template("x").matches(&tuple));
+        assert_eq!(result.run_secs(), 2.0);
+        assert_eq!(TaskResult::from_tuple(tuple), Some(result));
+    }
+
+    #[test]
+    fn foreign_tuples_do_not_decode() {
+        assert_eq!(Task::from_tuple(stop_tuple("w")), None);
+        let negative = Tuple::new(vec![
+            TASK.into(),
+            "j".into(),
+            Value::Int(-1),
+            Value::Int(1),
+            Value::Bytes(vec![]),
+        ]);
+        assert_eq!(Task::from_tuple(negative), None);
+    }
+}

@@ -1,0 +1,436 @@
+//! A worker of master-worker jobs: takes tasks in batches, runs them, puts
+//! their results, and holds a lease on what it runs.
+//!
+//! ```no_run
+//! # async fn demo(space: impl halley_substrate::Space) -> Result<(), halley_paradigms::worker::WorkerError> {
+//! use halley_paradigms::worker::Worker;
+//! Worker::new(space, "squares")
+//!     .run(|payload| {
+//!         let x = u64::from_le_bytes(payload.try_into().unwrap_or_default());
+//!         (x * x).to_le_bytes().to_vec()
+//!     })
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Inside, `slots` lanes run at once. Each lane takes up to `n` tasks with
+//! one `take_up_to`, puts one claim for the batch (see [`crate::lease`])
+//! while it runs the tasks one after the other, then puts all their results
+//! with one `out_all` and takes its claim back while it takes the next batch. `n` adapts: it aims at batches of
+//! about 50 ms of work (from the measured task time), between 1 and 1024, so
+//! short tasks travel in bulk and long ones one by one. A renewal loop re-puts
+//! the claims of running batches every third of the lease, and a stop loop
+//! polls for `("stop", <worker id>)` (taken) and `("stop", <job>)` (read):
+//! on either, or on [`Stopper::stop`], lanes finish their batch and the
+//! worker returns. Dropping the
+//! future returned by `run` aborts everything at once — to the master that
+//! worker died, and its leases lapse.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use halley_substrate::{Space, SpaceError, Template, Tuple};
+use tokio::task::JoinSet;
+
+use crate::lease::Claim;
+use crate::task::{Task, TaskResult, now_us, stop_template};
+
+/// Work a batch should hold, when the task time is known.
+const BATCH_TIME: Duration = Duration::from_millis(50);
+
+/// Why a worker stopped other than by being told to.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Space(#[from] SpaceError),
+    #[error("the task function panicked: {0}")]
+    Panicked(String),
+}
+
+/// What a worker did before it stopped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub tasks: u64,
+    pub batches: u64,
+}
+
+/// A worker over space `S`, configured by its builder methods.
+#[derive(Clone, Debug)]
+pub struct Worker<S> {
+    space: S,
+    job: Option<String>,
+    id: String,
+    resource: String,
+    slots: usize,
+    lease: Duration,
+    max_batch: usize,
+    poll: Duration,
+    stop: Arc<AtomicBool>,
+}
+
+/// Tells a running worker to finish its batches and return (a drain).
+#[derive(Clone, Debug)]
+pub struct Stopper(Arc<AtomicBool>);
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl<S: Space> Worker<S> {
+    /// A worker for the tasks of `job`.
+    pub fn new(space: S, job: impl Into<String>) -> Self {
+        Worker {
+            job: Some(job.into()),
+            ..Worker::any_job(space)
+        }
+    }
+
+    /// A worker for the tasks of every job in the space.
+    pub fn any_job(space: S) -> Self {
+        Worker {
+            space,
+            job: None,
+            id: default_id(),
+            resource: "local".into(),
+            slots: 1,
+            lease: Duration::from_secs(5),
+            max_batch: 1024,
+            poll: Duration::from_millis(200),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// This worker's id, in results and claims (default: `<host>-<pid>-<n>`).
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+
+    /// The resource class reported with each result (default `local`).
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = resource.into();
+        self
+    }
+
+    /// Tasks run at once (default 1).
+    pub fn slots(mut self, slots: usize) -> Self {
+        self.slots = slots.max(1);
+        self
+    }
+
+    /// How long a claim lives without renewal (default 5 s).
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// The most tasks one lane takes at once (default 1024).
+    pub fn max_batch(mut self, max: usize) -> Self {
+        self.max_batch = max.max(1);
+        self
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A handle that stops this worker (as a stop tuple would) from elsewhere.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.stop.clone())
+    }
+
+    /// Runs `f` on each task's payload (on a blocking thread, a batch at a
+    /// time) until told to stop.
+    pub async fn run<F>(self, f: F) -> Result<Report, WorkerError>
+    where
+        F: Fn(&[u8]) -> Vec<u8> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        self.drive(move |tasks: Vec<Task>| {
+            let f = f.clone();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    tasks
+                        .into_iter()
+                        .map(|task| {
+                            let started = now_us();
+                            let out = f(&task.payload);
+                            (task, started, now_us(), out)
+                        })
+                        .collect()
+                })
+                .await
+                .map_err(|e| WorkerError::Panicked(e.to_string()))
+            }
+        })
+        .await
+    }
+
+    /// Runs the async `f` on each task until told to stop; the `slots`
+    /// lanes run their tasks concurrently.
+    pub async fn run_async<F, Fut>(self, f: F) -> Result<Report, WorkerError>
+    where
+        F: Fn(Task) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<u8>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        self.drive(move |tasks: Vec<Task>| {
+            let f = f.clone();
+            async move {
+                let mut done = Vec::with_capacity(tasks.len());
+                for task in tasks {
+                    let started = now_us();
+                    let out = f(task.clone()).await;
+                    done.push((task, started, now_us(), out));
+                }
+                Ok(done)
+            }
+        })
+        .await
+    }
+
+    async fn drive<E, Fut>(self, execute: E) -> Result<Report, WorkerError>
+    where
+        E: Fn(Vec<Task>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<Ran>, WorkerError>> + Send + 'static,
+    {
+        let shared = Arc::new(Shared {
+            stop: self.stop.clone(),
+            leases: Mutex::new(HashMap::new()),
+            batch: AtomicU64::new(0),
+        });
+        let me = Arc::new(self);
+        let mut background = JoinSet::new();
+        background.spawn(me.clone().renew(shared.clone()));
+        background.spawn(me.clone().watch_stop(shared.clone()));
+        let mut lanes = JoinSet::new();
+        for _ in 0..me.slots {
+            lanes.spawn(me.clone().lane(shared.clone(), execute.clone()));
+        }
+        let mut report = Report::default();
+        let mut failure = None;
+        loop {
+            tokio::select! {
+                Some(joined) = lanes.join_next() => match joined {
+                    Ok(Ok(lane)) => {
+                        report.tasks += lane.tasks;
+                        report.batches += lane.batches;
+                    }
+                    Ok(Err(e)) => {
+                        shared.stop.store(true, Ordering::Relaxed);
+                        failure.get_or_insert(e);
+                    }
+                    Err(e) => {
+                        shared.stop.store(true, Ordering::Relaxed);
+                        failure.get_or_insert(WorkerError::Panicked(e.to_string()));
+                    }
+                },
+                Some(Ok(Err(e))) = background.join_next() => {
+                    shared.stop.store(true, Ordering::Relaxed);
+                    failure.get_or_insert(e);
+                },
+                else => break,
+            }
+            if lanes.is_empty() {
+                break;
+            }
+        }
+        failure.map_or(Ok(report), Err)
+    }
+
+    /// Takes, claims, runs and reports batches until stopped. Two steps
+    /// overlap to hide round trips: a batch's claim is put while it runs, and
+    /// its results are put (then its claim taken back) while the next batch
+    /// is taken.
+    async fn lane<E, Fut>(
+        self: Arc<Self>,
+        shared: Arc<Shared>,
+        execute: E,
+    ) -> Result<Report, WorkerError>
+    where
+        E: Fn(Vec<Task>) -> Fut,
+        Fut: Future<Output = Result<Vec<Ran>, WorkerError>>,
+    {
+        let template = Task::template(self.job.as_deref());
+        let mut report = Report::default();
+        let mut per_task: Option<f64> = None;
+        let mut ran_batch: Option<RanBatch> = None;
+        loop {
+            let stopping = shared.stop.load(Ordering::Relaxed);
+            let n = per_task.map_or(1, |secs| {
+                ((BATCH_TIME.as_secs_f64() / secs.max(1e-9)) as usize).clamp(1, self.max_batch)
+            });
+            let take = async {
+                if stopping {
+                    return Ok(Vec::new());
+                }
+                Ok(self
+                    .space
+                    .take_up_to(template.clone(), n, Some(self.poll))
+                    .await?)
+            };
+            let (tuples, ()) = tokio::try_join!(take, self.report(&shared, ran_batch.take()))?;
+            if stopping {
+                return Ok(report);
+            }
+            let tasks: Vec<Task> = tuples.into_iter().filter_map(Task::from_tuple).collect();
+            if tasks.is_empty() {
+                continue;
+            }
+            let claims: Vec<(u64, Tuple)> = self
+                .claims(&shared, &tasks)
+                .iter()
+                .map(|c| (c.batch, c.to_tuple()))
+                .collect();
+            shared
+                .leases
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(claims.iter().cloned());
+            let claim_tuples = claims.iter().map(|(_, t)| t.clone()).collect();
+            let count = tasks.len();
+            let began = Instant::now();
+            let (ran, ()) = tokio::try_join!(execute(tasks), async {
+                Ok(self.space.out_all(claim_tuples, Some(self.lease)).await?)
+            })?;
+            let secs = began.elapsed().as_secs_f64() / count as f64;
+            per_task = Some(per_task.map_or(secs, |old| 0.5 * old + 0.5 * secs));
+            report.tasks += count as u64;
+            report.batches += 1;
+            ran_batch = Some(RanBatch { ran, claims });
+        }
+    }
+
+    /// Puts a batch's results, then takes its claims back.
+    async fn report(&self, shared: &Shared, batch: Option<RanBatch>) -> Result<(), WorkerError> {
+        let Some(RanBatch { ran, claims }) = batch else {
+            return Ok(());
+        };
+        let results = ran.into_iter().map(|(task, started, finished, payload)| {
+            TaskResult {
+                job: task.job,
+                id: task.id,
+                attempt: task.attempt,
+                worker: self.id.clone(),
+                resource: self.resource.clone(),
+                started_us: started,
+                finished_us: finished,
+                payload,
+            }
+            .to_tuple()
+        });
+        self.space.out_all(results.collect(), None).await?;
+        {
+            let mut leases = shared.leases.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, _) in &claims {
+                leases.remove(key);
+            }
+        }
+        for (_, claim) in &claims {
+            self.space
+                .take_up_to(Template::exact(claim), 8, Some(Duration::ZERO))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One claim per job among `tasks`.
+    fn claims(&self, shared: &Shared, tasks: &[Task]) -> Vec<Claim> {
+        let mut by_job: Vec<Claim> = Vec::new();
+        for task in tasks {
+            match by_job.iter_mut().find(|c| c.job == task.job) {
+                Some(claim) => claim.tasks.push((task.id, task.attempt)),
+                None => by_job.push(Claim {
+                    job: task.job.clone(),
+                    worker: self.id.clone(),
+                    batch: shared.batch.fetch_add(1, Ordering::Relaxed),
+                    tasks: vec![(task.id, task.attempt)],
+                }),
+            }
+        }
+        by_job
+    }
+
+    /// Re-puts the claims of running batches every third of the lease.
+    async fn renew(self: Arc<Self>, shared: Arc<Shared>) -> Result<(), WorkerError> {
+        let mut tick = tokio::time::interval(self.lease / 3);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let claims: Vec<Tuple> = shared
+                .leases
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect();
+            if !claims.is_empty() {
+                self.space.out_all(claims, Some(self.lease)).await?;
+            }
+        }
+    }
+
+    /// Polls for a stop tuple addressed to this worker or its job.
+    async fn watch_stop(self: Arc<Self>, shared: Arc<Shared>) -> Result<(), WorkerError> {
+        loop {
+            let mine = self
+                .space
+                .take(stop_template(&self.id), Some(Duration::ZERO))
+                .await?;
+            let job = match &self.job {
+                Some(job) => {
+                    self.space
+                        .read(stop_template(job), Some(Duration::ZERO))
+                        .await?
+                }
+                None => None,
+            };
+            if mine.is_some() || job.is_some() {
+                shared.stop.store(true, Ordering::Relaxed);
+                return Ok(());
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+}
+
+/// A task that ran: the task, start and finish (µs since the epoch), output.
+type Ran = (Task, i64, i64, Vec<u8>);
+
+/// A batch that ran, waiting for its results to be put.
+#[derive(Debug)]
+struct RanBatch {
+    ran: Vec<Ran>,
+    /// Its claims, by batch number.
+    claims: Vec<(u64, Tuple)>,
+}
+
+/// State the lanes and the renewal loop share.
+#[derive(Debug)]
+struct Shared {
+    stop: Arc<AtomicBool>,
+    /// Claim tuples of running batches, by batch number.
+    leases: Mutex<HashMap<u64, Tuple>>,
+    batch: AtomicU64,
+}
+
+/// `<host>-<pid>-<n>`: unique among the workers of a space in practice.
+fn default_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -1,0 +1,143 @@
+//! Master-worker over the embedded space: every task has exactly one
+//! result, with many workers and with a worker that vanishes mid-task.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use halley_paradigms::master::Master;
+use halley_paradigms::worker::Worker;
+use halley_substrate::embedded::EmbeddedSpace;
+use tokio::sync::mpsc;
+
+fn square(payload: &[u8]) -> Vec<u8> {
+    let x = u64::from_le_bytes(payload.try_into().expect("8 bytes"));
+    (x * x).to_le_bytes().to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_workers_run_each_task_exactly_once() {
+    let space = EmbeddedSpace::new();
+    let mut master = Master::new(space.clone(), "squares");
+    let ids = master
+        .submit((0..3000u64).map(|i| i.to_le_bytes().to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(ids, 0..3000);
+    let workers: Vec<_> = (0..4)
+        .map(|i| {
+            let worker = Worker::new(space.clone(), "squares")
+                .with_id(format!("w{i}"))
+                .slots(2);
+            tokio::spawn(worker.run(square))
+        })
+        .collect();
+    let all = tokio::time::timeout(Duration::from_secs(60), master.collect())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(all.len(), 3000);
+    for (i, done) in all.iter().enumerate() {
+        assert_eq!(done.result.id, i as u64);
+        assert_eq!(done.attempts, 1);
+        assert_eq!(done.result.payload, square(&(i as u64).to_le_bytes()));
+    }
+    master.stop_workers().await.unwrap();
+    let mut ran = 0;
+    for worker in workers {
+        ran += tokio::time::timeout(Duration::from_secs(10), worker)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .tasks;
+    }
+    assert_eq!(ran, 3000, "no task ran twice");
+    assert_eq!(master.progress().duplicates, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_workers_task_runs_again_with_one_result() {
+    let space = EmbeddedSpace::new();
+    let mut master = Master::new(space.clone(), "job").check_every(Duration::from_millis(100));
+    master
+        .submit((0..5u64).map(|i| i.to_le_bytes().to_vec()))
+        .await
+        .unwrap();
+
+    // This worker takes one task and hangs on it until it is aborted.
+    let (started, mut has_started) = mpsc::channel(1);
+    let doomed = Worker::new(space.clone(), "job")
+        .with_id("doomed")
+        .max_batch(1)
+        .lease(Duration::from_millis(300))
+        .run_async(move |task| {
+            let started = started.clone();
+            async move {
+                let _ = started.send(task.id).await;
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Vec::new()
+            }
+        });
+    let doomed = tokio::spawn(doomed);
+    let lost = tokio::time::timeout(Duration::from_secs(10), has_started.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    doomed.abort();
+
+    let survivor = tokio::spawn(
+        Worker::new(space.clone(), "job")
+            .with_id("survivor")
+            .run(square),
+    );
+    let all = tokio::time::timeout(Duration::from_secs(30), master.collect())
+        .await
+        .unwrap()
+        .unwrap();
+    let ids: HashSet<u64> = all.iter().map(|d| d.result.id).collect();
+    assert_eq!(all.len(), 5);
+    assert_eq!(ids.len(), 5);
+    for done in &all {
+        assert_eq!(done.result.worker, "survivor");
+        let expected = if done.result.id == lost { 2 } else { 1 };
+        assert_eq!(done.attempts, expected, "task {}", done.result.id);
+        assert_eq!(done.result.attempt, expected);
+    }
+    assert_eq!(master.progress().requeued, 1);
+    master.stop_workers().await.unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(10), survivor)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.tasks, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_worker_drains_its_batch_and_returns() {
+    let space = EmbeddedSpace::new();
+    let mut master = Master::new(space.clone(), "drain");
+    master.submit([b"slow".to_vec()]).await.unwrap();
+    let (started, mut has_started) = mpsc::channel(1);
+    let worker = Worker::new(space.clone(), "drain");
+    let stopper = worker.stopper();
+    let worker = worker.run_async(move |task| {
+        let started = started.clone();
+        async move {
+            let _ = started.send(()).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            task.payload
+        }
+    });
+    let handle = tokio::spawn(worker);
+    has_started.recv().await.unwrap();
+    stopper.stop();
+    let report = tokio::time::timeout(Duration::from_secs(5), handle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.tasks, 1, "the running task finished");
+    let done = master.next().await.unwrap().expect("its result was put");
+    assert_eq!(done.result.payload, b"slow");
+}

@@ -1,0 +1,53 @@
+//! Progress of `halley run` on stderr: a bar on a terminal, otherwise a
+//! plain line at most once a second and one at the end.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use halley_paradigms::master::Progress;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Debug)]
+pub enum Display {
+    Bar(ProgressBar),
+    Lines { last: Option<Instant> },
+}
+
+impl Display {
+    pub fn new(total: usize) -> Display {
+        if !std::io::stderr().is_terminal() {
+            return Display::Lines { last: None };
+        }
+        let bar = ProgressBar::new(total as u64);
+        let style =
+            ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style.progress_chars("=> "));
+        Display::Bar(bar)
+    }
+
+    pub fn update(&mut self, progress: &Progress, failed: usize) {
+        match self {
+            Display::Bar(bar) => {
+                bar.set_position(progress.done as u64);
+                bar.set_message(format!("running {} failed {failed}", progress.running));
+            }
+            Display::Lines { last } => {
+                let due = last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                if due || progress.done == progress.submitted {
+                    *last = Some(Instant::now());
+                    eprintln!(
+                        "halley: {}/{} tasks done, {} running, {failed} failed",
+                        progress.done, progress.submitted, progress.running
+                    );
+                }
+            }
+        }
+    }
+
+    pub fn finish(self) {
+        if let Display::Bar(bar) = self {
+            bar.finish();
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! [`RemoteSpace`]: the [`Space`] of a remote node, reached over libp2p.
+//!
+//! A client runs its own small swarm with a throwaway identity, dials the
+//! node's address (which names its peer id), opens one `/halley/space/1`
+//! stream and keeps it: every request travels on it under its own id, so
+//! any number are in flight at once. A caller registers in the pending table
+//! ([`pending`]) and waits on a oneshot; the reader task
+//! ([`connection::read`]) hands it the answer. Dropping a call before its
+//! answer cancels the request on the node; dropping a subscription ends it.
+//! When the connection is lost every waiting call fails with
+//! [`SpaceError::Unreachable`], and so does every later one.
+
+mod connection;
+mod pending;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::AsyncReadExt;
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tracing::Instrument;
+
+use crate::net::{self, NetError};
+use crate::space::{Space, SpaceError, Subscription};
+use crate::template::Template;
+use crate::tuple::Tuple;
+use crate::wire::{self, Request, Response, Status};
+
+use pending::{Pending, Waiter};
+
+/// Requests queued for the writer.
+const QUEUE: usize = 256;
+/// Tuples a subscriber may fall behind by before its subscription ends.
+const FEED: usize = 4096;
+
+/// Why a client could not connect.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("the address {0} does not end in /p2p/<peer id>")]
+    NoPeerId(Multiaddr),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("cannot dial {addr}: {reason}")]
+    Dial { addr: Multiaddr, reason: String },
+    #[error("no answer from {addr} within {}", humanize(*.timeout))]
+    Timeout { addr: Multiaddr, timeout: Duration },
+}
+
+fn humanize(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// A handle on a remote node's space. Cheap to clone; the connection closes
+/// when the last clone is dropped.
+#[derive(Clone, Debug)]
+pub struct RemoteSpace {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    peer: PeerId,
+    next_id: AtomicU64,
+    pending: Arc<Pending>,
+    requests: mpsc::Sender<(u64, Request)>,
+    tasks: Vec<AbortHandle>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl RemoteSpace {
+    /// Connects to the node at `addr` (ending in `/p2p/<peer id>`), giving
+    /// up after `timeout`.
+    pub async fn connect(addr: Multiaddr, timeout: Duration) -> Result<RemoteSpace, ConnectError> {
+        let Some(Protocol::P2p(peer)) = addr.iter().last() else {
+            return Err(ConnectError::NoPeerId(addr));
+        };
+        let mut swarm = net::swarm(Keypair::generate_ed25519())?;
+        let mut control = swarm.behaviour().stream.new_control();
+        swarm.dial(addr.clone()).map_err(|e| ConnectError::Dial {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        })?;
+        let span = tracing::debug_span!("client", peer = %peer);
+        let driver = tokio::spawn(connection::drive(swarm).instrument(span.clone()));
+        let opened = tokio::time::timeout(timeout, control.open_stream(peer, wire::PROTOCOL)).await;
+        let stream = match opened {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                driver.abort();
+                let reason = e.to_string();
+                return Err(ConnectError::Dial { addr, reason });
+            }
+            Err(_) => {
+                driver.abort();
+                return Err(ConnectError::Timeout { addr, timeout });
+            }
+        };
+        let (reader, writer) = stream.split();
+        let pending = Arc::new(Pending::default());
+        let (requests, queue) = mpsc::channel(QUEUE);
+        let read = connection::read(reader, peer, pending.clone(), requests.clone());
+        let write = connection::write(writer, queue, pending.clone());
+        let tasks = vec![
+            driver.abort_handle(),
+            tokio::spawn(read.instrument(span.clone())).abort_handle(),
+            tokio::spawn(write.instrument(span)).abort_handle(),
+        ];
+        Ok(RemoteSpace {
+            inner: Arc::new(Inner {
+                peer,
+                next_id: AtomicU64::new(1),
+                pending,
+                requests,
+                tasks,
+            }),
+        })
+    }
+
+    /// The node's peer id.
+    pub fn peer(&self) -> PeerId {
+        self.inner.peer
+    }
+
+    /// The space as the node sees it: its peers and what they hold.
+    pub async fn status(&self) -> Result<Status, SpaceError> {
+        match self.call(Request::Status).await? {
+            Response::Status(status) => Ok(status),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sends `request` and waits for its final answer; errors come back as
+    /// `Err`.
+    async fn call(&self, request: Request) -> Result<Response, SpaceError> {
+        let (reply, answer) = oneshot::channel();
+        let waiter = Waiter::Reply {
+            reply,
+            more: Vec::new(),
+        };
+        let call = self.start(waiter, request).await?;
+        let response = answer.await.map_err(|_| self.lost())?;
+        call.finish();
+        match response {
+            Response::Error { kind, message } => Err(kind.into_error(message)),
+            other => Ok(other),
+        }
+    }
+
+    /// Registers `waiter` under a fresh id and queues `request`.
+    async fn start(&self, waiter: Waiter, request: Request) -> Result<Call, SpaceError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        self.inner.pending.register(id, waiter)?;
+        let call = Call {
+            id,
+            pending: self.inner.pending.clone(),
+            requests: self.inner.requests.clone(),
+            live: true,
+        };
+        self.inner
+            .requests
+            .send((id, request))
+            .await
+            .map_err(|_| self.lost())?;
+        Ok(call)
+    }
+
+    fn lost(&self) -> SpaceError {
+        SpaceError::Unreachable(format!("the connection to {} is gone", self.inner.peer))
+    }
+}
+
+/// A request in flight; dropped before [`Call::finish`], it is forgotten
+/// here and cancelled on the node.
+#[derive(Debug)]
+struct Call {
+    id: u64,
+    pending: Arc<Pending>,
+    requests: mpsc::Sender<(u64, Request)>,
+    live: bool,
+}
+
+impl Call {
+    fn finish(mut self) {
+        self.live = false;
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if self.live && self.pending.forget(self.id) {
+            // Best effort: with the queue full the answer is dropped on
+            // arrival instead.
+            let _ = self.requests.try_send((self.id, Request::Cancel));
+        }
+    }
+}
+
+fn unexpected(response: &Response) -> SpaceError {
+    SpaceError::Refused(format!("unexpected answer from the node: {response:?}"))
+}
+
+fn tuples(response: Response) -> Result<Vec<Tuple>, SpaceError> {
+    match response {
+        Response::Tuples(tuples) => Ok(tuples),
+        other => Err(unexpected(&other)),
+    }
+}
+
+impl Space for RemoteSpace {
+    type Subscription = RemoteSubscription;
+
+    /// Sends the tuples in chunks below the frame limit, all at once.
+    async fn out_all(&self, tuples: Vec<Tuple>, ttl: Option<Duration>) -> Result<(), SpaceError> {
+        let calls = wire::chunks(tuples).into_iter().map(|tuples| async move {
+            match self.call(Request::Out { tuples, ttl }).await? {
+                Response::Ack => Ok(()),
+                other => Err(unexpected(&other)),
+            }
+        });
+        futures::future::try_join_all(calls).await.map(|_| ())
+    }
+
+    async fn take_up_to(
+        &self,
+        template: Template,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Tuple>, SpaceError> {
+        let max = u32::try_from(max).unwrap_or(u32::MAX);
+        tuples(
+            self.call(Request::Take {
+                template,
+                max,
+                timeout,
+            })
+            .await?,
+        )
+    }
+
+    async fn read(
+        &self,
+        template: Template,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Tuple>, SpaceError> {
+        let found = tuples(self.call(Request::Read { template, timeout }).await?)?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn scan(
+        &self,
+        template: Template,
+        limit: Option<usize>,
+    ) -> Result<Vec<Tuple>, SpaceError> {
+        let limit = limit.map(|l| u64::try_from(l).unwrap_or(u64::MAX));
+        tuples(self.call(Request::Scan { template, limit }).await?)
+    }
+
+    async fn subscribe(&self, template: Template) -> Result<RemoteSubscription, SpaceError> {
+        let (ack, acked) = oneshot::channel();
+        let (feed, tuples) = mpsc::channel(FEED);
+        let waiter = Waiter::Feed {
+            ack: Some(ack),
+            feed,
+        };
+        let call = self.start(waiter, Request::Subscribe { template }).await?;
+        match acked.await.map_err(|_| self.lost())? {
+            Response::Ack => Ok(RemoteSubscription {
+                tuples,
+                _call: call,
+            }),
+            Response::Error { kind, message } => Err(kind.into_error(message)),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// The tuples of a remote subscription; dropping it unsubscribes.
+#[derive(Debug)]
+pub struct RemoteSubscription {
+    tuples: mpsc::Receiver<Tuple>,
+    _call: Call,
+}
+
+impl Subscription for RemoteSubscription {
+    async fn next(&mut self) -> Option<Tuple> {
+        self.tuples.recv().await
+    }
+}

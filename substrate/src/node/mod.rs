@@ -1,0 +1,149 @@
+//! The libp2p node: one peer of the space, serving a local space to remote
+//! clients over `/halley/space/1`.
+//!
+//! Who talks to whom: [`Node::start`] builds the swarm ([`crate::net`]),
+//! listens, and spawns one event-loop task ([`event_loop`]) that owns the
+//! swarm and `select!`s over its events, the incoming streams and a bounded
+//! command channel fed by the [`Node`] handle. Each incoming stream gets its
+//! own task ([`serve`]) that reads request frames, runs every request
+//! against the local [`Served`] space in a task of its own (so blocked takes
+//! wait side by side) and writes the answers through one bounded writer.
+//! Everything runs under the tracing span `node{id=<peer id>}`.
+
+mod event_loop;
+mod serve;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::net::{self, NetError};
+use crate::space::Space;
+use crate::wire::PROTOCOL;
+
+/// How long `start` waits for the listener to report its address.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Commands the handle sends to the event loop.
+const COMMANDS: usize = 16;
+
+/// A space a node can serve: the [`Space`] operations, plus what `status`
+/// reports.
+pub trait Served: Space {
+    /// How many tuples the space holds now.
+    fn tuple_count(&self) -> u64;
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: Multiaddr, reason: String },
+}
+
+/// What the event loop is told to do.
+#[derive(Debug)]
+enum Command {
+    /// Close every connection and end.
+    Stop,
+}
+
+/// Who this node is, as `status` reports it.
+#[derive(Debug)]
+struct Me {
+    id: String,
+    addr: String,
+}
+
+/// A running node. Dropping it stops the node too; [`Node::stop`] also
+/// waits until it has.
+#[derive(Debug)]
+pub struct Node {
+    peer_id: PeerId,
+    address: Multiaddr,
+    commands: mpsc::Sender<Command>,
+    task: JoinHandle<()>,
+}
+
+impl Node {
+    /// Starts a node with a fresh identity that serves `space` on `listen`,
+    /// once the listener is up.
+    pub async fn start<S: Served>(listen: Multiaddr, space: S) -> Result<Node, NodeError> {
+        let keypair = Keypair::generate_ed25519();
+        let peer_id = keypair.public().to_peer_id();
+        let mut swarm = net::swarm(keypair)?;
+        let listen_error = |reason: String| NodeError::Listen {
+            addr: listen.clone(),
+            reason,
+        };
+        let incoming = swarm
+            .behaviour()
+            .stream
+            .new_control()
+            .accept(PROTOCOL)
+            .map_err(|e| listen_error(e.to_string()))?;
+        swarm
+            .listen_on(listen.clone())
+            .map_err(|e| listen_error(e.to_string()))?;
+        let bound = tokio::time::timeout(LISTEN_TIMEOUT, async {
+            loop {
+                match swarm.select_next_some().await {
+                    SwarmEvent::NewListenAddr { address, .. } => return Ok(address),
+                    SwarmEvent::ListenerError { error, .. } => return Err(error.to_string()),
+                    SwarmEvent::ListenerClosed { reason, .. } => {
+                        return Err(format!("listener closed: {reason:?}"));
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .map_err(|_| listen_error("no address after 10s".into()))?
+        .map_err(listen_error)?;
+        let address = bound.with(Protocol::P2p(peer_id));
+        let me = Arc::new(Me {
+            id: peer_id.to_string(),
+            addr: address.to_string(),
+        });
+        let (commands, receiver) = mpsc::channel(COMMANDS);
+        let span = tracing::info_span!("node", id = %peer_id);
+        span.in_scope(|| tracing::info!(%address, "listening"));
+        let task =
+            tokio::spawn(event_loop::run(swarm, incoming, receiver, space, me).instrument(span));
+        Ok(Node {
+            peer_id,
+            address,
+            commands,
+            task,
+        })
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The address clients dial: the bound listen address, ending in
+    /// `/p2p/<peer id>`.
+    pub fn address(&self) -> &Multiaddr {
+        &self.address
+    }
+
+    /// Closes every connection and waits for the event loop to end.
+    pub async fn stop(self) {
+        // A failed send means the loop has ended already.
+        let _ = self.commands.send(Command::Stop).await;
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "the node's event loop failed");
+        }
+    }
+}

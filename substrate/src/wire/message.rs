@@ -1,0 +1,141 @@
+//! The messages of `/halley/space/1`.
+//!
+//! Every [`Message`] names a request id. The client picks ids (unique among
+//! its requests in flight on the stream); the node answers each request with
+//! one final response under the same id: [`Response::Ack`],
+//! [`Response::Tuples`], [`Response::Status`] or [`Response::Error`]. A long
+//! answer arrives as [`Response::More`] chunks before its final `Tuples`; a
+//! subscription's `Ack` is followed by one [`Response::Notify`] per matching
+//! tuple until the client cancels it. [`Request::Cancel`] has no answer.
+//!
+//! Room to grow: bincode writes an enum's variant as its index, so new
+//! variants (the peer-to-peer messages of the overlay, new requests) are
+//! appended at the end of these enums and old peers keep decoding the rest.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::space::SpaceError;
+use crate::template::Template;
+use crate::tuple::Tuple;
+
+/// One frame's worth of protocol.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// A client's request.
+    Request { id: u64, request: Request },
+    /// The node's answer (or one of its parts) to request `id`.
+    Response { id: u64, response: Response },
+}
+
+/// What a client asks of the space. Timeouts follow [`crate::Space`]: `None`
+/// waits forever, zero does not block.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Store every tuple (each expiring after `ttl`, if given).
+    Out {
+        tuples: Vec<Tuple>,
+        ttl: Option<Duration>,
+    },
+    /// Remove and return between 1 and `max` matching tuples.
+    Take {
+        template: Template,
+        max: u32,
+        timeout: Option<Duration>,
+    },
+    /// Return a copy of one matching tuple.
+    Read {
+        template: Template,
+        timeout: Option<Duration>,
+    },
+    /// Return copies of the matching tuples, at most `limit`.
+    Scan {
+        template: Template,
+        limit: Option<u64>,
+    },
+    /// Notify every tuple written from now on that matches.
+    Subscribe { template: Template },
+    /// Abandon the request whose id this message carries: a waiting take or
+    /// read gives up without removing anything, a subscription ends
+    /// (this is how a client unsubscribes). No answer.
+    Cancel,
+    /// Describe the space: its peers and what they hold.
+    Status,
+}
+
+/// What the node answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// Done: tuples stored, or a subscription started.
+    Ack,
+    /// The (last part of the) tuples taken, read or scanned; empty when a
+    /// take or read timed out.
+    Tuples(Vec<Tuple>),
+    /// A first part of a long answer; the final part is `Tuples`.
+    More(Vec<Tuple>),
+    /// A tuple written that matches a subscription.
+    Notify(Tuple),
+    /// The answer to `Status`.
+    Status(Status),
+    /// The request failed.
+    Error { kind: ErrorKind, message: String },
+}
+
+/// Why a request failed, as a [`SpaceError`] says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The request was refused (too large, malformed, over a limit).
+    Refused,
+    /// The node cannot reach its space.
+    Unreachable,
+}
+
+impl Response {
+    /// The error answer that carries `error`.
+    pub fn error(error: &SpaceError) -> Response {
+        let (kind, message) = match error {
+            SpaceError::Refused(m) => (ErrorKind::Refused, m.clone()),
+            SpaceError::Unreachable(m) => (ErrorKind::Unreachable, m.clone()),
+        };
+        Response::Error { kind, message }
+    }
+
+    /// The refusal that carries `message`.
+    pub fn refused(message: impl Into<String>) -> Response {
+        Response::Error {
+            kind: ErrorKind::Refused,
+            message: message.into(),
+        }
+    }
+}
+
+impl ErrorKind {
+    /// The [`SpaceError`] a client reports for this failure.
+    pub fn into_error(self, message: String) -> SpaceError {
+        match self {
+            ErrorKind::Refused => SpaceError::Refused(message),
+            ErrorKind::Unreachable => SpaceError::Unreachable(message),
+        }
+    }
+}
+
+/// The space as one node sees it (`halley status`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// One entry per member of the ring.
+    pub peers: Vec<PeerStatus>,
+    /// Tuples in the space, each counted once.
+    pub tuples: u64,
+}
+
+/// One member of the ring.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// Its peer id.
+    pub id: String,
+    /// The address it listens on, ending in `/p2p/<id>`.
+    pub addr: String,
+    /// Tuples it holds as their primary.
+    pub tuples: u64,
+}
