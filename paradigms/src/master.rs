@@ -27,7 +27,7 @@ use halley_substrate::{Space, SpaceError, Tuple};
 use tokio::time::Instant;
 
 use crate::lease::{Claim, Ledger};
-use crate::task::{Task, TaskResult, stop_tuple};
+use crate::task::{Heartbeat, Task, TaskResult, stop_tuple};
 
 /// Tuples per `out_all` / `take_up_to` call.
 const BATCH: usize = 1024;
@@ -65,6 +65,8 @@ pub enum Next {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
     pub submitted: usize,
+    /// Neither done nor running.
+    pub queued: usize,
     pub done: usize,
     /// Tasks under a live claim at the last check.
     pub running: usize,
@@ -127,6 +129,7 @@ impl<S: Space> Master<S> {
     pub fn progress(&self) -> Progress {
         Progress {
             submitted: self.ledger.len(),
+            queued: self.ledger.len() - self.ledger.done() - self.ledger.running(),
             done: self.ledger.done(),
             running: self.ledger.running(),
             requeued: self.requeued,
@@ -205,6 +208,25 @@ impl<S: Space> Master<S> {
         }
         all.sort_by_key(|d| d.result.id);
         Ok(all)
+    }
+
+    /// The workers alive in the space (one heartbeat each, the busiest
+    /// when a worker has several live), whatever job they serve.
+    pub async fn workers(&self) -> Result<Vec<Heartbeat>, MasterError> {
+        let mut beats: Vec<Heartbeat> = self
+            .space
+            .scan(Heartbeat::template(), None)
+            .await?
+            .into_iter()
+            .filter_map(Heartbeat::from_tuple)
+            .collect();
+        beats.sort_by(|a, b| {
+            a.worker
+                .cmp(&b.worker)
+                .then(b.busy_slots.cmp(&a.busy_slots))
+        });
+        beats.dedup_by(|a, b| a.worker == b.worker);
+        Ok(beats)
     }
 
     /// Tells the workers bound to this job to finish their batch and exit.

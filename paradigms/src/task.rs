@@ -9,6 +9,7 @@
 //! | claim | `("claim", job: str, worker: str, batch: int, tasks: bytes)` |
 //! | result | `("result", job: str, task_id: int, attempt: int, worker: str, resource: str, started_us: int, finished_us: int, payload: bytes)` |
 //! | stop | `("stop", target: str)` — target is a worker id or a job id |
+//! | heartbeat | `("worker", worker: str, resource: str, busy_slots: int)` |
 //!
 //! `attempt` counts from 1. `started_us`/`finished_us` are microseconds since
 //! the Unix epoch on the worker's clock. A claim's `tasks` field lists the
@@ -24,6 +25,7 @@ pub const TASK: &str = "task";
 pub const CLAIM: &str = "claim";
 pub const RESULT: &str = "result";
 pub const STOP: &str = "stop";
+pub const HEARTBEAT: &str = "worker";
 
 /// A task as a worker receives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,6 +149,47 @@ impl TaskResult {
     }
 }
 
+/// A worker's sign of life, put with the lease as time-to-live every third
+/// of the lease: a worker is alive while one of its heartbeats is in the space.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub worker: String,
+    pub resource: String,
+    /// Slots running a task when it was put.
+    pub busy_slots: u64,
+}
+
+impl Heartbeat {
+    pub fn to_tuple(&self) -> Tuple {
+        Tuple::new(vec![
+            HEARTBEAT.into(),
+            self.worker.as_str().into(),
+            self.resource.as_str().into(),
+            int(self.busy_slots),
+        ])
+    }
+
+    pub fn from_tuple(tuple: Tuple) -> Option<Heartbeat> {
+        let [tag, worker, resource, busy]: [Value; 4] = tuple.into_fields().try_into().ok()?;
+        (tag.as_str()? == HEARTBEAT).then_some(())?;
+        Some(Heartbeat {
+            worker: string(worker)?,
+            resource: string(resource)?,
+            busy_slots: uint(&busy)?,
+        })
+    }
+
+    /// Every worker's heartbeats.
+    pub fn template() -> Template {
+        Template::new(vec![
+            Field::Actual(HEARTBEAT.into()),
+            Field::Typed(Kind::Str),
+            Field::Typed(Kind::Str),
+            Field::Typed(Kind::Int),
+        ])
+    }
+}
+
 /// The stop tuple for a worker id or a job id.
 pub fn stop_tuple(target: &str) -> Tuple {
     Tuple::new(vec![STOP.into(), target.into()])
@@ -226,6 +269,17 @@ mod tests {
         assert!(!TaskResult::template("x").matches(&tuple));
         assert_eq!(result.run_secs(), 2.0);
         assert_eq!(TaskResult::from_tuple(tuple), Some(result));
+    }
+
+    #[test]
+    fn heartbeat_round_trips() {
+        let beat = Heartbeat {
+            worker: "w".into(),
+            resource: "cloud".into(),
+            busy_slots: 2,
+        };
+        assert!(Heartbeat::template().matches(&beat.to_tuple()));
+        assert_eq!(Heartbeat::from_tuple(beat.to_tuple()), Some(beat));
     }
 
     #[test]

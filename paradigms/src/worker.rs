@@ -19,7 +19,8 @@
 //! with one `out_all` and takes its claim back while it takes the next batch. `n` adapts: it aims at batches of
 //! about 50 ms of work (from the measured task time), between 1 and 1024, so
 //! short tasks travel in bulk and long ones one by one. A renewal loop re-puts
-//! the claims of running batches every third of the lease, and a stop loop
+//! the claims of running batches, and a [`Heartbeat`] of the worker, every
+//! third of the lease, and a stop loop
 //! polls for `("stop", <worker id>)` (taken) and `("stop", <job>)` (read):
 //! on either, or on [`Stopper::stop`], lanes finish their batch and the
 //! worker returns. Dropping the
@@ -36,7 +37,7 @@ use halley_substrate::{Space, SpaceError, Template, Tuple};
 use tokio::task::JoinSet;
 
 use crate::lease::Claim;
-use crate::task::{Task, TaskResult, now_us, stop_template};
+use crate::task::{Heartbeat, Task, TaskResult, now_us, stop_template};
 
 /// Work a batch should hold, when the task time is known.
 const BATCH_TIME: Duration = Duration::from_millis(50);
@@ -203,6 +204,7 @@ impl<S: Space> Worker<S> {
             stop: self.stop.clone(),
             leases: Mutex::new(HashMap::new()),
             batch: AtomicU64::new(0),
+            busy: AtomicU64::new(0),
         });
         let me = Arc::new(self);
         let mut background = JoinSet::new();
@@ -295,9 +297,12 @@ impl<S: Space> Worker<S> {
             let claim_tuples = claims.iter().map(|(_, t)| t.clone()).collect();
             let count = tasks.len();
             let began = Instant::now();
-            let (ran, ()) = tokio::try_join!(execute(tasks), async {
+            shared.busy.fetch_add(1, Ordering::Relaxed);
+            let ran = tokio::try_join!(execute(tasks), async {
                 Ok(self.space.out_all(claim_tuples, Some(self.lease)).await?)
-            })?;
+            });
+            shared.busy.fetch_sub(1, Ordering::Relaxed);
+            let (ran, ()) = ran?;
             let secs = began.elapsed().as_secs_f64() / count as f64;
             per_task = Some(per_task.map_or(secs, |old| 0.5 * old + 0.5 * secs));
             report.tasks += count as u64;
@@ -356,22 +361,27 @@ impl<S: Space> Worker<S> {
         by_job
     }
 
-    /// Re-puts the claims of running batches every third of the lease.
+    /// Re-puts the claims of running batches and a heartbeat every third of
+    /// the lease.
     async fn renew(self: Arc<Self>, shared: Arc<Shared>) -> Result<(), WorkerError> {
         let mut tick = tokio::time::interval(self.lease / 3);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let claims: Vec<Tuple> = shared
+            let mut tuples: Vec<Tuple> = shared
                 .leases
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .values()
                 .cloned()
                 .collect();
-            if !claims.is_empty() {
-                self.space.out_all(claims, Some(self.lease)).await?;
-            }
+            let beat = Heartbeat {
+                worker: self.id.clone(),
+                resource: self.resource.clone(),
+                busy_slots: shared.busy.load(Ordering::Relaxed),
+            };
+            tuples.push(beat.to_tuple());
+            self.space.out_all(tuples, Some(self.lease)).await?;
         }
     }
 
@@ -417,6 +427,8 @@ struct Shared {
     /// Claim tuples of running batches, by batch number.
     leases: Mutex<HashMap<u64, Tuple>>,
     batch: AtomicU64,
+    /// Lanes running a batch.
+    busy: AtomicU64,
 }
 
 /// `<host>-<pid>-<n>`: unique among the workers of a space in practice.

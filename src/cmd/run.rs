@@ -140,6 +140,7 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
             .map_err(|e| Failure::unreachable(anyhow!(e).context("lost the space")))?;
         match next {
             Next::Finished(done) => {
+                pool.task_finished(&done.result);
                 let command = &job.commands[done.result.id as usize];
                 let record = outputs.record(&done, command).map_err(Failure::bad_input)?;
                 failed += usize::from(record.exit_code != 0);
@@ -147,8 +148,13 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
             }
             Next::Idle => {
                 next_tick = Instant::now() + Duration::from_secs(1);
+                let workers = master
+                    .workers()
+                    .await
+                    .map_err(|e| Failure::unreachable(anyhow!(e).context("lost the space")))?;
+                let progress = master.progress();
                 decisions.extend(
-                    pool.tick(&master.progress())
+                    pool.tick(&progress, &workers)
                         .map_err(Failure::unreachable)?,
                 );
             }

@@ -6,6 +6,7 @@
 //! libp2p node serves the same store to remote clients.
 
 pub mod client;
+pub mod embedded;
 pub mod keyspace;
 pub mod net;
 pub mod node;
@@ -18,6 +19,7 @@ pub mod tuple;
 pub mod wire;
 
 pub use client::RemoteSpace;
+pub use embedded::EmbeddedSpace;
 pub use libp2p::{Multiaddr, PeerId};
 pub use node::{Node, Served};
 pub use space::{Space, SpaceError, Subscription};

@@ -13,13 +13,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use halley_paradigms::master::Progress;
+use halley_paradigms::task::{Heartbeat, TaskResult};
 
 /// Starts and stops the workers of one job.
 pub trait WorkerPool {
     /// Starts the initial workers, connected to `peer` for job `job`.
     fn start(&mut self, peer: &str, job: &str) -> anyhow::Result<()>;
-    /// Called about once a second; returns the decisions taken (with reasons).
-    fn tick(&mut self, progress: &Progress) -> anyhow::Result<Vec<String>>;
+    /// Called with each task's accepted result (its resource and duration
+    /// feed the manager's estimates).
+    fn task_finished(&mut self, result: &TaskResult);
+    /// Called about once a second with the job's counters and the workers
+    /// heard from; returns the decisions taken (with their reasons).
+    fn tick(&mut self, progress: &Progress, workers: &[Heartbeat]) -> anyhow::Result<Vec<String>>;
     /// Waits up to `grace` for the workers to exit (they were told to stop),
     /// then kills those left.
     fn shutdown(&mut self, grace: Duration);
@@ -65,7 +70,15 @@ impl WorkerPool for FixedPool {
         Ok(())
     }
 
-    fn tick(&mut self, _progress: &Progress) -> anyhow::Result<Vec<String>> {
+    /// A fixed pool learns nothing from results.
+    fn task_finished(&mut self, _result: &TaskResult) {}
+
+    /// A fixed pool never scales.
+    fn tick(
+        &mut self,
+        _progress: &Progress,
+        _workers: &[Heartbeat],
+    ) -> anyhow::Result<Vec<String>> {
         Ok(Vec::new())
     }
 

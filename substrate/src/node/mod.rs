@@ -147,3 +147,9 @@ impl Node {
         }
     }
 }
+
+impl Served for crate::embedded::EmbeddedSpace {
+    fn tuple_count(&self) -> u64 {
+        self.len() as u64
+    }
+}

@@ -8,11 +8,11 @@
 //!
 //! Semantics:
 //! - Oldest match first: every tuple gets a sequence number when written.
-//! - `out` offers the tuple to the matching parked waiters in arrival order:
-//!   each `Read` waiter gets a copy, until the first `Take` or `Reserve`
-//!   waiter, which gets the tuple itself (then it is not stored, and the
-//!   waiters behind it go on waiting). Matching subscriptions are notified of
-//!   every written tuple.
+//! - `out` offers the tuple to the matching parked waiters: every `Read`
+//!   waiter gets a copy, then the first `Take` or `Reserve` waiter in arrival
+//!   order gets the tuple itself (then it is not stored). Effects list the
+//!   readers in arrival order, the taker last. Matching subscriptions are
+//!   notified of every written tuple (before the wakes).
 //! - A tuple expires at its `expires_at` (it is never returned at or after
 //!   it); [`Store::tick`] collects it.
 //! - A reservation moves a tuple out of sight under a lease. `accept` removes
@@ -158,39 +158,47 @@ impl Store {
 
     /// Offers a tuple to the parked waiters, then stores what is left of it.
     fn offer(&mut self, slot: Slot, stored: Stored, now: u64, effects: &mut Vec<Effect>) {
+        let mut taker = None;
         for id in self.waiter_index.candidates(slot.key, stored.tuple.len()) {
-            if !self.waiters[&id].template.matches(&stored.tuple) {
+            let waiter = &self.waiters[&id];
+            if !waiter.template.matches(&stored.tuple) {
                 continue;
             }
-            let waiter = self.remove_waiter(id);
-            let waiter_id = WaiterId(id);
             match waiter.kind {
-                WaitKind::Read => effects.push(Effect::Wake {
-                    waiter: waiter_id,
-                    tuples: vec![stored.tuple.clone()],
-                    reservation: None,
-                }),
-                WaitKind::Take => {
+                WaitKind::Read => {
+                    self.remove_waiter(id);
                     effects.push(Effect::Wake {
-                        waiter: waiter_id,
-                        tuples: vec![stored.tuple],
+                        waiter: WaiterId(id),
+                        tuples: vec![stored.tuple.clone()],
                         reservation: None,
                     });
-                    return;
                 }
-                WaitKind::Reserve { lease_ms } => {
-                    let tuples = vec![stored.tuple.clone()];
-                    let reservation = self.add_reservation(slot, stored, now + lease_ms);
-                    effects.push(Effect::Wake {
-                        waiter: waiter_id,
-                        tuples,
-                        reservation: Some(reservation),
-                    });
-                    return;
+                WaitKind::Take | WaitKind::Reserve { .. } => {
+                    taker.get_or_insert(id);
                 }
             }
         }
-        self.table.insert(slot, stored);
+        let Some(id) = taker else {
+            self.table.insert(slot, stored);
+            return;
+        };
+        let waiter = WaiterId(id);
+        match self.remove_waiter(id).kind {
+            WaitKind::Reserve { lease_ms } => {
+                let tuples = vec![stored.tuple.clone()];
+                let reservation = self.add_reservation(slot, stored, now + lease_ms);
+                effects.push(Effect::Wake {
+                    waiter,
+                    tuples,
+                    reservation: Some(reservation),
+                });
+            }
+            WaitKind::Take | WaitKind::Read => effects.push(Effect::Wake {
+                waiter,
+                tuples: vec![stored.tuple],
+                reservation: None,
+            }),
+        }
     }
 
     /// Removes and returns up to `max` tuples matching `template`, oldest
@@ -198,6 +206,12 @@ impl Store {
     pub fn take(&mut self, template: &Template, max: usize, now: u64) -> Vec<Tuple> {
         if max == 0 {
             return Vec::new();
+        }
+        if max == 1 {
+            let Some((slot, _)) = self.table.first(template, now) else {
+                return Vec::new();
+            };
+            return self.table.remove(slot).map(|s| s.tuple).into_iter().collect();
         }
         let mut slots = Vec::new();
         self.table.visit(template, now, |slot, _| {

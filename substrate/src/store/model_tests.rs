@@ -53,41 +53,39 @@ impl Model {
         now: u64,
         effects: &mut Vec<Effect>,
     ) {
-        let mut i = 0;
-        while i < self.waiters.len() {
-            if !self.waiters[i].1.matches(&tuple) {
-                i += 1;
-                continue;
-            }
-            let (id, _, kind, _) = self.waiters.remove(i);
-            let waiter = WaiterId(id);
-            match kind {
-                WaitKind::Read => effects.push(Effect::Wake {
-                    waiter,
+        let matching = |w: &(u64, Template, WaitKind, Option<u64>)| w.1.matches(&tuple);
+        for w in self.waiters.iter().filter(|w| matching(w)) {
+            if w.2 == WaitKind::Read {
+                effects.push(Effect::Wake {
+                    waiter: WaiterId(w.0),
                     tuples: vec![tuple.clone()],
                     reservation: None,
-                }),
-                WaitKind::Take => {
-                    effects.push(Effect::Wake {
-                        waiter,
-                        tuples: vec![tuple],
-                        reservation: None,
-                    });
-                    return;
-                }
-                WaitKind::Reserve { lease_ms } => {
-                    let rid = self.next_reservation;
-                    self.next_reservation += 1;
-                    self.reserved
-                        .push((rid, seq, tuple.clone(), expires_at, now + lease_ms));
-                    effects.push(Effect::Wake {
-                        waiter,
-                        tuples: vec![tuple],
-                        reservation: Some(ReservationId(rid)),
-                    });
-                    return;
-                }
+                });
             }
+        }
+        self.waiters
+            .retain(|w| !(w.2 == WaitKind::Read && w.1.matches(&tuple)));
+        if let Some(i) = self.waiters.iter().position(|w| w.1.matches(&tuple)) {
+            let (id, _, kind, _) = self.waiters.remove(i);
+            let waiter = WaiterId(id);
+            if let WaitKind::Reserve { lease_ms } = kind {
+                let rid = self.next_reservation;
+                self.next_reservation += 1;
+                self.reserved
+                    .push((rid, seq, tuple.clone(), expires_at, now + lease_ms));
+                effects.push(Effect::Wake {
+                    waiter,
+                    tuples: vec![tuple],
+                    reservation: Some(ReservationId(rid)),
+                });
+            } else {
+                effects.push(Effect::Wake {
+                    waiter,
+                    tuples: vec![tuple],
+                    reservation: None,
+                });
+            }
+            return;
         }
         let at = self.tuples.partition_point(|(s, _, _)| *s < seq);
         self.tuples.insert(at, (seq, tuple, expires_at));
