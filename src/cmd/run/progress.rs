@@ -26,22 +26,34 @@ impl Display {
         Display::Bar(bar)
     }
 
-    pub fn update(&mut self, progress: &Progress, failed: usize) {
+    /// `status`: the pool's workers by class, spend and projected finish.
+    pub fn update(&mut self, progress: &Progress, failed: usize, status: &str) {
         match self {
             Display::Bar(bar) => {
                 bar.set_position(progress.done as u64);
-                bar.set_message(format!("running {} failed {failed}", progress.running));
+                bar.set_message(format!(
+                    "running {} failed {failed}; {status}",
+                    progress.running
+                ));
             }
             Display::Lines { last } => {
                 let due = last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
                 if due || progress.done == progress.submitted {
                     *last = Some(Instant::now());
                     eprintln!(
-                        "halley: {}/{} tasks done, {} running, {failed} failed",
+                        "halley: {}/{} tasks done, {} running, {failed} failed; {status}",
                         progress.done, progress.submitted, progress.running
                     );
                 }
             }
+        }
+    }
+
+    /// A line of the log (a manager's decision), above the bar if any.
+    pub fn log(&self, line: &str) {
+        match self {
+            Display::Bar(bar) => bar.println(format!("halley: {line}")),
+            Display::Lines { .. } => eprintln!("halley: {line}"),
         }
     }
 
