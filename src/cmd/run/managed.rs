@@ -169,7 +169,7 @@ impl ManagedPool {
                 .args(["worker", "--peer", peer, "--job", job])
                 .args(["--resource", &class.name])
                 .args(["--slots", &class.slots.to_string()])
-                .env("HALLEY_MACHINE", m.id.to_string())
+                .args(["--id", &m.id.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .spawn()
