@@ -185,6 +185,20 @@ fn a_budget_too_small_is_honoured_and_the_missed_deadline_exits_1() {
         reasons.iter().any(|r| r.contains("the budget is $0.06")),
         "the infeasible objective is reported: {reasons:?}"
     );
+    // The budget ran out mid-job: the paid machine was released while busy
+    // and drained, finishing its task (no task ran twice).
+    let makespan = summary["makespan_s"].as_f64().unwrap();
+    assert!(
+        summary["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["action"] == "release" && d["at"].as_f64().unwrap() < makespan),
+        "{reasons:?}"
+    );
+    for task in summary["tasks"].as_array().unwrap() {
+        assert_eq!(task["attempts"], 1, "{task}");
+    }
     assert_none_left(&marker);
 }
 
