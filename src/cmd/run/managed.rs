@@ -322,3 +322,46 @@ impl Drop for ManagedPool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> ManagedPool {
+        let policy = Policy::parse(
+            "p",
+            "[[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\
+             [[resources]]\nname = \"cloud\"\nprovider = \"local\"\nmax = 2\n",
+        )
+        .unwrap();
+        let mut pool = ManagedPool::new(policy, false);
+        pool.reconcile(0.0);
+        pool
+    }
+
+    #[test]
+    fn workers_are_their_machines_by_id_or_by_static_class() {
+        let mut pool = pool();
+        assert_eq!(pool.machine_of("m1", "campus"), Some(MachineId(1)));
+        assert_eq!(pool.machine_of("m7", "cloud"), None, "no such machine");
+        // Workers that existed already take the static machines left.
+        assert_eq!(pool.machine_of("lab-a", "campus"), Some(MachineId(0)));
+        assert_eq!(pool.machine_of("lab-b", "campus"), None, "m1 is taken");
+        assert_eq!(
+            pool.machine_of("lab-c", "cloud"),
+            None,
+            "not a static class"
+        );
+        assert_eq!(pool.machine_of("lab-a", "campus"), Some(MachineId(0)));
+    }
+
+    #[test]
+    fn released_machines_keep_their_billing_interval() {
+        let mut pool = pool();
+        pool.manager.released(MachineId(1), 4.5);
+        pool.reconcile(4.5);
+        let record = &pool.records[&MachineId(1)];
+        assert_eq!((record.requested_at, record.released_at), (0.0, Some(4.5)));
+        assert_eq!(pool.records[&MachineId(0)].released_at, None);
+    }
+}
