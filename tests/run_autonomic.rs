@@ -265,3 +265,27 @@ fn command_scripts_start_and_stop_real_workers() {
     }
     assert_none_left(&marker);
 }
+
+#[test]
+fn an_invalid_policy_exits_2_naming_the_file_and_field() {
+    let dir = Scratch::new("auto-bad-policy");
+    let tasks = dir.write("tasks.txt", "true\n");
+    let policy = dir.write("bad.toml", "[scaling]\nintervall = \"1s\"\n");
+    let output = Guard::spawn(
+        halley()
+            .arg("run")
+            .arg(&tasks)
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--out")
+            .arg(dir.path("out")),
+    )
+    .wait(Duration::from_secs(30));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("intervall"),
+        "{stderr}"
+    );
+    assert!(!dir.path("out").exists(), "nothing ran");
+}
