@@ -46,7 +46,8 @@ fn a_small_bag_runs_each_task_once() {
     assert_eq!(tasks[1]["command"], "printf 'to stderr' >&2; exit 3");
     for task in tasks {
         assert_eq!(task["attempts"], 1);
-        // The built-in policy's class, and its machines m0, m1, ...
+        // The built-in policy: one static worker per core, class
+        // "this-machine", machines m0, m1, ...
         assert_eq!(task["resource"], "this-machine");
         assert!(task["worker"].as_str().unwrap().starts_with('m'));
         assert!(task["finished"].as_f64().unwrap() >= task["started"].as_f64().unwrap());
@@ -106,4 +107,51 @@ fn bad_tasks_files_exit_2_naming_the_file() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(&file.display().to_string()), "{stderr}");
     }
+}
+
+#[test]
+fn the_policys_static_classes_are_the_workers() {
+    let dir = Scratch::new("policy");
+    let policy = dir.write(
+        "policy.toml",
+        "[[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 1\nslots = 2\n",
+    );
+    let tasks = dir.write("tasks.txt", "echo a\necho b\necho c\n");
+    let out = dir.path("out");
+    let output = Guard::spawn(
+        halley()
+            .arg("run")
+            .arg(&tasks)
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--out")
+            .arg(&out),
+    )
+    .wait(Duration::from_secs(60));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for task in summary(&out)["tasks"].as_array().unwrap() {
+        assert_eq!(task["resource"], "campus");
+        assert_eq!(task["worker"], "m0");
+    }
+
+    let bad = dir.write(
+        "bad.toml",
+        "[[resources]]\nname = \"x\"\nprovider = \"static\"\ncolour = 1\n",
+    );
+    let output = Guard::spawn(
+        halley()
+            .arg("run")
+            .arg(&tasks)
+            .arg("--policy")
+            .arg(&bad)
+            .arg("--out")
+            .arg(&out),
+    )
+    .wait(Duration::from_secs(30));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("bad.toml"));
 }

@@ -1,12 +1,114 @@
-//! `halley node` (placeholder until its issue lands).
+//! `halley node`: run one peer of the space until SIGINT/SIGTERM.
+//!
+//! It serves an embedded space over libp2p and prints exactly one line on
+//! stdout, `listening <multiaddr>/p2p/<peer-id>`, once clients can connect.
+//! The overlay flags (`--join`, `--replicas`, `--secret-file`, `--metrics`)
+//! are checked now and take effect once the ring lands; until then a node
+//! is a space of its own, and says so on stderr when given them.
 
-use crate::exit::{Failure, Outcome};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow};
+use halley_substrate::embedded::EmbeddedSpace;
+use halley_substrate::net::PreSharedKey;
+use halley_substrate::{Multiaddr, Node};
+
+use crate::exit::{Failure, Outcome, SUCCESS};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The address to listen on; /ip4/127.0.0.1/tcp/0 picks a free port.
+    #[arg(long)]
+    listen: Multiaddr,
+    /// A peer of the ring to join: its `listening` address, ending in
+    /// /p2p/<peer-id>. May be repeated. (Takes effect with the ring.)
+    #[arg(long)]
+    join: Vec<Multiaddr>,
+    /// How many peers hold each tuple. (Takes effect with the ring.)
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    replicas: u32,
+    /// The cluster's pre-shared key, in the libp2p key file format
+    /// (`/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex digits). (Takes effect
+    /// with the ring.)
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    /// Where to serve metrics, as host:port. (Takes effect with the ring.)
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
+}
 
-pub fn run(_args: Args) -> Outcome {
-    Err(Failure::bad_input(anyhow::anyhow!(
-        "`halley node` is not built yet"
-    )))
+pub fn run(args: Args) -> Outcome {
+    check(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .map_err(Failure::unreachable)?;
+    runtime.block_on(serve(args))
+}
+
+/// Refuses bad overlay flags, and warns about the ones not in effect yet.
+fn check(args: &Args) -> Result<(), Failure> {
+    for peer in &args.join {
+        if !matches!(
+            peer.iter().last(),
+            Some(halley_substrate::net::Protocol::P2p(_))
+        ) {
+            return Err(Failure::bad_input(anyhow!(
+                "node: --join {peer}: the address must end in /p2p/<peer-id>"
+            )));
+        }
+    }
+    if let Some(path) = &args.secret_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("node: --secret-file {}", path.display()))
+            .map_err(Failure::bad_input)?;
+        text.parse::<PreSharedKey>().map_err(|e| {
+            Failure::bad_input(anyhow!("node: --secret-file {}: {e}", path.display()))
+        })?;
+    }
+    let unused = [
+        (!args.join.is_empty(), "--join"),
+        (args.secret_file.is_some(), "--secret-file"),
+        (args.metrics.is_some(), "--metrics"),
+    ];
+    for (given, flag) in unused {
+        if given {
+            tracing::warn!("{flag} takes effect once the ring lands; this node serves alone");
+        }
+    }
+    Ok(())
+}
+
+async fn serve(args: Args) -> Outcome {
+    let space = EmbeddedSpace::new();
+    let node = Node::start(args.listen, space)
+        .await
+        .map_err(|e| Failure::unreachable(anyhow!("node: {e}")))?;
+    announce(&node)?;
+    stopped().await.map_err(Failure::unreachable)?;
+    node.stop().await;
+    Ok(SUCCESS)
+}
+
+/// Prints the one `listening` line, flushed so a parent reading a pipe sees
+/// it now.
+fn announce(node: &Node) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening {}", node.address())
+        .and_then(|()| stdout.flush())
+        .context("node: writing to stdout")
+        .map_err(Failure::unreachable)
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn stopped() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("node: SIGTERM handler")?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted.context("node: SIGINT handler"),
+        _ = term.recv() => Ok(()),
+    }
 }

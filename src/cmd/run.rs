@@ -175,7 +175,7 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
             }
             Next::Complete => break,
         }
-        display.update(&master.progress(), failed, &status);
+        display.update(&master.progress(), records.len(), failed, &status);
     }
     let makespan_s = began.elapsed().as_secs_f64();
     display.finish();

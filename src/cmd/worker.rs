@@ -48,6 +48,10 @@ pub struct Args {
     /// How long a claim on running tasks lives without renewal.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub lease: Duration,
+    /// The most tasks a slot takes at once. Commands vary in length, so the
+    /// default, 1, balances best; raise it for floods of tiny commands.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
     /// Bytes of stdout and of stderr kept in each result.
     #[arg(long, default_value_t = DEFAULT_OUTPUT_CAP)]
     pub max_output: usize,
@@ -76,7 +80,8 @@ async fn work<S: Space>(space: S, args: Args) -> Outcome {
     let worker = worker
         .slots(args.slots)
         .resource(args.resource)
-        .lease(args.lease);
+        .lease(args.lease)
+        .max_batch(args.batch);
     let id = worker.id().to_owned();
     let stopper = worker.stopper();
     tokio::spawn(async move {

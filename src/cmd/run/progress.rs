@@ -26,11 +26,12 @@ impl Display {
         Display::Bar(bar)
     }
 
-    /// `status`: the pool's workers by class, spend and projected finish.
-    pub fn update(&mut self, progress: &Progress, failed: usize, status: &str) {
+    /// `done` counts the results written so far; `status` is the pool's
+    /// workers by class, spend and projected finish.
+    pub fn update(&mut self, progress: &Progress, done: usize, failed: usize, status: &str) {
         match self {
             Display::Bar(bar) => {
-                bar.set_position(progress.done as u64);
+                bar.set_position(done as u64);
                 bar.set_message(format!(
                     "running {} failed {failed}; {status}",
                     progress.running
@@ -38,11 +39,11 @@ impl Display {
             }
             Display::Lines { last } => {
                 let due = last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-                if due || progress.done == progress.submitted {
+                if due || done == progress.submitted {
                     *last = Some(Instant::now());
                     eprintln!(
-                        "halley: {}/{} tasks done, {} running, {failed} failed; {status}",
-                        progress.done, progress.submitted, progress.running
+                        "halley: {done}/{} tasks done, {} running, {failed} failed; {status}",
+                        progress.submitted, progress.running
                     );
                 }
             }
@@ -59,7 +60,7 @@ impl Display {
 
     pub fn finish(self) {
         if let Display::Bar(bar) = self {
-            bar.finish();
+            bar.finish_and_clear();
         }
     }
 }

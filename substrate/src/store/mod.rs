@@ -211,7 +211,12 @@ impl Store {
             let Some((slot, _)) = self.table.first(template, now) else {
                 return Vec::new();
             };
-            return self.table.remove(slot).map(|s| s.tuple).into_iter().collect();
+            return self
+                .table
+                .remove(slot)
+                .map(|s| s.tuple)
+                .into_iter()
+                .collect();
         }
         let mut slots = Vec::new();
         self.table.visit(template, now, |slot, _| {

@@ -1,0 +1,223 @@
+//! Helpers for tests that run real `halley` processes.
+//!
+//! Every process is held by a [`Proc`] that kills it when dropped, also when
+//! the test panics; every wait has a deadline. Use from a test file with
+//! `mod common;`.
+
+#![allow(dead_code)] // Each test file uses its own subset.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a command may run before the test gives up on it.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The `halley` binary under test.
+pub fn halley() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_halley"))
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+#[derive(Debug)]
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn spawn(command: &mut Command) -> Proc {
+        let child = command.spawn().expect("spawn halley");
+        Proc { child }
+    }
+
+    /// Waits for the process to exit, at most `deadline`.
+    pub fn wait(&mut self, deadline: Duration) -> ExitStatus {
+        self.try_wait(deadline)
+            .unwrap_or_else(|| panic!("process {} still running after {deadline:?}", self.id()))
+    }
+
+    /// Waits for the process to exit, at most `deadline`; `None` if it has not.
+    pub fn try_wait(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process now (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Reads everything from `pipe` on a thread, into a shared buffer.
+fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let sink = buf.clone();
+    thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    buf
+}
+
+fn text(buf: &Arc<Mutex<Vec<u8>>>) -> String {
+    String::from_utf8_lossy(&buf.lock().unwrap()).into_owned()
+}
+
+/// A running `halley node`.
+#[derive(Debug)]
+pub struct Node {
+    pub proc: Proc,
+    /// Its `listening` address, ending in /p2p/<peer-id>.
+    pub addr: String,
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Node {
+    /// Starts `halley node --listen /ip4/127.0.0.1/tcp/0` and waits for its
+    /// `listening` line.
+    pub fn start() -> Node {
+        Node::start_with(&[])
+    }
+
+    /// Like [`Node::start`], with more arguments.
+    pub fn start_with(extra: &[&str]) -> Node {
+        let mut proc = Proc::spawn(
+            halley()
+                .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0"])
+                .args(extra)
+                .env("RUST_LOG", "halley_substrate=warn")
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
+        let stderr = collect(proc.child.stderr.take().unwrap());
+        let stdout = proc.child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            // Keep draining so the node never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|_| panic!("no `listening` line; stderr: {}", text(&stderr)));
+        let addr = line
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        assert!(addr.contains("/p2p/"), "{addr}");
+        Node { proc, addr, stderr }
+    }
+
+    /// What the node has logged so far.
+    pub fn stderr(&self) -> String {
+        text(&self.stderr)
+    }
+
+    /// The TCP port it listens on.
+    pub fn port(&self) -> u16 {
+        let after = self.addr.split("/tcp/").nth(1).expect("a tcp address");
+        after.split('/').next().unwrap().parse().expect("a port")
+    }
+}
+
+/// What a finished command printed and how it exited.
+#[derive(Debug)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `halley <args>` with `stdin`, at most [`DEADLINE`].
+pub fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut proc = spawn(args, stdin);
+    let status = proc.proc.wait(DEADLINE);
+    proc.finish(status)
+}
+
+/// A command started with [`spawn`], its output still being collected.
+#[derive(Debug)]
+pub struct Running {
+    pub proc: Proc,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Running {
+    /// The output once it has exited with `status`.
+    pub fn finish(&mut self, status: ExitStatus) -> Output {
+        // The reading threads finish once the pipes close; give them a moment.
+        let end = Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&self.stdout) + Arc::strong_count(&self.stderr) > 2
+            && Instant::now() < end
+        {
+            thread::sleep(Duration::from_millis(5));
+        }
+        Output {
+            code: status.code(),
+            stdout: text(&self.stdout),
+            stderr: text(&self.stderr),
+        }
+    }
+}
+
+/// Starts `halley <args>` with `stdin` written to it, without waiting.
+pub fn spawn(args: &[&str], stdin: Option<&str>) -> Running {
+    let mut proc = Proc::spawn(
+        halley()
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    if let Some(input) = stdin {
+        let mut pipe = proc.child.stdin.take().unwrap();
+        let input = input.to_owned();
+        thread::spawn(move || {
+            let _ = pipe.write_all(input.as_bytes());
+        });
+    }
+    let stdout = collect(proc.child.stdout.take().unwrap());
+    let stderr = collect(proc.child.stderr.take().unwrap());
+    Running {
+        proc,
+        stdout,
+        stderr,
+    }
+}

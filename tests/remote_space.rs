@@ -1,0 +1,150 @@
+//! [`RemoteSpace`] against a real `halley node` process: multiplexed
+//! requests, chunked bulk transfers, subscriptions, cancellation, and what
+//! a lost connection does to waiting calls.
+
+mod common;
+
+use std::time::Duration;
+
+use halley_substrate::wire::MAX_FRAME;
+use halley_substrate::{
+    Field, Kind, RemoteSpace, Space, SpaceError, Subscription, Template, Tuple, Value, tuple,
+};
+
+use common::Node;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn connect(node: &Node) -> RemoteSpace {
+    RemoteSpace::connect(node.addr.parse().unwrap(), WAIT)
+        .await
+        .expect("connect to the node")
+}
+
+fn template(name: &str, rest: usize) -> Template {
+    let mut fields = vec![Field::Actual(Value::from(name))];
+    fields.extend(std::iter::repeat_n(Field::Any, rest));
+    Template::new(fields)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_waits_share_one_connection() {
+    let node = Node::start();
+    let space = connect(&node).await;
+    let waits: Vec<_> = (0..50_i64)
+        .map(|i| {
+            let space = space.clone();
+            tokio::spawn(async move {
+                let exact = Template::exact(&tuple!("slot", i));
+                space.take(exact, None).await
+            })
+        })
+        .collect();
+    // Written in reverse: each wait gets its own tuple whatever the order.
+    for i in (0..50_i64).rev() {
+        space.out(tuple!("slot", i)).await.unwrap();
+    }
+    for (i, wait) in waits.into_iter().enumerate() {
+        let got = tokio::time::timeout(WAIT, wait)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, Some(tuple!("slot", i as i64)));
+    }
+    assert!(
+        space
+            .scan(template("slot", 1), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_transfers_above_the_frame_size_are_chunked() {
+    let node = Node::start();
+    let space = connect(&node).await;
+    let blob = vec![7u8; MAX_FRAME / 3];
+    let big: Vec<Tuple> = (0..5_i64)
+        .map(|i| tuple!("blob", i, blob.clone()))
+        .collect();
+    space.out_all(big.clone(), None).await.unwrap();
+    assert_eq!(space.status().await.unwrap().tuples, 5);
+
+    let scanned = space.scan(template("blob", 2), None).await.unwrap();
+    assert_eq!(scanned, big);
+    let taken = space
+        .take_up_to(template("blob", 2), 10, Some(Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(taken, big);
+    assert_eq!(space.status().await.unwrap().tuples, 0);
+
+    let too_big = tuple!(vec![0u8; MAX_FRAME + 1]);
+    let refused = space.out(too_big).await;
+    assert!(
+        matches!(refused, Err(SpaceError::Refused(_))),
+        "{refused:?}"
+    );
+    // The connection survives a refused request.
+    space.out(tuple!("small")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_see_later_writes_until_dropped() {
+    let node = Node::start();
+    let space = connect(&node).await;
+    let writer = connect(&node).await;
+    writer.out(tuple!("evt", 0_i64)).await.unwrap();
+    let events = Template::new(vec![Field::Actual("evt".into()), Field::Typed(Kind::Int)]);
+    let mut subscription = space.subscribe(events).await.unwrap();
+    for i in 1..=3_i64 {
+        writer.out(tuple!("evt", i)).await.unwrap();
+        writer.out(tuple!("other", i)).await.unwrap();
+    }
+    for i in 1..=3_i64 {
+        let next = tokio::time::timeout(WAIT, subscription.next())
+            .await
+            .unwrap();
+        assert_eq!(next, Some(tuple!("evt", i)));
+    }
+    drop(subscription);
+    // The node still answers on the same connection.
+    assert_eq!(space.status().await.unwrap().tuples, 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_take_is_cancelled_on_the_node() {
+    let node = Node::start();
+    let space = connect(&node).await;
+    let jobs = template("job", 1);
+    let gave_up = tokio::time::timeout(Duration::from_millis(200), space.take(jobs.clone(), None));
+    assert!(gave_up.await.is_err(), "nothing to take yet");
+    space.out(tuple!("job", 1_i64)).await.unwrap();
+    let still_there = space.read(jobs, Some(WAIT)).await.unwrap();
+    assert_eq!(still_there, Some(tuple!("job", 1_i64)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_node_fails_every_waiting_and_later_call() {
+    let mut node = Node::start();
+    let space = connect(&node).await;
+    let waiting = {
+        let space = space.clone();
+        tokio::spawn(async move { space.take(template("never", 0), None).await })
+    };
+    // Let the take reach the node before it dies.
+    space.status().await.unwrap();
+    node.proc.kill();
+    let failed = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap();
+    assert!(
+        matches!(failed, Err(SpaceError::Unreachable(_))),
+        "{failed:?}"
+    );
+    let later = space.out(tuple!("late")).await;
+    assert!(
+        matches!(later, Err(SpaceError::Unreachable(_))),
+        "{later:?}"
+    );
+}
