@@ -7,6 +7,7 @@
 //! Every process of a test carries a marker in its environment (inherited
 //! from `halley run`), so the test can check that none is left.
 
+mod common;
 mod run_util;
 
 use std::fs::File;
@@ -288,4 +289,52 @@ fn an_invalid_policy_exits_2_naming_the_file_and_field() {
         "{stderr}"
     );
     assert!(!dir.path("out").exists(), "nothing ran");
+}
+
+/// With `--peer`, the static workers exist already: a worker that reports a
+/// static class stands for one of its machines, heard from all along, never
+/// dropped after the heartbeat timeout.
+#[test]
+fn existing_workers_stand_for_the_static_machines() {
+    let dir = Scratch::new("auto-peer");
+    let node = common::Node::start();
+    let _worker = common::Proc::spawn(
+        common::halley()
+            .args(["worker", "--peer", &node.addr, "--resource", "campus"])
+            .args(["--id", "lab-pc"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let tasks = dir.write("tasks.txt", &sleeps(4, 1));
+    let policy = dir.write(
+        "policy.toml",
+        "[scaling]\ninterval = \"1s\"\nheartbeat_timeout = \"2s\"\n\
+         [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 1\n",
+    );
+    let out = dir.path("out");
+    let output = Guard::spawn(
+        halley()
+            .arg("run")
+            .arg(&tasks)
+            .args(["--peer", &node.addr, "--policy"])
+            .arg(&policy)
+            .arg("--out")
+            .arg(&out),
+    )
+    .wait(Duration::from_secs(60));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = summary(&out);
+    assert_eq!(ran_on(&summary, 4, "campus"), 4);
+    for task in summary["tasks"].as_array().unwrap() {
+        assert_eq!(task["worker"], "lab-pc");
+    }
+    // Longer than the heartbeat timeout, yet no "not heard from" release.
+    assert!(summary["makespan_s"].as_f64().unwrap() > 2.0);
+    assert_eq!(summary["decisions"], serde_json::json!([]));
+    assert_eq!(summary["cost"], 0.0);
 }
