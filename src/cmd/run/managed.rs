@@ -314,8 +314,13 @@ impl WorkerPool for ManagedPool {
 }
 
 impl Drop for ManagedPool {
-    /// No worker outlives the job.
+    /// No worker outlives the job, also when it failed before
+    /// [`WorkerPool::finish`]: paid machines are stopped (their stop scripts
+    /// run), the rest killed.
     fn drop(&mut self) {
+        if self.providers.is_some() {
+            self.finish(Duration::from_secs(10));
+        }
         for child in &mut self.statics {
             let _ = child.kill();
             let _ = child.wait();
@@ -353,6 +358,63 @@ mod tests {
             "not a static class"
         );
         assert_eq!(pool.machine_of("lab-a", "campus"), Some(MachineId(0)));
+    }
+
+    #[test]
+    fn dropping_the_pool_stops_the_machines_of_command_scripts() {
+        let dir = std::env::temp_dir().join(format!("halley-managed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pid_file = dir.join("pid");
+        let policy = Policy::parse(
+            "p",
+            &format!(
+                "[[resources]]\nname = \"lab\"\nprovider = \"command\"\nmax = 1\n\
+                 start = 'sleep 30 >/dev/null 2>&1 & echo $! | tee {}'\nstop = 'kill $HALLEY_ID'\n",
+                pid_file.display()
+            ),
+        )
+        .unwrap();
+        let mut pool = ManagedPool::new(policy, false);
+        assert!(
+            pool.start("/ip4/127.0.0.1/tcp/1", "job")
+                .unwrap()
+                .is_empty()
+        );
+        let queued = Progress {
+            submitted: 10,
+            queued: 10,
+            ..Progress::default()
+        };
+        pool.next_step = 0.0;
+        let decisions = pool.tick(&queued, &[]);
+        assert_eq!(decisions.len(), 1, "{decisions:?}");
+        let until = Instant::now() + Duration::from_secs(10);
+        let pid = loop {
+            if let Ok(pid) = std::fs::read_to_string(&pid_file)
+                && !pid.trim().is_empty()
+            {
+                break pid.trim().to_owned();
+            }
+            assert!(Instant::now() < until, "the start script ran");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+        drop(pool);
+        let gone = |pid: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        };
+        let until = Instant::now() + Duration::from_secs(5);
+        while !gone(&pid) {
+            assert!(Instant::now() < until, "the stop script killed {pid}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
