@@ -14,18 +14,19 @@
 //! ```
 //!
 //! Inside, `slots` lanes run at once. Each lane takes up to `n` tasks with
-//! one `take_up_to`, puts one claim for the batch (see [`crate::lease`])
-//! while it runs the tasks one after the other, then puts all their results
-//! with one `out_all` and takes its claim back while it takes the next batch. `n` adapts: it aims at batches of
-//! about 50 ms of work (from the measured task time), between 1 and 1024, so
-//! short tasks travel in bulk and long ones one by one. A renewal loop re-puts
-//! the claims of running batches, and a [`Heartbeat`] of the worker, every
-//! third of the lease, and a stop loop
-//! polls for `("stop", <worker id>)` (taken) and `("stop", <job>)` (read):
-//! on either, or on [`Stopper::stop`], lanes finish their batch and the
-//! worker returns. Dropping the
-//! future returned by `run` aborts everything at once — to the master that
-//! worker died, and its leases lapse.
+//! one `take_up_to`, puts one claim for the batch (see [`crate::lease`]),
+//! runs the tasks one after the other, and puts all their results with one
+//! `out_all`, then takes its claim back. `n` adapts: it aims at batches of
+//! about 20 ms of work (from the measured task time), between 1 and
+//! `max_batch` (1024), so short tasks travel in bulk and long ones one by
+//! one. While a batch runs, the lane reports the previous one and, if tasks
+//! are short, already takes and claims the next: round trips hide behind
+//! the work. A renewal loop re-puts the claims of taken batches, and a
+//! [`Heartbeat`] of the worker, every third of the lease; a stop loop polls
+//! for `("stop", <worker id>)` (taken) and `("stop", <job>)` (read). On
+//! either, or on [`Stopper::stop`], lanes finish what they took and the
+//! worker returns. Dropping the future returned by `run` aborts everything
+//! at once: to the master that worker died, and its leases lapse.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -40,7 +41,7 @@ use crate::lease::Claim;
 use crate::task::{Heartbeat, Task, TaskResult, now_us, stop_template};
 
 /// Work a batch should hold, when the task time is known.
-const BATCH_TIME: Duration = Duration::from_millis(50);
+const BATCH_TIME: Duration = Duration::from_millis(20);
 
 /// Why a worker stopped other than by being told to.
 #[derive(Debug, thiserror::Error)]
@@ -245,10 +246,10 @@ impl<S: Space> Worker<S> {
         failure.map_or(Ok(report), Err)
     }
 
-    /// Takes, claims, runs and reports batches until stopped. Two steps
-    /// overlap to hide round trips: a batch's claim is put while it runs, and
-    /// its results are put (then its claim taken back) while the next batch
-    /// is taken.
+    /// Takes, claims, runs and reports batches until stopped. Round trips
+    /// hide behind the running batch: while it runs, the lane puts the
+    /// previous batch's results (then takes its claim back) and, when tasks
+    /// are short (batches of more than one), takes and claims the next batch.
     async fn lane<E, Fut>(
         self: Arc<Self>,
         shared: Arc<Shared>,
@@ -258,57 +259,86 @@ impl<S: Space> Worker<S> {
         E: Fn(Vec<Task>) -> Fut,
         Fut: Future<Output = Result<Vec<Ran>, WorkerError>>,
     {
-        let template = Task::template(self.job.as_deref());
         let mut report = Report::default();
         let mut per_task: Option<f64> = None;
         let mut ran_batch: Option<RanBatch> = None;
+        let mut next: Option<Fetched> = None;
         loop {
             let stopping = shared.stop.load(Ordering::Relaxed);
             let n = per_task.map_or(1, |secs| {
                 ((BATCH_TIME.as_secs_f64() / secs.max(1e-9)) as usize).clamp(1, self.max_batch)
             });
-            let take = async {
-                if stopping {
-                    return Ok(Vec::new());
+            let current = match next.take() {
+                Some(fetched) => fetched,
+                None => {
+                    let fetch = async {
+                        if stopping {
+                            return Ok(None);
+                        }
+                        self.fetch(&shared, n, self.poll).await
+                    };
+                    let (fetched, ()) =
+                        tokio::try_join!(fetch, self.report(&shared, ran_batch.take()))?;
+                    match fetched {
+                        Some(fetched) => fetched,
+                        None if stopping => return Ok(report),
+                        None => continue,
+                    }
                 }
-                Ok(self
-                    .space
-                    .take_up_to(template.clone(), n, Some(self.poll))
-                    .await?)
             };
-            let (tuples, ()) = tokio::try_join!(take, self.report(&shared, ran_batch.take()))?;
-            if stopping {
-                return Ok(report);
-            }
-            let tasks: Vec<Task> = tuples.into_iter().filter_map(Task::from_tuple).collect();
-            if tasks.is_empty() {
-                continue;
-            }
-            let claims: Vec<(u64, Tuple)> = self
-                .claims(&shared, &tasks)
-                .iter()
-                .map(|c| (c.batch, c.to_tuple()))
-                .collect();
-            shared
-                .leases
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend(claims.iter().cloned());
-            let claim_tuples = claims.iter().map(|(_, t)| t.clone()).collect();
-            let count = tasks.len();
+            let prefetch = !stopping && n > 1;
+            let count = current.tasks.len();
             let began = Instant::now();
             shared.busy.fetch_add(1, Ordering::Relaxed);
-            let ran = tokio::try_join!(execute(tasks), async {
-                Ok(self.space.out_all(claim_tuples, Some(self.lease)).await?)
+            let ran = tokio::try_join!(execute(current.tasks), async {
+                self.report(&shared, ran_batch.take()).await?;
+                if prefetch {
+                    self.fetch(&shared, n, Duration::ZERO).await
+                } else {
+                    Ok(None)
+                }
             });
             shared.busy.fetch_sub(1, Ordering::Relaxed);
-            let (ran, ()) = ran?;
+            let (ran, fetched) = ran?;
+            next = fetched;
             let secs = began.elapsed().as_secs_f64() / count as f64;
             per_task = Some(per_task.map_or(secs, |old| 0.5 * old + 0.5 * secs));
             report.tasks += count as u64;
             report.batches += 1;
-            ran_batch = Some(RanBatch { ran, claims });
+            ran_batch = Some(RanBatch {
+                ran,
+                claims: current.claims,
+            });
         }
+    }
+
+    /// Takes up to `n` tasks (waiting up to `wait` for the first) and claims
+    /// them; `None` if none came.
+    async fn fetch(
+        &self,
+        shared: &Shared,
+        n: usize,
+        wait: Duration,
+    ) -> Result<Option<Fetched>, WorkerError> {
+        let template = Task::template(self.job.as_deref());
+        let tuples = self.space.take_up_to(template, n, Some(wait)).await?;
+        let tasks: Vec<Task> = tuples.into_iter().filter_map(Task::from_tuple).collect();
+        if tasks.is_empty() {
+            return Ok(None);
+        }
+        let claims: Vec<(u64, Tuple)> = self
+            .claims(shared, &tasks)
+            .iter()
+            .map(|c| (c.batch, c.to_tuple()))
+            .collect();
+        shared
+            .leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(claims.iter().cloned());
+        let tuples = claims.iter().map(|(_, t)| t.clone()).collect();
+        self.space.out_all(tuples, Some(self.lease)).await?;
+        Ok(Some(Fetched { tasks, claims }))
     }
 
     /// Puts a batch's results, then takes its claims back.
@@ -411,6 +441,14 @@ impl<S: Space> Worker<S> {
 
 /// A task that ran: the task, start and finish (µs since the epoch), output.
 type Ran = (Task, i64, i64, Vec<u8>);
+
+/// A batch taken and claimed, not yet run.
+#[derive(Debug)]
+struct Fetched {
+    tasks: Vec<Task>,
+    /// Its claims, by batch number.
+    claims: Vec<(u64, Tuple)>,
+}
 
 /// A batch that ran, waiting for its results to be put.
 #[derive(Debug)]
