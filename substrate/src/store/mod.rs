@@ -25,7 +25,8 @@
 //!
 //! Cost: a template whose first field is an actual value (or with no fields)
 //! looks only at the tuples sharing its arity and first value; any other
-//! template scans the tuples of its arity, oldest first, until it has enough.
+//! template walks the tuples of its arity, oldest first (a merge of the
+//! per-first-value runs), until it has enough.
 //! An `out` looks only at the waiters and subscriptions whose template has its
 //! first value, or no actual first value and its arity. Bounds: [`Limits`].
 
@@ -144,7 +145,10 @@ impl Store {
         let seq = self.next_seq;
         self.next_seq += 1;
         let mut effects = Vec::new();
-        for id in self.subscription_index.candidates(key, stored.tuple.len()) {
+        for id in self
+            .subscription_index
+            .candidates(key.hash, stored.tuple.len())
+        {
             if self.subscriptions[&id].matches(&stored.tuple) {
                 effects.push(Effect::Notify {
                     subscription: SubscriptionId(id),
@@ -159,7 +163,10 @@ impl Store {
     /// Offers a tuple to the parked waiters, then stores what is left of it.
     fn offer(&mut self, slot: Slot, stored: Stored, now: u64, effects: &mut Vec<Effect>) {
         let mut taker = None;
-        for id in self.waiter_index.candidates(slot.key, stored.tuple.len()) {
+        for id in self
+            .waiter_index
+            .candidates(slot.key.hash, stored.tuple.len())
+        {
             let waiter = &self.waiters[&id];
             if !waiter.template.matches(&stored.tuple) {
                 continue;

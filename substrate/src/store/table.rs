@@ -1,13 +1,17 @@
 //! The tuple table: the stored tuples, indexed for oldest-first lookups.
 //!
 //! Every tuple gets a global sequence number when it is written (`seq`: a
-//! smaller one is older). Tuples live in buckets keyed by their index key
-//! (arity and first value, see [`super::hash::index_key`]), each bucket
-//! ordered by `seq`; a second map per arity lists every tuple's `seq` (and
-//! its bucket), for templates whose first field is not an actual value.
-//! Tuples with a TTL are also listed by expiry time.
+//! smaller one is older). Tuples live in buckets keyed by their arity and the
+//! hash of their first value (see [`super::hash::index_key`]), each bucket
+//! ordered by `seq`. Per arity, the buckets are listed by the `seq` of their
+//! oldest tuple (their head), so that a template whose first field is not an
+//! actual value walks the tuples of its arity oldest first by merging the
+//! buckets' runs, and an indexed `in` touches only its bucket and this small
+//! list, never a structure as large as the whole store. Tuples with a TTL are
+//! also listed by expiry time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::ops::ControlFlow;
 
 use super::hash::{FastMap, index_key};
@@ -27,24 +31,77 @@ impl Stored {
     }
 }
 
-/// Where a stored tuple is: its bucket key and its sequence number.
+/// A bucket: the tuples of one arity whose first values share a hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct BucketKey {
+    pub arity: usize,
+    pub hash: u64,
+}
+
+/// Where a stored tuple is: its bucket and its sequence number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Slot {
-    pub key: u64,
+    pub key: BucketKey,
     pub seq: u64,
+}
+
+/// The tuples of one bucket, ordered by `seq`. Tuples arrive at the back
+/// (new) and mostly leave at the front (oldest first), so a ring buffer beats
+/// a tree; taking one from the middle moves the shorter side, at most as many
+/// entries as a scan had to check to find it there.
+#[derive(Debug, Default)]
+struct Bucket(VecDeque<(u64, Stored)>);
+
+impl Bucket {
+    fn first_key_value(&self) -> Option<(&u64, &Stored)> {
+        self.0.front().map(|(seq, stored)| (seq, stored))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&u64, &Stored)> {
+        self.0.iter().map(|(seq, stored)| (seq, stored))
+    }
+
+    fn insert(&mut self, seq: u64, stored: Stored) {
+        if self.0.back().is_none_or(|&(last, _)| last < seq) {
+            self.0.push_back((seq, stored));
+        } else {
+            let at = self.0.partition_point(|&(s, _)| s < seq);
+            self.0.insert(at, (seq, stored));
+        }
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Stored> {
+        let at = if self.0.front().is_some_and(|&(first, _)| first == seq) {
+            0
+        } else {
+            let at = self.0.partition_point(|&(s, _)| s < seq);
+            self.0.get(at).filter(|&&(s, _)| s == seq)?;
+            at
+        };
+        let (_, stored) = self.0.remove(at)?;
+        // Give memory back after a bucket shrinks a lot.
+        if self.0.capacity() > 64 && self.0.len() < self.0.capacity() / 4 {
+            self.0.shrink_to(self.0.len() * 2);
+        }
+        Some(stored)
+    }
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Table {
-    buckets: FastMap<u64, BTreeMap<u64, Stored>>,
-    by_arity: FastMap<usize, BTreeMap<u64, u64>>,
-    expiries: BTreeSet<(u64, u64, u64)>,
+    buckets: FastMap<BucketKey, Bucket>,
+    /// Per arity: (seq of the bucket's oldest tuple, bucket hash).
+    heads: FastMap<usize, BTreeSet<(u64, u64)>>,
+    expiries: BTreeSet<(u64, u64, BucketKey)>,
     len: usize,
 }
 
-/// The index key of a tuple.
-pub(crate) fn tuple_key(tuple: &Tuple) -> u64 {
-    index_key(tuple.len(), tuple.get(0))
+/// The bucket of a tuple.
+pub(crate) fn tuple_key(tuple: &Tuple) -> BucketKey {
+    BucketKey {
+        arity: tuple.len(),
+        hash: index_key(tuple.len(), tuple.get(0)),
+    }
 }
 
 /// The index key shared by every tuple `template` can match, if there is one
@@ -65,28 +122,41 @@ impl Table {
         if let Some(at) = stored.expires_at {
             self.expiries.insert((at, slot.seq, slot.key));
         }
-        self.by_arity
-            .entry(stored.tuple.len())
-            .or_default()
-            .insert(slot.seq, slot.key);
-        self.buckets
-            .entry(slot.key)
-            .or_default()
-            .insert(slot.seq, stored);
+        let bucket = self.buckets.entry(slot.key).or_default();
+        let old_head = bucket.first_key_value().map(|(&seq, _)| seq);
+        bucket.insert(slot.seq, stored);
+        if old_head.is_none_or(|head| slot.seq < head) {
+            let heads = self.heads.entry(slot.key.arity).or_default();
+            if let Some(head) = old_head {
+                heads.remove(&(head, slot.key.hash));
+            }
+            heads.insert((slot.seq, slot.key.hash));
+        }
         self.len += 1;
     }
 
     pub fn remove(&mut self, slot: Slot) -> Option<Stored> {
         let bucket = self.buckets.get_mut(&slot.key)?;
-        let stored = bucket.remove(&slot.seq)?;
-        if bucket.is_empty() {
-            self.buckets.remove(&slot.key);
-        }
-        let arity = stored.tuple.len();
-        if let Some(seqs) = self.by_arity.get_mut(&arity) {
-            seqs.remove(&slot.seq);
-            if seqs.is_empty() {
-                self.by_arity.remove(&arity);
+        let was_head = bucket
+            .first_key_value()
+            .is_some_and(|(&seq, _)| seq == slot.seq);
+        let stored = bucket.remove(slot.seq)?;
+        if was_head {
+            let new_head = bucket.first_key_value().map(|(&seq, _)| seq);
+            if new_head.is_none() {
+                self.buckets.remove(&slot.key);
+            }
+            let arity = slot.key.arity;
+            let heads = self.heads.get_mut(&arity).expect("a bucket has its head");
+            heads.remove(&(slot.seq, slot.key.hash));
+            match new_head {
+                Some(head) => {
+                    heads.insert((head, slot.key.hash));
+                }
+                None if heads.is_empty() => {
+                    self.heads.remove(&arity);
+                }
+                None => {}
             }
         }
         if let Some(at) = stored.expires_at {
@@ -98,7 +168,7 @@ impl Table {
 
     /// Calls `visit` on every live tuple matching `template`, oldest first,
     /// until it breaks. Looks only at the template's bucket when it has a key,
-    /// else at the tuples of its arity.
+    /// else merges the buckets of its arity.
     pub fn visit<'a, B>(
         &'a self,
         template: &Template,
@@ -112,27 +182,58 @@ impl Table {
                 ControlFlow::Continue(())
             }
         };
+        let arity = template.len();
         let flow = match template_key(template) {
-            Some(key) => self
-                .buckets
-                .get(&key)
-                .map_or(ControlFlow::Continue(()), |b| {
-                    b.iter()
-                        .try_for_each(|(&seq, stored)| check(Slot { key, seq }, stored))
-                }),
-            None => self
-                .by_arity
-                .get(&template.len())
-                .map_or(ControlFlow::Continue(()), |seqs| {
-                    seqs.iter().try_for_each(|(&seq, &key)| {
-                        let stored = &self.buckets[&key][&seq];
-                        check(Slot { key, seq }, stored)
+            Some(hash) => {
+                let key = BucketKey { arity, hash };
+                self.buckets
+                    .get(&key)
+                    .map_or(ControlFlow::Continue(()), |b| {
+                        b.iter()
+                            .try_for_each(|(&seq, stored)| check(Slot { key, seq }, stored))
                     })
-                }),
+            }
+            None => self.merge(arity, &mut check),
         };
         match flow {
             ControlFlow::Break(b) => Some(b),
             ControlFlow::Continue(()) => None,
+        }
+    }
+
+    /// Walks every tuple of `arity` oldest first: a k-way merge of the
+    /// buckets, each let in only once the walk reaches its head.
+    fn merge<'a, B>(
+        &'a self,
+        arity: usize,
+        check: &mut impl FnMut(Slot, &'a Stored) -> ControlFlow<B>,
+    ) -> ControlFlow<B> {
+        let Some(heads) = self.heads.get(&arity) else {
+            return ControlFlow::Continue(());
+        };
+        let mut waiting = heads.iter().peekable();
+        let mut runs = Vec::new();
+        let mut next: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
+        loop {
+            while let Some(&&(head, hash)) = waiting.peek() {
+                if next.peek().is_some_and(|Reverse((seq, _))| *seq < head) {
+                    break;
+                }
+                waiting.next();
+                let key = BucketKey { arity, hash };
+                runs.push((key, self.buckets[&key].iter().peekable()));
+                next.push(Reverse((head, runs.len() - 1)));
+            }
+            let Some(Reverse((seq, run))) = next.pop() else {
+                return ControlFlow::Continue(());
+            };
+            let (key, entries) = &mut runs[run];
+            let key = *key;
+            let (_, stored) = entries.next().expect("a queued run has an entry");
+            if let Some(&(&following, _)) = entries.peek() {
+                next.push(Reverse((following, run)));
+            }
+            check(Slot { key, seq }, stored)?;
         }
     }
 
