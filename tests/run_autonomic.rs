@@ -33,13 +33,15 @@ fn policy(extra: &str) -> String {
 }
 
 /// Runs `halley run` on `tasks` lines under `policy` in `dir`, with
-/// `marker` in its environment; returns its exit code and summary.
+/// `marker` and `env` in its environment and `args` after the tasks file;
+/// returns its exit code and summary.
 fn run(
     dir: &Scratch,
     marker: &str,
     tasks: &str,
     policy: &str,
     env: &[(&str, &str)],
+    args: &[&str],
 ) -> (i32, Value) {
     let tasks = dir.write("tasks.txt", tasks);
     let policy = dir.write("policy.toml", policy);
@@ -50,6 +52,7 @@ fn run(
     command
         .arg("run")
         .arg(&tasks)
+        .args(args)
         .arg("--policy")
         .arg(&policy)
         .arg("--out")
@@ -58,9 +61,23 @@ fn run(
         .envs(env.iter().copied())
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr));
-    let output = Guard::spawn(&mut command).wait(Duration::from_secs(180));
-    let log = std::fs::read_to_string(dir.path("stderr")).unwrap_or_default();
-    let code = output.status.code().unwrap_or(-1);
+    let mut run = Guard::spawn(&mut command);
+    let log = || std::fs::read_to_string(dir.path("stderr")).unwrap_or_default();
+    let limit = Duration::from_secs(180);
+    let until = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = run.child().try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "halley run did not finish within {limit:?}: {}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = log();
+    let code = status.code().unwrap_or(-1);
     assert!(code == 0 || code == 1, "exit {code}: {log}");
     (code, summary(&out))
 }
@@ -151,7 +168,7 @@ fn sleeps(count: usize, secs: u32) -> String {
 fn paid_machines_meet_the_deadline_and_are_released() {
     let dir = Scratch::new("auto-deadline");
     let marker = format!("deadline-{}", std::process::id());
-    let (code, summary) = run(&dir, &marker, &sleeps(60, 2), &policy(""), &[]);
+    let (code, summary) = run(&dir, &marker, &sleeps(60, 2), &policy(""), &[], &[]);
     assert_eq!(code, 0, "{summary}");
     assert_eq!(summary["deadline_met"], true);
     assert!(summary["budget_met"].is_null());
@@ -168,7 +185,14 @@ fn paid_machines_meet_the_deadline_and_are_released() {
 fn a_budget_too_small_is_honoured_and_the_missed_deadline_exits_1() {
     let dir = Scratch::new("auto-budget");
     let marker = format!("budget-{}", std::process::id());
-    let (code, summary) = run(&dir, &marker, &sleeps(60, 2), &policy("budget = 0.06"), &[]);
+    let (code, summary) = run(
+        &dir,
+        &marker,
+        &sleeps(60, 2),
+        &policy("budget = 0.06"),
+        &[],
+        &[],
+    );
     assert_eq!(code, 1, "{summary}");
     assert_eq!(summary["deadline_met"], false);
     assert_eq!(summary["budget_met"], true);
@@ -227,6 +251,7 @@ fn command_scripts_start_and_stop_real_workers() {
             ("HALLEY_TEST_BIN", env!("CARGO_BIN_EXE_halley")),
             ("HALLEY_TEST_LOG", log.to_str().unwrap()),
         ],
+        &[],
     );
     assert_eq!(code, 0, "{summary}");
     assert_eq!(summary["deadline_met"], true);
@@ -306,29 +331,18 @@ fn existing_workers_stand_for_the_static_machines() {
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
-    let tasks = dir.write("tasks.txt", &sleeps(4, 1));
-    let policy = dir.write(
-        "policy.toml",
-        "[scaling]\ninterval = \"1s\"\nheartbeat_timeout = \"2s\"\n\
-         [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 1\n",
+    let policy = "[scaling]\ninterval = \"1s\"\nheartbeat_timeout = \"2s\"\n\
+                  [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 1\n";
+    let marker = format!("peer-{}", std::process::id());
+    let (code, summary) = run(
+        &dir,
+        &marker,
+        &sleeps(4, 1),
+        policy,
+        &[],
+        &["--peer", &node.addr],
     );
-    let out = dir.path("out");
-    let output = Guard::spawn(
-        halley()
-            .arg("run")
-            .arg(&tasks)
-            .args(["--peer", &node.addr, "--policy"])
-            .arg(&policy)
-            .arg("--out")
-            .arg(&out),
-    )
-    .wait(Duration::from_secs(60));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary = summary(&out);
+    assert_eq!(code, 0, "{summary}");
     assert_eq!(ran_on(&summary, 4, "campus"), 4);
     for task in summary["tasks"].as_array().unwrap() {
         assert_eq!(task["worker"], "lab-pc");
