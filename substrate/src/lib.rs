@@ -10,6 +10,7 @@ pub mod embedded;
 pub mod keyspace;
 pub mod net;
 pub mod node;
+pub mod overlay;
 pub mod ring;
 pub mod space;
 pub mod store;

@@ -436,6 +436,12 @@ impl Store {
         effects
     }
 
+    /// Copies of the stored tuples (not those under reservation), oldest
+    /// first, with their expiry times: what a peer sends to a new replica.
+    pub fn stored(&self) -> Vec<(Tuple, Option<u64>)> {
+        self.table.copies()
+    }
+
     /// Removes and returns the stored tuples `select` picks, oldest first,
     /// with their expiry times (for handing them to another peer). Reserved
     /// tuples are not included.

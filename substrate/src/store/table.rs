@@ -258,6 +258,20 @@ impl Table {
         self.expiries.first().map(|&(at, _, _)| at)
     }
 
+    /// Copies of every stored tuple (live or not yet collected), oldest
+    /// first, with their expiry times.
+    pub fn copies(&self) -> Vec<(Tuple, Option<u64>)> {
+        let mut all: Vec<(u64, &Stored)> = self
+            .buckets
+            .values()
+            .flat_map(|bucket| bucket.iter().map(|(&seq, stored)| (seq, stored)))
+            .collect();
+        all.sort_unstable_by_key(|&(seq, _)| seq);
+        all.into_iter()
+            .map(|(_, stored)| (stored.tuple.clone(), stored.expires_at))
+            .collect()
+    }
+
     /// Removes and returns the tuples `keep_out` selects, oldest first, with
     /// their expiry times.
     pub fn drain_matching(

@@ -302,3 +302,20 @@ fn drain_matching_takes_tuples_oldest_first_with_expiry() {
     assert_eq!(s.len(), 1);
     assert_eq!(s.next_deadline(), None);
 }
+
+#[test]
+fn stored_copies_every_visible_tuple_oldest_first() {
+    let mut s = Store::new();
+    out(&mut s, tuple!("b", 1_i64));
+    s.out(tuple!("a", 2_i64), Some(99), 0).unwrap();
+    out(&mut s, tuple!(Value::Int(4)));
+    s.reserve(&task("b"), 10, 0).unwrap();
+    assert_eq!(
+        s.stored(),
+        vec![
+            (tuple!("a", 2_i64), Some(99)),
+            (tuple!(Value::Int(4)), None)
+        ]
+    );
+    assert_eq!(s.len(), 2);
+}

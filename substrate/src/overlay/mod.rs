@@ -1,0 +1,161 @@
+//! The overlay: many peers on a ring serving one replicated tuple space.
+//! Sans-io, like the store: a [`Peer`] is one peer's protocol state, fed
+//! [`Event`]s (a client operation, a message from another peer, a timer, a
+//! membership change, a graceful leave) with the time `now`, and answering
+//! with [`Command`]s (send a message, reply to an operation, arm a timer).
+//! The libp2p node drives one `Peer`; the simulation drives thousands.
+//!
+//! Who talks to whom:
+//! - `msg`: events, commands, operations, replies and the peer messages.
+//! - `peer`: the state, the event dispatch, timers.
+//! - `write`: `out`: a tuple is routed hop by hop to its primary, which
+//!   stores it, replicates it to its next R−1 peers and acknowledges once
+//!   they all hold it; the origin re-routes an unacknowledged `out` under
+//!   the same id every `retry_ms`. Replicas' copies and tombstones.
+//! - `query`: the asking side of `in`/`rd`/`scan`/`subscribe`: every
+//!   candidate peer of the template's keyspace cover is asked; offers are
+//!   accepted or declined.
+//! - `serve`: the candidate side: reservations under a lease, parked
+//!   waiters, accept (remove here and at the replicas) and decline,
+//!   subscriptions and their notifications.
+//! - `membership`: a changed view hands tuples over to new primaries, takes
+//!   over a failed predecessor's arc, re-replicates, re-asks candidates; a
+//!   graceful leave hands everything to the successor.
+//!
+//! Tuple identity: every `out` gets a [`TupleId`] (origin peer, sequence).
+//! Inside a peer's store the id travels as a hidden trailing bytes field, so
+//! replicas remove exactly the copy the primary removed; templates get a
+//! trailing `*`, and the field is stripped before a tuple leaves the overlay.
+//! A removed id leaves a tombstone for a while, so a late copy of it (a
+//! handover or replication still in flight) is not brought back.
+//!
+//! Views: each membership change reaches a peer as one event with the new
+//! view and an epoch; messages carry the sender's epoch, and one sent under
+//! a view the receiver has not seen yet waits until it has. Assumptions: a
+//! crashed peer is reported only after messages it sent have arrived
+//! (failure detectors take longer than a message), and fewer than R peers
+//! of one replica set fail before the survivors have re-replicated.
+//!
+//! `sim` (tests only) is the seeded simulation of thousands of peers.
+
+mod membership;
+mod msg;
+mod peer;
+mod query;
+mod serve;
+mod write;
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+pub use msg::{Command, Event, Msg, Op, OpId, OverlayError, Reply};
+pub use peer::Peer;
+
+use crate::template::{Field, Template};
+use crate::tuple::{Tuple, Value};
+
+/// The identity of one written tuple: the peer its `out` entered at and
+/// that peer's sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TupleId {
+    pub origin: u64,
+    pub seq: u64,
+}
+
+impl TupleId {
+    fn to_value(self) -> Value {
+        let mut bytes = self.origin.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&self.seq.to_be_bytes());
+        Value::Bytes(bytes)
+    }
+
+    fn from_value(value: &Value) -> Option<TupleId> {
+        let bytes: &[u8; 16] = value.as_bytes()?.try_into().ok()?;
+        let (origin, seq) = bytes.split_at(8);
+        Some(TupleId {
+            origin: u64::from_be_bytes(origin.try_into().ok()?),
+            seq: u64::from_be_bytes(seq.try_into().ok()?),
+        })
+    }
+}
+
+/// A tuple as peers hold it: the user's fields and the hidden id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tagged {
+    pub id: TupleId,
+    pub tuple: Tuple,
+}
+
+impl Tagged {
+    /// The stored form: the fields with the id appended.
+    fn stored(&self) -> Tuple {
+        let mut fields = self.tuple.fields().to_vec();
+        fields.push(self.id.to_value());
+        Tuple::new(fields)
+    }
+
+    /// Splits a stored tuple back; `None` if it carries no id.
+    fn from_stored(stored: Tuple) -> Option<Tagged> {
+        let mut fields = stored.into_fields();
+        let id = TupleId::from_value(&fields.pop()?)?;
+        Some(Tagged {
+            id,
+            tuple: Tuple::new(fields),
+        })
+    }
+}
+
+/// The stored-form template: `template` with a trailing `*` for the id.
+fn with_id_field(template: &Template) -> Template {
+    let mut fields = template.fields().to_vec();
+    fields.push(Field::Any);
+    Template::new(fields)
+}
+
+/// How a peer behaves; every peer of a space uses the same settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Copies of each tuple: the primary and the next `replicas - 1` peers.
+    pub replicas: usize,
+    /// Keyword fields placed by the keyspace.
+    pub dims: usize,
+    /// Index ranges a template's cover is cut into at most.
+    pub max_ranges: usize,
+    /// How long a candidate holds a tuple it offered.
+    pub lease_ms: u64,
+    /// How long an `out` may wait for its acknowledgement.
+    pub out_timeout_ms: u64,
+    /// How long before an unacknowledged `out` is sent again (same id).
+    pub retry_ms: u64,
+    /// How long a removed id is remembered.
+    pub tombstone_ms: u64,
+    /// Routing hops after which a message is dropped.
+    pub max_hops: u32,
+    /// Successors each peer's router keeps.
+    pub successors: usize,
+    /// Client operations (subscriptions included) pending at one peer at
+    /// most; more fail with [`OverlayError::Busy`].
+    pub max_pending: usize,
+}
+
+impl Default for Config {
+    /// Two replicas, two keyword fields, 16 ranges, 2 s leases, 10 s `out`
+    /// timeout retried every second, 60 s tombstones, 64 hops, 8 successors,
+    /// 4,096 pending operations per peer.
+    fn default() -> Self {
+        Config {
+            replicas: 2,
+            dims: crate::keyspace::DEFAULT_DIMS,
+            max_ranges: 16,
+            lease_ms: 2_000,
+            out_timeout_ms: 10_000,
+            retry_ms: 1_000,
+            tombstone_ms: 60_000,
+            max_hops: 64,
+            successors: 8,
+            max_pending: 4_096,
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! What goes into a [`super::Peer`] and what comes out: events, commands,
+//! the messages peers exchange, client operations and their replies.
+//! Times on the wire are relative (`ttl_ms`, `wait_ms`): peers' clocks differ.
+
+use std::sync::Arc;
+
+use super::{Tagged, TupleId};
+use crate::ring::Ring;
+use crate::store::ReservationId;
+use crate::template::Template;
+use crate::tuple::Tuple;
+
+/// A client operation's id, chosen by the driver, unique at its peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpId(pub u64);
+
+/// A client operation entering the overlay at this peer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Writes a tuple, expiring after `ttl_ms` if set.
+    Out { tuple: Tuple, ttl_ms: Option<u64> },
+    /// Removes one matching tuple, waiting up to `wait_ms` (`None`: forever,
+    /// `Some(0)`: only what is there now).
+    In {
+        template: Template,
+        wait_ms: Option<u64>,
+    },
+    /// Copies one matching tuple, waiting like `In`.
+    Rd {
+        template: Template,
+        wait_ms: Option<u64>,
+    },
+    /// Copies up to `limit` matching tuples from every candidate peer.
+    Scan { template: Template, limit: usize },
+    /// Streams the matching tuples written from now on, one
+    /// [`Reply::Notified`] each, until unsubscribed.
+    Subscribe { template: Template },
+    /// Ends the subscription made by operation `subscription`.
+    Unsubscribe { subscription: OpId },
+}
+
+/// The answer to a client operation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    /// The tuple is held by its primary and live replicas; `hops` is how
+    /// many routing messages it took to reach the primary.
+    Stored { id: TupleId, hops: u32 },
+    /// The tuple an `in` removed or an `rd` read; `None` when the wait ended.
+    Found(Option<Tagged>),
+    /// The tuples a `scan` found, each once, ordered by id.
+    Listed(Vec<Tagged>),
+    /// A tuple written for a subscription (the reply's op is the
+    /// subscription's). A write is notified once; a retried write whose
+    /// first primary crashed may be notified twice.
+    Notified(Tagged),
+    /// The subscription ended (the reply's op is the `Unsubscribe`'s).
+    Ended,
+    /// The operation failed.
+    Failed(OverlayError),
+}
+
+/// Why an operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OverlayError {
+    #[error("no acknowledgement within the timeout")]
+    Timeout,
+    #[error("this peer is leaving the space")]
+    Leaving,
+    #[error("too many operations pending at this peer")]
+    Busy,
+}
+
+/// What a `Peer` is fed.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A client operation.
+    Client { op: OpId, request: Op },
+    /// A message from peer `from`, sent under the view of `epoch`.
+    Message { from: u64, msg: Msg, epoch: u64 },
+    /// A timer armed by [`Command::ArmTimer`] fired (spurious ones are fine).
+    Timer,
+    /// The membership view changed because of `changed` (joined, left or
+    /// found dead); `epoch` numbers the views, growing with each change.
+    /// A message sent under a newer view than the receiver's is held back
+    /// until the receiver has it.
+    View {
+        view: Arc<Ring>,
+        changed: u64,
+        epoch: u64,
+    },
+    /// Leave gracefully: hand everything over; the driver then drops the
+    /// peer and tells the others.
+    Leave,
+}
+
+/// What the driver must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Send `msg`, with the sender's view `epoch` (given back in
+    /// [`Event::Message`]).
+    Send {
+        to: u64,
+        msg: Msg,
+        epoch: u64,
+    },
+    Reply {
+        op: OpId,
+        reply: Reply,
+    },
+    /// Feed [`Event::Timer`] at time `at` (replaces any earlier arming).
+    ArmTimer {
+        at: u64,
+    },
+}
+
+/// What a candidate is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ask {
+    /// Reserve a match and offer it.
+    Take,
+    /// Send a copy of a match.
+    Read,
+    /// Send copies of up to this many matches now.
+    Scan(usize),
+    /// Notify the tuples written from now on.
+    Subscribe,
+}
+
+/// A stored tuple on the wire: the tagged tuple and its time left.
+pub type Wire = (Tagged, Option<u64>);
+
+/// Messages between peers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Msg {
+    /// An `out` on its way to the primary of `index`.
+    Route {
+        index: u64,
+        hops: u32,
+        origin: u64,
+        op: OpId,
+        tuple: Wire,
+    },
+    /// Primary → origin: the `out` is held by all live replicas.
+    Stored {
+        op: OpId,
+        id: TupleId,
+        hops: u32,
+    },
+    /// Primary → replica: keep copies; acknowledge `token` if set.
+    Replicate {
+        tuples: Vec<Wire>,
+        token: Option<u64>,
+    },
+    ReplicaAck {
+        token: u64,
+    },
+    /// Old primary → new primary: the tuples of an arc that moved. With
+    /// `adopt` the receiver stores them as primary whatever its view says
+    /// (a leaving peer's successor, before the view shows it gone).
+    Handover {
+        tuples: Vec<Wire>,
+        adopt: bool,
+    },
+    /// Remove this id everywhere (it was taken).
+    Remove {
+        tuple: Tagged,
+    },
+    /// Requester → candidate.
+    Ask {
+        op: OpId,
+        round: u32,
+        ask: Ask,
+        template: Template,
+        wait_ms: Option<u64>,
+    },
+    /// Candidate → requester: a reserved match.
+    Offer {
+        op: OpId,
+        round: u32,
+        reservation: ReservationId,
+        tuple: Tagged,
+    },
+    /// Candidate → requester: copies of matches (`rd`, `scan`).
+    Copies {
+        op: OpId,
+        round: u32,
+        tuples: Vec<Tagged>,
+    },
+    /// Candidate → requester: nothing matched before the wait ended.
+    NoMatch {
+        op: OpId,
+        round: u32,
+    },
+    Accept {
+        op: OpId,
+        reservation: ReservationId,
+    },
+    Decline {
+        reservation: ReservationId,
+    },
+    /// Candidate → requester: the accepted tuple is removed everywhere.
+    Taken {
+        op: OpId,
+        tuple: Tagged,
+    },
+    /// Candidate → requester: the reservation was gone.
+    AcceptFailed {
+        op: OpId,
+    },
+    /// Requester → candidate: stop waiting for `op` (or end its
+    /// subscription).
+    Cancel {
+        op: OpId,
+    },
+    /// Candidate → subscriber: a matching tuple was written.
+    Notified {
+        op: OpId,
+        tuple: Tagged,
+    },
+}
+
+/// Shared with the routing code: a view the events carry.
+pub(crate) type View = Arc<Ring>;

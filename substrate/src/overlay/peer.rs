@@ -1,0 +1,345 @@
+//! One peer's state, the event dispatch, routing, `out` and replication.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use super::msg::{Ask, View};
+use super::query::Query;
+use super::serve::{Held, Parked};
+use super::write::{Replicating, Writing};
+use super::{Command, Config, Event, Msg, Op, OpId, Reply, Tagged, TupleId};
+use crate::keyspace::Keyspace;
+use crate::ring::{Ring, Router};
+use crate::store::{ReservationId, Store, SubscriptionId, WaiterId};
+use crate::template::Template;
+
+/// Messages from a newer view held back at most.
+const MAX_EARLY: usize = 4_096;
+
+/// One peer of the overlay. See the module docs.
+#[derive(Debug)]
+pub struct Peer {
+    pub(super) id: u64,
+    pub(super) config: Config,
+    pub(super) keyspace: Keyspace,
+    pub(super) view: View,
+    pub(super) router: Option<Router>,
+    /// The stretch of ring whose changes move this peer's tuples: from its
+    /// R-th predecessor to its R-th successor; `None` on small rings.
+    pub(super) span: Option<(u64, u64)>,
+    /// This peer's replica set after itself: its next R−1 peers.
+    pub(super) successors: Vec<u64>,
+    /// The predecessor when the view last concerned this peer.
+    pub(super) predecessor: Option<u64>,
+    /// The tuples this peer is primary for (stored form).
+    pub(super) store: Store,
+    /// Copies held for the arcs this peer is a replica of.
+    pub(super) copies: BTreeMap<TupleId, (Tagged, Option<u64>)>,
+    pub(super) copy_expiries: BTreeSet<(u64, TupleId)>,
+    pub(super) tombstones: BTreeMap<TupleId, u64>,
+    pub(super) tombstone_ends: BTreeSet<(u64, TupleId)>,
+    pub(super) next_seq: u64,
+    pub(super) next_token: u64,
+    pub(super) outs: BTreeMap<OpId, Writing>,
+    pub(super) replicating: BTreeMap<u64, Replicating>,
+    pub(super) queries: BTreeMap<OpId, Query>,
+    pub(super) held: BTreeMap<ReservationId, Held>,
+    pub(super) waiters: BTreeMap<WaiterId, Parked>,
+    pub(super) parked: BTreeMap<(u64, OpId), WaiterId>,
+    /// Other peers' subscriptions registered in the store.
+    pub(super) subscribers: BTreeMap<SubscriptionId, (u64, OpId)>,
+    pub(super) subscribed: BTreeMap<(u64, OpId), SubscriptionId>,
+    pub(super) armed: Option<u64>,
+    /// The epoch of the newest view taken.
+    pub(super) epoch: u64,
+    /// Messages sent under a newer view than this peer's, held back.
+    pub(super) early: Vec<(u64, Msg, u64)>,
+    pub(super) inbox: VecDeque<Msg>,
+    pub(super) commands: Vec<Command>,
+}
+
+impl Peer {
+    /// Peer `id` with membership `view` (which should contain it).
+    pub fn new(
+        id: u64,
+        config: Config,
+        view: Arc<Ring>,
+    ) -> Result<Peer, crate::keyspace::KeyspaceError> {
+        let mut peer = Peer {
+            id,
+            config,
+            keyspace: Keyspace::new(config.dims)?,
+            view,
+            router: None,
+            span: None,
+            successors: Vec::new(),
+            predecessor: None,
+            store: Store::new(),
+            copies: BTreeMap::new(),
+            copy_expiries: BTreeSet::new(),
+            tombstones: BTreeMap::new(),
+            tombstone_ends: BTreeSet::new(),
+            next_seq: 0,
+            next_token: 0,
+            outs: BTreeMap::new(),
+            replicating: BTreeMap::new(),
+            queries: BTreeMap::new(),
+            held: BTreeMap::new(),
+            waiters: BTreeMap::new(),
+            parked: BTreeMap::new(),
+            subscribers: BTreeMap::new(),
+            subscribed: BTreeMap::new(),
+            armed: None,
+            epoch: 0,
+            early: Vec::new(),
+            inbox: VecDeque::new(),
+            commands: Vec::new(),
+        };
+        peer.refresh_neighbourhood();
+        Ok(peer)
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Client operations still in flight here.
+    pub fn pending(&self) -> usize {
+        self.outs.len() + self.queries.len()
+    }
+
+    /// Queries whose accept is in flight: a crash now may lose the tuple
+    /// accepted (taken at its candidate, never delivered).
+    pub fn accepting(&self) -> usize {
+        self.queries.values().filter(|q| q.accepting()).count()
+    }
+
+    /// The ids this peer holds as primary, stored or reserved, in order.
+    pub fn primary_ids(&self) -> Vec<TupleId> {
+        let mut ids: Vec<TupleId> = self
+            .store
+            .stored()
+            .into_iter()
+            .filter_map(|(t, _)| Tagged::from_stored(t))
+            .map(|t| t.id)
+            .chain(self.held.values().map(|h| h.tuple.id))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The ids this peer holds copies of for other primaries, in order.
+    pub fn copy_ids(&self) -> Vec<TupleId> {
+        self.copies.keys().copied().collect()
+    }
+
+    /// The peers a template's operations ask: the owners of its cover.
+    pub fn candidates(&self, template: &Template) -> Vec<u64> {
+        let ranges = self.keyspace.ranges_for(template, self.config.max_ranges);
+        self.view.owners_of(&ranges)
+    }
+
+    /// Feeds one event at time `now`; returns what the driver must do.
+    pub fn handle(&mut self, event: Event, now: u64) -> Vec<Command> {
+        if let Event::View {
+            view,
+            changed,
+            epoch,
+        } = event
+        {
+            self.epoch = self.epoch.max(epoch);
+            // Most changes are far away: only the view and router change.
+            if !self.on_view(view, changed, now) && self.early.is_empty() {
+                return Vec::new();
+            }
+            self.replay_early(now);
+            return self.finish_event(now);
+        }
+        match event {
+            Event::Client { op, request } => self.on_client(op, request, now),
+            Event::Message { from, msg, epoch } if epoch > self.epoch => {
+                // Sent under a view this peer has not seen yet: held back
+                // until it has (beyond the bound, dropped: senders retry).
+                if self.early.len() < MAX_EARLY {
+                    self.early.push((from, msg, epoch));
+                }
+            }
+            Event::Message { from, msg, .. } => self.on_message(from, msg, now),
+            Event::Timer => self.on_timer(now),
+            Event::View { .. } => unreachable!("handled above"),
+            Event::Leave => self.on_leave(now),
+        }
+        self.finish_event(now)
+    }
+
+    fn replay_early(&mut self, now: u64) {
+        let epoch = self.epoch;
+        let (due, later) = std::mem::take(&mut self.early)
+            .into_iter()
+            .partition(|&(_, _, e)| e <= epoch);
+        self.early = later;
+        for (from, msg, _) in due {
+            self.on_message(from, msg, now);
+        }
+    }
+
+    fn finish_event(&mut self, now: u64) -> Vec<Command> {
+        while let Some(msg) = self.inbox.pop_front() {
+            self.on_message(self.id, msg, now);
+        }
+        self.arm();
+        std::mem::take(&mut self.commands)
+    }
+
+    fn on_client(&mut self, op: OpId, request: Op, now: u64) {
+        let ends = matches!(request, Op::Unsubscribe { .. });
+        if !ends && self.pending() >= self.config.max_pending {
+            self.reply(op, Reply::Failed(super::OverlayError::Busy));
+            return;
+        }
+        match request {
+            Op::Out { tuple, ttl_ms } => self.start_out(op, tuple, ttl_ms, now),
+            Op::In { template, wait_ms } => self.start(op, Ask::Take, template, wait_ms, now),
+            Op::Rd { template, wait_ms } => self.start(op, Ask::Read, template, wait_ms, now),
+            Op::Scan { template, limit } => {
+                self.start(op, Ask::Scan(limit), template, Some(0), now)
+            }
+            Op::Subscribe { template } => self.start(op, Ask::Subscribe, template, None, now),
+            Op::Unsubscribe { subscription } => self.unsubscribe(op, subscription),
+        }
+    }
+
+    fn on_message(&mut self, from: u64, msg: Msg, now: u64) {
+        match msg {
+            Msg::Route {
+                index,
+                hops,
+                origin,
+                op,
+                tuple,
+            } => self.route(index, hops, origin, op, tuple, now),
+            Msg::Stored { op, id, hops } => {
+                if self.outs.remove(&op).is_some() {
+                    self.reply(op, Reply::Stored { id, hops });
+                }
+            }
+            Msg::Replicate { tuples, token } => {
+                for wire in tuples {
+                    self.place(wire, false, now);
+                }
+                if let Some(token) = token {
+                    self.send(from, Msg::ReplicaAck { token });
+                }
+            }
+            Msg::ReplicaAck { token } => self.replica_acked(token, from),
+            Msg::Handover { tuples, adopt } => {
+                for wire in tuples {
+                    if adopt {
+                        self.adopt(wire, None, now);
+                    } else {
+                        self.place(wire, true, now);
+                    }
+                }
+            }
+            Msg::Remove { tuple } => self.on_remove(tuple, now),
+            Msg::Ask {
+                op,
+                round,
+                ask,
+                template,
+                wait_ms,
+            } => self.on_ask(from, op, round, ask, template, wait_ms, now),
+            Msg::Offer {
+                op,
+                round,
+                reservation,
+                tuple: _,
+            } => self.on_offer(from, op, round, reservation),
+            Msg::Copies { op, round, tuples } => self.on_copies(from, op, round, tuples),
+            Msg::NoMatch { op, round } => self.on_no_match(from, op, round),
+            Msg::Accept { op, reservation } => self.on_accept(from, op, reservation, now),
+            Msg::Decline { reservation } => self.on_decline(reservation, now),
+            Msg::Taken { op, tuple } => self.on_taken(op, tuple),
+            Msg::AcceptFailed { op } => self.on_accept_failed(op, now),
+            Msg::Cancel { op } => self.on_cancel(from, op),
+            Msg::Notified { op, tuple } => self.on_notified(op, tuple),
+        }
+    }
+
+    fn on_timer(&mut self, now: u64) {
+        self.armed = None;
+        let effects = self.store.tick(now);
+        self.on_effects(effects, now);
+        self.lapse_reservations(now);
+        self.expire_queries(now);
+        let late: Vec<OpId> = self
+            .outs
+            .iter()
+            .filter(|(_, w)| w.deadline <= now)
+            .map(|(&op, _)| op)
+            .collect();
+        for op in late {
+            self.outs.remove(&op);
+            self.reply(op, Reply::Failed(super::OverlayError::Timeout));
+        }
+        self.retry_outs(now);
+        while let Some(&(at, id)) = self.tombstone_ends.first() {
+            if at > now {
+                break;
+            }
+            self.tombstone_ends.pop_first();
+            self.tombstones.remove(&id);
+        }
+        while let Some(&(at, id)) = self.copy_expiries.first() {
+            if at > now {
+                break;
+            }
+            self.copy_expiries.pop_first();
+            self.copies.remove(&id);
+        }
+    }
+
+    /// Arms the timer for the earliest thing due, if that changed.
+    fn arm(&mut self) {
+        let due = [
+            self.store.next_deadline(),
+            self.outs.values().map(|w| w.retry_at.min(w.deadline)).min(),
+            self.queries.values().filter_map(Query::due).min(),
+            self.held.values().map(|h| h.lease_end).min(),
+            self.tombstone_ends.first().map(|&(at, _)| at),
+            self.copy_expiries.first().map(|&(at, _)| at),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        if let Some(at) = due
+            && self.armed != Some(at)
+        {
+            self.armed = Some(at);
+            self.commands.push(Command::ArmTimer { at });
+        }
+    }
+
+    pub(super) fn send(&mut self, to: u64, msg: Msg) {
+        if to == self.id {
+            self.inbox.push_back(msg);
+        } else {
+            let epoch = self.epoch;
+            self.commands.push(Command::Send { to, msg, epoch });
+        }
+    }
+
+    pub(super) fn reply(&mut self, op: OpId, reply: Reply) {
+        self.commands.push(Command::Reply { op, reply });
+    }
+
+    pub(super) fn router(&mut self) -> &Router {
+        let (id, view, successors) = (self.id, &self.view, self.config.successors);
+        self.router
+            .get_or_insert_with(|| Router::from_view(id, view, successors))
+    }
+
+    pub(super) fn forget_router(&mut self) {
+        self.router = None;
+    }
+}

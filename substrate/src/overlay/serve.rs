@@ -1,0 +1,270 @@
+//! The candidate side of `in`, `rd` and `scan`: match now or park a
+//! waiter; reserve under a lease and offer; on accept remove the tuple here
+//! and at the replicas; on decline or a lapsed lease put it back (and hand
+//! it on if the arc moved meanwhile); register subscriptions and forward
+//! their notifications.
+
+use super::msg::Ask;
+use super::{Msg, OpId, Peer, Tagged, with_id_field};
+use crate::store::{Effect, ReservationId, WaitKind};
+use crate::template::Template;
+
+/// A tuple this peer reserved and offered.
+#[derive(Debug)]
+pub(super) struct Held {
+    pub(super) requester: u64,
+    pub(super) tuple: Tagged,
+    pub(super) lease_end: u64,
+}
+
+/// A parked request from another peer's query.
+#[derive(Debug)]
+pub(super) struct Parked {
+    requester: u64,
+    op: OpId,
+    round: u32,
+}
+
+impl Peer {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_ask(
+        &mut self,
+        from: u64,
+        op: OpId,
+        round: u32,
+        ask: Ask,
+        template: Template,
+        wait_ms: Option<u64>,
+        now: u64,
+    ) {
+        self.on_cancel(from, op);
+        let template = with_id_field(&template);
+        let lease_ms = self.config.lease_ms;
+        let kind = match ask {
+            Ask::Take => match self.store.reserve(&template, lease_ms, now) {
+                Some((reservation, stored)) => {
+                    self.offer(from, op, round, reservation, stored, now);
+                    return;
+                }
+                None => WaitKind::Reserve { lease_ms },
+            },
+            Ask::Read => match self.store.read(&template, now) {
+                Some(stored) => {
+                    self.copies_to(from, op, round, vec![stored]);
+                    return;
+                }
+                None => WaitKind::Read,
+            },
+            Ask::Scan(limit) => {
+                let found = self.store.scan(&template, limit, now);
+                self.copies_to(from, op, round, found);
+                return;
+            }
+            Ask::Subscribe => {
+                // Over the store's bound the subscription is not made here.
+                if let Ok(id) = self.store.subscribe(template) {
+                    self.subscribers.insert(id, (from, op));
+                    self.subscribed.insert((from, op), id);
+                }
+                return;
+            }
+        };
+        let parked = match wait_ms {
+            Some(0) => None,
+            _ => self
+                .store
+                .park(template, kind, wait_ms.map(|w| now + w))
+                .ok(),
+        };
+        match parked {
+            Some(waiter) => {
+                let requester = from;
+                self.waiters.insert(
+                    waiter,
+                    Parked {
+                        requester,
+                        op,
+                        round,
+                    },
+                );
+                self.parked.insert((from, op), waiter);
+            }
+            None => self.send(from, Msg::NoMatch { op, round }),
+        }
+    }
+
+    fn offer(
+        &mut self,
+        to: u64,
+        op: OpId,
+        round: u32,
+        reservation: ReservationId,
+        stored: crate::tuple::Tuple,
+        now: u64,
+    ) {
+        let Some(tuple) = Tagged::from_stored(stored) else {
+            return;
+        };
+        let lease_end = now + self.config.lease_ms;
+        let held = Held {
+            requester: to,
+            tuple: tuple.clone(),
+            lease_end,
+        };
+        self.held.insert(reservation, held);
+        let msg = Msg::Offer {
+            op,
+            round,
+            reservation,
+            tuple,
+        };
+        self.send(to, msg);
+    }
+
+    fn copies_to(&mut self, to: u64, op: OpId, round: u32, stored: Vec<crate::tuple::Tuple>) {
+        let tuples = stored.into_iter().filter_map(Tagged::from_stored).collect();
+        self.send(to, Msg::Copies { op, round, tuples });
+    }
+
+    /// Carries out the store's effects: wakes become offers or copies,
+    /// timeouts become `NoMatch`. The overlay makes no store subscriptions.
+    pub(super) fn on_effects(&mut self, effects: Vec<Effect>, now: u64) {
+        for effect in effects {
+            match effect {
+                Effect::Wake {
+                    waiter,
+                    tuples,
+                    reservation,
+                } => {
+                    let Some(p) = self.unpark(waiter) else {
+                        continue;
+                    };
+                    match reservation {
+                        Some(r) => {
+                            let stored = tuples.into_iter().next().expect("one reserved tuple");
+                            self.offer(p.requester, p.op, p.round, r, stored, now);
+                        }
+                        None => self.copies_to(p.requester, p.op, p.round, tuples),
+                    }
+                }
+                Effect::TimedOut { waiter } => {
+                    if let Some(p) = self.unpark(waiter) {
+                        let msg = Msg::NoMatch {
+                            op: p.op,
+                            round: p.round,
+                        };
+                        self.send(p.requester, msg);
+                    }
+                }
+                Effect::Notify {
+                    subscription,
+                    tuple,
+                } => {
+                    if let Some(&(to, op)) = self.subscribers.get(&subscription)
+                        && let Some(tuple) = Tagged::from_stored(tuple)
+                    {
+                        self.send(to, Msg::Notified { op, tuple });
+                    }
+                }
+            }
+        }
+    }
+
+    fn unpark(&mut self, waiter: crate::store::WaiterId) -> Option<Parked> {
+        let p = self.waiters.remove(&waiter)?;
+        self.parked.remove(&(p.requester, p.op));
+        Some(p)
+    }
+
+    pub(super) fn on_cancel(&mut self, from: u64, op: OpId) {
+        if let Some(waiter) = self.parked.remove(&(from, op)) {
+            self.waiters.remove(&waiter);
+            self.store.unpark(waiter);
+        }
+        if let Some(id) = self.subscribed.remove(&(from, op)) {
+            self.subscribers.remove(&id);
+            self.store.unsubscribe(id);
+        }
+    }
+
+    pub(super) fn on_accept(&mut self, from: u64, op: OpId, reservation: ReservationId, now: u64) {
+        let mine = self
+            .held
+            .get(&reservation)
+            .is_some_and(|h| h.requester == from);
+        if !mine || self.store.accept(reservation).is_none() {
+            self.send(from, Msg::AcceptFailed { op });
+            return;
+        }
+        let held = self.held.remove(&reservation).expect("checked");
+        self.tombstone(held.tuple.id, now);
+        let index = self.index_of(&held.tuple);
+        for to in self.view.replicas(index, self.config.replicas) {
+            if to != self.id {
+                self.send(
+                    to,
+                    Msg::Remove {
+                        tuple: held.tuple.clone(),
+                    },
+                );
+            }
+        }
+        self.send(
+            from,
+            Msg::Taken {
+                op,
+                tuple: held.tuple,
+            },
+        );
+    }
+
+    pub(super) fn on_decline(&mut self, reservation: ReservationId, now: u64) {
+        if let Some(held) = self.held.remove(&reservation) {
+            let effects = self.store.decline(reservation, now);
+            self.on_effects(effects, now);
+            self.rehome(&held.tuple, now);
+        }
+    }
+
+    /// Forgets reservations whose lease the store has let lapse.
+    pub(super) fn lapse_reservations(&mut self, now: u64) {
+        let lapsed: Vec<ReservationId> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.lease_end <= now)
+            .map(|(&r, _)| r)
+            .collect();
+        for r in lapsed {
+            let held = self.held.remove(&r).expect("listed");
+            self.rehome(&held.tuple, now);
+        }
+    }
+
+    /// Hands a tuple back in the store on to its owner if this peer's arc
+    /// moved while it was reserved.
+    fn rehome(&mut self, tuple: &Tagged, now: u64) {
+        let index = self.index_of(tuple);
+        if self.view.owner(index) == Some(self.id) {
+            return;
+        }
+        let stored = tuple.stored();
+        let back = self.store.drain_matching(|t| *t == stored);
+        self.hand_over(back, now);
+    }
+
+    /// A taken tuple: drop every copy here and remember the id.
+    pub(super) fn on_remove(&mut self, tuple: Tagged, now: u64) {
+        self.tombstone(tuple.id, now);
+        let exact = Template::exact(&tuple.stored());
+        if !self.store.take(&exact, 1, now).is_empty() {
+            for to in self.successors.clone() {
+                self.send(
+                    to,
+                    Msg::Remove {
+                        tuple: tuple.clone(),
+                    },
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! A seeded, deterministic simulation of the overlay: N peers, a message
+//! queue with random delays on a virtual clock, random client operations at
+//! random peers, and churn (joins, graceful leaves, crashes). Each
+//! membership change reaches every peer at once; a crash or leave is
+//! announced `DETECT_MS` after it happened (the failure detector's delay).
+//! Changes are spaced so that no two hit the same replica neighbourhood
+//! within `SETTLE_MS`: fewer than R copies of an arc are ever lost at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::{Command, Config, Event, Msg, Op, OpId, OverlayError, Peer, Reply, TupleId};
+use crate::keyspace::Keyspace;
+use crate::ring::Ring;
+use crate::template::{Field, Template};
+use crate::tuple::{Tuple, Value};
+
+const DETECT_MS: u64 = 500;
+const SETTLE_MS: u64 = 1_500;
+const MAX_DELAY_MS: u64 = 20;
+
+/// SplitMix64: the simulation's only source of randomness.
+pub(super) struct Rng(pub(super) u64);
+
+impl Rng {
+    pub(super) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub(super) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[derive(Debug)]
+enum Item {
+    Deliver {
+        to: u64,
+        from: u64,
+        msg: Msg,
+        epoch: u64,
+    },
+    Timer {
+        peer: u64,
+    },
+    Client {
+        peer: u64,
+        op: OpId,
+    },
+    Churn,
+    Gone {
+        peer: u64,
+    },
+}
+
+/// What a run did, for the assertions and the report.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Outcome {
+    pub(super) outs_acked: usize,
+    /// Outs that timed out.
+    pub(super) outs_failed: usize,
+    /// Outs whose peer left before they were acknowledged.
+    pub(super) outs_left: usize,
+    pub(super) ins_found: usize,
+    pub(super) ins_empty: usize,
+    pub(super) rds_found: usize,
+    pub(super) scanned: usize,
+    pub(super) hops: u64,
+    pub(super) routed: u64,
+    pub(super) joins: usize,
+    pub(super) leaves: usize,
+    pub(super) crashes: usize,
+    pub(super) peers_at_end: usize,
+    pub(super) tuples_at_end: usize,
+    pub(super) digest: u64,
+}
+
+impl Outcome {
+    pub(super) fn mean_hops(&self) -> f64 {
+        self.hops as f64 / self.routed.max(1) as f64
+    }
+}
+
+/// The parameters of one run.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Plan {
+    pub(super) seed: u64,
+    pub(super) peers: usize,
+    pub(super) ops: usize,
+    /// Membership changes during the run.
+    pub(super) churn: usize,
+    /// Virtual milliseconds over which operations and churn are spread.
+    pub(super) span_ms: u64,
+}
+
+pub(super) struct Sim {
+    config: Config,
+    keyspace: Keyspace,
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    ring: Arc<Ring>,
+    /// Views broadcast so far.
+    epoch: u64,
+    peers: BTreeMap<u64, Peer>,
+    queue: BTreeMap<(u64, u64), Item>,
+    /// Recent membership changes: (time, id).
+    recent: Vec<(u64, u64)>,
+    written: Vec<Tuple>,
+    kinds: BTreeMap<(u64, OpId), char>,
+    acked: BTreeSet<TupleId>,
+    /// Acknowledged outs with a TTL, all expired by the end of the run.
+    expiring: BTreeSet<TupleId>,
+    taken: BTreeMap<TupleId, u32>,
+    outcome: Outcome,
+}
+
+impl Sim {
+    pub(super) fn new(seed: u64, peers: usize, config: Config) -> Sim {
+        let mut rng = Rng(seed);
+        let ring: Ring = (0..peers).map(|_| rng.next()).collect();
+        let ring = Arc::new(ring);
+        let peers = ring
+            .iter()
+            .map(|id| {
+                (
+                    id,
+                    Peer::new(id, config, Arc::clone(&ring)).expect("valid dims"),
+                )
+            })
+            .collect();
+        Sim {
+            config,
+            keyspace: Keyspace::new(config.dims).expect("valid dims"),
+            rng,
+            now: 0,
+            seq: 0,
+            ring,
+            epoch: 0,
+            peers,
+            queue: BTreeMap::new(),
+            recent: Vec::new(),
+            written: Vec::new(),
+            kinds: BTreeMap::new(),
+            acked: BTreeSet::new(),
+            expiring: BTreeSet::new(),
+            taken: BTreeMap::new(),
+            outcome: Outcome::default(),
+        }
+    }
+
+    fn push(&mut self, at: u64, item: Item) {
+        self.seq += 1;
+        self.queue.insert((at, self.seq), item);
+    }
+
+    /// Runs a plan to quiescence and checks the invariants.
+    pub(super) fn run(plan: Plan, config: Config) -> Outcome {
+        let mut sim = Sim::new(plan.seed, plan.peers, config);
+        for n in 0..plan.ops {
+            let at = sim.rng.below(plan.span_ms);
+            let peer = sim.random_peer();
+            sim.push(
+                at,
+                Item::Client {
+                    peer,
+                    op: OpId(n as u64),
+                },
+            );
+        }
+        for n in 0..plan.churn {
+            let at =
+                plan.span_ms / 10 + n as u64 * (plan.span_ms * 8 / 10) / plan.churn.max(1) as u64;
+            sim.push(at, Item::Churn);
+        }
+        while let Some(((at, _), item)) = sim.queue.pop_first() {
+            sim.now = at;
+            sim.step(item);
+        }
+        sim.check();
+        sim.outcome
+    }
+
+    fn random_peer(&mut self) -> u64 {
+        // The owner of a random index: a peer chosen in proportion to its
+        // arc, in O(log N).
+        let index = self.rng.next();
+        self.ring.owner(index).expect("a non-empty ring")
+    }
+
+    fn step(&mut self, item: Item) {
+        match item {
+            Item::Deliver {
+                to,
+                from,
+                msg,
+                epoch,
+            } => self.feed(to, Event::Message { from, msg, epoch }),
+            Item::Timer { peer } => self.feed(peer, Event::Timer),
+            Item::Client { peer, op } => {
+                let (kind, request) = self.random_op();
+                let peer = if self.peers.contains_key(&peer) {
+                    peer
+                } else {
+                    self.random_peer()
+                };
+                if !self.peers.contains_key(&peer) {
+                    return;
+                }
+                self.kinds.insert((peer, op), kind);
+                self.feed(peer, Event::Client { op, request });
+            }
+            Item::Churn => self.churn(),
+            Item::Gone { peer } => {
+                let mut ring = (*self.ring).clone();
+                ring.remove(peer);
+                self.ring = Arc::new(ring);
+                self.broadcast(peer);
+            }
+        }
+    }
+
+    fn feed(&mut self, to: u64, event: Event) {
+        let now = self.now;
+        let Some(peer) = self.peers.get_mut(&to) else {
+            return;
+        };
+        let commands = peer.handle(event, now);
+        self.apply(to, commands);
+    }
+
+    fn apply(&mut self, from: u64, commands: Vec<Command>) {
+        for command in commands {
+            match command {
+                Command::Send { to, msg, epoch } => {
+                    let at = self.now + 1 + self.rng.below(MAX_DELAY_MS);
+                    self.push(
+                        at,
+                        Item::Deliver {
+                            to,
+                            from,
+                            msg,
+                            epoch,
+                        },
+                    );
+                }
+                Command::ArmTimer { at } => self.push(at.max(self.now), Item::Timer { peer: from }),
+                Command::Reply { op, reply } => self.record(from, op, reply),
+            }
+        }
+    }
+
+    fn record(&mut self, peer: u64, op: OpId, reply: Reply) {
+        let kind = self.kinds.remove(&(peer, op)).expect("a reply per op");
+        let line = format!("{} {peer} {} {kind} {reply:?}", self.now, op.0);
+        self.outcome.digest = fnv(self.outcome.digest, line.as_bytes());
+        match (kind, reply) {
+            ('o' | 't', Reply::Stored { id, hops }) => {
+                self.outcome.outs_acked += 1;
+                self.outcome.hops += u64::from(hops);
+                self.outcome.routed += 1;
+                let set = if kind == 't' {
+                    &mut self.expiring
+                } else {
+                    &mut self.acked
+                };
+                assert!(set.insert(id), "{id:?} acknowledged twice");
+            }
+            ('o' | 't', Reply::Failed(OverlayError::Timeout)) => self.outcome.outs_failed += 1,
+            ('o' | 't', Reply::Failed(OverlayError::Leaving)) => self.outcome.outs_left += 1,
+            ('s', Reply::Listed(found)) => {
+                self.outcome.scanned += found.len();
+                assert!(
+                    found.windows(2).all(|w| w[0].id < w[1].id),
+                    "a scan repeats a tuple"
+                );
+            }
+            ('i', Reply::Found(Some(t))) => {
+                self.outcome.ins_found += 1;
+                *self.taken.entry(t.id).or_default() += 1;
+            }
+            ('i', Reply::Found(None) | Reply::Failed(_)) => self.outcome.ins_empty += 1,
+            ('r', Reply::Found(found)) => self.outcome.rds_found += usize::from(found.is_some()),
+            ('r' | 's', Reply::Failed(_)) => {}
+            (kind, reply) => panic!("unexpected reply {reply:?} to a {kind}"),
+        }
+    }
+
+    /// Outs (half, one in eight with a TTL), ins (a third, half of them
+    /// blocking), rds and scans; templates name a written tuple's keywords
+    /// exactly, or range over the second.
+    fn random_op(&mut self) -> (char, Op) {
+        let roll = self.rng.below(24);
+        if roll < 12 || self.written.is_empty() {
+            // Hot string keys crowd a few peers; random ints spread over all.
+            let key = match self.rng.below(2) {
+                0 => Value::Str(format!("k{}", self.rng.below(40))),
+                _ => Value::Int(self.rng.next() as i64),
+            };
+            let tuple = Tuple::new(vec![
+                key,
+                Value::Int(self.rng.below(1_000) as i64),
+                Value::Int(self.rng.next() as i64),
+            ]);
+            self.written.push(tuple.clone());
+            if self.rng.below(8) == 0 {
+                let ttl_ms = Some(500 + self.rng.below(2_000));
+                return ('t', Op::Out { tuple, ttl_ms });
+            }
+            return (
+                'o',
+                Op::Out {
+                    tuple,
+                    ttl_ms: None,
+                },
+            );
+        }
+        let like = self.written[self.rng.below(self.written.len() as u64) as usize].clone();
+        let first = Field::Actual(like.fields()[0].clone());
+        let second = if self.rng.below(4) == 0 {
+            let lo = self.rng.below(900) as i64;
+            let range = crate::template::Range::new(Value::Int(lo), Value::Int(lo + 100), false);
+            Field::Range(range.expect("ints"))
+        } else {
+            Field::Actual(like.fields()[1].clone())
+        };
+        let template = Template::new(vec![first, second, Field::Any]);
+        let wait_ms = if self.rng.below(2) == 0 {
+            Some(0)
+        } else {
+            Some(3_000)
+        };
+        match roll {
+            12..20 => ('i', Op::In { template, wait_ms }),
+            20..23 => ('r', Op::Rd { template, wait_ms }),
+            _ => (
+                's',
+                Op::Scan {
+                    template,
+                    limit: 100,
+                },
+            ),
+        }
+    }
+
+    fn churn(&mut self) {
+        let r = self.config.replicas;
+        for _ in 0..50 {
+            let kind = self.rng.below(3);
+            let id = match kind {
+                0 => self.rng.next(),
+                _ => self.victim(),
+            };
+            // A leave fails the operations pending at the peer and a crash
+            // drops them, which is fine, but not while an accept is in
+            // flight: the tuple would be taken and never delivered.
+            let busy = kind != 0 && self.peers.get(&id).is_none_or(|p| p.accepting() > 0);
+            if busy || !self.quiet_around(id, r) {
+                continue;
+            }
+            self.recent.push((self.now, id));
+            match kind {
+                0 => {
+                    let mut ring = (*self.ring).clone();
+                    ring.insert(id);
+                    self.ring = Arc::new(ring);
+                    let peer =
+                        Peer::new(id, self.config, Arc::clone(&self.ring)).expect("valid dims");
+                    self.peers.insert(id, peer);
+                    self.broadcast(id);
+                    self.outcome.joins += 1;
+                }
+                1 => {
+                    self.feed(id, Event::Leave);
+                    self.peers.remove(&id);
+                    self.push(self.now + DETECT_MS, Item::Gone { peer: id });
+                    self.outcome.leaves += 1;
+                }
+                _ => {
+                    self.peers.remove(&id);
+                    self.kinds.retain(|&(p, _), _| p != id);
+                    self.push(self.now + DETECT_MS, Item::Gone { peer: id });
+                    self.outcome.crashes += 1;
+                }
+            }
+            return;
+        }
+        panic!("no quiet place for a membership change at {}", self.now);
+    }
+
+    /// A random peer, or half the time the primary of a random written
+    /// tuple: changes that move tuples are the ones worth testing.
+    fn victim(&mut self) -> u64 {
+        if self.written.is_empty() || self.rng.below(2) == 0 {
+            return self.random_peer();
+        }
+        let n = self.rng.below(self.written.len() as u64) as usize;
+        let index = self.keyspace.index_of(&self.written[n]);
+        self.ring.owner(index).expect("a non-empty ring")
+    }
+
+    /// Whether no change in the last `SETTLE_MS` lies within `r` peers of `id`.
+    fn quiet_around(&mut self, id: u64, r: usize) -> bool {
+        let now = self.now;
+        self.recent.retain(|&(at, _)| at + SETTLE_MS > now);
+        let mut before = id;
+        for _ in 0..r + 1 {
+            before = self.ring.predecessor(before).unwrap_or(before);
+        }
+        let after = self
+            .ring
+            .successors(id, r + 1)
+            .last()
+            .copied()
+            .unwrap_or(id);
+        let reach = after.wrapping_sub(before);
+        self.recent
+            .iter()
+            .all(|&(_, c)| c.wrapping_sub(before) > reach)
+    }
+
+    fn broadcast(&mut self, changed: u64) {
+        self.epoch += 1;
+        let (now, epoch) = (self.now, self.epoch);
+        let mut busy = Vec::new();
+        for (&id, peer) in &mut self.peers {
+            let view = Arc::clone(&self.ring);
+            let event = Event::View {
+                view,
+                changed,
+                epoch,
+            };
+            let commands = peer.handle(event, now);
+            if !commands.is_empty() {
+                busy.push((id, commands));
+            }
+        }
+        for (id, commands) in busy {
+            self.apply(id, commands);
+        }
+    }
+
+    /// The invariants after quiescence.
+    fn check(&mut self) {
+        assert!(self.kinds.is_empty(), "unanswered: {:?}", self.kinds);
+        for (id, &n) in &self.taken {
+            assert_eq!(n, 1, "{id:?} taken {n} times");
+        }
+        let mut held: BTreeMap<TupleId, u64> = BTreeMap::new();
+        for (&p, peer) in &self.peers {
+            for id in peer.primary_ids() {
+                assert!(held.insert(id, p).is_none(), "{id:?} held by two primaries");
+            }
+        }
+        for id in &self.acked {
+            let present = held.contains_key(id);
+            let taken = self.taken.contains_key(id);
+            assert!(present != taken, "{id:?}: present {present}, taken {taken}");
+        }
+        for id in self.taken.keys() {
+            assert!(!held.contains_key(id), "{id:?} taken and still held");
+        }
+        for id in &self.expiring {
+            assert!(!held.contains_key(id), "{id:?} outlived its TTL");
+        }
+        let r = self.config.replicas;
+        let mut copies = 0;
+        for (&p, peer) in &self.peers {
+            copies += peer.copy_ids().len();
+            for id in peer.copy_ids() {
+                let primary = held.get(&id).copied();
+                let expected = primary.is_some_and(|q| self.ring.successors(q, r - 1).contains(&p));
+                assert!(
+                    expected,
+                    "{id:?} copied at {p:#x}, primary {primary:x?}, acked {}, taken {}",
+                    self.acked.contains(&id),
+                    self.taken.contains_key(&id)
+                );
+            }
+        }
+        for (id, &p) in &held {
+            for s in self.ring.successors(p, r - 1) {
+                let copied = self.peers[&s].copy_ids().contains(id);
+                assert!(copied, "{id:?} held at {p:#x} has no copy at {s:#x}");
+            }
+        }
+        let wanted = held.len() * (r - 1).min(self.ring.len() - 1);
+        assert_eq!(copies, wanted, "replica copies after quiescence");
+        self.outcome.peers_at_end = self.peers.len();
+        self.outcome.tuples_at_end = held.len();
+        let end = format!("{:?}", (self.outcome.peers_at_end, held.len(), copies));
+        self.outcome.digest = fnv(self.outcome.digest, end.as_bytes());
+    }
+}
+
+fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+    if hash == 0 {
+        hash = 0xcbf2_9ce4_8422_2325;
+    }
+    for &b in bytes {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
