@@ -13,6 +13,10 @@
 //! goes back with its original age. The lease is a last resort that returns
 //! the tuple even if neither happens.
 //!
+//! Bounds: the store's [`Limits`] (tuples, waiters, subscriptions; a full
+//! space refuses `out` with [`SpaceError::Refused`]), 1,024 unread
+//! notifications per subscriber, a 60 s lease on a tuple handed to a take.
+//!
 //! The clock is `tokio::time::Instant` (milliseconds since the space was
 //! made), so tests can pause time. A subscriber that does not keep up loses
 //! notifications (counted in [`EmbeddedSpace::dropped_notifications`]); it
@@ -316,6 +320,8 @@ impl Drop for Pending {
             let now = self.shared.now();
             let effects = state.store.decline(id, now);
             state.apply(effects, now);
+            // The tuple may have gone to another taker under a new lease.
+            state.rearm(&self.shared.timer);
         }
     }
 }

@@ -256,3 +256,25 @@ async fn a_huge_timeout_waits_like_none() {
     let (got, ()) = tokio::join!(take, out);
     assert_eq!(got.unwrap(), Some(tuple!("job", 3_i64, 3_i64)));
 }
+
+#[tokio::test]
+async fn a_tuple_declined_by_a_dropped_take_goes_to_the_next_taker() {
+    let space = EmbeddedSpace::new();
+    let mut first = Box::pin(space.take(job(), None));
+    assert!(futures::poll!(&mut first).is_pending());
+    let second = tokio::spawn({
+        let space = space.clone();
+        async move { space.take(job(), Some(Duration::from_secs(5))).await }
+    });
+    while space.shared.lock().store.waiting() < 2 {
+        tokio::task::yield_now().await;
+    }
+    space.out(tuple!("job", 4_i64, 4_i64)).await.unwrap();
+    drop(first);
+    assert_eq!(
+        second.await.unwrap().unwrap(),
+        Some(tuple!("job", 4_i64, 4_i64))
+    );
+    assert!(space.is_empty());
+    assert_eq!(space.shared.lock().store.reserved(), 0);
+}

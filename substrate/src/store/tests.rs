@@ -319,3 +319,31 @@ fn stored_copies_every_visible_tuple_oldest_first() {
     );
     assert_eq!(s.len(), 2);
 }
+
+#[test]
+fn taking_and_returning_from_the_middle_keeps_age_order() {
+    let mut s = Store::new();
+    for i in 0..5 {
+        out(&mut s, tuple!("a", i as i64));
+    }
+    let middle = tpl(vec![
+        Field::Actual("a".into()),
+        Field::Actual(Value::Int(2)),
+    ]);
+    let (id, t) = s.reserve(&middle, 10, 0).unwrap();
+    assert_eq!(t, tuple!("a", 2_i64));
+    let third = tpl(vec![
+        Field::Actual("a".into()),
+        Field::Actual(Value::Int(3)),
+    ]);
+    assert_eq!(s.take(&third, 1, 0), vec![tuple!("a", 3_i64)]);
+    assert!(s.decline(id, 1).is_empty());
+    let all: Vec<i64> = s
+        .scan(&task("a"), 10, 1)
+        .iter()
+        .filter_map(|t| t.get(1).and_then(Value::as_int))
+        .collect();
+    assert_eq!(all, vec![0, 1, 2, 4]);
+    let by_arity: Vec<Tuple> = s.scan(&any2(), 10, 1);
+    assert_eq!(by_arity, s.scan(&task("a"), 10, 1));
+}
