@@ -45,6 +45,12 @@ impl Providers {
         }
     }
 
+    /// Machines of either provider not yet seen to end: zero once
+    /// everything [`Provider::stop`]ped is gone (poll [`Provider::gone`]).
+    pub fn alive(&self) -> usize {
+        self.local.alive() + self.command.alive()
+    }
+
     fn of(&mut self, kind: ProviderKind) -> Option<&mut dyn Provider> {
         match kind {
             ProviderKind::Static => None,
@@ -118,6 +124,7 @@ mod tests {
         );
         p.start(MachineId(1), &policy.resources[1], 0.0).unwrap();
         p.start(MachineId(2), &policy.resources[2], 0.0).unwrap();
+        assert_eq!(p.alive(), 2);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let mut gone = Vec::new();
         while gone.len() < 2 && std::time::Instant::now() < deadline {
@@ -130,5 +137,6 @@ mod tests {
             [MachineId(1), MachineId(2)],
             "the worker exited; the start script failed"
         );
+        assert_eq!(p.alive(), 0);
     }
 }

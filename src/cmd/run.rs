@@ -1,15 +1,18 @@
 //! `halley run <tasks-file>`: a bag of shell commands, one a line.
 //!
-//! Without `--peer` it starts an embedded space, serves it on 127.0.0.1 (a
-//! free port) and starts the policy's `static` workers as local `halley
-//! worker` processes (the built-in policy: one per core); with `--peer` it
-//! submits to that space and starts no workers unless `--workers` says so
-//! (static workers exist already). `--workers <n>` replaces the policy's
-//! workers with n local ones. The
-//! workers come from a [`pool::WorkerPool`], the seam where the autonomic
-//! manager plugs in. Outputs go to `--out` (default `halley-out/` in the
-//! current directory): `tasks/<id>.out`, `tasks/<id>.err`, `summary.json`.
+//! Without `--peer` it starts an embedded space and serves it on 127.0.0.1
+//! (a free port); with `--peer` it submits to that space. The workers come
+//! from the autonomic manager under `--policy` (default: the built-in
+//! policy, this machine's cores) through a [`pool::WorkerPool`]: the
+//! `static` classes' workers start with the job (with `--peer` they exist
+//! already, unless `--workers` says how many to start), paid classes scale
+//! out and in as the policy says. Outputs go to `--out` (default
+//! `halley-out/` in the current directory): `tasks/<id>.out`,
+//! `tasks/<id>.err`, `summary.json` (with the cost, whether the deadline and
+//! the budget were met, and the manager's decisions). Exit 1 when the
+//! deadline was missed.
 
+mod managed;
 mod pool;
 mod progress;
 mod summary;
@@ -25,9 +28,10 @@ use halley_substrate::embedded::EmbeddedSpace;
 use halley_substrate::node::Node;
 use tokio::time::Instant;
 
-use crate::exit::{Failure, Outcome, SUCCESS};
-use halley_autonomic::policy::{Policy, ProviderKind};
-use pool::{Class, FixedPool, WorkerPool};
+use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
+use halley_autonomic::policy::{Objective, Policy, ProviderKind};
+use managed::ManagedPool;
+use pool::WorkerPool;
 use progress::Display;
 use summary::{Outputs, Summary};
 
@@ -47,15 +51,17 @@ pub struct Args {
     /// Print summary.json on stdout at the end.
     #[arg(long)]
     pub json: bool,
-    /// Local worker processes to start (default: one per core without
-    /// `--peer`, none with it).
+    /// Workers of the policy's first `static` class to start with the job
+    /// (default: its `count` without `--peer`; none with it, the static
+    /// workers existing already).
     #[arg(long)]
-    pub workers: Option<usize>,
+    pub workers: Option<u32>,
 }
 
 /// What one run needs besides its space.
 struct Job<'a> {
     commands: Vec<String>,
+    objective: Objective,
     out: &'a Path,
     json: bool,
 }
@@ -70,28 +76,22 @@ pub fn run(args: Args) -> Outcome {
             "{file}: no tasks (expected one shell command a line; empty and # lines are skipped)"
         )));
     }
-    let policy = match &args.policy {
-        Some(file) => Policy::load(file).map_err(Failure::bad_input)?,
+    let mut policy = match &args.policy {
+        Some(path) => Policy::load(path).map_err(Failure::bad_input)?,
         None => Policy::builtin(),
     };
-    let classes = match args.workers {
-        Some(count) => vec![Class {
-            resource: "local".into(),
-            count,
-            slots: 1,
-        }],
-        None if args.peer.is_some() => Vec::new(),
-        None => static_classes(&policy),
-    };
-    if policy
-        .resources
-        .iter()
-        .any(|r| r.provider != ProviderKind::Static)
+    if let Some(n) = args.workers
+        && let Some(class) = policy
+            .resources
+            .iter_mut()
+            .find(|r| r.provider == ProviderKind::Static)
     {
-        tracing::warn!("the policy's paid classes are not scaled yet: only its static workers run");
+        class.count = Some(n);
     }
+    let start_static = args.peer.is_none() || args.workers.is_some();
     let job = Job {
         commands,
+        objective: policy.objective.clone(),
         out: &args.out,
         json: args.json,
     };
@@ -104,7 +104,7 @@ pub fn run(args: Args) -> Outcome {
         match &args.peer {
             Some(peer) => {
                 let space = super::worker::connect(peer, None).await?;
-                drive(space, peer, FixedPool::new(classes), job).await
+                drive(space, peer, ManagedPool::new(policy, start_static), job).await
             }
             None => {
                 let space = EmbeddedSpace::new();
@@ -115,26 +115,13 @@ pub fn run(args: Args) -> Outcome {
                     Failure::unreachable(anyhow!(e).context("cannot serve the embedded space"))
                 })?;
                 let peer = node.address().to_string();
-                let outcome = drive(space, &peer, FixedPool::new(classes), job).await;
+                let outcome =
+                    drive(space, &peer, ManagedPool::new(policy, start_static), job).await;
                 node.stop().await;
                 outcome
             }
         }
     })
-}
-
-/// The policy's static classes: the workers started with an embedded job.
-fn static_classes(policy: &Policy) -> Vec<Class> {
-    policy
-        .resources
-        .iter()
-        .filter(|r| r.provider == ProviderKind::Static)
-        .map(|r| Class {
-            resource: r.name.clone(),
-            count: r.limit() as usize,
-            slots: r.slots as usize,
-        })
-        .collect()
 }
 
 /// Submits the bag, starts the workers, collects one result per task.
@@ -152,10 +139,13 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
         .submit(job.commands.iter().map(|c| c.as_bytes().to_vec()))
         .await
         .map_err(|e| Failure::unreachable(anyhow!(e).context("cannot submit the tasks")))?;
-    pool.start(peer, &id).map_err(Failure::unreachable)?;
     let mut display = Display::new(total);
+    let first = pool.start(peer, &id).map_err(Failure::unreachable)?;
+    for decision in &first {
+        display.log(&decision.to_string());
+    }
+    let mut status = pool.status(&master.progress());
     let mut records = Vec::with_capacity(total);
-    let mut decisions = Vec::new();
     let mut failed = 0;
     let mut next_tick = Instant::now() + Duration::from_secs(1);
     loop {
@@ -178,14 +168,14 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
                     .await
                     .map_err(|e| Failure::unreachable(anyhow!(e).context("lost the space")))?;
                 let progress = master.progress();
-                decisions.extend(
-                    pool.tick(&progress, &workers)
-                        .map_err(Failure::unreachable)?,
-                );
+                for decision in pool.tick(&progress, &workers) {
+                    display.log(&decision.to_string());
+                }
+                status = pool.status(&progress);
             }
             Next::Complete => break,
         }
-        display.update(&master.progress(), records.len(), failed);
+        display.update(&master.progress(), records.len(), failed, &status);
     }
     let makespan_s = began.elapsed().as_secs_f64();
     display.finish();
@@ -193,15 +183,18 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
         tracing::warn!(error = %e, "could not tell the workers to stop");
     }
     // The pool waits synchronously; the node keeps serving on the other thread.
-    tokio::task::block_in_place(|| pool.shutdown(Duration::from_secs(2)));
+    let account = tokio::task::block_in_place(|| pool.finish(Duration::from_secs(10)));
     records.sort_by_key(|r| r.id);
+    let objective = &job.objective;
+    let deadline_met = objective.deadline.map(|d| makespan_s <= d);
     let summary = Summary {
         tasks: records,
         makespan_s,
-        cost: 0.0,
-        deadline_met: None,
-        budget_met: None,
-        decisions,
+        cost: account.cost,
+        deadline_met,
+        budget_met: objective.budget.map(|b| account.cost <= b),
+        decisions: account.decisions,
+        machines: account.machines,
     };
     summary
         .write(job.out)
@@ -211,9 +204,14 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
         println!("{}", summary.to_json());
     } else {
         println!(
-            "{total} tasks, {failed} failed, in {makespan_s:.2} s; outputs in {}",
+            "{total} tasks, {failed} failed, in {makespan_s:.2} s, cost ${:.4}; outputs in {}",
+            summary.cost,
             job.out.display()
         );
     }
-    Ok(SUCCESS)
+    Ok(if deadline_met == Some(false) {
+        NOT_FOUND
+    } else {
+        SUCCESS
+    })
 }

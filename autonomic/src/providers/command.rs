@@ -46,6 +46,12 @@ impl CommandProvider {
         }
     }
 
+    /// Machines whose start or stop script has not yet been seen to end,
+    /// or that are up and not yet stopped.
+    pub fn alive(&self) -> usize {
+        self.machines.len() + self.stopping.len()
+    }
+
     fn run_stop(
         &mut self,
         id: MachineId,

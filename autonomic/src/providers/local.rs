@@ -24,6 +24,11 @@ impl LocalProvider {
             children: BTreeMap::new(),
         }
     }
+
+    /// Worker processes not yet seen to end (booting, running or draining).
+    pub fn alive(&self) -> usize {
+        self.children.len()
+    }
 }
 
 impl Provider for LocalProvider {

@@ -1,112 +1,45 @@
-//! The workers of `halley run`, behind the seam where the autonomic manager
-//! plugs in.
+//! The seam between `halley run` and whatever starts its workers.
 //!
 //! [`WorkerPool`] is what `run` asks for workers: it is started once the
-//! space is up, told the job's progress at every tick (and may start or
-//! stop workers then, returning its decisions for `summary.json`), and shut
-//! down at the end. [`FixedPool`] is the built-in default until the
-//! manager is wired in: the policy's `static` classes as `halley worker`
-//! processes on this machine (`count` each, with the class's `slots` and
-//! name as `--resource`), started with the job, killed when the pool is
-//! dropped.
+//! space is up, told each result and, about once a second, the job's
+//! counters and the workers heard from (it may start or stop workers then),
+//! asked for a status for the progress line, and finished at the end, when
+//! it stops every machine and accounts for them. The implementation is the
+//! autonomic manager's ([`super::managed::ManagedPool`]).
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::Context;
+use halley_autonomic::planner::Decision;
 use halley_paradigms::master::Progress;
 use halley_paradigms::task::{Heartbeat, TaskResult};
 
+use super::managed::MachineRecord;
+
 /// Starts and stops the workers of one job.
 pub trait WorkerPool {
-    /// Starts the initial workers, connected to `peer` for job `job`.
-    fn start(&mut self, peer: &str, job: &str) -> anyhow::Result<()>;
-    /// Called with each task's accepted result (its resource and duration
+    /// Starts the initial workers, connected to `peer` for job `job`;
+    /// returns the first decisions.
+    fn start(&mut self, peer: &str, job: &str) -> anyhow::Result<Vec<Decision>>;
+    /// Called with each task's accepted result (its machine and duration
     /// feed the manager's estimates).
     fn task_finished(&mut self, result: &TaskResult);
     /// Called about once a second with the job's counters and the workers
     /// heard from; returns the decisions taken (with their reasons).
-    fn tick(&mut self, progress: &Progress, workers: &[Heartbeat]) -> anyhow::Result<Vec<String>>;
-    /// Waits up to `grace` for the workers to exit (they were told to stop),
-    /// then kills those left.
-    fn shutdown(&mut self, grace: Duration);
+    fn tick(&mut self, progress: &Progress, workers: &[Heartbeat]) -> Vec<Decision>;
+    /// Workers by class, spend and projected finish, for the progress line.
+    fn status(&mut self, progress: &Progress) -> String;
+    /// The job is over (the workers were told to stop): stops every machine,
+    /// waits up to `grace` for the workers to exit, kills those left.
+    fn finish(&mut self, grace: Duration) -> Account;
 }
 
-/// Workers of one class for a [`FixedPool`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Class {
-    pub resource: String,
-    pub count: usize,
-    pub slots: usize,
-}
-
-/// Local worker processes, `halley worker --job <job> --id <resource>-<i>`.
+/// What the workers of a job cost, and why.
 #[derive(Debug)]
-pub struct FixedPool {
-    classes: Vec<Class>,
-    children: Vec<Child>,
-}
-
-impl FixedPool {
-    pub fn new(classes: Vec<Class>) -> Self {
-        FixedPool {
-            classes,
-            children: Vec::new(),
-        }
-    }
-}
-
-impl WorkerPool for FixedPool {
-    fn start(&mut self, peer: &str, job: &str) -> anyhow::Result<()> {
-        let exe = std::env::current_exe().context("cannot find the halley executable")?;
-        for class in &self.classes {
-            for i in 0..class.count {
-                let child = Command::new(&exe)
-                    .args(["worker", "--peer", peer, "--job", job])
-                    .args(["--resource", &class.resource])
-                    .args(["--id", &format!("{}-{i}", class.resource)])
-                    .args(["--slots", &class.slots.to_string()])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .with_context(|| format!("cannot start {} worker", exe.display()))?;
-                self.children.push(child);
-            }
-        }
-        Ok(())
-    }
-
-    /// A fixed pool learns nothing from results.
-    fn task_finished(&mut self, _result: &TaskResult) {}
-
-    /// A fixed pool never scales.
-    fn tick(
-        &mut self,
-        _progress: &Progress,
-        _workers: &[Heartbeat],
-    ) -> anyhow::Result<Vec<String>> {
-        Ok(Vec::new())
-    }
-
-    fn shutdown(&mut self, grace: Duration) {
-        let until = Instant::now() + grace;
-        while Instant::now() < until
-            && self
-                .children
-                .iter_mut()
-                .any(|c| matches!(c.try_wait(), Ok(None)))
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for mut child in self.children.drain(..) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for FixedPool {
-    fn drop(&mut self) {
-        self.shutdown(Duration::ZERO);
-    }
+pub struct Account {
+    /// Billed spend.
+    pub cost: f64,
+    /// Every decision of the manager, in order.
+    pub decisions: Vec<Decision>,
+    /// Every machine with its billing interval.
+    pub machines: Vec<MachineRecord>,
 }

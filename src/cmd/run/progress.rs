@@ -26,23 +26,35 @@ impl Display {
         Display::Bar(bar)
     }
 
-    /// `done` counts the results written so far.
-    pub fn update(&mut self, progress: &Progress, done: usize, failed: usize) {
+    /// `done` counts the results written so far; `status` is the pool's
+    /// workers by class, spend and projected finish.
+    pub fn update(&mut self, progress: &Progress, done: usize, failed: usize, status: &str) {
         match self {
             Display::Bar(bar) => {
                 bar.set_position(done as u64);
-                bar.set_message(format!("running {} failed {failed}", progress.running));
+                bar.set_message(format!(
+                    "running {} failed {failed}; {status}",
+                    progress.running
+                ));
             }
             Display::Lines { last } => {
                 let due = last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
                 if due || done == progress.submitted {
                     *last = Some(Instant::now());
                     eprintln!(
-                        "halley: {done}/{} tasks done, {} running, {failed} failed",
+                        "halley: {done}/{} tasks done, {} running, {failed} failed; {status}",
                         progress.submitted, progress.running
                     );
                 }
             }
+        }
+    }
+
+    /// A line of the log (a manager's decision), above the bar if any.
+    pub fn log(&self, line: &str) {
+        match self {
+            Display::Bar(bar) => bar.println(format!("halley: {line}")),
+            Display::Lines { .. } => eprintln!("halley: {line}"),
         }
     }
 

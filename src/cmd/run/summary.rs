@@ -3,9 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use halley_autonomic::planner::Decision;
 use halley_paradigms::bag::CommandOutput;
 use halley_paradigms::master::Finished;
 use serde::Serialize;
+
+use super::managed::MachineRecord;
 
 /// One task's line of the summary.
 #[derive(Debug, Serialize)]
@@ -21,7 +24,8 @@ pub struct TaskRecord {
     pub finished: f64,
 }
 
-/// The whole summary, with exactly the fields of CONTRACT.md.
+/// The whole summary: the fields of CONTRACT.md, and `machines` (each
+/// machine's billing interval and cost).
 #[derive(Debug, Serialize)]
 pub struct Summary {
     pub tasks: Vec<TaskRecord>,
@@ -29,7 +33,8 @@ pub struct Summary {
     pub cost: f64,
     pub deadline_met: Option<bool>,
     pub budget_met: Option<bool>,
-    pub decisions: Vec<String>,
+    pub decisions: Vec<Decision>,
+    pub machines: Vec<MachineRecord>,
 }
 
 /// Writes the files of `<out>/tasks/`.

@@ -1,0 +1,429 @@
+//! The autonomic pool: `run`'s workers under a policy and its
+//! [`Manager`].
+//!
+//! Each class of the policy gets its provider: `static` machines are local
+//! `halley worker` processes started with the job (unless they exist already:
+//! `--peer` without `--workers`), `local` ones come from a [`LocalProvider`]
+//! running `<this exe> worker --peer <addr> --job <job>`, `command` ones
+//! from the class's scripts ([`CommandProvider`], `HALLEY_JOIN` = the peer).
+//! Every worker knows its machine by `HALLEY_MACHINE` (`m3`) and reports it
+//! as its worker id in heartbeats and results; a worker that exists already
+//! is matched to a `static` machine of the class it reports.
+//!
+//! The run loop ticks about once a second: heartbeats become
+//! [`Manager::heard`], ended processes [`Manager::released`], and the manager
+//! plans every `scaling.interval` — and at once when the first task result
+//! gives it an estimate. The pool keeps each machine's billing interval (from
+//! its request to its release, as the manager bills it) for `summary.json`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use halley_autonomic::clock::{Secs, human};
+use halley_autonomic::estimate::billed;
+use halley_autonomic::machine::{MachineId, Tasks};
+use halley_autonomic::manager::{Manager, Provider};
+use halley_autonomic::planner::Decision;
+use halley_autonomic::policy::{Policy, ProviderKind};
+use halley_autonomic::providers::{CommandProvider, LocalProvider, Providers, WorkerLine};
+use halley_paradigms::master::Progress;
+use halley_paradigms::task::{Heartbeat, TaskResult};
+use serde::Serialize;
+
+use super::pool::{Account, WorkerPool};
+
+/// One machine's billing interval, as `summary.json` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MachineRecord {
+    pub id: String,
+    pub class: String,
+    /// Seconds since the job started: billing starts here.
+    pub requested_at: Secs,
+    /// When billing ended (the end of the job for machines kept to the end).
+    pub released_at: Option<Secs>,
+    /// What it cost.
+    pub cost: f64,
+}
+
+/// Workers started and stopped by the autonomic manager.
+#[derive(Debug)]
+pub struct ManagedPool {
+    manager: Manager,
+    began: Instant,
+    /// Start the `static` machines' workers (false: they exist already).
+    start_static: bool,
+    /// Built by [`WorkerPool::start`], once the peer is known.
+    providers: Option<Providers>,
+    /// The `static` workers this pool started.
+    statics: Vec<Child>,
+    next_step: Secs,
+    samples: u64,
+    /// Workers matched to machines by their reported id or resource.
+    aliases: HashMap<String, MachineId>,
+    records: BTreeMap<MachineId, MachineRecord>,
+}
+
+impl ManagedPool {
+    pub fn new(policy: Policy, start_static: bool) -> Self {
+        ManagedPool {
+            manager: Manager::new(policy),
+            began: Instant::now(),
+            start_static,
+            providers: None,
+            statics: Vec::new(),
+            next_step: 0.0,
+            samples: 0,
+            aliases: HashMap::new(),
+            records: BTreeMap::new(),
+        }
+    }
+
+    fn now(&self) -> Secs {
+        self.began.elapsed().as_secs_f64()
+    }
+
+    /// The machine a worker stands for: `m<N>` by its id, else (a worker
+    /// that existed already) an unmatched `static` machine of its resource.
+    fn machine_of(&mut self, worker: &str, resource: &str) -> Option<MachineId> {
+        if let Some(id) = self.aliases.get(worker) {
+            return Some(*id);
+        }
+        let named = worker
+            .strip_prefix('m')
+            .and_then(|n| n.parse().ok())
+            .map(MachineId)
+            .filter(|id| self.records.contains_key(id));
+        let id = named.or_else(|| {
+            let matched: Vec<MachineId> = self.aliases.values().copied().collect();
+            self.manager
+                .machines()
+                .filter(|m| {
+                    let class = &self.manager.policy().resources[m.class];
+                    class.provider == ProviderKind::Static
+                        && class.name == resource
+                        && !matched.contains(&m.id)
+                })
+                .map(|m| m.id)
+                .next()
+        })?;
+        self.aliases.insert(worker.to_owned(), id);
+        Some(id)
+    }
+
+    /// Records new machines and the release of those the manager dropped.
+    fn reconcile(&mut self, now: Secs) {
+        let policy = self.manager.policy();
+        for m in self.manager.machines() {
+            let class = &policy.resources[m.class];
+            self.records.entry(m.id).or_insert_with(|| MachineRecord {
+                id: m.id.to_string(),
+                class: class.name.clone(),
+                requested_at: m.requested_at,
+                released_at: None,
+                cost: 0.0,
+            });
+        }
+        let live: Vec<MachineId> = self.manager.machines().map(|m| m.id).collect();
+        for (id, record) in &mut self.records {
+            if record.released_at.is_none() && !live.contains(id) {
+                record.released_at = Some(now);
+            }
+        }
+    }
+
+    /// Processes that ended: billing stops now.
+    fn collect_gone(&mut self, now: Secs) {
+        if let Some(providers) = self.providers.as_mut() {
+            for id in providers.gone() {
+                self.manager.released(id, now);
+            }
+        }
+        self.reconcile(now);
+    }
+
+    fn step(&mut self, now: Secs, progress: &Progress) -> Vec<Decision> {
+        let Some(providers) = self.providers.as_mut() else {
+            return Vec::new();
+        };
+        let decisions = self.manager.step(now, tasks(progress), providers);
+        self.next_step = now + self.manager.policy().scaling.interval;
+        self.reconcile(now);
+        decisions
+    }
+
+    fn spawn_statics(
+        &mut self,
+        exe: &std::path::Path,
+        peer: &str,
+        job: &str,
+    ) -> anyhow::Result<()> {
+        let policy = self.manager.policy();
+        for m in self.manager.machines() {
+            let class = &policy.resources[m.class];
+            if class.provider != ProviderKind::Static {
+                continue;
+            }
+            let child = Command::new(exe)
+                .args(["worker", "--peer", peer, "--job", job])
+                .args(["--resource", &class.name])
+                .args(["--slots", &class.slots.to_string()])
+                .args(["--id", &m.id.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .with_context(|| format!("cannot start {} worker", exe.display()))?;
+            self.statics.push(child);
+        }
+        Ok(())
+    }
+
+    fn statics_running(&mut self) -> bool {
+        self.statics
+            .iter_mut()
+            .any(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+fn tasks(progress: &Progress) -> Tasks {
+    Tasks {
+        queued: progress.queued as u64,
+        running: progress.running as u64,
+        done: progress.done as u64,
+    }
+}
+
+impl WorkerPool for ManagedPool {
+    fn start(&mut self, peer: &str, job: &str) -> anyhow::Result<Vec<Decision>> {
+        let exe = std::env::current_exe().context("cannot find the halley executable")?;
+        let line = WorkerLine {
+            program: exe.clone().into_os_string(),
+            args: ["worker", "--peer", peer, "--job", job]
+                .map(Into::into)
+                .to_vec(),
+        };
+        // The space checks no worker tokens yet: the scripts get an empty one.
+        self.providers = Some(Providers::new(
+            LocalProvider::new(line),
+            CommandProvider::new(peer, ""),
+        ));
+        self.reconcile(0.0);
+        if self.start_static {
+            self.spawn_statics(&exe, peer, job)?;
+        }
+        let now = self.now();
+        Ok(self.step(now, &Progress::default()))
+    }
+
+    fn task_finished(&mut self, result: &TaskResult) {
+        if let Some(id) = self.machine_of(&result.worker, &result.resource) {
+            self.manager.task_finished(id, result.run_secs());
+            if self.samples == 0 {
+                // The first estimate: plan at the next tick.
+                self.next_step = 0.0;
+            }
+            self.samples += 1;
+        }
+    }
+
+    fn tick(&mut self, progress: &Progress, workers: &[Heartbeat]) -> Vec<Decision> {
+        let now = self.now();
+        for beat in workers {
+            if let Some(id) = self.machine_of(&beat.worker, &beat.resource) {
+                let busy = u32::try_from(beat.busy_slots).unwrap_or(u32::MAX);
+                self.manager.heard(id, now, busy);
+            }
+        }
+        self.collect_gone(now);
+        if now >= self.next_step {
+            self.step(now, progress)
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn status(&mut self, progress: &Progress) -> String {
+        let now = self.now();
+        let classes: Vec<String> = self
+            .manager
+            .workers_by_class()
+            .iter()
+            .map(|(class, n)| format!("{class} {n}"))
+            .collect();
+        let spent = self.manager.spent(now);
+        let (finish, _) = self.manager.projected(now, tasks(progress));
+        let deadline = match self.manager.policy().objective.deadline {
+            Some(d) => format!(" (deadline {})", human(d)),
+            None => String::new(),
+        };
+        format!(
+            "workers: {}; spent ${spent:.4}; finish ~{}{deadline}",
+            classes.join(", "),
+            human(finish)
+        )
+    }
+
+    fn finish(&mut self, grace: Duration) -> Account {
+        let now = self.now();
+        if let Some(providers) = self.providers.as_mut() {
+            self.manager.finish(now, providers);
+        }
+        self.reconcile(now);
+        let until = Instant::now() + grace;
+        loop {
+            let now = self.now();
+            self.collect_gone(now);
+            let alive = self.providers.as_ref().map_or(0, Providers::alive);
+            if (alive == 0 && !self.statics_running()) || Instant::now() >= until {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for child in &mut self.statics {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Dropping the providers kills the local workers still up.
+        self.providers = None;
+        let end = self.now();
+        let ids: Vec<MachineId> = self.manager.machines().map(|m| m.id).collect();
+        for id in ids {
+            self.manager.released(id, end);
+        }
+        self.reconcile(end);
+        let policy = self.manager.policy();
+        let machines = self
+            .records
+            .values()
+            .map(|r| {
+                let class = policy.class(&r.class).map(|(_, c)| c);
+                let to = r.released_at.unwrap_or(end);
+                MachineRecord {
+                    cost: class.map_or(0.0, |c| billed(c, r.requested_at, to)),
+                    ..r.clone()
+                }
+            })
+            .collect();
+        Account {
+            cost: self.manager.spent(end),
+            decisions: self.manager.decisions().to_vec(),
+            machines,
+        }
+    }
+}
+
+impl Drop for ManagedPool {
+    /// No worker outlives the job, also when it failed before
+    /// [`WorkerPool::finish`]: paid machines are stopped (their stop scripts
+    /// run), the rest killed.
+    fn drop(&mut self) {
+        if self.providers.is_some() {
+            self.finish(Duration::from_secs(10));
+        }
+        for child in &mut self.statics {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> ManagedPool {
+        let policy = Policy::parse(
+            "p",
+            "[[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\
+             [[resources]]\nname = \"cloud\"\nprovider = \"local\"\nmax = 2\n",
+        )
+        .unwrap();
+        let mut pool = ManagedPool::new(policy, false);
+        pool.reconcile(0.0);
+        pool
+    }
+
+    #[test]
+    fn workers_are_their_machines_by_id_or_by_static_class() {
+        let mut pool = pool();
+        assert_eq!(pool.machine_of("m1", "campus"), Some(MachineId(1)));
+        assert_eq!(pool.machine_of("m7", "cloud"), None, "no such machine");
+        // Workers that existed already take the static machines left.
+        assert_eq!(pool.machine_of("lab-a", "campus"), Some(MachineId(0)));
+        assert_eq!(pool.machine_of("lab-b", "campus"), None, "m1 is taken");
+        assert_eq!(
+            pool.machine_of("lab-c", "cloud"),
+            None,
+            "not a static class"
+        );
+        assert_eq!(pool.machine_of("lab-a", "campus"), Some(MachineId(0)));
+    }
+
+    #[test]
+    fn dropping_the_pool_stops_the_machines_of_command_scripts() {
+        let dir = std::env::temp_dir().join(format!("halley-managed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pid_file = dir.join("pid");
+        let policy = Policy::parse(
+            "p",
+            &format!(
+                "[[resources]]\nname = \"lab\"\nprovider = \"command\"\nmax = 1\n\
+                 start = 'sleep 30 >/dev/null 2>&1 & echo $! | tee {}'\nstop = 'kill $HALLEY_ID'\n",
+                pid_file.display()
+            ),
+        )
+        .unwrap();
+        let mut pool = ManagedPool::new(policy, false);
+        assert!(
+            pool.start("/ip4/127.0.0.1/tcp/1", "job")
+                .unwrap()
+                .is_empty()
+        );
+        let queued = Progress {
+            submitted: 10,
+            queued: 10,
+            ..Progress::default()
+        };
+        pool.next_step = 0.0;
+        let decisions = pool.tick(&queued, &[]);
+        assert_eq!(decisions.len(), 1, "{decisions:?}");
+        let until = Instant::now() + Duration::from_secs(10);
+        let pid = loop {
+            if let Ok(pid) = std::fs::read_to_string(&pid_file)
+                && !pid.trim().is_empty()
+            {
+                break pid.trim().to_owned();
+            }
+            assert!(Instant::now() < until, "the start script ran");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+        drop(pool);
+        let gone = |pid: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        };
+        let until = Instant::now() + Duration::from_secs(5);
+        while !gone(&pid) {
+            assert!(Instant::now() < until, "the stop script killed {pid}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn released_machines_keep_their_billing_interval() {
+        let mut pool = pool();
+        pool.manager.released(MachineId(1), 4.5);
+        pool.reconcile(4.5);
+        let record = &pool.records[&MachineId(1)];
+        assert_eq!((record.requested_at, record.released_at), (0.0, Some(4.5)));
+        assert_eq!(pool.records[&MachineId(0)].released_at, None);
+    }
+}

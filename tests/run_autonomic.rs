@@ -1,0 +1,354 @@
+//! `halley run` under the autonomic manager, with real worker processes: the
+//! acceptance scenario of the autonomic issue (60 tasks of `sleep 2`, one
+//! private slot, a 40 s deadline, up to 6 paid local machines), the same
+//! with a budget too small for the deadline, and the `command` provider with
+//! scripts that start and stop real local workers.
+//!
+//! Every process of a test carries a marker in its environment (inherited
+//! from `halley run`), so the test can check that none is left.
+
+mod common;
+mod run_util;
+
+use std::fs::File;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use run_util::{Guard, Scratch, halley, summary, wait_for};
+use serde_json::Value;
+
+/// $3.60 an hour: $0.001 a second.
+const PRICE_PER_SECOND: f64 = 0.001;
+
+/// The acceptance policy; `extra` goes into `[objective]`.
+fn policy(extra: &str) -> String {
+    format!(
+        "[objective]\ndeadline = \"40s\"\n{extra}\n\
+         [scaling]\ninterval = \"1s\"\n\
+         [[resources]]\nname = \"private\"\nprovider = \"static\"\ncount = 1\n\
+         [[resources]]\nname = \"paid\"\nprovider = \"local\"\nprice_per_hour = 3.6\n\
+         boot_time = \"1s\"\nmax = 6\n"
+    )
+}
+
+/// Runs `halley run` on `tasks` lines under `policy` in `dir`, with
+/// `marker` and `env` in its environment and `args` after the tasks file;
+/// returns its exit code and summary.
+fn run(
+    dir: &Scratch,
+    marker: &str,
+    tasks: &str,
+    policy: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (i32, Value) {
+    let tasks = dir.write("tasks.txt", tasks);
+    let policy = dir.write("policy.toml", policy);
+    let out = dir.path("out");
+    let stdout = File::create(dir.path("stdout")).unwrap();
+    let stderr = File::create(dir.path("stderr")).unwrap();
+    let mut command = halley();
+    command
+        .arg("run")
+        .arg(&tasks)
+        .args(args)
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--out")
+        .arg(&out)
+        .env("HALLEY_TEST_MARK", marker)
+        .envs(env.iter().copied())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr));
+    let mut run = Guard::spawn(&mut command);
+    let log = || std::fs::read_to_string(dir.path("stderr")).unwrap_or_default();
+    let limit = Duration::from_secs(180);
+    let until = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = run.child().try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "halley run did not finish within {limit:?}: {}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = log();
+    let code = status.code().unwrap_or(-1);
+    assert!(code == 0 || code == 1, "exit {code}: {log}");
+    (code, summary(&out))
+}
+
+/// Live (not zombie) processes whose environment holds `marker`.
+fn marked(marker: &str) -> Vec<u32> {
+    let needle = format!("HALLEY_TEST_MARK={marker}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+                .unwrap_or(true);
+            !zombie
+                && environ
+                    .split(|b| *b == 0)
+                    .any(|var| var == needle.as_bytes())
+        })
+        .collect()
+}
+
+/// No process of the job is left (bounded wait: the last ones are exiting).
+fn assert_none_left(marker: &str) {
+    wait_for(Duration::from_secs(10), || {
+        marked(marker).is_empty().then_some(())
+    });
+}
+
+/// Every task once, in order; returns the tasks that ran on `class`.
+fn ran_on(summary: &Value, count: usize, class: &str) -> usize {
+    let tasks = summary["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), count);
+    for (i, task) in tasks.iter().enumerate() {
+        assert_eq!(task["id"], i as u64);
+        assert_eq!(task["exit_code"], 0);
+    }
+    tasks.iter().filter(|t| t["resource"] == class).count()
+}
+
+/// The cost is the paid machines' billed time × price, and the machines are
+/// those the manager's decisions started, each released.
+fn assert_billed(summary: &Value, paid: &str, per_second: f64) {
+    let machines = summary["machines"].as_array().unwrap();
+    let mut total = 0.0;
+    for m in machines {
+        let requested = m["requested_at"].as_f64().unwrap();
+        let released = m["released_at"].as_f64().expect("released");
+        assert!(released >= requested, "{m}");
+        let expected = if m["class"] == paid {
+            (released - requested) * per_second
+        } else {
+            0.0
+        };
+        assert!((m["cost"].as_f64().unwrap() - expected).abs() < 1e-9, "{m}");
+        total += expected;
+    }
+    let cost = summary["cost"].as_f64().unwrap();
+    assert!((cost - total).abs() < 1e-9, "cost {cost} != billed {total}");
+    let started: u64 = summary["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["action"] == "start" && d["class"] == paid)
+        .map(|d| d["count"].as_u64().unwrap())
+        .sum();
+    let paid_machines = machines.iter().filter(|m| m["class"] == paid).count();
+    assert_eq!(started, paid_machines as u64, "{machines:?}");
+    for d in summary["decisions"].as_array().unwrap() {
+        assert!(!d["reason"].as_str().unwrap().is_empty(), "{d}");
+    }
+}
+
+fn sleeps(count: usize, secs: u32) -> String {
+    format!("sleep {secs}\n").repeat(count)
+}
+
+#[test]
+fn paid_machines_meet_the_deadline_and_are_released() {
+    let dir = Scratch::new("auto-deadline");
+    let marker = format!("deadline-{}", std::process::id());
+    let (code, summary) = run(&dir, &marker, &sleeps(60, 2), &policy(""), &[], &[]);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["deadline_met"], true);
+    assert!(summary["budget_met"].is_null());
+    assert!(summary["makespan_s"].as_f64().unwrap() <= 40.0);
+    let paid = ran_on(&summary, 60, "paid");
+    assert!(paid > 0, "no task ran on the paid class");
+    assert_eq!(paid + ran_on(&summary, 60, "private"), 60);
+    assert!(summary["cost"].as_f64().unwrap() > 0.0);
+    assert_billed(&summary, "paid", PRICE_PER_SECOND);
+    assert_none_left(&marker);
+}
+
+#[test]
+fn a_budget_too_small_is_honoured_and_the_missed_deadline_exits_1() {
+    let dir = Scratch::new("auto-budget");
+    let marker = format!("budget-{}", std::process::id());
+    let (code, summary) = run(
+        &dir,
+        &marker,
+        &sleeps(60, 2),
+        &policy("budget = 0.06"),
+        &[],
+        &[],
+    );
+    assert_eq!(code, 1, "{summary}");
+    assert_eq!(summary["deadline_met"], false);
+    assert_eq!(summary["budget_met"], true);
+    assert!(summary["cost"].as_f64().unwrap() <= 0.06, "{summary}");
+    assert!(summary["makespan_s"].as_f64().unwrap() > 40.0);
+    ran_on(&summary, 60, "paid");
+    assert_billed(&summary, "paid", PRICE_PER_SECOND);
+    let reasons: Vec<&str> = summary["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["reason"].as_str())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("the budget is $0.06")),
+        "the infeasible objective is reported: {reasons:?}"
+    );
+    // The budget ran out mid-job: the paid machine was released while busy
+    // and drained, finishing its task (no task ran twice).
+    let makespan = summary["makespan_s"].as_f64().unwrap();
+    assert!(
+        summary["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["action"] == "release" && d["at"].as_f64().unwrap() < makespan),
+        "{reasons:?}"
+    );
+    for task in summary["tasks"].as_array().unwrap() {
+        assert_eq!(task["attempts"], 1, "{task}");
+    }
+    assert_none_left(&marker);
+}
+
+#[test]
+fn command_scripts_start_and_stop_real_workers() {
+    let dir = Scratch::new("auto-command");
+    let marker = format!("command-{}", std::process::id());
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/command");
+    let log = dir.path("scripts.log");
+    let policy = format!(
+        "[objective]\ndeadline = \"20s\"\n\
+         [scaling]\ninterval = \"1s\"\ntask_estimate = \"1s\"\n\
+         [[resources]]\nname = \"private\"\nprovider = \"static\"\ncount = 1\n\
+         [[resources]]\nname = \"lab\"\nprovider = \"command\"\nprice_per_hour = 36.0\n\
+         boot_time = \"1s\"\nmax = 3\nstart = \"sh {}\"\nstop = \"sh {}\"\n",
+        fixtures.join("start-worker.sh").display(),
+        fixtures.join("stop-worker.sh").display(),
+    );
+    let (code, summary) = run(
+        &dir,
+        &marker,
+        &sleeps(30, 1),
+        &policy,
+        &[
+            ("HALLEY_TEST_BIN", env!("CARGO_BIN_EXE_halley")),
+            ("HALLEY_TEST_LOG", log.to_str().unwrap()),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["deadline_met"], true);
+    let lab = ran_on(&summary, 30, "lab");
+    assert!(lab > 0, "no task ran on the command class");
+    assert_billed(&summary, "lab", 0.01);
+    // Every worker a start script started was stopped by the stop script,
+    // with the id the start script printed.
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let started: Vec<&str> = lines
+        .lines()
+        .filter_map(|l| l.strip_prefix("start "))
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    let mut stopped: Vec<&str> = lines
+        .lines()
+        .filter_map(|l| l.strip_prefix("stop "))
+        .collect();
+    let mut expected = started.clone();
+    expected.sort();
+    stopped.sort();
+    assert!(!started.is_empty());
+    assert_eq!(stopped, expected, "{lines}");
+    // Their workers reported the machine ids the manager gave them.
+    let machines: Vec<&str> = lines
+        .lines()
+        .filter_map(|l| l.strip_prefix("start "))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    for task in summary["tasks"].as_array().unwrap() {
+        if task["resource"] == "lab" {
+            assert!(
+                machines.contains(&task["worker"].as_str().unwrap()),
+                "{task}"
+            );
+        }
+    }
+    assert_none_left(&marker);
+}
+
+#[test]
+fn an_invalid_policy_exits_2_naming_the_file_and_field() {
+    let dir = Scratch::new("auto-bad-policy");
+    let tasks = dir.write("tasks.txt", "true\n");
+    let policy = dir.write("bad.toml", "[scaling]\nintervall = \"1s\"\n");
+    let output = Guard::spawn(
+        halley()
+            .arg("run")
+            .arg(&tasks)
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--out")
+            .arg(dir.path("out")),
+    )
+    .wait(Duration::from_secs(30));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("intervall"),
+        "{stderr}"
+    );
+    assert!(!dir.path("out").exists(), "nothing ran");
+}
+
+/// With `--peer`, the static workers exist already: a worker that reports a
+/// static class stands for one of its machines, heard from all along, never
+/// dropped after the heartbeat timeout.
+#[test]
+fn existing_workers_stand_for_the_static_machines() {
+    let dir = Scratch::new("auto-peer");
+    let node = common::Node::start();
+    let _worker = common::Proc::spawn(
+        common::halley()
+            .args(["worker", "--peer", &node.addr, "--resource", "campus"])
+            .args(["--id", "lab-pc"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let policy = "[scaling]\ninterval = \"1s\"\nheartbeat_timeout = \"2s\"\n\
+                  [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 1\n";
+    let marker = format!("peer-{}", std::process::id());
+    let (code, summary) = run(
+        &dir,
+        &marker,
+        &sleeps(4, 1),
+        policy,
+        &[],
+        &["--peer", &node.addr],
+    );
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(ran_on(&summary, 4, "campus"), 4);
+    for task in summary["tasks"].as_array().unwrap() {
+        assert_eq!(task["worker"], "lab-pc");
+    }
+    // Longer than the heartbeat timeout, yet no "not heard from" release.
+    assert!(summary["makespan_s"].as_f64().unwrap() > 2.0);
+    assert_eq!(summary["decisions"], serde_json::json!([]));
+    assert_eq!(summary["cost"], 0.0);
+}
