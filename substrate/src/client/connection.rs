@@ -49,7 +49,7 @@ pub(super) async fn read<R: AsyncRead + Unpin>(
                     let _ = requests.try_send((id, Request::Cancel));
                 }
             }
-            Some(Ok(Message::Request { .. })) => {
+            Some(Ok(Message::Request { .. } | Message::Peer(_))) => {
                 break format!("{peer} sent a request to a client");
             }
             Some(Err(e)) => break format!("connection to {peer} broken: {e}"),

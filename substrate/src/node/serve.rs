@@ -85,6 +85,10 @@ pub(super) async fn serve<S: Served>(peer: PeerId, stream: Stream, space: S, me:
                     tracing::warn!(%peer, id, "closing a stream that sent a response to a node");
                     break;
                 }
+                Some(Ok(Message::Peer(_))) => {
+                    tracing::warn!(%peer, "closing a client stream that sent a peer message");
+                    break;
+                }
             },
             Some(done) = running.join_next(), if !running.is_empty() => match done {
                 Ok(id) => {
