@@ -164,17 +164,10 @@ async fn run<S: Served>(
             }
             Err(e) => Response::error(&e),
         },
-        Request::Status => {
-            let tuples = space.tuple_count();
-            Response::Status(Status {
-                peers: vec![PeerStatus {
-                    id: me.id.clone(),
-                    addr: me.addr.clone(),
-                    tuples,
-                }],
-                tuples,
-            })
-        }
+        Request::Status => match space.status().await {
+            Some(status) => Response::Status(status),
+            None => single_status(&space, &me),
+        },
         // Handled by the reading loop; nothing to run.
         Request::Cancel => return id,
     };
@@ -339,4 +332,17 @@ async fn put_back<S: Space>(space: &S, tuples: Vec<Tuple>) {
     if let Err(e) = space.out_all(tuples, None).await {
         tracing::error!(count, error = %e, "lost taken tuples that could not be delivered");
     }
+}
+
+/// The status of a node serving alone.
+fn single_status<S: Served>(space: &S, me: &Me) -> Response {
+    let tuples = space.tuple_count();
+    Response::Status(Status {
+        peers: vec![PeerStatus {
+            id: me.id.clone(),
+            addr: me.addr.clone(),
+            tuples,
+        }],
+        tuples,
+    })
 }

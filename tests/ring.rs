@@ -1,0 +1,140 @@
+//! Multi-process rings: real `halley node` processes on 127.0.0.1 joined
+//! into one space, a bulk load through one peer read back through another,
+//! and a SIGKILLed peer losing nothing. Every process is killed on drop.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{DEADLINE, Node, run};
+
+/// Tuples bulk-loaded.
+const TUPLES: usize = 3_000;
+
+/// `status --json` through `peer`, parsed; `None` if it failed.
+fn status(peer: &str) -> Option<serde_json::Value> {
+    let out = run(&["status", "--peer", peer, "--json"], None);
+    if out.code != Some(0) {
+        return None;
+    }
+    serde_json::from_str(&out.stdout).ok()
+}
+
+/// Polls `check` until it holds, at most [`DEADLINE`].
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let end = Instant::now() + DEADLINE;
+    while !check() {
+        assert!(Instant::now() < end, "gave up waiting for {what}");
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Starts a ring of `n` peers and waits until every one sees all of them.
+fn ring(n: usize) -> Vec<Node> {
+    let first = Node::start_with(&["--ring"]);
+    let mut nodes = vec![first];
+    for _ in 1..n {
+        let join = nodes[0].addr.clone();
+        nodes.push(Node::start_with(&["--join", &join]));
+    }
+    for node in &nodes {
+        eventually("every peer to see the whole ring", || {
+            status(&node.addr).is_some_and(|s| s["peers"].as_array().map(Vec::len) == Some(n))
+        });
+    }
+    nodes
+}
+
+/// The tuples of the bulk load, one a line, with keywords spread over the
+/// keyspace.
+fn bulk() -> String {
+    (0..TUPLES)
+        .map(|i| {
+            format!(
+                "(\"w{:08x}\", {i})\n",
+                (i as u64).wrapping_mul(2_654_435_761) as u32
+            )
+        })
+        .collect()
+}
+
+/// Every tuple a scan through `peer` finds, one line each.
+fn scan(peer: &str) -> Option<Vec<String>> {
+    let out = run(&["scan", "--peer", peer, "(?str, ?int)"], None);
+    (out.code == Some(0)).then(|| out.stdout.lines().map(str::to_owned).collect())
+}
+
+/// True when `lines` holds each of the bulk load's tuples exactly once.
+fn exactly_once(lines: &[String]) -> bool {
+    let distinct: BTreeSet<&String> = lines.iter().collect();
+    lines.len() == TUPLES && distinct.len() == TUPLES
+}
+
+#[test]
+fn a_killed_peer_loses_no_tuple() {
+    let mut nodes = ring(3);
+    let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk()));
+    assert_eq!(load.code, Some(0), "bulk out: {}", load.stderr);
+
+    let read_back = scan(&nodes[1].addr).expect("scan through another peer");
+    assert!(
+        exactly_once(&read_back),
+        "{} lines read back",
+        read_back.len()
+    );
+    let before = status(&nodes[2].addr).expect("status");
+    assert_eq!(before["tuples"], TUPLES, "{before}");
+
+    // Kill the peer holding the most tuples as their primary.
+    let peers = before["peers"].as_array().unwrap();
+    let busiest = peers
+        .iter()
+        .max_by_key(|p| p["tuples"].as_u64().unwrap())
+        .unwrap()["addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let victim = nodes.iter().position(|n| n.addr == busiest).unwrap();
+    nodes[victim].proc.kill();
+    let survivor = nodes[(victim + 1) % nodes.len()].addr.clone();
+
+    eventually("the ring to drop the killed peer", || {
+        status(&survivor).is_some_and(|s| s["peers"].as_array().map(Vec::len) == Some(2))
+    });
+    let mut last = 0;
+    eventually("every tuple to be found again, exactly once", || {
+        let lines = scan(&survivor).unwrap_or_default();
+        last = lines.len();
+        exactly_once(&lines)
+    });
+    let after = status(&survivor).expect("status after the kill");
+    assert_eq!(after["tuples"], TUPLES, "{after} (last scan: {last})");
+
+    // And they can be taken, each once.
+    let taken = run(
+        &[
+            "in",
+            "--peer",
+            &survivor,
+            "(\"w00000000\", 0)",
+            "--timeout",
+            "5s",
+        ],
+        None,
+    );
+    assert_eq!(taken.code, Some(0), "{}", taken.stderr);
+    let again = run(
+        &[
+            "in",
+            "--peer",
+            &survivor,
+            "(\"w00000000\", 0)",
+            "--timeout",
+            "0",
+        ],
+        None,
+    );
+    assert_eq!(again.code, Some(1), "taken twice: {}", again.stdout);
+}
