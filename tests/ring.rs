@@ -1,12 +1,17 @@
 //! Multi-process rings: real `halley node` processes on 127.0.0.1 joined
 //! into one space, a bulk load through one peer read back through another,
-//! and a SIGKILLed peer losing nothing. Every process is killed on drop.
+//! a SIGKILLed peer losing nothing, and a peer joining while clients take
+//! (every tuple taken exactly once). Every process is killed on drop.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use halley_substrate::{Field, RemoteSpace, Space, Template};
 
 use common::{DEADLINE, Node, run};
 
@@ -137,4 +142,51 @@ fn a_killed_peer_loses_no_tuple() {
         None,
     );
     assert_eq!(again.code, Some(1), "taken twice: {}", again.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_joining_while_clients_take_loses_and_doubles_nothing() {
+    const CLIENTS: usize = 4;
+    let nodes = ring(3);
+    let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk()));
+    assert_eq!(load.code, Some(0), "bulk out: {}", load.stderr);
+
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let end = Instant::now() + 4 * DEADLINE;
+    let mut clients = Vec::new();
+    for c in 0..CLIENTS {
+        let space = RemoteSpace::connect(nodes[c % nodes.len()].addr.parse().unwrap(), DEADLINE)
+            .await
+            .expect("connect");
+        let (taken, count) = (taken.clone(), count.clone());
+        clients.push(tokio::spawn(async move {
+            let any = Template::new(vec![Field::Any, Field::Any]);
+            while count.load(Ordering::SeqCst) < TUPLES && Instant::now() < end {
+                let got = space.take(any.clone(), Some(Duration::from_secs(1))).await;
+                if let Some(tuple) = got.expect("take") {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    taken.lock().unwrap().push(tuple.to_string());
+                }
+            }
+        }));
+    }
+    // A fourth peer joins while the clients take.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let join = nodes[1].addr.clone();
+    let newcomer = tokio::task::spawn_blocking(move || Node::start_with(&["--join", &join]))
+        .await
+        .unwrap();
+    let when_joined = count.load(Ordering::SeqCst);
+    assert!(when_joined < TUPLES, "the takes were over before the join");
+    for client in clients {
+        client.await.expect("a client failed");
+    }
+    let taken = taken.lock().unwrap().clone();
+    let distinct: BTreeSet<&String> = taken.iter().collect();
+    assert_eq!(distinct.len(), taken.len(), "a tuple was taken twice");
+    assert_eq!(taken.len(), TUPLES, "tuples lost");
+    let left = status(&newcomer.addr).expect("status through the newcomer");
+    assert_eq!(left["peers"].as_array().map(Vec::len), Some(4), "{left}");
+    assert_eq!(left["tuples"], 0, "{left}");
 }
