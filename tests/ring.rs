@@ -1,7 +1,8 @@
 //! Multi-process rings: real `halley node` processes on 127.0.0.1 joined
 //! into one space, a bulk load through one peer read back through another,
-//! a SIGKILLed peer losing nothing, and a peer joining while clients take
-//! (every tuple taken exactly once). Every process is killed on drop.
+//! a SIGKILLed peer losing nothing, a SIGTERMed peer handing its tuples
+//! over, and a peer joining while clients take (every tuple taken exactly
+//! once). Every process is killed on drop.
 
 mod common;
 
@@ -36,13 +37,20 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-/// Starts a ring of `n` peers and waits until every one sees all of them.
-fn ring(n: usize) -> Vec<Node> {
-    let first = Node::start_with(&["--ring"]);
+/// Starts a ring of `n` peers holding `replicas` copies of each tuple,
+/// and waits until every one sees all of them.
+fn ring(n: usize, replicas: u32) -> Vec<Node> {
+    let replicas = replicas.to_string();
+    let first = Node::start_with(&["--ring", "--replicas", &replicas]);
     let mut nodes = vec![first];
     for _ in 1..n {
         let join = nodes[0].addr.clone();
-        nodes.push(Node::start_with(&["--join", &join]));
+        nodes.push(Node::start_with(&[
+            "--join",
+            &join,
+            "--replicas",
+            &replicas,
+        ]));
     }
     for node in &nodes {
         eventually("every peer to see the whole ring", || {
@@ -79,7 +87,7 @@ fn exactly_once(lines: &[String]) -> bool {
 
 #[test]
 fn a_killed_peer_loses_no_tuple() {
-    let mut nodes = ring(3);
+    let mut nodes = ring(3, 2);
     let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk()));
     assert_eq!(load.code, Some(0), "bulk out: {}", load.stderr);
 
@@ -147,7 +155,7 @@ fn a_killed_peer_loses_no_tuple() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_joining_while_clients_take_loses_and_doubles_nothing() {
     const CLIENTS: usize = 4;
-    let nodes = ring(3);
+    let nodes = ring(3, 2);
     let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk()));
     assert_eq!(load.code, Some(0), "bulk out: {}", load.stderr);
 
@@ -189,4 +197,42 @@ async fn a_peer_joining_while_clients_take_loses_and_doubles_nothing() {
     let left = status(&newcomer.addr).expect("status through the newcomer");
     assert_eq!(left["peers"].as_array().map(Vec::len), Some(4), "{left}");
     assert_eq!(left["tuples"], 0, "{left}");
+}
+
+#[test]
+fn a_leaving_peer_hands_its_tuples_over() {
+    // One copy each: only the handover keeps the leaver's tuples.
+    let mut nodes = ring(3, 1);
+    let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk()));
+    assert_eq!(load.code, Some(0), "bulk out: {}", load.stderr);
+    let before = status(&nodes[0].addr).expect("status");
+    let peers = before["peers"].as_array().unwrap();
+    let busiest = peers
+        .iter()
+        .max_by_key(|p| p["tuples"].as_u64().unwrap())
+        .unwrap()["addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let leaver = nodes.iter().position(|n| n.addr == busiest).unwrap();
+    let pid = nodes[leaver].proc.id().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let exit = nodes[leaver].proc.wait(DEADLINE);
+    assert!(exit.success(), "the leaving node exited with {exit}");
+    let survivor = nodes[(leaver + 1) % nodes.len()].addr.clone();
+    eventually("the ring to drop the leaver", || {
+        status(&survivor).is_some_and(|s| s["peers"].as_array().map(Vec::len) == Some(2))
+    });
+    let lines = scan(&survivor).expect("scan");
+    assert!(
+        exactly_once(&lines),
+        "{} tuples after the leave",
+        lines.len()
+    );
+    let after = status(&survivor).expect("status after the leave");
+    assert_eq!(after["tuples"], TUPLES, "{after}");
 }
