@@ -16,8 +16,9 @@ use halley_substrate::{Field, RemoteSpace, Space, Template};
 
 use common::{DEADLINE, Node, run};
 
-/// Tuples bulk-loaded.
+/// Tuples bulk-loaded (the kill test loads [`MANY`]).
 const TUPLES: usize = 3_000;
+const MANY: usize = 10_000;
 
 /// `status --json` through `peer`, parsed; `None` if it failed.
 fn status(peer: &str) -> Option<serde_json::Value> {
@@ -62,8 +63,8 @@ fn ring(n: usize, replicas: u32) -> Vec<Node> {
 
 /// The tuples of the bulk load, one a line, with keywords spread over the
 /// keyspace.
-fn bulk() -> String {
-    (0..TUPLES)
+fn bulk(n: usize) -> String {
+    (0..n)
         .map(|i| {
             format!(
                 "(\"w{:08x}\", {i})\n",
@@ -79,26 +80,26 @@ fn scan(peer: &str) -> Option<Vec<String>> {
     (out.code == Some(0)).then(|| out.stdout.lines().map(str::to_owned).collect())
 }
 
-/// True when `lines` holds each of the bulk load's tuples exactly once.
-fn exactly_once(lines: &[String]) -> bool {
+/// True when `lines` holds each of a bulk load of `n` exactly once.
+fn exactly_once(lines: &[String], n: usize) -> bool {
     let distinct: BTreeSet<&String> = lines.iter().collect();
-    lines.len() == TUPLES && distinct.len() == TUPLES
+    lines.len() == n && distinct.len() == n
 }
 
 #[test]
 fn a_killed_peer_loses_no_tuple() {
-    let mut nodes = ring(3, 2);
-    let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk()));
+    let mut nodes = ring(5, 2);
+    let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk(MANY)));
     assert_eq!(load.code, Some(0), "bulk out: {}", load.stderr);
 
     let read_back = scan(&nodes[1].addr).expect("scan through another peer");
     assert!(
-        exactly_once(&read_back),
+        exactly_once(&read_back, MANY),
         "{} lines read back",
         read_back.len()
     );
     let before = status(&nodes[2].addr).expect("status");
-    assert_eq!(before["tuples"], TUPLES, "{before}");
+    assert_eq!(before["tuples"], MANY, "{before}");
 
     // Kill the peer holding the most tuples as their primary.
     let peers = before["peers"].as_array().unwrap();
@@ -114,16 +115,16 @@ fn a_killed_peer_loses_no_tuple() {
     let survivor = nodes[(victim + 1) % nodes.len()].addr.clone();
 
     eventually("the ring to drop the killed peer", || {
-        status(&survivor).is_some_and(|s| s["peers"].as_array().map(Vec::len) == Some(2))
+        status(&survivor).is_some_and(|s| s["peers"].as_array().map(Vec::len) == Some(4))
     });
     let mut last = 0;
     eventually("every tuple to be found again, exactly once", || {
         let lines = scan(&survivor).unwrap_or_default();
         last = lines.len();
-        exactly_once(&lines)
+        exactly_once(&lines, MANY)
     });
     let after = status(&survivor).expect("status after the kill");
-    assert_eq!(after["tuples"], TUPLES, "{after} (last scan: {last})");
+    assert_eq!(after["tuples"], MANY, "{after} (last scan: {last})");
 
     // And they can be taken, each once.
     let taken = run(
@@ -156,7 +157,7 @@ fn a_killed_peer_loses_no_tuple() {
 async fn a_peer_joining_while_clients_take_loses_and_doubles_nothing() {
     const CLIENTS: usize = 4;
     let nodes = ring(3, 2);
-    let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk()));
+    let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk(TUPLES)));
     assert_eq!(load.code, Some(0), "bulk out: {}", load.stderr);
 
     let taken = Arc::new(Mutex::new(Vec::new()));
@@ -203,7 +204,7 @@ async fn a_peer_joining_while_clients_take_loses_and_doubles_nothing() {
 fn a_leaving_peer_hands_its_tuples_over() {
     // One copy each: only the handover keeps the leaver's tuples.
     let mut nodes = ring(3, 1);
-    let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk()));
+    let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk(TUPLES)));
     assert_eq!(load.code, Some(0), "bulk out: {}", load.stderr);
     let before = status(&nodes[0].addr).expect("status");
     let peers = before["peers"].as_array().unwrap();
@@ -229,7 +230,7 @@ fn a_leaving_peer_hands_its_tuples_over() {
     });
     let lines = scan(&survivor).expect("scan");
     assert!(
-        exactly_once(&lines),
+        exactly_once(&lines, TUPLES),
         "{} tuples after the leave",
         lines.len()
     );

@@ -1,8 +1,9 @@
 //! The streams between peers: one outbound `/halley/peer/1` stream per
 //! member, written by a task of its own from an unbounded queue, and one
-//! reading task per inbound stream. A stream that cannot be opened, or
-//! breaks, reports the peer [`LinkEvent::Lost`] to the driver; an inbound
-//! stream that ends, [`LinkEvent::Ended`].
+//! reading task per inbound stream. An outbound stream that breaks is
+//! reopened once; one that cannot be opened, or breaks again, reports the
+//! peer [`LinkEvent::Lost`] to the driver; an inbound stream that ends,
+//! [`LinkEvent::Ended`].
 
 use std::time::Duration;
 
@@ -79,22 +80,7 @@ async fn write(
     mut queue: mpsc::UnboundedReceiver<PeerMessage>,
     events: mpsc::UnboundedSender<LinkEvent>,
 ) {
-    let mut stream = None;
-    for _ in 0..OPEN_ATTEMPTS {
-        let _ = dial.send(Command::Dial(peer, addr.clone())).await;
-        match control.open_stream(peer, PEER_PROTOCOL).await {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "opening a peer stream");
-                tokio::time::sleep(OPEN_PAUSE).await;
-            }
-        }
-    }
-    let Some(mut stream) = stream else {
-        tracing::warn!(%peer, "cannot reach peer");
+    let Some(mut stream) = opened(&mut control, &dial, peer, &addr).await else {
         let _ = events.send(LinkEvent::Lost { peer });
         return;
     };
@@ -113,12 +99,44 @@ async fn write(
             }
         }
         if let Err(e) = write_all(&mut stream, &buf).await {
-            tracing::info!(%peer, error = %e, "peer stream broken");
-            let _ = events.send(LinkEvent::Lost { peer });
-            return;
+            // Two peers dialling each other may get two connections, and
+            // one of them closes: try a fresh stream before giving up.
+            tracing::info!(%peer, error = %e, "peer stream broken, reopening");
+            let Some(fresh) = opened(&mut control, &dial, peer, &addr).await else {
+                let _ = events.send(LinkEvent::Lost { peer });
+                return;
+            };
+            stream = fresh;
+            if let Err(e) = write_all(&mut stream, &buf).await {
+                tracing::info!(%peer, error = %e, "peer stream broken");
+                let _ = events.send(LinkEvent::Lost { peer });
+                return;
+            }
         }
     }
     let _ = stream.close().await;
+}
+
+/// A fresh stream to `peer`, dialling `addr` if need be; `None` after
+/// [`OPEN_ATTEMPTS`] failures.
+async fn opened(
+    control: &mut Control,
+    dial: &mpsc::Sender<Command>,
+    peer: PeerId,
+    addr: &Multiaddr,
+) -> Option<libp2p::Stream> {
+    for _ in 0..OPEN_ATTEMPTS {
+        let _ = dial.send(Command::Dial(peer, addr.clone())).await;
+        match control.open_stream(peer, PEER_PROTOCOL).await {
+            Ok(stream) => return Some(stream),
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "opening a peer stream");
+                tokio::time::sleep(OPEN_PAUSE).await;
+            }
+        }
+    }
+    tracing::warn!(%peer, "cannot reach peer");
+    None
 }
 
 async fn write_all(stream: &mut libp2p::Stream, buf: &[u8]) -> std::io::Result<()> {
