@@ -209,15 +209,18 @@ impl Driver {
         let from_id = ring_id(&from);
         match msg {
             PeerMessage::Join { member } => {
-                let Some(id) = self.add(&member) else { return };
+                // A member asking again missed our answer: answer again.
+                let new = self.add(&member).is_some();
+                let Some(id) = member.addr.parse().ok().as_ref().and_then(peer_of) else {
+                    return;
+                };
+                let id = ring_id(&id);
                 let epoch = self.epoch;
                 let members = self.members.values().map(|(_, m)| m.clone()).collect();
                 self.send(id, PeerMessage::Members { members, epoch });
-                for other in self.others() {
-                    if other != id {
-                        let member = member.clone();
-                        self.send(other, PeerMessage::Joined { member, epoch });
-                    }
+                for other in self.others().into_iter().filter(|&o| new && o != id) {
+                    let member = member.clone();
+                    self.send(other, PeerMessage::Joined { member, epoch });
                 }
             }
             PeerMessage::Members { members, epoch } => {
