@@ -1,10 +1,13 @@
 //! `halley node`: run one peer of the space until SIGINT/SIGTERM.
 //!
-//! It serves an embedded space over libp2p and prints exactly one line on
-//! stdout, `listening <multiaddr>/p2p/<peer-id>`, once clients can connect.
-//! The overlay flags (`--join`, `--replicas`, `--secret-file`, `--metrics`)
-//! are checked now and take effect once the ring lands; until then a node
-//! is a space of its own, and says so on stderr when given them.
+//! It prints exactly one line on stdout, `listening
+//! <multiaddr>/p2p/<peer-id>`, once clients can connect. With `--join` (or
+//! `--ring`, for a ring's first peer) it serves its share of a ring of
+//! peers and, on SIGINT/SIGTERM, hands its tuples over and leaves; without
+//! either it serves an embedded space of its own (whose takes can be
+//! cancelled, which the ring's cannot yet). `--secret-file` and `--metrics`
+//! are checked now and take effect later; a node says so on stderr when
+//! given them.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,10 +25,13 @@ pub struct Args {
     #[arg(long)]
     listen: Multiaddr,
     /// A peer of the ring to join: its `listening` address, ending in
-    /// /p2p/<peer-id>. May be repeated. (Takes effect with the ring.)
+    /// /p2p/<peer-id>. May be repeated.
     #[arg(long)]
     join: Vec<Multiaddr>,
-    /// How many peers hold each tuple. (Takes effect with the ring.)
+    /// Start a ring others can join (implied by --join).
+    #[arg(long)]
+    ring: bool,
+    /// How many peers hold each tuple, in a ring.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     replicas: u32,
     /// The cluster's pre-shared key, in the libp2p key file format
@@ -69,25 +75,34 @@ fn check(args: &Args) -> Result<(), Failure> {
         })?;
     }
     let unused = [
-        (!args.join.is_empty(), "--join"),
         (args.secret_file.is_some(), "--secret-file"),
         (args.metrics.is_some(), "--metrics"),
     ];
     for (given, flag) in unused {
         if given {
-            tracing::warn!("{flag} takes effect once the ring lands; this node serves alone");
+            tracing::warn!("{flag} does not take effect yet");
         }
     }
     Ok(())
 }
 
 async fn serve(args: Args) -> Outcome {
-    let space = EmbeddedSpace::new();
-    let node = Node::start(args.listen, space)
+    if !args.ring && args.join.is_empty() {
+        let node = Node::start(args.listen, EmbeddedSpace::new())
+            .await
+            .map_err(|e| Failure::unreachable(anyhow!("node: {e}")))?;
+        announce(&node)?;
+        stopped().await.map_err(Failure::unreachable)?;
+        node.stop().await;
+        return Ok(SUCCESS);
+    }
+    let replicas = usize::try_from(args.replicas).unwrap_or(usize::MAX);
+    let (node, ring) = Node::start_ring(args.listen, args.join, replicas)
         .await
         .map_err(|e| Failure::unreachable(anyhow!("node: {e}")))?;
     announce(&node)?;
     stopped().await.map_err(Failure::unreachable)?;
+    ring.leave().await;
     node.stop().await;
     Ok(SUCCESS)
 }

@@ -63,7 +63,7 @@ pub(super) async fn read<R: AsyncRead + Unpin>(
                     }
                 }
             },
-            Some(Ok(Message::Request { .. })) => {
+            Some(Ok(Message::Request { .. } | Message::Peer(_))) => {
                 break format!("{peer} sent a request to a client");
             }
             Some(Err(e)) => break format!("connection to {peer} broken: {e}"),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use libp2p::Swarm;
 use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p_stream::IncomingStreams;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -39,6 +40,17 @@ pub(super) async fn run<S: Served>(
             }
             command = commands.recv() => match command {
                 Some(Command::Stop) | None => break,
+                Some(Command::Dial(peer, addr)) => {
+                    if !swarm.is_connected(&peer) {
+                        let opts = DialOpts::peer_id(peer)
+                            .addresses(vec![addr])
+                            .condition(PeerCondition::DisconnectedAndNotDialing)
+                            .build();
+                        if let Err(e) = swarm.dial(opts) {
+                            tracing::debug!(%peer, error = %e, "dial");
+                        }
+                    }
+                }
             },
         }
     }

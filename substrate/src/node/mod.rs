@@ -11,7 +11,10 @@
 //! Everything runs under the tracing span `node{id=<peer id>}`.
 
 mod event_loop;
+mod ring;
 mod serve;
+
+pub use ring::RingSpace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +43,12 @@ const COMMANDS: usize = 16;
 pub trait Served: Space {
     /// How many tuples the space holds now.
     fn tuple_count(&self) -> u64;
+
+    /// The whole space's status, when it spans more than this node; `None`:
+    /// this node alone, holding [`Served::tuple_count`] tuples.
+    fn status(&self) -> impl std::future::Future<Output = Option<crate::wire::Status>> + Send {
+        async { None }
+    }
 }
 
 /// Why a node could not start.
@@ -56,6 +65,8 @@ pub enum NodeError {
 enum Command {
     /// Close every connection and end.
     Stop,
+    /// Connect to this peer at this address, unless connected already.
+    Dial(PeerId, Multiaddr),
 }
 
 /// Who this node is, as `status` reports it.
@@ -79,6 +90,33 @@ impl Node {
     /// Starts a node with a fresh identity that serves `space` on `listen`,
     /// once the listener is up.
     pub async fn start<S: Served>(listen: Multiaddr, space: S) -> Result<Node, NodeError> {
+        Node::launch(listen, |_| space).await
+    }
+
+    /// Starts a node that joins the ring through `join` (or starts one
+    /// when it is empty), each tuple held by `replicas` peers; the returned
+    /// space leaves the ring gracefully through [`RingSpace::leave`].
+    pub async fn start_ring(
+        listen: Multiaddr,
+        join: Vec<Multiaddr>,
+        replicas: usize,
+    ) -> Result<(Node, RingSpace), NodeError> {
+        let mut ring = None;
+        let node = Node::launch(listen, |link| {
+            let space = RingSpace::start(link, join, replicas);
+            ring = Some(space.clone());
+            space
+        })
+        .await?;
+        Ok((node, ring.expect("launch builds the space")))
+    }
+
+    /// Starts a node serving the space `build` makes once the listener is
+    /// up.
+    async fn launch<S: Served>(
+        listen: Multiaddr,
+        build: impl FnOnce(ring::Link) -> S,
+    ) -> Result<Node, NodeError> {
         let keypair = Keypair::generate_ed25519();
         let peer_id = keypair.public().to_peer_id();
         let mut swarm = net::swarm(keypair)?;
@@ -116,6 +154,11 @@ impl Node {
             addr: address.to_string(),
         });
         let (commands, receiver) = mpsc::channel(COMMANDS);
+        let space = build(ring::Link {
+            control: swarm.behaviour().stream.new_control(),
+            dial: commands.clone(),
+            address: address.clone(),
+        });
         let span = tracing::info_span!("node", id = %peer_id);
         span.in_scope(|| tracing::info!(%address, "listening"));
         let task =

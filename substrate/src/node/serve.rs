@@ -85,6 +85,10 @@ pub(super) async fn serve<S: Served>(peer: PeerId, stream: Stream, space: S, me:
                     tracing::warn!(%peer, id, "closing a stream that sent a response to a node");
                     break;
                 }
+                Some(Ok(Message::Peer(_))) => {
+                    tracing::warn!(%peer, "closing a client stream that sent a peer message");
+                    break;
+                }
             },
             Some(answer) = answers.recv() => {
                 outbox.push(answer, &space).await;
@@ -236,17 +240,10 @@ async fn run<S: Served>(
             }
             Err(e) => Response::error(&e),
         },
-        Request::Status => {
-            let tuples = space.tuple_count();
-            Response::Status(Status {
-                peers: vec![PeerStatus {
-                    id: me.id.clone(),
-                    addr: me.addr.clone(),
-                    tuples,
-                }],
-                tuples,
-            })
-        }
+        Request::Status => match space.status().await {
+            Some(status) => Response::Status(status),
+            None => single_status(&space, &me),
+        },
         // Handled by the reading loop; nothing to run.
         Request::Cancel => return id,
     };
@@ -338,4 +335,17 @@ async fn put_back<S: Space>(space: &S, tuples: Vec<Tuple>) {
     if let Err(e) = space.out_all(tuples, None).await {
         tracing::error!(count, error = %e, "lost taken tuples that could not be delivered");
     }
+}
+
+/// The status of a node serving alone.
+fn single_status<S: Served>(space: &S, me: &Me) -> Response {
+    let tuples = space.tuple_count();
+    Response::Status(Status {
+        peers: vec![PeerStatus {
+            id: me.id.clone(),
+            addr: me.addr.clone(),
+            tuples,
+        }],
+        tuples,
+    })
 }

@@ -58,7 +58,9 @@ use crate::tuple::{Tuple, Value};
 
 /// The identity of one written tuple: the peer its `out` entered at and
 /// that peer's sequence number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct TupleId {
     pub origin: u64,
     pub seq: u64,
@@ -82,7 +84,7 @@ impl TupleId {
 }
 
 /// A tuple as peers hold it: the user's fields and the hidden id.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tagged {
     pub id: TupleId,
     pub tuple: Tuple,

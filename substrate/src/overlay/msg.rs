@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::{Tagged, TupleId};
 use crate::ring::Ring;
 use crate::store::ReservationId;
@@ -11,7 +13,7 @@ use crate::template::Template;
 use crate::tuple::Tuple;
 
 /// A client operation's id, chosen by the driver, unique at its peer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct OpId(pub u64);
 
 /// A client operation entering the overlay at this peer.
@@ -114,7 +116,7 @@ pub enum Command {
 }
 
 /// What a candidate is asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Ask {
     /// Reserve a match and offer it.
     Take,
@@ -130,7 +132,7 @@ pub enum Ask {
 pub type Wire = (Tagged, Option<u64>);
 
 /// Messages between peers.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Msg {
     /// An `out` on its way to the primary of `index`.
     Route {

@@ -31,6 +31,8 @@ pub enum Message {
     Request { id: u64, request: Request },
     /// The node's answer (or one of its parts) to request `id`.
     Response { id: u64, response: Response },
+    /// Peer to peer, on `/halley/peer/1` only.
+    Peer(super::PeerMessage),
 }
 
 /// What a client asks of the space. Timeouts follow [`crate::Space`]: `None`

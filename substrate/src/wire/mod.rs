@@ -11,11 +11,13 @@
 
 pub mod frame;
 pub mod message;
+pub mod peer;
 
 pub use frame::{
     FrameError, FrameReader, MAX_FRAME, encode, encode_request, encode_response, frames,
 };
 pub use message::{ErrorKind, Message, PeerStatus, Request, Response, Status};
+pub use peer::{Member, PEER_PROTOCOL, PeerMessage};
 
 use libp2p::StreamProtocol;
 

@@ -1,0 +1,464 @@
+//! The ring driver: one task owning this peer's [`Peer`], the member list
+//! and the outbound links. It feeds the peer client operations, peer
+//! messages, timers and views, and carries out the commands it answers
+//! with.
+//!
+//! Membership: without `--join` the ring is this peer alone. A joining peer
+//! sends `Join` to the member it was given; that member adds it, answers
+//! with every member and the view epoch, and announces it to the others.
+//! A peer whose stream breaks or ends is dropped from the view and
+//! announced gone; so is a peer leaving. Each change gives a new view
+//! (peer ring id: [`links::ring_id`]) and the next epoch: one past the
+//! highest this peer has seen or been told.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::links::{self, LinkEvent, peer_of, ring_id};
+use super::{Input, Link};
+use crate::overlay::{Command, Config, Event, Op, OpId, Peer, Reply};
+use crate::ring::Ring;
+use crate::wire::{Member, PeerMessage, PeerStatus, Status};
+
+/// How long a graceful leave lets the handover drain.
+const DRAIN: Duration = Duration::from_secs(2);
+/// How long `status` waits for the members' counts.
+const STATUS_WAIT: Duration = Duration::from_secs(2);
+/// How long a joining peer waits for the member list before asking again.
+const JOIN_RETRY: Duration = Duration::from_secs(2);
+
+/// A status request waiting for the members' counts.
+struct Counting {
+    answer: oneshot::Sender<Status>,
+    counts: BTreeMap<u64, u64>,
+    deadline: Instant,
+}
+
+struct Driver {
+    link: Link,
+    me: Member,
+    my_id: u64,
+    peer: Peer,
+    members: BTreeMap<u64, (PeerId, Member)>,
+    epoch: u64,
+    links: HashMap<u64, mpsc::UnboundedSender<PeerMessage>>,
+    events: mpsc::UnboundedSender<LinkEvent>,
+    /// Each operation's reply channel, and whether it is a take.
+    replies: HashMap<OpId, (mpsc::UnboundedSender<Reply>, bool)>,
+    next_op: u64,
+    timer: Option<u64>,
+    start: Instant,
+    counting: HashMap<u64, Counting>,
+    next_token: u64,
+    count: Arc<AtomicU64>,
+    /// The members to join through, until one has let us in, and when we
+    /// last asked.
+    joining: Vec<Multiaddr>,
+    asked: Option<Instant>,
+}
+
+/// Starts the driver task.
+pub(super) fn spawn(
+    link: Link,
+    join: Vec<Multiaddr>,
+    replicas: usize,
+    inputs: mpsc::UnboundedReceiver<Input>,
+    count: Arc<AtomicU64>,
+) {
+    let me_peer = peer_of(&link.address).expect("a node's address ends in its peer id");
+    let my_id = ring_id(&me_peer);
+    let me = Member {
+        addr: link.address.to_string(),
+    };
+    let mut view = Ring::new();
+    view.insert(my_id);
+    let config = Config {
+        replicas,
+        ..Config::default()
+    };
+    let peer = Peer::new(my_id, config, Arc::new(view)).expect("the default keyspace is valid");
+    let (events, received) = mpsc::unbounded_channel();
+    links::accept(link.control.clone(), events.clone());
+    let mut driver = Driver {
+        link,
+        me: me.clone(),
+        my_id,
+        peer,
+        members: BTreeMap::from([(my_id, (me_peer, me))]),
+        epoch: 0,
+        links: HashMap::new(),
+        events,
+        replies: HashMap::new(),
+        next_op: 1 << 62,
+        timer: None,
+        start: Instant::now(),
+        counting: HashMap::new(),
+        next_token: 0,
+        count,
+        joining: join,
+        asked: None,
+    };
+    driver.ask_to_join();
+    tokio::spawn(driver.run(inputs, received).in_current_span());
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut inputs: mpsc::UnboundedReceiver<Input>,
+        mut events: mpsc::UnboundedReceiver<LinkEvent>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            let wake = self
+                .timer
+                .map(|at| self.start + Duration::from_millis(at))
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                input = inputs.recv() => match input {
+                    None => break,
+                    Some(Input::Leave(done)) => {
+                        self.leave().await;
+                        let _ = done.send(());
+                        break;
+                    }
+                    Some(input) => self.on_input(input),
+                },
+                Some(event) = events.recv() => self.on_link(event),
+                _ = tokio::time::sleep_until(wake), if self.timer.is_some() => {
+                    self.timer = None;
+                    self.feed(Event::Timer);
+                }
+                _ = tick.tick() => {
+                    self.finish_counts(false);
+                    self.ask_to_join();
+                }
+            }
+        }
+    }
+
+    /// Asks every member we were given to let us in, again every
+    /// [`JOIN_RETRY`] until one has.
+    fn ask_to_join(&mut self) {
+        if self.joining.is_empty() || self.asked.is_some_and(|at| at.elapsed() < JOIN_RETRY) {
+            return;
+        }
+        self.asked = Some(Instant::now());
+        for addr in self.joining.clone() {
+            if let Some(to) = self.connect(&addr) {
+                let member = self.me.clone();
+                self.send(to, PeerMessage::Join { member });
+            }
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Op {
+                op,
+                request,
+                replies,
+            } => {
+                let take = matches!(request, Op::In { .. });
+                self.replies.insert(op, (replies, take));
+                self.feed(Event::Client { op, request });
+            }
+            Input::Status(answer) => self.start_count(answer),
+            Input::Leave(_) => unreachable!("handled by the loop"),
+        }
+    }
+
+    fn on_link(&mut self, event: LinkEvent) {
+        match event {
+            LinkEvent::Ended { peer } => {
+                // Alive peers keep their streams open: probe with a fresh
+                // link, which reports `Lost` if the peer cannot be reached.
+                let id = ring_id(&peer);
+                if let Some((_, member)) = self.members.get(&id).cloned() {
+                    self.links.remove(&id);
+                    if let Ok(addr) = member.addr.parse() {
+                        self.connect(&addr);
+                    }
+                }
+            }
+            LinkEvent::Lost { peer } => {
+                let id = ring_id(&peer);
+                if let Some((_, member)) = self.members.get(&id).cloned() {
+                    tracing::info!(%peer, "peer lost");
+                    self.remove(id);
+                    let epoch = self.epoch;
+                    self.broadcast(PeerMessage::Gone { member, epoch });
+                }
+            }
+            LinkEvent::Message { from, msg } => self.on_message(from, msg),
+        }
+    }
+
+    fn on_message(&mut self, from: PeerId, msg: PeerMessage) {
+        let from_id = ring_id(&from);
+        match msg {
+            PeerMessage::Join { member } => {
+                // A member asking again missed our answer: answer again.
+                let new = self.add(&member).is_some();
+                let Some(id) = member.addr.parse().ok().as_ref().and_then(peer_of) else {
+                    return;
+                };
+                let id = ring_id(&id);
+                let epoch = self.epoch;
+                let members = self.members.values().map(|(_, m)| m.clone()).collect();
+                self.send(id, PeerMessage::Members { members, epoch });
+                for other in self.others().into_iter().filter(|&o| new && o != id) {
+                    let member = member.clone();
+                    self.send(other, PeerMessage::Joined { member, epoch });
+                }
+            }
+            PeerMessage::Members { members, epoch } => {
+                self.joining.clear();
+                self.epoch = self.epoch.max(epoch.saturating_sub(1));
+                for member in members {
+                    self.add_quietly(&member);
+                }
+                self.epoch = self.epoch.max(epoch);
+                self.new_view(self.my_id);
+            }
+            PeerMessage::Joined { member, epoch } => {
+                self.epoch = self.epoch.max(epoch.saturating_sub(1));
+                self.add(&member);
+            }
+            PeerMessage::Gone { member, epoch } => {
+                let Some(id) = member.addr.parse().ok().as_ref().and_then(peer_of) else {
+                    return;
+                };
+                let id = ring_id(&id);
+                if id == self.my_id {
+                    return;
+                }
+                self.epoch = self.epoch.max(epoch.saturating_sub(1));
+                self.remove(id);
+            }
+            PeerMessage::Overlay { msg, epoch } => {
+                self.feed(Event::Message {
+                    from: from_id,
+                    msg,
+                    epoch,
+                });
+            }
+            PeerMessage::CountAsk { token } => {
+                let tuples = self.primaries();
+                self.send(from_id, PeerMessage::Count { token, tuples });
+            }
+            PeerMessage::Count { token, tuples } => {
+                if let Some(counting) = self.counting.get_mut(&token) {
+                    counting.counts.insert(from_id, tuples);
+                }
+                self.finish_counts(false);
+            }
+        }
+    }
+
+    /// Adds `member` without a new view; its id if it is new.
+    fn add_quietly(&mut self, member: &Member) -> Option<u64> {
+        let addr: Multiaddr = member.addr.parse().ok()?;
+        let peer = peer_of(&addr)?;
+        let id = ring_id(&peer);
+        if self.members.contains_key(&id) {
+            return None;
+        }
+        self.members.insert(id, (peer, member.clone()));
+        self.connect(&addr);
+        Some(id)
+    }
+
+    /// Adds `member` and takes the new view; its id if it is new.
+    fn add(&mut self, member: &Member) -> Option<u64> {
+        let id = self.add_quietly(member)?;
+        self.epoch += 1;
+        tracing::info!(addr = %member.addr, epoch = self.epoch, "peer joined");
+        self.new_view(id);
+        Some(id)
+    }
+
+    fn remove(&mut self, id: u64) {
+        if id == self.my_id || self.members.remove(&id).is_none() {
+            return;
+        }
+        self.links.remove(&id);
+        self.epoch += 1;
+        self.new_view(id);
+    }
+
+    fn new_view(&mut self, changed: u64) {
+        let mut view = Ring::new();
+        for &id in self.members.keys() {
+            view.insert(id);
+        }
+        let epoch = self.epoch;
+        self.feed(Event::View {
+            view: Arc::new(view),
+            changed,
+            epoch,
+        });
+    }
+
+    /// Opens the link to the peer at `addr`; its ring id.
+    fn connect(&mut self, addr: &Multiaddr) -> Option<u64> {
+        let peer = peer_of(addr)?;
+        let id = ring_id(&peer);
+        if id != self.my_id && !self.links.contains_key(&id) {
+            let queue = links::open(
+                self.link.control.clone(),
+                self.link.dial.clone(),
+                peer,
+                addr.clone(),
+                self.events.clone(),
+            );
+            self.links.insert(id, queue);
+        }
+        Some(id)
+    }
+
+    fn others(&self) -> Vec<u64> {
+        self.members
+            .keys()
+            .copied()
+            .filter(|&id| id != self.my_id)
+            .collect()
+    }
+
+    fn send(&mut self, to: u64, msg: PeerMessage) {
+        if let Some(link) = self.links.get(&to) {
+            let _ = link.send(msg);
+        }
+    }
+
+    fn broadcast(&mut self, msg: PeerMessage) {
+        for id in self.others() {
+            self.send(id, msg.clone());
+        }
+    }
+
+    /// Feeds `event` to the peer and carries out what it answers, its own
+    /// messages to itself included.
+    fn feed(&mut self, event: Event) {
+        let mut queue = vec![event];
+        while let Some(event) = queue.pop() {
+            let now = self.now();
+            for command in self.peer.handle(event, now) {
+                match command {
+                    Command::Send { to, msg, epoch } if to == self.my_id => {
+                        queue.push(Event::Message {
+                            from: to,
+                            msg,
+                            epoch,
+                        });
+                    }
+                    Command::Send { to, msg, epoch } => {
+                        self.send(to, PeerMessage::Overlay { msg, epoch });
+                    }
+                    Command::Reply { op, reply } => self.reply(op, reply),
+                    Command::ArmTimer { at } => self.timer = Some(at),
+                }
+            }
+        }
+    }
+
+    fn reply(&mut self, op: OpId, reply: Reply) {
+        let lasts = !matches!(reply, Reply::Notified(_));
+        let Some((replies, take)) = self.replies.get(&op).cloned() else {
+            return;
+        };
+        if lasts {
+            self.replies.remove(&op);
+        }
+        if let Err(unsent) = replies.send(reply) {
+            // The client went away: a taken tuple goes back in.
+            if let (true, Reply::Found(Some(tagged))) = (take, unsent.0) {
+                let op = OpId(self.next_op);
+                self.next_op += 1;
+                let (replies, _) = mpsc::unbounded_channel();
+                self.replies.insert(op, (replies, false));
+                self.feed(Event::Client {
+                    op,
+                    request: Op::Out {
+                        tuple: tagged.tuple,
+                        ttl_ms: None,
+                    },
+                });
+            }
+        }
+    }
+
+    fn primaries(&self) -> u64 {
+        let count = self.peer.primary_ids().len() as u64;
+        self.count.store(count, Ordering::Relaxed);
+        count
+    }
+
+    fn start_count(&mut self, answer: oneshot::Sender<Status>) {
+        let token = self.next_token;
+        self.next_token += 1;
+        let counts = BTreeMap::from([(self.my_id, self.primaries())]);
+        self.counting.insert(
+            token,
+            Counting {
+                answer,
+                counts,
+                deadline: Instant::now() + STATUS_WAIT,
+            },
+        );
+        self.broadcast(PeerMessage::CountAsk { token });
+        self.finish_counts(false);
+    }
+
+    /// Answers the status requests every member has counted for (or whose
+    /// wait is over: a silent member counts 0).
+    fn finish_counts(&mut self, all: bool) {
+        let now = Instant::now();
+        let done: Vec<u64> = self
+            .counting
+            .iter()
+            .filter(|(_, c)| {
+                all || now >= c.deadline || self.members.keys().all(|id| c.counts.contains_key(id))
+            })
+            .map(|(&token, _)| token)
+            .collect();
+        for token in done {
+            let Some(counting) = self.counting.remove(&token) else {
+                continue;
+            };
+            let peers: Vec<PeerStatus> = self
+                .members
+                .iter()
+                .map(|(id, (peer, member))| PeerStatus {
+                    id: peer.to_string(),
+                    addr: member.addr.clone(),
+                    tuples: counting.counts.get(id).copied().unwrap_or(0),
+                })
+                .collect();
+            let tuples = peers.iter().map(|p| p.tuples).sum();
+            let _ = counting.answer.send(Status { peers, tuples });
+        }
+    }
+
+    /// Hands everything over, tells the others, and lets the links drain.
+    async fn leave(&mut self) {
+        self.feed(Event::Leave);
+        let member = self.me.clone();
+        let epoch = self.epoch + 1;
+        self.broadcast(PeerMessage::Gone { member, epoch });
+        self.finish_counts(true);
+        self.links.clear();
+        tokio::time::sleep(DRAIN).await;
+    }
+}

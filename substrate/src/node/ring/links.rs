@@ -1,0 +1,185 @@
+//! The streams between peers: one outbound `/halley/peer/1` stream per
+//! member, written by a task of its own from an unbounded queue, and one
+//! reading task per inbound stream. An outbound stream that breaks is
+//! reopened once; one that cannot be opened, or breaks again, reports the
+//! peer [`LinkEvent::Lost`] to the driver; an inbound stream that ends,
+//! [`LinkEvent::Ended`].
+
+use std::time::Duration;
+
+use futures::{AsyncWriteExt, StreamExt};
+use libp2p::{Multiaddr, PeerId};
+use libp2p_stream::Control;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::super::Command;
+use crate::wire::{self, Message, PEER_PROTOCOL, PeerMessage};
+
+/// Attempts to open a stream to a peer before it counts as lost.
+const OPEN_ATTEMPTS: u32 = 30;
+/// Pause between attempts.
+const OPEN_PAUSE: Duration = Duration::from_millis(100);
+/// Messages the writer encodes into one write at most.
+const BATCH: usize = 256;
+
+/// What the link tasks tell the driver.
+#[derive(Debug)]
+pub(super) enum LinkEvent {
+    Message {
+        from: PeerId,
+        msg: PeerMessage,
+    },
+    /// The outbound stream could not be opened or broke.
+    Lost {
+        peer: PeerId,
+    },
+    /// An inbound stream ended.
+    Ended {
+        peer: PeerId,
+    },
+}
+
+/// The peer id an address ends in.
+pub(super) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    match addr.iter().last()? {
+        libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    }
+}
+
+/// A peer's place on the ring: the last 8 bytes of its id (random bytes of
+/// its public key).
+pub(super) fn ring_id(peer: &PeerId) -> u64 {
+    let bytes = peer.to_bytes();
+    let tail: [u8; 8] = bytes[bytes.len() - 8..]
+        .try_into()
+        .expect("a peer id is longer than 8 bytes");
+    u64::from_be_bytes(tail)
+}
+
+/// Starts the writer of the stream to `peer` at `addr`; send to the
+/// returned queue, drop it to close the stream.
+pub(super) fn open(
+    control: Control,
+    dial: mpsc::Sender<Command>,
+    peer: PeerId,
+    addr: Multiaddr,
+    events: mpsc::UnboundedSender<LinkEvent>,
+) -> mpsc::UnboundedSender<PeerMessage> {
+    let (queue, receiver) = mpsc::unbounded_channel();
+    tokio::spawn(write(control, dial, peer, addr, receiver, events).in_current_span());
+    queue
+}
+
+async fn write(
+    mut control: Control,
+    dial: mpsc::Sender<Command>,
+    peer: PeerId,
+    addr: Multiaddr,
+    mut queue: mpsc::UnboundedReceiver<PeerMessage>,
+    events: mpsc::UnboundedSender<LinkEvent>,
+) {
+    let Some(mut stream) = opened(&mut control, &dial, peer, &addr).await else {
+        let _ = events.send(LinkEvent::Lost { peer });
+        return;
+    };
+    let mut buf = Vec::new();
+    while let Some(first) = queue.recv().await {
+        buf.clear();
+        let mut next = Some(first);
+        let mut count = 0;
+        while let Some(msg) = next.take() {
+            if let Err(e) = wire::encode(&mut buf, &Message::Peer(msg)) {
+                tracing::error!(%peer, error = %e, "dropping a peer message that cannot be sent");
+            }
+            count += 1;
+            if count < BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        if let Err(e) = write_all(&mut stream, &buf).await {
+            // Two peers dialling each other may get two connections, and
+            // one of them closes: try a fresh stream before giving up.
+            tracing::info!(%peer, error = %e, "peer stream broken, reopening");
+            let Some(fresh) = opened(&mut control, &dial, peer, &addr).await else {
+                let _ = events.send(LinkEvent::Lost { peer });
+                return;
+            };
+            stream = fresh;
+            if let Err(e) = write_all(&mut stream, &buf).await {
+                tracing::info!(%peer, error = %e, "peer stream broken");
+                let _ = events.send(LinkEvent::Lost { peer });
+                return;
+            }
+        }
+    }
+    let _ = stream.close().await;
+}
+
+/// A fresh stream to `peer`, dialling `addr` if need be; `None` after
+/// [`OPEN_ATTEMPTS`] failures.
+async fn opened(
+    control: &mut Control,
+    dial: &mpsc::Sender<Command>,
+    peer: PeerId,
+    addr: &Multiaddr,
+) -> Option<libp2p::Stream> {
+    for _ in 0..OPEN_ATTEMPTS {
+        let _ = dial.send(Command::Dial(peer, addr.clone())).await;
+        match control.open_stream(peer, PEER_PROTOCOL).await {
+            Ok(stream) => return Some(stream),
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "opening a peer stream");
+                tokio::time::sleep(OPEN_PAUSE).await;
+            }
+        }
+    }
+    tracing::warn!(%peer, "cannot reach peer");
+    None
+}
+
+async fn write_all(stream: &mut libp2p::Stream, buf: &[u8]) -> std::io::Result<()> {
+    stream.write_all(buf).await?;
+    stream.flush().await
+}
+
+/// Accepts inbound peer streams and reads each in a task of its own.
+pub(super) fn accept(mut control: Control, events: mpsc::UnboundedSender<LinkEvent>) {
+    let mut incoming = match control.accept(PEER_PROTOCOL) {
+        Ok(incoming) => incoming,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot accept peer streams");
+            return;
+        }
+    };
+    let task = async move {
+        while let Some((peer, stream)) = incoming.next().await {
+            tokio::spawn(read(peer, stream, events.clone()).in_current_span());
+        }
+    };
+    tokio::spawn(task.in_current_span());
+}
+
+async fn read(peer: PeerId, stream: libp2p::Stream, events: mpsc::UnboundedSender<LinkEvent>) {
+    let mut frames = wire::frames(stream);
+    loop {
+        match frames.next().await {
+            Some(Ok(Message::Peer(msg))) => {
+                if events.send(LinkEvent::Message { from: peer, msg }).is_err() {
+                    return;
+                }
+            }
+            Some(Ok(_)) => {
+                tracing::warn!(%peer, "closing a peer stream that sent a client message");
+                break;
+            }
+            Some(Err(e)) => {
+                tracing::warn!(%peer, error = %e, "closing a peer stream that sent a bad frame");
+                break;
+            }
+            None => break,
+        }
+    }
+    let _ = events.send(LinkEvent::Ended { peer });
+}

@@ -1,0 +1,225 @@
+//! A node serving its share of a ring of peers: [`RingSpace`] is the
+//! [`Space`] the node's client streams use, backed by one driver task
+//! ([`driver`]) that owns this peer's sans-io [`crate::overlay::Peer`] and
+//! the membership, and talks to the other peers over `/halley/peer/1`
+//! ([`links`]).
+//!
+//! Every client request becomes one overlay operation ([`Event::Client`]);
+//! its replies come back through a channel per operation. A take whose
+//! client went away before the answer arrived writes the tuple back.
+
+mod driver;
+mod links;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use libp2p_stream::Control;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Command, Served};
+use crate::overlay::{Op, OpId, Reply};
+use crate::space::{Space, SpaceError, Subscription};
+use crate::template::Template;
+use crate::tuple::Tuple;
+use crate::wire::Status;
+
+/// Operations of one bulk `out` in flight at once.
+const OUT_WINDOW: usize = 512;
+
+/// What a node hands the ring: how to reach other peers.
+pub(super) struct Link {
+    pub control: Control,
+    pub dial: mpsc::Sender<Command>,
+    pub address: Multiaddr,
+}
+
+/// What the space handle asks of the driver.
+enum Input {
+    Op {
+        op: OpId,
+        request: Op,
+        replies: mpsc::UnboundedSender<Reply>,
+    },
+    Status(oneshot::Sender<Status>),
+    Leave(oneshot::Sender<()>),
+}
+
+/// The space of a ring, as one node serves it. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct RingSpace {
+    inputs: mpsc::UnboundedSender<Input>,
+    next_op: Arc<AtomicU64>,
+    count: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Input")
+    }
+}
+
+impl RingSpace {
+    pub(super) fn start(link: Link, join: Vec<Multiaddr>, replicas: usize) -> RingSpace {
+        let (inputs, receiver) = mpsc::unbounded_channel();
+        let count = Arc::new(AtomicU64::new(0));
+        driver::spawn(link, join, replicas, receiver, count.clone());
+        RingSpace {
+            inputs,
+            next_op: Arc::new(AtomicU64::new(0)),
+            count,
+        }
+    }
+
+    /// Leaves the ring: hands this peer's tuples over and tells the others;
+    /// returns once the handover is sent (or the driver is gone).
+    pub async fn leave(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.inputs.send(Input::Leave(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Starts `request`; its replies arrive on the receiver.
+    fn submit(&self, request: Op) -> Result<(OpId, mpsc::UnboundedReceiver<Reply>), SpaceError> {
+        let op = OpId(self.next_op.fetch_add(1, Ordering::Relaxed));
+        let (replies, receiver) = mpsc::unbounded_channel();
+        self.inputs
+            .send(Input::Op {
+                op,
+                request,
+                replies,
+            })
+            .map_err(|_| gone())?;
+        Ok((op, receiver))
+    }
+
+    async fn ask(&self, request: Op) -> Result<Reply, SpaceError> {
+        let (_, mut replies) = self.submit(request)?;
+        match replies.recv().await.ok_or_else(gone)? {
+            Reply::Failed(e) => Err(SpaceError::Unreachable(e.to_string())),
+            reply => Ok(reply),
+        }
+    }
+}
+
+fn gone() -> SpaceError {
+    SpaceError::Unreachable("the ring driver has stopped".into())
+}
+
+fn wait_ms(timeout: Option<Duration>) -> Option<u64> {
+    timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A subscription through the ring; dropping it unsubscribes.
+#[derive(Debug)]
+pub struct RingSubscription {
+    op: OpId,
+    replies: mpsc::UnboundedReceiver<Reply>,
+    space: RingSpace,
+}
+
+impl Subscription for RingSubscription {
+    async fn next(&mut self) -> Option<Tuple> {
+        loop {
+            match self.replies.recv().await? {
+                Reply::Notified(tagged) => return Some(tagged.tuple),
+                Reply::Ended | Reply::Failed(_) => return None,
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Drop for RingSubscription {
+    fn drop(&mut self) {
+        let _ = self.space.submit(Op::Unsubscribe {
+            subscription: self.op,
+        });
+    }
+}
+
+impl Space for RingSpace {
+    type Subscription = RingSubscription;
+
+    async fn out_all(&self, tuples: Vec<Tuple>, ttl: Option<Duration>) -> Result<(), SpaceError> {
+        let ttl_ms = wait_ms(ttl);
+        let mut tuples = tuples.into_iter().peekable();
+        while tuples.peek().is_some() {
+            let mut waiting = Vec::new();
+            for tuple in tuples.by_ref().take(OUT_WINDOW) {
+                waiting.push(self.submit(Op::Out { tuple, ttl_ms })?.1);
+            }
+            for mut replies in waiting {
+                match replies.recv().await.ok_or_else(gone)? {
+                    Reply::Stored { .. } => {}
+                    Reply::Failed(e) => return Err(SpaceError::Unreachable(e.to_string())),
+                    other => {
+                        return Err(SpaceError::Unreachable(format!("out answered {other:?}")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn take_up_to(
+        &self,
+        template: Template,
+        _max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Tuple>, SpaceError> {
+        let wait_ms = wait_ms(timeout);
+        match self.ask(Op::In { template, wait_ms }).await? {
+            Reply::Found(found) => Ok(found.into_iter().map(|t| t.tuple).collect()),
+            other => Err(SpaceError::Unreachable(format!("in answered {other:?}"))),
+        }
+    }
+
+    async fn read(
+        &self,
+        template: Template,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Tuple>, SpaceError> {
+        let wait_ms = wait_ms(timeout);
+        match self.ask(Op::Rd { template, wait_ms }).await? {
+            Reply::Found(found) => Ok(found.map(|t| t.tuple)),
+            other => Err(SpaceError::Unreachable(format!("rd answered {other:?}"))),
+        }
+    }
+
+    async fn scan(
+        &self,
+        template: Template,
+        limit: Option<usize>,
+    ) -> Result<Vec<Tuple>, SpaceError> {
+        let limit = limit.unwrap_or(usize::MAX);
+        match self.ask(Op::Scan { template, limit }).await? {
+            Reply::Listed(tuples) => Ok(tuples.into_iter().map(|t| t.tuple).collect()),
+            other => Err(SpaceError::Unreachable(format!("scan answered {other:?}"))),
+        }
+    }
+
+    async fn subscribe(&self, template: Template) -> Result<RingSubscription, SpaceError> {
+        let (op, replies) = self.submit(Op::Subscribe { template })?;
+        Ok(RingSubscription {
+            op,
+            replies,
+            space: self.clone(),
+        })
+    }
+}
+
+impl Served for RingSpace {
+    fn tuple_count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    async fn status(&self) -> Option<Status> {
+        let (answer, status) = oneshot::channel();
+        self.inputs.send(Input::Status(answer)).ok()?;
+        status.await.ok()
+    }
+}

@@ -1,0 +1,89 @@
+//! The messages of `/halley/peer/1`: what the peers of one ring say to each
+//! other, framed like `/halley/space/1` (a [`super::Message::Peer`] each).
+//!
+//! Membership: a joining peer sends [`PeerMessage::Join`] to the member it
+//! was told of, which answers [`PeerMessage::Members`] (everyone, itself
+//! included, and the view epoch) and announces the newcomer to the others
+//! with [`PeerMessage::Joined`]. A peer found dead, or leaving, is announced
+//! with [`PeerMessage::Gone`]. Overlay traffic travels as
+//! [`PeerMessage::Overlay`]; `status` asks each member its count with
+//! [`PeerMessage::CountAsk`].
+
+use libp2p::StreamProtocol;
+use serde::{Deserialize, Serialize};
+
+use crate::overlay::Msg;
+
+/// The protocol peers negotiate for their own traffic.
+pub const PEER_PROTOCOL: StreamProtocol = StreamProtocol::new("/halley/peer/1");
+
+/// One member of the ring: its listening address, ending in
+/// `/p2p/<peer id>`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Member {
+    pub addr: String,
+}
+
+/// One message between peers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PeerMessage {
+    /// Newcomer → member: let me in.
+    Join {
+        member: Member,
+    },
+    /// Member → newcomer: the ring, and the epoch of its view.
+    Members {
+        members: Vec<Member>,
+        epoch: u64,
+    },
+    /// `member` joined; the view with it has `epoch`.
+    Joined {
+        member: Member,
+        epoch: u64,
+    },
+    /// `member` left or was found dead; the view without it has `epoch`.
+    Gone {
+        member: Member,
+        epoch: u64,
+    },
+    /// An overlay message sent under the view of `epoch`.
+    Overlay {
+        msg: Msg,
+        epoch: u64,
+    },
+    /// How many tuples do you hold as primary? Answered by `Count`.
+    CountAsk {
+        token: u64,
+    },
+    Count {
+        token: u64,
+        tuples: u64,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::overlay::OpId;
+    use crate::wire::{Message, frame};
+
+    #[test]
+    fn peer_messages_survive_a_frame() {
+        let message = Message::Peer(PeerMessage::Overlay {
+            msg: Msg::Cancel { op: OpId(7) },
+            epoch: 3,
+        });
+        let mut buf = Vec::new();
+        frame::encode(&mut buf, &message).unwrap();
+        assert_eq!(frame::decode(&buf[4..]).unwrap(), message);
+        let join = Message::Peer(PeerMessage::Members {
+            members: vec![Member {
+                addr: "/ip4/1.2.3.4/tcp/1".into(),
+            }],
+            epoch: 9,
+        });
+        buf.clear();
+        frame::encode(&mut buf, &join).unwrap();
+        assert_eq!(frame::decode(&buf[4..]).unwrap(), join);
+    }
+}

@@ -1,0 +1,239 @@
+//! Multi-process rings: real `halley node` processes on 127.0.0.1 joined
+//! into one space, a bulk load through one peer read back through another,
+//! a SIGKILLed peer losing nothing, a SIGTERMed peer handing its tuples
+//! over, and a peer joining while clients take (every tuple taken exactly
+//! once). Every process is killed on drop.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use halley_substrate::{Field, RemoteSpace, Space, Template};
+
+use common::{DEADLINE, Node, run};
+
+/// Tuples bulk-loaded (the kill test loads [`MANY`]).
+const TUPLES: usize = 3_000;
+const MANY: usize = 10_000;
+
+/// `status --json` through `peer`, parsed; `None` if it failed.
+fn status(peer: &str) -> Option<serde_json::Value> {
+    let out = run(&["status", "--peer", peer, "--json"], None);
+    if out.code != Some(0) {
+        return None;
+    }
+    serde_json::from_str(&out.stdout).ok()
+}
+
+/// Polls `check` until it holds, at most [`DEADLINE`].
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let end = Instant::now() + DEADLINE;
+    while !check() {
+        assert!(Instant::now() < end, "gave up waiting for {what}");
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Starts a ring of `n` peers holding `replicas` copies of each tuple,
+/// and waits until every one sees all of them.
+fn ring(n: usize, replicas: u32) -> Vec<Node> {
+    let replicas = replicas.to_string();
+    let first = Node::start_with(&["--ring", "--replicas", &replicas]);
+    let mut nodes = vec![first];
+    for _ in 1..n {
+        let join = nodes[0].addr.clone();
+        nodes.push(Node::start_with(&[
+            "--join",
+            &join,
+            "--replicas",
+            &replicas,
+        ]));
+    }
+    for node in &nodes {
+        eventually("every peer to see the whole ring", || {
+            status(&node.addr).is_some_and(|s| s["peers"].as_array().map(Vec::len) == Some(n))
+        });
+    }
+    nodes
+}
+
+/// The tuples of the bulk load, one a line, with keywords spread over the
+/// keyspace.
+fn bulk(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "(\"w{:08x}\", {i})\n",
+                (i as u64).wrapping_mul(2_654_435_761) as u32
+            )
+        })
+        .collect()
+}
+
+/// Every tuple a scan through `peer` finds, one line each.
+fn scan(peer: &str) -> Option<Vec<String>> {
+    let out = run(&["scan", "--peer", peer, "(?str, ?int)"], None);
+    (out.code == Some(0)).then(|| out.stdout.lines().map(str::to_owned).collect())
+}
+
+/// True when `lines` holds each of a bulk load of `n` exactly once.
+fn exactly_once(lines: &[String], n: usize) -> bool {
+    let distinct: BTreeSet<&String> = lines.iter().collect();
+    lines.len() == n && distinct.len() == n
+}
+
+#[test]
+fn a_killed_peer_loses_no_tuple() {
+    let mut nodes = ring(5, 2);
+    let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk(MANY)));
+    assert_eq!(load.code, Some(0), "bulk out: {}", load.stderr);
+
+    let read_back = scan(&nodes[1].addr).expect("scan through another peer");
+    assert!(
+        exactly_once(&read_back, MANY),
+        "{} lines read back",
+        read_back.len()
+    );
+    let before = status(&nodes[2].addr).expect("status");
+    assert_eq!(before["tuples"], MANY, "{before}");
+
+    // Kill the peer holding the most tuples as their primary.
+    let peers = before["peers"].as_array().unwrap();
+    let busiest = peers
+        .iter()
+        .max_by_key(|p| p["tuples"].as_u64().unwrap())
+        .unwrap()["addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let victim = nodes.iter().position(|n| n.addr == busiest).unwrap();
+    nodes[victim].proc.kill();
+    let survivor = nodes[(victim + 1) % nodes.len()].addr.clone();
+
+    eventually("the ring to drop the killed peer", || {
+        status(&survivor).is_some_and(|s| s["peers"].as_array().map(Vec::len) == Some(4))
+    });
+    let mut last = 0;
+    eventually("every tuple to be found again, exactly once", || {
+        let lines = scan(&survivor).unwrap_or_default();
+        last = lines.len();
+        exactly_once(&lines, MANY)
+    });
+    let after = status(&survivor).expect("status after the kill");
+    assert_eq!(after["tuples"], MANY, "{after} (last scan: {last})");
+
+    // And they can be taken, each once.
+    let taken = run(
+        &[
+            "in",
+            "--peer",
+            &survivor,
+            "(\"w00000000\", 0)",
+            "--timeout",
+            "5s",
+        ],
+        None,
+    );
+    assert_eq!(taken.code, Some(0), "{}", taken.stderr);
+    let again = run(
+        &[
+            "in",
+            "--peer",
+            &survivor,
+            "(\"w00000000\", 0)",
+            "--timeout",
+            "0",
+        ],
+        None,
+    );
+    assert_eq!(again.code, Some(1), "taken twice: {}", again.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_joining_while_clients_take_loses_and_doubles_nothing() {
+    const CLIENTS: usize = 4;
+    let nodes = ring(3, 2);
+    let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk(TUPLES)));
+    assert_eq!(load.code, Some(0), "bulk out: {}", load.stderr);
+
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let end = Instant::now() + 4 * DEADLINE;
+    let mut clients = Vec::new();
+    for c in 0..CLIENTS {
+        let space = RemoteSpace::connect(nodes[c % nodes.len()].addr.parse().unwrap(), DEADLINE)
+            .await
+            .expect("connect");
+        let (taken, count) = (taken.clone(), count.clone());
+        clients.push(tokio::spawn(async move {
+            let any = Template::new(vec![Field::Any, Field::Any]);
+            while count.load(Ordering::SeqCst) < TUPLES && Instant::now() < end {
+                let got = space.take(any.clone(), Some(Duration::from_secs(1))).await;
+                if let Some(tuple) = got.expect("take") {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    taken.lock().unwrap().push(tuple.to_string());
+                }
+            }
+        }));
+    }
+    // A fourth peer joins while the clients take.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let join = nodes[1].addr.clone();
+    let newcomer = tokio::task::spawn_blocking(move || Node::start_with(&["--join", &join]))
+        .await
+        .unwrap();
+    let when_joined = count.load(Ordering::SeqCst);
+    assert!(when_joined < TUPLES, "the takes were over before the join");
+    for client in clients {
+        client.await.expect("a client failed");
+    }
+    let taken = taken.lock().unwrap().clone();
+    let distinct: BTreeSet<&String> = taken.iter().collect();
+    assert_eq!(distinct.len(), taken.len(), "a tuple was taken twice");
+    assert_eq!(taken.len(), TUPLES, "tuples lost");
+    let left = status(&newcomer.addr).expect("status through the newcomer");
+    assert_eq!(left["peers"].as_array().map(Vec::len), Some(4), "{left}");
+    assert_eq!(left["tuples"], 0, "{left}");
+}
+
+#[test]
+fn a_leaving_peer_hands_its_tuples_over() {
+    // One copy each: only the handover keeps the leaver's tuples.
+    let mut nodes = ring(3, 1);
+    let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk(TUPLES)));
+    assert_eq!(load.code, Some(0), "bulk out: {}", load.stderr);
+    let before = status(&nodes[0].addr).expect("status");
+    let peers = before["peers"].as_array().unwrap();
+    let busiest = peers
+        .iter()
+        .max_by_key(|p| p["tuples"].as_u64().unwrap())
+        .unwrap()["addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let leaver = nodes.iter().position(|n| n.addr == busiest).unwrap();
+    let pid = nodes[leaver].proc.id().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let exit = nodes[leaver].proc.wait(DEADLINE);
+    assert!(exit.success(), "the leaving node exited with {exit}");
+    let survivor = nodes[(leaver + 1) % nodes.len()].addr.clone();
+    eventually("the ring to drop the leaver", || {
+        status(&survivor).is_some_and(|s| s["peers"].as_array().map(Vec::len) == Some(2))
+    });
+    let lines = scan(&survivor).expect("scan");
+    assert!(
+        exactly_once(&lines, TUPLES),
+        "{} tuples after the leave",
+        lines.len()
+    );
+    let after = status(&survivor).expect("status after the leave");
+    assert_eq!(after["tuples"], TUPLES, "{after}");
+}
