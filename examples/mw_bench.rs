@@ -141,16 +141,24 @@ fn spin(n: u64) -> u64 {
     black_box(x)
 }
 
-/// Iterations of [`spin`] that take `target` on this machine (best of 5).
+/// Iterations of [`spin`] that take `target` on this machine: the median of
+/// 200 timed calls, refined three times, as `../shared/peers/calibrate.py`
+/// calibrates the peers' W2 task.
 fn calibrate(target: Duration) -> u64 {
-    let probe = 1_000_000;
-    let best = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            spin(probe);
-            t.elapsed()
-        })
-        .min()
-        .unwrap_or(target);
-    (probe as f64 * target.as_secs_f64() / best.as_secs_f64().max(1e-9)) as u64
+    let median = |iterations: u64| {
+        let mut times: Vec<Duration> = (0..200)
+            .map(|_| {
+                let t = Instant::now();
+                spin(iterations);
+                t.elapsed()
+            })
+            .collect();
+        times.sort_unstable();
+        times[times.len() / 2].as_secs_f64().max(1e-9)
+    };
+    let mut iterations = 10_000;
+    for _ in 0..4 {
+        iterations = (iterations as f64 * target.as_secs_f64() / median(iterations)) as u64;
+    }
+    iterations
 }
