@@ -61,6 +61,31 @@ async fn many_waits_share_one_connection() {
     );
 }
 
+/// libp2p-stream queues one inbound stream at a time and drops (closes)
+/// one that arrives while another waits to be accepted: clients dialling
+/// at the same moment must still each get a served stream from `connect`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_connecting_at_once_are_all_served() {
+    let node = Node::start();
+    for round in 0..4_i64 {
+        let clients: Vec<_> = (0..16_i64)
+            .map(|i| {
+                let addr = node.addr.parse().unwrap();
+                tokio::spawn(async move {
+                    let space = RemoteSpace::connect(addr, WAIT).await.expect("connect");
+                    space.out(tuple!("client", round, i)).await?;
+                    let exact = Template::exact(&tuple!("client", round, i));
+                    space.take(exact, Some(WAIT)).await
+                })
+            })
+            .collect();
+        for (i, client) in clients.into_iter().enumerate() {
+            let got = client.await.unwrap();
+            assert_eq!(got.unwrap(), Some(tuple!("client", round, i as i64)));
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_transfers_above_the_frame_size_are_chunked() {
     let node = Node::start();

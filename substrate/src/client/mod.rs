@@ -2,9 +2,11 @@
 //!
 //! A client runs its own small swarm with a throwaway identity, dials the
 //! node's address (which names its peer id), opens one `/halley/space/1`
-//! stream and keeps it: every request travels on it under its own id, so
-//! any number are in flight at once. A caller registers in the pending table
-//! ([`pending`]) and waits on a oneshot; the reader task
+//! stream, checks with a `Status` probe that the node serves it (opening
+//! another if the node dropped it, see [`open_served`]) and keeps it: every
+//! request travels on it under its own id, so any number are in flight at
+//! once. A caller registers in the pending table ([`pending`]) and waits on
+//! a oneshot; the reader task
 //! ([`connection::read`]) hands it the answer. Dropping a call before its
 //! answer cancels the request on the node (what a take had taken by then
 //! goes back to the space); dropping a subscription ends it.
@@ -17,7 +19,7 @@ mod pending;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::AsyncReadExt;
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
@@ -29,7 +31,7 @@ use crate::net::{self, NetError};
 use crate::space::{Space, SpaceError, Subscription};
 use crate::template::Template;
 use crate::tuple::Tuple;
-use crate::wire::{self, Request, Response, Status};
+use crate::wire::{self, Message, Request, Response, Status};
 
 use pending::{Pending, Waiter};
 
@@ -37,6 +39,8 @@ use pending::{Pending, Waiter};
 const QUEUE: usize = 256;
 /// Tuples a subscriber may fall behind by before its subscription ends.
 const FEED: usize = 4096;
+/// Pause before opening another stream when the node dropped one unserved.
+const REOPEN: Duration = Duration::from_millis(10);
 
 /// Why a client could not connect.
 #[derive(Debug, thiserror::Error)]
@@ -93,17 +97,24 @@ impl RemoteSpace {
         })?;
         let span = tracing::debug_span!("client", peer = %peer);
         let driver = tokio::spawn(connection::drive(swarm).instrument(span.clone()));
-        let opened = tokio::time::timeout(timeout, control.open_stream(peer, wire::PROTOCOL)).await;
-        let stream = match opened {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                driver.abort();
-                let reason = e.to_string();
-                return Err(ConnectError::Dial { addr, reason });
-            }
-            Err(_) => {
-                driver.abort();
-                return Err(ConnectError::Timeout { addr, timeout });
+        let deadline = tokio::time::Instant::now() + timeout;
+        let stream = loop {
+            match tokio::time::timeout_at(deadline, open_served(&mut control, peer)).await {
+                Ok(Ok(Some(stream))) => break stream,
+                Ok(Ok(None)) => {
+                    tracing::debug!(%peer, "the node dropped the stream unserved; opening another");
+                    tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + REOPEN))
+                        .await;
+                }
+                Ok(Err(e)) => {
+                    driver.abort();
+                    let reason = e.to_string();
+                    return Err(ConnectError::Dial { addr, reason });
+                }
+                Err(_) => {
+                    driver.abort();
+                    return Err(ConnectError::Timeout { addr, timeout });
+                }
             }
         };
         let (reader, writer) = stream.split();
@@ -227,6 +238,34 @@ fn tuples(response: Response) -> Result<Vec<Tuple>, SpaceError> {
         Response::Tuples(tuples) => Ok(tuples),
         other => Err(unexpected(&other)),
     }
+}
+
+/// Opens a `/halley/space/1` stream to `peer` and checks that the node
+/// serves it: `None` if it ends before answering a `Status` request.
+///
+/// libp2p-stream hands inbound streams to the node through a queue of one
+/// and drops (closes) a stream that arrives while another waits to be
+/// accepted, so clients connecting at the same moment can get a stream that
+/// nobody serves. Its first request would fail as "connection closed"; so
+/// `connect` only returns a stream the node has answered on. The probe uses
+/// id 0, which the pending table never hands out.
+async fn open_served(
+    control: &mut libp2p_stream::Control,
+    peer: PeerId,
+) -> Result<Option<libp2p::Stream>, libp2p_stream::OpenStreamError> {
+    let mut stream = control.open_stream(peer, wire::PROTOCOL).await?;
+    let mut probe = Vec::new();
+    if wire::encode_request(&mut probe, 0, &Request::Status).is_err() {
+        return Ok(None);
+    }
+    if stream.write_all(&probe).await.is_err() || stream.flush().await.is_err() {
+        return Ok(None);
+    }
+    let answer = wire::frames(&mut stream).next().await;
+    Ok(match answer {
+        Some(Ok(Message::Response { id: 0, .. })) => Some(stream),
+        _ => None,
+    })
 }
 
 impl Space for RemoteSpace {
