@@ -1,29 +1,14 @@
 //! The MapReduce Rust API over files, on the embedded space.
 
+mod run_util;
+
+use run_util::Scratch;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
 
 use halley_paradigms::mapreduce::{Emitter, Input, MapReduce};
 use halley_substrate::embedded::EmbeddedSpace;
-
-/// A fresh directory under the system's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("halley-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The map: each word under its first letter, counted once.
 fn first_letters<'a>(
@@ -51,7 +36,7 @@ fn longer<'a>(a: &mut (u64, &'a [u8]), b: (u64, &'a [u8])) {
 /// a reduce whose output differs from the value.
 #[test]
 fn a_directory_of_files_reduces_like_a_serial_loop() {
-    let tmp = TempDir::new("mr-api");
+    let tmp = Scratch::new("mr-api");
     let mut text = String::new();
     for i in 0..5_000u32 {
         text.push_str(&format!("a{} b{} c{}\n", i % 97, i % 1013, i * 7 % 11));

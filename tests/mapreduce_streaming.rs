@@ -1,27 +1,13 @@
 //! `halley mapreduce` end to end: real map and reduce processes.
 
+mod run_util;
+
+use run_util::Scratch;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-/// A fresh directory under the system's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("halley-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 const MAP: &str = r#"tr -s ' ' '\n' | awk 'NF { print $0 "\t1" }'"#;
 /// Relies on its input being sorted by key: prints a key when it changes.
@@ -62,7 +48,7 @@ fn corpus(dir: &Path) -> (PathBuf, PathBuf, BTreeMap<String, u64>) {
 
 #[test]
 fn word_count_with_shell_commands_is_exact_and_partitioned() {
-    let tmp = TempDir::new("mr-wc");
+    let tmp = Scratch::new("mr-wc");
     let (texts, single, expected) = corpus(&tmp.0);
     let out = tmp.0.join("out");
     let run = halley(&[
@@ -104,7 +90,7 @@ fn word_count_with_shell_commands_is_exact_and_partitioned() {
 
 #[test]
 fn a_line_without_a_tab_names_the_split_and_line() {
-    let tmp = TempDir::new("mr-notab");
+    let tmp = Scratch::new("mr-notab");
     let input = tmp.0.join("in.txt");
     fs::write(&input, "alpha beta\ngamma\n").unwrap();
     let run = halley(&[
@@ -129,7 +115,7 @@ fn a_line_without_a_tab_names_the_split_and_line() {
 
 #[test]
 fn a_failing_map_command_is_reported_with_its_status_and_stderr() {
-    let tmp = TempDir::new("mr-mapfail");
+    let tmp = Scratch::new("mr-mapfail");
     let input = tmp.0.join("in.txt");
     fs::write(&input, "a b c\n").unwrap();
     let run = halley(&[
@@ -155,7 +141,7 @@ fn a_failing_map_command_is_reported_with_its_status_and_stderr() {
 
 #[test]
 fn a_failing_reduce_command_names_its_partition() {
-    let tmp = TempDir::new("mr-redfail");
+    let tmp = Scratch::new("mr-redfail");
     let input = tmp.0.join("in.txt");
     fs::write(&input, "a b c\n").unwrap();
     let run = halley(&[
@@ -181,7 +167,7 @@ fn a_failing_reduce_command_names_its_partition() {
 
 #[test]
 fn a_missing_input_is_bad_input() {
-    let tmp = TempDir::new("mr-missing");
+    let tmp = Scratch::new("mr-missing");
     let missing = tmp.0.join("nope.txt");
     let run = halley(&[
         "mapreduce",
@@ -200,7 +186,7 @@ fn a_missing_input_is_bad_input() {
 
 #[test]
 fn a_policy_is_checked_before_anything_runs() {
-    let tmp = TempDir::new("mr-policy");
+    let tmp = Scratch::new("mr-policy");
     let input = tmp.0.join("in.txt");
     fs::write(&input, "b a b\n").unwrap();
     let good = tmp.0.join("good.toml");
@@ -244,7 +230,7 @@ fn a_policy_is_checked_before_anything_runs() {
 #[test]
 fn with_peer_the_tasks_go_through_that_node_space() {
     use halley_substrate::{EmbeddedSpace, Field, Node, Space, Subscription, Template};
-    let tmp = TempDir::new("mr-peer");
+    let tmp = Scratch::new("mr-peer");
     let (texts, _, _) = corpus(&tmp.0);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (space, node, mut done) = rt.block_on(async {

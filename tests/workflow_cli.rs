@@ -1,30 +1,15 @@
 //! `halley workflow` end to end: stage order, MapReduce stages, and the
 //! errors that stop a workflow before anything runs.
 
+mod run_util;
+
+use run_util::Scratch;
+
 use std::fs;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-/// A fresh directory under the system's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("halley-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Writes `text` as a workflow file in `tmp` and runs it with `--out tmp/out`.
-fn workflow(tmp: &TempDir, text: &str) -> Output {
+fn workflow(tmp: &Scratch, text: &str) -> Output {
     let file = tmp.0.join("wf.toml");
     fs::write(&file, text).unwrap();
     Command::new(env!("CARGO_BIN_EXE_halley"))
@@ -40,7 +25,7 @@ fn stderr(out: &Output) -> String {
 
 #[test]
 fn each_stage_sees_its_parents_outputs() {
-    let tmp = TempDir::new("wf-order");
+    let tmp = Scratch::new("wf-order");
     let run = workflow(
         &tmp,
         r#"
@@ -99,7 +84,7 @@ fn each_stage_sees_its_parents_outputs() {
 
 #[test]
 fn a_failed_stage_skips_its_descendants_and_exits_1() {
-    let tmp = TempDir::new("wf-fail");
+    let tmp = Scratch::new("wf-fail");
     let run = workflow(
         &tmp,
         r#"
@@ -131,7 +116,7 @@ fn a_failed_stage_skips_its_descendants_and_exits_1() {
 
 #[test]
 fn a_cycle_is_refused_before_anything_runs() {
-    let tmp = TempDir::new("wf-cycle");
+    let tmp = Scratch::new("wf-cycle");
     let run = workflow(
         &tmp,
         r#"
@@ -156,7 +141,7 @@ fn a_cycle_is_refused_before_anything_runs() {
 
 #[test]
 fn a_missing_stage_is_refused_before_anything_runs() {
-    let tmp = TempDir::new("wf-missing");
+    let tmp = Scratch::new("wf-missing");
     let run = workflow(
         &tmp,
         "[stages.a]\ncommands = [\"touch ran\"]\n[stages.b]\nafter = [\"c\"]\ncommands = [\"true\"]\n",
@@ -172,7 +157,7 @@ fn a_missing_stage_is_refused_before_anything_runs() {
 
 #[test]
 fn an_unknown_key_is_refused_with_its_line() {
-    let tmp = TempDir::new("wf-unknown");
+    let tmp = Scratch::new("wf-unknown");
     let run = workflow(
         &tmp,
         "[stages.a]\ncommands = [\"true\"]\ndeadlin = \"5m\"\n",
@@ -185,7 +170,7 @@ fn an_unknown_key_is_refused_with_its_line() {
 
 #[test]
 fn a_bag_stage_runs_its_commands_at_once() {
-    let tmp = TempDir::new("wf-bag");
+    let tmp = Scratch::new("wf-bag");
     let file = tmp.0.join("wf.toml");
     // Each command waits for the other's file: they finish only if both run
     // at the same time (and fail after 10 s otherwise, not hang).
