@@ -96,6 +96,20 @@ fn terminate(pid: u32) -> std::io::Result<()> {
         .map(drop)
 }
 
+/// Whether `provider` reports machine `id` gone within ten seconds (tests of
+/// the providers that run real processes).
+#[cfg(test)]
+fn gone_within_10s(provider: &mut dyn Provider, id: MachineId) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if provider.gone().contains(&id) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -184,17 +184,6 @@ mod tests {
         Policy::parse("p", &text).unwrap().resources.remove(0)
     }
 
-    fn until_gone(p: &mut CommandProvider, id: MachineId) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if p.gone().contains(&id) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
     /// Running, not a zombie left for its adopter to reap.
     fn alive(pid: &str) -> bool {
         std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
@@ -222,7 +211,7 @@ mod tests {
         };
         assert!(alive(&pid));
         p.stop(MachineId(4), 1.0).unwrap();
-        assert!(until_gone(&mut p, MachineId(4)));
+        assert!(super::super::gone_within_10s(&mut p, MachineId(4)));
         std::thread::sleep(Duration::from_millis(100));
         assert!(!alive(&pid), "the stop script stopped it");
     }
@@ -232,7 +221,7 @@ mod tests {
         let mut p = CommandProvider::new("j", "t");
         p.start(MachineId(1), &class("echo no quota >&2; exit 1"), 0.0)
             .unwrap();
-        assert!(until_gone(&mut p, MachineId(1)));
+        assert!(super::super::gone_within_10s(&mut p, MachineId(1)));
         assert!(p.machines.is_empty());
     }
 }

@@ -91,7 +91,7 @@ impl Drop for LocalProvider {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use super::*;
     use crate::policy::Policy;
@@ -101,17 +101,6 @@ mod tests {
             "[[resources]]\nname = \"cloud\"\nprovider = \"local\"\nboot_time = \"{boot}\"\nmax = 2\n"
         );
         Policy::parse("p", &text).unwrap().resources.remove(0)
-    }
-
-    fn wait_gone(p: &mut LocalProvider, id: MachineId) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if p.gone().contains(&id) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
     }
 
     #[test]
@@ -127,7 +116,7 @@ mod tests {
         p.start(MachineId(3), &class("300ms"), 0.0).unwrap();
         std::thread::sleep(Duration::from_millis(100));
         assert!(!out.exists(), "still booting");
-        assert!(wait_gone(&mut p, MachineId(3)));
+        assert!(super::super::gone_within_10s(&mut p, MachineId(3)));
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
             "--resource cloud --slots 1\n"
@@ -144,6 +133,6 @@ mod tests {
         std::thread::sleep(Duration::from_millis(200));
         assert!(p.gone().is_empty());
         p.stop(MachineId(1), 1.0).unwrap();
-        assert!(wait_gone(&mut p, MachineId(1)));
+        assert!(super::super::gone_within_10s(&mut p, MachineId(1)));
     }
 }
