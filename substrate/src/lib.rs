@@ -13,6 +13,7 @@ pub mod node;
 pub mod overlay;
 pub mod ring;
 pub mod space;
+pub mod spin;
 pub mod store;
 pub mod syntax;
 pub mod template;

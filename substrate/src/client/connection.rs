@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::pending::{Delivered, Pending, Waiter};
 use crate::net::Behaviour;
+use crate::spin::Spin;
 use crate::wire::{self, Message, Request, Response};
 
 /// Requests the writer encodes into one write.
@@ -80,6 +81,7 @@ pub(super) async fn write<W: AsyncWrite + Unpin>(
     mut stream: W,
     mut requests: mpsc::Receiver<(u64, Request)>,
     pending: Arc<Pending>,
+    spin: Spin,
 ) {
     let mut buf = Vec::new();
     while let Some((id, request)) = requests.recv().await {
@@ -95,6 +97,7 @@ pub(super) async fn write<W: AsyncWrite + Unpin>(
             stream.write_all(&buf).await?;
             stream.flush().await
         };
+        spin.kick();
         if let Err(e) = written.await {
             pending.close(format!("cannot write to the node: {e}"));
             return;

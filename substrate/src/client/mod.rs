@@ -120,8 +120,9 @@ impl RemoteSpace {
         let (reader, writer) = stream.split();
         let pending = Arc::new(Pending::default());
         let (requests, queue) = mpsc::channel(QUEUE);
+        let spin = crate::spin::Spin::start();
         let read = connection::read(reader, peer, pending.clone(), requests.clone());
-        let write = connection::write(writer, queue, pending.clone());
+        let write = connection::write(writer, queue, pending.clone(), spin);
         let tasks = vec![
             driver.abort_handle(),
             tokio::spawn(read.instrument(span.clone())).abort_handle(),

@@ -25,12 +25,13 @@ pub(super) async fn run<S: Served>(
     me: Arc<Me>,
 ) {
     let mut streams = JoinSet::new();
+    let spin = crate::spin::Spin::start();
     loop {
         tokio::select! {
             event = swarm.select_next_some() => on_event(event),
             Some((peer, stream)) = incoming.next() => {
                 tracing::debug!(%peer, "stream opened");
-                let task = serve::serve(peer, stream, space.clone(), me.clone());
+                let task = serve::serve(peer, stream, space.clone(), me.clone(), spin.clone());
                 streams.spawn(task.in_current_span());
             }
             Some(done) = streams.join_next(), if !streams.is_empty() => {

@@ -41,7 +41,13 @@ struct Outgoing {
 }
 
 /// Serves `stream` from `peer` until it ends or sends a bad frame.
-pub(super) async fn serve<S: Served>(peer: PeerId, stream: Stream, space: S, me: Arc<Me>) {
+pub(super) async fn serve<S: Served>(
+    peer: PeerId,
+    stream: Stream,
+    space: S,
+    me: Arc<Me>,
+    spin: crate::spin::Spin,
+) {
     let (reader, mut writer) = stream.split();
     let (queue, mut answers) = mpsc::channel(QUEUE);
     let mut frames = wire::frames(reader);
@@ -104,6 +110,7 @@ pub(super) async fn serve<S: Served>(peer: PeerId, stream: Stream, space: S, me:
             };
             outbox.push(answer, &space).await;
         }
+        spin.kick();
         if let Err(e) = outbox.flush(&mut writer).await {
             tracing::debug!(%peer, error = %e, "cannot write to the stream");
             break;
