@@ -5,9 +5,9 @@
 //! `--ring`, for a ring's first peer) it serves its share of a ring of
 //! peers and, on SIGINT/SIGTERM, hands its tuples over and leaves; without
 //! either it serves an embedded space of its own (whose takes can be
-//! cancelled, which the ring's cannot yet). `--secret-file` and `--metrics`
-//! are checked now and take effect later; a node says so on stderr when
-//! given them.
+//! cancelled, which the ring's cannot yet). `--metrics` serves counters in
+//! Prometheus's text format over HTTP. `--secret-file` is checked now and
+//! takes effect later; a node says so on stderr when given one.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,7 +39,7 @@ pub struct Args {
     /// with the ring.)
     #[arg(long)]
     secret_file: Option<PathBuf>,
-    /// Where to serve metrics, as host:port. (Takes effect with the ring.)
+    /// Where to serve metrics (Prometheus text at http://<host:port>/metrics).
     #[arg(long)]
     metrics: Option<SocketAddr>,
 }
@@ -74,35 +74,36 @@ fn check(args: &Args) -> Result<(), Failure> {
             Failure::bad_input(anyhow!("node: --secret-file {}: {e}", path.display()))
         })?;
     }
-    let unused = [
-        (args.secret_file.is_some(), "--secret-file"),
-        (args.metrics.is_some(), "--metrics"),
-    ];
-    for (given, flag) in unused {
-        if given {
-            tracing::warn!("{flag} does not take effect yet");
-        }
+    if args.secret_file.is_some() {
+        tracing::warn!("--secret-file does not take effect yet");
     }
     Ok(())
 }
 
 async fn serve(args: Args) -> Outcome {
-    if !args.ring && args.join.is_empty() {
-        let node = Node::start(args.listen, EmbeddedSpace::new())
+    let started = if !args.ring && args.join.is_empty() {
+        Node::start(args.listen, EmbeddedSpace::new())
             .await
-            .map_err(|e| Failure::unreachable(anyhow!("node: {e}")))?;
-        announce(&node)?;
-        stopped().await.map_err(Failure::unreachable)?;
-        node.stop().await;
-        return Ok(SUCCESS);
+            .map(|node| (node, None))
+    } else {
+        let replicas = usize::try_from(args.replicas).unwrap_or(usize::MAX);
+        Node::start_ring(args.listen, args.join, replicas)
+            .await
+            .map(|(node, ring)| (node, Some(ring)))
+    };
+    let (mut node, ring) = started.map_err(|e| Failure::unreachable(anyhow!("node: {e}")))?;
+    if let Some(addr) = args.metrics {
+        let bound = node
+            .serve_metrics(addr)
+            .await
+            .map_err(|e| Failure::unreachable(anyhow!("node: --metrics {addr}: {e}")))?;
+        eprintln!("halley: node: metrics at http://{bound}/metrics");
     }
-    let replicas = usize::try_from(args.replicas).unwrap_or(usize::MAX);
-    let (node, ring) = Node::start_ring(args.listen, args.join, replicas)
-        .await
-        .map_err(|e| Failure::unreachable(anyhow!("node: {e}")))?;
     announce(&node)?;
     stopped().await.map_err(Failure::unreachable)?;
-    ring.leave().await;
+    if let Some(ring) = ring {
+        ring.leave().await;
+    }
     node.stop().await;
     Ok(SUCCESS)
 }

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use super::metrics::Metrics;
 use super::{Command, Me, Served, serve};
 use crate::net::{Behaviour, BehaviourEvent};
 
@@ -23,6 +24,7 @@ pub(super) async fn run<S: Served>(
     mut commands: mpsc::Receiver<Command>,
     space: S,
     me: Arc<Me>,
+    metrics: Arc<Metrics>,
 ) {
     let mut streams = JoinSet::new();
     let spin = crate::spin::Spin::start();
@@ -31,7 +33,14 @@ pub(super) async fn run<S: Served>(
             event = swarm.select_next_some() => on_event(event),
             Some((peer, stream)) = incoming.next() => {
                 tracing::debug!(%peer, "stream opened");
-                let task = serve::serve(peer, stream, space.clone(), me.clone(), spin.clone());
+                let task = serve::serve(
+                    peer,
+                    stream,
+                    space.clone(),
+                    me.clone(),
+                    spin.clone(),
+                    metrics.clone(),
+                );
                 streams.spawn(task.in_current_span());
             }
             Some(done) = streams.join_next(), if !streams.is_empty() => {

@@ -11,11 +11,13 @@
 //! Everything runs under the tracing span `node{id=<peer id>}`.
 
 mod event_loop;
+pub mod metrics;
 mod ring;
 mod serve;
 
 pub use ring::RingSpace;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,12 +27,14 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tracing::Instrument;
 
 use crate::net::{self, NetError};
 use crate::space::Space;
 use crate::wire::PROTOCOL;
+use metrics::Metrics;
+use metrics::http::Probe;
 
 /// How long `start` waits for the listener to report its address.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,6 +88,25 @@ pub struct Node {
     address: Multiaddr,
     commands: mpsc::Sender<Command>,
     task: JoinHandle<()>,
+    metrics: Arc<Metrics>,
+    probe: Arc<dyn Probe>,
+    background: Vec<Background>,
+}
+
+/// A task that lives as long as the node: aborted when the node goes.
+#[derive(Debug)]
+struct Background(AbortHandle);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl std::fmt::Debug for dyn Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Probe")
+    }
 }
 
 impl Node {
@@ -154,6 +177,7 @@ impl Node {
             addr: address.to_string(),
         });
         let (commands, receiver) = mpsc::channel(COMMANDS);
+        let metrics = Arc::new(Metrics::default());
         let space = build(ring::Link {
             control: swarm.behaviour().stream.new_control(),
             dial: commands.clone(),
@@ -161,13 +185,17 @@ impl Node {
         });
         let span = tracing::info_span!("node", id = %peer_id);
         span.in_scope(|| tracing::info!(%address, "listening"));
-        let task =
-            tokio::spawn(event_loop::run(swarm, incoming, receiver, space, me).instrument(span));
+        let probe: Arc<dyn Probe> = Arc::new(space.clone());
+        let task = event_loop::run(swarm, incoming, receiver, space, me, metrics.clone());
+        let task = tokio::spawn(task.instrument(span));
         Ok(Node {
             peer_id,
             address,
             commands,
             task,
+            metrics,
+            probe,
+            background: Vec::new(),
         })
     }
 
@@ -179,6 +207,18 @@ impl Node {
     /// `/p2p/<peer id>`.
     pub fn address(&self) -> &Multiaddr {
         &self.address
+    }
+
+    /// Serves this node's metrics (Prometheus text at `/metrics`) on
+    /// `addr` for as long as the node runs; returns the bound address.
+    pub async fn serve_metrics(&mut self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let span = tracing::info_span!("metrics", %bound);
+        let task = metrics::http::serve(listener, self.metrics.clone(), self.probe.clone());
+        let task = tokio::spawn(task.instrument(span));
+        self.background.push(Background(task.abort_handle()));
+        Ok(bound)
     }
 
     /// Closes every connection and waits for the event loop to end.

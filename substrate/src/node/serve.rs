@@ -21,6 +21,7 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream};
 use tokio::sync::{mpsc, oneshot};
 
+use super::metrics::Metrics;
 use super::{Me, Served};
 use crate::space::{Space, SpaceError, Subscription};
 use crate::tuple::Tuple;
@@ -47,7 +48,9 @@ pub(super) async fn serve<S: Served>(
     space: S,
     me: Arc<Me>,
     spin: crate::spin::Spin,
+    metrics: Arc<Metrics>,
 ) {
+    metrics.stream_opened();
     let (reader, mut writer) = stream.split();
     let (queue, mut answers) = mpsc::channel(QUEUE);
     let mut frames = wire::frames(reader);
@@ -59,13 +62,16 @@ pub(super) async fn serve<S: Served>(
             frame = frames.next() => match frame {
                 None => break,
                 Some(Err(e)) => {
+                    metrics.bad_frame();
                     tracing::warn!(%peer, error = %e, "closing a stream that sent a bad frame");
                     break;
                 }
                 Some(Ok(Message::Request { id, request: Request::Cancel })) => {
+                    metrics.request(&Request::Cancel);
                     cancels.remove(&id);
                 }
                 Some(Ok(Message::Request { id, request })) => {
+                    metrics.request(&request);
                     let refusal = if cancels.contains_key(&id) {
                         Some("a request with this id is still running")
                     } else if cancels.len() >= MAX_IN_FLIGHT {
@@ -74,6 +80,7 @@ pub(super) async fn serve<S: Served>(
                         None
                     };
                     if let Some(refusal) = refusal {
+                        metrics.refused();
                         let answer = Outgoing { id, response: Response::refused(refusal), taken: false };
                         outbox.push(answer, &space).await;
                         continue;
@@ -111,10 +118,12 @@ pub(super) async fn serve<S: Served>(
             outbox.push(answer, &space).await;
         }
         spin.kick();
+        let delivered = outbox.taken.len();
         if let Err(e) = outbox.flush(&mut writer).await {
             tracing::debug!(%peer, error = %e, "cannot write to the stream");
             break;
         }
+        metrics.taken(delivered);
     }
     // Cancel what waits; answers that can no longer be written give their
     // taken tuples back to the space (a task whose answer finds the queue
@@ -126,6 +135,7 @@ pub(super) async fn serve<S: Served>(
     }
     while running.next().await.is_some() {}
     outbox.put_back(&space).await;
+    metrics.stream_closed();
     tracing::debug!(%peer, "stream closed");
 }
 
