@@ -1,7 +1,9 @@
 //! W4 of BENCHMARKS.md, the coordination round trip: client A puts
 //! `("ping", i)`; client B, blocked in a take, receives it and puts
-//! `("pong", i)`; A takes the reply. Both clients are [`RemoteSpace`]s in
-//! this process, each with its own connection to one `halley node` process.
+//! `("pong", i)`; A takes the reply. A and B are [`RemoteSpace`]s in two
+//! processes (this one, and a copy of it started as B), each with its own
+//! connection to one `halley node` process — the layout of the Redis peer
+//! (`redisbench w4`).
 //!
 //! `cargo bench --bench w4 [-- <rounds>]` (default 10,000 rounds, after
 //! 1,000 warm-up rounds); prints the median, p99 and mean in microseconds,
@@ -17,16 +19,29 @@ use halley_substrate::{Field, Kind, RemoteSpace, Space, Template, tuple};
 const WARMUP: usize = 1_000;
 const DEFAULT_ROUNDS: usize = 10_000;
 
+/// The argument that makes this binary client B: `echo <node> <rounds>`.
+const ECHO: &str = "echo";
+
 fn main() {
-    let rounds = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse::<usize>().ok())
-        .unwrap_or(DEFAULT_ROUNDS);
-    let node = common::Node::start();
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
+    if let Some(at) = args.iter().position(|a| a == ECHO) {
+        let node = args.get(at + 1).expect("echo <node> <rounds>");
+        let rounds = args
+            .get(at + 2)
+            .and_then(|r| r.parse().ok())
+            .expect("rounds");
+        runtime.block_on(echo(node, rounds));
+        return;
+    }
+    let rounds = args
+        .iter()
+        .find_map(|a| a.parse::<usize>().ok())
+        .unwrap_or(DEFAULT_ROUNDS);
+    let node = common::Node::start();
     let (requests, trips) = runtime.block_on(measure(&node.addr, WARMUP + rounds));
     report("one request (status)", requests);
     report("W4 round trip", trips);
@@ -48,34 +63,46 @@ fn report(what: &str, mut samples: Vec<Duration>) {
     );
 }
 
-async fn measure(addr: &str, rounds: usize) -> (Vec<Duration>, Vec<Duration>) {
+async fn connect(addr: &str) -> RemoteSpace {
     let addr: halley_substrate::Multiaddr = addr.parse().expect("node address");
-    let timeout = Duration::from_secs(10);
-    let a = RemoteSpace::connect(addr.clone(), timeout)
+    RemoteSpace::connect(addr, Duration::from_secs(10))
         .await
-        .expect("A connects");
-    let b = RemoteSpace::connect(addr, timeout)
-        .await
-        .expect("B connects");
+        .expect("connects to the node")
+}
+
+async fn measure(addr: &str, rounds: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let a = connect(addr).await;
     let mut requests = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let start = Instant::now();
         a.status().await.expect("status");
         requests.push(start.elapsed());
     }
-    (requests, round_trips(a, b, rounds).await)
+    let mut b = common::Proc::spawn(
+        std::process::Command::new(std::env::current_exe().expect("this binary")).args([
+            ECHO,
+            addr,
+            &rounds.to_string(),
+        ]),
+    );
+    let trips = round_trips(&a, rounds).await;
+    b.wait(Duration::from_secs(60));
+    (requests, trips)
 }
 
-async fn round_trips(a: RemoteSpace, b: RemoteSpace, rounds: usize) -> Vec<Duration> {
+/// Client B: answers `rounds` pings with pongs.
+async fn echo(addr: &str, rounds: usize) {
+    let b = connect(addr).await;
     let pings = Template::new(vec![Field::Actual("ping".into()), Field::Typed(Kind::Int)]);
-    let echo = tokio::spawn(async move {
-        for _ in 0..rounds {
-            let ping = b.take(pings.clone(), None).await.expect("B takes");
-            let ping = ping.expect("a ping");
-            let i = ping.get(1).and_then(|v| v.as_int()).expect("an int");
-            b.out(tuple!("pong", i)).await.expect("B puts");
-        }
-    });
+    for _ in 0..rounds {
+        let ping = b.take(pings.clone(), None).await.expect("B takes");
+        let ping = ping.expect("a ping");
+        let i = ping.get(1).and_then(|v| v.as_int()).expect("an int");
+        b.out(tuple!("pong", i)).await.expect("B puts");
+    }
+}
+
+async fn round_trips(a: &RemoteSpace, rounds: usize) -> Vec<Duration> {
     let mut samples = Vec::with_capacity(rounds);
     for i in 0..rounds as i64 {
         let start = Instant::now();
@@ -87,6 +114,5 @@ async fn round_trips(a: RemoteSpace, b: RemoteSpace, rounds: usize) -> Vec<Durat
         samples.push(start.elapsed());
         assert_eq!(pong, Some(tuple!("pong", i)));
     }
-    echo.await.expect("B finishes");
     samples
 }

@@ -12,6 +12,13 @@
 //! node or client therefore burns nothing; a busy one at most the window
 //! after each message.
 //!
+//! Spinning pays only while the CPUs are otherwise idle. Each turn of the
+//! spinner yields the CPU to the kernel too (`sched_yield`), so another
+//! process on it (perhaps the one about to answer) can run; when that
+//! yield took long, another process did run: the machine is busy, waking
+//! up is cheap then, and spinning would only delay the others, so the
+//! spinner stays quiet for [`BACK_OFF`].
+//!
 //! The window is [`DEFAULT_WINDOW`], or `HALLEY_SPIN_US` microseconds from
 //! the environment (`0` turns spinning off).
 
@@ -25,6 +32,12 @@ use tokio::task::AbortHandle;
 /// How long to keep polling after a message, unless `HALLEY_SPIN_US` says.
 pub const DEFAULT_WINDOW: Duration = Duration::from_micros(50);
 
+/// A `sched_yield` that takes longer than this gave the CPU to another
+/// process: the machine is busy.
+const CONTENDED: Duration = Duration::from_micros(5);
+/// How long a spinner that found the CPU busy stays quiet.
+const BACK_OFF: Duration = Duration::from_millis(20);
+
 /// A handle that opens spin windows; cheap to clone. The spinning task ends
 /// when the last clone is dropped.
 #[derive(Clone, Debug)]
@@ -36,6 +49,9 @@ pub struct Spin {
 struct Shared {
     /// Spinning goes on until this many nanoseconds after `epoch`.
     until: AtomicU64,
+    /// Kicks before this many nanoseconds after `epoch` open no window: the
+    /// CPU was found busy.
+    quiet_until: AtomicU64,
     epoch: Instant,
     window: u64,
     wake: Arc<Notify>,
@@ -67,16 +83,28 @@ impl Spin {
             let task = tokio::spawn(async move {
                 loop {
                     let woken = waker.notified();
-                    let open = weak.upgrade().map(|shared| shared.open());
-                    match open {
-                        None => return,
-                        Some(true) => tokio::task::yield_now().await,
-                        Some(false) => woken.await,
+                    let Some(shared) = weak.upgrade() else { return };
+                    if !shared.open() {
+                        drop(shared);
+                        woken.await;
+                        continue;
                     }
+                    // Let another process on this CPU run: it may be the
+                    // one about to answer. If one did, the CPU is busy:
+                    // sleeping is cheap then, and spinning only delays
+                    // the others, so the window closes.
+                    let before = Instant::now();
+                    std::thread::yield_now();
+                    if before.elapsed() > CONTENDED {
+                        shared.back_off(BACK_OFF);
+                    }
+                    drop(shared);
+                    tokio::task::yield_now().await;
                 }
             });
             Shared {
                 until: AtomicU64::new(0),
+                quiet_until: AtomicU64::new(0),
                 epoch: Instant::now(),
                 window: u64::try_from(window.as_nanos()).unwrap_or(u64::MAX),
                 wake,
@@ -91,8 +119,13 @@ impl Spin {
     /// A message went out or came in: keep polling for one more window.
     pub fn kick(&self) {
         if let Some(shared) = &self.shared {
-            let until = shared.now().saturating_add(shared.window);
-            shared.until.store(until, Ordering::Relaxed);
+            let now = shared.now();
+            if now < shared.quiet_until.load(Ordering::Relaxed) {
+                return;
+            }
+            shared
+                .until
+                .store(now.saturating_add(shared.window), Ordering::Relaxed);
             shared.wake.notify_one();
         }
     }
@@ -101,6 +134,15 @@ impl Spin {
 impl Shared {
     fn now(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Closes the window and opens none for `quiet`.
+    fn back_off(&self, quiet: Duration) {
+        self.until.store(0, Ordering::Relaxed);
+        let quiet = self
+            .now()
+            .saturating_add(u64::try_from(quiet.as_nanos()).unwrap_or(u64::MAX));
+        self.quiet_until.store(quiet, Ordering::Relaxed);
     }
 
     /// Whether the window is still open.
@@ -154,6 +196,17 @@ mod tests {
         spin.kick();
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!shared.open(), "the window closes by itself");
+    }
+
+    #[tokio::test]
+    async fn after_a_back_off_kicks_open_nothing() {
+        let spin = Spin::with_window(Duration::from_secs(60));
+        let shared = spin.shared.clone().expect("a spinner");
+        spin.kick();
+        shared.back_off(Duration::from_secs(60));
+        assert!(!shared.open(), "a back-off closes the window");
+        spin.kick();
+        assert!(!shared.open(), "and keeps it closed");
     }
 
     #[tokio::test]
