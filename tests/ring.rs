@@ -9,34 +9,15 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use halley_substrate::{Field, RemoteSpace, Space, Template};
 
-use common::{DEADLINE, Node, run};
+use common::{DEADLINE, Node, eventually, run, status};
 
 /// Tuples bulk-loaded (the kill test loads [`MANY`]).
 const TUPLES: usize = 3_000;
 const MANY: usize = 10_000;
-
-/// `status --json` through `peer`, parsed; `None` if it failed.
-fn status(peer: &str) -> Option<serde_json::Value> {
-    let out = run(&["status", "--peer", peer, "--json"], None);
-    if out.code != Some(0) {
-        return None;
-    }
-    serde_json::from_str(&out.stdout).ok()
-}
-
-/// Polls `check` until it holds, at most [`DEADLINE`].
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let end = Instant::now() + DEADLINE;
-    while !check() {
-        assert!(Instant::now() < end, "gave up waiting for {what}");
-        thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// Starts a ring of `n` peers holding `replicas` copies of each tuple,
 /// and waits until every one sees all of them.
