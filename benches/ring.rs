@@ -5,7 +5,9 @@
 //! - **W4 round trip**: client A puts `("ping", i)`; client B, blocked in a
 //!   take of `("ping", ?int)`, gets it and puts `("pong", i)`; A takes it.
 //!   Measured with A and B on different peers (the realistic setup: two
-//!   processes each talking to their nearest peer) and on the same peer.
+//!   processes each talking to their nearest peer) and on the same peer;
+//!   and again with B taking `("ping", i)` exactly, to show what the
+//!   formal field costs (a take with one asks every candidate peer).
 //!   Redis: A `LPUSH req`, B `BRPOP req` then `LPUSH rep`, A `BRPOP rep`.
 //! - **out+in pairs/s with 4 concurrent clients**: each client, connected
 //!   to peer `c % 3`, puts one of its own tuples and takes it back, one
@@ -45,6 +47,10 @@ const CONNECT: Duration = Duration::from_secs(10);
 struct Run {
     w4_apart: f64,
     w4_same: f64,
+    /// The same with B taking `("ping", i)` exactly (B knows `i`): no
+    /// formal field, so the take asks one peer instead of every peer.
+    w4_apart_exact: f64,
+    w4_same_exact: f64,
     w4_redis: Option<f64>,
     pairs: f64,
     pairs_redis: Option<f64>,
@@ -75,23 +81,35 @@ fn main() {
         "3-peer ring; W4 {rounds} rounds (+{WARMUP} warm-up), {CLIENTS} clients × {pairs} \
          out+in pairs; {runs} runs, interleaved with Redis"
     );
+    let (out_us, in_us) = runtime.block_on(one_client(&addrs[0]));
+    println!(
+        "one client alone, peer 0: out median {out_us:.0} µs, in (present, exact) {in_us:.0} µs"
+    );
     let mut results = Vec::new();
     for run in 0..runs {
         let base = (run * (WARMUP + rounds)) as i64;
+        let w4 = |a: usize, b: usize, offset: i64, exact: bool| {
+            let base = base + (offset << 40);
+            runtime.block_on(w4(&addrs[a], &addrs[b], base, rounds, exact))
+        };
         let mut r = Run {
-            w4_apart: runtime.block_on(w4(&addrs[0], &addrs[1], base, rounds)),
+            w4_apart: w4(0, 1, 0, false),
             ..Run::default()
         };
         r.w4_redis = redis.map(|p| median(redis::w4(p, WARMUP, rounds)));
-        r.w4_same = runtime.block_on(w4(&addrs[0], &addrs[0], base + (1 << 40), rounds));
+        r.w4_same = w4(0, 0, 1, false);
+        r.w4_apart_exact = w4(0, 1, 2, true);
+        r.w4_same_exact = w4(0, 0, 3, true);
         r.pairs = runtime.block_on(out_in(&addrs, run, pairs));
         r.pairs_redis = redis.map(|p| redis::pairs(p, CLIENTS, pairs));
         println!(
-            "run {}: W4 median apart {:.0} µs, same peer {:.0} µs, Redis {}; \
-             pairs/s Halley {:.0}, Redis {}",
+            "run {}: W4 median apart {:.0} µs, same peer {:.0} µs (exact takes: {:.0}, {:.0}), \
+             Redis {}; pairs/s Halley {:.0}, Redis {}",
             run + 1,
             r.w4_apart,
             r.w4_same,
+            r.w4_apart_exact,
+            r.w4_same_exact,
             show(r.w4_redis, "µs"),
             r.pairs,
             show(r.pairs_redis, ""),
@@ -119,15 +137,21 @@ fn ring() -> Vec<Node> {
 }
 
 /// The median W4 round trip in µs, A connected to `a`, B to `b`, tuples
-/// numbered from `base`.
-async fn w4(a: &Multiaddr, b: &Multiaddr, base: i64, rounds: usize) -> f64 {
+/// numbered from `base`; B takes `("ping", ?int)`, or with `exact`
+/// `("ping", i)`.
+async fn w4(a: &Multiaddr, b: &Multiaddr, base: i64, rounds: usize, exact: bool) -> f64 {
     let a = RemoteSpace::connect(a.clone(), CONNECT).await.expect("A");
     let b = RemoteSpace::connect(b.clone(), CONNECT).await.expect("B");
     let total = WARMUP + rounds;
     let pings = Template::new(vec![Field::Actual("ping".into()), Field::Typed(Kind::Int)]);
     let echo = tokio::spawn(async move {
-        for _ in 0..total {
-            let ping = b.take(pings.clone(), None).await.expect("B takes");
+        for i in base..base + total as i64 {
+            let template = if exact {
+                Template::exact(&tuple!("ping", i))
+            } else {
+                pings.clone()
+            };
+            let ping = b.take(template, None).await.expect("B takes");
             let i = ping.expect("a ping").get(1).and_then(|v| v.as_int());
             b.out(tuple!("pong", i.expect("an int")))
                 .await
@@ -144,6 +168,26 @@ async fn w4(a: &Multiaddr, b: &Multiaddr, base: i64, rounds: usize) -> f64 {
     }
     echo.await.expect("B finishes");
     median(samples.split_off(WARMUP))
+}
+
+/// Median µs of one `out`, and of one `in` of a tuple that is there
+/// (exact template), for a lone client on `addr`.
+async fn one_client(addr: &Multiaddr) -> (f64, f64) {
+    let space = RemoteSpace::connect(addr.clone(), CONNECT)
+        .await
+        .expect("connect");
+    let (mut outs, mut ins) = (Vec::new(), Vec::new());
+    for i in 0..1_000 {
+        let t = pair_tuple(10_000, 0, i);
+        let start = Instant::now();
+        space.out(t.clone()).await.expect("out");
+        outs.push(start.elapsed().as_secs_f64() * 1e6);
+        let start = Instant::now();
+        let got = space.take(Template::exact(&t), Some(CONNECT)).await;
+        ins.push(start.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(got.expect("in"), Some(t));
+    }
+    (median(outs), median(ins))
 }
 
 /// Out+in pairs per second of [`CLIENTS`] clients at once, client `c`
@@ -227,6 +271,16 @@ fn summary(results: &[Run]) {
         &|r| Some(r.w4_same),
         " µs",
     );
+    line(
+        "W4 through the ring, B takes exactly, different peers",
+        &|r| Some(r.w4_apart_exact),
+        " µs",
+    );
+    line(
+        "W4 through the ring, B takes exactly, same peer",
+        &|r| Some(r.w4_same_exact),
+        " µs",
+    );
     line("W4 Redis", &|r| r.w4_redis, " µs");
     line("out+in pairs/s, 4 clients, ring", &|r| Some(r.pairs), "");
     line(
@@ -239,6 +293,9 @@ fn summary(results: &[Run]) {
     });
     ratio("W4 same peer / Redis, per run", &|r| {
         r.w4_redis.map(|x| r.w4_same / x)
+    });
+    ratio("W4 apart, exact takes / Redis, per run", &|r| {
+        r.w4_redis.map(|x| r.w4_apart_exact / x)
     });
     ratio("pairs/s ring / Redis, per run", &|r| {
         r.pairs_redis.map(|x| r.pairs / x)
