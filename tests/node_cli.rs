@@ -115,7 +115,7 @@ fn exit_codes_say_what_went_wrong() {
     let unreachable = run(&["out", "--peer", &dead_addr, "(1)"], None);
     assert_eq!(unreachable.code, Some(3), "{unreachable:?}");
     assert!(
-        unreachable.stderr.contains("cannot dial"),
+        unreachable.stderr.contains("cannot reach"),
         "{}",
         unreachable.stderr
     );

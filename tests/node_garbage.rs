@@ -58,7 +58,7 @@ async fn junk_is_refused_and_the_node_goes_on() {
     let Some(Protocol::P2p(peer)) = addr.iter().last() else {
         panic!("no peer id in {addr}")
     };
-    let mut swarm = net::swarm(Keypair::generate_ed25519()).unwrap();
+    let mut swarm = net::swarm(Keypair::generate_ed25519(), None).unwrap();
     let me = *swarm.local_peer_id();
     let control = swarm.behaviour().stream.new_control();
     swarm.dial(addr).unwrap();

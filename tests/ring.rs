@@ -1,42 +1,23 @@
 //! Multi-process rings: real `halley node` processes on 127.0.0.1 joined
 //! into one space, a bulk load through one peer read back through another,
 //! a SIGKILLed peer losing nothing, a SIGTERMed peer handing its tuples
-//! over, and a peer joining while clients take (every tuple taken exactly
-//! once). Every process is killed on drop.
+//! over, and a sixth peer joining a ring of five while four clients take
+//! (every tuple taken exactly once). Every process is killed on drop.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use halley_substrate::{Field, RemoteSpace, Space, Template};
 
-use common::{DEADLINE, Node, run};
+use common::{DEADLINE, Node, eventually, ring_size, run, status};
 
 /// Tuples bulk-loaded (the kill test loads [`MANY`]).
 const TUPLES: usize = 3_000;
 const MANY: usize = 10_000;
-
-/// `status --json` through `peer`, parsed; `None` if it failed.
-fn status(peer: &str) -> Option<serde_json::Value> {
-    let out = run(&["status", "--peer", peer, "--json"], None);
-    if out.code != Some(0) {
-        return None;
-    }
-    serde_json::from_str(&out.stdout).ok()
-}
-
-/// Polls `check` until it holds, at most [`DEADLINE`].
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let end = Instant::now() + DEADLINE;
-    while !check() {
-        assert!(Instant::now() < end, "gave up waiting for {what}");
-        thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// Starts a ring of `n` peers holding `replicas` copies of each tuple,
 /// and waits until every one sees all of them.
@@ -54,11 +35,39 @@ fn ring(n: usize, replicas: u32) -> Vec<Node> {
         ]));
     }
     for node in &nodes {
-        eventually("every peer to see the whole ring", || {
-            status(&node.addr).is_some_and(|s| s["peers"].as_array().map(Vec::len) == Some(n))
-        });
+        sees_ring_of(&node.addr, n);
     }
     nodes
+}
+
+/// Waits until `status` through `peer` lists `n` peers.
+fn sees_ring_of(peer: &str, n: usize) {
+    eventually(&format!("{peer} to see a ring of {n}"), || {
+        ring_size(peer, &[]) == Some(n)
+    });
+}
+
+/// Bulk-loads `n` tuples ([`bulk`]) through `peer`.
+fn load(peer: &str, n: usize) {
+    let out = run(&["out", "--peer", peer, "-"], Some(&bulk(n)));
+    assert_eq!(out.code, Some(0), "bulk out: {}", out.stderr);
+}
+
+/// The node of `nodes` holding the most tuples as their primary, as
+/// `status` through `peer` reports it.
+fn busiest(nodes: &[Node], peer: &str) -> usize {
+    let status = status(peer).expect("status");
+    let peers = status["peers"].as_array().expect("peers");
+    let addr = peers
+        .iter()
+        .max_by_key(|p| p["tuples"].as_u64().unwrap())
+        .expect("a peer")["addr"]
+        .as_str()
+        .unwrap();
+    nodes
+        .iter()
+        .position(|n| n.addr == addr)
+        .expect("one of our nodes")
 }
 
 /// The tuples of the bulk load, one a line, with keywords spread over the
@@ -89,8 +98,7 @@ fn exactly_once(lines: &[String], n: usize) -> bool {
 #[test]
 fn a_killed_peer_loses_no_tuple() {
     let mut nodes = ring(5, 2);
-    let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk(MANY)));
-    assert_eq!(load.code, Some(0), "bulk out: {}", load.stderr);
+    load(&nodes[0].addr, MANY);
 
     let read_back = scan(&nodes[1].addr).expect("scan through another peer");
     assert!(
@@ -101,22 +109,11 @@ fn a_killed_peer_loses_no_tuple() {
     let before = status(&nodes[2].addr).expect("status");
     assert_eq!(before["tuples"], MANY, "{before}");
 
-    // Kill the peer holding the most tuples as their primary.
-    let peers = before["peers"].as_array().unwrap();
-    let busiest = peers
-        .iter()
-        .max_by_key(|p| p["tuples"].as_u64().unwrap())
-        .unwrap()["addr"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let victim = nodes.iter().position(|n| n.addr == busiest).unwrap();
+    let victim = busiest(&nodes, &nodes[2].addr);
     nodes[victim].proc.kill();
     let survivor = nodes[(victim + 1) % nodes.len()].addr.clone();
 
-    eventually("the ring to drop the killed peer", || {
-        status(&survivor).is_some_and(|s| s["peers"].as_array().map(Vec::len) == Some(4))
-    });
+    sees_ring_of(&survivor, 4);
     let mut last = 0;
     eventually("every tuple to be found again, exactly once", || {
         let lines = scan(&survivor).unwrap_or_default();
@@ -127,45 +124,39 @@ fn a_killed_peer_loses_no_tuple() {
     assert_eq!(after["tuples"], MANY, "{after} (last scan: {last})");
 
     // And they can be taken, each once.
-    let taken = run(
-        &[
+    let take = |timeout: &str| {
+        let args = [
             "in",
             "--peer",
             &survivor,
             "(\"w00000000\", 0)",
             "--timeout",
-            "5s",
-        ],
-        None,
-    );
+            timeout,
+        ];
+        run(&args, None)
+    };
+    let taken = take("5s");
     assert_eq!(taken.code, Some(0), "{}", taken.stderr);
-    let again = run(
-        &[
-            "in",
-            "--peer",
-            &survivor,
-            "(\"w00000000\", 0)",
-            "--timeout",
-            "0",
-        ],
-        None,
-    );
+    let again = take("0");
     assert_eq!(again.code, Some(1), "taken twice: {}", again.stdout);
 }
 
+/// The size: five peers, a sixth joins while four clients (one on
+/// each of four peers) take the bulk load concurrently; every tuple must be
+/// taken exactly once and the newcomer must end up in every view.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_joining_while_clients_take_loses_and_doubles_nothing() {
+async fn a_sixth_peer_joining_while_four_clients_take_loses_and_doubles_nothing() {
+    const PEERS: usize = 5;
     const CLIENTS: usize = 4;
-    let nodes = ring(3, 2);
-    let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk(TUPLES)));
-    assert_eq!(load.code, Some(0), "bulk out: {}", load.stderr);
+    let nodes = ring(PEERS, 2);
+    load(&nodes[0].addr, TUPLES);
 
     let taken = Arc::new(Mutex::new(Vec::new()));
     let count = Arc::new(AtomicUsize::new(0));
     let end = Instant::now() + 4 * DEADLINE;
     let mut clients = Vec::new();
-    for c in 0..CLIENTS {
-        let space = RemoteSpace::connect(nodes[c % nodes.len()].addr.parse().unwrap(), DEADLINE)
+    for node in nodes.iter().take(CLIENTS) {
+        let space = RemoteSpace::connect(node.addr.parse().unwrap(), DEADLINE)
             .await
             .expect("connect");
         let (taken, count) = (taken.clone(), count.clone());
@@ -180,14 +171,18 @@ async fn a_peer_joining_while_clients_take_loses_and_doubles_nothing() {
             }
         }));
     }
-    // A fourth peer joins while the clients take.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let join = nodes[1].addr.clone();
+    // The sixth peer joins (through the last peer, which no client uses)
+    // once the takes are under way.
+    while count.load(Ordering::SeqCst) == 0 && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let join = nodes[PEERS - 1].addr.clone();
     let newcomer = tokio::task::spawn_blocking(move || Node::start_with(&["--join", &join]))
         .await
         .unwrap();
     let when_joined = count.load(Ordering::SeqCst);
     assert!(when_joined < TUPLES, "the takes were over before the join");
+    eprintln!("{when_joined} of {TUPLES} tuples taken when the sixth peer was up");
     for client in clients {
         client.await.expect("a client failed");
     }
@@ -195,27 +190,24 @@ async fn a_peer_joining_while_clients_take_loses_and_doubles_nothing() {
     let distinct: BTreeSet<&String> = taken.iter().collect();
     assert_eq!(distinct.len(), taken.len(), "a tuple was taken twice");
     assert_eq!(taken.len(), TUPLES, "tuples lost");
-    let left = status(&newcomer.addr).expect("status through the newcomer");
-    assert_eq!(left["peers"].as_array().map(Vec::len), Some(4), "{left}");
-    assert_eq!(left["tuples"], 0, "{left}");
+    let nodes_then: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    tokio::task::spawn_blocking(move || {
+        for peer in nodes_then.iter().chain([&newcomer.addr]) {
+            sees_ring_of(peer, PEERS + 1);
+        }
+        let left = status(&newcomer.addr).expect("status through the newcomer");
+        assert_eq!(left["tuples"], 0, "{left}");
+    })
+    .await
+    .unwrap();
 }
 
 #[test]
 fn a_leaving_peer_hands_its_tuples_over() {
     // One copy each: only the handover keeps the leaver's tuples.
     let mut nodes = ring(3, 1);
-    let load = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk(TUPLES)));
-    assert_eq!(load.code, Some(0), "bulk out: {}", load.stderr);
-    let before = status(&nodes[0].addr).expect("status");
-    let peers = before["peers"].as_array().unwrap();
-    let busiest = peers
-        .iter()
-        .max_by_key(|p| p["tuples"].as_u64().unwrap())
-        .unwrap()["addr"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let leaver = nodes.iter().position(|n| n.addr == busiest).unwrap();
+    load(&nodes[0].addr, TUPLES);
+    let leaver = busiest(&nodes, &nodes[0].addr);
     let pid = nodes[leaver].proc.id().to_string();
     let term = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -225,9 +217,7 @@ fn a_leaving_peer_hands_its_tuples_over() {
     let exit = nodes[leaver].proc.wait(DEADLINE);
     assert!(exit.success(), "the leaving node exited with {exit}");
     let survivor = nodes[(leaver + 1) % nodes.len()].addr.clone();
-    eventually("the ring to drop the leaver", || {
-        status(&survivor).is_some_and(|s| s["peers"].as_array().map(Vec::len) == Some(2))
-    });
+    sees_ring_of(&survivor, 2);
     let lines = scan(&survivor).expect("scan");
     assert!(
         exactly_once(&lines, TUPLES),

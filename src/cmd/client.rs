@@ -5,6 +5,7 @@
 //! a node that cannot be reached exits 3.
 
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -19,11 +20,23 @@ use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
 /// How long to wait for the node to answer the dial.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How to reach the node: every client command's `--peer` and
+/// `--secret-file`.
 #[derive(Debug, clap::Args)]
-pub struct OutArgs {
+pub struct NodeArgs {
     /// The node to talk to: its `listening` address, ending in /p2p/<peer-id>.
     #[arg(long)]
     peer: Multiaddr,
+    /// The private overlay's pre-shared key, as the node was given it
+    /// (`halley node --secret-file`).
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OutArgs {
+    #[command(flatten)]
+    node: NodeArgs,
     /// The tuple, e.g. '("task", 42, 1.5)'; `-` reads tuples from stdin, one a
     /// line, and stores them all.
     tuple: String,
@@ -34,9 +47,8 @@ pub struct OutArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct WaitArgs {
-    /// The node to talk to: its `listening` address, ending in /p2p/<peer-id>.
-    #[arg(long)]
-    peer: Multiaddr,
+    #[command(flatten)]
+    node: NodeArgs,
     /// The template, e.g. '("task", ?int, *)'.
     template: String,
     /// Give up (exit 1) after this long; 0 does not wait. Default: wait forever.
@@ -46,9 +58,8 @@ pub struct WaitArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ScanArgs {
-    /// The node to talk to: its `listening` address, ending in /p2p/<peer-id>.
-    #[arg(long)]
-    peer: Multiaddr,
+    #[command(flatten)]
+    node: NodeArgs,
     /// The template, e.g. '("task", ?int, *)'. Exit 1 when nothing matches.
     template: String,
     /// Print at most this many tuples.
@@ -58,9 +69,8 @@ pub struct ScanArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// The node to talk to: its `listening` address, ending in /p2p/<peer-id>.
-    #[arg(long)]
-    peer: Multiaddr,
+    #[command(flatten)]
+    node: NodeArgs,
     /// Print `{"peers":[{"id","addr","tuples"}],"tuples":N}` instead of a table.
     #[arg(long)]
     json: bool,
@@ -74,7 +84,7 @@ pub fn out(args: OutArgs) -> Outcome {
             parse_tuple(&args.tuple).map_err(|e| Failure::bad_input(anyhow!("out: tuple: {e}")))?;
         vec![tuple]
     };
-    with_space(&args.peer, async |space| {
+    with_space("out", &args.node, async |space| {
         space.out_all(tuples, args.ttl).await.map_err(failure)?;
         Ok(SUCCESS)
     })
@@ -94,7 +104,7 @@ pub fn take(args: WaitArgs) -> Outcome {
 
 pub fn scan(args: ScanArgs) -> Outcome {
     let template = template("scan", &args.template)?;
-    with_space(&args.peer, async |space| {
+    with_space("scan", &args.node, async |space| {
         let tuples = space.scan(template, args.limit).await.map_err(failure)?;
         print_lines(tuples.iter())?;
         Ok(if tuples.is_empty() {
@@ -106,7 +116,7 @@ pub fn scan(args: ScanArgs) -> Outcome {
 }
 
 pub fn status(args: StatusArgs) -> Outcome {
-    with_space(&args.peer, async |space| {
+    with_space("status", &args.node, async |space| {
         let status = space.status().await.map_err(failure)?;
         let text = if args.json {
             serde_json::to_string(&status)
@@ -127,7 +137,7 @@ fn wait(
     op: impl AsyncFnOnce(&RemoteSpace, Template, Option<Duration>) -> Result<Option<Tuple>, SpaceError>,
 ) -> Outcome {
     let template = template(command, &args.template)?;
-    with_space(&args.peer, async |space| {
+    with_space(command, &args.node, async |space| {
         match op(space, template, args.timeout).await.map_err(failure)? {
             Some(tuple) => {
                 print_lines(std::iter::once(tuple))?;
@@ -164,15 +174,22 @@ fn read_tuples(input: impl BufRead) -> Result<Vec<Tuple>, Failure> {
     Ok(tuples)
 }
 
-/// Connects to `peer` and runs `op` on a small runtime.
-fn with_space(peer: &Multiaddr, op: impl AsyncFnOnce(&RemoteSpace) -> Outcome) -> Outcome {
+/// Connects to the node (holding its secret, if given) and runs `op` on a
+/// small runtime. A secret file that cannot be used exits 2 before any
+/// dial.
+fn with_space(
+    command: &str,
+    node: &NodeArgs,
+    op: impl AsyncFnOnce(&RemoteSpace) -> Outcome,
+) -> Outcome {
+    let secret = super::secret::load(command, node.secret_file.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
         .map_err(Failure::unreachable)?;
     runtime.block_on(async {
-        let space = RemoteSpace::connect(peer.clone(), CONNECT_TIMEOUT)
+        let space = RemoteSpace::connect_with(node.peer.clone(), CONNECT_TIMEOUT, secret)
             .await
             .map_err(|e| match e {
                 ConnectError::NoPeerId(_) => Failure::bad_input(e),

@@ -5,6 +5,7 @@ pub mod mapreduce;
 pub mod node;
 pub mod policy;
 pub mod run;
+pub mod secret;
 pub mod simulate;
 pub mod worker;
 pub mod workflow;

@@ -5,9 +5,10 @@
 //! `--ring`, for a ring's first peer) it serves its share of a ring of
 //! peers and, on SIGINT/SIGTERM, hands its tuples over and leaves; without
 //! either it serves an embedded space of its own (whose takes can be
-//! cancelled, which the ring's cannot yet). `--metrics` serves counters in
-//! Prometheus's text format over HTTP. `--secret-file` is checked now and
-//! takes effect later; a node says so on stderr when given one.
+//! cancelled, which the ring's cannot yet). With `--secret-file` it serves
+//! a private overlay: only peers and clients holding the same key connect,
+//! and a `--join` through a peer with another key (or none) fails.
+//! `--metrics` serves counters in Prometheus's text format over HTTP.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,8 +36,8 @@ pub struct Args {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     replicas: u32,
     /// The cluster's pre-shared key, in the libp2p key file format
-    /// (`/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex digits). (Takes effect
-    /// with the ring.)
+    /// (`/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex digits): only peers and
+    /// clients holding the same key can connect.
     #[arg(long)]
     secret_file: Option<PathBuf>,
     /// Where to serve metrics (Prometheus text at http://<host:port>/metrics).
@@ -45,17 +46,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Outcome {
-    check(&args)?;
+    let secret = check(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
         .map_err(Failure::unreachable)?;
-    runtime.block_on(serve(args))
+    runtime.block_on(serve(args, secret))
 }
 
-/// Refuses bad overlay flags, and warns about the ones not in effect yet.
-fn check(args: &Args) -> Result<(), Failure> {
+/// Refuses bad overlay flags, and reads the secret.
+fn check(args: &Args) -> Result<Option<PreSharedKey>, Failure> {
     for peer in &args.join {
         if !matches!(
             peer.iter().last(),
@@ -66,28 +67,18 @@ fn check(args: &Args) -> Result<(), Failure> {
             )));
         }
     }
-    if let Some(path) = &args.secret_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("node: --secret-file {}", path.display()))
-            .map_err(Failure::bad_input)?;
-        text.parse::<PreSharedKey>().map_err(|e| {
-            Failure::bad_input(anyhow!("node: --secret-file {}: {e}", path.display()))
-        })?;
-    }
-    if args.secret_file.is_some() {
-        tracing::warn!("--secret-file does not take effect yet");
-    }
-    Ok(())
+    let secret = super::secret::load("node", args.secret_file.as_deref())?;
+    Ok(secret)
 }
 
-async fn serve(args: Args) -> Outcome {
+async fn serve(args: Args, secret: Option<PreSharedKey>) -> Outcome {
     let started = if !args.ring && args.join.is_empty() {
-        Node::start(args.listen, EmbeddedSpace::new())
+        Node::start_with(args.listen, EmbeddedSpace::new(), secret)
             .await
             .map(|node| (node, None))
     } else {
         let replicas = usize::try_from(args.replicas).unwrap_or(usize::MAX);
-        Node::start_ring(args.listen, args.join, replicas)
+        Node::start_ring_with(args.listen, args.join, replicas, secret)
             .await
             .map(|(node, ring)| (node, Some(ring)))
     };

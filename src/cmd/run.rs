@@ -45,6 +45,10 @@ pub struct Args {
     /// Submit to this space instead of starting an embedded one.
     #[arg(long)]
     pub peer: Option<String>,
+    /// With `--peer`: the private overlay's pre-shared key, as the peer was
+    /// given it; the workers started hold it too.
+    #[arg(long, requires = "peer")]
+    pub secret_file: Option<PathBuf>,
     /// Where outputs and summary.json go.
     #[arg(long, default_value = "halley-out")]
     pub out: PathBuf,
@@ -103,8 +107,10 @@ pub fn run(args: Args) -> Outcome {
     runtime.block_on(async {
         match &args.peer {
             Some(peer) => {
-                let space = super::worker::connect(peer, None).await?;
-                drive(space, peer, ManagedPool::new(policy, start_static), job).await
+                let secret = args.secret_file.as_deref();
+                let space = super::worker::connect(peer, None, secret).await?;
+                let pool = ManagedPool::new(policy, start_static).with_secret_file(secret);
+                drive(space, peer, pool, job).await
             }
             None => {
                 let space = EmbeddedSpace::new();

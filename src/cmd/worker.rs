@@ -39,6 +39,10 @@ pub struct Args {
     /// File holding the cluster secret / worker token.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// The private overlay's pre-shared key, as the peer was given it
+    /// (`halley node --secret-file`).
+    #[arg(long, env = "HALLEY_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
     /// Take only this job's tasks (and stop on `("stop", <job>)`).
     #[arg(long)]
     pub job: Option<String>,
@@ -63,7 +67,12 @@ pub fn run(args: Args) -> Outcome {
         .build()
         .map_err(Failure::unreachable)?;
     runtime.block_on(async move {
-        let space = connect(&args.peer, args.token_file.as_deref()).await?;
+        let space = connect(
+            &args.peer,
+            args.token_file.as_deref(),
+            args.secret_file.as_deref(),
+        )
+        .await?;
         work(space, args).await
     })
 }
@@ -130,9 +139,15 @@ async fn drain_on_signal() {
     tracing::info!("signal received: draining");
 }
 
-/// Connects to the space at `peer`; exit 2 for a malformed address or an
-/// unreadable token file, 3 when the peer cannot be reached.
-pub(crate) async fn connect(peer: &str, token_file: Option<&Path>) -> Result<RemoteSpace, Failure> {
+/// Connects to the space at `peer`, holding the key in `secret_file` if
+/// given; exit 2 for a malformed address or an unreadable token or key
+/// file, 3 when the peer cannot be reached.
+pub(crate) async fn connect(
+    peer: &str,
+    token_file: Option<&Path>,
+    secret_file: Option<&Path>,
+) -> Result<RemoteSpace, Failure> {
+    let secret = super::secret::load("worker", secret_file)?;
     if let Some(file) = token_file {
         std::fs::read(file).map_err(|e| {
             Failure::bad_input(anyhow!(
@@ -145,7 +160,7 @@ pub(crate) async fn connect(peer: &str, token_file: Option<&Path>) -> Result<Rem
     let addr: Multiaddr = peer
         .parse()
         .map_err(|e| Failure::bad_input(anyhow!("--peer {peer}: not a multiaddr: {e}")))?;
-    RemoteSpace::connect(addr, CONNECT_TIMEOUT)
+    RemoteSpace::connect_with(addr, CONNECT_TIMEOUT, secret)
         .await
         .map_err(|e| {
             Failure::unreachable(anyhow!(e).context(format!("cannot reach the space at {peer}")))

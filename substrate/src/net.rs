@@ -1,15 +1,30 @@
 //! The libp2p stack nodes and clients share: TCP without Nagle's delay,
-//! noise, yamux; identify and ping; and generic streams
-//! ([`libp2p_stream`]) for the long-lived `/halley/space/1` streams.
+//! optionally wrapped in the private-network handshake of a pre-shared key
+//! (libp2p `pnet`), then noise and yamux; identify and ping; and generic
+//! streams ([`libp2p_stream`]) for the long-lived `/halley/space/1`
+//! streams.
+//!
+//! A swarm with a key talks only to swarms with the same key: with a
+//! different key, or none, the connection's handshake fails. [`dial`]
+//! connects a swarm to one address and says which of the two ways a dial
+//! fails it was: nobody reachable there, or a handshake that failed once
+//! connected (most likely a missing or different key).
 
+use std::error::Error;
 use std::time::Duration;
 
 pub use libp2p::multiaddr::Protocol;
 pub use libp2p::pnet::PreSharedKey;
 
+use futures::StreamExt;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::{Boxed, Transport};
+use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
-use libp2p::swarm::NetworkBehaviour;
-use libp2p::{Swarm, SwarmBuilder, identify, noise, ping, tcp, yamux};
+use libp2p::pnet::PnetConfig;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{DialError, NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, identify, noise, ping, tcp, yamux};
 
 /// What identify announces as the protocol family.
 const IDENTIFY_PROTOCOL: &str = "/halley/1.0.0";
@@ -18,10 +33,32 @@ const IDENTIFY_PROTOCOL: &str = "/halley/1.0.0";
 /// one stream open, so this only reaps connections nobody uses.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// How long a new connection may take to finish its handshakes (pnet,
+/// noise, yamux). A peer with a different key can leave the other side
+/// waiting for bytes that never come; this bounds it.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Why the libp2p stack could not be built.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the libp2p stack: {0}")]
 pub struct NetError(String);
+
+/// Why [`dial`] could not connect.
+#[derive(Debug, thiserror::Error)]
+pub enum DialFailure {
+    /// Nothing answered at the address (refused, unreachable, bad address).
+    #[error("cannot reach {addr}: {reason}")]
+    Unreachable { addr: Multiaddr, reason: String },
+    /// Something answered, but the connection's handshake failed.
+    #[error(
+        "cannot reach {addr}: the handshake failed ({reason}) — does this node use a \
+         --secret-file, and is it the same one?"
+    )]
+    Handshake { addr: Multiaddr, reason: String },
+    /// Neither within the time allowed.
+    #[error("cannot reach {addr}: no connection within {:.1}s", .timeout.as_secs_f64())]
+    Timeout { addr: Multiaddr, timeout: Duration },
+}
 
 /// The behaviours every Halley swarm runs.
 #[derive(NetworkBehaviour)]
@@ -38,15 +75,12 @@ impl std::fmt::Debug for Behaviour {
     }
 }
 
-/// A swarm on the tokio runtime with `keypair` as its identity.
-pub fn swarm(keypair: Keypair) -> Result<Swarm<Behaviour>, NetError> {
+/// A swarm on the tokio runtime with `keypair` as its identity; with
+/// `secret`, it only connects to swarms holding the same key.
+pub fn swarm(keypair: Keypair, secret: Option<PreSharedKey>) -> Result<Swarm<Behaviour>, NetError> {
     let swarm = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
+        .with_other_transport(|key| transport(key, secret))
         .map_err(|e| NetError(e.to_string()))?
         .with_behaviour(|key| Behaviour {
             identify: identify::Behaviour::new(identify::Config::new(
@@ -60,4 +94,126 @@ pub fn swarm(keypair: Keypair) -> Result<Swarm<Behaviour>, NetError> {
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
         .build();
     Ok(swarm)
+}
+
+/// TCP (nodelay), then the pnet handshake when there is a key, then noise
+/// and yamux, the whole upgrade bounded by [`HANDSHAKE_TIMEOUT`].
+fn transport(
+    key: &Keypair,
+    secret: Option<PreSharedKey>,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Box<dyn Error + Send + Sync>> {
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+    let noise = noise::Config::new(key)?;
+    let yamux = yamux::Config::default();
+    Ok(match secret {
+        Some(psk) => tcp
+            .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+            .upgrade(Version::V1)
+            .authenticate(noise)
+            .multiplex(yamux)
+            .timeout(HANDSHAKE_TIMEOUT)
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .boxed(),
+        None => tcp
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux)
+            .timeout(HANDSHAKE_TIMEOUT)
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .boxed(),
+    })
+}
+
+/// Dials `addr` (ending in `/p2p/<peer id>`) and drives `swarm` until the
+/// connection is up, at most `timeout`. Other events meanwhile are dropped.
+pub async fn dial(
+    swarm: &mut Swarm<Behaviour>,
+    addr: &Multiaddr,
+    timeout: Duration,
+) -> Result<PeerId, DialFailure> {
+    let unreachable = |reason: String| DialFailure::Unreachable {
+        addr: addr.clone(),
+        reason,
+    };
+    let opts = DialOpts::from(addr.clone());
+    let connection = opts.connection_id();
+    swarm.dial(opts).map_err(|e| unreachable(e.to_string()))?;
+    let wait = async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::ConnectionEstablished {
+                    peer_id,
+                    connection_id,
+                    ..
+                } if connection_id == connection => return Ok(peer_id),
+                SwarmEvent::OutgoingConnectionError {
+                    connection_id,
+                    error,
+                    ..
+                } if connection_id == connection => return Err(failure(addr, &error).await),
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(timeout, wait)
+        .await
+        .map_err(|_| DialFailure::Timeout {
+            addr: addr.clone(),
+            timeout,
+        })?
+}
+
+/// Sorts a failed dial by trying a bare TCP connection to the same
+/// address: if that fails too, nobody is there; if it succeeds, somebody
+/// is, on other terms (negotiation, noise or the pnet handshake failed or
+/// timed out). libp2p's layered errors do not say which reliably: each
+/// layer hides the one below from `source()`.
+async fn failure(addr: &Multiaddr, error: &DialError) -> DialFailure {
+    let reason = match error {
+        DialError::Transport(attempts) => attempts
+            .first()
+            .map_or_else(|| error.to_string(), |(_, e)| innermost(e)),
+        _ => error.to_string(),
+    };
+    let addr = addr.clone();
+    if matches!(error, DialError::Transport(_)) && tcp_reachable(&addr).await {
+        DialFailure::Handshake { addr, reason }
+    } else {
+        DialFailure::Unreachable { addr, reason }
+    }
+}
+
+/// How long the bare TCP probe of [`failure`] may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether a plain TCP connection to `addr`'s IP and port succeeds.
+async fn tcp_reachable(addr: &Multiaddr) -> bool {
+    let mut ip = None;
+    let mut port = None;
+    for part in addr.iter() {
+        match part {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some(port)) = (ip, port) else {
+        return false;
+    };
+    let connect = tokio::net::TcpStream::connect((ip, port));
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, connect).await,
+        Ok(Ok(_))
+    )
+}
+
+/// The last error of the chain, in words: the cause, without the layers
+/// that each repeat it.
+fn innermost(error: &(dyn Error + 'static)) -> String {
+    let mut last = error;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
 }

@@ -221,3 +221,34 @@ pub fn spawn(args: &[&str], stdin: Option<&str>) -> Running {
         stderr,
     }
 }
+
+/// `status --json` through `peer` (with `extra` arguments), parsed; `None`
+/// if it failed.
+pub fn status_with(peer: &str, extra: &[&str]) -> Option<serde_json::Value> {
+    let mut args = vec!["status", "--peer", peer, "--json"];
+    args.extend_from_slice(extra);
+    let out = run(&args, None);
+    if out.code != Some(0) {
+        return None;
+    }
+    serde_json::from_str(&out.stdout).ok()
+}
+
+/// `status --json` through `peer`, parsed; `None` if it failed.
+pub fn status(peer: &str) -> Option<serde_json::Value> {
+    status_with(peer, &[])
+}
+
+/// How many peers `status` through `peer` lists (with `extra` arguments).
+pub fn ring_size(peer: &str, extra: &[&str]) -> Option<usize> {
+    status_with(peer, extra)?["peers"].as_array().map(Vec::len)
+}
+
+/// Polls `check` until it holds, at most [`DEADLINE`].
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let end = Instant::now() + DEADLINE;
+    while !check() {
+        assert!(Instant::now() < end, "gave up waiting for {what}");
+        thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -58,6 +58,8 @@ pub struct ManagedPool {
     providers: Option<Providers>,
     /// The `static` workers this pool started.
     statics: Vec<Child>,
+    /// The private overlay's key file, passed on to every worker.
+    secret_file: Option<std::path::PathBuf>,
     next_step: Secs,
     samples: u64,
     /// Workers matched to machines by their reported id or resource.
@@ -73,11 +75,31 @@ impl ManagedPool {
             start_static,
             providers: None,
             statics: Vec::new(),
+            secret_file: None,
             next_step: 0.0,
             samples: 0,
             aliases: HashMap::new(),
             records: BTreeMap::new(),
         }
+    }
+
+    /// Workers this pool starts hold the private overlay's key in `file`
+    /// (passed on as an absolute path).
+    pub fn with_secret_file(mut self, file: Option<&std::path::Path>) -> Self {
+        self.secret_file = file.map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_owned()));
+        self
+    }
+
+    /// `worker --peer <peer> --job <job>`, and `--secret-file` if any.
+    fn worker_args(&self, peer: &str, job: &str) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = ["worker", "--peer", peer, "--job", job]
+            .map(Into::into)
+            .to_vec();
+        if let Some(file) = &self.secret_file {
+            args.push("--secret-file".into());
+            args.push(file.clone().into_os_string());
+        }
+        args
     }
 
     fn now(&self) -> Secs {
@@ -166,7 +188,7 @@ impl ManagedPool {
                 continue;
             }
             let child = Command::new(exe)
-                .args(["worker", "--peer", peer, "--job", job])
+                .args(self.worker_args(peer, job))
                 .args(["--resource", &class.name])
                 .args(["--slots", &class.slots.to_string()])
                 .args(["--id", &m.id.to_string()])
@@ -199,9 +221,7 @@ impl WorkerPool for ManagedPool {
         let exe = std::env::current_exe().context("cannot find the halley executable")?;
         let line = WorkerLine {
             program: exe.clone().into_os_string(),
-            args: ["worker", "--peer", peer, "--job", job]
-                .map(Into::into)
-                .to_vec(),
+            args: self.worker_args(peer, job),
         };
         // The space checks no worker tokens yet: the scripts get an empty one.
         self.providers = Some(Providers::new(

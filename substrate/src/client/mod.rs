@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 
-use crate::net::{self, NetError};
+use crate::net::{self, DialFailure, NetError, PreSharedKey};
 use crate::space::{Space, SpaceError, Subscription};
 use crate::template::Template;
 use crate::tuple::Tuple;
@@ -49,6 +49,10 @@ pub enum ConnectError {
     NoPeerId(Multiaddr),
     #[error(transparent)]
     Net(#[from] NetError),
+    /// No connection: nobody there, or the handshake failed (a missing or
+    /// different pre-shared key).
+    #[error(transparent)]
+    Reach(#[from] DialFailure),
     #[error("cannot dial {addr}: {reason}")]
     Dial { addr: Multiaddr, reason: String },
     #[error("no answer from {addr} within {}", humanize(*.timeout))]
@@ -84,20 +88,30 @@ impl Drop for Inner {
 
 impl RemoteSpace {
     /// Connects to the node at `addr` (ending in `/p2p/<peer id>`), giving
-    /// up after `timeout`.
+    /// up after `timeout`. For a node of a private overlay (one started
+    /// with a pre-shared key), use [`RemoteSpace::connect_with`].
     pub async fn connect(addr: Multiaddr, timeout: Duration) -> Result<RemoteSpace, ConnectError> {
+        RemoteSpace::connect_with(addr, timeout, None).await
+    }
+
+    /// Like [`RemoteSpace::connect`], holding the overlay's pre-shared key
+    /// `secret` when it has one. A node with a different key, or none (or
+    /// a client without the node's key), fails the handshake:
+    /// [`ConnectError::Reach`] with [`DialFailure::Handshake`].
+    pub async fn connect_with(
+        addr: Multiaddr,
+        timeout: Duration,
+        secret: Option<PreSharedKey>,
+    ) -> Result<RemoteSpace, ConnectError> {
         let Some(Protocol::P2p(peer)) = addr.iter().last() else {
             return Err(ConnectError::NoPeerId(addr));
         };
-        let mut swarm = net::swarm(Keypair::generate_ed25519())?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut swarm = net::swarm(Keypair::generate_ed25519(), secret)?;
         let mut control = swarm.behaviour().stream.new_control();
-        swarm.dial(addr.clone()).map_err(|e| ConnectError::Dial {
-            addr: addr.clone(),
-            reason: e.to_string(),
-        })?;
+        net::dial(&mut swarm, &addr, timeout).await?;
         let span = tracing::debug_span!("client", peer = %peer);
         let driver = tokio::spawn(connection::drive(swarm).instrument(span.clone()));
-        let deadline = tokio::time::Instant::now() + timeout;
         let stream = loop {
             match tokio::time::timeout_at(deadline, open_served(&mut control, peer)).await {
                 Ok(Ok(Some(stream))) => break stream,

@@ -1,8 +1,10 @@
 //! The libp2p node: one peer of the space, serving a local space to remote
 //! clients over `/halley/space/1`.
 //!
-//! Who talks to whom: [`Node::start`] builds the swarm ([`crate::net`]),
-//! listens, and spawns one event-loop task ([`event_loop`]) that owns the
+//! Who talks to whom: [`Node::start`] builds the swarm ([`crate::net`],
+//! with the private overlay's key if given: [`Node::start_with`]),
+//! listens, connects to one of the peers to join (a ring node given some),
+//! and spawns one event-loop task ([`event_loop`]) that owns the
 //! swarm and `select!`s over its events, the incoming streams and a bounded
 //! command channel fed by the [`Node`] handle. Each incoming stream gets its
 //! own task ([`serve`]) that reads request frames, runs every request
@@ -30,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinHandle};
 use tracing::Instrument;
 
-use crate::net::{self, NetError};
+use crate::net::{self, DialFailure, NetError, PreSharedKey};
 use crate::space::Space;
 use crate::wire::PROTOCOL;
 use metrics::Metrics;
@@ -38,6 +40,8 @@ use metrics::http::Probe;
 
 /// How long `start` waits for the listener to report its address.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a joining node tries each peer it was given.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Commands the handle sends to the event loop.
 const COMMANDS: usize = 16;
@@ -62,6 +66,9 @@ pub enum NodeError {
     Net(#[from] NetError),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: Multiaddr, reason: String },
+    /// None of the peers to join could be reached; the first one's failure.
+    #[error("cannot join the ring: {0}")]
+    Join(DialFailure),
 }
 
 /// What the event loop is told to do.
@@ -113,7 +120,18 @@ impl Node {
     /// Starts a node with a fresh identity that serves `space` on `listen`,
     /// once the listener is up.
     pub async fn start<S: Served>(listen: Multiaddr, space: S) -> Result<Node, NodeError> {
-        Node::launch(listen, |_| space).await
+        Node::start_with(listen, space, None).await
+    }
+
+    /// Like [`Node::start`], in the private overlay of the pre-shared key
+    /// `secret` when there is one: only peers and clients holding the same
+    /// key can connect.
+    pub async fn start_with<S: Served>(
+        listen: Multiaddr,
+        space: S,
+        secret: Option<PreSharedKey>,
+    ) -> Result<Node, NodeError> {
+        Node::launch(listen, secret, &[], |_| space).await
     }
 
     /// Starts a node that joins the ring through `join` (or starts one
@@ -124,8 +142,22 @@ impl Node {
         join: Vec<Multiaddr>,
         replicas: usize,
     ) -> Result<(Node, RingSpace), NodeError> {
+        Node::start_ring_with(listen, join, replicas, None).await
+    }
+
+    /// Like [`Node::start_ring`], in the private overlay of `secret` when
+    /// there is one. With `join`, the node first connects to one of those
+    /// peers, and fails ([`NodeError::Join`]) if it reaches none of them: a
+    /// peer with another key, or none, fails the handshake.
+    pub async fn start_ring_with(
+        listen: Multiaddr,
+        join: Vec<Multiaddr>,
+        replicas: usize,
+        secret: Option<PreSharedKey>,
+    ) -> Result<(Node, RingSpace), NodeError> {
         let mut ring = None;
-        let node = Node::launch(listen, |link| {
+        let first = join.clone();
+        let node = Node::launch(listen, secret, &first, |link| {
             let space = RingSpace::start(link, join, replicas);
             ring = Some(space.clone());
             space
@@ -135,14 +167,16 @@ impl Node {
     }
 
     /// Starts a node serving the space `build` makes once the listener is
-    /// up.
+    /// up and it is connected to one of `join` (if any).
     async fn launch<S: Served>(
         listen: Multiaddr,
+        secret: Option<PreSharedKey>,
+        join: &[Multiaddr],
         build: impl FnOnce(ring::Link) -> S,
     ) -> Result<Node, NodeError> {
         let keypair = Keypair::generate_ed25519();
         let peer_id = keypair.public().to_peer_id();
-        let mut swarm = net::swarm(keypair)?;
+        let mut swarm = net::swarm(keypair, secret)?;
         let listen_error = |reason: String| NodeError::Listen {
             addr: listen.clone(),
             reason,
@@ -172,6 +206,7 @@ impl Node {
         .map_err(|_| listen_error("no address after 10s".into()))?
         .map_err(listen_error)?;
         let address = bound.with(Protocol::P2p(peer_id));
+        reach_one(&mut swarm, join).await?;
         let me = Arc::new(Me {
             id: peer_id.to_string(),
             addr: address.to_string(),
@@ -235,4 +270,23 @@ impl Served for crate::embedded::EmbeddedSpace {
     fn tuple_count(&self) -> u64 {
         self.len() as u64
     }
+}
+
+/// Connects to one of `join` (trying them in turn), or says why the first
+/// could not be reached; nothing to do without any.
+async fn reach_one(
+    swarm: &mut libp2p::Swarm<net::Behaviour>,
+    join: &[Multiaddr],
+) -> Result<(), NodeError> {
+    let mut first = None;
+    for addr in join {
+        match net::dial(swarm, addr, JOIN_TIMEOUT).await {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach a peer to join");
+                first.get_or_insert(e);
+            }
+        }
+    }
+    first.map_or(Ok(()), |e| Err(NodeError::Join(e)))
 }

@@ -1,0 +1,303 @@
+//! Benchmarks through a 3-peer ring (`halley node --ring` and two
+//! `--join`, release build, started here), beside Redis measured in the
+//! same run, runs interleaved so that both see the same machine:
+//!
+//! - **W4 round trip**: client A puts `("ping", i)`; client B, blocked in a
+//!   take of `("ping", ?int)`, gets it and puts `("pong", i)`; A takes it.
+//!   Measured with A and B on different peers (the realistic setup: two
+//!   processes each talking to their nearest peer) and on the same peer;
+//!   and again with B taking `("ping", i)` exactly, to show what the
+//!   formal field costs (a take with one asks every candidate peer).
+//!   Redis: A `LPUSH req`, B `BRPOP req` then `LPUSH rep`, A `BRPOP rep`.
+//! - **out+in pairs/s with 4 concurrent clients**: each client, connected
+//!   to peer `c % 3`, puts one of its own tuples and takes it back, one
+//!   pair after the other; keywords are hashed strings, so the tuples spread
+//!   over the ring. Redis: each client `LPUSH`es to its own list and
+//!   `RPOP`s it back, one pair after the other.
+//!
+//! Both Redis loads use a minimal RESP client here (one blocking TCP
+//! connection per client, nodelay), so both sides do the same thing.
+//!
+//! `cargo bench --bench ring [-- <w4-rounds> <pairs-per-client> <runs>]`
+//! (default 3,000, 5,000, 5). Redis at 127.0.0.1:$REDIS_PORT (default
+//! 6390: `~/peers/start_redis.sh`); without one, Halley alone. Prints every
+//! run and the medians.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "ring/redis.rs"]
+mod redis;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use halley_substrate::{Field, Kind, Multiaddr, RemoteSpace, Space, Template, Tuple, tuple};
+
+use common::Node;
+
+/// W4 rounds before the measured ones.
+const WARMUP: usize = 500;
+/// Concurrent clients of the throughput load.
+const CLIENTS: usize = 4;
+/// How long a client waits to connect.
+const CONNECT: Duration = Duration::from_secs(10);
+
+/// What one run measured, for every system and load.
+#[derive(Debug, Default)]
+struct Run {
+    w4_apart: f64,
+    w4_same: f64,
+    /// The same with B taking `("ping", i)` exactly (B knows `i`): no
+    /// formal field, so the take asks one peer instead of every peer.
+    w4_apart_exact: f64,
+    w4_same_exact: f64,
+    w4_redis: Option<f64>,
+    pairs: f64,
+    pairs_redis: Option<f64>,
+}
+
+fn main() {
+    let numbers: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
+    let rounds = numbers.first().copied().unwrap_or(3_000);
+    let pairs = numbers.get(1).copied().unwrap_or(5_000);
+    let runs = numbers.get(2).copied().unwrap_or(5);
+    let port: u16 = std::env::var("REDIS_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(6390);
+    let redis = redis::reachable(port).then_some(port);
+    if redis.is_none() {
+        println!("no Redis at 127.0.0.1:{port}: Halley alone");
+    }
+
+    let ring = ring();
+    let addrs: Vec<Multiaddr> = ring.iter().map(|n| n.addr.parse().unwrap()).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "3-peer ring; W4 {rounds} rounds (+{WARMUP} warm-up), {CLIENTS} clients × {pairs} \
+         out+in pairs; {runs} runs, interleaved with Redis"
+    );
+    let (out_us, in_us) = runtime.block_on(one_client(&addrs[0]));
+    println!(
+        "one client alone, peer 0: out median {out_us:.0} µs, in (present, exact) {in_us:.0} µs"
+    );
+    let mut results = Vec::new();
+    for run in 0..runs {
+        let base = (run * (WARMUP + rounds)) as i64;
+        let w4 = |a: usize, b: usize, offset: i64, exact: bool| {
+            let base = base + (offset << 40);
+            runtime.block_on(w4(&addrs[a], &addrs[b], base, rounds, exact))
+        };
+        let mut r = Run {
+            w4_apart: w4(0, 1, 0, false),
+            ..Run::default()
+        };
+        r.w4_redis = redis.map(|p| median(redis::w4(p, WARMUP, rounds)));
+        r.w4_same = w4(0, 0, 1, false);
+        r.w4_apart_exact = w4(0, 1, 2, true);
+        r.w4_same_exact = w4(0, 0, 3, true);
+        r.pairs = runtime.block_on(out_in(&addrs, run, pairs));
+        r.pairs_redis = redis.map(|p| redis::pairs(p, CLIENTS, pairs));
+        println!(
+            "run {}: W4 median apart {:.0} µs, same peer {:.0} µs (exact takes: {:.0}, {:.0}), \
+             Redis {}; pairs/s Halley {:.0}, Redis {}",
+            run + 1,
+            r.w4_apart,
+            r.w4_same,
+            r.w4_apart_exact,
+            r.w4_same_exact,
+            show(r.w4_redis, "µs"),
+            r.pairs,
+            show(r.pairs_redis, ""),
+        );
+        results.push(r);
+    }
+    summary(&results);
+}
+
+/// Starts the ring and waits until every peer sees all three.
+fn ring() -> Vec<Node> {
+    let first = Node::start_with(&["--ring"]);
+    let join = first.addr.clone();
+    let nodes = vec![
+        first,
+        Node::start_with(&["--join", &join]),
+        Node::start_with(&["--join", &join]),
+    ];
+    for node in &nodes {
+        common::eventually("every peer to see the ring of three", || {
+            common::ring_size(&node.addr, &[]) == Some(3)
+        });
+    }
+    nodes
+}
+
+/// The median W4 round trip in µs, A connected to `a`, B to `b`, tuples
+/// numbered from `base`; B takes `("ping", ?int)`, or with `exact`
+/// `("ping", i)`.
+async fn w4(a: &Multiaddr, b: &Multiaddr, base: i64, rounds: usize, exact: bool) -> f64 {
+    let a = RemoteSpace::connect(a.clone(), CONNECT).await.expect("A");
+    let b = RemoteSpace::connect(b.clone(), CONNECT).await.expect("B");
+    let total = WARMUP + rounds;
+    let pings = Template::new(vec![Field::Actual("ping".into()), Field::Typed(Kind::Int)]);
+    let echo = tokio::spawn(async move {
+        for i in base..base + total as i64 {
+            let template = if exact {
+                Template::exact(&tuple!("ping", i))
+            } else {
+                pings.clone()
+            };
+            let ping = b.take(template, None).await.expect("B takes");
+            let i = ping.expect("a ping").get(1).and_then(|v| v.as_int());
+            b.out(tuple!("pong", i.expect("an int")))
+                .await
+                .expect("B puts");
+        }
+    });
+    let mut samples = Vec::with_capacity(total);
+    for i in base..base + total as i64 {
+        let start = Instant::now();
+        a.out(tuple!("ping", i)).await.expect("A puts");
+        let pong = a.take(Template::exact(&tuple!("pong", i)), None).await;
+        samples.push(start.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(pong.expect("A takes"), Some(tuple!("pong", i)));
+    }
+    echo.await.expect("B finishes");
+    median(samples.split_off(WARMUP))
+}
+
+/// Median µs of one `out`, and of one `in` of a tuple that is there
+/// (exact template), for a lone client on `addr`.
+async fn one_client(addr: &Multiaddr) -> (f64, f64) {
+    let space = RemoteSpace::connect(addr.clone(), CONNECT)
+        .await
+        .expect("connect");
+    let (mut outs, mut ins) = (Vec::new(), Vec::new());
+    for i in 0..1_000 {
+        let t = pair_tuple(10_000, 0, i);
+        let start = Instant::now();
+        space.out(t.clone()).await.expect("out");
+        outs.push(start.elapsed().as_secs_f64() * 1e6);
+        let start = Instant::now();
+        let got = space.take(Template::exact(&t), Some(CONNECT)).await;
+        ins.push(start.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(got.expect("in"), Some(t));
+    }
+    (median(outs), median(ins))
+}
+
+/// Out+in pairs per second of [`CLIENTS`] clients at once, client `c`
+/// on peer `c % 3`.
+async fn out_in(addrs: &[Multiaddr], run: usize, pairs: usize) -> f64 {
+    let mut spaces = Vec::new();
+    for c in 0..CLIENTS {
+        let addr = addrs[c % addrs.len()].clone();
+        spaces.push(RemoteSpace::connect(addr, CONNECT).await.expect("connect"));
+    }
+    let ready = Arc::new(tokio::sync::Barrier::new(CLIENTS + 1));
+    let mut clients = Vec::new();
+    for (c, space) in spaces.into_iter().enumerate() {
+        let ready = ready.clone();
+        clients.push(tokio::spawn(async move {
+            ready.wait().await;
+            for i in 0..pairs {
+                let t = pair_tuple(run, c, i);
+                space.out(t.clone()).await.expect("out");
+                let got = space.take(Template::exact(&t), Some(CONNECT)).await;
+                assert_eq!(got.expect("in"), Some(t));
+            }
+        }));
+    }
+    ready.wait().await;
+    let start = Instant::now();
+    for client in clients {
+        client.await.expect("a client failed");
+    }
+    (CLIENTS * pairs) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Client `c`'s `i`th tuple of run `run`: a hashed keyword, so the tuples
+/// spread over the ring's arcs.
+fn pair_tuple(run: usize, c: usize, i: usize) -> Tuple {
+    let n = ((run * CLIENTS + c) * 1_000_000 + i) as u64;
+    let key = format!("k{:08x}", n.wrapping_mul(2_654_435_761) as u32);
+    tuple!(key, n as i64)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn show(v: Option<f64>, unit: &str) -> String {
+    v.map_or_else(
+        || "-".into(),
+        |v| format!("{v:.0} {unit}").trim().to_owned(),
+    )
+}
+
+/// Medians over the runs (min–max), and the ratios to Redis.
+fn summary(results: &[Run]) {
+    let over = |f: &dyn Fn(&Run) -> Option<f64>| {
+        let v: Vec<f64> = results.iter().filter_map(f).collect();
+        (!v.is_empty()).then(|| {
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(0.0, f64::max);
+            (median(v), lo, hi)
+        })
+    };
+    let line = |what: &str, f: &dyn Fn(&Run) -> Option<f64>, unit: &str| {
+        if let Some((m, lo, hi)) = over(f) {
+            println!("{what}: median {m:.0}{unit} ({lo:.0}–{hi:.0})");
+        }
+    };
+    let ratio = |what: &str, f: &dyn Fn(&Run) -> Option<f64>| {
+        if let Some((m, lo, hi)) = over(f) {
+            println!("{what}: median {m:.2}× ({lo:.2}–{hi:.2})");
+        }
+    };
+    println!("--- medians of {} runs", results.len());
+    line(
+        "W4 through the ring, A and B on different peers",
+        &|r| Some(r.w4_apart),
+        " µs",
+    );
+    line(
+        "W4 through the ring, A and B on the same peer",
+        &|r| Some(r.w4_same),
+        " µs",
+    );
+    line(
+        "W4 through the ring, B takes exactly, different peers",
+        &|r| Some(r.w4_apart_exact),
+        " µs",
+    );
+    line(
+        "W4 through the ring, B takes exactly, same peer",
+        &|r| Some(r.w4_same_exact),
+        " µs",
+    );
+    line("W4 Redis", &|r| r.w4_redis, " µs");
+    line("out+in pairs/s, 4 clients, ring", &|r| Some(r.pairs), "");
+    line(
+        "out+in pairs/s, 4 clients, Redis LPUSH+RPOP",
+        &|r| r.pairs_redis,
+        "",
+    );
+    ratio("W4 apart / Redis, per run", &|r| {
+        r.w4_redis.map(|x| r.w4_apart / x)
+    });
+    ratio("W4 same peer / Redis, per run", &|r| {
+        r.w4_redis.map(|x| r.w4_same / x)
+    });
+    ratio("W4 apart, exact takes / Redis, per run", &|r| {
+        r.w4_redis.map(|x| r.w4_apart_exact / x)
+    });
+    ratio("pairs/s ring / Redis, per run", &|r| {
+        r.pairs_redis.map(|x| r.pairs / x)
+    });
+}
