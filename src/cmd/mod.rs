@@ -7,4 +7,5 @@ pub mod policy;
 pub mod run;
 pub mod simulate;
 pub mod worker;
+pub mod workers;
 pub mod workflow;

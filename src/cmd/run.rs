@@ -12,9 +12,6 @@
 //! the budget were met, and the manager's decisions). Exit 1 when the
 //! deadline was missed.
 
-mod managed;
-mod pool;
-mod progress;
 mod summary;
 
 use std::path::{Path, PathBuf};
@@ -28,11 +25,9 @@ use halley_substrate::embedded::EmbeddedSpace;
 use halley_substrate::node::Node;
 use tokio::time::Instant;
 
+use super::workers::{self, Display, ManagedPool, WorkerPool};
 use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
 use halley_autonomic::policy::{Objective, Policy, ProviderKind};
-use managed::ManagedPool;
-use pool::WorkerPool;
-use progress::Display;
 use summary::{Outputs, Summary};
 
 #[derive(Debug, clap::Args)]
@@ -163,15 +158,9 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
             }
             Next::Idle => {
                 next_tick = Instant::now() + Duration::from_secs(1);
-                let workers = master
-                    .workers()
+                status = workers::tick(&master, &mut pool, &display)
                     .await
                     .map_err(|e| Failure::unreachable(anyhow!(e).context("lost the space")))?;
-                let progress = master.progress();
-                for decision in pool.tick(&progress, &workers) {
-                    display.log(&decision.to_string());
-                }
-                status = pool.status(&progress);
             }
             Next::Complete => break,
         }

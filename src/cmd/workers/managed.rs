@@ -1,4 +1,4 @@
-//! The autonomic pool: `run`'s workers under a policy and its
+//! The autonomic pool: a job's workers under a policy and its
 //! [`Manager`].
 //!
 //! Each class of the policy gets its provider: `static` machines are local
@@ -10,7 +10,7 @@
 //! as its worker id in heartbeats and results; a worker that exists already
 //! is matched to a `static` machine of the class it reports.
 //!
-//! The run loop ticks about once a second: heartbeats become
+//! The job's loop ticks about once a second: heartbeats become
 //! [`Manager::heard`], ended processes [`Manager::released`], and the manager
 //! plans every `scaling.interval` — and at once when the first task result
 //! gives it an estimate. The pool keeps each machine's billing interval (from

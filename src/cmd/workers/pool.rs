@@ -1,6 +1,7 @@
-//! The seam between `halley run` and whatever starts its workers.
+//! The seam between a job of commands (`halley run`, `halley workflow`) and
+//! whatever starts its workers.
 //!
-//! [`WorkerPool`] is what `run` asks for workers: it is started once the
+//! [`WorkerPool`] is what the job's loop asks for workers: it is started once the
 //! space is up, told each result and, about once a second, the job's
 //! counters and the workers heard from (it may start or stop workers then),
 //! asked for a status for the progress line, and finished at the end, when
