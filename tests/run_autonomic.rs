@@ -10,12 +10,11 @@
 mod common;
 mod run_util;
 
-use std::fs::File;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use run_util::{Guard, Scratch, halley, summary, wait_for};
+use run_util::{Guard, Scratch, assert_billed, assert_none_left, halley, run_marked, summary};
 use serde_json::Value;
 
 /// $3.60 an hour: $0.001 a second.
@@ -46,8 +45,6 @@ fn run(
     let tasks = dir.write("tasks.txt", tasks);
     let policy = dir.write("policy.toml", policy);
     let out = dir.path("out");
-    let stdout = File::create(dir.path("stdout")).unwrap();
-    let stderr = File::create(dir.path("stderr")).unwrap();
     let mut command = halley();
     command
         .arg("run")
@@ -57,63 +54,9 @@ fn run(
         .arg(&policy)
         .arg("--out")
         .arg(&out)
-        .env("HALLEY_TEST_MARK", marker)
-        .envs(env.iter().copied())
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr));
-    let mut run = Guard::spawn(&mut command);
-    let log = || std::fs::read_to_string(dir.path("stderr")).unwrap_or_default();
-    let limit = Duration::from_secs(180);
-    let until = std::time::Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = run.child().try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < until,
-            "halley run did not finish within {limit:?}: {}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let log = log();
-    let code = status.code().unwrap_or(-1);
-    assert!(code == 0 || code == 1, "exit {code}: {log}");
+        .envs(env.iter().copied());
+    let code = run_marked(&mut command, dir, marker, Duration::from_secs(180));
     (code, summary(&out))
-}
-
-/// Live (not zombie) processes whose environment holds `marker`.
-fn marked(marker: &str) -> Vec<u32> {
-    let needle = format!("HALLEY_TEST_MARK={marker}");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| {
-                    s.rsplit(')')
-                        .next()
-                        .unwrap_or("")
-                        .trim_start()
-                        .starts_with('Z')
-                })
-                .unwrap_or(true);
-            !zombie
-                && environ
-                    .split(|b| *b == 0)
-                    .any(|var| var == needle.as_bytes())
-        })
-        .collect()
-}
-
-/// No process of the job is left (bounded wait: the last ones are exiting).
-fn assert_none_left(marker: &str) {
-    wait_for(Duration::from_secs(10), || {
-        marked(marker).is_empty().then_some(())
-    });
 }
 
 /// Every task once, in order; returns the tasks that ran on `class`.
@@ -125,39 +68,6 @@ fn ran_on(summary: &Value, count: usize, class: &str) -> usize {
         assert_eq!(task["exit_code"], 0);
     }
     tasks.iter().filter(|t| t["resource"] == class).count()
-}
-
-/// The cost is the paid machines' billed time × price, and the machines are
-/// those the manager's decisions started, each released.
-fn assert_billed(summary: &Value, paid: &str, per_second: f64) {
-    let machines = summary["machines"].as_array().unwrap();
-    let mut total = 0.0;
-    for m in machines {
-        let requested = m["requested_at"].as_f64().unwrap();
-        let released = m["released_at"].as_f64().expect("released");
-        assert!(released >= requested, "{m}");
-        let expected = if m["class"] == paid {
-            (released - requested) * per_second
-        } else {
-            0.0
-        };
-        assert!((m["cost"].as_f64().unwrap() - expected).abs() < 1e-9, "{m}");
-        total += expected;
-    }
-    let cost = summary["cost"].as_f64().unwrap();
-    assert!((cost - total).abs() < 1e-9, "cost {cost} != billed {total}");
-    let started: u64 = summary["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["action"] == "start" && d["class"] == paid)
-        .map(|d| d["count"].as_u64().unwrap())
-        .sum();
-    let paid_machines = machines.iter().filter(|m| m["class"] == paid).count();
-    assert_eq!(started, paid_machines as u64, "{machines:?}");
-    for d in summary["decisions"].as_array().unwrap() {
-        assert!(!d["reason"].as_str().unwrap().is_empty(), "{d}");
-    }
 }
 
 fn sleeps(count: usize, secs: u32) -> String {

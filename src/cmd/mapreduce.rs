@@ -98,20 +98,25 @@ impl UseSpace for Job {
 }
 
 /// The private `static` slots of the policy at `path` (checked first).
-pub(super) fn policy_slots(path: Option<&Path>) -> Result<Option<usize>, Failure> {
+fn policy_slots(path: Option<&Path>) -> Result<Option<usize>, Failure> {
     let Some(path) = path else { return Ok(None) };
     let policy = Policy::load(path).map_err(Failure::bad_input)?;
+    Ok(Some(private_slots(&policy)))
+}
+
+/// The private `static` slots of `policy` (at least 1): a job's threads.
+pub(super) fn private_slots(policy: &Policy) -> usize {
     let slots: u32 = policy
         .resources
         .iter()
         .filter(|r| r.provider == ProviderKind::Static && r.is_private())
         .map(|r| r.limit() * r.slots)
         .sum();
-    Ok(Some(slots.max(1) as usize))
+    slots.max(1) as usize
 }
 
 /// Something to do with a space, whichever kind it is.
-pub(super) trait UseSpace {
+trait UseSpace {
     type Output;
     fn with<S: Space>(self, rt: &Runtime, space: S) -> Self::Output;
 }
@@ -122,7 +127,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs `user` with the space of the peer at `peer`, or with an embedded
 /// space, on a runtime of its own (one thread: the space's I/O is light,
 /// the cores are for the tasks).
-pub(super) fn with_space<U: UseSpace>(peer: Option<&str>, user: U) -> Result<U::Output, Failure> {
+fn with_space<U: UseSpace>(peer: Option<&str>, user: U) -> Result<U::Output, Failure> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -21,11 +21,9 @@ use anyhow::{Context, anyhow};
 use halley_paradigms::bag::parse_tasks;
 use halley_paradigms::master::{Master, Next};
 use halley_substrate::Space;
-use halley_substrate::embedded::EmbeddedSpace;
-use halley_substrate::node::Node;
 use tokio::time::Instant;
 
-use super::workers::{self, Display, ManagedPool, WorkerPool};
+use super::workers::{self, Display, ManagedPool, SpaceJob, WorkerPool};
 use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
 use halley_autonomic::policy::{Objective, Policy, ProviderKind};
 use summary::{Outputs, Summary};
@@ -90,33 +88,20 @@ pub fn run(args: Args) -> Outcome {
         out: &args.out,
         json: args.json,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(Failure::unreachable)?;
-    runtime.block_on(async {
-        match &args.peer {
-            Some(peer) => {
-                let space = super::worker::connect(peer, None).await?;
-                drive(space, peer, ManagedPool::new(policy, start_static), job).await
-            }
-            None => {
-                let space = EmbeddedSpace::new();
-                let listen = "/ip4/127.0.0.1/tcp/0"
-                    .parse()
-                    .map_err(Failure::unreachable)?;
-                let node = Node::start(listen, space.clone()).await.map_err(|e| {
-                    Failure::unreachable(anyhow!(e).context("cannot serve the embedded space"))
-                })?;
-                let peer = node.address().to_string();
-                let outcome =
-                    drive(space, &peer, ManagedPool::new(policy, start_static), job).await;
-                node.stop().await;
-                outcome
-            }
-        }
-    })
+    let pool = ManagedPool::new(policy, start_static);
+    workers::with_space(args.peer.as_deref(), Run { job, pool })
+}
+
+/// A run waiting for its space.
+struct Run<'a> {
+    job: Job<'a>,
+    pool: ManagedPool,
+}
+
+impl SpaceJob for Run<'_> {
+    async fn with<S: Space>(self, space: S, peer: &str) -> Outcome {
+        drive(space, peer, self.pool, self.job).await
+    }
 }
 
 /// Submits the bag, starts the workers, collects one result per task.
@@ -158,7 +143,7 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
             }
             Next::Idle => {
                 next_tick = Instant::now() + Duration::from_secs(1);
-                status = workers::tick(&master, &mut pool, &display)
+                status = workers::tick(&master, &mut pool, &display, &master.progress())
                     .await
                     .map_err(|e| Failure::unreachable(anyhow!(e).context("lost the space")))?;
             }

@@ -18,21 +18,65 @@ pub use managed::{MachineRecord, ManagedPool};
 pub use pool::WorkerPool;
 pub use progress::Display;
 
-use halley_paradigms::master::{Master, MasterError};
+use anyhow::anyhow;
+use halley_paradigms::master::{Master, MasterError, Progress};
 use halley_substrate::Space;
+use halley_substrate::embedded::EmbeddedSpace;
+use halley_substrate::node::Node;
+
+use crate::exit::{Failure, Outcome};
+
+/// A job that needs a space its worker processes can reach.
+pub(crate) trait SpaceJob {
+    /// Runs the job on `space`, whose address for workers is `peer`.
+    async fn with<S: Space>(self, space: S, peer: &str) -> Outcome;
+}
+
+/// Runs `job` on a runtime of its own (two threads: the loop and the
+/// space), with the space of `peer`, or without it an embedded space served
+/// on a free port of 127.0.0.1 for the workers.
+pub(crate) fn with_space(peer: Option<&str>, job: impl SpaceJob) -> Outcome {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Failure::unreachable)?;
+    runtime.block_on(async {
+        match peer {
+            Some(peer) => {
+                let space = super::worker::connect(peer, None).await?;
+                job.with(space, peer).await
+            }
+            None => {
+                let space = EmbeddedSpace::new();
+                let listen = "/ip4/127.0.0.1/tcp/0"
+                    .parse()
+                    .map_err(Failure::unreachable)?;
+                let node = Node::start(listen, space.clone()).await.map_err(|e| {
+                    Failure::unreachable(anyhow!(e).context("cannot serve the embedded space"))
+                })?;
+                let peer = node.address().to_string();
+                let outcome = job.with(space, &peer).await;
+                node.stop().await;
+                outcome
+            }
+        }
+    })
+}
 
 /// One tick of a job's loop while no result came: the workers heard from
-/// and the job's counters go to the pool, whose decisions go to the log;
-/// returns the pool's status for the progress line.
+/// and the job's counters (`progress`: the master's, with the tasks still
+/// to come) go to the pool, whose decisions go to the log; returns the
+/// pool's status for the progress line.
 pub async fn tick<S: Space>(
     master: &Master<S>,
     pool: &mut impl WorkerPool,
     display: &Display,
+    progress: &Progress,
 ) -> Result<String, MasterError> {
     let workers = master.workers().await?;
-    let progress = master.progress();
-    for decision in pool.tick(&progress, &workers) {
+    for decision in pool.tick(progress, &workers) {
         display.log(&decision.to_string());
     }
-    Ok(pool.status(&progress))
+    Ok(pool.status(progress))
 }
