@@ -337,7 +337,8 @@ impl Planner {
     }
 }
 
-fn release(at: Secs, class: &str, machine: MachineId, why: String) -> Decision {
+/// The decision to release `machine` of `class` because `why`.
+pub(crate) fn release(at: Secs, class: &str, machine: MachineId, why: String) -> Decision {
     Decision {
         at,
         action: Action::Release {

@@ -152,12 +152,15 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
         display.update(&master.progress(), records.len(), failed, &status);
     }
     let makespan_s = began.elapsed().as_secs_f64();
-    display.finish();
     if let Err(e) = master.stop_workers().await {
         tracing::warn!(error = %e, "could not tell the workers to stop");
     }
     // The pool waits synchronously; the node keeps serving on the other thread.
     let account = tokio::task::block_in_place(|| pool.finish(Duration::from_secs(10)));
+    for decision in &account.ending {
+        display.log(&decision.to_string());
+    }
+    display.finish();
     records.sort_by_key(|r| r.id);
     let objective = &job.objective;
     let deadline_met = objective.deadline.map(|d| makespan_s <= d);

@@ -167,7 +167,7 @@ pub fn assert_none_left(marker: &str) {
 }
 
 /// The cost is the paid machines' billed time × price, and the machines are
-/// those the manager's decisions started, each released.
+/// those the manager's decisions started, each released by a decision.
 pub fn assert_billed(summary: &serde_json::Value, paid: &str, per_second: f64) {
     let machines = summary["machines"].as_array().unwrap();
     let mut total = 0.0;
@@ -196,5 +196,21 @@ pub fn assert_billed(summary: &serde_json::Value, paid: &str, per_second: f64) {
     assert_eq!(started, paid_machines as u64, "{machines:?}");
     for d in summary["decisions"].as_array().unwrap() {
         assert!(!d["reason"].as_str().unwrap().is_empty(), "{d}");
+    }
+    // Each paid machine was released by a decision: during the job, or at
+    // its end ("the job is over").
+    let released: Vec<String> = summary["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["action"] == "release")
+        .map(|d| format!("m{}", d["machine"]))
+        .collect();
+    for m in machines.iter().filter(|m| m["class"] == paid) {
+        let id = m["id"].as_str().unwrap();
+        assert!(
+            released.iter().any(|r| r == id),
+            "{id} released without a decision"
+        );
     }
 }

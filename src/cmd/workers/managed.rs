@@ -266,9 +266,10 @@ impl WorkerPool for ManagedPool {
 
     fn finish(&mut self, grace: Duration) -> Account {
         let now = self.now();
-        if let Some(providers) = self.providers.as_mut() {
-            self.manager.finish(now, providers);
-        }
+        let ending = match self.providers.as_mut() {
+            Some(providers) => self.manager.finish(now, providers),
+            None => Vec::new(),
+        };
         self.reconcile(now);
         let until = Instant::now() + grace;
         loop {
@@ -308,6 +309,7 @@ impl WorkerPool for ManagedPool {
         Account {
             cost: self.manager.spent(end),
             decisions: self.manager.decisions().to_vec(),
+            ending,
             machines,
         }
     }

@@ -41,6 +41,9 @@ pub struct Account {
     pub cost: f64,
     /// Every decision of the manager, in order.
     pub decisions: Vec<Decision>,
+    /// Those taken by [`WorkerPool::finish`] (the end-of-job releases),
+    /// for the log.
+    pub ending: Vec<Decision>,
     /// Every machine with its billing interval.
     pub machines: Vec<MachineRecord>,
 }

@@ -223,12 +223,15 @@ pub async fn drive<S: Space>(
         display.update(&progress, records.len(), failed, &status);
     }
     let makespan = began.elapsed();
-    display.finish();
     if let Err(e) = master.stop_workers().await {
         tracing::warn!(error = %e, "could not tell the workers to stop");
     }
     // The pool waits synchronously; the space is served on the other thread.
     let account = tokio::task::block_in_place(|| pool.finish(Duration::from_secs(10)));
+    for decision in &account.ending {
+        display.log(&decision.to_string());
+    }
+    display.finish();
     let makespan_s = makespan.as_secs_f64();
     records.sort_by(|a, b| (&a.stage, a.index).cmp(&(&b.stage, b.index)));
     Ok(Summary {
