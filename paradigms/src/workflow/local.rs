@@ -20,6 +20,7 @@ use tokio::runtime::Handle;
 
 use super::schedule::StageRunner;
 use super::spec::{MapReduceStage, Stage, Work};
+use crate::bag::sh_quote as quote;
 use crate::mapreduce::{Input, MapReduce, streaming::Streaming};
 use crate::master::Master;
 use crate::worker::Worker;
@@ -205,11 +206,6 @@ fn failure(tasks: &Path, i: &str, line: &str, status: &str) -> String {
         "command {i} `{line}` failed ({status}); its stderr is in {}",
         tasks.join(format!("{i}.err")).display()
     )
-}
-
-/// `text` quoted for `sh`: in single quotes, each `'` as `'\''`.
-fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// A number no other bag job of this process uses.
