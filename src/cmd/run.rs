@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use halley_paradigms::bag::parse_tasks;
-use halley_paradigms::master::{Master, Next};
+use halley_paradigms::master::{Master, MasterError};
 use halley_substrate::Space;
 use tokio::time::Instant;
 
-use super::workers::{self, Display, ManagedPool, SpaceJob, WorkerPool};
+use super::workers::{self, ManagedPool, Results, SpaceJob, WorkerPool};
 use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
 use halley_autonomic::policy::{Objective, Policy, ProviderKind};
 use summary::{Outputs, Summary};
@@ -119,37 +119,21 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
         .submit(job.commands.iter().map(|c| c.as_bytes().to_vec()))
         .await
         .map_err(|e| Failure::unreachable(anyhow!(e).context("cannot submit the tasks")))?;
-    let mut display = Display::new(total);
-    let first = pool.start(peer, &id).map_err(Failure::unreachable)?;
-    for decision in &first {
-        display.log(&decision.to_string());
-    }
-    let mut status = pool.status(&master.progress());
+    let mut results = Results::new(total);
+    results.log(&pool.start(peer, &id).map_err(Failure::unreachable)?);
     let mut records = Vec::with_capacity(total);
     let mut failed = 0;
-    let mut next_tick = Instant::now() + Duration::from_secs(1);
-    loop {
-        let next = master
-            .next_before(next_tick)
-            .await
-            .map_err(|e| Failure::unreachable(anyhow!(e).context("lost the space")))?;
-        match next {
-            Next::Finished(done) => {
-                pool.task_finished(&done.result);
-                let command = &job.commands[done.result.id as usize];
-                let record = outputs.record(&done, command).map_err(Failure::bad_input)?;
-                failed += usize::from(record.exit_code != 0);
-                records.push(record);
-            }
-            Next::Idle => {
-                next_tick = Instant::now() + Duration::from_secs(1);
-                status = workers::tick(&master, &mut pool, &display, &master.progress())
-                    .await
-                    .map_err(|e| Failure::unreachable(anyhow!(e).context("lost the space")))?;
-            }
-            Next::Complete => break,
-        }
-        display.update(&master.progress(), records.len(), failed, &status);
+    let lost = |e: MasterError| Failure::unreachable(anyhow!(e).context("lost the space"));
+    while let Some(done) = results
+        .next(&mut master, &mut pool, 0)
+        .await
+        .map_err(lost)?
+    {
+        let command = &job.commands[done.result.id as usize];
+        let record = outputs.record(&done, command).map_err(Failure::bad_input)?;
+        failed += usize::from(record.exit_code != 0);
+        records.push(record);
+        results.show(&master.progress(), records.len(), failed);
     }
     let makespan_s = began.elapsed().as_secs_f64();
     if let Err(e) = master.stop_workers().await {
@@ -157,10 +141,7 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
     }
     // The pool waits synchronously; the node keeps serving on the other thread.
     let account = tokio::task::block_in_place(|| pool.finish(Duration::from_secs(10)));
-    for decision in &account.ending {
-        display.log(&decision.to_string());
-    }
-    display.finish();
+    results.finish(&account.ending);
     records.sort_by_key(|r| r.id);
     let objective = &job.objective;
     let deadline_met = objective.deadline.map(|d| makespan_s <= d);

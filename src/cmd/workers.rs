@@ -13,10 +13,12 @@
 pub mod managed;
 pub mod pool;
 pub mod progress;
+pub mod results;
 
 pub use managed::{MachineRecord, ManagedPool};
 pub use pool::WorkerPool;
 pub use progress::Display;
+pub use results::{Results, with_pending};
 
 use anyhow::anyhow;
 use halley_paradigms::master::{Master, MasterError, Progress};

@@ -18,14 +18,14 @@ use anyhow::anyhow;
 use halley_autonomic::planner::Decision;
 use halley_autonomic::policy::Objective;
 use halley_paradigms::bag::CommandOutput;
-use halley_paradigms::master::{Finished, Master, MasterError, Next, Progress};
+use halley_paradigms::master::{Finished, Master, MasterError, Next};
 use halley_paradigms::workflow::{LocalRunner, Report, Walk, Work, Workflow};
 use halley_substrate::Space;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::cmd::workers::{self, Display, MachineRecord, WorkerPool};
+use crate::cmd::workers::{self, Display, MachineRecord, WorkerPool, with_pending};
 use crate::exit::Failure;
 
 /// A checked workflow and where it runs.
@@ -245,15 +245,6 @@ pub async fn drive<S: Space>(
     })
 }
 
-/// The master's counters with `pending` tasks still to be submitted.
-fn with_pending(progress: Progress, pending: usize) -> Progress {
-    Progress {
-        submitted: progress.submitted + pending,
-        queued: progress.queued + pending,
-        ..progress
-    }
-}
-
 /// A bag stage's outcome from its commands' failures (in any order).
 fn outcome(mut failures: Vec<(usize, String)>) -> Result<(), String> {
     failures.sort();
@@ -294,18 +285,5 @@ mod tests {
             outcome(vec![(5, "c5".into()), (2, "c2".into()), (9, "c9".into())]),
             Err("c2 (and 2 more)".into())
         );
-    }
-
-    #[test]
-    fn stages_to_come_count_as_queued() {
-        let master = Progress {
-            submitted: 20,
-            queued: 5,
-            done: 10,
-            running: 5,
-            ..Progress::default()
-        };
-        let p = with_pending(master, 20);
-        assert_eq!((p.submitted, p.queued, p.done, p.running), (40, 25, 10, 5));
     }
 }
