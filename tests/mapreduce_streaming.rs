@@ -86,6 +86,13 @@ fn word_count_with_shell_commands_is_exact_and_partitioned() {
     }
     assert!(!out.join("part-3").exists());
     assert_eq!(got, expected);
+    // Besides the parts: the summary, and no shuffle files left.
+    let mut names: Vec<String> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["_summary.json", "part-0", "part-1", "part-2"]);
 }
 
 #[test]
@@ -137,6 +144,23 @@ fn a_failing_map_command_is_reported_with_its_status_and_stderr() {
     );
     assert!(err.contains("exit status: 3"), "{err}");
     assert!(err.contains("cannot map"), "{err}");
+    let out = tmp.0.join("out");
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("_summary.json")).unwrap()).unwrap();
+    assert!(
+        summary["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("map task 0 failed: map command"),
+        "{summary}"
+    );
+    let shuffled = fs::read_dir(&out).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("_shuffle")
+    });
+    assert!(!shuffled, "the shuffle files were removed");
 }
 
 #[test]

@@ -26,7 +26,7 @@ pub struct Job {
     pub maps: Vec<String>,
     pub reduces: Vec<String>,
     pub objective: Objective,
-    /// Removed at the end of a successful job.
+    /// The map tasks' output, removed at the end of the job.
     pub shuffle: PathBuf,
 }
 
@@ -115,8 +115,8 @@ pub async fn drive<S: Space>(
     // The pool waits synchronously; the space is served on the other thread.
     let account = tokio::task::block_in_place(|| pool.finish(Duration::from_secs(10)));
     results.finish(&account.ending);
-    if error.is_none() {
-        let _ = std::fs::remove_dir_all(&job.shuffle);
+    if let Err(e) = std::fs::remove_dir_all(&job.shuffle) {
+        tracing::warn!(error = %e, dir = %job.shuffle.display(), "could not remove the shuffle files");
     }
     Ok(Summary {
         makespan_s,
