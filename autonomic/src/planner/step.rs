@@ -293,6 +293,41 @@ impl<'a> Step<'a> {
         })
     }
 
+    /// With a deadline and work queued: the running paid per-second
+    /// machine (without `gone`) that costs most per task (newest on ties),
+    /// if the projected finish without it and `gone` stays within the
+    /// deadline less a quarter of the time left, and at least three of the
+    /// longest tasks; with that finish. The slack is wide because the
+    /// projection is optimistic (early estimates come from the tasks that
+    /// finished first, the tail is one task): a machine released on a
+    /// narrow margin is bought back later, after a boot, or the deadline
+    /// is missed.
+    pub fn surplus(&self, gone: &[MachineId]) -> Option<(&'a Machine, Secs)> {
+        let deadline = self.policy.objective.deadline?;
+        if self.estimates.is_none() || self.snap.tasks.queued == 0 {
+            return None;
+        }
+        let m = self
+            .per_second_paid(gone)
+            .into_iter()
+            .filter(|m| m.state == MachineState::Running)
+            .max_by(|a, b| {
+                self.cost_per_task(a.class)
+                    .total_cmp(&self.cost_per_task(b.class))
+                    .then(a.id.cmp(&b.id))
+            })?;
+        let mut without = gone.to_vec();
+        without.push(m.id);
+        let longest = self
+            .estimates
+            .iter()
+            .flatten()
+            .fold(0.0, |a: f64, &b| a.max(b));
+        let slack = (0.25 * (deadline - self.snap.now)).max(3.0 * longest);
+        let finish = self.finish(&self.none(), &without);
+        (finish <= deadline - slack).then_some((m, finish))
+    }
+
     /// Seconds until a per-hour machine's next hour is charged.
     pub fn hour_left(&self, m: &Machine) -> Secs {
         HOUR - into_hour(m.requested_at, self.snap.now)
