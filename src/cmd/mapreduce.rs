@@ -86,34 +86,18 @@ pub fn run(args: Args) -> Outcome {
         .reducers
         .unwrap_or_else(|| private_slots(&policy))
         .max(1);
-    // About four splits a slot the policy may ever have (at least one per
-    // 16 MB), so that machines added later find work.
-    let slots: u32 = policy.resources.iter().map(|r| r.limit() * r.slots).sum();
-    let splits = input.splits((slots.max(1) as usize * 4).max(input.len() / SPLIT_BYTES));
-    let mut maps = Vec::with_capacity(splits.len());
-    for (i, split) in splits.iter().enumerate() {
-        let file = &input.files()[split.file].0;
-        let name = format!(
-            "split {i} ({}, bytes {}..{})",
-            file.display(),
-            split.offset,
-            split.offset + split.data.len()
-        );
-        maps.push(task::map_line(
-            &exe,
-            i,
-            &absolute(file)?,
-            split.offset,
-            split.data.len(),
-            &args.map,
-            reducers,
-            &shuffle,
-            &name,
-        ));
-    }
-    let reduces = (0..reducers)
-        .map(|r| task::reduce_line(&exe, r, maps.len(), &args.reduce, &shuffle, &out))
-        .collect();
+    let lines = task::Lines {
+        exe: &exe,
+        map: &args.map,
+        reduce: &args.reduce,
+        reducers,
+        shuffle: &shuffle,
+        out: &out,
+        dir: None,
+    };
+    let (maps, reduces) = lines
+        .of(&input, splits(&policy, &input))
+        .map_err(Failure::bad_input)?;
     let job = Job {
         maps,
         reduces,
@@ -126,6 +110,13 @@ pub fn run(args: Args) -> Outcome {
 
 /// Bytes of input per map task, at least.
 const SPLIT_BYTES: usize = 16 << 20;
+
+/// Splits of `input` under `policy`: about four a slot the policy may ever
+/// have (at least one per 16 MB), so that machines added later find work.
+pub(super) fn splits(policy: &Policy, input: &Input) -> usize {
+    let slots: u32 = policy.resources.iter().map(|r| r.limit() * r.slots).sum();
+    (slots.max(1) as usize * 4).max(input.len() / SPLIT_BYTES)
+}
 
 /// A job waiting for its space.
 struct Managed {

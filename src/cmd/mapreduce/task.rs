@@ -1,6 +1,6 @@
 //! `halley mr-task` (hidden): one task of a streaming MapReduce job, as a
 //! `halley worker` runs it — the payload of a map or reduce task of
-//! `halley mapreduce` is this command line ([`map_line`], [`reduce_line`]).
+//! `halley mapreduce` is this command line.
 //!
 //! A map task reads its split from the input file (offset and length),
 //! runs the map command on it and writes its lines by partition to
@@ -9,7 +9,8 @@
 //! `<shuffle>/map-*.part-<r>` of every map task, sorts them by key and runs
 //! the reduce command, writing `<out>/part-<r>`. The shuffle directory must
 //! be shared by the workers: they run on this machine. A failed task prints
-//! why on stderr and exits 1.
+//! why on stderr and exits 1. `halley mapreduce` and a workflow's MapReduce
+//! stages make the command lines with [`Lines`].
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use halley_paradigms::bag::sh_quote;
+use halley_paradigms::mapreduce::Input;
 use halley_paradigms::mapreduce::streaming::Streaming;
 
 use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
@@ -43,6 +45,9 @@ pub enum Args {
         /// How the split is named in errors.
         #[arg(long)]
         name: String,
+        /// Where the map command runs (default: here).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Run the reduce command on one partition.
     Reduce {
@@ -57,49 +62,79 @@ pub enum Args {
         shuffle: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// Where the reduce command runs (default: here).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
-/// A map task's command line; `exe` is this program.
-#[allow(clippy::too_many_arguments)]
-pub fn map_line(
-    exe: &Path,
-    index: usize,
-    input: &Path,
-    offset: usize,
-    len: usize,
-    map: &str,
-    partitions: usize,
-    shuffle: &Path,
-    name: &str,
-) -> String {
-    format!(
-        "{} mr-task map --index {index} --input {} --offset {offset} --len {len} --map {} \
-         --partitions {partitions} --shuffle {} --name {}",
-        quote(exe),
-        quote(input),
-        sh_quote(map),
-        quote(shuffle),
-        sh_quote(name)
-    )
+/// What a streaming job's task lines are made of.
+#[derive(Debug)]
+pub struct Lines<'a> {
+    /// This program.
+    pub exe: &'a Path,
+    pub map: &'a str,
+    pub reduce: &'a str,
+    pub reducers: usize,
+    /// Where the maps' output goes (it must exist).
+    pub shuffle: &'a Path,
+    /// Where `part-<r>` goes.
+    pub out: &'a Path,
+    /// Where the commands run (default: the worker's directory).
+    pub dir: Option<&'a Path>,
 }
 
-/// A reduce task's command line; `exe` is this program.
-pub fn reduce_line(
-    exe: &Path,
-    partition: usize,
-    maps: usize,
-    reduce: &str,
-    shuffle: &Path,
-    out: &Path,
-) -> String {
-    format!(
-        "{} mr-task reduce --partition {partition} --maps {maps} --reduce {} --shuffle {} --out {}",
-        quote(exe),
-        sh_quote(reduce),
-        quote(shuffle),
-        quote(out)
-    )
+impl Lines<'_> {
+    /// The map tasks' and the reduce tasks' command lines for about
+    /// `splits` splits of `input` (bad input when a file's path cannot be
+    /// made absolute).
+    pub fn of(&self, input: &Input, splits: usize) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+        let splits = input.splits(splits.max(1));
+        let mut maps = Vec::with_capacity(splits.len());
+        for (i, split) in splits.iter().enumerate() {
+            let file = &input.files()[split.file].0;
+            let name = format!(
+                "split {i} ({}, bytes {}..{})",
+                file.display(),
+                split.offset,
+                split.offset + split.data.len()
+            );
+            let path = std::path::absolute(file)
+                .with_context(|| format!("cannot resolve {}", file.display()))?;
+            maps.push(format!(
+                "{} mr-task map --index {i} --input {} --offset {} --len {} --map {} \
+                 --partitions {} --shuffle {} --name {}{}",
+                quote(self.exe),
+                quote(&path),
+                split.offset,
+                split.data.len(),
+                sh_quote(self.map),
+                self.reducers,
+                quote(self.shuffle),
+                sh_quote(&name),
+                self.dir_arg(),
+            ));
+        }
+        let reduces = (0..self.reducers)
+            .map(|r| {
+                format!(
+                    "{} mr-task reduce --partition {r} --maps {} --reduce {} --shuffle {} --out {}{}",
+                    quote(self.exe),
+                    maps.len(),
+                    sh_quote(self.reduce),
+                    quote(self.shuffle),
+                    quote(self.out),
+                    self.dir_arg(),
+                )
+            })
+            .collect();
+        Ok((maps, reduces))
+    }
+
+    fn dir_arg(&self) -> String {
+        self.dir
+            .map_or(String::new(), |d| format!(" --dir {}", quote(d)))
+    }
 }
 
 fn quote(path: &Path) -> String {
@@ -122,14 +157,16 @@ pub fn run(args: Args) -> Outcome {
             partitions,
             shuffle,
             name,
-        } => map_task(index, &input, offset, len, map, partitions, &shuffle, &name),
+            dir,
+        } => map_task(index, &input, (offset, len), map, partitions, &shuffle, &name, dir),
         Args::Reduce {
             partition,
             maps,
             reduce,
             shuffle,
             out,
-        } => reduce_task(partition, maps, reduce, &shuffle, out),
+            dir,
+        } => reduce_task(partition, maps, reduce, &shuffle, out, dir),
     };
     match result {
         Ok(()) => Ok(SUCCESS),
@@ -144,12 +181,12 @@ pub fn run(args: Args) -> Outcome {
 fn map_task(
     index: usize,
     input: &Path,
-    offset: u64,
-    len: usize,
+    (offset, len): (u64, usize),
     map: String,
     partitions: usize,
     shuffle: &Path,
     name: &str,
+    dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let mut data = vec![0; len];
     let mut file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
@@ -160,7 +197,7 @@ fn map_task(
         map,
         reduce: String::new(),
         out: shuffle.to_owned(),
-        dir: None,
+        dir,
     };
     let parts = job
         .map_split(name, &data, partitions)
@@ -181,6 +218,7 @@ fn reduce_task(
     reduce: String,
     shuffle: &Path,
     out: PathBuf,
+    dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let buffers = (0..maps)
         .map(|i| {
@@ -192,7 +230,7 @@ fn reduce_task(
         map: String::new(),
         reduce,
         out,
-        dir: None,
+        dir,
     };
     job.reduce_partition(partition, &buffers)
         .map_err(|e| anyhow!(e))
