@@ -80,6 +80,23 @@ fn each_stage_sees_its_parents_outputs() {
     );
     let words = stages.iter().find(|s| s["name"] == "words").unwrap();
     assert_eq!(words["deadline_met"], true);
+    // The MapReduce stage's tasks ran on the workers: its maps, then one
+    // task per reducer; its shuffle files are gone.
+    let tasks = report["tasks"].as_array().unwrap();
+    let phase = |p: &str| {
+        tasks
+            .iter()
+            .filter(|t| t["stage"] == "words" && t["phase"] == p)
+            .count()
+    };
+    assert!(phase("map") >= 2, "{report}");
+    assert_eq!(phase("reduce"), 2, "{report}");
+    let mut names: Vec<String> = fs::read_dir(out.join("words"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["part-0", "part-1"]);
 }
 
 #[test]

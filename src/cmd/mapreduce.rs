@@ -13,7 +13,7 @@
 //! the split and line), or the deadline was missed; 2 for bad input; 3 when
 //! the space failed.
 
-mod drive;
+pub(crate) mod drive;
 pub mod task;
 
 use std::path::PathBuf;
@@ -96,7 +96,7 @@ pub fn run(args: Args) -> Outcome {
         dir: None,
     };
     let (maps, reduces) = lines
-        .of(&input, splits(&policy, &input))
+        .of(&input, splits(split_hint(&policy), &input))
         .map_err(Failure::bad_input)?;
     let job = Job {
         maps,
@@ -111,11 +111,16 @@ pub fn run(args: Args) -> Outcome {
 /// Bytes of input per map task, at least.
 const SPLIT_BYTES: usize = 16 << 20;
 
-/// Splits of `input` under `policy`: about four a slot the policy may ever
-/// have (at least one per 16 MB), so that machines added later find work.
-pub(super) fn splits(policy: &Policy, input: &Input) -> usize {
+/// Splits a job asks for under `policy`, at least: about four a slot the
+/// policy may ever have, so that machines added later find work.
+pub(super) fn split_hint(policy: &Policy) -> usize {
     let slots: u32 = policy.resources.iter().map(|r| r.limit() * r.slots).sum();
-    (slots.max(1) as usize * 4).max(input.len() / SPLIT_BYTES)
+    slots.max(1) as usize * 4
+}
+
+/// Splits of `input`: `hint`, and at least one per 16 MB.
+pub(super) fn splits(hint: usize, input: &Input) -> usize {
+    hint.max(input.len() / SPLIT_BYTES)
 }
 
 /// A job waiting for its space.

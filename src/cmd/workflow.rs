@@ -6,13 +6,14 @@
 //! processes that the autonomic manager starts and stops under `--policy`
 //! (default: the built-in policy, this machine's cores), as `halley run`'s
 //! are ([`super::workers`]): private workers first, paid machines when the
-//! objective needs them. A MapReduce stage runs on threads of this process
-//! (its private slots), its tasks through the space. Commands run in the
-//! output directory. Prints one line per stage and writes
+//! objective needs them. A MapReduce stage's map and reduce tasks run on
+//! the same workers, as `halley mapreduce`'s do. Commands run in the output
+//! directory. Prints one line per stage and writes
 //! `<out>/workflow.json` (see [`stages::Summary`]). Exit 0 when every stage
 //! succeeded within its deadline and the policy's deadline, if any, was
 //! met; 1 otherwise.
 
+mod stage;
 mod stages;
 
 use std::path::{Path, PathBuf};
@@ -71,7 +72,11 @@ pub fn run(args: Args) -> Outcome {
         objective: policy.objective.clone(),
         out,
         workflow_dir,
-        mapreduce_slots: super::mapreduce::private_slots(&policy),
+        reducers: super::mapreduce::private_slots(&policy),
+        split_hint: super::mapreduce::split_hint(&policy),
+        exe: std::env::current_exe()
+            .context("cannot find the halley executable")
+            .map_err(Failure::unreachable)?,
     };
     let pool = ManagedPool::new(policy, true);
     workers::with_space(args.peer.as_deref(), Stages { job, pool })

@@ -6,8 +6,8 @@
 //! anything runs); [`walk`] says which stages are released as others end
 //! (pure); [`schedule`] gives each released stage a thread and a
 //! [`StageRunner`]; [`local`] runs stages on this machine (`halley workflow`
-//! uses its MapReduce stages and its bag commands' scripts, and runs the
-//! bags' tasks on managed workers).
+//! uses its bag commands' scripts, and runs every task on managed worker
+//! processes).
 
 pub mod local;
 pub mod schedule;

@@ -131,7 +131,7 @@ pub async fn drive<S: Space>(
 }
 
 /// Why a task failed (its stderr, as `halley mr-task` printed it), if it did.
-fn failure(done: &Finished) -> Option<String> {
+pub(crate) fn failure(done: &Finished) -> Option<String> {
     let Some(output) = CommandOutput::decode(&done.result.payload) else {
         return Some("the worker sent a malformed result".into());
     };

@@ -158,7 +158,16 @@ pub fn run(args: Args) -> Outcome {
             shuffle,
             name,
             dir,
-        } => map_task(index, &input, (offset, len), map, partitions, &shuffle, &name, dir),
+        } => map_task(
+            index,
+            &input,
+            (offset, len),
+            map,
+            partitions,
+            &shuffle,
+            &name,
+            dir,
+        ),
         Args::Reduce {
             partition,
             maps,
