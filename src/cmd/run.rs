@@ -3,7 +3,7 @@
 //! Without `--peer` it starts an embedded space and serves it on 127.0.0.1
 //! (a free port); with `--peer` it submits to that space. The workers come
 //! from the autonomic manager under `--policy` (default: the built-in
-//! policy, this machine's cores) through a [`pool::WorkerPool`]: the
+//! policy, this machine's cores) through a [`WorkerPool`]: the
 //! `static` classes' workers start with the job (with `--peer` they exist
 //! already, unless `--workers` says how many to start), paid classes scale
 //! out and in as the policy says. Outputs go to `--out` (default

@@ -1,14 +1,16 @@
 //! The workers of a job of shell commands, started and stopped by the
-//! autonomic manager: shared by `halley run` (a bag) and `halley workflow`
-//! (each bag stage's commands).
+//! autonomic manager: shared by `halley run` (a bag), `halley mapreduce`
+//! (map and reduce tasks as `halley mr-task` lines) and `halley workflow`
+//! (every stage's tasks).
 //!
-//! Who talks to whom: the command's loop submits tasks through a
-//! [`halley_paradigms::master::Master`] and hands results, counters and
-//! heartbeats to a [`WorkerPool`] ([`pool`]); the pool is the manager's
-//! ([`managed::ManagedPool`]), which starts `halley worker` processes per
-//! the policy and accounts for every machine. [`progress::Display`] draws
-//! the progress line with the pool's status (workers by class, spend,
-//! projected finish against the deadline).
+//! Who talks to whom: [`with_space`] gives the job a space its worker
+//! processes reach; the job's loop submits tasks through a
+//! [`halley_paradigms::master::Master`] and, through [`Results`], hands
+//! results, counters and heartbeats to a [`WorkerPool`] ([`pool`]); the
+//! pool is the manager's ([`managed::ManagedPool`]), which starts `halley
+//! worker` processes per the policy and accounts for every machine.
+//! [`progress::Display`] draws the progress line with the pool's status
+//! (workers by class, spend, projected finish against the deadline).
 
 pub mod managed;
 pub mod pool;

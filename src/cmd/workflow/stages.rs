@@ -1,5 +1,5 @@
 //! The loop of `halley workflow`: walks the DAG ([`Walk`]), submits each
-//! released stage's tasks ([`stage::Maker`]: a bag's commands, a MapReduce
+//! released stage's tasks ([`Maker`]: a bag's commands, a MapReduce
 //! stage's maps, then its reduces) to one [`Master`] of the whole workflow,
 //! and ends a stage when its last result is in.
 //!
