@@ -1,7 +1,8 @@
 //! `halley run` under the autonomic manager, with real worker processes: the
 //! acceptance scenario of the autonomic issue (60 tasks of `sleep 2`, one
 //! private slot, a 40 s deadline, up to 6 paid local machines), the same
-//! with a budget too small for the deadline, and the `command` provider with
+//! with a budget too small for the deadline, machines a pessimistic prior
+//! bought drained once tasks finish, and the `command` provider with
 //! scripts that start and stop real local workers.
 //!
 //! Every process of a test carries a marker in its environment (inherited
@@ -261,4 +262,47 @@ fn existing_workers_stand_for_the_static_machines() {
     assert!(summary["makespan_s"].as_f64().unwrap() > 2.0);
     assert_eq!(summary["decisions"], serde_json::json!([]));
     assert_eq!(summary["cost"], 0.0);
+}
+
+/// A pessimistic prior (10 s a task for `sleep 1`) buys every paid machine
+/// at once; once tasks finish, the planner drains those the deadline does
+/// not need, each release a decision with its reason, and still meets it.
+#[test]
+fn machines_a_pessimistic_prior_bought_are_drained_when_not_needed() {
+    let dir = Scratch::new("auto-surplus");
+    let marker = format!("surplus-{}", std::process::id());
+    let policy = "[objective]\ndeadline = \"40s\"\n\
+         [scaling]\ninterval = \"1s\"\ncooldown = \"2s\"\ntask_estimate = \"10s\"\n\
+         [[resources]]\nname = \"private\"\nprovider = \"static\"\ncount = 1\n\
+         [[resources]]\nname = \"paid\"\nprovider = \"local\"\nprice_per_hour = 3.6\n\
+         boot_time = \"1s\"\nmax = 6\n";
+    let (code, summary) = run(&dir, &marker, &sleeps(40, 1), policy, &[], &[]);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["deadline_met"], true);
+    ran_on(&summary, 40, "paid");
+    assert_billed(&summary, "paid", PRICE_PER_SECOND);
+    let decisions = summary["decisions"].as_array().unwrap();
+    let first = decisions.iter().find(|d| d["action"] == "start").unwrap();
+    assert_eq!(
+        first["count"], 6,
+        "the prior asks for them all: {decisions:?}"
+    );
+    let drained = decisions
+        .iter()
+        .filter(|d| {
+            d["action"] == "release"
+                && d["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("not needed for the deadline 40s")
+        })
+        .count();
+    assert!(drained > 0, "{decisions:?}");
+    for task in summary["tasks"].as_array().unwrap() {
+        assert_eq!(
+            task["attempts"], 1,
+            "a drained machine finished its task: {task}"
+        );
+    }
+    assert_none_left(&marker);
 }
