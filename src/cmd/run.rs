@@ -120,7 +120,8 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
         .await
         .map_err(|e| Failure::unreachable(anyhow!(e).context("cannot submit the tasks")))?;
     let mut results = Results::new(total);
-    results.log(&pool.start(peer, &id).map_err(Failure::unreachable)?);
+    let first = pool.start(peer, &id).map_err(Failure::unreachable)?;
+    results.started(&mut pool, &first, &master.progress());
     let mut records = Vec::with_capacity(total);
     let mut failed = 0;
     let lost = |e: MasterError| Failure::unreachable(anyhow!(e).context("lost the space"));

@@ -20,7 +20,7 @@ pub mod results;
 pub use managed::{MachineRecord, ManagedPool};
 pub use pool::WorkerPool;
 pub use progress::Display;
-pub use results::Results;
+pub use results::{Results, with_pending};
 
 use anyhow::anyhow;
 use halley_paradigms::master::{Master, MasterError, Progress};

@@ -11,13 +11,13 @@ use anyhow::anyhow;
 use halley_autonomic::planner::Decision;
 use halley_autonomic::policy::Objective;
 use halley_paradigms::bag::CommandOutput;
-use halley_paradigms::master::{Finished, Master, MasterError};
+use halley_paradigms::master::{Finished, Master, MasterError, Progress};
 use halley_paradigms::task::Task;
 use halley_substrate::Space;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::cmd::workers::{MachineRecord, Results, WorkerPool};
+use crate::cmd::workers::{MachineRecord, Results, WorkerPool, with_pending};
 use crate::exit::Failure;
 
 /// A job ready to run: its tasks' command lines.
@@ -73,7 +73,9 @@ pub async fn drive<S: Space>(
     let mut master = Master::new(space.clone(), id.clone());
     let (maps, reduces) = (job.maps.len(), job.reduces.len());
     let mut results = Results::new(maps + reduces);
-    results.log(&pool.start(peer, &id).map_err(Failure::unreachable)?);
+    let first = pool.start(peer, &id).map_err(Failure::unreachable)?;
+    let queued = with_pending(Progress::default(), maps + reduces);
+    results.started(&mut pool, &first, &queued);
     let mut records = Vec::with_capacity(maps + reduces);
     let mut error = None;
     for (phase, lines, pending) in [("map", &job.maps, reduces), ("reduce", &job.reduces, 0)] {

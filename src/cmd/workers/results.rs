@@ -32,6 +32,18 @@ impl Results {
         }
     }
 
+    /// The pool started with `decisions` (to the log); the first status,
+    /// for the job's counters `progress`.
+    pub fn started(
+        &mut self,
+        pool: &mut impl WorkerPool,
+        decisions: &[Decision],
+        progress: &Progress,
+    ) {
+        self.log(decisions);
+        self.status = pool.status(progress);
+    }
+
     /// Decisions to the log.
     pub fn log(&self, decisions: &[Decision]) {
         for decision in decisions {

@@ -17,14 +17,14 @@ use std::time::Duration;
 use anyhow::anyhow;
 use halley_autonomic::planner::Decision;
 use halley_autonomic::policy::Objective;
-use halley_paradigms::master::{Master, MasterError};
+use halley_paradigms::master::{Master, MasterError, Progress};
 use halley_paradigms::workflow::{LocalRunner, Report, Walk, Work, Workflow};
 use halley_substrate::Space;
 use serde::Serialize;
 use tokio::time::Instant;
 
 use super::stage::{Maker, Running, TaskRecord};
-use crate::cmd::workers::{MachineRecord, Results, WorkerPool};
+use crate::cmd::workers::{MachineRecord, Results, WorkerPool, with_pending};
 use crate::exit::Failure;
 
 /// A checked workflow and where it runs.
@@ -93,8 +93,11 @@ pub async fn drive<S: Space>(
     };
     let mut master = Master::new(space, id.clone());
     let mut walk = Walk::new(wf);
-    let mut results = Results::new((0..wf.stages.len()).map(commands).sum());
-    results.log(&pool.start(peer, &id).map_err(Failure::unreachable)?);
+    let total = (0..wf.stages.len()).map(commands).sum();
+    let mut results = Results::new(total);
+    let first = pool.start(peer, &id).map_err(Failure::unreachable)?;
+    let queued = with_pending(Progress::default(), total);
+    results.started(&mut pool, &first, &queued);
     // Task id → (stage, index in its phase).
     let mut owners: Vec<(usize, usize)> = Vec::new();
     let mut running: Vec<Option<Running>> = (0..wf.stages.len()).map(|_| None).collect();
