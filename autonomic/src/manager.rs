@@ -354,6 +354,7 @@ mod tests {
         queued: 100,
         running: 2,
         done: 0,
+        stages_ahead: 0,
     };
 
     #[test]

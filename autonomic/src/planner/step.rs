@@ -123,7 +123,8 @@ impl<'a> Step<'a> {
     /// With a `budget`, paid machines stop when it runs out: per-second ones
     /// when the money left is burnt, per-hour ones at the end of the hours
     /// paid (a new one pays its first hour up front). The finish is the fluid
-    /// finish plus one task of the slowest class in use (the tail).
+    /// finish plus one task of the slowest class in use (the tail), and one
+    /// more for each stage ahead (it starts when the one before is done).
     pub fn project(&self, extra: &[u32], gone: &[MachineId], budget: Option<f64>) -> (Secs, f64) {
         let Some(estimates) = &self.estimates else {
             return (Secs::INFINITY, self.snap.spent);
@@ -184,7 +185,8 @@ impl<'a> Step<'a> {
                 rate: r[class].slots as f64 / estimates[class],
             })
             .collect();
-        let tail = machines.iter().map(|m| estimates[m.0]).fold(0.0, f64::max);
+        let last = machines.iter().map(|m| estimates[m.0]).fold(0.0, f64::max);
+        let tail = last * f64::from(1 + self.snap.tasks.stages_ahead);
         let work = self.work();
         let finish = if work == 0.0 {
             now

@@ -71,6 +71,7 @@ fn snapshot(now: Secs, queued: u64, running: u64, mut machines: Vec<Machine>) ->
             queued,
             running,
             done: 0,
+            stages_ahead: 0,
         },
         machines,
         estimates: vec![Some(30.0); 3],
@@ -269,6 +270,7 @@ fn hysteresis_holds_idle_machines_through_the_cooldown() {
         queued: 0,
         running: 2,
         done: 20,
+        stages_ahead: 0,
     };
     snap.machines
         .extend((1..=9).map(|id| machine(id, SMALL, MachineState::Running, 0.0, 0)));
@@ -349,5 +351,20 @@ fn machines_the_deadline_no_longer_needs_are_drained_costliest_first() {
     assert_eq!(
         reasons(&planner.plan(&p, &snapshot(170.0, 20, 8, machines))),
         ["-1 cloud.small (m1): not needed for the deadline 20m00s (projected 9m20s without it)"]
+    );
+}
+
+#[test]
+fn each_stage_ahead_adds_a_tail_to_the_projected_finish() {
+    // As the tight deadline above, with two more stages to follow: each
+    // starts when the last task of the one before ends, 30 s more each.
+    // Four machines would finish at 10m30s; five: 4 tasks in the first
+    // minute on campus, 96 on 7 machines in 6m51s, three tails of 30 s.
+    let p = policy("[objective]\ndeadline = \"10m\"");
+    let mut snap = snapshot(0.0, 100, 0, campus());
+    snap.tasks.stages_ahead = 2;
+    assert_eq!(
+        plan(&p, &snap),
+        ["+5 cloud.small: projected 26m30s > deadline 10m00s; with them 9m21s, about $0.28 in all"]
     );
 }

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use petgraph::Direction;
+use petgraph::algo::toposort;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::Dfs;
 
@@ -110,6 +111,24 @@ impl<'a> Walk<'a> {
             .filter(|&i| self.waiting[node(i).index()] > 0 && !self.doomed[node(i).index()])
     }
 
+    /// The most stages on one chain of [`Walk::pending`] stages: how many
+    /// times at least the workflow will wait for a stage's last task before
+    /// the next starts (0 when none is pending).
+    pub fn stages_ahead(&self) -> u32 {
+        let graph = &self.workflow.graph;
+        let order = toposort(graph, None).expect("a checked workflow has no cycle");
+        let mut depth = vec![0u32; graph.node_count()];
+        for n in order {
+            let i = n.index();
+            if self.waiting[i] == 0 || self.doomed[i] {
+                continue;
+            }
+            let parents = graph.neighbors_directed(n, Direction::Incoming);
+            depth[i] = 1 + parents.map(|p| depth[p.index()]).max().unwrap_or(0);
+        }
+        depth.into_iter().max().unwrap_or(0)
+    }
+
     /// The report: the stages in the order they ended, then those skipped.
     pub fn report(mut self, makespan: Duration) -> Report {
         for stage in &self.workflow.stages {
@@ -194,6 +213,7 @@ mod tests {
     fn children_are_released_when_all_their_parents_succeeded() {
         let wf = workflow();
         let mut walk = Walk::new(&wf);
+        assert_eq!(walk.stages_ahead(), 2, "{{b, c}} then d");
         assert_eq!(names(&wf, &walk.released()), ["a", "e"]);
         assert!(walk.released().is_empty(), "released once");
         assert_eq!(
@@ -202,10 +222,12 @@ mod tests {
         );
         walk.ended(index(&wf, "a"), Ok(()), Duration::ZERO, S);
         assert_eq!(names(&wf, &walk.released()), ["b", "c"]);
+        assert_eq!(walk.stages_ahead(), 1, "d");
         walk.ended(index(&wf, "b"), Ok(()), S, S);
         assert!(walk.released().is_empty(), "d waits for c");
         walk.ended(index(&wf, "c"), Ok(()), S, 2 * S);
         assert_eq!(names(&wf, &walk.released()), ["d"]);
+        assert_eq!(walk.stages_ahead(), 0);
         walk.ended(index(&wf, "d"), Ok(()), 3 * S, S);
         assert!(!walk.is_over(), "e still runs");
         walk.ended(index(&wf, "e"), Ok(()), Duration::ZERO, 5 * S);
@@ -233,6 +255,7 @@ mod tests {
         walk.ended(index(&wf, "e"), Ok(()), Duration::ZERO, S);
         assert!(walk.is_over());
         assert!(walk.pending().next().is_none(), "d will never run");
+        assert_eq!(walk.stages_ahead(), 0);
         let report = walk.report(2 * S);
         let status = |name: &str| {
             let s = report.stages.iter().find(|s| s.name == name).unwrap();

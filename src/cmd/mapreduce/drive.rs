@@ -80,6 +80,8 @@ pub async fn drive<S: Space>(
     let mut error = None;
     for (phase, lines, pending) in [("map", &job.maps, reduces), ("reduce", &job.reduces, 0)] {
         let first = master.progress().submitted;
+        // The reduces wait for the last map.
+        pool.stages_ahead(u32::from(pending > 0));
         let payloads = lines.iter().map(|l| l.clone().into_bytes());
         master
             .submit(payloads.collect::<Vec<_>>())

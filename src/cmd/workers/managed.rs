@@ -63,6 +63,8 @@ pub struct ManagedPool {
     /// Workers matched to machines by their reported id or resource.
     aliases: HashMap<String, MachineId>,
     records: BTreeMap<MachineId, MachineRecord>,
+    /// Stages that follow the running ones on the longest chain.
+    stages_ahead: u32,
 }
 
 impl ManagedPool {
@@ -77,6 +79,7 @@ impl ManagedPool {
             samples: 0,
             aliases: HashMap::new(),
             records: BTreeMap::new(),
+            stages_ahead: 0,
         }
     }
 
@@ -147,7 +150,9 @@ impl ManagedPool {
         let Some(providers) = self.providers.as_mut() else {
             return Vec::new();
         };
-        let decisions = self.manager.step(now, tasks(progress), providers);
+        let decisions = self
+            .manager
+            .step(now, tasks(progress, self.stages_ahead), providers);
         self.next_step = now + self.manager.policy().scaling.interval;
         self.reconcile(now);
         decisions
@@ -186,11 +191,12 @@ impl ManagedPool {
     }
 }
 
-fn tasks(progress: &Progress) -> Tasks {
+fn tasks(progress: &Progress, stages_ahead: u32) -> Tasks {
     Tasks {
         queued: progress.queued as u64,
         running: progress.running as u64,
         done: progress.done as u64,
+        stages_ahead,
     }
 }
 
@@ -214,6 +220,10 @@ impl WorkerPool for ManagedPool {
         }
         let now = self.now();
         Ok(self.step(now, &Progress::default()))
+    }
+
+    fn stages_ahead(&mut self, stages: u32) {
+        self.stages_ahead = stages;
     }
 
     fn task_finished(&mut self, result: &TaskResult) {
@@ -252,7 +262,9 @@ impl WorkerPool for ManagedPool {
             .map(|(class, n)| format!("{class} {n}"))
             .collect();
         let spent = self.manager.spent(now);
-        let (finish, _) = self.manager.projected(now, tasks(progress));
+        let (finish, _) = self
+            .manager
+            .projected(now, tasks(progress, self.stages_ahead));
         let deadline = match self.manager.policy().objective.deadline {
             Some(d) => format!(" (deadline {})", human(d)),
             None => String::new(),

@@ -21,6 +21,10 @@ pub trait WorkerPool {
     /// Starts the initial workers, connected to `peer` for job `job`;
     /// returns the first decisions.
     fn start(&mut self, peer: &str, job: &str) -> anyhow::Result<Vec<Decision>>;
+    /// A workflow's stages that follow the running ones on its longest
+    /// chain (0 for a bag, the default): each adds a task's wait to the
+    /// projected finish.
+    fn stages_ahead(&mut self, stages: u32);
     /// Called with each task's accepted result (its machine and duration
     /// feed the manager's estimates).
     fn task_finished(&mut self, result: &TaskResult);

@@ -6,10 +6,10 @@
 //! The [`WorkerPool`] sees the workflow as one job: its counters are the
 //! master's plus, as queued, the commands of the bag stages still to be
 //! released and the reduces still to come, so that a deadline is planned
-//! for the whole workflow. (The planner does not know the stages' order: it
-//! plans as if every command could run now, which is optimistic when a long
-//! chain of stages follows; a MapReduce stage not yet released counts
-//! nothing, its splits unknown until its input exists.)
+//! for the whole workflow, with the stages ahead on its longest chain
+//! ([`Walk::stages_ahead`]: each adds a task's wait to the projected
+//! finish). (A MapReduce stage not yet released counts no tasks, its splits
+//! unknown until its input exists.)
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -139,6 +139,8 @@ pub async fn drive<S: Space>(
         }
         let later: usize = running.iter().flatten().map(|r| r.phase.later()).sum();
         let pending = walk.pending().map(commands).sum::<usize>() + later;
+        // A MapReduce stage's reduces wait for its maps as a stage would.
+        pool.stages_ahead(walk.stages_ahead() + u32::from(later > 0));
         let Some(done) = results
             .next(&mut master, &mut pool, pending)
             .await
