@@ -34,8 +34,8 @@ pub struct Args {
     /// Output directory: the stages' commands run here.
     #[arg(long, default_value = "halley-out")]
     out: PathBuf,
-    /// Private workers (one command each at once) in place of the policy's
-    /// first `static` class; also a MapReduce stage's worker threads.
+    /// Private workers (one task each at once) in place of the policy's
+    /// first `static` class; also a MapReduce stage's default reducers.
     #[arg(long)]
     slots: Option<u32>,
     /// A peer of the space (its multiaddr); without it, an embedded space.
