@@ -37,6 +37,9 @@ enum Command {
     Worker(cmd::worker::Args),
     /// Streaming MapReduce over files with map and reduce commands.
     Mapreduce(cmd::mapreduce::Args),
+    /// One task of a `mapreduce` job (what its workers run).
+    #[command(subcommand, hide = true)]
+    MrTask(cmd::mapreduce::task::Args),
     /// Run a workflow: a DAG of stages described in a TOML file.
     Workflow(cmd::workflow::Args),
     /// Policy files: check one.
@@ -66,6 +69,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => cmd::run::run(args),
         Command::Worker(args) => cmd::worker::run(args),
         Command::Mapreduce(args) => cmd::mapreduce::run(args),
+        Command::MrTask(args) => cmd::mapreduce::task::run(args),
         Command::Workflow(args) => cmd::workflow::run(args),
         Command::Policy(command) => cmd::policy::run(command),
         Command::Simulate(args) => cmd::simulate::run(args),

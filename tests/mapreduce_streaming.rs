@@ -86,6 +86,13 @@ fn word_count_with_shell_commands_is_exact_and_partitioned() {
     }
     assert!(!out.join("part-3").exists());
     assert_eq!(got, expected);
+    // Besides the parts: the summary, and no shuffle files left.
+    let mut names: Vec<String> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["_summary.json", "part-0", "part-1", "part-2"]);
 }
 
 #[test]
@@ -137,6 +144,23 @@ fn a_failing_map_command_is_reported_with_its_status_and_stderr() {
     );
     assert!(err.contains("exit status: 3"), "{err}");
     assert!(err.contains("cannot map"), "{err}");
+    let out = tmp.0.join("out");
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("_summary.json")).unwrap()).unwrap();
+    assert!(
+        summary["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("map task 0 failed: map command"),
+        "{summary}"
+    );
+    let shuffled = fs::read_dir(&out).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("_shuffle")
+    });
+    assert!(!shuffled, "the shuffle files were removed");
 }
 
 #[test]
@@ -238,13 +262,10 @@ fn with_peer_the_tasks_go_through_that_node_space() {
         let node = Node::start("/ip4/127.0.0.1/tcp/0".parse().unwrap(), space.clone())
             .await
             .unwrap();
-        let done = Template::new(vec![
-            Field::Actual("mr-done".into()),
-            Field::Any,
-            Field::Any,
-            Field::Any,
-            Field::Any,
-        ]);
+        // Every task's result: ("result", job, id, attempt, worker, ...).
+        let mut fields = vec![Field::Actual("result".into())];
+        fields.extend(std::iter::repeat_n(Field::Any, 8));
+        let done = Template::new(fields);
         let done = space.subscribe(done).await.unwrap();
         (space, node, done)
     });
@@ -275,15 +296,22 @@ fn with_peer_the_tasks_go_through_that_node_space() {
             got.insert(key.to_owned(), count.parse::<u64>().unwrap());
         }
     }
-    let mut reduces = 0;
+    let mut results = 0;
     rt.block_on(async {
         let wait = std::time::Duration::from_millis(200);
-        while let Ok(Some(tuple)) = tokio::time::timeout(wait, done.next()).await {
-            reduces += usize::from(tuple.get(2).and_then(|v| v.as_str()) == Some("reduce"));
+        while let Ok(Some(_)) = tokio::time::timeout(wait, done.next()).await {
+            results += 1;
         }
     });
-    assert_eq!(reduces, 2, "both reduce completions went through the node");
-    let left = rt.block_on(space.scan(Template::new(vec![Field::Any; 4]), None));
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("_summary.json")).unwrap()).unwrap();
+    let tasks = summary["tasks"].as_array().unwrap();
+    let reduces = tasks.iter().filter(|t| t["phase"] == "reduce").count();
+    assert_eq!(reduces, 2, "{summary}");
+    assert_eq!(results, tasks.len(), "every result went through the node");
+    let mut task = vec![Field::Actual("task".into())];
+    task.extend(std::iter::repeat_n(Field::Any, 4));
+    let left = rt.block_on(space.scan(Template::new(task), None));
     assert!(left.unwrap().is_empty(), "every task tuple was taken");
     rt.block_on(node.stop());
     // c.txt is not part of this input: count the words of texts/ only.

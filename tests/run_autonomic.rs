@@ -1,7 +1,8 @@
 //! `halley run` under the autonomic manager, with real worker processes: the
 //! acceptance scenario of the autonomic issue (60 tasks of `sleep 2`, one
 //! private slot, a 40 s deadline, up to 6 paid local machines), the same
-//! with a budget too small for the deadline, and the `command` provider with
+//! with a budget too small for the deadline, machines a pessimistic prior
+//! bought drained once tasks finish, and the `command` provider with
 //! scripts that start and stop real local workers.
 //!
 //! Every process of a test carries a marker in its environment (inherited
@@ -10,12 +11,11 @@
 mod common;
 mod run_util;
 
-use std::fs::File;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use run_util::{Guard, Scratch, halley, summary, wait_for};
+use run_util::{Guard, Scratch, assert_billed, assert_none_left, halley, run_marked, summary};
 use serde_json::Value;
 
 /// $3.60 an hour: $0.001 a second.
@@ -46,8 +46,6 @@ fn run(
     let tasks = dir.write("tasks.txt", tasks);
     let policy = dir.write("policy.toml", policy);
     let out = dir.path("out");
-    let stdout = File::create(dir.path("stdout")).unwrap();
-    let stderr = File::create(dir.path("stderr")).unwrap();
     let mut command = halley();
     command
         .arg("run")
@@ -57,63 +55,9 @@ fn run(
         .arg(&policy)
         .arg("--out")
         .arg(&out)
-        .env("HALLEY_TEST_MARK", marker)
-        .envs(env.iter().copied())
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr));
-    let mut run = Guard::spawn(&mut command);
-    let log = || std::fs::read_to_string(dir.path("stderr")).unwrap_or_default();
-    let limit = Duration::from_secs(180);
-    let until = std::time::Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = run.child().try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < until,
-            "halley run did not finish within {limit:?}: {}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let log = log();
-    let code = status.code().unwrap_or(-1);
-    assert!(code == 0 || code == 1, "exit {code}: {log}");
+        .envs(env.iter().copied());
+    let code = run_marked(&mut command, dir, marker, Duration::from_secs(180));
     (code, summary(&out))
-}
-
-/// Live (not zombie) processes whose environment holds `marker`.
-fn marked(marker: &str) -> Vec<u32> {
-    let needle = format!("HALLEY_TEST_MARK={marker}");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| {
-                    s.rsplit(')')
-                        .next()
-                        .unwrap_or("")
-                        .trim_start()
-                        .starts_with('Z')
-                })
-                .unwrap_or(true);
-            !zombie
-                && environ
-                    .split(|b| *b == 0)
-                    .any(|var| var == needle.as_bytes())
-        })
-        .collect()
-}
-
-/// No process of the job is left (bounded wait: the last ones are exiting).
-fn assert_none_left(marker: &str) {
-    wait_for(Duration::from_secs(10), || {
-        marked(marker).is_empty().then_some(())
-    });
 }
 
 /// Every task once, in order; returns the tasks that ran on `class`.
@@ -125,39 +69,6 @@ fn ran_on(summary: &Value, count: usize, class: &str) -> usize {
         assert_eq!(task["exit_code"], 0);
     }
     tasks.iter().filter(|t| t["resource"] == class).count()
-}
-
-/// The cost is the paid machines' billed time × price, and the machines are
-/// those the manager's decisions started, each released.
-fn assert_billed(summary: &Value, paid: &str, per_second: f64) {
-    let machines = summary["machines"].as_array().unwrap();
-    let mut total = 0.0;
-    for m in machines {
-        let requested = m["requested_at"].as_f64().unwrap();
-        let released = m["released_at"].as_f64().expect("released");
-        assert!(released >= requested, "{m}");
-        let expected = if m["class"] == paid {
-            (released - requested) * per_second
-        } else {
-            0.0
-        };
-        assert!((m["cost"].as_f64().unwrap() - expected).abs() < 1e-9, "{m}");
-        total += expected;
-    }
-    let cost = summary["cost"].as_f64().unwrap();
-    assert!((cost - total).abs() < 1e-9, "cost {cost} != billed {total}");
-    let started: u64 = summary["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["action"] == "start" && d["class"] == paid)
-        .map(|d| d["count"].as_u64().unwrap())
-        .sum();
-    let paid_machines = machines.iter().filter(|m| m["class"] == paid).count();
-    assert_eq!(started, paid_machines as u64, "{machines:?}");
-    for d in summary["decisions"].as_array().unwrap() {
-        assert!(!d["reason"].as_str().unwrap().is_empty(), "{d}");
-    }
 }
 
 fn sleeps(count: usize, secs: u32) -> String {
@@ -351,4 +262,47 @@ fn existing_workers_stand_for_the_static_machines() {
     assert!(summary["makespan_s"].as_f64().unwrap() > 2.0);
     assert_eq!(summary["decisions"], serde_json::json!([]));
     assert_eq!(summary["cost"], 0.0);
+}
+
+/// A pessimistic prior (10 s a task for `sleep 1`) buys every paid machine
+/// at once; once tasks finish, the planner drains those the deadline does
+/// not need, each release a decision with its reason, and still meets it.
+#[test]
+fn machines_a_pessimistic_prior_bought_are_drained_when_not_needed() {
+    let dir = Scratch::new("auto-surplus");
+    let marker = format!("surplus-{}", std::process::id());
+    let policy = "[objective]\ndeadline = \"40s\"\n\
+         [scaling]\ninterval = \"1s\"\ncooldown = \"2s\"\ntask_estimate = \"10s\"\n\
+         [[resources]]\nname = \"private\"\nprovider = \"static\"\ncount = 1\n\
+         [[resources]]\nname = \"paid\"\nprovider = \"local\"\nprice_per_hour = 3.6\n\
+         boot_time = \"1s\"\nmax = 6\n";
+    let (code, summary) = run(&dir, &marker, &sleeps(40, 1), policy, &[], &[]);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["deadline_met"], true);
+    ran_on(&summary, 40, "paid");
+    assert_billed(&summary, "paid", PRICE_PER_SECOND);
+    let decisions = summary["decisions"].as_array().unwrap();
+    let first = decisions.iter().find(|d| d["action"] == "start").unwrap();
+    assert_eq!(
+        first["count"], 6,
+        "the prior asks for them all: {decisions:?}"
+    );
+    let drained = decisions
+        .iter()
+        .filter(|d| {
+            d["action"] == "release"
+                && d["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("not needed for the deadline 40s")
+        })
+        .count();
+    assert!(drained > 0, "{decisions:?}");
+    for task in summary["tasks"].as_array().unwrap() {
+        assert_eq!(
+            task["attempts"], 1,
+            "a drained machine finished its task: {task}"
+        );
+    }
+    assert_none_left(&marker);
 }

@@ -80,6 +80,23 @@ fn each_stage_sees_its_parents_outputs() {
     );
     let words = stages.iter().find(|s| s["name"] == "words").unwrap();
     assert_eq!(words["deadline_met"], true);
+    // The MapReduce stage's tasks ran on the workers: its maps, then one
+    // task per reducer; its shuffle files are gone.
+    let tasks = report["tasks"].as_array().unwrap();
+    let phase = |p: &str| {
+        tasks
+            .iter()
+            .filter(|t| t["stage"] == "words" && t["phase"] == p)
+            .count()
+    };
+    assert!(phase("map") >= 2, "{report}");
+    assert_eq!(phase("reduce"), 2, "{report}");
+    let mut names: Vec<String> = fs::read_dir(out.join("words"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["part-0", "part-1"]);
 }
 
 #[test]
@@ -193,4 +210,56 @@ fn a_bag_stage_runs_its_commands_at_once() {
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(stdout.contains("stage pair: succeeded"), "{stdout}");
+}
+
+/// Runs `wf` with `--policy` holding `policy`, in `tmp`.
+fn workflow_with_policy(tmp: &Scratch, wf: &str, policy: &str) -> Output {
+    let file = tmp.write("wf.toml", wf);
+    let policy = tmp.write("policy.toml", policy);
+    Command::new(env!("CARGO_BIN_EXE_halley"))
+        .arg("workflow")
+        .arg(&file)
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--out")
+        .arg(tmp.path("out"))
+        .output()
+        .expect("halley runs")
+}
+
+#[test]
+fn a_missed_policy_deadline_exits_1_though_every_stage_succeeded() {
+    let tmp = Scratch::new("wf-late");
+    let run = workflow_with_policy(
+        &tmp,
+        "[stages.slow]\ncommands = [\"sleep 2\"]\n",
+        "[objective]\ndeadline = \"1s\"\n\
+         [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 1\n",
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(tmp.path("out/workflow.json")).unwrap()).unwrap();
+    assert_eq!(report["stages"][0]["status"], "succeeded", "{report}");
+    assert_eq!(report["deadline_met"], false);
+    assert_eq!(report["cost"], 0.0);
+    assert_eq!(report["tasks"][0]["resource"], "campus");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("(deadline missed)"), "{stdout}");
+}
+
+#[test]
+fn an_invalid_policy_is_refused_before_anything_runs() {
+    let tmp = Scratch::new("wf-bad-policy");
+    let run = workflow_with_policy(
+        &tmp,
+        "[stages.a]\ncommands = [\"touch ran\"]\n",
+        "[[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = -1.0\n",
+    );
+    assert_eq!(run.status.code(), Some(2));
+    let err = stderr(&run);
+    assert!(
+        err.contains("policy.toml") && err.contains("resources[0].price_per_hour"),
+        "{err}"
+    );
+    assert!(!tmp.path("out").exists(), "nothing ran");
 }

@@ -67,6 +67,10 @@ pub struct Tasks {
     pub queued: u64,
     pub running: u64,
     pub done: u64,
+    /// Stages on the longest chain still to start after the running ones
+    /// (a workflow's; 0 for a bag): each waits for the last task of the one
+    /// before, so each adds a tail to the finish.
+    pub stages_ahead: u32,
 }
 
 /// Everything the planner knows at one moment.

@@ -19,7 +19,8 @@
 //!     let decisions = manager.step(now, Tasks { queued, running, done }, &mut provider);
 //!     progress: manager.workers_by_class(), manager.spent(now), manager.projected(now, tasks)
 //! a draining machine whose worker left: manager.released(id, now)
-//! at the end: manager.finish(now, &mut provider); summary.json "decisions" = manager.decisions()
+//! at the end: manager.finish(now, &mut provider)   // releases, as decisions
+//! summary.json "decisions" = manager.decisions()
 //! ```
 //!
 //! Workers tell which machine they are by `HALLEY_MACHINE` (`m3`), set in the
@@ -30,7 +31,7 @@ use std::collections::BTreeMap;
 use crate::clock::Secs;
 use crate::estimate::{Estimator, billed};
 use crate::machine::{Machine, MachineId, MachineState, Snapshot, Tasks};
-use crate::planner::{Action, Decision, Planner, projection};
+use crate::planner::{self, Action, Decision, Planner, projection};
 use crate::policy::{Policy, ProviderKind, Resource};
 
 /// Starts and stops the machines of one or more classes.
@@ -240,17 +241,26 @@ impl Manager {
         decisions
     }
 
-    /// The job is over: stops every machine that is not `static`.
-    pub fn finish(&mut self, now: Secs, provider: &mut dyn Provider) {
-        let ids: Vec<MachineId> = self
+    /// The job is over: stops every machine that is not `static` (those
+    /// are the job's own workers, which leave when told the job is done);
+    /// returns the release decisions (also kept in [`Manager::decisions`]).
+    pub fn finish(&mut self, now: Secs, provider: &mut dyn Provider) -> Vec<Decision> {
+        let ids: Vec<(MachineId, String)> = self
             .machines
             .values()
-            .filter(|m| self.policy.resources[m.class].provider != ProviderKind::Static)
-            .map(|m| m.id)
+            .map(|m| (m.id, &self.policy.resources[m.class]))
+            .filter(|(_, class)| class.provider != ProviderKind::Static)
+            .map(|(id, class)| (id, class.name.clone()))
             .collect();
-        for id in ids {
+        let mut decisions = Vec::with_capacity(ids.len());
+        for (id, class) in ids {
+            let decision = planner::release(now, &class, id, "the job is over".into());
+            tracing::info!(target: "halley::autonomic", "{decision}");
+            decisions.push(decision);
             self.release(id, now, provider);
         }
+        self.decisions.extend(decisions.iter().cloned());
+        decisions
     }
 
     fn release(&mut self, id: MachineId, now: Secs, provider: &mut dyn Provider) {
@@ -344,6 +354,7 @@ mod tests {
         queued: 100,
         running: 2,
         done: 0,
+        stages_ahead: 0,
     };
 
     #[test]
@@ -390,7 +401,27 @@ mod tests {
         assert_eq!(p.stopped.len(), 4);
         // $3.60/h = $0.001/s: three machines 100 s, one 130 s.
         assert!((m.spent(200.0) - 0.43).abs() < 1e-9, "{}", m.spent(200.0));
-        assert_eq!(m.decisions().len(), 1);
+        // The start, then each release at the end with its reason.
+        let ends: Vec<(f64, &str)> = m.decisions()[1..]
+            .iter()
+            .map(|d| (d.at, d.reason.as_str()))
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                (100.0, "-1 cloud (m2): the job is over"),
+                (100.0, "-1 cloud (m3): the job is over"),
+                (100.0, "-1 cloud (m4): the job is over"),
+                (100.0, "-1 cloud (m5): the job is over"),
+            ]
+        );
+        assert!(matches!(
+            m.decisions()[1].action,
+            Action::Release {
+                machine: MachineId(2),
+                ..
+            }
+        ));
     }
 
     #[test]

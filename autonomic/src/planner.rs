@@ -13,7 +13,9 @@
 //! - With a budget only: as fast as the budget allows.
 //! - With neither: a workload target of unfinished tasks per slot.
 //! - Per-hour machines are kept until shortly before their next paid hour and
-//!   released then unless still needed; per-second machines when idle.
+//!   released then unless still needed; per-second machines when idle, and
+//!   with a deadline as soon as it holds without them (a quarter of the time
+//!   left, and three tasks, to spare), costliest first — busy ones drain.
 //! - Never out and in in one step; no scaling in within `cooldown` of scaling
 //!   out, nor out within `cooldown` of scaling in.
 //! - A machine that does not boot in time or stops answering is released; the
@@ -29,7 +31,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::clock::{Secs, human};
-use crate::machine::{MachineId, MachineState, Snapshot};
+use crate::machine::{Machine, MachineId, MachineState, Snapshot};
 use crate::policy::{Billing, Policy, ProviderKind};
 
 pub use project::{Capacity, fluid_finish};
@@ -114,8 +116,9 @@ impl Planner {
         if started {
             self.last_out = Some(snap.now);
         } else {
-            let released = self.budget_guard(&step, &mut out) | self.scale_in(&step, &mut out);
-            if released {
+            let mut gone = self.budget_guard(&step, &mut out);
+            self.scale_in(&step, &mut gone, &mut out);
+            if !gone.is_empty() {
                 self.last_in = Some(snap.now);
             }
         }
@@ -252,10 +255,11 @@ impl Planner {
     }
 
     /// Releases paid per-second machines, costliest first, once the budget
-    /// cannot pay another planning interval and a last task on each.
-    fn budget_guard(&self, step: &Step, out: &mut Vec<Decision>) -> bool {
+    /// cannot pay another planning interval and a last task on each;
+    /// returns them.
+    fn budget_guard(&self, step: &Step, out: &mut Vec<Decision>) -> Vec<MachineId> {
         let Some(budget) = step.policy.objective.budget else {
-            return false;
+            return Vec::new();
         };
         let spent = step.snap.spent;
         let mut gone: Vec<MachineId> = Vec::new();
@@ -269,23 +273,26 @@ impl Planner {
                 format!("spent ${spent:.3} of the budget ${budget:.2}: no more for another step");
             out.push(release(step.snap.now, class, m.id, why));
         }
-        !gone.is_empty()
+        gone
     }
 
-    /// Releases idle machines, and per-hour ones shortly before their next hour.
-    fn scale_in(&self, step: &Step, out: &mut Vec<Decision>) -> bool {
+    /// Releases idle machines, per-hour ones shortly before their next
+    /// hour, and with a deadline the per-second ones it does not need
+    /// (busy ones drain); adds them to `gone` (released already).
+    fn scale_in(&self, step: &Step, gone: &mut Vec<MachineId>, out: &mut Vec<Decision>) {
         let snap = step.snap;
         let scaling = &step.policy.scaling;
         if !step.cooled(self.last_out, scaling.cooldown) {
-            return false;
+            return;
         }
         let no_work = snap.tasks.queued == 0 && snap.tasks.running == 0;
-        let mut gone: Vec<MachineId> = Vec::new();
-        for m in step
+        let running: Vec<&Machine> = step
             .active
             .iter()
-            .filter(|m| m.state == MachineState::Running)
-        {
+            .copied()
+            .filter(|m| m.state == MachineState::Running && !gone.contains(&m.id))
+            .collect();
+        for m in running {
             let class = &step.policy.resources[m.class];
             if class.provider == ProviderKind::Static {
                 continue;
@@ -299,7 +306,7 @@ impl Planner {
                     }
                     match () {
                         _ if no_work => "no work left".to_string(),
-                        _ if step.needed_another_hour(m, &gone) => continue,
+                        _ if step.needed_another_hour(m, gone) => continue,
                         _ => format!(
                             "its paid hour ends in {} and it is not needed for another",
                             human(left)
@@ -322,7 +329,21 @@ impl Planner {
             gone.push(m.id);
             out.push(release(snap.now, &class.name, m.id, why));
         }
-        !gone.is_empty()
+        while let Some((m, finish)) = step.surplus(gone) {
+            let deadline = step.policy.objective.deadline.unwrap_or(finish);
+            let why = format!(
+                "not needed for the deadline {} (projected {} without it)",
+                human(deadline),
+                human(finish)
+            );
+            gone.push(m.id);
+            out.push(release(
+                snap.now,
+                &step.policy.resources[m.class].name,
+                m.id,
+                why,
+            ));
+        }
     }
 
     /// Adds a warning once per `key`.
@@ -337,7 +358,8 @@ impl Planner {
     }
 }
 
-fn release(at: Secs, class: &str, machine: MachineId, why: String) -> Decision {
+/// The decision to release `machine` of `class` because `why`.
+pub(crate) fn release(at: Secs, class: &str, machine: MachineId, why: String) -> Decision {
     Decision {
         at,
         action: Action::Release {

@@ -25,6 +25,11 @@ pub fn parse_tasks(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// `text` quoted for `sh`: in single quotes, each `'` as `'\''`.
+pub fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
 /// What a command did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CommandOutput {

@@ -1,22 +1,31 @@
 //! `halley mapreduce`: streaming MapReduce with map and reduce commands.
 //!
-//! The input is read into memory and cut into line-aligned splits; task
-//! control goes through the space (embedded unless `--peer`), and worker
-//! threads of this process run the commands. Exit 0 when every task
-//! succeeded; 1 when a map or reduce command failed or a mapper printed a
-//! line that is not `key<TAB>value` (the message names the split and line);
-//! 2 for bad input; 3 when the space failed.
+//! The input is read and cut into line-aligned splits; each split is a map
+//! task and each partition a reduce task of one master-worker job in the
+//! space (embedded unless `--peer`), run by `halley worker` processes that
+//! the autonomic manager starts and stops under `--policy` (default: the
+//! built-in policy, this machine's cores), as `halley run`'s are: a task is
+//! a `halley mr-task` command line ([`task`]), its data in files of a
+//! shuffle directory under `--out` ([`drive`] runs the job). Writes
+//! `<out>/_summary.json`. Exit 0 when every task succeeded and the
+//! policy's deadline, if any, was met; 1 when a map or reduce command failed
+//! or a mapper printed a line that is not `key<TAB>value` (the message names
+//! the split and line), or the deadline was missed; 2 for bad input; 3 when
+//! the space failed.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+pub(crate) mod drive;
+pub mod task;
+
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use halley_autonomic::policy::{Policy, ProviderKind};
-use halley_paradigms::mapreduce::{Error, Input, MapReduce, streaming::Streaming};
-use halley_substrate::{EmbeddedSpace, Multiaddr, RemoteSpace, Space};
-use tokio::runtime::Runtime;
+use halley_paradigms::mapreduce::Input;
+use halley_substrate::Space;
 
+use super::workers::{self, ManagedPool, SpaceJob};
 use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
+use drive::Job;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,10 +38,11 @@ pub struct Args {
     /// Reduce command (`sh -c`): its partition's lines on stdin, sorted by key.
     #[arg(long)]
     reduce: String,
-    /// Number of reduce partitions (default: one per worker).
+    /// Number of reduce partitions (default: the policy's private slots).
     #[arg(long)]
     reducers: Option<usize>,
-    /// Worker threads (default: one per core).
+    /// Private workers (one task each at once) in place of the policy's
+    /// first `static` class.
     #[arg(long)]
     workers: Option<usize>,
     /// Output directory: `part-<r>` holds reducer r's output.
@@ -41,107 +51,121 @@ pub struct Args {
     /// A peer of the space (its multiaddr); without it, an embedded space.
     #[arg(long)]
     peer: Option<String>,
-    /// Policy file: the workers are its private `static` slots, this
-    /// machine's share (without it: one per core, as the built-in policy).
+    /// The autonomic policy (TOML): objective, scaling, resource classes.
     #[arg(long)]
     policy: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Outcome {
     let input = Input::read(&args.input).map_err(Failure::bad_input)?;
+    let mut policy = match &args.policy {
+        Some(path) => Policy::load(path).map_err(Failure::bad_input)?,
+        None => Policy::builtin(),
+    };
+    if let Some(n) = args.workers
+        && let Some(class) = policy
+            .resources
+            .iter_mut()
+            .find(|r| r.provider == ProviderKind::Static)
+    {
+        class.count = Some(u32::try_from(n).unwrap_or(u32::MAX));
+        class.slots = 1;
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create the output directory {}", args.out.display()))
         .map_err(Failure::bad_input)?;
-    let mut shape = MapReduce::new();
-    if let Some(n) = args.workers.or(policy_slots(args.policy.as_deref())?) {
-        shape = shape.workers(n);
-    }
-    if let Some(n) = args.reducers {
-        shape = shape.reducers(n);
-    }
-    let job = Job {
-        streaming: Streaming {
-            map: args.map,
-            reduce: args.reduce,
-            out: args.out,
-            dir: None,
-        },
-        input,
-        shape,
+    let out = absolute(&args.out)?;
+    let exe = std::env::current_exe()
+        .context("cannot find the halley executable")
+        .map_err(Failure::unreachable)?;
+    let shuffle = out.join(format!("_shuffle-{}", std::process::id()));
+    std::fs::create_dir_all(&shuffle)
+        .with_context(|| format!("cannot create {}", shuffle.display()))
+        .map_err(Failure::bad_input)?;
+    let reducers = args
+        .reducers
+        .unwrap_or_else(|| private_slots(&policy))
+        .max(1);
+    let lines = task::Lines {
+        exe: &exe,
+        map: &args.map,
+        reduce: &args.reduce,
+        reducers,
+        shuffle: &shuffle,
+        out: &out,
+        dir: None,
     };
-    with_space(args.peer.as_deref(), job)?
+    let (maps, reduces) = lines
+        .of(&input, splits(split_hint(&policy), &input))
+        .map_err(Failure::bad_input)?;
+    let job = Job {
+        maps,
+        reduces,
+        objective: policy.objective.clone(),
+        shuffle,
+    };
+    let pool = ManagedPool::new(policy, true);
+    workers::with_space(args.peer.as_deref(), None, Managed { job, pool, out })
 }
 
-/// A streaming job waiting for its space.
-struct Job {
-    streaming: Streaming,
-    input: Input,
-    shape: MapReduce,
+/// Bytes of input per map task, at least.
+const SPLIT_BYTES: usize = 16 << 20;
+
+/// Splits a job asks for under `policy`, at least: about four a slot the
+/// policy may ever have, so that machines added later find work.
+pub(super) fn split_hint(policy: &Policy) -> usize {
+    let slots: u32 = policy.resources.iter().map(|r| r.limit() * r.slots).sum();
+    slots.max(1) as usize * 4
 }
 
-impl UseSpace for Job {
-    type Output = Outcome;
+/// Splits of `input`: `hint`, and at least one per 16 MB.
+pub(super) fn splits(hint: usize, input: &Input) -> usize {
+    hint.max(input.len() / SPLIT_BYTES)
+}
 
-    fn with<S: Space>(self, rt: &Runtime, space: S) -> Outcome {
-        match self
-            .streaming
-            .run(&space, rt.handle(), &self.input, &self.shape)
-        {
-            Ok(()) => Ok(SUCCESS),
-            Err(e @ Error::Task { .. }) => Err(Failure {
+/// A job waiting for its space.
+struct Managed {
+    job: Job,
+    pool: ManagedPool,
+    out: PathBuf,
+}
+
+impl SpaceJob for Managed {
+    async fn with<S: Space>(self, space: S, peer: &str) -> Outcome {
+        let summary = drive::drive(space, peer, self.pool, self.job).await?;
+        let path = self.out.join("_summary.json");
+        let text = serde_json::to_string_pretty(&summary).expect("a summary serializes");
+        std::fs::write(&path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))
+            .map_err(Failure::bad_input)?;
+        if let Some(error) = summary.error {
+            return Err(Failure {
                 code: NOT_FOUND,
-                error: e.into(),
-            }),
-            Err(e) => Err(Failure::unreachable(e)),
+                error: anyhow::anyhow!(error),
+            });
         }
+        Ok(if summary.deadline_met == Some(false) {
+            NOT_FOUND
+        } else {
+            SUCCESS
+        })
     }
 }
 
-/// The private `static` slots of the policy at `path` (checked first).
-pub(super) fn policy_slots(path: Option<&Path>) -> Result<Option<usize>, Failure> {
-    let Some(path) = path else { return Ok(None) };
-    let policy = Policy::load(path).map_err(Failure::bad_input)?;
+/// The private `static` slots of `policy` (at least 1): the reducers by
+/// default, a workflow's MapReduce threads.
+pub(super) fn private_slots(policy: &Policy) -> usize {
     let slots: u32 = policy
         .resources
         .iter()
         .filter(|r| r.provider == ProviderKind::Static && r.is_private())
         .map(|r| r.limit() * r.slots)
         .sum();
-    Ok(Some(slots.max(1) as usize))
+    slots.max(1) as usize
 }
 
-/// Something to do with a space, whichever kind it is.
-pub(super) trait UseSpace {
-    type Output;
-    fn with<S: Space>(self, rt: &Runtime, space: S) -> Self::Output;
-}
-
-/// How long to wait for `--peer` to answer.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Runs `user` with the space of the peer at `peer`, or with an embedded
-/// space, on a runtime of its own (one thread: the space's I/O is light,
-/// the cores are for the tasks).
-pub(super) fn with_space<U: UseSpace>(peer: Option<&str>, user: U) -> Result<U::Output, Failure> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(Failure::unreachable)?;
-    match peer {
-        Some(peer) => {
-            let addr: Multiaddr = peer
-                .parse()
-                .with_context(|| format!("--peer {peer:?}: expected a multiaddr"))
-                .map_err(Failure::bad_input)?;
-            let space = rt
-                .block_on(RemoteSpace::connect(addr, CONNECT_TIMEOUT))
-                .map_err(Failure::unreachable)?;
-            Ok(user.with(&rt, space))
-        }
-        None => {
-            let space = rt.block_on(async { EmbeddedSpace::new() });
-            Ok(user.with(&rt, space))
-        }
-    }
+fn absolute(path: &std::path::Path) -> Result<PathBuf, Failure> {
+    std::path::absolute(path)
+        .with_context(|| format!("cannot resolve {}", path.display()))
+        .map_err(Failure::bad_input)
 }

@@ -8,4 +8,5 @@ pub mod run;
 pub mod secret;
 pub mod simulate;
 pub mod worker;
+pub mod workers;
 pub mod workflow;

@@ -3,7 +3,7 @@
 //! Without `--peer` it starts an embedded space and serves it on 127.0.0.1
 //! (a free port); with `--peer` it submits to that space. The workers come
 //! from the autonomic manager under `--policy` (default: the built-in
-//! policy, this machine's cores) through a [`pool::WorkerPool`]: the
+//! policy, this machine's cores) through a [`WorkerPool`]: the
 //! `static` classes' workers start with the job (with `--peer` they exist
 //! already, unless `--workers` says how many to start), paid classes scale
 //! out and in as the policy says. Outputs go to `--out` (default
@@ -12,9 +12,6 @@
 //! the budget were met, and the manager's decisions). Exit 1 when the
 //! deadline was missed.
 
-mod managed;
-mod pool;
-mod progress;
 mod summary;
 
 use std::path::{Path, PathBuf};
@@ -22,17 +19,13 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use halley_paradigms::bag::parse_tasks;
-use halley_paradigms::master::{Master, Next};
+use halley_paradigms::master::{Master, MasterError};
 use halley_substrate::Space;
-use halley_substrate::embedded::EmbeddedSpace;
-use halley_substrate::node::Node;
 use tokio::time::Instant;
 
+use super::workers::{self, ManagedPool, Results, SpaceJob, WorkerPool};
 use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
 use halley_autonomic::policy::{Objective, Policy, ProviderKind};
-use managed::ManagedPool;
-use pool::WorkerPool;
-use progress::Display;
 use summary::{Outputs, Summary};
 
 #[derive(Debug, clap::Args)]
@@ -99,35 +92,24 @@ pub fn run(args: Args) -> Outcome {
         out: &args.out,
         json: args.json,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(Failure::unreachable)?;
-    runtime.block_on(async {
-        match &args.peer {
-            Some(peer) => {
-                let secret = args.secret_file.as_deref();
-                let space = super::worker::connect(peer, None, secret).await?;
-                let pool = ManagedPool::new(policy, start_static).with_secret_file(secret);
-                drive(space, peer, pool, job).await
-            }
-            None => {
-                let space = EmbeddedSpace::new();
-                let listen = "/ip4/127.0.0.1/tcp/0"
-                    .parse()
-                    .map_err(Failure::unreachable)?;
-                let node = Node::start(listen, space.clone()).await.map_err(|e| {
-                    Failure::unreachable(anyhow!(e).context("cannot serve the embedded space"))
-                })?;
-                let peer = node.address().to_string();
-                let outcome =
-                    drive(space, &peer, ManagedPool::new(policy, start_static), job).await;
-                node.stop().await;
-                outcome
-            }
-        }
-    })
+    let secret = args.secret_file.as_deref();
+    let pool = match &args.peer {
+        Some(_) => ManagedPool::new(policy, start_static).with_secret_file(secret),
+        None => ManagedPool::new(policy, start_static),
+    };
+    workers::with_space(args.peer.as_deref(), secret, Run { job, pool })
+}
+
+/// A run waiting for its space.
+struct Run<'a> {
+    job: Job<'a>,
+    pool: ManagedPool,
+}
+
+impl SpaceJob for Run<'_> {
+    async fn with<S: Space>(self, space: S, peer: &str) -> Outcome {
+        drive(space, peer, self.pool, self.job).await
+    }
 }
 
 /// Submits the bag, starts the workers, collects one result per task.
@@ -145,51 +127,30 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
         .submit(job.commands.iter().map(|c| c.as_bytes().to_vec()))
         .await
         .map_err(|e| Failure::unreachable(anyhow!(e).context("cannot submit the tasks")))?;
-    let mut display = Display::new(total);
+    let mut results = Results::new(total);
     let first = pool.start(peer, &id).map_err(Failure::unreachable)?;
-    for decision in &first {
-        display.log(&decision.to_string());
-    }
-    let mut status = pool.status(&master.progress());
+    results.started(&mut pool, &first, &master.progress());
     let mut records = Vec::with_capacity(total);
     let mut failed = 0;
-    let mut next_tick = Instant::now() + Duration::from_secs(1);
-    loop {
-        let next = master
-            .next_before(next_tick)
-            .await
-            .map_err(|e| Failure::unreachable(anyhow!(e).context("lost the space")))?;
-        match next {
-            Next::Finished(done) => {
-                pool.task_finished(&done.result);
-                let command = &job.commands[done.result.id as usize];
-                let record = outputs.record(&done, command).map_err(Failure::bad_input)?;
-                failed += usize::from(record.exit_code != 0);
-                records.push(record);
-            }
-            Next::Idle => {
-                next_tick = Instant::now() + Duration::from_secs(1);
-                let workers = master
-                    .workers()
-                    .await
-                    .map_err(|e| Failure::unreachable(anyhow!(e).context("lost the space")))?;
-                let progress = master.progress();
-                for decision in pool.tick(&progress, &workers) {
-                    display.log(&decision.to_string());
-                }
-                status = pool.status(&progress);
-            }
-            Next::Complete => break,
-        }
-        display.update(&master.progress(), records.len(), failed, &status);
+    let lost = |e: MasterError| Failure::unreachable(anyhow!(e).context("lost the space"));
+    while let Some(done) = results
+        .next(&mut master, &mut pool, 0)
+        .await
+        .map_err(lost)?
+    {
+        let command = &job.commands[done.result.id as usize];
+        let record = outputs.record(&done, command).map_err(Failure::bad_input)?;
+        failed += usize::from(record.exit_code != 0);
+        records.push(record);
+        results.show(&master.progress(), records.len(), failed);
     }
     let makespan_s = began.elapsed().as_secs_f64();
-    display.finish();
     if let Err(e) = master.stop_workers().await {
         tracing::warn!(error = %e, "could not tell the workers to stop");
     }
     // The pool waits synchronously; the node keeps serving on the other thread.
     let account = tokio::task::block_in_place(|| pool.finish(Duration::from_secs(10)));
+    results.finish(&account.ending);
     records.sort_by_key(|r| r.id);
     let objective = &job.objective;
     let deadline_met = objective.deadline.map(|d| makespan_s <= d);

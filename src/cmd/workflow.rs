@@ -1,21 +1,31 @@
 //! `halley workflow`: runs the DAG of stages of a TOML workflow file.
 //!
-//! The whole file is checked first (exit 2 naming the file, stage and
-//! field). Stages run on this machine, MapReduce tasks through the space;
-//! commands run in the output directory. Prints one line per stage and
-//! writes `<out>/workflow.json`. Exit 0 when every stage succeeded within its
-//! deadline, 1 otherwise.
+//! The whole file (and the policy) is checked first (exit 2 naming the
+//! file, stage and field). A bag stage's commands are tasks of one
+//! master-worker job of the whole workflow, run by `halley worker`
+//! processes that the autonomic manager starts and stops under `--policy`
+//! (default: the built-in policy, this machine's cores), as `halley run`'s
+//! are ([`super::workers`]): private workers first, paid machines when the
+//! objective needs them. A MapReduce stage's map and reduce tasks run on
+//! the same workers, as `halley mapreduce`'s do. Commands run in the output
+//! directory. Prints one line per stage and writes
+//! `<out>/workflow.json` (see [`stages::Summary`]). Exit 0 when every stage
+//! succeeded within its deadline and the policy's deadline, if any, was
+//! met; 1 otherwise.
+
+mod stage;
+mod stages;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use halley_paradigms::workflow::{self, LocalRunner, Report, Status, Workflow};
+use halley_autonomic::policy::{Policy, ProviderKind};
+use halley_paradigms::workflow::{Status, Workflow};
 use halley_substrate::Space;
-use tokio::runtime::Runtime;
 
-use super::mapreduce::{UseSpace, policy_slots, with_space};
-
+use super::workers::{self, ManagedPool, SpaceJob};
 use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
+use stages::Job;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,84 +34,100 @@ pub struct Args {
     /// Output directory: the stages' commands run here.
     #[arg(long, default_value = "halley-out")]
     out: PathBuf,
-    /// Commands (or MapReduce workers) at once per stage (default: one per core).
+    /// Private workers (one task each at once) in place of the policy's
+    /// first `static` class; also a MapReduce stage's default reducers.
     #[arg(long)]
-    slots: Option<usize>,
+    slots: Option<u32>,
     /// A peer of the space (its multiaddr); without it, an embedded space.
     #[arg(long)]
     peer: Option<String>,
-    /// Policy file: a stage's slots are its private `static` slots (without
-    /// it: one per core, as the built-in policy).
+    /// The autonomic policy (TOML): objective, scaling, resource classes.
     #[arg(long)]
     policy: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Outcome {
     let wf = Workflow::load(&args.workflow).map_err(Failure::bad_input)?;
-    let policy_slots = policy_slots(args.policy.as_deref())?;
+    let mut policy = match &args.policy {
+        Some(path) => Policy::load(path).map_err(Failure::bad_input)?,
+        None => Policy::builtin(),
+    };
+    if let Some(n) = args.slots
+        && let Some(class) = policy
+            .resources
+            .iter_mut()
+            .find(|r| r.provider == ProviderKind::Static)
+    {
+        class.count = Some(n);
+        class.slots = 1;
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create the output directory {}", args.out.display()))
         .map_err(Failure::bad_input)?;
     let out = absolute(&args.out)?;
     let parent = args.workflow.parent().filter(|p| !p.as_os_str().is_empty());
     let workflow_dir = absolute(parent.unwrap_or(Path::new(".")))?;
-    let slots = args
-        .slots
-        .or(policy_slots)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let job = Job {
         wf,
-        out: out.clone(),
+        objective: policy.objective.clone(),
+        out,
         workflow_dir,
-        slots,
+        reducers: super::mapreduce::private_slots(&policy),
+        split_hint: super::mapreduce::split_hint(&policy),
+        exe: std::env::current_exe()
+            .context("cannot find the halley executable")
+            .map_err(Failure::unreachable)?,
     };
-    let report = with_space(args.peer.as_deref(), job)?;
-    for stage in &report.stages {
-        let took = stage
-            .elapsed_s
-            .map_or(String::new(), |s| format!(" in {s:.2}s"));
-        let deadline = match stage.deadline_met {
-            Some(false) => " (deadline missed)",
-            _ => "",
-        };
-        match &stage.status {
-            Status::Succeeded => println!("stage {}: succeeded{took}{deadline}", stage.name),
-            Status::Failed(e) => println!("stage {}: failed{took}: {e}", stage.name),
-            Status::Skipped => println!("stage {}: skipped (a parent failed)", stage.name),
+    let pool = ManagedPool::new(policy, true);
+    workers::with_space(args.peer.as_deref(), None, Stages { job, pool })
+}
+
+/// A workflow waiting for its space.
+struct Stages {
+    job: Job,
+    pool: ManagedPool,
+}
+
+impl SpaceJob for Stages {
+    async fn with<S: Space>(self, space: S, peer: &str) -> Outcome {
+        let out = self.job.out.clone();
+        let summary = stages::drive(space, peer, self.pool, self.job).await?;
+        for stage in &summary.report.stages {
+            let took = stage
+                .elapsed_s
+                .map_or(String::new(), |s| format!(" in {s:.2}s"));
+            let deadline = match stage.deadline_met {
+                Some(false) => " (deadline missed)",
+                _ => "",
+            };
+            match &stage.status {
+                Status::Succeeded => println!("stage {}: succeeded{took}{deadline}", stage.name),
+                Status::Failed(e) => println!("stage {}: failed{took}: {e}", stage.name),
+                Status::Skipped => println!("stage {}: skipped (a parent failed)", stage.name),
+            }
         }
-    }
-    let json = out.join("workflow.json");
-    let text = serde_json::to_string_pretty(&report).expect("a report serializes");
-    std::fs::write(&json, text + "\n")
-        .with_context(|| format!("cannot write {}", json.display()))
-        .map_err(Failure::bad_input)?;
-    Ok(if report.succeeded() {
-        SUCCESS
-    } else {
-        NOT_FOUND
-    })
-}
-
-/// A checked workflow waiting for its space.
-struct Job {
-    wf: Workflow,
-    out: PathBuf,
-    workflow_dir: PathBuf,
-    slots: usize,
-}
-
-impl UseSpace for Job {
-    type Output = Report;
-
-    fn with<S: Space>(self, rt: &Runtime, space: S) -> Report {
-        let runner = LocalRunner {
-            space,
-            rt: rt.handle().clone(),
-            out: self.out,
-            workflow_dir: self.workflow_dir,
-            slots: self.slots,
-        };
-        workflow::run(&self.wf, &runner)
+        println!(
+            "workflow: {:.2} s, cost ${:.4}{}",
+            summary.report.makespan_s,
+            summary.cost,
+            match summary.deadline_met {
+                Some(true) => " (deadline met)",
+                Some(false) => " (deadline missed)",
+                None => "",
+            }
+        );
+        let json = out.join("workflow.json");
+        let text = serde_json::to_string_pretty(&summary).expect("a summary serializes");
+        std::fs::write(&json, text + "\n")
+            .with_context(|| format!("cannot write {}", json.display()))
+            .map_err(Failure::bad_input)?;
+        Ok(
+            if summary.report.succeeded() && summary.deadline_met != Some(false) {
+                SUCCESS
+            } else {
+                NOT_FOUND
+            },
+        )
     }
 }
 

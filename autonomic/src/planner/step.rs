@@ -123,7 +123,8 @@ impl<'a> Step<'a> {
     /// With a `budget`, paid machines stop when it runs out: per-second ones
     /// when the money left is burnt, per-hour ones at the end of the hours
     /// paid (a new one pays its first hour up front). The finish is the fluid
-    /// finish plus one task of the slowest class in use (the tail).
+    /// finish plus one task of the slowest class in use (the tail), and one
+    /// more for each stage ahead (it starts when the one before is done).
     pub fn project(&self, extra: &[u32], gone: &[MachineId], budget: Option<f64>) -> (Secs, f64) {
         let Some(estimates) = &self.estimates else {
             return (Secs::INFINITY, self.snap.spent);
@@ -184,7 +185,8 @@ impl<'a> Step<'a> {
                 rate: r[class].slots as f64 / estimates[class],
             })
             .collect();
-        let tail = machines.iter().map(|m| estimates[m.0]).fold(0.0, f64::max);
+        let last = machines.iter().map(|m| estimates[m.0]).fold(0.0, f64::max);
+        let tail = last * f64::from(1 + self.snap.tasks.stages_ahead);
         let work = self.work();
         let finish = if work == 0.0 {
             now
@@ -291,6 +293,41 @@ impl<'a> Step<'a> {
                 .total_cmp(&self.cost_per_task(b.class))
                 .then(a.id.cmp(&b.id))
         })
+    }
+
+    /// With a deadline and work queued: the running paid per-second
+    /// machine (without `gone`) that costs most per task (newest on ties),
+    /// if the projected finish without it and `gone` stays within the
+    /// deadline less a quarter of the time left, and at least three of the
+    /// longest tasks; with that finish. The slack is wide because the
+    /// projection is optimistic (early estimates come from the tasks that
+    /// finished first, the tail is one task): a machine released on a
+    /// narrow margin is bought back later, after a boot, or the deadline
+    /// is missed.
+    pub fn surplus(&self, gone: &[MachineId]) -> Option<(&'a Machine, Secs)> {
+        let deadline = self.policy.objective.deadline?;
+        if self.estimates.is_none() || self.snap.tasks.queued == 0 {
+            return None;
+        }
+        let m = self
+            .per_second_paid(gone)
+            .into_iter()
+            .filter(|m| m.state == MachineState::Running)
+            .max_by(|a, b| {
+                self.cost_per_task(a.class)
+                    .total_cmp(&self.cost_per_task(b.class))
+                    .then(a.id.cmp(&b.id))
+            })?;
+        let mut without = gone.to_vec();
+        without.push(m.id);
+        let longest = self
+            .estimates
+            .iter()
+            .flatten()
+            .fold(0.0, |a: f64, &b| a.max(b));
+        let slack = (0.25 * (deadline - self.snap.now)).max(3.0 * longest);
+        let finish = self.finish(&self.none(), &without);
+        (finish <= deadline - slack).then_some((m, finish))
     }
 
     /// Seconds until a per-hour machine's next hour is charged.

@@ -71,6 +71,7 @@ fn snapshot(now: Secs, queued: u64, running: u64, mut machines: Vec<Machine>) ->
             queued,
             running,
             done: 0,
+            stages_ahead: 0,
         },
         machines,
         estimates: vec![Some(30.0); 3],
@@ -269,6 +270,7 @@ fn hysteresis_holds_idle_machines_through_the_cooldown() {
         queued: 0,
         running: 2,
         done: 20,
+        stages_ahead: 0,
     };
     snap.machines
         .extend((1..=9).map(|id| machine(id, SMALL, MachineState::Running, 0.0, 0)));
@@ -295,4 +297,74 @@ fn an_objective_waits_for_a_first_estimate_and_says_so_once() {
         ]
     );
     assert!(planner.plan(&p, &snap).is_empty());
+}
+
+#[test]
+fn machines_the_deadline_no_longer_needs_are_drained_costliest_first() {
+    // Bought for a pessimistic estimate; at 30 s a task, 24 tasks of work
+    // need 3 machines by 8m00s with a quarter of the 6m00s left to spare
+    // (6m30s): the six per-second machines go, newest first, the per-hour
+    // one stays in its paid hour.
+    let p = policy("[objective]\ndeadline = \"8m\"");
+    let mut machines = campus();
+    machines.extend((1..=6).map(|id| machine(id, SMALL, MachineState::Running, 0.0, 1)));
+    machines.push(machine(9, HOURLY, MachineState::Running, 0.0, 1));
+    let mut planner = Planner::new();
+    let snap = snapshot(120.0, 20, 8, machines);
+    assert_eq!(
+        reasons(&planner.plan(&p, &snap)),
+        [
+            "-1 cloud.small (m6): not needed for the deadline 8m00s (projected 4m00s without it)",
+            "-1 cloud.small (m5): not needed for the deadline 8m00s (projected 4m13s without it)",
+            "-1 cloud.small (m4): not needed for the deadline 8m00s (projected 4m30s without it)",
+            "-1 cloud.small (m3): not needed for the deadline 8m00s (projected 4m54s without it)",
+            "-1 cloud.small (m2): not needed for the deadline 8m00s (projected 5m30s without it)",
+            "-1 cloud.small (m1): not needed for the deadline 8m00s (projected 6m30s without it)",
+        ]
+    );
+    // Draining: no longer counted, and nothing is bought back.
+    let mut later = snap.clone();
+    later.now = 130.0;
+    for m in later.machines.iter_mut() {
+        m.last_heard = 130.0;
+        if m.class == SMALL {
+            m.state = MachineState::Draining;
+        }
+    }
+    assert!(planner.plan(&p, &later).is_empty());
+    // Within the spare quarter: kept. Without m1 the campus finishes at
+    // 8m30s: inside the deadline 9m00s, but not 1m45s (a quarter of the
+    // 7m00s left) inside it.
+    let p = policy("[objective]\ndeadline = \"9m\"");
+    let mut machines = campus();
+    machines.push(machine(1, SMALL, MachineState::Running, 0.0, 1));
+    assert!(plan(&p, &snapshot(120.0, 20, 8, machines.clone())).is_empty());
+    // Nor within the cooldown of a scale-out.
+    let p = policy("[objective]\ndeadline = \"20m\"");
+    let mut planner = Planner::new();
+    planner.last_out = Some(100.0);
+    assert!(
+        planner
+            .plan(&p, &snapshot(120.0, 20, 8, machines.clone()))
+            .is_empty()
+    );
+    assert_eq!(
+        reasons(&planner.plan(&p, &snapshot(170.0, 20, 8, machines))),
+        ["-1 cloud.small (m1): not needed for the deadline 20m00s (projected 9m20s without it)"]
+    );
+}
+
+#[test]
+fn each_stage_ahead_adds_a_tail_to_the_projected_finish() {
+    // As the tight deadline above, with two more stages to follow: each
+    // starts when the last task of the one before ends, 30 s more each.
+    // Four machines would finish at 10m30s; five: 4 tasks in the first
+    // minute on campus, 96 on 7 machines in 6m51s, three tails of 30 s.
+    let p = policy("[objective]\ndeadline = \"10m\"");
+    let mut snap = snapshot(0.0, 100, 0, campus());
+    snap.tasks.stages_ahead = 2;
+    assert_eq!(
+        plan(&p, &snap),
+        ["+5 cloud.small: projected 26m30s > deadline 10m00s; with them 9m21s, about $0.28 in all"]
+    );
 }

@@ -98,6 +98,7 @@ impl<'a> Engine<'a> {
                 queued: workload.tasks,
                 running: 0,
                 done: 0,
+                stages_ahead: 0,
             },
             timeline: Vec::new(),
             peak: 0,

@@ -83,27 +83,7 @@ impl Tasks for StreamTasks<'_> {
     fn map(&self, index: usize) -> Result<(), String> {
         let split = self.splits.get(index).ok_or("no such split")?;
         let name = self.describe(index, split);
-        let (status, stdout, stderr) =
-            run_command(self.job, &self.job.map, split.data, Stdio::piped())
-                .map_err(|e| format!("map command `{}` on {name}: {e}", self.job.map))?;
-        check(&self.job.map, "map", &name, status, &stderr)?;
-        let mut parts = vec![Vec::new(); self.shuffled.len()];
-        for (number, line) in stdout.split_inclusive(|&b| b == b'\n').enumerate() {
-            let Some(tab) = memchr::memchr(b'\t', line) else {
-                let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line));
-                return Err(format!(
-                    "map command `{}` on {name}: output line {} has no tab \
-                     (expected key<TAB>value): {text:?}",
-                    self.job.map,
-                    number + 1
-                ));
-            };
-            let part = &mut parts[partition_of(hash_key(&line[..tab]), self.shuffled.len())];
-            part.extend_from_slice(line);
-            if !line.ends_with(b"\n") {
-                part.push(b'\n');
-            }
-        }
+        let parts = self.job.map_split(&name, split.data, self.shuffled.len())?;
         for (lines, slot) in parts.into_iter().zip(&self.shuffled) {
             lock(slot).push(lines);
         }
@@ -113,16 +93,54 @@ impl Tasks for StreamTasks<'_> {
     fn reduce(&self, partition: usize) -> Result<(), String> {
         let slot = self.shuffled.get(partition).ok_or("no such partition")?;
         let buffers = std::mem::take(&mut *lock(slot));
-        let sorted = sort_by_key(&buffers);
-        drop(buffers);
-        let path = part_path(&self.job.out, partition);
+        self.job.reduce_partition(partition, &buffers)
+    }
+}
+
+impl Streaming {
+    /// One map task: runs the map command on `data` (`name` says which
+    /// split in errors); returns its lines by partition, of `partitions`.
+    pub fn map_split(
+        &self,
+        name: &str,
+        data: &[u8],
+        partitions: usize,
+    ) -> Result<Vec<Vec<u8>>, String> {
+        let (status, stdout, stderr) = run_command(self, &self.map, data, Stdio::piped())
+            .map_err(|e| format!("map command `{}` on {name}: {e}", self.map))?;
+        check(&self.map, "map", name, status, &stderr)?;
+        let mut parts = vec![Vec::new(); partitions.max(1)];
+        for (number, line) in stdout.split_inclusive(|&b| b == b'\n').enumerate() {
+            let Some(tab) = memchr::memchr(b'\t', line) else {
+                let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line));
+                return Err(format!(
+                    "map command `{}` on {name}: output line {} has no tab \
+                     (expected key<TAB>value): {text:?}",
+                    self.map,
+                    number + 1
+                ));
+            };
+            let part = &mut parts[partition_of(hash_key(&line[..tab]), partitions.max(1))];
+            part.extend_from_slice(line);
+            if !line.ends_with(b"\n") {
+                part.push(b'\n');
+            }
+        }
+        Ok(parts)
+    }
+
+    /// One reduce task: sorts partition `partition`'s lines (`buffers`,
+    /// one per map task) by key and feeds them to the reduce command, whose
+    /// output goes to `<out>/part-<partition>`.
+    pub fn reduce_partition(&self, partition: usize, buffers: &[Vec<u8>]) -> Result<(), String> {
+        let sorted = sort_by_key(buffers);
+        let path = part_path(&self.out, partition);
         let name = format!("partition {partition}");
         let file =
             File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        let (status, _, stderr) =
-            run_command(self.job, &self.job.reduce, &sorted, Stdio::from(file))
-                .map_err(|e| format!("reduce command `{}` on {name}: {e}", self.job.reduce))?;
-        check(&self.job.reduce, "reduce", &name, status, &stderr)
+        let (status, _, stderr) = run_command(self, &self.reduce, &sorted, Stdio::from(file))
+            .map_err(|e| format!("reduce command `{}` on {name}: {e}", self.reduce))?;
+        check(&self.reduce, "reduce", &name, status, &stderr)
     }
 }
 

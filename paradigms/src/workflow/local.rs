@@ -20,6 +20,7 @@ use tokio::runtime::Handle;
 
 use super::schedule::StageRunner;
 use super::spec::{MapReduceStage, Stage, Work};
+use crate::bag::sh_quote as quote;
 use crate::mapreduce::{Input, MapReduce, streaming::Streaming};
 use crate::master::Master;
 use crate::worker::Worker;
@@ -54,12 +55,10 @@ impl<S: Space> LocalRunner<S> {
     fn bag(&self, stage: &str, commands: &[String]) -> Result<(), String> {
         let context = BagContext {
             stage: stage.to_owned(),
-            tasks: self.out.join(stage).join("tasks"),
+            tasks: self.tasks_dir(stage)?,
             out: self.out.clone(),
             workflow_dir: self.workflow_dir.clone(),
         };
-        fs::create_dir_all(&context.tasks)
-            .map_err(|e| format!("cannot create {}: {e}", context.tasks.display()))?;
         let job = format!("wf-{}-{stage}-{}", std::process::id(), unique());
         let finished = self.rt.block_on(async {
             let worker = Worker::new(self.space.clone(), job.clone())
@@ -93,7 +92,49 @@ impl<S: Space> LocalRunner<S> {
         }
     }
 
-    fn mapreduce(&self, stage: &str, job: &MapReduceStage) -> Result<(), String> {
+    /// Creates `<out>/<stage>/tasks`, where a bag stage's commands' stdout
+    /// and stderr go; returns it.
+    pub fn tasks_dir(&self, stage: &str) -> Result<PathBuf, String> {
+        let tasks = self.out.join(stage).join("tasks");
+        fs::create_dir_all(&tasks)
+            .map_err(|e| format!("cannot create {}: {e}", tasks.display()))?;
+        Ok(tasks)
+    }
+
+    /// The `sh` script that runs command `i` (`line`) of bag stage `stage`
+    /// as this runner would, for a worker process on this machine (a
+    /// `halley worker`): stdout and stderr to `<out>/<stage>/tasks/<i>.out`
+    /// and `.err`, in the output directory, with `HALLEY_OUT`,
+    /// `HALLEY_STAGE` and `HALLEY_WORKFLOW_DIR` set; it exits with the
+    /// command's status. [`LocalRunner::tasks_dir`] must have been created.
+    pub fn bag_script(&self, stage: &str, i: usize, line: &str) -> String {
+        let tasks = self.out.join(stage).join("tasks");
+        let file = |ext: &str| quote(&tasks.join(format!("{i}.{ext}")).to_string_lossy());
+        format!(
+            "exec >{} 2>{}\ncd {} || exit 126\nexport HALLEY_OUT={} HALLEY_STAGE={} HALLEY_WORKFLOW_DIR={}\n{line}\n",
+            file("out"),
+            file("err"),
+            quote(&self.out.to_string_lossy()),
+            quote(&self.out.to_string_lossy()),
+            quote(stage),
+            quote(&self.workflow_dir.to_string_lossy()),
+        )
+    }
+
+    /// The error of command `i` (`line`) of bag stage `stage` that ended
+    /// with `status` (`exit status: 4`).
+    pub fn bag_failure(&self, stage: &str, i: usize, line: &str, status: &str) -> String {
+        failure(
+            &self.out.join(stage).join("tasks"),
+            &i.to_string(),
+            line,
+            status,
+        )
+    }
+
+    /// Runs MapReduce stage `stage` through the space, with `slots`
+    /// worker threads of this process.
+    pub fn mapreduce(&self, stage: &str, job: &MapReduceStage) -> Result<(), String> {
         let inputs: Vec<PathBuf> = job.input.iter().map(|p| self.out.join(p)).collect();
         let input = Input::read(&inputs).map_err(|e| e.to_string())?;
         let out = self
@@ -155,15 +196,66 @@ impl BagContext {
         if status.success() {
             return Ok(());
         }
-        Err(format!(
-            "command {i} `{line}` failed ({status}); its stderr is in {}",
-            self.tasks.join(format!("{i}.err")).display()
-        ))
+        Err(failure(&self.tasks, i, line, &status.to_string()))
     }
+}
+
+/// The error of command `i` (`line`) that ended with `status`.
+fn failure(tasks: &Path, i: &str, line: &str, status: &str) -> String {
+    format!(
+        "command {i} `{line}` failed ({status}); its stderr is in {}",
+        tasks.join(format!("{i}.err")).display()
+    )
 }
 
 /// A number no other bag job of this process uses.
 fn unique() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use halley_substrate::EmbeddedSpace;
+
+    use super::*;
+
+    #[test]
+    fn a_bag_script_runs_its_command_as_the_runner_would() {
+        let dir = std::env::temp_dir().join(format!("halley-bag-script-{}", std::process::id()));
+        let out = dir.join("it's out");
+        fs::create_dir_all(&out).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let runner = LocalRunner {
+            space: rt.block_on(async { EmbeddedSpace::new() }),
+            rt: rt.handle().clone(),
+            out: out.clone(),
+            workflow_dir: dir.clone(),
+            slots: 1,
+        };
+        let tasks = runner.tasks_dir("st'age").unwrap();
+        let line =
+            "pwd; echo \"$HALLEY_STAGE $HALLEY_OUT $HALLEY_WORKFLOW_DIR\"; echo oops >&2; exit 3";
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(runner.bag_script("st'age", 7, line))
+            .current_dir("/")
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(3));
+        let stdout = fs::read_to_string(tasks.join("7.out")).unwrap();
+        let (o, d) = (out.display(), dir.display());
+        assert_eq!(stdout, format!("{o}\nst'age {o} {d}\n"));
+        assert_eq!(fs::read_to_string(tasks.join("7.err")).unwrap(), "oops\n");
+        assert_eq!(
+            runner.bag_failure("st'age", 7, "exit 3", "exit status: 3"),
+            format!(
+                "command 7 `exit 3` failed (exit status: 3); its stderr is in {}",
+                tasks.join("7.err").display()
+            )
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

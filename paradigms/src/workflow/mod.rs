@@ -3,13 +3,18 @@
 //! parents have succeeded.
 //!
 //! Who talks to whom: [`spec`] reads and checks the file (every error before
-//! anything runs); [`schedule`] walks the DAG and hands each released stage
-//! to a [`StageRunner`]; [`local`] is the runner `halley workflow` uses.
+//! anything runs); [`walk`] says which stages are released as others end
+//! (pure); [`schedule`] gives each released stage a thread and a
+//! [`StageRunner`]; [`local`] runs stages on this machine (`halley workflow`
+//! uses its bag commands' scripts, and runs every task on managed worker
+//! processes).
 
 pub mod local;
 pub mod schedule;
 pub mod spec;
+pub mod walk;
 
 pub use local::LocalRunner;
 pub use schedule::{Report, StageReport, StageRunner, Status, run};
 pub use spec::{MapReduceStage, SpecError, Stage, Work, Workflow};
+pub use walk::Walk;

@@ -1,15 +1,16 @@
 //! Runs a checked workflow: each stage is released when all its parents have
 //! succeeded, independent stages run at once (one thread each), and a failed
 //! stage's descendants are skipped. What a stage *does* is the business of
-//! the [`StageRunner`]: this module only walks the DAG.
+//! the [`StageRunner`]; which stage may run is the [`Walk`]'s: this module
+//! only gives each released stage a thread.
 
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use petgraph::Direction;
 use serde::Serialize;
 
 use super::spec::{Stage, Workflow};
+use super::walk::Walk;
 
 /// Runs one stage's work; returns an error message when it failed.
 pub trait StageRunner: Sync {
@@ -58,87 +59,36 @@ impl Report {
 /// Runs every stage of `workflow` with `runner`, parents before children.
 pub fn run(workflow: &Workflow, runner: &impl StageRunner) -> Report {
     let start = Instant::now();
-    let graph = &workflow.graph;
-    let mut waiting: Vec<usize> = graph
-        .node_indices()
-        .map(|n| graph.neighbors_directed(n, Direction::Incoming).count())
-        .collect();
-    let mut ready: Vec<_> = graph
-        .node_indices()
-        .filter(|n| waiting[n.index()] == 0)
-        .collect();
-    let mut reports: Vec<StageReport> = Vec::new();
+    let mut walk = Walk::new(workflow);
     let (tx, rx) = mpsc::channel();
     std::thread::scope(|scope| {
-        let mut running = 0;
         loop {
-            for node in ready.drain(..) {
-                let stage = &workflow.stages[graph[node]];
+            for index in walk.released() {
+                let stage = &workflow.stages[index];
                 let released = start.elapsed();
                 tracing::info!(stage = %stage.name, "released");
                 let tx = tx.clone();
                 scope.spawn(move || {
                     let began = Instant::now();
                     let result = runner.run(stage);
-                    let _ = tx.send((node, released, began.elapsed(), result));
+                    let _ = tx.send((index, released, began.elapsed(), result));
                 });
-                running += 1;
             }
-            if running == 0 {
+            if walk.is_over() {
                 break;
             }
-            let (node, released, elapsed, result) = rx.recv().expect("a sender is held above");
-            running -= 1;
-            let stage = &workflow.stages[graph[node]];
-            let status = match result {
-                Ok(()) => {
-                    for child in graph.neighbors_directed(node, Direction::Outgoing) {
-                        waiting[child.index()] -= 1;
-                        if waiting[child.index()] == 0 {
-                            ready.push(child);
-                        }
-                    }
-                    Status::Succeeded
-                }
-                Err(e) => Status::Failed(e),
-            };
-            tracing::info!(stage = %stage.name, ?status, "finished");
-            reports.push(report(stage, status, Some(released), Some(elapsed)));
+            let (index, released, elapsed, result) = rx.recv().expect("a sender is held above");
+            walk.ended(index, result, released, elapsed);
         }
     });
-    for stage in &workflow.stages {
-        if !reports.iter().any(|r| r.name == stage.name) {
-            reports.push(report(stage, Status::Skipped, None, None));
-        }
-    }
-    Report {
-        stages: reports,
-        makespan_s: start.elapsed().as_secs_f64(),
-    }
-}
-
-fn report(
-    stage: &Stage,
-    status: Status,
-    released: Option<Duration>,
-    elapsed: Option<Duration>,
-) -> StageReport {
-    StageReport {
-        name: stage.name.clone(),
-        deadline_met: stage
-            .deadline
-            .zip(elapsed)
-            .map(|(deadline, elapsed)| elapsed <= deadline),
-        status,
-        released_s: released.map(|d| d.as_secs_f64()),
-        elapsed_s: elapsed.map(|d| d.as_secs_f64()),
-    }
+    walk.report(start.elapsed())
 }
 
 #[cfg(test)]
 mod tests {
     use std::path::Path;
     use std::sync::Mutex;
+    use std::time::Duration;
 
     use super::*;
 

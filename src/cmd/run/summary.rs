@@ -8,7 +8,7 @@ use halley_paradigms::bag::CommandOutput;
 use halley_paradigms::master::Finished;
 use serde::Serialize;
 
-use super::managed::MachineRecord;
+use crate::cmd::workers::MachineRecord;
 
 /// One task's line of the summary.
 #[derive(Debug, Serialize)]

@@ -1,4 +1,4 @@
-//! The autonomic pool: `run`'s workers under a policy and its
+//! The autonomic pool: a job's workers under a policy and its
 //! [`Manager`].
 //!
 //! Each class of the policy gets its provider: `static` machines are local
@@ -10,7 +10,7 @@
 //! as its worker id in heartbeats and results; a worker that exists already
 //! is matched to a `static` machine of the class it reports.
 //!
-//! The run loop ticks about once a second: heartbeats become
+//! The job's loop ticks about once a second: heartbeats become
 //! [`Manager::heard`], ended processes [`Manager::released`], and the manager
 //! plans every `scaling.interval` — and at once when the first task result
 //! gives it an estimate. The pool keeps each machine's billing interval (from
@@ -65,6 +65,8 @@ pub struct ManagedPool {
     /// Workers matched to machines by their reported id or resource.
     aliases: HashMap<String, MachineId>,
     records: BTreeMap<MachineId, MachineRecord>,
+    /// Stages that follow the running ones on the longest chain.
+    stages_ahead: u32,
 }
 
 impl ManagedPool {
@@ -80,6 +82,7 @@ impl ManagedPool {
             samples: 0,
             aliases: HashMap::new(),
             records: BTreeMap::new(),
+            stages_ahead: 0,
         }
     }
 
@@ -169,7 +172,9 @@ impl ManagedPool {
         let Some(providers) = self.providers.as_mut() else {
             return Vec::new();
         };
-        let decisions = self.manager.step(now, tasks(progress), providers);
+        let decisions = self
+            .manager
+            .step(now, tasks(progress, self.stages_ahead), providers);
         self.next_step = now + self.manager.policy().scaling.interval;
         self.reconcile(now);
         decisions
@@ -208,11 +213,12 @@ impl ManagedPool {
     }
 }
 
-fn tasks(progress: &Progress) -> Tasks {
+fn tasks(progress: &Progress, stages_ahead: u32) -> Tasks {
     Tasks {
         queued: progress.queued as u64,
         running: progress.running as u64,
         done: progress.done as u64,
+        stages_ahead,
     }
 }
 
@@ -234,6 +240,10 @@ impl WorkerPool for ManagedPool {
         }
         let now = self.now();
         Ok(self.step(now, &Progress::default()))
+    }
+
+    fn stages_ahead(&mut self, stages: u32) {
+        self.stages_ahead = stages;
     }
 
     fn task_finished(&mut self, result: &TaskResult) {
@@ -272,7 +282,9 @@ impl WorkerPool for ManagedPool {
             .map(|(class, n)| format!("{class} {n}"))
             .collect();
         let spent = self.manager.spent(now);
-        let (finish, _) = self.manager.projected(now, tasks(progress));
+        let (finish, _) = self
+            .manager
+            .projected(now, tasks(progress, self.stages_ahead));
         let deadline = match self.manager.policy().objective.deadline {
             Some(d) => format!(" (deadline {})", human(d)),
             None => String::new(),
@@ -286,9 +298,10 @@ impl WorkerPool for ManagedPool {
 
     fn finish(&mut self, grace: Duration) -> Account {
         let now = self.now();
-        if let Some(providers) = self.providers.as_mut() {
-            self.manager.finish(now, providers);
-        }
+        let ending = match self.providers.as_mut() {
+            Some(providers) => self.manager.finish(now, providers),
+            None => Vec::new(),
+        };
         self.reconcile(now);
         let until = Instant::now() + grace;
         loop {
@@ -328,6 +341,7 @@ impl WorkerPool for ManagedPool {
         Account {
             cost: self.manager.spent(end),
             decisions: self.manager.decisions().to_vec(),
+            ending,
             machines,
         }
     }

@@ -1,5 +1,7 @@
-//! Progress of `halley run` on stderr: a bar on a terminal, otherwise a
-//! plain line at most once a second and one at the end.
+//! Progress of a job of commands (`halley run`, `halley workflow`) on
+//! stderr: a bar on a terminal, otherwise a plain line at most once a second
+//! and one at the end. The total is the job's (a workflow submits its
+//! stages' tasks as they are released).
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -10,13 +12,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[derive(Debug)]
 pub enum Display {
     Bar(ProgressBar),
-    Lines { last: Option<Instant> },
+    Lines { last: Option<Instant>, total: usize },
 }
 
 impl Display {
     pub fn new(total: usize) -> Display {
         if !std::io::stderr().is_terminal() {
-            return Display::Lines { last: None };
+            return Display::Lines { last: None, total };
         }
         let bar = ProgressBar::new(total as u64);
         let style =
@@ -37,13 +39,13 @@ impl Display {
                     progress.running
                 ));
             }
-            Display::Lines { last } => {
+            Display::Lines { last, total } => {
                 let due = last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-                if due || done == progress.submitted {
+                if due || done == *total {
                     *last = Some(Instant::now());
                     eprintln!(
-                        "halley: {done}/{} tasks done, {} running, {failed} failed; {status}",
-                        progress.submitted, progress.running
+                        "halley: {done}/{total} tasks done, {} running, {failed} failed; {status}",
+                        progress.running
                     );
                 }
             }

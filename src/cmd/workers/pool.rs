@@ -1,6 +1,7 @@
-//! The seam between `halley run` and whatever starts its workers.
+//! The seam between a job of commands (`halley run`, `halley workflow`) and
+//! whatever starts its workers.
 //!
-//! [`WorkerPool`] is what `run` asks for workers: it is started once the
+//! [`WorkerPool`] is what the job's loop asks for workers: it is started once the
 //! space is up, told each result and, about once a second, the job's
 //! counters and the workers heard from (it may start or stop workers then),
 //! asked for a status for the progress line, and finished at the end, when
@@ -20,6 +21,10 @@ pub trait WorkerPool {
     /// Starts the initial workers, connected to `peer` for job `job`;
     /// returns the first decisions.
     fn start(&mut self, peer: &str, job: &str) -> anyhow::Result<Vec<Decision>>;
+    /// A workflow's stages that follow the running ones on its longest
+    /// chain (0 for a bag, the default): each adds a task's wait to the
+    /// projected finish.
+    fn stages_ahead(&mut self, stages: u32);
     /// Called with each task's accepted result (its machine and duration
     /// feed the manager's estimates).
     fn task_finished(&mut self, result: &TaskResult);
@@ -40,6 +45,9 @@ pub struct Account {
     pub cost: f64,
     /// Every decision of the manager, in order.
     pub decisions: Vec<Decision>,
+    /// Those taken by [`WorkerPool::finish`] (the end-of-job releases),
+    /// for the log.
+    pub ending: Vec<Decision>,
     /// Every machine with its billing interval.
     pub machines: Vec<MachineRecord>,
 }

@@ -1,0 +1,163 @@
+//! The loop of `halley mapreduce`: the map tasks, then the reduce tasks,
+//! as tasks of one master-worker job run by the managed workers
+//! ([`crate::cmd::workers`]). While the maps run, the reduce tasks to come
+//! count as queued work for the manager. On the first failed task the
+//! tasks not yet taken are withdrawn and the job stops.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use halley_autonomic::planner::Decision;
+use halley_autonomic::policy::Objective;
+use halley_paradigms::bag::CommandOutput;
+use halley_paradigms::master::{Finished, Master, MasterError, Progress};
+use halley_paradigms::task::Task;
+use halley_substrate::Space;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::cmd::workers::{MachineRecord, Results, WorkerPool, with_pending};
+use crate::exit::Failure;
+
+/// A job ready to run: its tasks' command lines.
+#[derive(Debug)]
+pub struct Job {
+    pub maps: Vec<String>,
+    pub reduces: Vec<String>,
+    pub objective: Objective,
+    /// The map tasks' output, removed at the end of the job.
+    pub shuffle: PathBuf,
+}
+
+/// `<out>/_summary.json` (`_`: a later job reading `<out>` skips it).
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub makespan_s: f64,
+    pub cost: f64,
+    pub deadline_met: Option<bool>,
+    pub budget_met: Option<bool>,
+    pub decisions: Vec<Decision>,
+    pub machines: Vec<MachineRecord>,
+    pub tasks: Vec<TaskRecord>,
+    /// The first failed task's error; null when every task succeeded.
+    pub error: Option<String>,
+}
+
+/// One task's line of the summary.
+#[derive(Debug, Serialize)]
+pub struct TaskRecord {
+    /// `map` or `reduce`.
+    pub phase: &'static str,
+    /// The split or the partition.
+    pub index: usize,
+    pub attempts: u64,
+    pub worker: String,
+    pub resource: String,
+}
+
+/// Runs the maps, then the reduces.
+pub async fn drive<S: Space>(
+    space: S,
+    peer: &str,
+    mut pool: impl WorkerPool,
+    job: Job,
+) -> Result<Summary, Failure> {
+    let lost = |e: MasterError| Failure::unreachable(anyhow!(e).context("lost the space"));
+    let began = Instant::now();
+    let id = format!(
+        "mr-{}-{}",
+        std::process::id(),
+        halley_paradigms::task::now_us()
+    );
+    let mut master = Master::new(space.clone(), id.clone());
+    let (maps, reduces) = (job.maps.len(), job.reduces.len());
+    let mut results = Results::new(maps + reduces);
+    let first = pool.start(peer, &id).map_err(Failure::unreachable)?;
+    let queued = with_pending(Progress::default(), maps + reduces);
+    results.started(&mut pool, &first, &queued);
+    let mut records = Vec::with_capacity(maps + reduces);
+    let mut error = None;
+    for (phase, lines, pending) in [("map", &job.maps, reduces), ("reduce", &job.reduces, 0)] {
+        let first = master.progress().submitted;
+        // The reduces wait for the last map.
+        pool.stages_ahead(u32::from(pending > 0));
+        let payloads = lines.iter().map(|l| l.clone().into_bytes());
+        master
+            .submit(payloads.collect::<Vec<_>>())
+            .await
+            .map_err(lost)?;
+        while let Some(done) = results
+            .next(&mut master, &mut pool, pending)
+            .await
+            .map_err(lost)?
+        {
+            let index = done.result.id as usize - first;
+            if let Some(why) = failure(&done) {
+                error.get_or_insert(format!("{phase} task {index} failed: {why}"));
+            }
+            records.push(record(phase, index, &done));
+            let failed = usize::from(error.is_some());
+            results.show(&master.progress(), records.len(), failed);
+            if error.is_some() {
+                break;
+            }
+        }
+        if error.is_some() {
+            // Withdraw what no worker took yet; running tasks finish first.
+            let template = Task::template(Some(&id));
+            let _ = space
+                .take_up_to(template, maps + reduces, Some(Duration::ZERO))
+                .await;
+            break;
+        }
+    }
+    let makespan_s = began.elapsed().as_secs_f64();
+    if let Err(e) = master.stop_workers().await {
+        tracing::warn!(error = %e, "could not tell the workers to stop");
+    }
+    // The pool waits synchronously; the space is served on the other thread.
+    let account = tokio::task::block_in_place(|| pool.finish(Duration::from_secs(10)));
+    results.finish(&account.ending);
+    if let Err(e) = std::fs::remove_dir_all(&job.shuffle) {
+        tracing::warn!(error = %e, dir = %job.shuffle.display(), "could not remove the shuffle files");
+    }
+    Ok(Summary {
+        makespan_s,
+        cost: account.cost,
+        deadline_met: job.objective.deadline.map(|d| makespan_s <= d),
+        budget_met: job.objective.budget.map(|b| account.cost <= b),
+        decisions: account.decisions,
+        machines: account.machines,
+        tasks: records,
+        error,
+    })
+}
+
+/// Why a task failed (its stderr, as `halley mr-task` printed it), if it did.
+pub(crate) fn failure(done: &Finished) -> Option<String> {
+    let Some(output) = CommandOutput::decode(&done.result.payload) else {
+        return Some("the worker sent a malformed result".into());
+    };
+    if output.exit_code == 0 {
+        return None;
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let why = stderr.trim_end();
+    let why = why.strip_prefix("halley: ").unwrap_or(why);
+    Some(if why.is_empty() {
+        format!("exit status {}", output.exit_code)
+    } else {
+        why.to_owned()
+    })
+}
+
+fn record(phase: &'static str, index: usize, done: &Finished) -> TaskRecord {
+    TaskRecord {
+        phase,
+        index,
+        attempts: done.attempts,
+        worker: done.result.worker.clone(),
+        resource: done.result.resource.clone(),
+    }
+}

@@ -1,0 +1,118 @@
+//! A job's results as they come, the pool ticked between them: the loop
+//! `halley run` and `halley mapreduce` share (a workflow's own loop also
+//! waits for its MapReduce stages, and ticks with [`super::tick`]).
+
+use std::time::Duration;
+
+use halley_autonomic::planner::Decision;
+use halley_paradigms::master::{Finished, Master, MasterError, Next, Progress};
+use halley_substrate::Space;
+use tokio::time::Instant;
+
+use super::{Display, WorkerPool, tick};
+
+/// How often the pool is ticked while no result comes.
+const TICK: Duration = Duration::from_secs(1);
+
+/// The progress line and the pool's last status.
+#[derive(Debug)]
+pub struct Results {
+    display: Display,
+    status: String,
+    next_tick: Instant,
+}
+
+impl Results {
+    /// For a job of `total` tasks.
+    pub fn new(total: usize) -> Self {
+        Results {
+            display: Display::new(total),
+            status: String::new(),
+            next_tick: Instant::now() + TICK,
+        }
+    }
+
+    /// The pool started with `decisions` (to the log); the first status,
+    /// for the job's counters `progress`.
+    pub fn started(
+        &mut self,
+        pool: &mut impl WorkerPool,
+        decisions: &[Decision],
+        progress: &Progress,
+    ) {
+        self.log(decisions);
+        self.status = pool.status(progress);
+    }
+
+    /// Decisions to the log.
+    pub fn log(&self, decisions: &[Decision]) {
+        for decision in decisions {
+            self.display.log(&decision.to_string());
+        }
+    }
+
+    /// The next result (the pool is told of it), ticking the pool about
+    /// once a second until it comes, with `pending` tasks still to be
+    /// submitted counted as queued; `None` once every task submitted to
+    /// `master` has its result.
+    pub async fn next<S: Space>(
+        &mut self,
+        master: &mut Master<S>,
+        pool: &mut impl WorkerPool,
+        pending: usize,
+    ) -> Result<Option<Finished>, MasterError> {
+        loop {
+            match master.next_before(self.next_tick).await? {
+                Next::Finished(done) => {
+                    pool.task_finished(&done.result);
+                    return Ok(Some(done));
+                }
+                Next::Idle => {
+                    self.next_tick = Instant::now() + TICK;
+                    let progress = with_pending(master.progress(), pending);
+                    self.status = tick(master, pool, &self.display, &progress).await?;
+                }
+                Next::Complete => return Ok(None),
+            }
+        }
+    }
+
+    /// Redraws the progress line: `done` results written, `failed` of them
+    /// failed.
+    pub fn show(&mut self, progress: &Progress, done: usize, failed: usize) {
+        self.display.update(progress, done, failed, &self.status);
+    }
+
+    /// The end: the pool's `ending` decisions to the log, the bar cleared.
+    pub fn finish(self, ending: &[Decision]) {
+        self.log(ending);
+        self.display.finish();
+    }
+}
+
+/// The master's counters with `pending` tasks still to be submitted.
+pub fn with_pending(progress: Progress, pending: usize) -> Progress {
+    Progress {
+        submitted: progress.submitted + pending,
+        queued: progress.queued + pending,
+        ..progress
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_to_come_count_as_queued() {
+        let master = Progress {
+            submitted: 20,
+            queued: 5,
+            done: 10,
+            running: 5,
+            ..Progress::default()
+        };
+        let p = with_pending(master, 20);
+        assert_eq!((p.submitted, p.queued, p.done, p.running), (40, 25, 10, 5));
+    }
+}
