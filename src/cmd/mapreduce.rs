@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use halley_autonomic::policy::{Policy, ProviderKind};
 use halley_paradigms::mapreduce::{Error, Input, MapReduce, streaming::Streaming};
+use halley_substrate::net::PreSharedKey;
 use halley_substrate::{EmbeddedSpace, Multiaddr, RemoteSpace, Space};
 use tokio::runtime::Runtime;
 
@@ -41,6 +42,10 @@ pub struct Args {
     /// A peer of the space (its multiaddr); without it, an embedded space.
     #[arg(long)]
     peer: Option<String>,
+    /// With `--peer`: the private overlay's pre-shared key, as the peer was
+    /// given it (`halley node --secret-file`).
+    #[arg(long, requires = "peer")]
+    secret_file: Option<PathBuf>,
     /// Policy file: the workers are its private `static` slots, this
     /// machine's share (without it: one per core, as the built-in policy).
     #[arg(long)]
@@ -69,7 +74,8 @@ pub fn run(args: Args) -> Outcome {
         input,
         shape,
     };
-    with_space(args.peer.as_deref(), job)?
+    let secret = super::secret::load("mapreduce", args.secret_file.as_deref())?;
+    with_space(args.peer.as_deref(), secret, job)?
 }
 
 /// A streaming job waiting for its space.
@@ -119,10 +125,14 @@ pub(super) trait UseSpace {
 /// How long to wait for `--peer` to answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs `user` with the space of the peer at `peer`, or with an embedded
-/// space, on a runtime of its own (one thread: the space's I/O is light,
-/// the cores are for the tasks).
-pub(super) fn with_space<U: UseSpace>(peer: Option<&str>, user: U) -> Result<U::Output, Failure> {
+/// Runs `user` with the space of the peer at `peer` (holding the private
+/// overlay's key `secret`, if any), or with an embedded space, on a runtime of its
+/// own (one thread: the space's I/O is light, the cores are for the tasks).
+pub(super) fn with_space<U: UseSpace>(
+    peer: Option<&str>,
+    secret: Option<PreSharedKey>,
+    user: U,
+) -> Result<U::Output, Failure> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -135,7 +145,7 @@ pub(super) fn with_space<U: UseSpace>(peer: Option<&str>, user: U) -> Result<U::
                 .with_context(|| format!("--peer {peer:?}: expected a multiaddr"))
                 .map_err(Failure::bad_input)?;
             let space = rt
-                .block_on(RemoteSpace::connect(addr, CONNECT_TIMEOUT))
+                .block_on(RemoteSpace::connect_with(addr, CONNECT_TIMEOUT, secret))
                 .map_err(Failure::unreachable)?;
             Ok(user.with(&rt, space))
         }

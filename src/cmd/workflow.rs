@@ -30,6 +30,10 @@ pub struct Args {
     /// A peer of the space (its multiaddr); without it, an embedded space.
     #[arg(long)]
     peer: Option<String>,
+    /// With `--peer`: the private overlay's pre-shared key, as the peer was
+    /// given it (`halley node --secret-file`).
+    #[arg(long, requires = "peer")]
+    secret_file: Option<PathBuf>,
     /// Policy file: a stage's slots are its private `static` slots (without
     /// it: one per core, as the built-in policy).
     #[arg(long)]
@@ -55,7 +59,8 @@ pub fn run(args: Args) -> Outcome {
         workflow_dir,
         slots,
     };
-    let report = with_space(args.peer.as_deref(), job)?;
+    let secret = super::secret::load("workflow", args.secret_file.as_deref())?;
+    let report = with_space(args.peer.as_deref(), secret, job)?;
     for stage in &report.stages {
         let took = stage
             .elapsed_s
