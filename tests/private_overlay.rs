@@ -231,3 +231,29 @@ fn run_on_a_private_peer_hands_its_workers_the_secret() {
     assert_eq!(done.len(), 3, "{summary}");
     assert!(done.iter().all(|t| t["exit_code"] == 0), "{summary}");
 }
+
+#[test]
+fn a_workflow_on_a_private_peer_needs_the_secret() {
+    let dir = Scratch::new("pnet-workflow");
+    let key = key_file(&dir, "cluster.key", 0x5a);
+    let node = Node::start_with(&["--ring", "--secret-file", &key]);
+    let wf = dir.write(
+        "wf.toml",
+        "[stages.only]\ncommands = [\"echo done > done.txt\"]\n",
+    );
+    let wf = path_text(&wf);
+    let out = path_text(&dir.path("out"));
+    let args = ["workflow", &wf, "--out", &out, "--peer", &node.addr];
+
+    let refused = run(&args, None);
+    assert_refused(&refused, "a workflow without the secret");
+    let with_key: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--secret-file", &key])
+        .collect();
+    let ran = run(&with_key, None);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let done = std::fs::read_to_string(dir.path("out").join("done.txt")).expect("done.txt");
+    assert_eq!(done.trim(), "done");
+}

@@ -51,6 +51,10 @@ pub struct Args {
     /// A peer of the space (its multiaddr); without it, an embedded space.
     #[arg(long)]
     peer: Option<String>,
+    /// With `--peer`: the private overlay's pre-shared key, as the peer was
+    /// given it (`halley node --secret-file`).
+    #[arg(long, requires = "peer")]
+    secret_file: Option<PathBuf>,
     /// The autonomic policy (TOML): objective, scaling, resource classes.
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -104,8 +108,10 @@ pub fn run(args: Args) -> Outcome {
         objective: policy.objective.clone(),
         shuffle,
     };
-    let pool = ManagedPool::new(policy, true);
-    workers::with_space(args.peer.as_deref(), None, Managed { job, pool, out })
+    let secret = args.secret_file.as_deref();
+    super::secret::load("mapreduce", secret)?;
+    let pool = ManagedPool::new(policy, true).with_secret_file(secret);
+    workers::with_space(args.peer.as_deref(), secret, Managed { job, pool, out })
 }
 
 /// Bytes of input per map task, at least.

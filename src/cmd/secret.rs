@@ -1,8 +1,8 @@
 //! `--secret-file`: the private overlay's pre-shared key, read from a file
 //! in the libp2p key file format. Nodes started with one serve only peers
 //! and clients holding the same key; every command that reaches a node
-//! (`out`, `in`, `rd`, `scan`, `status`, `worker`, `run --peer`) takes the
-//! flag to hold it too.
+//! (`out`, `in`, `rd`, `scan`, `status`, `worker`, and `run`, `mapreduce`,
+//! `workflow` with `--peer`) takes the flag to hold it too.
 
 use std::path::Path;
 

@@ -18,7 +18,7 @@ use halley_paradigms::bag::{DEFAULT_OUTPUT_CAP, run_command};
 use halley_paradigms::worker::{Worker, WorkerError};
 use halley_substrate::Multiaddr;
 use halley_substrate::Space;
-use halley_substrate::client::RemoteSpace;
+use halley_substrate::client::{ConnectError, RemoteSpace};
 
 use crate::exit::{Failure, Outcome, SUCCESS};
 
@@ -162,7 +162,11 @@ pub(crate) async fn connect(
         .map_err(|e| Failure::bad_input(anyhow!("--peer {peer}: not a multiaddr: {e}")))?;
     RemoteSpace::connect_with(addr, CONNECT_TIMEOUT, secret)
         .await
-        .map_err(|e| {
-            Failure::unreachable(anyhow!(e).context(format!("cannot reach the space at {peer}")))
+        .map_err(|e| match e {
+            // Says "cannot reach <addr>: …" itself.
+            ConnectError::Reach(_) => Failure::unreachable(e),
+            other => Failure::unreachable(
+                anyhow!(other).context(format!("cannot reach the space at {peer}")),
+            ),
         })
 }

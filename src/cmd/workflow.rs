@@ -41,6 +41,10 @@ pub struct Args {
     /// A peer of the space (its multiaddr); without it, an embedded space.
     #[arg(long)]
     peer: Option<String>,
+    /// With `--peer`: the private overlay's pre-shared key, as the peer was
+    /// given it (`halley node --secret-file`).
+    #[arg(long, requires = "peer")]
+    secret_file: Option<PathBuf>,
     /// The autonomic policy (TOML): objective, scaling, resource classes.
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -78,8 +82,10 @@ pub fn run(args: Args) -> Outcome {
             .context("cannot find the halley executable")
             .map_err(Failure::unreachable)?,
     };
-    let pool = ManagedPool::new(policy, true);
-    workers::with_space(args.peer.as_deref(), None, Stages { job, pool })
+    let secret = args.secret_file.as_deref();
+    super::secret::load("workflow", secret)?;
+    let pool = ManagedPool::new(policy, true).with_secret_file(secret);
+    workers::with_space(args.peer.as_deref(), secret, Stages { job, pool })
 }
 
 /// A workflow waiting for its space.

@@ -1,6 +1,7 @@
 //! The `command` provider: a class's `start` script starts a machine (it gets
-//! `HALLEY_JOIN`, `HALLEY_TOKEN`, `HALLEY_RESOURCE` and `HALLEY_MACHINE`, and
-//! prints the machine's id); its `stop` script stops it (`HALLEY_ID`).
+//! `HALLEY_JOIN`, `HALLEY_TOKEN`, `HALLEY_RESOURCE` and `HALLEY_MACHINE`,
+//! and `HALLEY_SECRET_FILE` in a private overlay, and prints the machine's
+//! id); its `stop` script stops it (`HALLEY_ID`).
 //! Scripts run in the background; [`Provider::gone`] collects their ends.
 
 use std::collections::BTreeMap;
@@ -30,6 +31,8 @@ enum Remote {
 pub struct CommandProvider {
     join: String,
     token: String,
+    /// The private overlay's key file, if any (`HALLEY_SECRET_FILE`).
+    secret_file: Option<std::path::PathBuf>,
     machines: BTreeMap<MachineId, Remote>,
     /// Stop scripts still running.
     stopping: Vec<(MachineId, Child)>,
@@ -41,9 +44,17 @@ impl CommandProvider {
         CommandProvider {
             join: join.into(),
             token: token.into(),
+            secret_file: None,
             machines: BTreeMap::new(),
             stopping: Vec::new(),
         }
+    }
+
+    /// Start scripts get `HALLEY_SECRET_FILE`: the private overlay's key
+    /// file (a `halley worker` reads that variable), when there is one.
+    pub fn with_secret_file(mut self, file: Option<std::path::PathBuf>) -> Self {
+        self.secret_file = file;
+        self
     }
 
     /// Machines whose start or stop script has not yet been seen to end,
@@ -80,7 +91,11 @@ fn failed(class: &Resource, message: String) -> ProviderError {
 
 impl Provider for CommandProvider {
     fn start(&mut self, id: MachineId, class: &Resource, _now: Secs) -> Result<(), ProviderError> {
-        let script = Command::new("sh")
+        let mut script = Command::new("sh");
+        if let Some(file) = &self.secret_file {
+            script.env("HALLEY_SECRET_FILE", file);
+        }
+        let script = script
             .arg("-c")
             .arg(class.start.as_deref().unwrap_or_default())
             .env("HALLEY_JOIN", &self.join)
@@ -196,9 +211,11 @@ mod tests {
     #[test]
     fn start_and_stop_scripts_run_a_real_worker_with_the_environment() {
         let start = "test \"$HALLEY_JOIN\" = /ip4/1.2.3.4 && test \"$HALLEY_RESOURCE\" = lab && \
-                     test \"$HALLEY_MACHINE\" = m4 && (exec sleep 30 >/dev/null 2>&1 & echo $!)";
+                     test \"$HALLEY_MACHINE\" = m4 && test \"$HALLEY_SECRET_FILE\" = /k/c.key && \
+                     (exec sleep 30 >/dev/null 2>&1 & echo $!)";
         let lab = class(start);
-        let mut p = CommandProvider::new("/ip4/1.2.3.4", "secret");
+        let mut p = CommandProvider::new("/ip4/1.2.3.4", "secret")
+            .with_secret_file(Some("/k/c.key".into()));
         p.start(MachineId(4), &lab, 0.0).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         let pid = loop {

@@ -232,7 +232,7 @@ impl WorkerPool for ManagedPool {
         // The space checks no worker tokens yet: the scripts get an empty one.
         self.providers = Some(Providers::new(
             LocalProvider::new(line),
-            CommandProvider::new(peer, ""),
+            CommandProvider::new(peer, "").with_secret_file(self.secret_file.clone()),
         ));
         self.reconcile(0.0);
         if self.start_static {
