@@ -188,6 +188,20 @@ async fn takes_given_up_mid_flight_lose_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_take_dropped_with_its_answer_unread_gives_the_tuple_back() {
+    let node = Node::start();
+    let space = connect(&node).await;
+    space.out(tuple!("kept", 1_i64)).await.unwrap();
+    let mut take = Box::pin(space.take(template("kept", 1), None));
+    // Sent, but not polled again: the answer arrives and waits unread.
+    assert!(futures::poll!(take.as_mut()).is_pending());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(take);
+    let back = space.take(template("kept", 1), Some(WAIT)).await.unwrap();
+    assert_eq!(back, Some(tuple!("kept", 1_i64)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_node_fails_every_waiting_and_later_call() {
     let mut node = Node::start();
     let space = connect(&node).await;

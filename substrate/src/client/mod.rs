@@ -174,7 +174,8 @@ impl RemoteSpace {
             reply,
             more: Vec::new(),
         };
-        let call = self.start(waiter, request, takes).await?;
+        let mut call = self.start(waiter, request, takes).await?;
+        let answer = call.answer.insert(answer);
         let response = answer.await.map_err(|_| self.lost())?;
         call.finish();
         match response {
@@ -191,18 +192,21 @@ impl RemoteSpace {
         takes: bool,
     ) -> Result<Call, SpaceError> {
         let id = self.inner.pending.register(waiter)?;
-        let call = Call {
+        let mut call = Call {
             id,
             pending: self.inner.pending.clone(),
             requests: self.inner.requests.clone(),
             takes,
             live: true,
+            sent: false,
+            answer: None,
         };
         self.inner
             .requests
             .send((id, request))
             .await
             .map_err(|_| self.lost())?;
+        call.sent = true;
         Ok(call)
     }
 
@@ -212,7 +216,9 @@ impl RemoteSpace {
 }
 
 /// A request in flight; dropped before [`Call::finish`], its caller gives
-/// up and the node is told to cancel it.
+/// up and the node is told to cancel it. What a take had taken by then goes
+/// back to the space: chunks already in, an answer delivered but not yet
+/// read from `answer`, or (through the reader) one still on its way.
 #[derive(Debug)]
 struct Call {
     id: u64,
@@ -220,6 +226,10 @@ struct Call {
     requests: mpsc::Sender<(u64, Request)>,
     takes: bool,
     live: bool,
+    /// Whether the request was queued for the node at all.
+    sent: bool,
+    /// Where the final answer arrives, for a call with one.
+    answer: Option<oneshot::Receiver<Response>>,
 }
 
 impl Call {
@@ -230,16 +240,58 @@ impl Call {
 
 impl Drop for Call {
     fn drop(&mut self) {
-        if !(self.live && self.pending.give_up(self.id, self.takes)) {
+        if !self.live {
             return;
         }
-        let cancel = (self.id, Request::Cancel);
-        if let Err(mpsc::error::TrySendError::Full(cancel)) = self.requests.try_send(cancel) {
-            // The queue is busy: send it from a task rather than not at all.
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                let requests = self.requests.clone();
-                runtime.spawn(async move { requests.send(cancel).await });
+        if !self.sent {
+            self.pending.forget(self.id);
+            return;
+        }
+        match self.pending.give_up(self.id, self.takes) {
+            Some(partial) => {
+                self.queue(self.id, Request::Cancel);
+                self.put_back(partial);
             }
+            // The answer came: if it is waiting unread, a take's tuples
+            // in it go back.
+            None if self.takes => {
+                if let Some(Ok(Response::Tuples(taken))) =
+                    self.answer.as_mut().map(oneshot::Receiver::try_recv)
+                {
+                    self.put_back(taken);
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+impl Call {
+    /// Writes `tuples` back to the space (nobody waits for the ack).
+    fn put_back(&self, tuples: Vec<Tuple>) {
+        if tuples.is_empty() {
+            return;
+        }
+        let nobody = Waiter::GaveUp {
+            put_back: false,
+            subscription: false,
+        };
+        match self.pending.register(nobody) {
+            Ok(id) => self.queue(id, Request::Out { tuples, ttl: None }),
+            Err(e) => {
+                tracing::error!(count = tuples.len(), error = %e, "cannot put back the tuples of a take given up");
+            }
+        }
+    }
+
+    /// Queues `request`, from a task if the queue is full rather than not
+    /// at all.
+    fn queue(&self, id: u64, request: Request) {
+        if let Err(mpsc::error::TrySendError::Full(queued)) = self.requests.try_send((id, request))
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let requests = self.requests.clone();
+            runtime.spawn(async move { requests.send(queued).await });
         }
     }
 }

@@ -77,19 +77,27 @@ impl Pending {
         Ok(id)
     }
 
-    /// The caller of request `id` gives up; true if it was still waiting
-    /// (then the node should be told to cancel it).
-    pub(super) fn give_up(&self, id: u64, put_back: bool) -> bool {
+    /// The caller of request `id` gives up. `None` if it was no longer
+    /// waiting (its answer came, or the connection went); otherwise the
+    /// node should be told to cancel it, and, if `put_back`, the tuples
+    /// that already came in `More` chunks go back to the space.
+    pub(super) fn give_up(&self, id: u64, put_back: bool) -> Option<Vec<Tuple>> {
         let mut table = self.table();
-        let Some(waiter) = table.waiters.get_mut(&id) else {
-            return false;
-        };
+        let waiter = table.waiters.get_mut(&id)?;
         let subscription = matches!(waiter, Waiter::Feed { .. });
-        *waiter = Waiter::GaveUp {
+        let gave_up = Waiter::GaveUp {
             put_back,
             subscription,
         };
-        true
+        match std::mem::replace(waiter, gave_up) {
+            Waiter::Reply { more, .. } if put_back => Some(more),
+            _ => Some(Vec::new()),
+        }
+    }
+
+    /// Forgets request `id`, which was never sent.
+    pub(super) fn forget(&self, id: u64) {
+        self.table().waiters.remove(&id);
     }
 
     /// Hands answer `response` to the waiter of request `id`.
@@ -219,7 +227,7 @@ mod tests {
             rx.try_recv().unwrap(),
             Response::Tuples(vec![tuple!(1_i64), tuple!(2_i64)])
         );
-        assert!(!pending.give_up(id, true));
+        assert!(pending.give_up(id, true).is_none());
     }
 
     #[test]
@@ -240,7 +248,7 @@ mod tests {
         // Notifications in flight are dropped until the node's last word.
         assert_eq!(pending.deliver(id, note(3)), Delivered::Done);
         assert_eq!(pending.deliver(id, Response::Cancelled), Delivered::Done);
-        assert!(!pending.give_up(id, false));
+        assert!(pending.give_up(id, false).is_none());
         assert_eq!(tuples.try_recv().unwrap(), tuple!(1_i64));
         assert!(matches!(
             tuples.try_recv(),
@@ -269,19 +277,49 @@ mod tests {
     fn what_a_given_up_take_took_is_handed_back() {
         let pending = Pending::default();
         let (id, _rx) = reply(&pending);
-        assert!(pending.give_up(id, true));
+        assert!(pending.give_up(id, true).is_some());
         let more = pending.deliver(id, Response::More(vec![tuple!(1_i64)]));
         assert_eq!(more, Delivered::PutBack(vec![tuple!(1_i64)]));
         let last = pending.deliver(id, Response::Tuples(vec![tuple!(2_i64)]));
         assert_eq!(last, Delivered::PutBack(vec![tuple!(2_i64)]));
         assert!(
-            !pending.give_up(id, true),
+            pending.give_up(id, true).is_none(),
             "the final answer clears the tombstone"
         );
 
         let (id, _rx) = reply(&pending);
-        assert!(pending.give_up(id, true));
+        assert!(pending.give_up(id, true).is_some());
         assert_eq!(pending.deliver(id, Response::Cancelled), Delivered::Done);
-        assert!(!pending.give_up(id, true));
+        assert!(pending.give_up(id, true).is_none());
+    }
+
+    #[test]
+    fn chunks_that_came_before_the_caller_gave_up_go_back_too() {
+        let pending = Pending::default();
+        let (id, _rx) = reply(&pending);
+        pending.deliver(id, Response::More(vec![tuple!(1_i64)]));
+        assert_eq!(pending.give_up(id, true), Some(vec![tuple!(1_i64)]));
+        let last = pending.deliver(id, Response::Tuples(vec![tuple!(2_i64)]));
+        assert_eq!(last, Delivered::PutBack(vec![tuple!(2_i64)]));
+
+        let (id, _rx) = reply(&pending);
+        pending.deliver(id, Response::More(vec![tuple!(3_i64)]));
+        assert_eq!(
+            pending.give_up(id, false),
+            Some(Vec::new()),
+            "a read keeps nothing"
+        );
+    }
+
+    #[test]
+    fn a_request_never_sent_is_forgotten() {
+        let pending = Pending::default();
+        let (id, _rx) = reply(&pending);
+        pending.forget(id);
+        assert!(pending.give_up(id, true).is_none());
+        assert_eq!(
+            pending.deliver(id, Response::Tuples(vec![tuple!(1_i64)])),
+            Delivered::Done
+        );
     }
 }
