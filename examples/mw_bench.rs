@@ -5,7 +5,11 @@
 //! ```sh
 //! cargo run --release --example mw_bench -- w1   # 20,000 no-op tasks, 100-byte payloads
 //! cargo run --release --example mw_bench -- w2   # 2,000 tasks of 5 ms CPU
+//! cargo build --release --bin halley && cargo run --release --example mw_bench -- w1-ring
 //! ```
+//! `w1-ring` runs W1 through a ring of three `halley node` processes (the
+//! release binary beside this one): the master on the first peer, one
+//! worker on each of the others.
 //! Each prints its 3 runs and their median. Timing covers submitting the
 //! first task to collecting the last result; the workers are connected and
 //! waiting before it starts.
@@ -41,79 +45,172 @@ impl Drop for Workers {
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["w1"] => bench("w1", 20_000, |_| vec![7u8; 100]).await,
+        ["w1"] => bench("w1", Layout::Embedded, 20_000, |_| vec![7u8; 100]).await,
+        ["w1-ring"] => bench("w1", Layout::Ring, 20_000, |_| vec![7u8; 100]).await,
         ["w2"] => {
             let iterations = calibrate(Duration::from_millis(5));
             println!("w2: {iterations} busy-loop iterations ~ 5 ms here");
-            bench("w2", 2_000, move |_| iterations.to_le_bytes().to_vec()).await
+            let payload = move |_| iterations.to_le_bytes().to_vec();
+            bench("w2", Layout::Embedded, 2_000, payload).await
         }
         ["worker", peer, job] => work(peer, job).await,
-        _ => bail!("usage: mw_bench w1|w2"),
+        _ => bail!("usage: mw_bench w1|w2|w1-ring"),
     }
 }
 
-async fn bench(name: &str, tasks: usize, payload: impl Fn(usize) -> Vec<u8>) -> anyhow::Result<()> {
+/// Where the space lives.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Layout {
+    /// Embedded in this process, served on 127.0.0.1.
+    Embedded,
+    /// A ring of three `halley node` processes.
+    Ring,
+}
+
+async fn bench(
+    name: &str,
+    layout: Layout,
+    tasks: usize,
+    payload: impl Fn(usize) -> Vec<u8>,
+) -> anyhow::Result<()> {
     let mut figures = Vec::new();
     for run in 0..RUNS {
-        let space = EmbeddedSpace::new();
-        let node = Node::start("/ip4/127.0.0.1/tcp/0".parse()?, space.clone()).await?;
         let job = format!("{name}-{run}");
-        let exe = std::env::current_exe()?;
-        let workers = Workers(
-            (0..WORKERS)
-                .map(|_| {
-                    Command::new(&exe)
-                        .args(["worker", &node.address().to_string(), &job])
-                        .stdin(Stdio::null())
-                        .spawn()
-                })
-                .collect::<Result<_, _>>()?,
-        );
-        let ready = Template::new(vec![halley_substrate::Field::Actual("ready".into())]);
-        for _ in 0..WORKERS {
-            space
-                .take(ready.clone(), Some(Duration::from_secs(30)))
-                .await?
-                .context("a worker never connected")?;
-        }
         let payloads: Vec<Vec<u8>> = (0..tasks).map(&payload).collect();
-        let began = Instant::now();
-        let mut master = Master::new(space.clone(), job);
-        master.submit(payloads).await?;
-        let results = master.collect().await?;
-        let wall = began.elapsed().as_secs_f64();
-        master.stop_workers().await?;
-        assert_eq!(results.len(), tasks);
-        let busy: f64 = results.iter().map(|d| d.result.run_secs()).sum();
-        let mut per_worker = std::collections::BTreeMap::<&str, usize>::new();
-        for done in &results {
-            *per_worker.entry(done.result.worker.as_str()).or_default() += 1;
-        }
-        assert_eq!(
-            per_worker.len(),
-            WORKERS,
-            "every worker process took part: {per_worker:?}"
-        );
-        let figure = if name == "w1" {
-            let rate = tasks as f64 / wall;
-            println!("{name} run {run}: {tasks} tasks in {wall:.3} s = {rate:.0} tasks/s");
-            rate
-        } else {
-            let efficiency = tasks as f64 * 0.005 / WORKERS as f64 / wall;
-            println!(
-                "{name} run {run}: wall {wall:.3} s, efficiency {efficiency:.3} (measured task time {:.2} ms; busy/wall {:.3})",
-                busy / tasks as f64 * 1e3,
-                busy / WORKERS as f64 / wall
-            );
-            efficiency
+        let figure = match layout {
+            Layout::Embedded => {
+                let space = EmbeddedSpace::new();
+                let node = Node::start("/ip4/127.0.0.1/tcp/0".parse()?, space.clone()).await?;
+                let peer = node.address().to_string();
+                let figure = once(name, run, space, &[peer.clone(), peer], &job, payloads).await;
+                node.stop().await;
+                figure?
+            }
+            Layout::Ring => {
+                let ring = Ring::start()?;
+                let space =
+                    RemoteSpace::connect(ring.peers[0].parse()?, Duration::from_secs(10)).await?;
+                once(name, run, space, &ring.peers[1..], &job, payloads).await?
+            }
         };
         figures.push(figure);
-        drop(workers);
-        node.stop().await;
     }
     figures.sort_by(f64::total_cmp);
+    let name = if layout == Layout::Ring {
+        format!("{name}-ring")
+    } else {
+        name.to_owned()
+    };
     println!("{name} median of {RUNS}: {:.3}", figures[RUNS / 2]);
     Ok(())
+}
+
+/// One run: a worker process on each of `peers`, the master on `space`;
+/// returns tasks/s (W1) or the efficiency (W2).
+async fn once<S: Space>(
+    name: &str,
+    run: usize,
+    space: S,
+    peers: &[String],
+    job: &str,
+    payloads: Vec<Vec<u8>>,
+) -> anyhow::Result<f64> {
+    let tasks = payloads.len();
+    let exe = std::env::current_exe()?;
+    let workers = Workers(
+        peers
+            .iter()
+            .map(|peer| {
+                Command::new(&exe)
+                    .args(["worker", peer, job])
+                    .stdin(Stdio::null())
+                    .spawn()
+            })
+            .collect::<Result<_, _>>()?,
+    );
+    let ready = Template::new(vec![halley_substrate::Field::Actual("ready".into())]);
+    for _ in 0..WORKERS {
+        space
+            .take(ready.clone(), Some(Duration::from_secs(30)))
+            .await?
+            .context("a worker never connected")?;
+    }
+    let began = Instant::now();
+    let mut master = Master::new(space.clone(), job);
+    master.submit(payloads).await?;
+    let results = master.collect().await?;
+    let wall = began.elapsed().as_secs_f64();
+    master.stop_workers().await?;
+    assert_eq!(results.len(), tasks);
+    let busy: f64 = results.iter().map(|d| d.result.run_secs()).sum();
+    let mut per_worker = std::collections::BTreeMap::<&str, usize>::new();
+    for done in &results {
+        *per_worker.entry(done.result.worker.as_str()).or_default() += 1;
+    }
+    assert_eq!(
+        per_worker.len(),
+        WORKERS,
+        "every worker process took part: {per_worker:?}"
+    );
+    drop(workers);
+    if name == "w1" {
+        let rate = tasks as f64 / wall;
+        println!("{name} run {run}: {tasks} tasks in {wall:.3} s = {rate:.0} tasks/s");
+        Ok(rate)
+    } else {
+        let efficiency = tasks as f64 * 0.005 / WORKERS as f64 / wall;
+        println!(
+            "{name} run {run}: wall {wall:.3} s, efficiency {efficiency:.3} (measured task time {:.2} ms; busy/wall {:.3})",
+            busy / tasks as f64 * 1e3,
+            busy / WORKERS as f64 / wall
+        );
+        Ok(efficiency)
+    }
+}
+
+/// Three `halley node` processes joined into one ring; killed on drop.
+struct Ring {
+    nodes: Workers,
+    peers: Vec<String>,
+}
+
+impl Ring {
+    fn start() -> anyhow::Result<Ring> {
+        let halley = std::env::current_exe()?
+            .parent()
+            .and_then(|examples| examples.parent())
+            .map(|release| release.join("halley"))
+            .context("where is the halley binary?")?;
+        let mut ring = Ring {
+            nodes: Workers(Vec::new()),
+            peers: Vec::new(),
+        };
+        for i in 0..3 {
+            let mut command = Command::new(&halley);
+            command.args(["node", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+            match ring.peers.first() {
+                None => command.arg("--ring"),
+                Some(first) => command.args(["--join", first]),
+            };
+            let mut child = command
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .with_context(|| {
+                    format!("starting {} (build it with --release)", halley.display())
+                })?;
+            let stdout = child.stdout.take().context("the node's stdout")?;
+            ring.nodes.0.push(child);
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
+            let addr = line
+                .trim()
+                .strip_prefix("listening ")
+                .with_context(|| format!("node {i} printed {line:?}"))?;
+            ring.peers.push(addr.to_owned());
+        }
+        Ok(ring)
+    }
 }
 
 /// Worker mode: no-op tasks echo a 100-byte result; W2 tasks spin.
