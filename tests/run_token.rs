@@ -4,7 +4,7 @@
 //! from HALLEY_JOIN and HALLEY_TOKEN alone, which takes tasks; a worker
 //! with no token or another one is refused (exit 3, the handshake
 //! message) and takes none; the token is in neither `summary.json` nor the
-//! job's output.
+//! job's output, nor the tasks' environment.
 //!
 //! A gate task keeps the job running until the intruders have been tried,
 //! so the test never races the job's end. Every process carries a marker
@@ -65,7 +65,8 @@ fn command_machines_join_with_the_token_and_nobody_else_can() {
         "i=0; while [ ! -e {} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n",
         gate.display()
     );
-    let tasks = dir.write("tasks.txt", &(wait_gate + &"sleep 1\n".repeat(16)));
+    // Tasks do not see the token: `env` prints what they do see.
+    let tasks = dir.write("tasks.txt", &(wait_gate + &"sleep 1; env\n".repeat(16)));
     let out = dir.path("out");
     let stdout = std::fs::File::create(dir.path("stdout")).unwrap();
     let stderr = std::fs::File::create(dir.path("stderr")).unwrap();
