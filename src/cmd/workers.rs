@@ -141,7 +141,7 @@ pub(crate) fn with_space(
                     if advertise.is_none() && unspecified(listen) {
                         tracing::warn!(
                             %join,
-                            "--listen {listen} binds every interface, and HALLEY_JOIN is the one \
+                            "--listen {listen} binds every interface, and HALLEY_JOIN is the address \
                              libp2p reported; give --advertise with the address the machines reach"
                         );
                     }
@@ -191,4 +191,46 @@ pub async fn tick<S: Space>(
         display.log(&decision.to_string());
     }
     Ok(pool.status(progress))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_advertised_address_is_taken_without_a_peer_id() {
+        let addr: Multiaddr = "/dns4/head.example.org/tcp/7000".parse().unwrap();
+        assert_eq!(advertised("run", Some(&addr)).unwrap(), Some(addr));
+        assert_eq!(advertised("run", None).unwrap(), None);
+        let with_id: Multiaddr =
+            "/ip4/203.0.113.5/tcp/7000/p2p/12D3KooWGc54TNMxEwrvDtws1sy8mrPZSLe3AHQRSgvrAAbsbJCi"
+                .parse()
+                .unwrap();
+        let err = advertised("workflow", Some(&with_id)).unwrap_err();
+        assert_eq!(err.code, crate::exit::BAD_INPUT);
+        let message = format!("{:#}", err.error);
+        assert!(
+            message.starts_with("workflow: --advertise /ip4/203.0.113.5"),
+            "{message}"
+        );
+        assert!(message.contains("without /p2p/<peer-id>"), "{message}");
+    }
+
+    #[test]
+    fn every_interface_is_0_0_0_0_or_the_ipv6_any() {
+        let any = |text: &str| unspecified(&text.parse().unwrap());
+        assert!(any("/ip4/0.0.0.0/tcp/7000"));
+        assert!(any("/ip6/::/tcp/0"));
+        assert!(!any("/ip4/127.0.0.1/tcp/0"));
+        assert!(!any("/ip4/10.0.0.2/tcp/7000"));
+    }
+
+    #[test]
+    fn only_a_command_class_makes_the_space_private() {
+        let text = "[[resources]]\nname = \"a\"\nprovider = \"static\"\ncount = 1\n\
+                    [[resources]]\nname = \"b\"\nprovider = \"command\"\nmax = 1\n\
+                    start = \"true\"\nstop = \"true\"\n";
+        assert!(has_command_class(&Policy::parse("p", text).unwrap()));
+        assert!(!has_command_class(&Policy::builtin()));
+    }
 }
