@@ -33,7 +33,7 @@ use halley_paradigms::master::{Master, MasterError, Progress};
 use halley_substrate::embedded::EmbeddedSpace;
 use halley_substrate::net::{PreSharedKey, Protocol};
 use halley_substrate::node::Node;
-use halley_substrate::{Multiaddr, Space};
+use halley_substrate::{Multiaddr, PeerId, Space};
 
 use crate::exit::{Failure, Outcome};
 
@@ -55,7 +55,7 @@ pub struct SpaceArgs {
     #[arg(long, conflicts_with = "peer", default_value = "/ip4/127.0.0.1/tcp/0")]
     pub listen: Multiaddr,
     /// Without `--peer`: the address machines of a `command` class dial
-    /// (e.g. /ip4/203.0.113.5/tcp/7000 or /dns4/head.example.org/tcp/7000),
+    /// (an IP address, e.g. /ip4/203.0.113.5/tcp/7000: no DNS names),
     /// without /p2p: their HALLEY_JOIN is it with /p2p/<the job's peer id>.
     /// Default: the address the space is bound to.
     #[arg(long, conflicts_with = "peer")]
@@ -132,10 +132,7 @@ pub(crate) fn with_space(
                         )))
                     })?;
                 let peer = node.address().to_string();
-                let join = match advertise.clone() {
-                    Some(addr) => addr.with(Protocol::P2p(node.peer_id())).to_string(),
-                    None => peer.clone(),
-                };
+                let join = join_address(advertise.clone(), &peer, node.peer_id());
                 if private {
                     tracing::info!(%join, "machines of command classes join the job's space");
                     if advertise.is_none() && unspecified(listen) {
@@ -152,6 +149,15 @@ pub(crate) fn with_space(
             }
         }
     })
+}
+
+/// HALLEY_JOIN: the `--advertise` address with the space's peer id, or
+/// without it the address the space is bound to (`bound`).
+fn join_address(advertise: Option<Multiaddr>, bound: &str, id: PeerId) -> String {
+    match advertise {
+        Some(addr) => addr.with(Protocol::P2p(id)).to_string(),
+        None => bound.to_owned(),
+    }
 }
 
 /// `--advertise`, refused when it names a peer id (the job's is fresh).
@@ -199,8 +205,15 @@ mod tests {
 
     #[test]
     fn an_advertised_address_is_taken_without_a_peer_id() {
-        let addr: Multiaddr = "/dns4/head.example.org/tcp/7000".parse().unwrap();
-        assert_eq!(advertised("run", Some(&addr)).unwrap(), Some(addr));
+        let addr: Multiaddr = "/ip4/203.0.113.5/tcp/7000".parse().unwrap();
+        assert_eq!(advertised("run", Some(&addr)).unwrap(), Some(addr.clone()));
+        let id = PeerId::random();
+        let bound = format!("/ip4/127.0.0.1/tcp/41703/p2p/{id}");
+        assert_eq!(
+            join_address(Some(addr), &bound, id),
+            format!("/ip4/203.0.113.5/tcp/7000/p2p/{id}")
+        );
+        assert_eq!(join_address(None, &bound, id), bound);
         assert_eq!(advertised("run", None).unwrap(), None);
         let with_id: Multiaddr =
             "/ip4/203.0.113.5/tcp/7000/p2p/12D3KooWGc54TNMxEwrvDtws1sy8mrPZSLe3AHQRSgvrAAbsbJCi"
