@@ -21,10 +21,36 @@ pub use local::LocalProvider;
 
 /// The worker command line a provider spawns, e.g. `halley worker --peer
 /// <addr>`; `--resource <class> --slots <n>` is appended per machine.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkerLine {
     pub program: OsString,
     pub args: Vec<OsString>,
+    /// Environment variables to set (`Some`) or remove (`None`), e.g. the
+    /// job's `HALLEY_TOKEN`: values stay out of `ps` and of [`Debug`].
+    pub env: Vec<(OsString, Option<OsString>)>,
+}
+
+impl WorkerLine {
+    /// Sets and removes the variables of [`WorkerLine::env`] on `command`.
+    pub fn apply_env(&self, command: &mut Command) {
+        for (name, value) in &self.env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+    }
+}
+
+impl std::fmt::Debug for WorkerLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<&OsString> = self.env.iter().map(|(name, _)| name).collect();
+        f.debug_struct("WorkerLine")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env", &env)
+            .finish()
+    }
 }
 
 /// One provider for a whole policy: each class's machines go to the provider
@@ -127,6 +153,7 @@ mod tests {
         let worker = WorkerLine {
             program: "sh".into(),
             args: vec!["-c".into(), "exit 0".into()],
+            env: Vec::new(),
         };
         let mut p = Providers::new(LocalProvider::new(worker), CommandProvider::new("j", "t"));
         let err = p

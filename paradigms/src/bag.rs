@@ -82,11 +82,14 @@ impl CommandOutput {
 }
 
 /// Runs `command` with `sh -c`, stdin closed, keeping at most `cap` bytes
-/// of each output stream. The child is killed if this future is dropped.
+/// of each output stream, without the worker's `HALLEY_TOKEN` in its
+/// environment. The child is killed if this future is dropped.
 pub async fn run_command(command: &str, cap: usize) -> CommandOutput {
     let child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(command)
+        // The worker's key to the space is not the task's business.
+        .env_remove("HALLEY_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

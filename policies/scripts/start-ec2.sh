@@ -1,13 +1,23 @@
 #!/bin/sh
 # Starts one EC2 instance that runs a Halley worker joining the job's space.
-# Gets HALLEY_JOIN (the peer to join), HALLEY_TOKEN (the job's secret) and
-# HALLEY_RESOURCE (the class name); prints the instance id on stdout.
-# Set HALLEY_AMI to an image with `halley` on its PATH.
+# Gets HALLEY_JOIN (the peer to join), HALLEY_TOKEN (the job's key: 64 hex
+# digits, empty when the space is not private), HALLEY_RESOURCE (the class
+# name), HALLEY_MACHINE (the manager's id for the machine, which the worker
+# reports) and HALLEY_SLOTS (the class's slots); prints the instance id.
+# Set HALLEY_AMI to an image with `halley` on its PATH. The job must listen
+# where the instance reaches it: `halley run --listen /ip4/0.0.0.0/tcp/7000
+# --advertise /ip4/<public ip>/tcp/7000`.
 set -eu
+token_flag=
+if [ -n "$HALLEY_TOKEN" ]; then
+  token_flag="--token-file /run/halley.token"
+fi
 user_data=$(cat <<EOS
 #!/bin/sh
-printf '%s' '$HALLEY_TOKEN' > /run/halley.token
-exec halley worker --peer '$HALLEY_JOIN' --resource '$HALLEY_RESOURCE' --token-file /run/halley.token
+umask 077
+printf '%s\n' '$HALLEY_TOKEN' > /run/halley.token
+exec halley worker --peer '$HALLEY_JOIN' --resource '$HALLEY_RESOURCE' \
+  --id '$HALLEY_MACHINE' --slots '$HALLEY_SLOTS' $token_flag
 EOS
 )
 aws ec2 run-instances \

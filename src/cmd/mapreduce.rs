@@ -23,7 +23,7 @@ use halley_autonomic::policy::{Policy, ProviderKind};
 use halley_paradigms::mapreduce::Input;
 use halley_substrate::Space;
 
-use super::workers::{self, ManagedPool, SpaceJob};
+use super::workers::{self, ManagedPool, Reach, SpaceArgs, SpaceJob};
 use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
 use drive::Job;
 
@@ -48,13 +48,8 @@ pub struct Args {
     /// Output directory: `part-<r>` holds reducer r's output.
     #[arg(long)]
     out: PathBuf,
-    /// A peer of the space (its multiaddr); without it, an embedded space.
-    #[arg(long)]
-    peer: Option<String>,
-    /// With `--peer`: the private overlay's pre-shared key, as the peer was
-    /// given it (`halley node --secret-file`).
-    #[arg(long, requires = "peer")]
-    secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    space: SpaceArgs,
     /// The autonomic policy (TOML): objective, scaling, resource classes.
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -108,10 +103,14 @@ pub fn run(args: Args) -> Outcome {
         objective: policy.objective.clone(),
         shuffle,
     };
-    let secret = args.secret_file.as_deref();
-    super::secret::load("mapreduce", secret)?;
-    let pool = ManagedPool::new(policy, true).with_secret_file(secret);
-    workers::with_space(args.peer.as_deref(), secret, Managed { job, pool, out })
+    let private = workers::has_command_class(&policy);
+    let pool = ManagedPool::new(policy, true);
+    workers::with_space(
+        "mapreduce",
+        &args.space,
+        private,
+        Managed { job, pool, out },
+    )
 }
 
 /// Bytes of input per map task, at least.
@@ -137,8 +136,9 @@ struct Managed {
 }
 
 impl SpaceJob for Managed {
-    async fn with<S: Space>(self, space: S, peer: &str) -> Outcome {
-        let summary = drive::drive(space, peer, self.pool, self.job).await?;
+    async fn with<S: Space>(self, space: S, reach: Reach) -> Outcome {
+        let summary =
+            drive::drive(space, &reach.peer, self.pool.reaching(&reach), self.job).await?;
         let path = self.out.join("_summary.json");
         let text = serde_json::to_string_pretty(&summary).expect("a summary serializes");
         std::fs::write(&path, text + "\n")

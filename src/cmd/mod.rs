@@ -7,6 +7,7 @@ pub mod policy;
 pub mod run;
 pub mod secret;
 pub mod simulate;
+pub mod token;
 pub mod worker;
 pub mod workers;
 pub mod workflow;

@@ -1,7 +1,9 @@
 //! `halley run <tasks-file>`: a bag of shell commands, one a line.
 //!
-//! Without `--peer` it starts an embedded space and serves it on 127.0.0.1
-//! (a free port); with `--peer` it submits to that space. The workers come
+//! Without `--peer` it starts an embedded space and serves it on `--listen`
+//! (default: a free port of 127.0.0.1; private under a fresh key when the
+//! policy has a `command` class); with `--peer` it submits to that space
+//! ([`SpaceArgs`]). The workers come
 //! from the autonomic manager under `--policy` (default: the built-in
 //! policy, this machine's cores) through a [`WorkerPool`]: the
 //! `static` classes' workers start with the job (with `--peer` they exist
@@ -23,7 +25,7 @@ use halley_paradigms::master::{Master, MasterError};
 use halley_substrate::Space;
 use tokio::time::Instant;
 
-use super::workers::{self, ManagedPool, Results, SpaceJob, WorkerPool};
+use super::workers::{self, ManagedPool, Reach, Results, SpaceArgs, SpaceJob, WorkerPool};
 use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
 use halley_autonomic::policy::{Objective, Policy, ProviderKind};
 use summary::{Outputs, Summary};
@@ -35,13 +37,8 @@ pub struct Args {
     /// The autonomic policy (TOML).
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// Submit to this space instead of starting an embedded one.
-    #[arg(long)]
-    pub peer: Option<String>,
-    /// With `--peer`: the private overlay's pre-shared key, as the peer was
-    /// given it; the workers started hold it too.
-    #[arg(long, requires = "peer")]
-    pub secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub space: SpaceArgs,
     /// Where outputs and summary.json go.
     #[arg(long, default_value = "halley-out")]
     pub out: PathBuf,
@@ -85,19 +82,16 @@ pub fn run(args: Args) -> Outcome {
     {
         class.count = Some(n);
     }
-    let start_static = args.peer.is_none() || args.workers.is_some();
+    let start_static = args.space.peer.is_none() || args.workers.is_some();
+    let private = workers::has_command_class(&policy);
     let job = Job {
         commands,
         objective: policy.objective.clone(),
         out: &args.out,
         json: args.json,
     };
-    let secret = args.secret_file.as_deref();
-    let pool = match &args.peer {
-        Some(_) => ManagedPool::new(policy, start_static).with_secret_file(secret),
-        None => ManagedPool::new(policy, start_static),
-    };
-    workers::with_space(args.peer.as_deref(), secret, Run { job, pool })
+    let pool = ManagedPool::new(policy, start_static);
+    workers::with_space("run", &args.space, private, Run { job, pool })
 }
 
 /// A run waiting for its space.
@@ -107,8 +101,8 @@ struct Run<'a> {
 }
 
 impl SpaceJob for Run<'_> {
-    async fn with<S: Space>(self, space: S, peer: &str) -> Outcome {
-        drive(space, peer, self.pool, self.job).await
+    async fn with<S: Space>(self, space: S, reach: Reach) -> Outcome {
+        drive(space, &reach.peer, self.pool.reaching(&reach), self.job).await
     }
 }
 

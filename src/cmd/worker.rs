@@ -1,6 +1,11 @@
 //! `halley worker`: a worker process that reaches a space through `--peer`
 //! and runs shell-command tasks with `sh -c`, up to `--slots` at once.
 //!
+//! A private overlay's key comes from one of `--token`/`HALLEY_TOKEN`,
+//! `--token-file` or `--secret-file`/`HALLEY_SECRET_FILE` ([`super::token`]):
+//! a machine a `command` class's start script booted needs only
+//! `HALLEY_JOIN` and `HALLEY_TOKEN`.
+//!
 //! Without `--job` it takes the tasks of every job in the space. Each result
 //! carries the exit code, timings, this worker's id and `--resource`, and
 //! the first `--max-output` bytes of stdout and stderr (see
@@ -9,7 +14,7 @@
 //! SIGTERM/SIGINT (after finishing what it runs: a drain), and 3
 //! when the space goes away or cannot be reached.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -19,6 +24,9 @@ use halley_paradigms::worker::{Worker, WorkerError};
 use halley_substrate::Multiaddr;
 use halley_substrate::Space;
 use halley_substrate::client::{ConnectError, RemoteSpace};
+use halley_substrate::net::PreSharedKey;
+
+use super::token::{Sources, key_of};
 
 use crate::exit::{Failure, Outcome, SUCCESS};
 
@@ -36,12 +44,21 @@ pub struct Args {
     /// The resource class reported with each result.
     #[arg(long, env = "HALLEY_RESOURCE", default_value = "local")]
     pub resource: String,
-    /// File holding the cluster secret / worker token.
+    /// The job's token: the private overlay's key as 64 hex digits (what a
+    /// `command` class's start script gets as HALLEY_TOKEN). Default: the
+    /// HALLEY_TOKEN environment variable, when set and not empty; prefer it
+    /// (or --token-file) to this flag, which other users see in `ps`.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// A file holding the token (64 hex digits; surrounding whitespace is
+    /// trimmed).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
     /// The private overlay's pre-shared key, as the peer was given it
-    /// (`halley node --secret-file`).
-    #[arg(long, env = "HALLEY_SECRET_FILE")]
+    /// (`halley node --secret-file`). Default: the HALLEY_SECRET_FILE
+    /// environment variable, when set and not empty. Only one of --token,
+    /// --token-file and --secret-file (or their variables) may be given.
+    #[arg(long)]
     pub secret_file: Option<PathBuf>,
     /// Take only this job's tasks (and stop on `("stop", <job>)`).
     #[arg(long)]
@@ -67,12 +84,8 @@ pub fn run(args: Args) -> Outcome {
         .build()
         .map_err(Failure::unreachable)?;
     runtime.block_on(async move {
-        let space = connect(
-            &args.peer,
-            args.token_file.as_deref(),
-            args.secret_file.as_deref(),
-        )
-        .await?;
+        let key = key(&args)?;
+        let space = connect(&args.peer, key).await?;
         work(space, args).await
     })
 }
@@ -139,28 +152,40 @@ async fn drain_on_signal() {
     tracing::info!("signal received: draining");
 }
 
-/// Connects to the space at `peer`, holding the key in `secret_file` if
-/// given; exit 2 for a malformed address or an unreadable token or key
-/// file, 3 when the peer cannot be reached.
-pub(crate) async fn connect(
-    peer: &str,
-    token_file: Option<&Path>,
-    secret_file: Option<&Path>,
-) -> Result<RemoteSpace, Failure> {
-    let secret = super::secret::load("worker", secret_file)?;
-    if let Some(file) = token_file {
-        std::fs::read(file).map_err(|e| {
-            Failure::bad_input(anyhow!(
-                "{}: cannot read the token file: {e}",
-                file.display()
-            ))
-        })?;
-        tracing::warn!(file = %file.display(), "the space does not check worker tokens yet; connecting without one");
-    }
+/// The overlay's key from the one source given: `--token`, HALLEY_TOKEN,
+/// `--token-file`, `--secret-file` or HALLEY_SECRET_FILE (an empty variable
+/// counts as not set).
+fn key(args: &Args) -> Result<Option<PreSharedKey>, Failure> {
+    let env_token = std::env::var("HALLEY_TOKEN").ok().filter(|t| !t.is_empty());
+    let env_secret = std::env::var_os("HALLEY_SECRET_FILE")
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from);
+    let token = match (&args.token, &env_token) {
+        (Some(token), _) => Some((token.as_str(), "--token")),
+        (None, Some(token)) => Some((token.as_str(), "HALLEY_TOKEN")),
+        (None, None) => None,
+    };
+    let secret_file = match (&args.secret_file, &env_secret) {
+        (Some(file), _) => Some((file.as_path(), "--secret-file")),
+        (None, Some(file)) => Some((file.as_path(), "HALLEY_SECRET_FILE")),
+        (None, None) => None,
+    };
+    let sources = Sources {
+        token,
+        token_file: args.token_file.as_deref(),
+        secret_file,
+    };
+    key_of("worker", &sources)
+}
+
+/// Connects to the space at `peer`, holding `key` if any; exit 2 for a
+/// malformed address, 3 when the peer cannot be reached (a refused
+/// handshake: most likely a missing or wrong key).
+pub(crate) async fn connect(peer: &str, key: Option<PreSharedKey>) -> Result<RemoteSpace, Failure> {
     let addr: Multiaddr = peer
         .parse()
         .map_err(|e| Failure::bad_input(anyhow!("--peer {peer}: not a multiaddr: {e}")))?;
-    RemoteSpace::connect_with(addr, CONNECT_TIMEOUT, secret)
+    RemoteSpace::connect_with(addr, CONNECT_TIMEOUT, key)
         .await
         .map_err(|e| match e {
             // Says "cannot reach <addr>: …" itself.

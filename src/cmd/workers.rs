@@ -4,7 +4,10 @@
 //! (every stage's tasks).
 //!
 //! Who talks to whom: [`with_space`] gives the job a space its worker
-//! processes reach; the job's loop submits tasks through a
+//! processes reach ([`SpaceArgs`]: `--peer` and its `--secret-file`, or an
+//! embedded space on `--listen`, private under a fresh per-job key when
+//! the policy has a `command` class; [`Reach`] says how workers get
+//! there: the address, HALLEY_JOIN and the key); the job's loop submits tasks through a
 //! [`halley_paradigms::master::Master`] and, through [`Results`], hands
 //! results, counters and heartbeats to a [`WorkerPool`] ([`pool`]); the
 //! pool is the manager's ([`managed::ManagedPool`]), which starts `halley
@@ -22,54 +25,160 @@ pub use pool::WorkerPool;
 pub use progress::Display;
 pub use results::{Results, with_pending};
 
+use std::path::PathBuf;
+
 use anyhow::anyhow;
+use halley_autonomic::policy::{Policy, ProviderKind};
 use halley_paradigms::master::{Master, MasterError, Progress};
-use halley_substrate::Space;
 use halley_substrate::embedded::EmbeddedSpace;
+use halley_substrate::net::{PreSharedKey, Protocol};
 use halley_substrate::node::Node;
+use halley_substrate::{Multiaddr, PeerId, Space};
 
 use crate::exit::{Failure, Outcome};
 
+/// Where a job's space is, as `run`, `mapreduce` and `workflow` take it.
+#[derive(Debug, clap::Args)]
+pub struct SpaceArgs {
+    /// Submit to this space (a peer's multiaddr, as `halley node` prints
+    /// it) instead of serving an embedded one.
+    #[arg(long)]
+    pub peer: Option<String>,
+    /// With `--peer`: the private overlay's pre-shared key, as the peer was
+    /// given it; the workers started hold it too, and a `command` class's
+    /// start script gets it as HALLEY_TOKEN.
+    #[arg(long, requires = "peer")]
+    pub secret_file: Option<PathBuf>,
+    /// Without `--peer`: where the embedded space listens. Machines of a
+    /// `command` class (cloud machines) need an address they can reach,
+    /// e.g. /ip4/0.0.0.0/tcp/7000 with `--advertise`.
+    #[arg(long, conflicts_with = "peer", default_value = "/ip4/127.0.0.1/tcp/0")]
+    pub listen: Multiaddr,
+    /// Without `--peer`: the address machines of a `command` class dial
+    /// (an IP address, e.g. /ip4/203.0.113.5/tcp/7000: no DNS names),
+    /// without /p2p: their HALLEY_JOIN is it with /p2p/<the job's peer id>.
+    /// Default: the address the space is bound to.
+    #[arg(long, conflicts_with = "peer")]
+    pub advertise: Option<Multiaddr>,
+}
+
+/// How the job's workers reach its space.
+#[derive(Debug, Clone)]
+pub struct Reach {
+    /// The address the workers this machine starts dial.
+    pub peer: String,
+    /// The address machines of `command` classes dial: HALLEY_JOIN.
+    pub join: String,
+    /// The private overlay's key: every worker needs it (HALLEY_TOKEN).
+    pub key: Option<PreSharedKey>,
+}
+
 /// A job that needs a space its worker processes can reach.
 pub(crate) trait SpaceJob {
-    /// Runs the job on `space`, whose address for workers is `peer`.
-    async fn with<S: Space>(self, space: S, peer: &str) -> Outcome;
+    /// Runs the job on `space`, which its workers reach as `reach` says.
+    async fn with<S: Space>(self, space: S, reach: Reach) -> Outcome;
+}
+
+/// Whether `policy` has a `command` class: machines started by scripts,
+/// anywhere, which must reach the job's space and hold its key.
+pub fn has_command_class(policy: &Policy) -> bool {
+    policy
+        .resources
+        .iter()
+        .any(|r| r.provider == ProviderKind::Command)
 }
 
 /// Runs `job` on a runtime of its own (two threads: the loop and the
-/// space), with the space of `peer` (reached with the key in `secret`, if
-/// any), or without it an embedded space served on a free port of
-/// 127.0.0.1 for the workers.
+/// space), with the space of `--peer` (reached with the key of
+/// `--secret-file`, if any), or without it an embedded space served on
+/// `--listen` — in a private overlay of a fresh random key when
+/// `private` (the policy has a `command` class).
+/// `command` names the subcommand in messages.
 pub(crate) fn with_space(
-    peer: Option<&str>,
-    secret: Option<&std::path::Path>,
+    command: &str,
+    args: &SpaceArgs,
+    private: bool,
     job: impl SpaceJob,
 ) -> Outcome {
+    let key = match &args.peer {
+        Some(_) => super::secret::load(command, args.secret_file.as_deref())?,
+        None => private.then(super::token::fresh),
+    };
+    let advertise = advertised(command, args.advertise.as_ref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(Failure::unreachable)?;
     runtime.block_on(async {
-        match peer {
+        match &args.peer {
             Some(peer) => {
-                let space = super::worker::connect(peer, None, secret).await?;
-                job.with(space, peer).await
+                let space = super::worker::connect(peer, key).await?;
+                let reach = Reach {
+                    peer: peer.clone(),
+                    join: peer.clone(),
+                    key,
+                };
+                job.with(space, reach).await
             }
             None => {
                 let space = EmbeddedSpace::new();
-                let listen = "/ip4/127.0.0.1/tcp/0"
-                    .parse()
-                    .map_err(Failure::unreachable)?;
-                let node = Node::start(listen, space.clone()).await.map_err(|e| {
-                    Failure::unreachable(anyhow!(e).context("cannot serve the embedded space"))
-                })?;
+                let listen = &args.listen;
+                let node = Node::start_with(listen.clone(), space.clone(), key)
+                    .await
+                    .map_err(|e| {
+                        Failure::unreachable(anyhow!(e).context(format!(
+                            "{command}: --listen {listen}: cannot serve the embedded space"
+                        )))
+                    })?;
                 let peer = node.address().to_string();
-                let outcome = job.with(space, &peer).await;
+                let join = join_address(advertise.clone(), &peer, node.peer_id());
+                if private {
+                    tracing::info!(%join, "machines of command classes join the job's space");
+                    if advertise.is_none() && unspecified(listen) {
+                        tracing::warn!(
+                            %join,
+                            "--listen {listen} binds every interface, and HALLEY_JOIN is the address \
+                             libp2p reported; give --advertise with the address the machines reach"
+                        );
+                    }
+                }
+                let outcome = job.with(space, Reach { peer, join, key }).await;
                 node.stop().await;
                 outcome
             }
         }
+    })
+}
+
+/// HALLEY_JOIN: the `--advertise` address with the space's peer id, or
+/// without it the address the space is bound to (`bound`).
+fn join_address(advertise: Option<Multiaddr>, bound: &str, id: PeerId) -> String {
+    match advertise {
+        Some(addr) => addr.with(Protocol::P2p(id)).to_string(),
+        None => bound.to_owned(),
+    }
+}
+
+/// `--advertise`, refused when it names a peer id (the job's is fresh).
+fn advertised(command: &str, addr: Option<&Multiaddr>) -> Result<Option<Multiaddr>, Failure> {
+    match addr {
+        Some(addr) if addr.iter().any(|p| matches!(p, Protocol::P2p(_))) => {
+            Err(Failure::bad_input(anyhow!(
+                "{command}: --advertise {addr}: expected an address without /p2p/<peer-id> \
+                 (the job's space has a fresh peer id, appended for HALLEY_JOIN)"
+            )))
+        }
+        other => Ok(other.cloned()),
+    }
+}
+
+/// Whether `addr` listens on every interface (0.0.0.0 or ::).
+fn unspecified(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
     })
 }
 
@@ -88,4 +197,53 @@ pub async fn tick<S: Space>(
         display.log(&decision.to_string());
     }
     Ok(pool.status(progress))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_advertised_address_is_taken_without_a_peer_id() {
+        let addr: Multiaddr = "/ip4/203.0.113.5/tcp/7000".parse().unwrap();
+        assert_eq!(advertised("run", Some(&addr)).unwrap(), Some(addr.clone()));
+        let id = PeerId::random();
+        let bound = format!("/ip4/127.0.0.1/tcp/41703/p2p/{id}");
+        assert_eq!(
+            join_address(Some(addr), &bound, id),
+            format!("/ip4/203.0.113.5/tcp/7000/p2p/{id}")
+        );
+        assert_eq!(join_address(None, &bound, id), bound);
+        assert_eq!(advertised("run", None).unwrap(), None);
+        let with_id: Multiaddr =
+            "/ip4/203.0.113.5/tcp/7000/p2p/12D3KooWGc54TNMxEwrvDtws1sy8mrPZSLe3AHQRSgvrAAbsbJCi"
+                .parse()
+                .unwrap();
+        let err = advertised("workflow", Some(&with_id)).unwrap_err();
+        assert_eq!(err.code, crate::exit::BAD_INPUT);
+        let message = format!("{:#}", err.error);
+        assert!(
+            message.starts_with("workflow: --advertise /ip4/203.0.113.5"),
+            "{message}"
+        );
+        assert!(message.contains("without /p2p/<peer-id>"), "{message}");
+    }
+
+    #[test]
+    fn every_interface_is_0_0_0_0_or_the_ipv6_any() {
+        let any = |text: &str| unspecified(&text.parse().unwrap());
+        assert!(any("/ip4/0.0.0.0/tcp/7000"));
+        assert!(any("/ip6/::/tcp/0"));
+        assert!(!any("/ip4/127.0.0.1/tcp/0"));
+        assert!(!any("/ip4/10.0.0.2/tcp/7000"));
+    }
+
+    #[test]
+    fn only_a_command_class_makes_the_space_private() {
+        let text = "[[resources]]\nname = \"a\"\nprovider = \"static\"\ncount = 1\n\
+                    [[resources]]\nname = \"b\"\nprovider = \"command\"\nmax = 1\n\
+                    start = \"true\"\nstop = \"true\"\n";
+        assert!(has_command_class(&Policy::parse("p", text).unwrap()));
+        assert!(!has_command_class(&Policy::builtin()));
+    }
 }

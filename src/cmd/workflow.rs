@@ -23,7 +23,7 @@ use halley_autonomic::policy::{Policy, ProviderKind};
 use halley_paradigms::workflow::{Status, Workflow};
 use halley_substrate::Space;
 
-use super::workers::{self, ManagedPool, SpaceJob};
+use super::workers::{self, ManagedPool, Reach, SpaceArgs, SpaceJob};
 use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
 use stages::Job;
 
@@ -38,13 +38,8 @@ pub struct Args {
     /// first `static` class; also a MapReduce stage's default reducers.
     #[arg(long)]
     slots: Option<u32>,
-    /// A peer of the space (its multiaddr); without it, an embedded space.
-    #[arg(long)]
-    peer: Option<String>,
-    /// With `--peer`: the private overlay's pre-shared key, as the peer was
-    /// given it (`halley node --secret-file`).
-    #[arg(long, requires = "peer")]
-    secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    space: SpaceArgs,
     /// The autonomic policy (TOML): objective, scaling, resource classes.
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -82,10 +77,9 @@ pub fn run(args: Args) -> Outcome {
             .context("cannot find the halley executable")
             .map_err(Failure::unreachable)?,
     };
-    let secret = args.secret_file.as_deref();
-    super::secret::load("workflow", secret)?;
-    let pool = ManagedPool::new(policy, true).with_secret_file(secret);
-    workers::with_space(args.peer.as_deref(), secret, Stages { job, pool })
+    let private = workers::has_command_class(&policy);
+    let pool = ManagedPool::new(policy, true);
+    workers::with_space("workflow", &args.space, private, Stages { job, pool })
 }
 
 /// A workflow waiting for its space.
@@ -95,9 +89,10 @@ struct Stages {
 }
 
 impl SpaceJob for Stages {
-    async fn with<S: Space>(self, space: S, peer: &str) -> Outcome {
+    async fn with<S: Space>(self, space: S, reach: Reach) -> Outcome {
         let out = self.job.out.clone();
-        let summary = stages::drive(space, peer, self.pool, self.job).await?;
+        let summary =
+            stages::drive(space, &reach.peer, self.pool.reaching(&reach), self.job).await?;
         for stage in &summary.report.stages {
             let took = stage
                 .elapsed_s

@@ -1,7 +1,7 @@
 //! The `command` provider: a class's `start` script starts a machine (it gets
-//! `HALLEY_JOIN`, `HALLEY_TOKEN`, `HALLEY_RESOURCE` and `HALLEY_MACHINE`,
-//! and `HALLEY_SECRET_FILE` in a private overlay, and prints the machine's
-//! id); its `stop` script stops it (`HALLEY_ID`).
+//! `HALLEY_JOIN`, `HALLEY_TOKEN` (the space's key in hex, empty when it has
+//! none), `HALLEY_RESOURCE`, `HALLEY_MACHINE` and `HALLEY_SLOTS`, and prints
+//! the machine's id); its `stop` script stops it (`HALLEY_ID`).
 //! Scripts run in the background; [`Provider::gone`] collects their ends.
 
 use std::collections::BTreeMap;
@@ -30,31 +30,22 @@ enum Remote {
 #[derive(Debug)]
 pub struct CommandProvider {
     join: String,
-    token: String,
-    /// The private overlay's key file, if any (`HALLEY_SECRET_FILE`).
-    secret_file: Option<std::path::PathBuf>,
+    token: Token,
     machines: BTreeMap<MachineId, Remote>,
     /// Stop scripts still running.
     stopping: Vec<(MachineId, Child)>,
 }
 
 impl CommandProvider {
-    /// `join`: the address workers join; `token`: the job's secret.
+    /// `join`: the address workers join; `token`: the job's secret (the
+    /// private overlay's key in hex; empty when the space has none).
     pub fn new(join: impl Into<String>, token: impl Into<String>) -> Self {
         CommandProvider {
             join: join.into(),
-            token: token.into(),
-            secret_file: None,
+            token: Token(token.into()),
             machines: BTreeMap::new(),
             stopping: Vec::new(),
         }
-    }
-
-    /// Start scripts get `HALLEY_SECRET_FILE`: the private overlay's key
-    /// file (a `halley worker` reads that variable), when there is one.
-    pub fn with_secret_file(mut self, file: Option<std::path::PathBuf>) -> Self {
-        self.secret_file = file;
-        self
     }
 
     /// Machines whose start or stop script has not yet been seen to end,
@@ -82,6 +73,19 @@ impl CommandProvider {
     }
 }
 
+/// The job's secret, kept out of [`Debug`] output (and so out of logs).
+struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "none"
+        } else {
+            "<hidden>"
+        })
+    }
+}
+
 fn failed(class: &Resource, message: String) -> ProviderError {
     ProviderError {
         class: class.name.clone(),
@@ -91,17 +95,14 @@ fn failed(class: &Resource, message: String) -> ProviderError {
 
 impl Provider for CommandProvider {
     fn start(&mut self, id: MachineId, class: &Resource, _now: Secs) -> Result<(), ProviderError> {
-        let mut script = Command::new("sh");
-        if let Some(file) = &self.secret_file {
-            script.env("HALLEY_SECRET_FILE", file);
-        }
-        let script = script
+        let script = Command::new("sh")
             .arg("-c")
             .arg(class.start.as_deref().unwrap_or_default())
             .env("HALLEY_JOIN", &self.join)
-            .env("HALLEY_TOKEN", &self.token)
+            .env("HALLEY_TOKEN", &self.token.0)
             .env("HALLEY_RESOURCE", &class.name)
             .env("HALLEY_MACHINE", id.to_string())
+            .env("HALLEY_SLOTS", class.slots.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
@@ -211,11 +212,11 @@ mod tests {
     #[test]
     fn start_and_stop_scripts_run_a_real_worker_with_the_environment() {
         let start = "test \"$HALLEY_JOIN\" = /ip4/1.2.3.4 && test \"$HALLEY_RESOURCE\" = lab && \
-                     test \"$HALLEY_MACHINE\" = m4 && test \"$HALLEY_SECRET_FILE\" = /k/c.key && \
+                     test \"$HALLEY_MACHINE\" = m4 && test \"$HALLEY_TOKEN\" = c0ffee && test \"$HALLEY_SLOTS\" = 1 && \
                      (exec sleep 30 >/dev/null 2>&1 & echo $!)";
         let lab = class(start);
-        let mut p = CommandProvider::new("/ip4/1.2.3.4", "secret")
-            .with_secret_file(Some("/k/c.key".into()));
+        let mut p = CommandProvider::new("/ip4/1.2.3.4", "c0ffee");
+        assert!(!format!("{p:?}").contains("c0ffee"), "{p:?}");
         p.start(MachineId(4), &lab, 0.0).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         let pid = loop {

@@ -33,7 +33,9 @@ impl LocalProvider {
 
 impl Provider for LocalProvider {
     fn start(&mut self, id: MachineId, class: &Resource, _now: Secs) -> Result<(), ProviderError> {
-        let child = Command::new("sh")
+        let mut command = Command::new("sh");
+        self.worker.apply_env(&mut command);
+        let child = command
             .arg("-c")
             .arg("sleep \"$0\" && exec \"$@\"")
             .arg(format!("{:.3}", class.boot_time))
@@ -108,18 +110,25 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("halley-local-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("args");
-        let script = format!("echo \"$@\" > {}", out.display());
-        let mut p = LocalProvider::new(WorkerLine {
+        let script = format!("echo \"$@\" \"$HALLEY_TOKEN\" > {}", out.display());
+        let line = WorkerLine {
             program: "sh".into(),
             args: vec!["-c".into(), script.into(), "worker".into()],
-        });
+            env: vec![("HALLEY_TOKEN".into(), Some("c0ffee".into()))],
+        };
+        let shown = format!("{line:?}");
+        assert!(
+            shown.contains("HALLEY_TOKEN") && !shown.contains("c0ffee"),
+            "{shown}"
+        );
+        let mut p = LocalProvider::new(line);
         p.start(MachineId(3), &class("300ms"), 0.0).unwrap();
         std::thread::sleep(Duration::from_millis(100));
         assert!(!out.exists(), "still booting");
         assert!(super::super::gone_within_10s(&mut p, MachineId(3)));
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
-            "--resource cloud --slots 1\n"
+            "--resource cloud --slots 1 c0ffee\n"
         );
     }
 
@@ -128,6 +137,7 @@ mod tests {
         let mut p = LocalProvider::new(WorkerLine {
             program: "sh".into(),
             args: vec!["-c".into(), "exec sleep 30".into()],
+            env: Vec::new(),
         });
         p.start(MachineId(1), &class("0s"), 0.0).unwrap();
         std::thread::sleep(Duration::from_millis(200));

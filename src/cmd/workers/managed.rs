@@ -5,7 +5,10 @@
 //! `halley worker` processes started with the job (unless they exist already:
 //! `--peer` without `--workers`), `local` ones come from a [`LocalProvider`]
 //! running `<this exe> worker --peer <addr> --job <job>`, `command` ones
-//! from the class's scripts ([`CommandProvider`], `HALLEY_JOIN` = the peer).
+//! from the class's scripts ([`CommandProvider`], `HALLEY_JOIN` = the
+//! [`Reach`]'s join address, `HALLEY_TOKEN` = its key in hex). The workers
+//! this machine starts get the key as `HALLEY_TOKEN` in their environment
+//! (never on their command line).
 //! Every worker knows its machine by `HALLEY_MACHINE` (`m3`) and reports it
 //! as its worker id in heartbeats and results; a worker that exists already
 //! is matched to a `static` machine of the class it reports.
@@ -17,6 +20,7 @@
 //! its request to its release, as the manager bills it) for `summary.json`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,9 +34,12 @@ use halley_autonomic::policy::{Policy, ProviderKind};
 use halley_autonomic::providers::{CommandProvider, LocalProvider, Providers, WorkerLine};
 use halley_paradigms::master::Progress;
 use halley_paradigms::task::{Heartbeat, TaskResult};
+use halley_substrate::net::PreSharedKey;
 use serde::Serialize;
 
+use super::Reach;
 use super::pool::{Account, WorkerPool};
+use crate::cmd::token;
 
 /// One machine's billing interval, as `summary.json` lists it.
 #[derive(Debug, Clone, Serialize)]
@@ -58,8 +65,11 @@ pub struct ManagedPool {
     providers: Option<Providers>,
     /// The `static` workers this pool started.
     statics: Vec<Child>,
-    /// The private overlay's key file, passed on to every worker.
-    secret_file: Option<std::path::PathBuf>,
+    /// The private overlay's key, passed on to every worker.
+    key: Option<PreSharedKey>,
+    /// What machines of `command` classes dial (HALLEY_JOIN); default: the
+    /// peer the local workers dial.
+    join: Option<String>,
     next_step: Secs,
     samples: u64,
     /// Workers matched to machines by their reported id or resource.
@@ -77,7 +87,8 @@ impl ManagedPool {
             start_static,
             providers: None,
             statics: Vec::new(),
-            secret_file: None,
+            key: None,
+            join: None,
             next_step: 0.0,
             samples: 0,
             aliases: HashMap::new(),
@@ -86,23 +97,29 @@ impl ManagedPool {
         }
     }
 
-    /// Workers this pool starts hold the private overlay's key in `file`
-    /// (passed on as an absolute path).
-    pub fn with_secret_file(mut self, file: Option<&std::path::Path>) -> Self {
-        self.secret_file = file.map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_owned()));
+    /// Workers this pool starts hold `reach.key`, and machines of
+    /// `command` classes join `reach.join` and get the key as HALLEY_TOKEN.
+    pub fn reaching(mut self, reach: &Reach) -> Self {
+        self.key = reach.key;
+        self.join = Some(reach.join.clone());
         self
     }
 
-    /// `worker --peer <peer> --job <job>`, and `--secret-file` if any.
-    fn worker_args(&self, peer: &str, job: &str) -> Vec<std::ffi::OsString> {
-        let mut args: Vec<std::ffi::OsString> = ["worker", "--peer", peer, "--job", job]
+    /// `worker --peer <peer> --job <job>`.
+    fn worker_args(peer: &str, job: &str) -> Vec<OsString> {
+        ["worker", "--peer", peer, "--job", job]
             .map(Into::into)
-            .to_vec();
-        if let Some(file) = &self.secret_file {
-            args.push("--secret-file".into());
-            args.push(file.clone().into_os_string());
-        }
-        args
+            .to_vec()
+    }
+
+    /// The workers' environment: HALLEY_TOKEN is the key (if any), and no
+    /// other key source is inherited to clash with it.
+    fn worker_env(&self) -> Vec<(OsString, Option<OsString>)> {
+        let token = self.key.map(|key| token::hex(key).into());
+        vec![
+            ("HALLEY_TOKEN".into(), token),
+            ("HALLEY_SECRET_FILE".into(), None),
+        ]
     }
 
     fn now(&self) -> Secs {
@@ -192,8 +209,15 @@ impl ManagedPool {
             if class.provider != ProviderKind::Static {
                 continue;
             }
-            let child = Command::new(exe)
-                .args(self.worker_args(peer, job))
+            let mut command = Command::new(exe);
+            for (name, value) in self.worker_env() {
+                match value {
+                    Some(value) => command.env(name, value),
+                    None => command.env_remove(name),
+                };
+            }
+            let child = command
+                .args(Self::worker_args(peer, job))
                 .args(["--resource", &class.name])
                 .args(["--slots", &class.slots.to_string()])
                 .args(["--id", &m.id.to_string()])
@@ -227,12 +251,14 @@ impl WorkerPool for ManagedPool {
         let exe = std::env::current_exe().context("cannot find the halley executable")?;
         let line = WorkerLine {
             program: exe.clone().into_os_string(),
-            args: self.worker_args(peer, job),
+            args: Self::worker_args(peer, job),
+            env: self.worker_env(),
         };
-        // The space checks no worker tokens yet: the scripts get an empty one.
+        let join = self.join.clone().unwrap_or_else(|| peer.to_owned());
+        let token = self.key.map(token::hex).unwrap_or_default();
         self.providers = Some(Providers::new(
             LocalProvider::new(line),
-            CommandProvider::new(peer, "").with_secret_file(self.secret_file.clone()),
+            CommandProvider::new(join, token),
         ));
         self.reconcile(0.0);
         if self.start_static {
