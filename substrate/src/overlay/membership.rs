@@ -160,6 +160,7 @@ impl Peer {
         }
         self.queries.clear();
         self.clear_outs();
+        self.last_returns(now);
         let all = self.store.drain_matching(|_| true);
         let rest = Arc::clone(&self.view);
         let Some(&to) = rest.successors(self.id, 1).first() else {

@@ -5,6 +5,9 @@
 //! announced `DETECT_MS` after it happened (the failure detector's delay).
 //! Changes are spaced so that no two hit the same replica neighbourhood
 //! within `SETTLE_MS`: fewer than R copies of an arc are ever lost at once.
+//! Some blocking `in`s and `rd`s are cancelled a random time after they
+//! start (their client went away); what a cancelled take had taken must be
+//! back in the space under its new id.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -52,6 +55,10 @@ enum Item {
         op: OpId,
     },
     Churn,
+    Cancel {
+        peer: u64,
+        op: OpId,
+    },
     Gone {
         peer: u64,
     },
@@ -66,7 +73,12 @@ pub(super) struct Outcome {
     /// Outs whose peer left before they were acknowledged.
     pub(super) outs_left: usize,
     pub(super) ins_found: usize,
+    /// Tuples taken by `in`s (several per `in` with a `max` above one).
+    pub(super) tuples_taken: usize,
     pub(super) ins_empty: usize,
+    /// Operations ended by a cancel, and tuples they put back.
+    pub(super) cancelled: usize,
+    pub(super) put_back: usize,
     pub(super) rds_found: usize,
     pub(super) scanned: usize,
     pub(super) hops: u64,
@@ -116,6 +128,8 @@ pub(super) struct Sim {
     /// Acknowledged outs with a TTL, all expired by the end of the run.
     expiring: BTreeSet<TupleId>,
     taken: BTreeMap<TupleId, u32>,
+    /// New ids of tuples put back by cancelled takes.
+    returned: BTreeSet<TupleId>,
     outcome: Outcome,
 }
 
@@ -149,6 +163,7 @@ impl Sim {
             acked: BTreeSet::new(),
             expiring: BTreeSet::new(),
             taken: BTreeMap::new(),
+            returned: BTreeSet::new(),
             outcome: Outcome::default(),
         }
     }
@@ -211,9 +226,15 @@ impl Sim {
                 if !self.peers.contains_key(&peer) {
                     return;
                 }
+                let waits = matches!(&request, Op::In { wait_ms: Some(w), .. } | Op::Rd { wait_ms: Some(w), .. } if *w > 0);
+                if waits && self.rng.below(3) == 0 {
+                    let at = self.now + self.rng.below(200);
+                    self.push(at, Item::Cancel { peer, op });
+                }
                 self.kinds.insert((peer, op), kind);
                 self.feed(peer, Event::Client { op, request });
             }
+            Item::Cancel { peer, op } => self.feed(peer, Event::Cancel { op }),
             Item::Churn => self.churn(),
             Item::Gone { peer } => {
                 let mut ring = (*self.ring).clone();
@@ -279,11 +300,27 @@ impl Sim {
                     "a scan repeats a tuple"
                 );
             }
-            ('i', Reply::Found(Some(t))) => {
+            ('i', Reply::Taken(tuples)) if !tuples.is_empty() => {
                 self.outcome.ins_found += 1;
-                *self.taken.entry(t.id).or_default() += 1;
+                for t in tuples {
+                    self.outcome.tuples_taken += 1;
+                    *self.taken.entry(t.id).or_default() += 1;
+                }
             }
-            ('i', Reply::Found(None) | Reply::Failed(_)) => self.outcome.ins_empty += 1,
+            ('i', Reply::Taken(_) | Reply::Failed(_)) => self.outcome.ins_empty += 1,
+            ('i' | 'r', Reply::Cancelled { returned }) => {
+                self.outcome.cancelled += 1;
+                for (old, new) in returned {
+                    self.outcome.put_back += 1;
+                    *self.taken.entry(old).or_default() += 1;
+                    // A put-back keeps its time to live.
+                    let set = match self.expiring.contains(&old) {
+                        true => &mut self.expiring,
+                        false => &mut self.returned,
+                    };
+                    assert!(set.insert(new), "{new:?} put back twice");
+                }
+            }
             ('r', Reply::Found(found)) => self.outcome.rds_found += usize::from(found.is_some()),
             ('r' | 's', Reply::Failed(_)) => {}
             (kind, reply) => panic!("unexpected reply {reply:?} to a {kind}"),
@@ -334,8 +371,19 @@ impl Sim {
         } else {
             Some(3_000)
         };
+        let max = match self.rng.below(3) {
+            0 => 1 + self.rng.below(8) as usize,
+            _ => 1,
+        };
         match roll {
-            12..20 => ('i', Op::In { template, wait_ms }),
+            12..20 => (
+                'i',
+                Op::In {
+                    template,
+                    wait_ms,
+                    max,
+                },
+            ),
             20..23 => ('r', Op::Rd { template, wait_ms }),
             _ => (
                 's',
@@ -456,7 +504,7 @@ impl Sim {
                 assert!(held.insert(id, p).is_none(), "{id:?} held by two primaries");
             }
         }
-        for id in &self.acked {
+        for id in self.acked.iter().chain(&self.returned) {
             let present = held.contains_key(id);
             let taken = self.taken.contains_key(id);
             assert!(present != taken, "{id:?}: present {present}, taken {taken}");
