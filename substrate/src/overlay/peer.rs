@@ -1,6 +1,6 @@
 //! One peer's state, the event dispatch, routing, `out` and replication.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::msg::{Ask, View};
@@ -11,10 +11,15 @@ use super::{Command, Config, Event, Msg, Op, OpId, Reply, Tagged, TupleId};
 use crate::keyspace::Keyspace;
 use crate::ring::{Ring, Router};
 use crate::store::{ReservationId, Store, SubscriptionId, WaiterId};
-use crate::template::Template;
+use crate::template::{Field, Template};
 
 /// Messages from a newer view held back at most.
 const MAX_EARLY: usize = 4_096;
+/// Template covers remembered at most (then forgotten all at once).
+const MAX_COVERS: usize = 1_024;
+
+/// A template's keyspace cover: the ring ranges its candidates own.
+pub(super) type Cover = Arc<Vec<std::ops::RangeInclusive<u64>>>;
 
 /// One peer of the overlay. See the module docs.
 #[derive(Debug)]
@@ -58,6 +63,9 @@ pub struct Peer {
     pub(super) early: Vec<(u64, Msg, u64)>,
     pub(super) inbox: VecDeque<Msg>,
     pub(super) commands: Vec<Command>,
+    /// Covers of recent templates' keyword fields: a cover of a box is
+    /// costly (milliseconds), and clients repeat their templates.
+    covers: HashMap<Vec<Field>, Cover>,
 }
 
 impl Peer {
@@ -97,6 +105,7 @@ impl Peer {
             early: Vec::new(),
             inbox: VecDeque::new(),
             commands: Vec::new(),
+            covers: HashMap::new(),
         };
         peer.refresh_neighbourhood();
         Ok(peer)
@@ -141,6 +150,21 @@ impl Peer {
     pub fn candidates(&self, template: &Template) -> Vec<u64> {
         let ranges = self.keyspace.ranges_for(template, self.config.max_ranges);
         self.view.owners_of(&ranges)
+    }
+
+    /// The keyspace cover of `template`, remembered.
+    pub(super) fn cover(&mut self, template: &Template) -> Cover {
+        let dims = self.keyspace.dims();
+        let keywords = &template.fields()[..template.len().min(dims)];
+        if let Some(cover) = self.covers.get(keywords) {
+            return Arc::clone(cover);
+        }
+        let cover = Arc::new(self.keyspace.ranges_for(template, self.config.max_ranges));
+        if self.covers.len() >= MAX_COVERS {
+            self.covers.clear();
+        }
+        self.covers.insert(keywords.to_vec(), Arc::clone(&cover));
+        cover
     }
 
     /// Feeds one event at time `now`; returns what the driver must do.

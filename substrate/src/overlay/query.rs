@@ -7,9 +7,10 @@
 //! back.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::RangeInclusive;
+use std::sync::Arc;
 
 use super::msg::{Ask, Wire};
+use super::peer::Cover;
 use super::{Msg, OpId, Peer, Reply, Tagged, TupleId};
 use crate::store::ReservationId;
 use crate::template::Template;
@@ -20,7 +21,8 @@ pub(super) struct Query {
     ask: Ask,
     template: Template,
     /// The template's keyspace cover: its candidates are their owners.
-    ranges: Vec<RangeInclusive<u64>>,
+    /// Not needed (not computed) while this peer is alone.
+    ranges: Option<Cover>,
     /// Only what candidates hold now (`wait_ms == Some(0)`): no deadline,
     /// the query ends when every candidate has answered.
     probe: bool,
@@ -71,11 +73,10 @@ impl Peer {
         wait_ms: Option<u64>,
         now: u64,
     ) {
-        let ranges = self.keyspace.ranges_for(&template, self.config.max_ranges);
         let query = Query {
             ask,
             template,
-            ranges,
+            ranges: None,
             probe: wait_ms == Some(0),
             deadline: wait_ms.filter(|&w| w > 0).map(|w| now + w),
             round: 0,
@@ -94,11 +95,29 @@ impl Peer {
 
     /// Asks every current candidate (again, in the query's current round).
     fn ask_all(&mut self, op: OpId, now: u64) {
-        let Some(q) = self.queries.get(&op) else {
+        let Some(candidates) = self.candidates_of(op) else {
             return;
         };
-        let candidates = self.view.owners_of(&q.ranges);
         self.ask_some(op, candidates, now);
+    }
+
+    /// The current candidates of query `op`: this peer alone, or the
+    /// owners of the template's cover.
+    fn candidates_of(&mut self, op: OpId) -> Option<Vec<u64>> {
+        let q = self.queries.get(&op)?;
+        if self.view.len() == 1 && self.view.contains(self.id) {
+            return Some(vec![self.id]);
+        }
+        let cover = match &q.ranges {
+            Some(cover) => Arc::clone(cover),
+            None => {
+                let template = q.template.clone();
+                let cover = self.cover(&template);
+                self.queries.get_mut(&op)?.ranges = Some(Arc::clone(&cover));
+                cover
+            }
+        };
+        Some(self.view.owners_of(&cover))
     }
 
     fn ask_some(&mut self, op: OpId, peers: Vec<u64>, now: u64) {
@@ -389,8 +408,9 @@ impl Peer {
                 self.maybe_finish(op, now);
                 continue;
             }
-            let fresh: Vec<u64> = view
-                .owners_of(&q.ranges)
+            let candidates = self.candidates_of(op).unwrap_or_default();
+            let q = self.queries.get(&op).expect("listed");
+            let fresh: Vec<u64> = candidates
                 .into_iter()
                 .filter(|p| !q.asked.contains(p))
                 .collect();
