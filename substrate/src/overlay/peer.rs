@@ -265,14 +265,15 @@ impl Peer {
                 for wire in tuples {
                     self.place(wire, false, now);
                 }
-                if let Some(token) = token {
+                // Evicted, it keeps nothing: no acknowledgement either.
+                if let Some(token) = token.filter(|_| self.member()) {
                     self.send(from, Msg::ReplicaAck { token });
                 }
             }
             Msg::ReplicaAck { token } => self.replica_acked(token, from),
             Msg::Handover { tuples, adopt } => {
                 for wire in tuples {
-                    if adopt {
+                    if adopt && self.member() {
                         self.adopt(wire, None, now);
                     } else {
                         self.place(wire, true, now);

@@ -38,6 +38,15 @@ impl Peer {
         now: u64,
     ) {
         self.on_cancel(from, op);
+        if !self.member() {
+            // Evicted: nothing here is the ring's.
+            match ask {
+                Ask::Take(_) | Ask::Read => self.send(from, Msg::NoMatch { op, round }),
+                Ask::Scan(_) => self.copies_to(from, op, round, Vec::new()),
+                Ask::Subscribe => {}
+            }
+            return;
+        }
         let template = with_id_field(&template);
         let lease_ms = self.config.lease_ms;
         let kind = match ask {

@@ -5,6 +5,10 @@
 //! announced `DETECT_MS` after it happened (the failure detector's delay).
 //! Changes are spaced so that no two hit the same replica neighbourhood
 //! within `SETTLE_MS`: fewer than R copies of an arc are ever lost at once.
+//! With `evictions`, some live peers are wrongly declared gone and
+//! re-admitted `SETTLE_MS` later: the peer learns first (it is fenced: it
+//! drops what it held and serves only its clients, through the others),
+//! the others `DETECT_MS` later (they take its arc over).
 //! Some blocking `in`s and `rd`s are cancelled a random time after they
 //! start (their client went away); what a cancelled take had taken must be
 //! back in the space under its new id.
@@ -55,6 +59,14 @@ enum Item {
         op: OpId,
     },
     Churn,
+    Evict,
+    /// The others drop the evicted `peer` from their view.
+    Expel {
+        peer: u64,
+    },
+    Readmit {
+        peer: u64,
+    },
     Cancel {
         peer: u64,
         op: OpId,
@@ -86,6 +98,7 @@ pub(super) struct Outcome {
     pub(super) joins: usize,
     pub(super) leaves: usize,
     pub(super) crashes: usize,
+    pub(super) evictions: usize,
     pub(super) peers_at_end: usize,
     pub(super) tuples_at_end: usize,
     pub(super) digest: u64,
@@ -105,6 +118,8 @@ pub(super) struct Plan {
     pub(super) ops: usize,
     /// Membership changes during the run.
     pub(super) churn: usize,
+    /// Live peers wrongly declared gone (and re-admitted) during the run.
+    pub(super) evictions: usize,
     /// Virtual milliseconds over which operations and churn are spread.
     pub(super) span_ms: u64,
 }
@@ -192,6 +207,10 @@ impl Sim {
                 plan.span_ms / 10 + n as u64 * (plan.span_ms * 8 / 10) / plan.churn.max(1) as u64;
             sim.push(at, Item::Churn);
         }
+        for n in 0..plan.evictions {
+            let at = plan.span_ms / 8 + n as u64 * (plan.span_ms * 7 / 10) / plan.evictions as u64;
+            sim.push(at, Item::Evict);
+        }
         while let Some(((at, _), item)) = sim.queue.pop_first() {
             sim.now = at;
             sim.step(item);
@@ -235,6 +254,18 @@ impl Sim {
                 self.feed(peer, Event::Client { op, request });
             }
             Item::Cancel { peer, op } => self.feed(peer, Event::Cancel { op }),
+            Item::Evict => self.evict(),
+            Item::Expel { peer } => {
+                self.epoch += 1;
+                self.send_view(peer, |p| p != peer);
+                self.push(self.now + SETTLE_MS, Item::Readmit { peer });
+            }
+            Item::Readmit { peer } => {
+                let mut ring = (*self.ring).clone();
+                ring.insert(peer);
+                self.ring = Arc::new(ring);
+                self.broadcast(peer);
+            }
             Item::Churn => self.churn(),
             Item::Gone { peer } => {
                 let mut ring = (*self.ring).clone();
@@ -471,11 +502,47 @@ impl Sim {
             .all(|&(_, c)| c.wrapping_sub(before) > reach)
     }
 
+    /// Wrongly declares a live peer gone: it learns at once, the others
+    /// `DETECT_MS` later.
+    fn evict(&mut self) {
+        let r = self.config.replicas;
+        for _ in 0..50 {
+            let id = self.victim();
+            let busy = self.peers.get(&id).is_none_or(|p| p.accepting() > 0);
+            if busy || !self.quiet_around(id, r) {
+                continue;
+            }
+            // The re-admission is a change too: nothing may change near it
+            // from now until it has settled.
+            let readmit = self.now + DETECT_MS + SETTLE_MS;
+            self.recent.push((self.now, id));
+            self.recent.push((readmit, id));
+            let mut ring = (*self.ring).clone();
+            ring.remove(id);
+            self.ring = Arc::new(ring);
+            self.epoch += 1;
+            self.send_view(id, |p| p == id);
+            self.push(self.now + DETECT_MS, Item::Expel { peer: id });
+            self.outcome.evictions += 1;
+            return;
+        }
+        panic!("no quiet place for an eviction at {}", self.now);
+    }
+
     fn broadcast(&mut self, changed: u64) {
         self.epoch += 1;
+        self.send_view(changed, |_| true);
+    }
+
+    /// Gives the current ring, as view `self.epoch`, to the peers `to`
+    /// picks.
+    fn send_view(&mut self, changed: u64, to: impl Fn(u64) -> bool) {
         let (now, epoch) = (self.now, self.epoch);
         let mut busy = Vec::new();
         for (&id, peer) in &mut self.peers {
+            if !to(id) {
+                continue;
+            }
             let view = Arc::clone(&self.ring);
             let event = Event::View {
                 view,

@@ -175,6 +175,7 @@ fn the_same_seed_gives_the_same_run() {
         peers: 100,
         ops: 600,
         churn: 10,
+        evictions: 0,
         span_ms: 10_000,
     };
     let a = Sim::run(plan, Config::default());
@@ -199,6 +200,7 @@ fn twenty_seeds_with_heavy_churn_keep_the_invariants() {
             peers: 60,
             ops: 800,
             churn: 18,
+            evictions: 0,
             span_ms: 12_000,
         };
         let outcome = Sim::run(plan, config);
@@ -221,6 +223,7 @@ fn churned_run(peers: usize, ops: usize, span_ms: u64) {
         peers,
         ops,
         churn: peers / 10,
+        evictions: 0,
         span_ms,
     };
     let outcome = Sim::run(plan, Config::default());
@@ -247,6 +250,31 @@ fn ten_thousand_peers_with_churn_lose_and_double_nothing() {
     churned_run(10_000, 6_000, 60_000);
 }
 
+/// Live peers wrongly declared gone and re-admitted, beside crashes,
+/// leaves and joins: nothing lost, nothing taken twice, copies restored.
+#[test]
+fn peers_wrongly_declared_gone_come_back_without_duplicates() {
+    let mut evicted = 0;
+    for seed in 0..10 {
+        let plan = Plan {
+            seed,
+            peers: 40,
+            ops: 800,
+            churn: 6,
+            evictions: 6,
+            span_ms: 12_000,
+        };
+        let outcome = Sim::run(plan, Config::default());
+        assert_eq!(outcome.evictions, 6, "seed {seed}: {outcome:?}");
+        assert_eq!(
+            outcome.peers_at_end,
+            40 + outcome.joins - outcome.leaves - outcome.crashes
+        );
+        evicted += outcome.evictions;
+    }
+    assert_eq!(evicted, 60);
+}
+
 /// The checker is not vacuous: with one copy per tuple, crashes lose
 /// acknowledged tuples and the run fails.
 #[test]
@@ -257,6 +285,7 @@ fn with_a_single_copy_crashes_lose_tuples() {
         peers: 100,
         ops: 2_000,
         churn: 45,
+        evictions: 0,
         span_ms: 10_000,
     };
     let config = Config {

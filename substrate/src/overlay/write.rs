@@ -90,11 +90,17 @@ impl Peer {
         wire: Wire,
         now: u64,
     ) {
-        let next = match self.router().next_hop(index) {
-            Hop::Here => None,
-            Hop::Owner(p) | Hop::Forward(p) => Some(p),
+        let next = match self.member() {
+            // Evicted: the owner the view shows, in one hop.
+            false => self.view.owner(index),
+            true => match self.router().next_hop(index) {
+                Hop::Here => None,
+                Hop::Owner(p) | Hop::Forward(p) => Some(p),
+            },
         };
         match next {
+            // Evicted with no one to send it to: the origin retries.
+            None if !self.member() => {}
             None => self.adopt(wire, Some((origin, op, hops)), now),
             Some(p) if hops < self.config.max_hops => {
                 let msg = Msg::Route {
