@@ -1,8 +1,10 @@
 //! Multi-process rings: real `halley node` processes on 127.0.0.1 joined
-//! into one space, a bulk load through one peer read back through another,
-//! a SIGKILLed peer losing nothing, a SIGTERMed peer handing its tuples
-//! over, and a sixth peer joining a ring of five while four clients take
-//! (every tuple taken exactly once). Every process is killed on drop.
+//! into one space (the first a plain node: every node can be joined), a
+//! bulk load through one peer read back through another, a lone node's
+//! tuples kept by a peer that joins it, a SIGKILLed peer losing nothing, a
+//! SIGTERMed peer handing its tuples over, and a sixth peer joining a ring
+//! of five while four clients take (every tuple taken exactly once). Every
+//! process is killed on drop.
 
 mod common;
 
@@ -23,7 +25,7 @@ const MANY: usize = 10_000;
 /// and waits until every one sees all of them.
 fn ring(n: usize, replicas: u32) -> Vec<Node> {
     let replicas = replicas.to_string();
-    let first = Node::start_with(&["--ring", "--replicas", &replicas]);
+    let first = Node::start_with(&["--replicas", &replicas]);
     let mut nodes = vec![first];
     for _ in 1..n {
         let join = nodes[0].addr.clone();
@@ -93,6 +95,40 @@ fn scan(peer: &str) -> Option<Vec<String>> {
 fn exactly_once(lines: &[String], n: usize) -> bool {
     let distinct: BTreeSet<&String> = lines.iter().collect();
     lines.len() == n && distinct.len() == n
+}
+
+/// A node started alone, holding tuples, is joined by another and then
+/// leaves: the newcomer ends up serving every tuple, none lost or doubled.
+/// (`--ring`, once needed for a ring's first peer, is accepted and changes
+/// nothing.)
+#[test]
+fn a_lone_node_holding_tuples_is_joined() {
+    let mut first = Node::start();
+    let load = run(&["out", "--peer", &first.addr, "-"], Some(&bulk(TUPLES)));
+    assert_eq!(load.code, Some(0), "bulk out: {}", load.stderr);
+    let second = Node::start_with(&["--ring", "--join", &first.addr]);
+    for node in [&first, &second] {
+        eventually("both peers to see the ring of two", || {
+            status(&node.addr).is_some_and(|s| s["peers"].as_array().map(Vec::len) == Some(2))
+        });
+    }
+    let lines = scan(&second.addr).expect("scan through the newcomer");
+    assert!(exactly_once(&lines, TUPLES), "{} lines", lines.len());
+
+    let pid = first.proc.id().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(first.proc.wait(DEADLINE).success());
+    eventually("the newcomer to be alone", || {
+        status(&second.addr).is_some_and(|s| s["peers"].as_array().map(Vec::len) == Some(1))
+    });
+    let lines = scan(&second.addr).expect("scan after the leave");
+    assert!(exactly_once(&lines, TUPLES), "{} lines", lines.len());
+    let after = status(&second.addr).expect("status after the leave");
+    assert_eq!(after["tuples"], TUPLES, "{after}");
 }
 
 #[test]

@@ -1,20 +1,20 @@
 //! `halley node`: run one peer of the space until SIGINT/SIGTERM.
 //!
 //! It prints exactly one line on stdout, `listening
-//! <multiaddr>/p2p/<peer-id>`, once clients can connect. With `--join` (or
-//! `--ring`, for a ring's first peer) it serves its share of a ring of
-//! peers and, on SIGINT/SIGTERM, hands its tuples over and leaves; without
-//! either it serves an embedded space of its own (whose takes can be
-//! cancelled, which the ring's cannot yet). With `--secret-file` it serves
-//! a private overlay: only peers and clients holding the same key connect,
-//! and a `--join` through a peer with another key (or none) fails.
-//! `--metrics` serves counters in Prometheus's text format over HTTP.
+//! <multiaddr>/p2p/<peer-id>`, once clients can connect. Every node is a
+//! peer of a ring: without `--join` it is the first (and, until others
+//! join it, the only) one, and the printed address can be passed to other
+//! nodes' `--join`. On SIGINT/SIGTERM it hands its tuples over and leaves.
+//! `--ring` (once needed for a ring's first peer) is still accepted and
+//! changes nothing. With `--secret-file` it serves a private overlay: only
+//! peers and clients holding the same key connect, and a `--join` through a
+//! peer with another key (or none) fails. `--metrics` serves counters in
+//! Prometheus's text format over HTTP.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
-use halley_substrate::embedded::EmbeddedSpace;
 use halley_substrate::net::PreSharedKey;
 use halley_substrate::{Multiaddr, Node};
 
@@ -29,10 +29,10 @@ pub struct Args {
     /// /p2p/<peer-id>. May be repeated.
     #[arg(long)]
     join: Vec<Multiaddr>,
-    /// Start a ring others can join (implied by --join).
-    #[arg(long)]
+    /// Accepted for older scripts; every node is a ring peer others can join.
+    #[arg(long, hide = true)]
     ring: bool,
-    /// How many peers hold each tuple, in a ring.
+    /// How many peers hold each tuple.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     replicas: u32,
     /// The cluster's pre-shared key, in the libp2p key file format
@@ -72,17 +72,10 @@ fn check(args: &Args) -> Result<Option<PreSharedKey>, Failure> {
 }
 
 async fn serve(args: Args, secret: Option<PreSharedKey>) -> Outcome {
-    let started = if !args.ring && args.join.is_empty() {
-        Node::start_with(args.listen, EmbeddedSpace::new(), secret)
-            .await
-            .map(|node| (node, None))
-    } else {
-        let replicas = usize::try_from(args.replicas).unwrap_or(usize::MAX);
-        Node::start_ring_with(args.listen, args.join, replicas, secret)
-            .await
-            .map(|(node, ring)| (node, Some(ring)))
-    };
-    let (mut node, ring) = started.map_err(|e| Failure::unreachable(anyhow!("node: {e}")))?;
+    let replicas = usize::try_from(args.replicas).unwrap_or(usize::MAX);
+    let (mut node, ring) = Node::start_ring_with(args.listen, args.join, replicas, secret)
+        .await
+        .map_err(|e| Failure::unreachable(anyhow!("node: {e}")))?;
     if let Some(addr) = args.metrics {
         let bound = node
             .serve_metrics(addr)
@@ -90,11 +83,11 @@ async fn serve(args: Args, secret: Option<PreSharedKey>) -> Outcome {
             .map_err(|e| Failure::unreachable(anyhow!("node: --metrics {addr}: {e}")))?;
         eprintln!("halley: node: metrics at http://{bound}/metrics");
     }
+    // Handlers first: a signal sent as soon as the line is read is ours.
+    let stopped = stopped().map_err(Failure::unreachable)?;
     announce(&node)?;
-    stopped().await.map_err(Failure::unreachable)?;
-    if let Some(ring) = ring {
-        ring.leave().await;
-    }
+    stopped.await;
+    ring.leave().await;
     node.stop().await;
     Ok(SUCCESS)
 }
@@ -110,12 +103,15 @@ fn announce(node: &Node) -> Result<(), Failure> {
         .map_err(Failure::unreachable)
 }
 
-/// Waits for SIGINT or SIGTERM.
-async fn stopped() -> anyhow::Result<()> {
+/// Installs the SIGINT and SIGTERM handlers; the future ends at either.
+fn stopped() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).context("node: SIGINT handler")?;
     let mut term = signal(SignalKind::terminate()).context("node: SIGTERM handler")?;
-    tokio::select! {
-        interrupted = tokio::signal::ctrl_c() => interrupted.context("node: SIGINT handler"),
-        _ = term.recv() => Ok(()),
-    }
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }

@@ -107,6 +107,12 @@ impl Keyspace {
         // Tuple indexes have their low `shift` bits clear, so the ranges end
         // at their last curve point's index and a point stays a point.
         let shift = self.shift();
+        if lo == hi {
+            // Every keyword an actual value: the one index, without the
+            // descent.
+            let index = hilbert::encode(&mut lo[..self.dims], self.bits) << shift;
+            return vec![index..=index];
+        }
         cover::cover(&lo[..self.dims], &hi[..self.dims], self.bits, max_ranges)
             .into_iter()
             .map(|(a, b)| (a << shift)..=(b << shift))

@@ -11,6 +11,11 @@
 //! against the local [`Served`] space in a task of its own (so blocked takes
 //! wait side by side) and writes the answers through one bounded writer.
 //! Everything runs under the tracing span `node{id=<peer id>}`.
+//!
+//! What is served: [`Node::start_ring`] makes the node a ring peer
+//! ([`RingSpace`], what `halley node` always runs: alone it is a ring of
+//! one that others can join); [`Node::start`] serves any [`Served`] space,
+//! such as the embedded space `halley run` shares with its workers.
 
 mod event_loop;
 pub mod metrics;

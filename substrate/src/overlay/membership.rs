@@ -3,6 +3,8 @@
 //! predecessor's arc (takeover), sends copies to new replicas (restoring R
 //! copies), drops copies no longer wanted, and re-asks the candidates of
 //! pending queries. A graceful leave hands everything to the successor.
+//! A view without this peer evicts it (it was declared gone while alive);
+//! a later view with it re-admits it like a newcomer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use std::sync::Arc;
 use super::msg::{View, Wire};
 use super::{Msg, OverlayError, Peer, Reply};
 use crate::keyspace::Keyspace;
+use crate::store::Store;
 use crate::tuple::Tuple;
 
 /// Tuples per handover or replication message at most.
@@ -32,8 +35,17 @@ fn within(a: u64, x: u64, b: u64) -> bool {
 impl Peer {
     /// Takes a new view; false if nothing but the view and router changed.
     pub(super) fn on_view(&mut self, view: View, changed: u64, now: u64) -> bool {
+        let was_member = self.member();
         self.view = view;
         self.forget_router();
+        if !self.member() {
+            if was_member {
+                self.evicted();
+            }
+            self.refresh_neighbourhood();
+            self.reask(now);
+            return true;
+        }
         let near = self.span.is_none_or(|(a, b)| within(a, changed, b));
         if near {
             self.rebalance(now);
@@ -44,6 +56,30 @@ impl Peer {
             self.reask(now);
         }
         near || waiting || !self.queries.is_empty()
+    }
+
+    /// Whether this peer is in its view. A peer the others declared gone
+    /// while it was alive is not: it serves its own clients through the
+    /// others, and holds nothing of the ring's until a view has it again.
+    pub(super) fn member(&self) -> bool {
+        self.view.contains(self.id)
+    }
+
+    /// Declared gone while alive: the others took its arc over from their
+    /// copies and may have taken some of those tuples since, so everything
+    /// it held for the ring is dropped (kept, a tuple could be taken
+    /// twice). Tombstones, sequence numbers and its clients' operations
+    /// stay; those it took part in for other peers are re-asked by them.
+    fn evicted(&mut self) {
+        self.store = Store::new();
+        self.held.clear();
+        self.waiters.clear();
+        self.parked.clear();
+        self.subscribers.clear();
+        self.subscribed.clear();
+        self.copies.clear();
+        self.copy_expiries.clear();
+        self.replicating.clear();
     }
 
     /// Caches the replica targets and the stretch of ring whose changes
@@ -160,6 +196,7 @@ impl Peer {
         }
         self.queries.clear();
         self.clear_outs();
+        self.last_returns(now);
         let all = self.store.drain_matching(|_| true);
         let rest = Arc::clone(&self.view);
         let Some(&to) = rest.successors(self.id, 1).first() else {

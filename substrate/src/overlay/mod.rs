@@ -36,7 +36,15 @@
 //! (failure detectors take longer than a message), and fewer than R peers
 //! of one replica set fail before the survivors have re-replicated.
 //!
-//! `sim` (tests only) is the seeded simulation of thousands of peers.
+//! Cancel: a client that goes away cancels its query ([`Event::Cancel`]);
+//! its candidates drop their waiters, offers still coming are declined,
+//! and tuples whose accept was in flight are put back when they arrive
+//! (under new ids: their old ones are tombstoned), before the query ends
+//! with [`Reply::Cancelled`].
+//!
+//! `sim` (tests only) is the seeded simulation of thousands of peers;
+//! `tests_cancel` drives the races of cancel and multi-tuple takes by
+//! hand.
 
 mod membership;
 mod msg;
@@ -49,6 +57,8 @@ mod write;
 mod sim;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_cancel;
 
 pub use msg::{Command, Event, Msg, Op, OpId, OverlayError, Reply};
 pub use peer::Peer;

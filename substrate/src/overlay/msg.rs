@@ -21,11 +21,14 @@ pub struct OpId(pub u64);
 pub enum Op {
     /// Writes a tuple, expiring after `ttl_ms` if set.
     Out { tuple: Tuple, ttl_ms: Option<u64> },
-    /// Removes one matching tuple, waiting up to `wait_ms` (`None`: forever,
-    /// `Some(0)`: only what is there now).
+    /// Removes between 1 and `max` matching tuples, waiting up to `wait_ms`
+    /// for the first (`None`: forever, `Some(0)`: only what is there now).
+    /// What the candidates hold now is gathered from all of them; a wait
+    /// ends as soon as one tuple is taken.
     In {
         template: Template,
         wait_ms: Option<u64>,
+        max: usize,
     },
     /// Copies one matching tuple, waiting like `In`.
     Rd {
@@ -47,8 +50,15 @@ pub enum Reply {
     /// The tuple is held by its primary and live replicas; `hops` is how
     /// many routing messages it took to reach the primary.
     Stored { id: TupleId, hops: u32 },
-    /// The tuple an `in` removed or an `rd` read; `None` when the wait ended.
+    /// The tuple an `rd` read; `None` when the wait ended.
     Found(Option<Tagged>),
+    /// The tuples an `in` removed (at most its `max`); empty when the wait
+    /// ended.
+    Taken(Vec<Tagged>),
+    /// The operation was cancelled ([`Event::Cancel`]): it is unregistered
+    /// at every candidate, and the tuples taken for it meanwhile were put
+    /// back, each under a new id: `returned` pairs (taken id, new id).
+    Cancelled { returned: Vec<(TupleId, TupleId)> },
     /// The tuples a `scan` found, each once, ordered by id.
     Listed(Vec<Tagged>),
     /// A tuple written for a subscription (the reply's op is the
@@ -93,6 +103,15 @@ pub enum Event {
     /// Leave gracefully: hand everything over; the driver then drops the
     /// peer and tells the others.
     Leave,
+    /// The client of `in`/`rd`/`scan`/`subscribe` operation `op` went
+    /// away: unregister it everywhere, decline what is offered to it, and
+    /// put back what was taken for it; it ends with [`Reply::Cancelled`]
+    /// (or [`Reply::Ended`], a subscription). Unknown or finished
+    /// operations and `out`s are left alone.
+    Cancel { op: OpId },
+    /// Tuples taken for a client that could not deliver them: write them
+    /// back (new ids, retried until stored, no reply).
+    PutBack { tuples: Vec<(Tuple, Option<u64>)> },
 }
 
 /// What the driver must do.
@@ -118,8 +137,8 @@ pub enum Command {
 /// What a candidate is asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Ask {
-    /// Reserve a match and offer it.
-    Take,
+    /// Reserve up to this many matches and offer them.
+    Take(usize),
     /// Send a copy of a match.
     Read,
     /// Send copies of up to this many matches now.
@@ -175,12 +194,17 @@ pub enum Msg {
         template: Template,
         wait_ms: Option<u64>,
     },
-    /// Candidate → requester: a reserved match.
+    /// Candidate → requester: reserved matches.
     Offer {
         op: OpId,
         round: u32,
-        reservation: ReservationId,
-        tuple: Tagged,
+        tuples: Vec<(ReservationId, Tagged)>,
+    },
+    /// Candidate → requester of a take of more than one: nothing matches
+    /// now, a waiter is parked (an offer may follow).
+    Waiting {
+        op: OpId,
+        round: u32,
     },
     /// Candidate → requester: copies of matches (`rd`, `scan`).
     Copies {
@@ -195,19 +219,17 @@ pub enum Msg {
     },
     Accept {
         op: OpId,
-        reservation: ReservationId,
+        reservations: Vec<ReservationId>,
     },
     Decline {
-        reservation: ReservationId,
+        reservations: Vec<ReservationId>,
     },
-    /// Candidate → requester: the accepted tuple is removed everywhere.
+    /// Candidate → requester: the accepted tuples still reserved, now
+    /// removed everywhere (fewer than accepted if reservations lapsed),
+    /// with their time left.
     Taken {
         op: OpId,
-        tuple: Tagged,
-    },
-    /// Candidate → requester: the reservation was gone.
-    AcceptFailed {
-        op: OpId,
+        tuples: Vec<Wire>,
     },
     /// Requester → candidate: stop waiting for `op` (or end its
     /// subscription).

@@ -1,6 +1,6 @@
 //! One peer's state, the event dispatch, routing, `out` and replication.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::msg::{Ask, View};
@@ -11,10 +11,15 @@ use super::{Command, Config, Event, Msg, Op, OpId, Reply, Tagged, TupleId};
 use crate::keyspace::Keyspace;
 use crate::ring::{Ring, Router};
 use crate::store::{ReservationId, Store, SubscriptionId, WaiterId};
-use crate::template::Template;
+use crate::template::{Field, Template};
 
 /// Messages from a newer view held back at most.
 const MAX_EARLY: usize = 4_096;
+/// Template covers remembered at most (then forgotten all at once).
+const MAX_COVERS: usize = 1_024;
+
+/// A template's keyspace cover: the ring ranges its candidates own.
+pub(super) type Cover = Arc<Vec<std::ops::RangeInclusive<u64>>>;
 
 /// One peer of the overlay. See the module docs.
 #[derive(Debug)]
@@ -41,6 +46,8 @@ pub struct Peer {
     pub(super) next_seq: u64,
     pub(super) next_token: u64,
     pub(super) outs: BTreeMap<OpId, Writing>,
+    /// Put-backs not yet acknowledged, by their new id.
+    pub(super) returns: BTreeMap<TupleId, Writing>,
     pub(super) replicating: BTreeMap<u64, Replicating>,
     pub(super) queries: BTreeMap<OpId, Query>,
     pub(super) held: BTreeMap<ReservationId, Held>,
@@ -56,6 +63,9 @@ pub struct Peer {
     pub(super) early: Vec<(u64, Msg, u64)>,
     pub(super) inbox: VecDeque<Msg>,
     pub(super) commands: Vec<Command>,
+    /// Covers of recent templates' keyword fields: a cover of a box is
+    /// costly (milliseconds), and clients repeat their templates.
+    covers: HashMap<Vec<Field>, Cover>,
 }
 
 impl Peer {
@@ -82,6 +92,7 @@ impl Peer {
             next_seq: 0,
             next_token: 0,
             outs: BTreeMap::new(),
+            returns: BTreeMap::new(),
             replicating: BTreeMap::new(),
             queries: BTreeMap::new(),
             held: BTreeMap::new(),
@@ -94,6 +105,7 @@ impl Peer {
             early: Vec::new(),
             inbox: VecDeque::new(),
             commands: Vec::new(),
+            covers: HashMap::new(),
         };
         peer.refresh_neighbourhood();
         Ok(peer)
@@ -108,10 +120,11 @@ impl Peer {
         self.outs.len() + self.queries.len()
     }
 
-    /// Queries whose accept is in flight: a crash now may lose the tuple
-    /// accepted (taken at its candidate, never delivered).
+    /// Queries whose accept is in flight, and put-backs not yet stored: a
+    /// crash now may lose the tuples (taken at their candidate, never
+    /// delivered or written back).
     pub fn accepting(&self) -> usize {
-        self.queries.values().filter(|q| q.accepting()).count()
+        self.queries.values().filter(|q| q.accepting()).count() + self.returns.len()
     }
 
     /// The ids this peer holds as primary, stored or reserved, in order.
@@ -137,6 +150,21 @@ impl Peer {
     pub fn candidates(&self, template: &Template) -> Vec<u64> {
         let ranges = self.keyspace.ranges_for(template, self.config.max_ranges);
         self.view.owners_of(&ranges)
+    }
+
+    /// The keyspace cover of `template`, remembered.
+    pub(super) fn cover(&mut self, template: &Template) -> Cover {
+        let dims = self.keyspace.dims();
+        let keywords = &template.fields()[..template.len().min(dims)];
+        if let Some(cover) = self.covers.get(keywords) {
+            return Arc::clone(cover);
+        }
+        let cover = Arc::new(self.keyspace.ranges_for(template, self.config.max_ranges));
+        if self.covers.len() >= MAX_COVERS {
+            self.covers.clear();
+        }
+        self.covers.insert(keywords.to_vec(), Arc::clone(&cover));
+        cover
     }
 
     /// Feeds one event at time `now`; returns what the driver must do.
@@ -168,6 +196,12 @@ impl Peer {
             Event::Timer => self.on_timer(now),
             Event::View { .. } => unreachable!("handled above"),
             Event::Leave => self.on_leave(now),
+            Event::Cancel { op } => self.cancel(op, now),
+            Event::PutBack { tuples } => {
+                for (tuple, ttl_ms) in tuples {
+                    self.start_return(tuple, ttl_ms, now);
+                }
+            }
         }
         self.finish_event(now)
     }
@@ -199,7 +233,11 @@ impl Peer {
         }
         match request {
             Op::Out { tuple, ttl_ms } => self.start_out(op, tuple, ttl_ms, now),
-            Op::In { template, wait_ms } => self.start(op, Ask::Take, template, wait_ms, now),
+            Op::In {
+                template,
+                wait_ms,
+                max,
+            } => self.start(op, Ask::Take(max.max(1)), template, wait_ms, now),
             Op::Rd { template, wait_ms } => self.start(op, Ask::Read, template, wait_ms, now),
             Op::Scan { template, limit } => {
                 self.start(op, Ask::Scan(limit), template, Some(0), now)
@@ -219,7 +257,7 @@ impl Peer {
                 tuple,
             } => self.route(index, hops, origin, op, tuple, now),
             Msg::Stored { op, id, hops } => {
-                if self.outs.remove(&op).is_some() {
+                if self.returns.remove(&id).is_none() && self.outs.remove(&op).is_some() {
                     self.reply(op, Reply::Stored { id, hops });
                 }
             }
@@ -227,14 +265,15 @@ impl Peer {
                 for wire in tuples {
                     self.place(wire, false, now);
                 }
-                if let Some(token) = token {
+                // Evicted, it keeps nothing: no acknowledgement either.
+                if let Some(token) = token.filter(|_| self.member()) {
                     self.send(from, Msg::ReplicaAck { token });
                 }
             }
             Msg::ReplicaAck { token } => self.replica_acked(token, from),
             Msg::Handover { tuples, adopt } => {
                 for wire in tuples {
-                    if adopt {
+                    if adopt && self.member() {
                         self.adopt(wire, None, now);
                     } else {
                         self.place(wire, true, now);
@@ -249,18 +288,13 @@ impl Peer {
                 template,
                 wait_ms,
             } => self.on_ask(from, op, round, ask, template, wait_ms, now),
-            Msg::Offer {
-                op,
-                round,
-                reservation,
-                tuple: _,
-            } => self.on_offer(from, op, round, reservation),
-            Msg::Copies { op, round, tuples } => self.on_copies(from, op, round, tuples),
-            Msg::NoMatch { op, round } => self.on_no_match(from, op, round),
-            Msg::Accept { op, reservation } => self.on_accept(from, op, reservation, now),
-            Msg::Decline { reservation } => self.on_decline(reservation, now),
-            Msg::Taken { op, tuple } => self.on_taken(op, tuple),
-            Msg::AcceptFailed { op } => self.on_accept_failed(op, now),
+            Msg::Offer { op, round, tuples } => self.on_offer(from, op, round, tuples, now),
+            Msg::Waiting { op, round } => self.on_waiting(from, op, round, now),
+            Msg::Copies { op, round, tuples } => self.on_copies(from, op, round, tuples, now),
+            Msg::NoMatch { op, round } => self.on_no_match(from, op, round, now),
+            Msg::Accept { op, reservations } => self.on_accept(from, op, reservations, now),
+            Msg::Decline { reservations } => self.on_decline(reservations, now),
+            Msg::Taken { op, tuples } => self.on_taken(from, op, tuples, now),
             Msg::Cancel { op } => self.on_cancel(from, op),
             Msg::Notified { op, tuple } => self.on_notified(op, tuple),
         }
@@ -304,6 +338,7 @@ impl Peer {
         let due = [
             self.store.next_deadline(),
             self.outs.values().map(|w| w.retry_at.min(w.deadline)).min(),
+            self.returns.values().map(|w| w.retry_at).min(),
             self.queries.values().filter_map(Query::due).min(),
             self.held.values().map(|h| h.lease_end).min(),
             self.tombstone_ends.first().map(|&(at, _)| at),

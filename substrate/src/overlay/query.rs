@@ -1,12 +1,16 @@
-//! The asking side of `in`, `rd` and `scan`: ask every candidate peer,
-//! accept the first offer and decline the rest, retry in a new round when
-//! an accept fails or the accepted peer leaves, re-ask when the view
-//! changes, give up at the deadline.
+//! The asking side of `in`, `rd` and `scan`: ask every candidate peer;
+//! a take accepts offers until it holds its `max` (declining the rest),
+//! starts a new round when accepted reservations were gone and it holds
+//! nothing, and re-asks when the view changes; every query gives up at its
+//! deadline. A cancelled query stops its candidates' waiters at once and
+//! ends when its accepts in flight have come back; what they took is put
+//! back.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::RangeInclusive;
+use std::sync::Arc;
 
-use super::msg::Ask;
+use super::msg::{Ask, Wire};
+use super::peer::Cover;
 use super::{Msg, OpId, Peer, Reply, Tagged, TupleId};
 use crate::store::ReservationId;
 use crate::template::Template;
@@ -17,7 +21,8 @@ pub(super) struct Query {
     ask: Ask,
     template: Template,
     /// The template's keyspace cover: its candidates are their owners.
-    ranges: Vec<RangeInclusive<u64>>,
+    /// Not needed (not computed) while this peer is alone.
+    ranges: Option<Cover>,
     /// Only what candidates hold now (`wait_ms == Some(0)`): no deadline,
     /// the query ends when every candidate has answered.
     probe: bool,
@@ -26,19 +31,36 @@ pub(super) struct Query {
     asked: BTreeSet<u64>,
     /// Asked in this round and not answered.
     waiting: BTreeSet<u64>,
-    /// The peer whose offer was accepted, until it answers.
-    accepted_at: Option<u64>,
+    /// Answered that a waiter is parked for this take.
+    parked: BTreeSet<u64>,
+    /// Tuples accepted and not yet confirmed, by the peer they were
+    /// accepted at.
+    accepting: BTreeMap<u64, usize>,
+    /// Some accepted reservations were gone (lapsed, or their peer left).
+    short: bool,
+    /// What a take has taken so far, with the tuples' time left.
+    got: Vec<Wire>,
+    /// The client went away: end as soon as no accept is in flight.
+    cancelled: bool,
     found: BTreeMap<TupleId, Tagged>,
 }
 
 impl Query {
     pub(super) fn accepting(&self) -> bool {
-        self.accepted_at.is_some()
+        !self.accepting.is_empty()
     }
 
     /// When the timer must look at this query.
     pub(super) fn due(&self) -> Option<u64> {
-        self.deadline.filter(|_| self.accepted_at.is_none())
+        self.deadline.filter(|_| self.accepting.is_empty())
+    }
+
+    /// The peers that may have a waiter parked for this query.
+    fn may_wait(&mut self) -> Vec<u64> {
+        let peers = self.waiting.union(&self.parked).copied().collect();
+        self.waiting.clear();
+        self.parked.clear();
+        peers
     }
 }
 
@@ -51,17 +73,20 @@ impl Peer {
         wait_ms: Option<u64>,
         now: u64,
     ) {
-        let ranges = self.keyspace.ranges_for(&template, self.config.max_ranges);
         let query = Query {
             ask,
             template,
-            ranges,
+            ranges: None,
             probe: wait_ms == Some(0),
             deadline: wait_ms.filter(|&w| w > 0).map(|w| now + w),
             round: 0,
             asked: BTreeSet::new(),
             waiting: BTreeSet::new(),
-            accepted_at: None,
+            parked: BTreeSet::new(),
+            accepting: BTreeMap::new(),
+            short: false,
+            got: Vec::new(),
+            cancelled: false,
             found: BTreeMap::new(),
         };
         self.queries.insert(op, query);
@@ -70,11 +95,29 @@ impl Peer {
 
     /// Asks every current candidate (again, in the query's current round).
     fn ask_all(&mut self, op: OpId, now: u64) {
-        let Some(q) = self.queries.get(&op) else {
+        let Some(candidates) = self.candidates_of(op) else {
             return;
         };
-        let candidates = self.view.owners_of(&q.ranges);
         self.ask_some(op, candidates, now);
+    }
+
+    /// The current candidates of query `op`: this peer alone, or the
+    /// owners of the template's cover.
+    fn candidates_of(&mut self, op: OpId) -> Option<Vec<u64>> {
+        let q = self.queries.get(&op)?;
+        if self.view.len() == 1 && self.view.contains(self.id) {
+            return Some(vec![self.id]);
+        }
+        let cover = match &q.ranges {
+            Some(cover) => Arc::clone(cover),
+            None => {
+                let template = q.template.clone();
+                let cover = self.cover(&template);
+                self.queries.get_mut(&op)?.ranges = Some(Arc::clone(&cover));
+                cover
+            }
+        };
+        Some(self.view.owners_of(&cover))
     }
 
     fn ask_some(&mut self, op: OpId, peers: Vec<u64>, now: u64) {
@@ -98,43 +141,104 @@ impl Peer {
             };
             self.send(to, msg);
         }
-        self.maybe_finish(op);
+        self.maybe_finish(op, now);
     }
 
-    pub(super) fn on_offer(&mut self, from: u64, op: OpId, round: u32, reservation: ReservationId) {
+    /// Accepts as many offered tuples as the take still wants and declines
+    /// the rest; once it has accepted its `max`, the other candidates stop
+    /// waiting for it.
+    pub(super) fn on_offer(
+        &mut self,
+        from: u64,
+        op: OpId,
+        round: u32,
+        tuples: Vec<(ReservationId, Tagged)>,
+        now: u64,
+    ) {
+        let mut reservations: Vec<ReservationId> = tuples.into_iter().map(|(r, _)| r).collect();
         let wanted = self
             .queries
             .get_mut(&op)
-            .filter(|q| q.ask == Ask::Take && q.round == round && q.accepted_at.is_none());
-        let Some(q) = wanted else {
-            self.send(from, Msg::Decline { reservation });
+            .filter(|q| q.round == round && !q.cancelled);
+        let Some((q, max)) = wanted.and_then(|q| match q.ask {
+            Ask::Take(max) => Some((q, max)),
+            _ => None,
+        }) else {
+            self.send(from, Msg::Decline { reservations });
             return;
         };
-        q.accepted_at = Some(from);
-        let others: Vec<u64> = q.asked.iter().copied().filter(|&p| p != from).collect();
-        self.send(from, Msg::Accept { op, reservation });
+        q.waiting.remove(&from);
+        q.parked.remove(&from);
+        let held = q.got.len() + q.accepting.values().sum::<usize>();
+        let room = max.saturating_sub(held);
+        let declined = reservations.split_off(room.min(reservations.len()));
+        let full = held + reservations.len() >= max;
+        let others = if full { q.may_wait() } else { Vec::new() };
+        if !reservations.is_empty() {
+            *q.accepting.entry(from).or_default() += reservations.len();
+            self.send(from, Msg::Accept { op, reservations });
+        }
+        if !declined.is_empty() {
+            let reservations = declined;
+            self.send(from, Msg::Decline { reservations });
+        }
         for to in others {
             self.send(to, Msg::Cancel { op });
         }
+        self.maybe_finish(op, now);
     }
 
-    pub(super) fn on_taken(&mut self, op: OpId, tuple: Tagged) {
-        if self.queries.remove(&op).is_some() {
-            self.reply(op, Reply::Found(Some(tuple)));
+    /// A candidate has nothing for a take of several now, and parked it.
+    pub(super) fn on_waiting(&mut self, from: u64, op: OpId, round: u32, now: u64) {
+        if let Some(q) = self.queries.get_mut(&op).filter(|q| q.round == round)
+            && q.waiting.remove(&from)
+        {
+            q.parked.insert(from);
+            self.maybe_finish(op, now);
         }
     }
 
-    pub(super) fn on_accept_failed(&mut self, op: OpId, now: u64) {
+    /// Accepted tuples arrived; if their query is gone they go back.
+    pub(super) fn on_taken(&mut self, from: u64, op: OpId, tuples: Vec<Wire>, now: u64) {
+        let Some(q) = self.queries.get_mut(&op) else {
+            self.put_back(tuples, now);
+            return;
+        };
+        let accepted = q.accepting.remove(&from).unwrap_or(0);
+        q.short |= tuples.len() < accepted;
+        q.got.extend(tuples);
+        self.maybe_finish(op, now);
+    }
+
+    /// Writes taken tuples back under new ids; the (old, new) id pairs.
+    fn put_back(&mut self, tuples: Vec<Wire>, now: u64) -> Vec<(TupleId, TupleId)> {
+        tuples
+            .into_iter()
+            .map(|(tagged, ttl)| (tagged.id, self.start_return(tagged.tuple, ttl, now)))
+            .collect()
+    }
+
+    /// Starts a new round: every candidate is asked again.
+    fn new_round(&mut self, op: OpId, now: u64) {
         if let Some(q) = self.queries.get_mut(&op) {
             q.round += 1;
-            q.accepted_at = None;
+            q.short = false;
+            q.accepting.clear();
             q.asked.clear();
             q.waiting.clear();
+            q.parked.clear();
             self.ask_all(op, now);
         }
     }
 
-    pub(super) fn on_copies(&mut self, from: u64, op: OpId, round: u32, tuples: Vec<Tagged>) {
+    pub(super) fn on_copies(
+        &mut self,
+        from: u64,
+        op: OpId,
+        round: u32,
+        tuples: Vec<Tagged>,
+        now: u64,
+    ) {
         let Some(q) = self.queries.get_mut(&op).filter(|q| q.round == round) else {
             return;
         };
@@ -151,50 +255,103 @@ impl Peer {
                 }
             }
             Ask::Scan(_) => q.found.extend(tuples.into_iter().map(|t| (t.id, t))),
-            Ask::Take | Ask::Subscribe => {}
+            Ask::Take(_) | Ask::Subscribe => {}
         }
-        self.maybe_finish(op);
+        self.maybe_finish(op, now);
     }
 
-    pub(super) fn on_no_match(&mut self, from: u64, op: OpId, round: u32) {
+    pub(super) fn on_no_match(&mut self, from: u64, op: OpId, round: u32, now: u64) {
         if let Some(q) = self.queries.get_mut(&op).filter(|q| q.round == round) {
             q.waiting.remove(&from);
-            self.maybe_finish(op);
+            q.parked.remove(&from);
+            self.maybe_finish(op, now);
         }
     }
 
-    /// Ends a query every candidate has answered without a match (a
-    /// subscription lasts until unsubscribed).
-    fn maybe_finish(&mut self, op: OpId) {
-        if let Some(q) = self.queries.get(&op)
-            && q.ask != Ask::Subscribe
-            && q.waiting.is_empty()
-            && q.accepted_at.is_none()
-        {
+    /// Ends a query that has its answer: a take once it holds its `max`,
+    /// or holds some and every candidate has answered; any query whose
+    /// candidates have all answered without a match (a subscription lasts
+    /// until unsubscribed). Nothing ends while an accept is in flight.
+    fn maybe_finish(&mut self, op: OpId, now: u64) {
+        let Some(q) = self.queries.get(&op) else {
+            return;
+        };
+        if q.accepting() {
+            return;
+        }
+        if q.cancelled {
+            self.end_cancelled(op, now);
+            return;
+        }
+        let answered = q.waiting.is_empty();
+        let done = match q.ask {
+            Ask::Subscribe => false,
+            Ask::Take(_) if q.got.is_empty() && q.short => {
+                self.new_round(op, now);
+                return;
+            }
+            Ask::Take(max) => {
+                q.got.len() >= max || (answered && (!q.got.is_empty() || q.parked.is_empty()))
+            }
+            Ask::Read | Ask::Scan(_) => answered,
+        };
+        if done {
             self.finish(op);
         }
     }
 
     fn finish(&mut self, op: OpId) {
+        let Some(mut q) = self.queries.remove(&op) else {
+            return;
+        };
+        for to in q.may_wait() {
+            self.send(to, Msg::Cancel { op });
+        }
+        let reply = match q.ask {
+            Ask::Scan(limit) => Reply::Listed(q.found.into_values().take(limit).collect()),
+            Ask::Take(_) => Reply::Taken(q.got.into_iter().map(|(t, _)| t).collect()),
+            Ask::Read => Reply::Found(None),
+            Ask::Subscribe => Reply::Ended,
+        };
+        self.reply(op, reply);
+    }
+
+    /// The client of `op` went away (see [`super::Event::Cancel`]).
+    pub(super) fn cancel(&mut self, op: OpId, now: u64) {
+        let Some(q) = self.queries.get_mut(&op).filter(|q| !q.cancelled) else {
+            return;
+        };
+        q.cancelled = true;
+        let mut stop = q.may_wait();
+        if q.ask == Ask::Subscribe {
+            stop = q.asked.iter().copied().collect();
+        }
+        for to in stop {
+            self.send(to, Msg::Cancel { op });
+        }
+        self.maybe_finish(op, now);
+    }
+
+    /// Ends a cancelled query with no accept in flight, putting back what
+    /// it took.
+    fn end_cancelled(&mut self, op: OpId, now: u64) {
         let Some(q) = self.queries.remove(&op) else {
             return;
         };
         let reply = match q.ask {
-            Ask::Scan(limit) => Reply::Listed(q.found.into_values().take(limit).collect()),
-            Ask::Take | Ask::Read => Reply::Found(None),
             Ask::Subscribe => Reply::Ended,
+            _ => Reply::Cancelled {
+                returned: self.put_back(q.got, now),
+            },
         };
         self.reply(op, reply);
-        for to in q.waiting {
-            self.send(to, Msg::Cancel { op });
-        }
     }
 
     pub(super) fn on_notified(&mut self, op: OpId, tuple: Tagged) {
         if self
             .queries
             .get(&op)
-            .is_some_and(|q| q.ask == Ask::Subscribe)
+            .is_some_and(|q| q.ask == Ask::Subscribe && !q.cancelled)
         {
             self.reply(op, Reply::Notified(tuple));
         }
@@ -230,24 +387,30 @@ impl Peer {
         }
     }
 
-    /// After a view change: forgets candidates that are gone, retries an
-    /// accept whose peer is gone, asks new candidates.
+    /// After a view change: forgets candidates that are gone (an accept
+    /// at a peer that is gone comes back with nothing), asks new
+    /// candidates.
     pub(super) fn reask(&mut self, now: u64) {
         let ops: Vec<OpId> = self.queries.keys().copied().collect();
         for op in ops {
             let q = self.queries.get_mut(&op).expect("listed");
             let view = &self.view;
             q.waiting.retain(|&p| view.contains(p));
+            q.parked.retain(|&p| view.contains(p));
             q.asked.retain(|&p| view.contains(p));
-            if q.accepted_at.is_some_and(|p| !view.contains(p)) {
-                self.on_accept_failed(op, now);
+            let before = q.accepting.len();
+            q.accepting.retain(|&p, _| view.contains(p));
+            q.short |= q.accepting.len() < before;
+            if q.accepting() {
                 continue;
             }
-            if q.accepted_at.is_some() {
+            if q.short || q.cancelled {
+                self.maybe_finish(op, now);
                 continue;
             }
-            let fresh: Vec<u64> = view
-                .owners_of(&q.ranges)
+            let candidates = self.candidates_of(op).unwrap_or_default();
+            let q = self.queries.get(&op).expect("listed");
+            let fresh: Vec<u64> = candidates
                 .into_iter()
                 .filter(|p| !q.asked.contains(p))
                 .collect();

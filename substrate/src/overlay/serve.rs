@@ -38,16 +38,32 @@ impl Peer {
         now: u64,
     ) {
         self.on_cancel(from, op);
+        if !self.member() {
+            // Evicted: nothing here is the ring's.
+            match ask {
+                Ask::Take(_) | Ask::Read => self.send(from, Msg::NoMatch { op, round }),
+                Ask::Scan(_) => self.copies_to(from, op, round, Vec::new()),
+                Ask::Subscribe => {}
+            }
+            return;
+        }
         let template = with_id_field(&template);
         let lease_ms = self.config.lease_ms;
         let kind = match ask {
-            Ask::Take => match self.store.reserve(&template, lease_ms, now) {
-                Some((reservation, stored)) => {
-                    self.offer(from, op, round, reservation, stored, now);
+            Ask::Take(max) => {
+                let mut found = Vec::new();
+                while found.len() < max.max(1) {
+                    match self.store.reserve(&template, lease_ms, now) {
+                        Some(reserved) => found.push(reserved),
+                        None => break,
+                    }
+                }
+                if !found.is_empty() {
+                    self.offer(from, op, round, found, now);
                     return;
                 }
-                None => WaitKind::Reserve { lease_ms },
-            },
+                WaitKind::Reserve { lease_ms }
+            }
             Ask::Read => match self.store.read(&template, now) {
                 Some(stored) => {
                     self.copies_to(from, op, round, vec![stored]);
@@ -88,6 +104,11 @@ impl Peer {
                     },
                 );
                 self.parked.insert((from, op), waiter);
+                // A take of several gathers what every candidate holds now:
+                // it needs to hear that this one holds nothing.
+                if matches!(ask, Ask::Take(max) if max > 1) {
+                    self.send(from, Msg::Waiting { op, round });
+                }
             }
             None => self.send(from, Msg::NoMatch { op, round }),
         }
@@ -98,27 +119,24 @@ impl Peer {
         to: u64,
         op: OpId,
         round: u32,
-        reservation: ReservationId,
-        stored: crate::tuple::Tuple,
+        reserved: Vec<(ReservationId, crate::tuple::Tuple)>,
         now: u64,
     ) {
-        let Some(tuple) = Tagged::from_stored(stored) else {
-            return;
-        };
         let lease_end = now + self.config.lease_ms;
-        let held = Held {
-            requester: to,
-            tuple: tuple.clone(),
-            lease_end,
-        };
-        self.held.insert(reservation, held);
-        let msg = Msg::Offer {
-            op,
-            round,
-            reservation,
-            tuple,
-        };
-        self.send(to, msg);
+        let mut tuples = Vec::with_capacity(reserved.len());
+        for (reservation, stored) in reserved {
+            let Some(tuple) = Tagged::from_stored(stored) else {
+                continue;
+            };
+            let held = Held {
+                requester: to,
+                tuple: tuple.clone(),
+                lease_end,
+            };
+            self.held.insert(reservation, held);
+            tuples.push((reservation, tuple));
+        }
+        self.send(to, Msg::Offer { op, round, tuples });
     }
 
     fn copies_to(&mut self, to: u64, op: OpId, round: u32, stored: Vec<crate::tuple::Tuple>) {
@@ -142,7 +160,7 @@ impl Peer {
                     match reservation {
                         Some(r) => {
                             let stored = tuples.into_iter().next().expect("one reserved tuple");
-                            self.offer(p.requester, p.op, p.round, r, stored, now);
+                            self.offer(p.requester, p.op, p.round, vec![(r, stored)], now);
                         }
                         None => self.copies_to(p.requester, p.op, p.round, tuples),
                     }
@@ -187,42 +205,48 @@ impl Peer {
         }
     }
 
-    pub(super) fn on_accept(&mut self, from: u64, op: OpId, reservation: ReservationId, now: u64) {
-        let mine = self
-            .held
-            .get(&reservation)
-            .is_some_and(|h| h.requester == from);
-        if !mine || self.store.accept(reservation).is_none() {
-            self.send(from, Msg::AcceptFailed { op });
-            return;
-        }
-        let held = self.held.remove(&reservation).expect("checked");
-        self.tombstone(held.tuple.id, now);
-        let index = self.index_of(&held.tuple);
-        for to in self.view.replicas(index, self.config.replicas) {
-            if to != self.id {
-                self.send(
-                    to,
-                    Msg::Remove {
-                        tuple: held.tuple.clone(),
-                    },
-                );
+    /// Removes the accepted tuples still reserved for `from` here and at
+    /// the replicas, and sends them (possibly none) to `from`.
+    pub(super) fn on_accept(
+        &mut self,
+        from: u64,
+        op: OpId,
+        reservations: Vec<ReservationId>,
+        now: u64,
+    ) {
+        let mut taken = Vec::with_capacity(reservations.len());
+        for reservation in reservations {
+            let mine = self
+                .held
+                .get(&reservation)
+                .is_some_and(|h| h.requester == from);
+            let Some((_, expires_at)) = mine
+                .then(|| self.store.accept_expiring(reservation))
+                .flatten()
+            else {
+                continue;
+            };
+            let held = self.held.remove(&reservation).expect("checked");
+            self.tombstone(held.tuple.id, now);
+            let index = self.index_of(&held.tuple);
+            for to in self.view.replicas(index, self.config.replicas) {
+                if to != self.id {
+                    let tuple = held.tuple.clone();
+                    self.send(to, Msg::Remove { tuple });
+                }
             }
+            taken.push((held.tuple, expires_at.map(|e| e.saturating_sub(now))));
         }
-        self.send(
-            from,
-            Msg::Taken {
-                op,
-                tuple: held.tuple,
-            },
-        );
+        self.send(from, Msg::Taken { op, tuples: taken });
     }
 
-    pub(super) fn on_decline(&mut self, reservation: ReservationId, now: u64) {
-        if let Some(held) = self.held.remove(&reservation) {
-            let effects = self.store.decline(reservation, now);
-            self.on_effects(effects, now);
-            self.rehome(&held.tuple, now);
+    pub(super) fn on_decline(&mut self, reservations: Vec<ReservationId>, now: u64) {
+        for reservation in reservations {
+            if let Some(held) = self.held.remove(&reservation) {
+                let effects = self.store.decline(reservation, now);
+                self.on_effects(effects, now);
+                self.rehome(&held.tuple, now);
+            }
         }
     }
 

@@ -5,6 +5,13 @@
 //! announced `DETECT_MS` after it happened (the failure detector's delay).
 //! Changes are spaced so that no two hit the same replica neighbourhood
 //! within `SETTLE_MS`: fewer than R copies of an arc are ever lost at once.
+//! With `evictions`, some live peers are wrongly declared gone and
+//! re-admitted `SETTLE_MS` later: the peer learns first (it is fenced: it
+//! drops what it held and serves only its clients, through the others),
+//! the others `DETECT_MS` later (they take its arc over).
+//! Some blocking `in`s and `rd`s are cancelled a random time after they
+//! start (their client went away); what a cancelled take had taken must be
+//! back in the space under its new id.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -52,6 +59,18 @@ enum Item {
         op: OpId,
     },
     Churn,
+    Evict,
+    /// The others drop the evicted `peer` from their view.
+    Expel {
+        peer: u64,
+    },
+    Readmit {
+        peer: u64,
+    },
+    Cancel {
+        peer: u64,
+        op: OpId,
+    },
     Gone {
         peer: u64,
     },
@@ -66,7 +85,12 @@ pub(super) struct Outcome {
     /// Outs whose peer left before they were acknowledged.
     pub(super) outs_left: usize,
     pub(super) ins_found: usize,
+    /// Tuples taken by `in`s (several per `in` with a `max` above one).
+    pub(super) tuples_taken: usize,
     pub(super) ins_empty: usize,
+    /// Operations ended by a cancel, and tuples they put back.
+    pub(super) cancelled: usize,
+    pub(super) put_back: usize,
     pub(super) rds_found: usize,
     pub(super) scanned: usize,
     pub(super) hops: u64,
@@ -74,6 +98,7 @@ pub(super) struct Outcome {
     pub(super) joins: usize,
     pub(super) leaves: usize,
     pub(super) crashes: usize,
+    pub(super) evictions: usize,
     pub(super) peers_at_end: usize,
     pub(super) tuples_at_end: usize,
     pub(super) digest: u64,
@@ -93,6 +118,8 @@ pub(super) struct Plan {
     pub(super) ops: usize,
     /// Membership changes during the run.
     pub(super) churn: usize,
+    /// Live peers wrongly declared gone (and re-admitted) during the run.
+    pub(super) evictions: usize,
     /// Virtual milliseconds over which operations and churn are spread.
     pub(super) span_ms: u64,
 }
@@ -116,6 +143,8 @@ pub(super) struct Sim {
     /// Acknowledged outs with a TTL, all expired by the end of the run.
     expiring: BTreeSet<TupleId>,
     taken: BTreeMap<TupleId, u32>,
+    /// New ids of tuples put back by cancelled takes.
+    returned: BTreeSet<TupleId>,
     outcome: Outcome,
 }
 
@@ -149,6 +178,7 @@ impl Sim {
             acked: BTreeSet::new(),
             expiring: BTreeSet::new(),
             taken: BTreeMap::new(),
+            returned: BTreeSet::new(),
             outcome: Outcome::default(),
         }
     }
@@ -176,6 +206,10 @@ impl Sim {
             let at =
                 plan.span_ms / 10 + n as u64 * (plan.span_ms * 8 / 10) / plan.churn.max(1) as u64;
             sim.push(at, Item::Churn);
+        }
+        for n in 0..plan.evictions {
+            let at = plan.span_ms / 8 + n as u64 * (plan.span_ms * 7 / 10) / plan.evictions as u64;
+            sim.push(at, Item::Evict);
         }
         while let Some(((at, _), item)) = sim.queue.pop_first() {
             sim.now = at;
@@ -211,8 +245,26 @@ impl Sim {
                 if !self.peers.contains_key(&peer) {
                     return;
                 }
+                let waits = matches!(&request, Op::In { wait_ms: Some(w), .. } | Op::Rd { wait_ms: Some(w), .. } if *w > 0);
+                if waits && self.rng.below(3) == 0 {
+                    let at = self.now + self.rng.below(200);
+                    self.push(at, Item::Cancel { peer, op });
+                }
                 self.kinds.insert((peer, op), kind);
                 self.feed(peer, Event::Client { op, request });
+            }
+            Item::Cancel { peer, op } => self.feed(peer, Event::Cancel { op }),
+            Item::Evict => self.evict(),
+            Item::Expel { peer } => {
+                self.epoch += 1;
+                self.send_view(peer, |p| p != peer);
+                self.push(self.now + SETTLE_MS, Item::Readmit { peer });
+            }
+            Item::Readmit { peer } => {
+                let mut ring = (*self.ring).clone();
+                ring.insert(peer);
+                self.ring = Arc::new(ring);
+                self.broadcast(peer);
             }
             Item::Churn => self.churn(),
             Item::Gone { peer } => {
@@ -279,11 +331,27 @@ impl Sim {
                     "a scan repeats a tuple"
                 );
             }
-            ('i', Reply::Found(Some(t))) => {
+            ('i', Reply::Taken(tuples)) if !tuples.is_empty() => {
                 self.outcome.ins_found += 1;
-                *self.taken.entry(t.id).or_default() += 1;
+                for t in tuples {
+                    self.outcome.tuples_taken += 1;
+                    *self.taken.entry(t.id).or_default() += 1;
+                }
             }
-            ('i', Reply::Found(None) | Reply::Failed(_)) => self.outcome.ins_empty += 1,
+            ('i', Reply::Taken(_) | Reply::Failed(_)) => self.outcome.ins_empty += 1,
+            ('i' | 'r', Reply::Cancelled { returned }) => {
+                self.outcome.cancelled += 1;
+                for (old, new) in returned {
+                    self.outcome.put_back += 1;
+                    *self.taken.entry(old).or_default() += 1;
+                    // A put-back keeps its time to live.
+                    let set = match self.expiring.contains(&old) {
+                        true => &mut self.expiring,
+                        false => &mut self.returned,
+                    };
+                    assert!(set.insert(new), "{new:?} put back twice");
+                }
+            }
             ('r', Reply::Found(found)) => self.outcome.rds_found += usize::from(found.is_some()),
             ('r' | 's', Reply::Failed(_)) => {}
             (kind, reply) => panic!("unexpected reply {reply:?} to a {kind}"),
@@ -334,8 +402,19 @@ impl Sim {
         } else {
             Some(3_000)
         };
+        let max = match self.rng.below(3) {
+            0 => 1 + self.rng.below(8) as usize,
+            _ => 1,
+        };
         match roll {
-            12..20 => ('i', Op::In { template, wait_ms }),
+            12..20 => (
+                'i',
+                Op::In {
+                    template,
+                    wait_ms,
+                    max,
+                },
+            ),
             20..23 => ('r', Op::Rd { template, wait_ms }),
             _ => (
                 's',
@@ -423,11 +502,47 @@ impl Sim {
             .all(|&(_, c)| c.wrapping_sub(before) > reach)
     }
 
+    /// Wrongly declares a live peer gone: it learns at once, the others
+    /// `DETECT_MS` later.
+    fn evict(&mut self) {
+        let r = self.config.replicas;
+        for _ in 0..50 {
+            let id = self.victim();
+            let busy = self.peers.get(&id).is_none_or(|p| p.accepting() > 0);
+            if busy || !self.quiet_around(id, r) {
+                continue;
+            }
+            // The re-admission is a change too: nothing may change near it
+            // from now until it has settled.
+            let readmit = self.now + DETECT_MS + SETTLE_MS;
+            self.recent.push((self.now, id));
+            self.recent.push((readmit, id));
+            let mut ring = (*self.ring).clone();
+            ring.remove(id);
+            self.ring = Arc::new(ring);
+            self.epoch += 1;
+            self.send_view(id, |p| p == id);
+            self.push(self.now + DETECT_MS, Item::Expel { peer: id });
+            self.outcome.evictions += 1;
+            return;
+        }
+        panic!("no quiet place for an eviction at {}", self.now);
+    }
+
     fn broadcast(&mut self, changed: u64) {
         self.epoch += 1;
+        self.send_view(changed, |_| true);
+    }
+
+    /// Gives the current ring, as view `self.epoch`, to the peers `to`
+    /// picks.
+    fn send_view(&mut self, changed: u64, to: impl Fn(u64) -> bool) {
         let (now, epoch) = (self.now, self.epoch);
         let mut busy = Vec::new();
         for (&id, peer) in &mut self.peers {
+            if !to(id) {
+                continue;
+            }
             let view = Arc::clone(&self.ring);
             let event = Event::View {
                 view,
@@ -456,7 +571,7 @@ impl Sim {
                 assert!(held.insert(id, p).is_none(), "{id:?} held by two primaries");
             }
         }
-        for id in &self.acked {
+        for id in self.acked.iter().chain(&self.returned) {
             let present = held.contains_key(id);
             let taken = self.taken.contains_key(id);
             assert!(present != taken, "{id:?}: present {present}, taken {taken}");

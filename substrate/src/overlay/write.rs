@@ -1,7 +1,9 @@
 //! Writing: an `out` routed hop by hop to its primary (and re-routed by
 //! its origin under the same id until acknowledged), the primary storing it
 //! and replicating it to its next R−1 peers, copies kept by replicas, and
-//! tombstones for removed ids.
+//! tombstones for removed ids. Put-backs (tuples taken for a client that
+//! went away) are `out`s with no client and no deadline: retried until
+//! stored, re-sent once more on a graceful leave.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -12,6 +14,10 @@ use crate::ring::Hop;
 use crate::store::Effect;
 use crate::template::Template;
 use crate::tuple::Tuple;
+
+/// The operation id a put-back is routed under (its acknowledgement is
+/// matched by tuple id).
+const RETURN_OP: OpId = OpId(u64::MAX);
 
 /// A primary's `out` waiting for its replicas' acknowledgements.
 #[derive(Debug)]
@@ -36,20 +42,42 @@ pub(super) struct Writing {
 
 impl Peer {
     pub(super) fn start_out(&mut self, op: OpId, tuple: Tuple, ttl_ms: Option<u64>, now: u64) {
+        let writing = self.writing(tuple, ttl_ms, now + self.config.out_timeout_ms, now);
+        self.outs.insert(op, writing);
+        self.retry_outs(now);
+    }
+
+    /// Writes back a tuple taken for a client that went away; its new id.
+    pub(super) fn start_return(&mut self, tuple: Tuple, ttl_ms: Option<u64>, now: u64) -> TupleId {
+        let writing = self.writing(tuple, ttl_ms, u64::MAX, now);
+        let id = writing.tuple.id;
+        self.returns.insert(id, writing);
+        self.retry_outs(now);
+        id
+    }
+
+    fn writing(&mut self, tuple: Tuple, ttl_ms: Option<u64>, deadline: u64, now: u64) -> Writing {
         let id = TupleId {
             origin: self.id,
             seq: self.next_seq,
         };
         self.next_seq += 1;
-        let writing = Writing {
-            deadline: now + self.config.out_timeout_ms,
+        Writing {
+            deadline,
             retry_at: now,
             index: self.keyspace.index_of(&tuple),
             tuple: Tagged { id, tuple },
             expires_at: ttl_ms.map(|t| now + t),
-        };
-        self.outs.insert(op, writing);
-        self.retry_outs(now);
+        }
+    }
+
+    /// A graceful leave: each put-back still unacknowledged is routed once
+    /// more (its primary stores it once, whoever acknowledges it).
+    pub(super) fn last_returns(&mut self, now: u64) {
+        for (_, w) in std::mem::take(&mut self.returns) {
+            let ttl = w.expires_at.map(|e| e.saturating_sub(now));
+            self.route(w.index, 0, self.id, RETURN_OP, (w.tuple, ttl), now);
+        }
     }
 
     /// Forwards an `out` one hop, or stores it here if this peer owns it.
@@ -62,11 +90,17 @@ impl Peer {
         wire: Wire,
         now: u64,
     ) {
-        let next = match self.router().next_hop(index) {
-            Hop::Here => None,
-            Hop::Owner(p) | Hop::Forward(p) => Some(p),
+        let next = match self.member() {
+            // Evicted: the owner the view shows, in one hop.
+            false => self.view.owner(index),
+            true => match self.router().next_hop(index) {
+                Hop::Here => None,
+                Hop::Owner(p) | Hop::Forward(p) => Some(p),
+            },
         };
         match next {
+            // Evicted with no one to send it to: the origin retries.
+            None if !self.member() => {}
             None => self.adopt(wire, Some((origin, op, hops)), now),
             Some(p) if hops < self.config.max_hops => {
                 let msg = Msg::Route {
@@ -152,11 +186,12 @@ impl Peer {
     /// Routes the `out`s due for a (first or further) attempt.
     pub(super) fn retry_outs(&mut self, now: u64) {
         let retry_ms = self.config.retry_ms;
-        let due: Vec<(OpId, u64, super::msg::Wire)> = self
-            .outs
-            .iter_mut()
+        let outs = self.outs.iter_mut().map(|(&op, w)| (op, w));
+        let returns = self.returns.values_mut().map(|w| (RETURN_OP, w));
+        let due: Vec<(OpId, u64, super::msg::Wire)> = outs
+            .chain(returns)
             .filter(|(_, w)| w.retry_at <= now)
-            .map(|(&op, w)| {
+            .map(|(op, w)| {
                 w.retry_at = now + retry_ms;
                 let ttl = w.expires_at.map(|e| e.saturating_sub(now));
                 (op, w.index, (w.tuple.clone(), ttl))

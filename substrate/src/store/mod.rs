@@ -297,9 +297,14 @@ impl Store {
     /// Removes a reserved tuple for good. `None` if the reservation is
     /// unknown: never made, already accepted or declined, or lapsed.
     pub fn accept(&mut self, id: ReservationId) -> Option<Tuple> {
+        self.accept_expiring(id).map(|(tuple, _)| tuple)
+    }
+
+    /// [`Store::accept`], with the tuple's expiry time (if it has one).
+    pub fn accept_expiring(&mut self, id: ReservationId) -> Option<(Tuple, Option<u64>)> {
         let reservation = self.reservations.remove(&id.0)?;
         self.lease_ends.remove(&(reservation.lease_end, id.0));
-        Some(reservation.stored.tuple)
+        Some((reservation.stored.tuple, reservation.stored.expires_at))
     }
 
     /// Returns a reserved tuple to the space with its original age (dropped

@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use super::links::{self, LinkEvent, peer_of, ring_id};
 use super::{Input, Link};
-use crate::overlay::{Command, Config, Event, Op, OpId, Peer, Reply};
+use crate::overlay::{Command, Config, Event, OpId, Peer, Reply};
 use crate::ring::Ring;
 use crate::wire::{Member, PeerMessage, PeerStatus, Status};
 
@@ -50,9 +50,8 @@ struct Driver {
     epoch: u64,
     links: HashMap<u64, mpsc::UnboundedSender<PeerMessage>>,
     events: mpsc::UnboundedSender<LinkEvent>,
-    /// Each operation's reply channel, and whether it is a take.
-    replies: HashMap<OpId, (mpsc::UnboundedSender<Reply>, bool)>,
-    next_op: u64,
+    /// Each operation's reply channel.
+    replies: HashMap<OpId, mpsc::UnboundedSender<Reply>>,
     timer: Option<u64>,
     start: Instant,
     counting: HashMap<u64, Counting>,
@@ -96,7 +95,6 @@ pub(super) fn spawn(
         links: HashMap::new(),
         events,
         replies: HashMap::new(),
-        next_op: 1 << 62,
         timer: None,
         start: Instant::now(),
         counting: HashMap::new(),
@@ -170,10 +168,16 @@ impl Driver {
                 request,
                 replies,
             } => {
-                let take = matches!(request, Op::In { .. });
-                self.replies.insert(op, (replies, take));
+                self.replies.insert(op, replies);
                 self.feed(Event::Client { op, request });
             }
+            Input::Cancel(op) => {
+                // Already answered: nothing to cancel.
+                if self.replies.remove(&op).is_some() {
+                    self.feed(Event::Cancel { op });
+                }
+            }
+            Input::PutBack(tuples) => self.put_back(tuples),
             Input::Status(answer) => self.start_count(answer),
             Input::Leave(_) => unreachable!("handled by the loop"),
         }
@@ -375,28 +379,23 @@ impl Driver {
 
     fn reply(&mut self, op: OpId, reply: Reply) {
         let lasts = !matches!(reply, Reply::Notified(_));
-        let Some((replies, take)) = self.replies.get(&op).cloned() else {
-            return;
+        let sent = match lasts {
+            true => self.replies.remove(&op).map(|r| r.send(reply)),
+            false => self.replies.get(&op).map(|r| r.send(reply)),
         };
-        if lasts {
-            self.replies.remove(&op);
+        // The client went away as the answer came: its tuples go back.
+        if let Some(Err(unsent)) = sent
+            && let Reply::Taken(tuples) = unsent.0
+            && !tuples.is_empty()
+        {
+            self.put_back(tuples.into_iter().map(|t| t.tuple).collect());
         }
-        if let Err(unsent) = replies.send(reply) {
-            // The client went away: a taken tuple goes back in.
-            if let (true, Reply::Found(Some(tagged))) = (take, unsent.0) {
-                let op = OpId(self.next_op);
-                self.next_op += 1;
-                let (replies, _) = mpsc::unbounded_channel();
-                self.replies.insert(op, (replies, false));
-                self.feed(Event::Client {
-                    op,
-                    request: Op::Out {
-                        tuple: tagged.tuple,
-                        ttl_ms: None,
-                    },
-                });
-            }
-        }
+    }
+
+    fn put_back(&mut self, tuples: Vec<crate::tuple::Tuple>) {
+        tracing::debug!(count = tuples.len(), "putting back undelivered tuples");
+        let tuples = tuples.into_iter().map(|t| (t, None)).collect();
+        self.feed(Event::PutBack { tuples });
     }
 
     fn primaries(&self) -> u64 {
@@ -459,6 +458,9 @@ impl Driver {
         self.broadcast(PeerMessage::Gone { member, epoch });
         self.finish_counts(true);
         self.links.clear();
-        tokio::time::sleep(DRAIN).await;
+        // A lone peer has no one to hand anything to.
+        if !self.others().is_empty() {
+            tokio::time::sleep(DRAIN).await;
+        }
     }
 }

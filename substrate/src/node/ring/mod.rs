@@ -4,9 +4,13 @@
 //! the membership, and talks to the other peers over `/halley/peer/1`
 //! ([`links`]).
 //!
-//! Every client request becomes one overlay operation ([`Event::Client`]);
-//! its replies come back through a channel per operation. A take whose
-//! client went away before the answer arrived writes the tuple back.
+//! Every client request becomes one overlay operation
+//! ([`crate::overlay::Event::Client`]); its replies come back through a
+//! channel per operation. A take or read whose future is dropped (its
+//! client went away, or cancelled it) cancels the operation in the overlay
+//! ([`crate::overlay::Event::Cancel`]): it is unregistered at every
+//! candidate, offers to it are declined, and tuples already taken for it
+//! are put back; so are tuples whose answer arrived after the client left.
 
 mod driver;
 mod links;
@@ -43,6 +47,10 @@ enum Input {
         request: Op,
         replies: mpsc::UnboundedSender<Reply>,
     },
+    /// The client of this operation went away.
+    Cancel(OpId),
+    /// Tuples taken for a client that never received them.
+    PutBack(Vec<Tuple>),
     Status(oneshot::Sender<Status>),
     Leave(oneshot::Sender<()>),
 }
@@ -96,11 +104,58 @@ impl RingSpace {
         Ok((op, receiver))
     }
 
+    /// Runs `request` to its one answer; dropped before that, it cancels
+    /// the operation.
     async fn ask(&self, request: Op) -> Result<Reply, SpaceError> {
-        let (_, mut replies) = self.submit(request)?;
-        match replies.recv().await.ok_or_else(gone)? {
+        let (op, replies) = self.submit(request)?;
+        let pending = Pending {
+            op,
+            replies,
+            inputs: self.inputs.clone(),
+            done: false,
+        };
+        match pending.answer().await? {
             Reply::Failed(e) => Err(SpaceError::Unreachable(e.to_string())),
             reply => Ok(reply),
+        }
+    }
+}
+
+/// An operation waiting for its answer. Dropped before it has it, it
+/// cancels the operation, and puts back the tuples of an answer that had
+/// already arrived unread.
+struct Pending {
+    op: OpId,
+    replies: mpsc::UnboundedReceiver<Reply>,
+    inputs: mpsc::UnboundedSender<Input>,
+    done: bool,
+}
+
+impl Pending {
+    async fn answer(mut self) -> Result<Reply, SpaceError> {
+        let reply = self.replies.recv().await;
+        self.done = true;
+        reply.ok_or_else(gone)
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Closed first: the driver either delivered the answer before (it
+        // is read here) or finds the channel closed and puts it back.
+        self.replies.close();
+        let mut back = Vec::new();
+        while let Ok(reply) = self.replies.try_recv() {
+            if let Reply::Taken(tuples) = reply {
+                back.extend(tuples.into_iter().map(|t| t.tuple));
+            }
+        }
+        let _ = self.inputs.send(Input::Cancel(self.op));
+        if !back.is_empty() {
+            let _ = self.inputs.send(Input::PutBack(back));
         }
     }
 }
@@ -168,12 +223,20 @@ impl Space for RingSpace {
     async fn take_up_to(
         &self,
         template: Template,
-        _max: usize,
+        max: usize,
         timeout: Option<Duration>,
     ) -> Result<Vec<Tuple>, SpaceError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
         let wait_ms = wait_ms(timeout);
-        match self.ask(Op::In { template, wait_ms }).await? {
-            Reply::Found(found) => Ok(found.into_iter().map(|t| t.tuple).collect()),
+        let request = Op::In {
+            template,
+            wait_ms,
+            max,
+        };
+        match self.ask(request).await? {
+            Reply::Taken(taken) => Ok(taken.into_iter().map(|t| t.tuple).collect()),
             other => Err(SpaceError::Unreachable(format!("in answered {other:?}"))),
         }
     }
