@@ -33,8 +33,11 @@ use tokio::task::AbortHandle;
 pub const DEFAULT_WINDOW: Duration = Duration::from_micros(50);
 
 /// A `sched_yield` that takes longer than this gave the CPU to another
-/// process: the machine is busy.
-const CONTENDED: Duration = Duration::from_micros(5);
+/// process for a good part of its time slice: the machine is busy. (Yields
+/// to the peer processes of a conversation, themselves spinning, come back
+/// within microseconds; at 5 µs the node of a three-process W4 backed off
+/// at once and lost most of the gain.)
+const CONTENDED: Duration = Duration::from_micros(100);
 /// How long a spinner that found the CPU busy stays quiet.
 const BACK_OFF: Duration = Duration::from_millis(20);
 
