@@ -7,7 +7,9 @@
 //!
 //! `cargo bench --bench w4 [-- <rounds>]` (default 10,000 rounds, after
 //! 1,000 warm-up rounds); prints the median, p99 and mean in microseconds,
-//! and the same for one request's round trip (`status`) for comparison.
+//! and the same for one request's round trip (`status`) for comparison,
+//! first through a plain `halley node` (a ring peer, alone), then through
+//! `halley node --solo` (the space without the overlay).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -41,10 +43,12 @@ fn main() {
         .iter()
         .find_map(|a| a.parse::<usize>().ok())
         .unwrap_or(DEFAULT_ROUNDS);
-    let node = common::Node::start();
-    let (requests, trips) = runtime.block_on(measure(&node.addr, WARMUP + rounds));
-    report("one request (status)", requests);
-    report("W4 round trip", trips);
+    for (layout, flags) in [("ring peer", &[][..]), ("solo", &["--solo"][..])] {
+        let node = common::Node::start_with(flags);
+        let (requests, trips) = runtime.block_on(measure(&node.addr, WARMUP + rounds));
+        report(&format!("{layout}: one request (status)"), requests);
+        report(&format!("{layout}: W4 round trip"), trips);
+    }
 }
 
 fn report(what: &str, mut samples: Vec<Duration>) {

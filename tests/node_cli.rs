@@ -122,6 +122,29 @@ fn exit_codes_say_what_went_wrong() {
 }
 
 #[test]
+fn a_solo_node_serves_alone_and_cannot_also_join() {
+    let node = Node::start_with(&["--solo"]);
+    assert_eq!(ok(&["out", "--peer", &node.addr, "(\"solo\", 1)"]), "");
+    assert_eq!(
+        ok(&["in", "--peer", &node.addr, "(\"solo\", ?int)"]).trim(),
+        "(\"solo\", 1)"
+    );
+    let both = run(
+        &[
+            "node",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--solo",
+            "--join",
+            &node.addr,
+        ],
+        None,
+    );
+    assert_eq!(both.code, Some(2), "{both:?}");
+    assert!(both.stderr.contains("--solo"), "{}", both.stderr);
+}
+
+#[test]
 fn node_flags_are_checked() {
     let bad_join = run(
         &[

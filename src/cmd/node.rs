@@ -6,7 +6,8 @@
 //! join it, the only) one, and the printed address can be passed to other
 //! nodes' `--join`. On SIGINT/SIGTERM it hands its tuples over and leaves.
 //! `--ring` (once needed for a ring's first peer) is still accepted and
-//! changes nothing. With `--secret-file` it serves a private overlay: only
+//! changes nothing; `--solo` serves a space of this machine alone, without
+//! the overlay (not joinable). With `--secret-file` it serves a private overlay: only
 //! peers and clients holding the same key connect, and a `--join` through a
 //! peer with another key (or none) fails. `--metrics` serves counters in
 //! Prometheus's text format over HTTP.
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
+use halley_substrate::embedded::EmbeddedSpace;
 use halley_substrate::net::PreSharedKey;
 use halley_substrate::{Multiaddr, Node};
 
@@ -32,6 +34,11 @@ pub struct Args {
     /// Accepted for older scripts; every node is a ring peer others can join.
     #[arg(long, hide = true)]
     ring: bool,
+    /// Serve this machine's space alone, without the overlay: not joinable,
+    /// no replicas, but the shortest path for a single peer (the space
+    /// `halley run` serves its workers).
+    #[arg(long, conflicts_with_all = ["join", "ring"])]
+    solo: bool,
     /// How many peers hold each tuple.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     replicas: u32,
@@ -73,9 +80,16 @@ fn check(args: &Args) -> Result<Option<PreSharedKey>, Failure> {
 
 async fn serve(args: Args, secret: Option<PreSharedKey>) -> Outcome {
     let replicas = usize::try_from(args.replicas).unwrap_or(usize::MAX);
-    let (mut node, ring) = Node::start_ring_with(args.listen, args.join, replicas, secret)
-        .await
-        .map_err(|e| Failure::unreachable(anyhow!("node: {e}")))?;
+    let started = if args.solo {
+        Node::start_with(args.listen, EmbeddedSpace::new(), secret)
+            .await
+            .map(|node| (node, None))
+    } else {
+        Node::start_ring_with(args.listen, args.join, replicas, secret)
+            .await
+            .map(|(node, ring)| (node, Some(ring)))
+    };
+    let (mut node, ring) = started.map_err(|e| Failure::unreachable(anyhow!("node: {e}")))?;
     if let Some(addr) = args.metrics {
         let bound = node
             .serve_metrics(addr)
@@ -87,7 +101,9 @@ async fn serve(args: Args, secret: Option<PreSharedKey>) -> Outcome {
     let stopped = stopped().map_err(Failure::unreachable)?;
     announce(&node)?;
     stopped.await;
-    ring.leave().await;
+    if let Some(ring) = ring {
+        ring.leave().await;
+    }
     node.stop().await;
     Ok(SUCCESS)
 }
