@@ -263,3 +263,77 @@ fn a_leaving_peer_hands_its_tuples_over() {
     let after = status(&survivor).expect("status after the leave");
     assert_eq!(after["tuples"], TUPLES, "{after}");
 }
+
+/// A take of several through one peer gathers from the peers holding
+/// matches, up to its `max`, each tuple once; a blocking one returns with
+/// the first tuple written. (Keywords of every pair of kinds land all over
+/// the curve: on more than one of the peers unless their random ids are
+/// very close; the test prints how many.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_take_of_several_gathers_across_the_ring() {
+    use halley_substrate::{Kind, Tuple, Value};
+    const N: usize = 60;
+    let nodes = tokio::task::spawn_blocking(|| ring(3, 2)).await.unwrap();
+    let space = RemoteSpace::connect(nodes[0].addr.parse().unwrap(), DEADLINE)
+        .await
+        .expect("connect");
+    // Keywords of every pair of kinds: boxes all over the keyspace.
+    let value = |kind: usize, i: usize| match kind {
+        0 => Value::Str(format!("k{i}")),
+        1 => Value::Int(i as i64),
+        2 => Value::Float(i as f64),
+        3 => Value::Bool(i.is_multiple_of(2)),
+        _ => Value::Bytes(vec![i as u8]),
+    };
+    let tuples: Vec<Tuple> = (0..N)
+        .map(|i| {
+            Tuple::new(vec![
+                value(i % 5, i),
+                value(i / 5 % 5, i),
+                Value::Int(i as i64),
+            ])
+        })
+        .collect();
+    space.out_all(tuples, None).await.expect("out");
+    let addr = nodes[0].addr.clone();
+    let before = tokio::task::spawn_blocking(move || status(&addr).expect("status"))
+        .await
+        .unwrap();
+    let holders = before["peers"].as_array().unwrap();
+    let holders = holders.iter().filter(|p| p["tuples"].as_u64() > Some(0));
+    println!("peers holding tuples: {}", holders.count());
+    let any = Template::new(vec![Field::Any, Field::Any, Field::Typed(Kind::Int)]);
+    let now = Some(Duration::ZERO);
+    let first = space
+        .take_up_to(any.clone(), 25, now)
+        .await
+        .expect("take 25");
+    let rest = space
+        .take_up_to(any.clone(), 100, now)
+        .await
+        .expect("take rest");
+    let none = space
+        .take_up_to(any.clone(), 100, now)
+        .await
+        .expect("take none");
+    assert_eq!((first.len(), rest.len(), none.len()), (25, N - 25, 0));
+    let distinct: BTreeSet<String> = first.iter().chain(&rest).map(|t| t.to_string()).collect();
+    assert_eq!(distinct.len(), N, "a tuple was taken twice");
+
+    let waiting = space.take_up_to(any, 10, Some(DEADLINE));
+    let writer = RemoteSpace::connect(nodes[2].addr.parse().unwrap(), DEADLINE)
+        .await
+        .expect("connect");
+    let (got, put) = tokio::join!(waiting, async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        writer
+            .out(Tuple::new(vec![
+                "late".into(),
+                Value::Int(1),
+                Value::Int(1),
+            ]))
+            .await
+    });
+    put.expect("out");
+    assert_eq!(got.expect("blocking take").len(), 1);
+}

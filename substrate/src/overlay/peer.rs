@@ -295,7 +295,7 @@ impl Peer {
             Msg::Accept { op, reservations } => self.on_accept(from, op, reservations, now),
             Msg::Decline { reservations } => self.on_decline(reservations, now),
             Msg::Taken { op, tuples } => self.on_taken(from, op, tuples, now),
-            Msg::Cancel { op } => self.on_cancel(from, op),
+            Msg::Cancel { op } => self.on_cancel(from, op, now),
             Msg::Notified { op, tuple } => self.on_notified(op, tuple),
         }
     }

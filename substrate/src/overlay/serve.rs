@@ -13,6 +13,8 @@ use crate::template::Template;
 #[derive(Debug)]
 pub(super) struct Held {
     pub(super) requester: u64,
+    /// The requester's operation it was offered to.
+    pub(super) op: OpId,
     pub(super) tuple: Tagged,
     pub(super) lease_end: u64,
 }
@@ -37,7 +39,7 @@ impl Peer {
         wait_ms: Option<u64>,
         now: u64,
     ) {
-        self.on_cancel(from, op);
+        self.on_cancel(from, op, now);
         if !self.member() {
             // Evicted: nothing here is the ring's.
             match ask {
@@ -130,6 +132,7 @@ impl Peer {
             };
             let held = Held {
                 requester: to,
+                op,
                 tuple: tuple.clone(),
                 lease_end,
             };
@@ -194,10 +197,23 @@ impl Peer {
         Some(p)
     }
 
-    pub(super) fn on_cancel(&mut self, from: u64, op: OpId) {
+    /// The requester no longer wants anything for `op` (it ended, was
+    /// cancelled, or starts a new round): its waiter goes, and tuples
+    /// reserved for it go back now rather than when its decline arrives,
+    /// so that its next operation already finds them.
+    pub(super) fn on_cancel(&mut self, from: u64, op: OpId, now: u64) {
         if let Some(waiter) = self.parked.remove(&(from, op)) {
             self.waiters.remove(&waiter);
             self.store.unpark(waiter);
+        }
+        let offered: Vec<ReservationId> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.requester == from && h.op == op)
+            .map(|(&r, _)| r)
+            .collect();
+        if !offered.is_empty() {
+            self.on_decline(offered, now);
         }
         if let Some(id) = self.subscribed.remove(&(from, op)) {
             self.subscribers.remove(&id);

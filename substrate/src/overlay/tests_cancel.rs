@@ -230,3 +230,69 @@ fn a_blocking_take_of_several_returns_with_the_first_tuple() {
     assert_eq!(parked, 0, "the other candidates stopped waiting");
     assert_eq!(ring.counts(), (0, 0));
 }
+
+/// A take that is full cancels at the candidates whose offers are still
+/// on their way, which put those tuples back at once: the requester's next
+/// take, asking after the cancel, finds them although the declines of the
+/// late offers have not arrived yet.
+#[test]
+fn a_full_take_releases_the_offers_still_travelling() {
+    let tuples: Vec<Tuple> = ["a", "h", "p", "w"]
+        .map(|k| tuple(&format!("{k}-job"), 7))
+        .to_vec();
+    let keyspace = Keyspace::default();
+    // Two peers, each the primary of two of the tuples.
+    let mut indexes: Vec<u64> = tuples.iter().map(|t| keyspace.index_of(t)).collect();
+    indexes.sort_unstable();
+    let ids = [indexes[1], indexes[3]];
+    let mut ring = Small::new(&ids);
+    for (n, t) in tuples.iter().enumerate() {
+        ring.run(ids[0], client(10 + n as u64, out(t)), 0);
+    }
+    assert_eq!(primary_ids(&ring, ids[0]).len(), 2);
+    let any = Template::new(vec![Field::Any, Field::Actual(Value::Int(7))]);
+    let take = |max| Op::In {
+        template: any.clone(),
+        wait_ms: Some(0),
+        max,
+    };
+    // The remote candidate's offer is held back: the local one fills it.
+    let (replies, held) = {
+        let requester = ids[0];
+        let peer = ring.peers.iter_mut().find(|p| p.id() == requester).unwrap();
+        let first = peer.handle(client(1, take(2)), 1);
+        // In order, as on a link.
+        let mut pending: std::collections::VecDeque<(u64, Command)> =
+            first.into_iter().map(|c| (requester, c)).collect();
+        let (mut replies, mut held) = (Vec::new(), Vec::new());
+        while let Some((from, command)) = pending.pop_front() {
+            match command {
+                Command::Send { ref msg, to, .. }
+                    if from != requester && to == requester && matches!(msg, Msg::Offer { .. }) =>
+                {
+                    held.push((from, command))
+                }
+                Command::Send { to, msg, epoch } => {
+                    let peer = ring.peers.iter_mut().find(|p| p.id() == to).unwrap();
+                    let out = peer.handle(Event::Message { from, msg, epoch }, 1);
+                    pending.extend(out.into_iter().map(|c| (to, c)));
+                }
+                Command::Reply { op, reply } => replies.push((op, reply)),
+                Command::ArmTimer { .. } => {}
+            }
+        }
+        (replies, held)
+    };
+    assert!(
+        matches!(&replies[..], [(OpId(1), Reply::Taken(f))] if f.len() == 2),
+        "{replies:?}"
+    );
+    assert_eq!(held.len(), 1, "the remote offer is on its way");
+    match &ring.run(ids[0], client(2, take(10)), 2)[..] {
+        [(OpId(2), Reply::Taken(f))] => assert_eq!(f.len(), 2, "the released tuples"),
+        other => panic!("{other:?}"),
+    }
+    // The late offer is declined; nothing is left or doubled.
+    assert_eq!(settle(&mut ring.peers, held, 3), vec![]);
+    assert_eq!(ring.counts(), (0, 0));
+}

@@ -7,7 +7,12 @@
 //! sends `Join` to the member it was given; that member adds it, answers
 //! with every member and the view epoch, and announces it to the others.
 //! A peer whose stream breaks or ends is dropped from the view and
-//! announced gone; so is a peer leaving. Each change gives a new view
+//! announced gone; so is a peer leaving. A peer declared gone that is
+//! alive after all (a message from it arrives) is told so (`Gone` about
+//! itself, at most once a second) and its messages are dropped; told, it
+//! evicts itself (a view without it: it drops what it held, see
+//! [`crate::overlay`]) and joins again through the members it knows,
+//! which re-admit it like a newcomer. Each change gives a new view
 //! (peer ring id: [`links::ring_id`]) and the next epoch: one past the
 //! highest this peer has seen or been told.
 
@@ -61,7 +66,17 @@ struct Driver {
     /// last asked.
     joining: Vec<Multiaddr>,
     asked: Option<Instant>,
+    /// Members found lost, and when each was last told so.
+    departed: BTreeMap<u64, (Member, Option<Instant>)>,
+    /// Declared gone by the others while alive: out of its own view until
+    /// a member lets it in again.
+    evicted: bool,
 }
+
+/// Lost members remembered (to tell them if they turn out alive).
+const DEPARTED: usize = 256;
+/// How often a lost member that is alive after all is told so.
+const TELL_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts the driver task.
 pub(super) fn spawn(
@@ -102,6 +117,8 @@ pub(super) fn spawn(
         count,
         joining: join,
         asked: None,
+        departed: BTreeMap::new(),
+        evicted: false,
     };
     driver.ask_to_join();
     tokio::spawn(driver.run(inputs, received).in_current_span());
@@ -211,10 +228,14 @@ impl Driver {
 
     fn on_message(&mut self, from: PeerId, msg: PeerMessage) {
         let from_id = ring_id(&from);
+        if !matches!(msg, PeerMessage::Join { .. }) && self.departed.contains_key(&from_id) {
+            self.tell_departed(from_id);
+            return;
+        }
         match msg {
             PeerMessage::Join { member } => {
                 // A member asking again missed our answer: answer again.
-                let new = self.add(&member).is_some();
+                self.add(&member);
                 let Some(id) = member.addr.parse().ok().as_ref().and_then(peer_of) else {
                     return;
                 };
@@ -222,13 +243,18 @@ impl Driver {
                 let epoch = self.epoch;
                 let members = self.members.values().map(|(_, m)| m.clone()).collect();
                 self.send(id, PeerMessage::Members { members, epoch });
-                for other in self.others().into_iter().filter(|&o| new && o != id) {
+                // Announced even if known here: a member that had found it
+                // lost lets it back in too (known members ignore it).
+                for other in self.others().into_iter().filter(|&o| o != id) {
                     let member = member.clone();
                     self.send(other, PeerMessage::Joined { member, epoch });
                 }
             }
             PeerMessage::Members { members, epoch } => {
                 self.joining.clear();
+                if std::mem::take(&mut self.evicted) {
+                    tracing::info!("re-admitted to the ring");
+                }
                 self.epoch = self.epoch.max(epoch.saturating_sub(1));
                 for member in members {
                     self.add_quietly(&member);
@@ -245,10 +271,11 @@ impl Driver {
                     return;
                 };
                 let id = ring_id(&id);
+                self.epoch = self.epoch.max(epoch.saturating_sub(1));
                 if id == self.my_id {
+                    self.evict();
                     return;
                 }
-                self.epoch = self.epoch.max(epoch.saturating_sub(1));
                 self.remove(id);
             }
             PeerMessage::Overlay { msg, epoch } => {
@@ -271,11 +298,52 @@ impl Driver {
         }
     }
 
+    /// Tells a lost member that is alive after all that it was found
+    /// lost (it then evicts itself and joins again).
+    fn tell_departed(&mut self, id: u64) {
+        let Some((member, told)) = self.departed.get_mut(&id) else {
+            return;
+        };
+        if told.is_some_and(|at| at.elapsed() < TELL_EVERY) {
+            return;
+        }
+        *told = Some(Instant::now());
+        let member = member.clone();
+        if let Ok(addr) = member.addr.parse() {
+            self.connect(&addr);
+        }
+        let epoch = self.epoch;
+        self.send(id, PeerMessage::Gone { member, epoch });
+        self.links.remove(&id);
+    }
+
+    /// The others found this peer lost while it was alive: out of its own
+    /// view (it drops what it held for the ring), then in again through
+    /// the members it knows.
+    fn evict(&mut self) {
+        if self.evicted {
+            return;
+        }
+        tracing::warn!("declared gone by the ring while alive: joining again");
+        self.evicted = true;
+        self.epoch += 1;
+        self.new_view(self.my_id);
+        self.joining = self
+            .members
+            .iter()
+            .filter(|&(&id, _)| id != self.my_id)
+            .filter_map(|(_, (_, m))| m.addr.parse().ok())
+            .collect();
+        self.asked = None;
+        self.ask_to_join();
+    }
+
     /// Adds `member` without a new view; its id if it is new.
     fn add_quietly(&mut self, member: &Member) -> Option<u64> {
         let addr: Multiaddr = member.addr.parse().ok()?;
         let peer = peer_of(&addr)?;
         let id = ring_id(&peer);
+        self.departed.remove(&id);
         if self.members.contains_key(&id) {
             return None;
         }
@@ -293,10 +361,19 @@ impl Driver {
         Some(id)
     }
 
+    /// Drops member `id` (found lost or announced gone) and takes the new
+    /// view; it is remembered in case it turns out alive.
     fn remove(&mut self, id: u64) {
-        if id == self.my_id || self.members.remove(&id).is_none() {
+        if id == self.my_id {
             return;
         }
+        let Some((_, member)) = self.members.remove(&id) else {
+            return;
+        };
+        if self.departed.len() >= DEPARTED {
+            self.departed.pop_first();
+        }
+        self.departed.insert(id, (member, None));
         self.links.remove(&id);
         self.epoch += 1;
         self.new_view(id);
@@ -305,7 +382,9 @@ impl Driver {
     fn new_view(&mut self, changed: u64) {
         let mut view = Ring::new();
         for &id in self.members.keys() {
-            view.insert(id);
+            if id != self.my_id || !self.evicted {
+                view.insert(id);
+            }
         }
         let epoch = self.epoch;
         self.feed(Event::View {
