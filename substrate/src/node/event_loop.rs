@@ -25,9 +25,9 @@ pub(super) async fn run<S: Served>(
     space: S,
     me: Arc<Me>,
     metrics: Arc<Metrics>,
+    spin: crate::spin::Spin,
 ) {
     let mut streams = JoinSet::new();
-    let spin = crate::spin::Spin::start();
     loop {
         tokio::select! {
             event = swarm.select_next_some() => on_event(event),

@@ -39,6 +39,7 @@ use tracing::Instrument;
 
 use crate::net::{self, DialFailure, NetError, PreSharedKey};
 use crate::space::Space;
+use crate::spin::Spin;
 use crate::wire::PROTOCOL;
 use metrics::Metrics;
 use metrics::http::Probe;
@@ -218,15 +219,17 @@ impl Node {
         });
         let (commands, receiver) = mpsc::channel(COMMANDS);
         let metrics = Arc::new(Metrics::default());
+        let spin = Spin::start();
         let space = build(ring::Link {
             control: swarm.behaviour().stream.new_control(),
             dial: commands.clone(),
             address: address.clone(),
+            spin: spin.clone(),
         });
         let span = tracing::info_span!("node", id = %peer_id);
         span.in_scope(|| tracing::info!(%address, "listening"));
         let probe: Arc<dyn Probe> = Arc::new(space.clone());
-        let task = event_loop::run(swarm, incoming, receiver, space, me, metrics.clone());
+        let task = event_loop::run(swarm, incoming, receiver, space, me, metrics.clone(), spin);
         let task = tokio::spawn(task.instrument(span));
         Ok(Node {
             peer_id,

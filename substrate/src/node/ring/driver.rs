@@ -405,6 +405,7 @@ impl Driver {
                 peer,
                 addr.clone(),
                 self.events.clone(),
+                self.link.spin.clone(),
             );
             self.links.insert(id, queue);
         }

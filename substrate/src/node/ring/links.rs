@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::super::Command;
+use crate::spin::Spin;
 use crate::wire::{self, Message, PEER_PROTOCOL, PeerMessage};
 
 /// Attempts to open a stream to a peer before it counts as lost.
@@ -66,9 +67,11 @@ pub(super) fn open(
     peer: PeerId,
     addr: Multiaddr,
     events: mpsc::UnboundedSender<LinkEvent>,
+    spin: Spin,
 ) -> mpsc::UnboundedSender<PeerMessage> {
     let (queue, receiver) = mpsc::unbounded_channel();
-    tokio::spawn(write(control, dial, peer, addr, receiver, events).in_current_span());
+    let task = write(control, dial, peer, addr, receiver, events, spin);
+    tokio::spawn(task.in_current_span());
     queue
 }
 
@@ -79,6 +82,7 @@ async fn write(
     addr: Multiaddr,
     mut queue: mpsc::UnboundedReceiver<PeerMessage>,
     events: mpsc::UnboundedSender<LinkEvent>,
+    spin: Spin,
 ) {
     let Some(mut stream) = opened(&mut control, &dial, peer, &addr).await else {
         let _ = events.send(LinkEvent::Lost { peer });
@@ -98,6 +102,7 @@ async fn write(
                 next = queue.try_recv().ok();
             }
         }
+        spin.kick();
         if let Err(e) = write_all(&mut stream, &buf).await {
             // Two peers dialling each other may get two connections, and
             // one of them closes: try a fresh stream before giving up.

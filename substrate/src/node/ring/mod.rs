@@ -38,6 +38,8 @@ pub(super) struct Link {
     pub control: Control,
     pub dial: mpsc::Sender<Command>,
     pub address: Multiaddr,
+    /// Kicked after each message to a peer: its answer comes soon.
+    pub spin: crate::spin::Spin,
 }
 
 /// What the space handle asks of the driver.
