@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use halley_paradigms::bag::parse_tasks;
-use halley_paradigms::master::{Master, MasterError};
+use halley_paradigms::master::Master;
 use halley_substrate::Space;
 use tokio::time::Instant;
 
@@ -109,11 +109,7 @@ impl SpaceJob for Run<'_> {
 /// Submits the bag, starts the workers, collects one result per task.
 async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: Job<'_>) -> Outcome {
     let outputs = Outputs::create(job.out).map_err(Failure::bad_input)?;
-    let id = format!(
-        "run-{}-{}",
-        std::process::id(),
-        halley_paradigms::task::now_us()
-    );
+    let id = workers::job_id("run");
     let began = Instant::now();
     let mut master = Master::new(space, id.clone());
     let total = job.commands.len();
@@ -126,7 +122,7 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
     results.started(&mut pool, &first, &master.progress());
     let mut records = Vec::with_capacity(total);
     let mut failed = 0;
-    let lost = |e: MasterError| Failure::unreachable(anyhow!(e).context("lost the space"));
+    let lost = workers::lost;
     while let Some(done) = results
         .next(&mut master, &mut pool, 0)
         .await

@@ -81,6 +81,20 @@ pub(crate) trait SpaceJob {
 
 /// Whether `policy` has a `command` class: machines started by scripts,
 /// anywhere, which must reach the job's space and hold its key.
+/// A fresh job id: `<kind>-<pid>-<µs>`, so jobs sharing a space never mix.
+pub fn job_id(kind: &str) -> String {
+    format!(
+        "{kind}-{}-{}",
+        std::process::id(),
+        halley_paradigms::task::now_us()
+    )
+}
+
+/// The failure of a job whose space went away.
+pub fn lost(e: MasterError) -> Failure {
+    Failure::unreachable(anyhow!(e).context("lost the space"))
+}
+
 pub fn has_command_class(policy: &Policy) -> bool {
     policy
         .resources

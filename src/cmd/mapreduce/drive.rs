@@ -7,17 +7,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::anyhow;
 use halley_autonomic::planner::Decision;
 use halley_autonomic::policy::Objective;
 use halley_paradigms::bag::CommandOutput;
-use halley_paradigms::master::{Finished, Master, MasterError, Progress};
+use halley_paradigms::master::{Finished, Master, Progress};
 use halley_paradigms::task::Task;
 use halley_substrate::Space;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::cmd::workers::{MachineRecord, Results, WorkerPool, with_pending};
+use crate::cmd::workers::{self, MachineRecord, Results, WorkerPool, with_pending};
 use crate::exit::Failure;
 
 /// A job ready to run: its tasks' command lines.
@@ -63,13 +62,9 @@ pub async fn drive<S: Space>(
     mut pool: impl WorkerPool,
     job: Job,
 ) -> Result<Summary, Failure> {
-    let lost = |e: MasterError| Failure::unreachable(anyhow!(e).context("lost the space"));
+    let lost = workers::lost;
     let began = Instant::now();
-    let id = format!(
-        "mr-{}-{}",
-        std::process::id(),
-        halley_paradigms::task::now_us()
-    );
+    let id = workers::job_id("mr");
     let mut master = Master::new(space.clone(), id.clone());
     let (maps, reduces) = (job.maps.len(), job.reduces.len());
     let mut results = Results::new(maps + reduces);

@@ -14,7 +14,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::anyhow;
 use halley_autonomic::planner::Decision;
 use halley_autonomic::policy::Objective;
 use halley_paradigms::master::{Master, MasterError, Progress};
@@ -24,7 +23,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::stage::{Maker, Running, TaskRecord};
-use crate::cmd::workers::{MachineRecord, Results, WorkerPool, with_pending};
+use crate::cmd::workers::{self, MachineRecord, Results, WorkerPool, with_pending};
 use crate::exit::Failure;
 
 /// A checked workflow and where it runs.
@@ -67,13 +66,9 @@ pub async fn drive<S: Space>(
     mut pool: impl WorkerPool,
     job: Job,
 ) -> Result<Summary, Failure> {
-    let lost = |e: MasterError| Failure::unreachable(anyhow!(e).context("lost the space"));
+    let lost = workers::lost;
     let began = Instant::now();
-    let id = format!(
-        "wf-{}-{}",
-        std::process::id(),
-        halley_paradigms::task::now_us()
-    );
+    let id = workers::job_id("wf");
     let runner = LocalRunner {
         space: space.clone(),
         rt: tokio::runtime::Handle::current(),
