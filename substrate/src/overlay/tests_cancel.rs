@@ -8,6 +8,9 @@ use crate::keyspace::Keyspace;
 
 const IDS: [u64; 3] = [1 << 62, 2 << 62, 3 << 62];
 
+/// Commands not carried out yet, each with the peer that gave it.
+type Held = Vec<(u64, Command)>;
+
 /// Runs `event` at `at` and delivers every message but those `hold`
 /// picks, which come back undelivered with their senders.
 fn run_holding(
@@ -16,9 +19,9 @@ fn run_holding(
     event: Event,
     now: u64,
     hold: impl Fn(&Msg) -> bool,
-) -> (Vec<(OpId, Reply)>, Vec<(u64, Command)>) {
+) -> (Vec<(OpId, Reply)>, Held) {
     let peer = ring.peers.iter_mut().find(|p| p.id() == at).unwrap();
-    let mut pending: Vec<(u64, Command)> = peer
+    let mut pending: Held = peer
         .handle(event, now)
         .into_iter()
         .map(|c| (at, c))
