@@ -227,11 +227,13 @@ fn field() -> impl Strategy<Value = Field> {
 }
 
 /// Templates whose first field is an actual value half of the time (indexed),
-/// anything else otherwise (scanned by arity); a few empty ones.
+/// anything else otherwise (scanned by arity); a few empty ones, and exact
+/// ones (every field an actual value: looked up by the exact index).
 fn template() -> impl Strategy<Value = Template> {
     let first = prop_oneof![value().prop_map(Field::Actual), field()];
     prop_oneof![
         1 => Just(Template::new(vec![])),
+        3 => tuple().prop_map(|t| Template::exact(&t)),
         9 => (first, prop::collection::vec(field(), 0..=2)).prop_map(|(f, mut rest)| {
             rest.insert(0, f);
             Template::new(rest)

@@ -8,9 +8,14 @@
 //! actual value walks the tuples of its arity oldest first by merging the
 //! buckets' runs, and an indexed `in` touches only its bucket and this small
 //! list, never a structure as large as the whole store. Tuples with a TTL are
-//! also listed by expiry time.
+//! also listed by expiry time. Every tuple is also listed under its arity and
+//! last value, so that an exact template (every field an actual value: the
+//! overlay asks "is this very tuple here?" on every write it adopts) finds
+//! its tuple, or its absence, without walking a bucket that may hold every
+//! task of a job.
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::ops::ControlFlow;
 
@@ -57,6 +62,14 @@ impl Bucket {
         self.0.front().map(|(seq, stored)| (seq, stored))
     }
 
+    fn get(&self, seq: u64) -> Option<&Stored> {
+        let at = self.0.partition_point(|&(s, _)| s < seq);
+        self.0
+            .get(at)
+            .filter(|&&(s, _)| s == seq)
+            .map(|(_, stored)| stored)
+    }
+
     fn iter(&self) -> impl Iterator<Item = (&u64, &Stored)> {
         self.0.iter().map(|(seq, stored)| (seq, stored))
     }
@@ -87,9 +100,18 @@ impl Bucket {
     }
 }
 
+/// The slots listed under one exact key: almost always one.
+#[derive(Debug)]
+enum Slots {
+    One(Slot),
+    Many(Vec<Slot>),
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     buckets: FastMap<BucketKey, Bucket>,
+    /// Every slot by [`exact_key`] of its tuple.
+    exact: FastMap<u64, Slots>,
     /// Per arity: (seq of the bucket's oldest tuple, bucket hash).
     heads: FastMap<usize, BTreeSet<(u64, u64)>>,
     expiries: BTreeSet<(u64, u64, BucketKey)>,
@@ -102,6 +124,21 @@ pub(crate) fn tuple_key(tuple: &Tuple) -> BucketKey {
         arity: tuple.len(),
         hash: index_key(tuple.len(), tuple.get(0)),
     }
+}
+
+/// The key of a tuple in [`Table::exact`]: its arity and last value.
+fn exact_key(tuple: &Tuple) -> u64 {
+    index_key(tuple.len(), tuple.fields().last())
+}
+
+/// The tuple an exact template stands for: every field an actual value.
+fn exact_tuple(template: &Template) -> Option<Tuple> {
+    let values: Option<Vec<_>> = template
+        .fields()
+        .iter()
+        .map(|f| f.actual().cloned())
+        .collect();
+    values.filter(|v| !v.is_empty()).map(Tuple::new)
 }
 
 /// The index key shared by every tuple `template` can match, if there is one
@@ -121,6 +158,18 @@ impl Table {
     pub fn insert(&mut self, slot: Slot, stored: Stored) {
         if let Some(at) = stored.expires_at {
             self.expiries.insert((at, slot.seq, slot.key));
+        }
+        match self.exact.entry(exact_key(&stored.tuple)) {
+            Entry::Vacant(e) => {
+                e.insert(Slots::One(slot));
+            }
+            Entry::Occupied(mut e) => match e.get_mut() {
+                Slots::One(first) => {
+                    let first = *first;
+                    e.insert(Slots::Many(vec![first, slot]));
+                }
+                Slots::Many(slots) => slots.push(slot),
+            },
         }
         let bucket = self.buckets.entry(slot.key).or_default();
         let old_head = bucket.first_key_value().map(|(&seq, _)| seq);
@@ -162,8 +211,40 @@ impl Table {
         if let Some(at) = stored.expires_at {
             self.expiries.remove(&(at, slot.seq, slot.key));
         }
+        self.unlist(exact_key(&stored.tuple), slot);
         self.len -= 1;
         Some(stored)
+    }
+
+    /// Takes `slot` off the exact list under `key`.
+    fn unlist(&mut self, key: u64, slot: Slot) {
+        let Entry::Occupied(mut e) = self.exact.entry(key) else {
+            return;
+        };
+        match e.get_mut() {
+            Slots::One(_) => {
+                e.remove();
+            }
+            Slots::Many(slots) => {
+                slots.retain(|s| *s != slot);
+                if let [only] = slots[..] {
+                    e.insert(Slots::One(only));
+                }
+            }
+        }
+    }
+
+    /// The slots of an exact key, oldest first.
+    fn exact_slots(&self, key: u64) -> Vec<Slot> {
+        match self.exact.get(&key) {
+            None => Vec::new(),
+            Some(Slots::One(slot)) => vec![*slot],
+            Some(Slots::Many(slots)) => {
+                let mut slots = slots.clone();
+                slots.sort_unstable_by_key(|slot| slot.seq);
+                slots
+            }
+        }
     }
 
     /// Calls `visit` on every live tuple matching `template`, oldest first,
@@ -183,6 +264,19 @@ impl Table {
             }
         };
         let arity = template.len();
+        if let Some(tuple) = exact_tuple(template) {
+            let flow = self
+                .exact_slots(exact_key(&tuple))
+                .into_iter()
+                .try_for_each(|slot| {
+                    let stored = self.buckets.get(&slot.key).and_then(|b| b.get(slot.seq));
+                    stored.map_or(ControlFlow::Continue(()), |stored| check(slot, stored))
+                });
+            return match flow {
+                ControlFlow::Break(b) => Some(b),
+                ControlFlow::Continue(()) => None,
+            };
+        }
         let flow = match template_key(template) {
             Some(hash) => {
                 let key = BucketKey { arity, hash };
