@@ -71,7 +71,7 @@ impl Peer {
     /// twice). Tombstones, sequence numbers and its clients' operations
     /// stay; those it took part in for other peers are re-asked by them.
     fn evicted(&mut self) {
-        self.store = Store::new();
+        self.store = Store::with_exact_index();
         self.held.clear();
         self.waiters.clear();
         self.parked.clear();

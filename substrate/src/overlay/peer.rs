@@ -84,7 +84,7 @@ impl Peer {
             span: None,
             successors: Vec::new(),
             predecessor: None,
-            store: Store::new(),
+            store: Store::with_exact_index(),
             copies: BTreeMap::new(),
             copy_expiries: BTreeSet::new(),
             tombstones: BTreeMap::new(),

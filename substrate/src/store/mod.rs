@@ -90,6 +90,18 @@ impl Store {
         Store::default()
     }
 
+    /// An empty store that also indexes every tuple by its arity and last
+    /// value, so that an exact template (every field an actual value) is
+    /// answered without walking its bucket: for the overlay, whose tuples
+    /// end in a unique id and which asks for one on every write it adopts.
+    /// Costs about a third more per `out` and `in`.
+    pub fn with_exact_index() -> Self {
+        Store {
+            table: Table::with_exact_index(),
+            ..Store::default()
+        }
+    }
+
     /// An empty store with these limits.
     pub fn with_limits(limits: Limits) -> Self {
         Store {

@@ -271,8 +271,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn store_behaves_like_the_model(ops in prop::collection::vec(op(), 1..120)) {
-        let mut store = Store::new();
+    fn store_behaves_like_the_model(
+        ops in prop::collection::vec(op(), 1..120),
+        exact_index in any::<bool>(),
+    ) {
+        let mut store = if exact_index { Store::with_exact_index() } else { Store::new() };
         let mut model = Model::default();
         let mut now = 0_u64;
         for op in ops {

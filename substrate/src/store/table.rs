@@ -8,8 +8,8 @@
 //! actual value walks the tuples of its arity oldest first by merging the
 //! buckets' runs, and an indexed `in` touches only its bucket and this small
 //! list, never a structure as large as the whole store. Tuples with a TTL are
-//! also listed by expiry time. Every tuple is also listed under its arity and
-//! last value, so that an exact template (every field an actual value: the
+//! also listed by expiry time. A table made [`Table::with_exact_index`] also
+//! lists every tuple under its arity and last value, so that an exact template (every field an actual value: the
 //! overlay asks "is this very tuple here?" on every write it adopts) finds
 //! its tuple, or its absence, without walking a bucket that may hold every
 //! task of a job.
@@ -110,8 +110,9 @@ enum Slots {
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     buckets: FastMap<BucketKey, Bucket>,
-    /// Every slot by [`exact_key`] of its tuple.
-    exact: FastMap<u64, Slots>,
+    /// Every slot by [`exact_key`] of its tuple, when the table keeps that
+    /// index ([`Table::with_exact_index`]).
+    exact: Option<FastMap<u64, Slots>>,
     /// Per arity: (seq of the bucket's oldest tuple, bucket hash).
     heads: FastMap<usize, BTreeSet<(u64, u64)>>,
     expiries: BTreeSet<(u64, u64, BucketKey)>,
@@ -131,14 +132,51 @@ fn exact_key(tuple: &Tuple) -> u64 {
     index_key(tuple.len(), tuple.fields().last())
 }
 
-/// The tuple an exact template stands for: every field an actual value.
-fn exact_tuple(template: &Template) -> Option<Tuple> {
-    let values: Option<Vec<_>> = template
-        .fields()
-        .iter()
-        .map(|f| f.actual().cloned())
-        .collect();
-    values.filter(|v| !v.is_empty()).map(Tuple::new)
+/// The [`exact_key`] of the tuple an exact template (a field or more, every
+/// one an actual value) stands for.
+fn exact_template_key(template: &Template) -> Option<u64> {
+    let fields = template.fields();
+    if fields.is_empty() || !fields.iter().all(|f| f.actual().is_some()) {
+        return None;
+    }
+    Some(index_key(
+        fields.len(),
+        fields.last().and_then(|f| f.actual()),
+    ))
+}
+
+/// Lists `slot` under `key`.
+fn list(exact: &mut FastMap<u64, Slots>, key: u64, slot: Slot) {
+    match exact.entry(key) {
+        Entry::Vacant(e) => {
+            e.insert(Slots::One(slot));
+        }
+        Entry::Occupied(mut e) => match e.get_mut() {
+            Slots::One(first) => {
+                let first = *first;
+                e.insert(Slots::Many(vec![first, slot]));
+            }
+            Slots::Many(slots) => slots.push(slot),
+        },
+    }
+}
+
+/// Takes `slot` off the list under `key`.
+fn unlist(exact: &mut FastMap<u64, Slots>, key: u64, slot: Slot) {
+    let Entry::Occupied(mut e) = exact.entry(key) else {
+        return;
+    };
+    match e.get_mut() {
+        Slots::One(_) => {
+            e.remove();
+        }
+        Slots::Many(slots) => {
+            slots.retain(|s| *s != slot);
+            if let [only] = slots[..] {
+                e.insert(Slots::One(only));
+            }
+        }
+    }
 }
 
 /// The index key shared by every tuple `template` can match, if there is one
@@ -151,6 +189,14 @@ pub(crate) fn template_key(template: &Template) -> Option<u64> {
 }
 
 impl Table {
+    /// An empty table that also keeps the exact index.
+    pub fn with_exact_index() -> Table {
+        Table {
+            exact: Some(FastMap::default()),
+            ..Table::default()
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -159,17 +205,8 @@ impl Table {
         if let Some(at) = stored.expires_at {
             self.expiries.insert((at, slot.seq, slot.key));
         }
-        match self.exact.entry(exact_key(&stored.tuple)) {
-            Entry::Vacant(e) => {
-                e.insert(Slots::One(slot));
-            }
-            Entry::Occupied(mut e) => match e.get_mut() {
-                Slots::One(first) => {
-                    let first = *first;
-                    e.insert(Slots::Many(vec![first, slot]));
-                }
-                Slots::Many(slots) => slots.push(slot),
-            },
+        if let Some(exact) = &mut self.exact {
+            list(exact, exact_key(&stored.tuple), slot);
         }
         let bucket = self.buckets.entry(slot.key).or_default();
         let old_head = bucket.first_key_value().map(|(&seq, _)| seq);
@@ -211,38 +248,30 @@ impl Table {
         if let Some(at) = stored.expires_at {
             self.expiries.remove(&(at, slot.seq, slot.key));
         }
-        self.unlist(exact_key(&stored.tuple), slot);
+        if let Some(exact) = &mut self.exact {
+            unlist(exact, exact_key(&stored.tuple), slot);
+        }
         self.len -= 1;
         Some(stored)
     }
 
-    /// Takes `slot` off the exact list under `key`.
-    fn unlist(&mut self, key: u64, slot: Slot) {
-        let Entry::Occupied(mut e) = self.exact.entry(key) else {
-            return;
+    /// Calls `check` on the slots listed under an exact key, oldest first.
+    fn visit_exact<'a, B>(
+        &'a self,
+        key: u64,
+        check: &mut impl FnMut(Slot, &'a Stored) -> ControlFlow<B>,
+    ) -> ControlFlow<B> {
+        let mut one = |slot: Slot| {
+            let stored = self.buckets.get(&slot.key).and_then(|b| b.get(slot.seq));
+            stored.map_or(ControlFlow::Continue(()), |stored| check(slot, stored))
         };
-        match e.get_mut() {
-            Slots::One(_) => {
-                e.remove();
-            }
-            Slots::Many(slots) => {
-                slots.retain(|s| *s != slot);
-                if let [only] = slots[..] {
-                    e.insert(Slots::One(only));
-                }
-            }
-        }
-    }
-
-    /// The slots of an exact key, oldest first.
-    fn exact_slots(&self, key: u64) -> Vec<Slot> {
-        match self.exact.get(&key) {
-            None => Vec::new(),
-            Some(Slots::One(slot)) => vec![*slot],
+        match self.exact.as_ref().and_then(|exact| exact.get(&key)) {
+            None => ControlFlow::Continue(()),
+            Some(Slots::One(slot)) => one(*slot),
             Some(Slots::Many(slots)) => {
                 let mut slots = slots.clone();
                 slots.sort_unstable_by_key(|slot| slot.seq);
-                slots
+                slots.into_iter().try_for_each(one)
             }
         }
     }
@@ -264,15 +293,8 @@ impl Table {
             }
         };
         let arity = template.len();
-        if let Some(tuple) = exact_tuple(template) {
-            let flow = self
-                .exact_slots(exact_key(&tuple))
-                .into_iter()
-                .try_for_each(|slot| {
-                    let stored = self.buckets.get(&slot.key).and_then(|b| b.get(slot.seq));
-                    stored.map_or(ControlFlow::Continue(()), |stored| check(slot, stored))
-                });
-            return match flow {
+        if let Some(key) = exact_template_key(template).filter(|_| self.exact.is_some()) {
+            return match self.visit_exact(key, &mut check) {
                 ControlFlow::Break(b) => Some(b),
                 ControlFlow::Continue(()) => None,
             };
