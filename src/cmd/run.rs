@@ -117,9 +117,7 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
         .submit(job.commands.iter().map(|c| c.as_bytes().to_vec()))
         .await
         .map_err(|e| Failure::unreachable(anyhow!(e).context("cannot submit the tasks")))?;
-    let mut results = Results::new(total);
-    let first = pool.start(peer, &id).map_err(Failure::unreachable)?;
-    results.started(&mut pool, &first, &master.progress());
+    let mut results = Results::start(&mut pool, peer, &id, total, &master.progress())?;
     let mut records = Vec::with_capacity(total);
     let mut failed = 0;
     let lost = workers::lost;

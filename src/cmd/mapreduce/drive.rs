@@ -67,10 +67,8 @@ pub async fn drive<S: Space>(
     let id = workers::job_id("mr");
     let mut master = Master::new(space.clone(), id.clone());
     let (maps, reduces) = (job.maps.len(), job.reduces.len());
-    let mut results = Results::new(maps + reduces);
-    let first = pool.start(peer, &id).map_err(Failure::unreachable)?;
     let queued = with_pending(Progress::default(), maps + reduces);
-    results.started(&mut pool, &first, &queued);
+    let mut results = Results::start(&mut pool, peer, &id, maps + reduces, &queued)?;
     let mut records = Vec::with_capacity(maps + reduces);
     let mut error = None;
     for (phase, lines, pending) in [("map", &job.maps, reduces), ("reduce", &job.reduces, 0)] {

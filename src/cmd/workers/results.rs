@@ -10,6 +10,7 @@ use halley_substrate::Space;
 use tokio::time::Instant;
 
 use super::{Display, WorkerPool, tick};
+use crate::exit::Failure;
 
 /// How often the pool is ticked while no result comes.
 const TICK: Duration = Duration::from_secs(1);
@@ -24,7 +25,7 @@ pub struct Results {
 
 impl Results {
     /// For a job of `total` tasks.
-    pub fn new(total: usize) -> Self {
+    fn new(total: usize) -> Self {
         Results {
             display: Display::new(total),
             status: String::new(),
@@ -32,16 +33,21 @@ impl Results {
         }
     }
 
-    /// The pool started with `decisions` (to the log); the first status,
-    /// for the job's counters `progress`.
-    pub fn started(
-        &mut self,
+    /// Starts `pool`'s workers on job `id` of the space at `peer`: the
+    /// results of a job of `total` tasks, its first decisions logged and
+    /// its first status for the job's counters `progress`.
+    pub fn start(
         pool: &mut impl WorkerPool,
-        decisions: &[Decision],
+        peer: &str,
+        id: &str,
+        total: usize,
         progress: &Progress,
-    ) {
-        self.log(decisions);
-        self.status = pool.status(progress);
+    ) -> Result<Self, Failure> {
+        let mut results = Results::new(total);
+        let first = pool.start(peer, id).map_err(Failure::unreachable)?;
+        results.log(&first);
+        results.status = pool.status(progress);
+        Ok(results)
     }
 
     /// Decisions to the log.

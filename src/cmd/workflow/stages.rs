@@ -89,10 +89,8 @@ pub async fn drive<S: Space>(
     let mut master = Master::new(space, id.clone());
     let mut walk = Walk::new(wf);
     let total = (0..wf.stages.len()).map(commands).sum();
-    let mut results = Results::new(total);
-    let first = pool.start(peer, &id).map_err(Failure::unreachable)?;
     let queued = with_pending(Progress::default(), total);
-    results.started(&mut pool, &first, &queued);
+    let mut results = Results::start(&mut pool, peer, &id, total, &queued)?;
     // Task id → (stage, index in its phase).
     let mut owners: Vec<(usize, usize)> = Vec::new();
     let mut running: Vec<Option<Running>> = (0..wf.stages.len()).map(|_| None).collect();
