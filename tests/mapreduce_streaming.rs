@@ -20,6 +20,15 @@ fn halley(args: &[&str]) -> Output {
         .expect("halley runs")
 }
 
+/// `halley mapreduce` over `inputs` into `out`, with `extra` arguments.
+fn mapreduce(inputs: &[&Path], map: &str, reduce: &str, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["mapreduce", "--map", map, "--reduce", reduce];
+    args.extend(["--out", out.to_str().unwrap(), "--input"]);
+    args.extend(inputs.iter().map(|i| i.to_str().unwrap()));
+    args.extend(extra);
+    halley(&args)
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -51,22 +60,13 @@ fn word_count_with_shell_commands_is_exact_and_partitioned() {
     let tmp = Scratch::new("mr-wc");
     let (texts, single, expected) = corpus(&tmp.0);
     let out = tmp.0.join("out");
-    let run = halley(&[
-        "mapreduce",
-        "--input",
-        texts.to_str().unwrap(),
-        single.to_str().unwrap(),
-        "--map",
+    let run = mapreduce(
+        &[&texts, &single],
         MAP,
-        "--reduce",
         REDUCE,
-        "--reducers",
-        "3",
-        "--workers",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+        &out,
+        &["--reducers", "3", "--workers", "2"],
+    );
     assert!(run.status.success(), "{}", stderr(&run));
     let mut got = BTreeMap::new();
     for r in 0..3 {
@@ -100,17 +100,13 @@ fn a_line_without_a_tab_names_the_split_and_line() {
     let tmp = Scratch::new("mr-notab");
     let input = tmp.0.join("in.txt");
     fs::write(&input, "alpha beta\ngamma\n").unwrap();
-    let run = halley(&[
-        "mapreduce",
-        "--input",
-        input.to_str().unwrap(),
-        "--map",
+    let run = mapreduce(
+        &[&input],
         r#"awk '{ print $1 "\t1" } /gamma/ { print "oops no tab" }'"#,
-        "--reduce",
         "cat",
-        "--out",
-        tmp.0.join("out").to_str().unwrap(),
-    ]);
+        &tmp.0.join("out"),
+        &[],
+    );
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
     let err = stderr(&run);
     // "gamma\n" is a split of its own: the input is cut into several.
@@ -125,17 +121,13 @@ fn a_failing_map_command_is_reported_with_its_status_and_stderr() {
     let tmp = Scratch::new("mr-mapfail");
     let input = tmp.0.join("in.txt");
     fs::write(&input, "a b c\n").unwrap();
-    let run = halley(&[
-        "mapreduce",
-        "--input",
-        input.to_str().unwrap(),
-        "--map",
+    let run = mapreduce(
+        &[&input],
         "echo cannot map >&2; exit 3",
-        "--reduce",
         "cat",
-        "--out",
-        tmp.0.join("out").to_str().unwrap(),
-    ]);
+        &tmp.0.join("out"),
+        &[],
+    );
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
     let err = stderr(&run);
     assert!(
@@ -168,19 +160,13 @@ fn a_failing_reduce_command_names_its_partition() {
     let tmp = Scratch::new("mr-redfail");
     let input = tmp.0.join("in.txt");
     fs::write(&input, "a b c\n").unwrap();
-    let run = halley(&[
-        "mapreduce",
-        "--input",
-        input.to_str().unwrap(),
-        "--map",
+    let run = mapreduce(
+        &[&input],
         MAP,
-        "--reduce",
         "false",
-        "--reducers",
-        "1",
-        "--out",
-        tmp.0.join("out").to_str().unwrap(),
-    ]);
+        &tmp.0.join("out"),
+        &["--reducers", "1"],
+    );
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
     let err = stderr(&run);
     assert!(
@@ -193,17 +179,7 @@ fn a_failing_reduce_command_names_its_partition() {
 fn a_missing_input_is_bad_input() {
     let tmp = Scratch::new("mr-missing");
     let missing = tmp.0.join("nope.txt");
-    let run = halley(&[
-        "mapreduce",
-        "--input",
-        missing.to_str().unwrap(),
-        "--map",
-        MAP,
-        "--reduce",
-        "cat",
-        "--out",
-        tmp.0.join("out").to_str().unwrap(),
-    ]);
+    let run = mapreduce(&[&missing], MAP, "cat", &tmp.0.join("out"), &[]);
     assert_eq!(run.status.code(), Some(2));
     assert!(stderr(&run).contains("nope.txt"), "{}", stderr(&run));
 }
@@ -223,21 +199,13 @@ fn a_policy_is_checked_before_anything_runs() {
     fs::write(&bad, "[objective]\nbudgett = 1.0\n").unwrap();
     let out = tmp.0.join("out");
     let run_with = |policy: &Path| {
-        halley(&[
-            "mapreduce",
-            "--input",
-            input.to_str().unwrap(),
-            "--map",
+        mapreduce(
+            &[&input],
             MAP,
-            "--reduce",
             REDUCE,
-            "--reducers",
-            "1",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
+            &out,
+            &["--reducers", "1", "--policy", policy.to_str().unwrap()],
+        )
     };
     let run = run_with(&bad);
     assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
@@ -270,21 +238,13 @@ fn with_peer_the_tasks_go_through_that_node_space() {
         (space, node, done)
     });
     let out = tmp.0.join("out");
-    let run = halley(&[
-        "mapreduce",
-        "--peer",
-        &node.address().to_string(),
-        "--input",
-        texts.to_str().unwrap(),
-        "--map",
+    let run = mapreduce(
+        &[&texts],
         MAP,
-        "--reduce",
         REDUCE,
-        "--reducers",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+        &out,
+        &["--peer", &node.address().to_string(), "--reducers", "2"],
+    );
     assert!(run.status.success(), "{}", stderr(&run));
     let mut got = BTreeMap::new();
     for r in 0..2 {
