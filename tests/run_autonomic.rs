@@ -11,11 +11,12 @@
 mod common;
 mod run_util;
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use run_util::{Guard, Scratch, assert_billed, assert_none_left, halley, run_marked, summary};
+use run_util::{
+    Guard, Scratch, assert_billed, assert_none_left, command_policy, halley, run_marked, summary,
+};
 use serde_json::Value;
 
 /// $3.60 an hour: $0.001 a second.
@@ -142,17 +143,8 @@ fn a_budget_too_small_is_honoured_and_the_missed_deadline_exits_1() {
 fn command_scripts_start_and_stop_real_workers() {
     let dir = Scratch::new("auto-command");
     let marker = format!("command-{}", std::process::id());
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/command");
     let log = dir.path("scripts.log");
-    let policy = format!(
-        "[objective]\ndeadline = \"20s\"\n\
-         [scaling]\ninterval = \"1s\"\ntask_estimate = \"1s\"\n\
-         [[resources]]\nname = \"private\"\nprovider = \"static\"\ncount = 1\n\
-         [[resources]]\nname = \"lab\"\nprovider = \"command\"\nprice_per_hour = 36.0\n\
-         boot_time = \"1s\"\nmax = 3\nstart = \"sh {}\"\nstop = \"sh {}\"\n",
-        fixtures.join("start-worker.sh").display(),
-        fixtures.join("stop-worker.sh").display(),
-    );
+    let policy = command_policy("20s", 3, "start-worker.sh");
     let (code, summary) = run(
         &dir,
         &marker,

@@ -13,11 +13,10 @@
 mod common;
 mod run_util;
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use run_util::{Guard, Scratch, assert_none_left, halley, summary, wait_for};
+use run_util::{Guard, Scratch, assert_none_left, command_policy, halley, summary, wait_for};
 
 /// The message of a refused handshake.
 const REFUSED: &str = "the handshake failed";
@@ -45,20 +44,11 @@ fn intruder(join: &str, token: Option<&str>) -> (Option<i32>, String) {
 fn command_machines_join_with_the_token_and_nobody_else_can() {
     let dir = Scratch::new("token-run");
     let marker = format!("token-{}", std::process::id());
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/command");
     let log = dir.path("scripts.log");
     let gate = dir.path("gate");
     let policy = dir.write(
         "policy.toml",
-        &format!(
-            "[objective]\ndeadline = \"30s\"\n\
-             [scaling]\ninterval = \"1s\"\ntask_estimate = \"1s\"\n\
-             [[resources]]\nname = \"private\"\nprovider = \"static\"\ncount = 1\n\
-             [[resources]]\nname = \"lab\"\nprovider = \"command\"\nprice_per_hour = 36.0\n\
-             boot_time = \"1s\"\nmax = 2\nstart = \"sh {}\"\nstop = \"sh {}\"\n",
-            fixtures.join("start-private-worker.sh").display(),
-            fixtures.join("stop-worker.sh").display(),
-        ),
+        &command_policy("30s", 2, "start-private-worker.sh"),
     );
     // The gate task waits (at most 60 s) for the test to open the gate.
     let wait_gate = format!(

@@ -214,3 +214,19 @@ pub fn assert_billed(summary: &serde_json::Value, paid: &str, per_second: f64) {
         );
     }
 }
+
+/// A policy of one private slot and a `command` class `lab` ($36 an hour,
+/// 1 s boot, at most `max` machines) started by the fixture script `start`
+/// and stopped by `stop-worker.sh` (tests/fixtures/command), for `deadline`.
+pub fn command_policy(deadline: &str, max: u32, start: &str) -> String {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/command");
+    format!(
+        "[objective]\ndeadline = \"{deadline}\"\n\
+         [scaling]\ninterval = \"1s\"\ntask_estimate = \"1s\"\n\
+         [[resources]]\nname = \"private\"\nprovider = \"static\"\ncount = 1\n\
+         [[resources]]\nname = \"lab\"\nprovider = \"command\"\nprice_per_hour = 36.0\n\
+         boot_time = \"1s\"\nmax = {max}\nstart = \"sh {}\"\nstop = \"sh {}\"\n",
+        fixtures.join(start).display(),
+        fixtures.join("stop-worker.sh").display(),
+    )
+}
