@@ -232,12 +232,6 @@ struct Call {
     answer: Option<oneshot::Receiver<Response>>,
 }
 
-impl Call {
-    fn finish(mut self) {
-        self.live = false;
-    }
-}
-
 impl Drop for Call {
     fn drop(&mut self) {
         if !self.live {
@@ -267,6 +261,10 @@ impl Drop for Call {
 }
 
 impl Call {
+    fn finish(mut self) {
+        self.live = false;
+    }
+
     /// Writes `tuples` back to the space (nobody waits for the ack).
     fn put_back(&self, tuples: Vec<Tuple>) {
         if tuples.is_empty() {
