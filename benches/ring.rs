@@ -15,8 +15,9 @@
 //!   over the ring. Redis: each client `LPUSH`es to its own list and
 //!   `RPOP`s it back, one pair after the other.
 //!
-//! Both Redis loads use a minimal RESP client here (one blocking TCP
-//! connection per client, nodelay), so both sides do the same thing.
+//! Both Redis loads use the `redis` crate's blocking client (one TCP
+//! connection per client, as `../shared/peers/rust` does), so both sides
+//! do the same thing.
 //!
 //! `cargo bench --bench ring [-- <w4-rounds> <pairs-per-client> <runs>]`
 //! (default 3,000, 5,000, 5). Redis at 127.0.0.1:$REDIS_PORT (default
@@ -25,8 +26,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-#[path = "ring/redis.rs"]
-mod redis;
+#[path = "ring/redis_peer.rs"]
+mod redis_peer;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,7 +66,7 @@ fn main() {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(6390);
-    let redis = redis::reachable(port).then_some(port);
+    let redis = redis_peer::reachable(port).then_some(port);
     if redis.is_none() {
         println!("no Redis at 127.0.0.1:{port}: Halley alone");
     }
@@ -96,12 +97,12 @@ fn main() {
             w4_apart: w4(0, 1, 0, false),
             ..Run::default()
         };
-        r.w4_redis = redis.map(|p| median(redis::w4(p, WARMUP, rounds)));
+        r.w4_redis = redis.map(|p| median(redis_peer::w4(p, WARMUP, rounds)));
         r.w4_same = w4(0, 0, 1, false);
         r.w4_apart_exact = w4(0, 1, 2, true);
         r.w4_same_exact = w4(0, 0, 3, true);
         r.pairs = runtime.block_on(out_in(&addrs, run, pairs));
-        r.pairs_redis = redis.map(|p| redis::pairs(p, CLIENTS, pairs));
+        r.pairs_redis = redis.map(|p| redis_peer::pairs(p, CLIENTS, pairs));
         println!(
             "run {}: W4 median apart {:.0} µs, same peer {:.0} µs (exact takes: {:.0}, {:.0}), \
              Redis {}; pairs/s Halley {:.0}, Redis {}",
