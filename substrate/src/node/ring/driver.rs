@@ -591,6 +591,7 @@ impl Driver {
                 }
             }
         }
+        self.primaries();
     }
 
     fn reply(&mut self, op: OpId, reply: Reply) {
@@ -615,7 +616,7 @@ impl Driver {
     }
 
     fn primaries(&self) -> u64 {
-        let count = self.peer.primary_ids().len() as u64;
+        let count = self.peer.primary_count() as u64;
         self.count.store(count, Ordering::Relaxed);
         count
     }
