@@ -127,6 +127,13 @@ impl Peer {
         self.queries.values().filter(|q| q.accepting()).count() + self.returns.len()
     }
 
+    /// How many tuples this peer holds as primary, stored or reserved:
+    /// [`Peer::primary_ids`]'s length, read from counters the store keeps
+    /// (what `status` and `/metrics` report, at any size, in O(1)).
+    pub fn primary_count(&self) -> usize {
+        self.store.len() + self.held.len()
+    }
+
     /// The ids this peer holds as primary, stored or reserved, in order.
     pub fn primary_ids(&self) -> Vec<TupleId> {
         let mut ids: Vec<TupleId> = self

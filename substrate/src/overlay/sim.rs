@@ -567,6 +567,7 @@ impl Sim {
         }
         let mut held: BTreeMap<TupleId, u64> = BTreeMap::new();
         for (&p, peer) in &self.peers {
+            assert_eq!(peer.primary_count(), peer.primary_ids().len(), "peer {p}");
             for id in peer.primary_ids() {
                 assert!(held.insert(id, p).is_none(), "{id:?} held by two primaries");
             }

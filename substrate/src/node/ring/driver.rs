@@ -13,20 +13,30 @@
 //! evicts itself (a view without it: it drops what it held, see
 //! [`crate::overlay`]) and joins again through the members it knows,
 //! which re-admit it like a newcomer. Each change gives a new view
-//! (peer ring id: [`links::ring_id`]) and the next epoch: one past the
+//! (peer ring id: [`checks::ring_id`]) and the next epoch: one past the
 //! highest this peer has seen or been told.
+//!
+//! Whom it believes ([`trust`]): only members (and the peers it joins
+//! through) are heard, and only a `Join` naming its own sender is taken
+//! from anyone else; every address and epoch passes [`checks`] first. A
+//! member's `Gone` about a third peer makes it a suspect that this peer
+//! probes (a `CountAsk`) and drops only if it stays silent; a `Gone`
+//! about this peer is refuted by joining again through its sender, and
+//! leads to an eviction only once most other members have said it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::links::{self, LinkEvent, peer_of, ring_id};
+use super::checks::{self, ring_id};
+use super::links::{self, LinkEvent, peer_of};
+use super::trust::{Doubters, Suspects, Verdict};
 use super::{Input, Link};
 use crate::overlay::{Command, Config, Event, OpId, Peer, Reply};
 use crate::ring::Ring;
@@ -71,12 +81,33 @@ struct Driver {
     /// Declared gone by the others while alive: out of its own view until
     /// a member lets it in again.
     evicted: bool,
+    /// When this peer last refuted a member's word that it is gone.
+    refuted: Option<Instant>,
+    /// Members said to be gone, being probed.
+    suspects: Suspects,
+    /// Members that said this peer is gone.
+    doubters: Doubters,
+    /// Whom the link readers let speak (see [`links::Known`]).
+    known: watch::Sender<Arc<HashSet<PeerId>>>,
 }
 
 /// Lost members remembered (to tell them if they turn out alive).
 const DEPARTED: usize = 256;
 /// How often a lost member that is alive after all is told so.
 const TELL_EVERY: Duration = Duration::from_secs(1);
+/// Members taken from one `Members` message at most.
+const MAX_MEMBERS: usize = 4_096;
+
+/// The view epoch a peer message claims, if any.
+fn epoch_of(msg: &PeerMessage) -> Option<u64> {
+    match msg {
+        PeerMessage::Members { epoch, .. }
+        | PeerMessage::Joined { epoch, .. }
+        | PeerMessage::Gone { epoch, .. }
+        | PeerMessage::Overlay { epoch, .. } => Some(*epoch),
+        PeerMessage::Join { .. } | PeerMessage::CountAsk { .. } | PeerMessage::Count { .. } => None,
+    }
+}
 
 /// Starts the driver task.
 pub(super) fn spawn(
@@ -87,7 +118,7 @@ pub(super) fn spawn(
     count: Arc<AtomicU64>,
 ) {
     let me_peer = peer_of(&link.address).expect("a node's address ends in its peer id");
-    let my_id = ring_id(&me_peer);
+    let my_id = ring_id(&me_peer).expect("a node's own id is its key's");
     let me = Member {
         addr: link.address.to_string(),
     };
@@ -99,7 +130,8 @@ pub(super) fn spawn(
     };
     let peer = Peer::new(my_id, config, Arc::new(view)).expect("the default keyspace is valid");
     let (events, received) = mpsc::unbounded_channel();
-    links::accept(link.control.clone(), events.clone());
+    let (known, heard) = watch::channel(Arc::new(HashSet::new()));
+    links::accept(link.control.clone(), events.clone(), heard);
     let mut driver = Driver {
         link,
         me: me.clone(),
@@ -119,7 +151,12 @@ pub(super) fn spawn(
         asked: None,
         departed: BTreeMap::new(),
         evicted: false,
+        refuted: None,
+        suspects: Suspects::default(),
+        doubters: Doubters::default(),
+        known,
     };
+    driver.publish_known();
     driver.ask_to_join();
     tokio::spawn(driver.run(inputs, received).in_current_span());
 }
@@ -154,6 +191,7 @@ impl Driver {
                 _ = tick.tick() => {
                     self.finish_counts(false);
                     self.ask_to_join();
+                    self.drop_silent();
                 }
             }
         }
@@ -205,7 +243,7 @@ impl Driver {
             LinkEvent::Ended { peer } => {
                 // Alive peers keep their streams open: probe with a fresh
                 // link, which reports `Lost` if the peer cannot be reached.
-                let id = ring_id(&peer);
+                let Some(id) = ring_id(&peer) else { return };
                 if let Some((_, member)) = self.members.get(&id).cloned() {
                     self.links.remove(&id);
                     if let Ok(addr) = member.addr.parse() {
@@ -214,12 +252,9 @@ impl Driver {
                 }
             }
             LinkEvent::Lost { peer } => {
-                let id = ring_id(&peer);
-                if let Some((_, member)) = self.members.get(&id).cloned() {
+                if let Some(id) = ring_id(&peer) {
                     tracing::info!(%peer, "peer lost");
-                    self.remove(id);
-                    let epoch = self.epoch;
-                    self.broadcast(PeerMessage::Gone { member, epoch });
+                    self.drop_lost(id);
                 }
             }
             LinkEvent::Message { from, msg } => self.on_message(from, msg),
@@ -227,39 +262,62 @@ impl Driver {
     }
 
     fn on_message(&mut self, from: PeerId, msg: PeerMessage) {
-        let from_id = ring_id(&from);
-        if !matches!(msg, PeerMessage::Join { .. }) && self.departed.contains_key(&from_id) {
+        let Some(from_id) = ring_id(&from) else {
+            return;
+        };
+        if let Some(epoch) = epoch_of(&msg)
+            && !checks::epoch_plausible(epoch, self.epoch)
+        {
+            tracing::warn!(%from, epoch, "dropping a peer message with an epoch far ahead");
+            return;
+        }
+        self.suspects.heard(from_id);
+        let join = matches!(msg, PeerMessage::Join { .. });
+        if !join && self.departed.contains_key(&from_id) {
             self.tell_departed(from_id);
+            return;
+        }
+        if !join && !self.hears(from_id, from) {
+            tracing::debug!(%from, "dropping a message from a peer that is not a member");
             return;
         }
         match msg {
             PeerMessage::Join { member } => {
+                match checks::member(&member) {
+                    Ok(checked) if checked.peer == from => {}
+                    Ok(checked) => {
+                        tracing::warn!(%from, named = %checked.peer, "refusing a Join naming another peer");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(%from, error = %e, "refusing a Join with a bad address");
+                        return;
+                    }
+                }
                 // A member asking again missed our answer: answer again.
                 self.add(&member);
-                let Some(id) = member.addr.parse().ok().as_ref().and_then(peer_of) else {
-                    return;
-                };
-                let id = ring_id(&id);
                 let epoch = self.epoch;
                 let members = self.members.values().map(|(_, m)| m.clone()).collect();
-                self.send(id, PeerMessage::Members { members, epoch });
+                self.send(from_id, PeerMessage::Members { members, epoch });
                 // Announced even if known here: a member that had found it
                 // lost lets it back in too (known members ignore it).
-                for other in self.others().into_iter().filter(|&o| o != id) {
+                for other in self.others().into_iter().filter(|&o| o != from_id) {
                     let member = member.clone();
                     self.send(other, PeerMessage::Joined { member, epoch });
                 }
             }
             PeerMessage::Members { members, epoch } => {
                 self.joining.clear();
+                self.doubters.clear();
                 if std::mem::take(&mut self.evicted) {
                     tracing::info!("re-admitted to the ring");
                 }
                 self.epoch = self.epoch.max(epoch.saturating_sub(1));
-                for member in members {
-                    self.add_quietly(&member);
+                for member in members.iter().take(MAX_MEMBERS) {
+                    self.add_quietly(member);
                 }
                 self.epoch = self.epoch.max(epoch);
+                self.publish_known();
                 self.new_view(self.my_id);
             }
             PeerMessage::Joined { member, epoch } => {
@@ -267,16 +325,25 @@ impl Driver {
                 self.add(&member);
             }
             PeerMessage::Gone { member, epoch } => {
-                let Some(id) = member.addr.parse().ok().as_ref().and_then(peer_of) else {
-                    return;
+                let id = match checks::member(&member) {
+                    Ok(checked) => checked.id,
+                    Err(e) => {
+                        tracing::warn!(%from, error = %e, "ignoring a Gone with a bad address");
+                        return;
+                    }
                 };
-                let id = ring_id(&id);
                 self.epoch = self.epoch.max(epoch.saturating_sub(1));
-                if id == self.my_id {
-                    self.evict();
-                    return;
+                if id == from_id {
+                    // Leaving: its own word about itself.
+                    self.remove(id);
+                } else if id == self.my_id {
+                    self.doubted_by(from_id);
+                } else if self.members.contains_key(&id)
+                    && self.suspects.suspect(id, Instant::now())
+                {
+                    tracing::info!(%from, addr = %member.addr, "probing a member said to be gone");
+                    self.probe(id);
                 }
-                self.remove(id);
             }
             PeerMessage::Overlay { msg, epoch } => {
                 self.feed(Event::Message {
@@ -298,8 +365,74 @@ impl Driver {
         }
     }
 
+    /// Whether a message from `from` (ring id `id`) is to be heard: it is
+    /// a member, or a peer this peer is joining through.
+    fn hears(&self, id: u64, from: PeerId) -> bool {
+        self.members.contains_key(&id) || self.joining.iter().any(|a| peer_of(a) == Some(from))
+    }
+
+    /// Tells the link readers whom to let speak: members, the peers this
+    /// peer joins through, and lost members (told so when they speak).
+    fn publish_known(&self) {
+        let members = self.members.values().map(|(peer, _)| *peer);
+        let joining = self.joining.iter().filter_map(peer_of);
+        let departed = self
+            .departed
+            .values()
+            .filter_map(|(m, _)| m.addr.parse().ok().as_ref().and_then(peer_of));
+        let known = members.chain(joining).chain(departed).collect();
+        self.known.send_replace(Arc::new(known));
+    }
+
+    /// Member `from` said this peer is gone: refuted by joining again
+    /// through it, unless most members have said so.
+    fn doubted_by(&mut self, from: u64) {
+        match self.doubters.doubt(from, &self.others(), Instant::now()) {
+            Verdict::Evict => self.evict(),
+            Verdict::Refute => {
+                if self.refuted.is_some_and(|at| at.elapsed() < TELL_EVERY) {
+                    return;
+                }
+                self.refuted = Some(Instant::now());
+                tracing::info!("a member found this peer gone: joining again through it");
+                let member = self.me.clone();
+                self.send(from, PeerMessage::Join { member });
+            }
+        }
+    }
+
+    /// Asks member `id` something it answers at once: any message from it
+    /// clears it of suspicion.
+    fn probe(&mut self, id: u64) {
+        if !self.links.contains_key(&id)
+            && let Some(addr) = self.members.get(&id).and_then(|(_, m)| m.addr.parse().ok())
+        {
+            self.connect(&addr);
+        }
+        let token = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1);
+        self.send(id, PeerMessage::CountAsk { token });
+    }
+
+    /// Drops the suspects that did not answer their probe.
+    fn drop_silent(&mut self) {
+        for id in self.suspects.silent(Instant::now()) {
+            tracing::info!(id, "a member said to be gone did not answer");
+            self.drop_lost(id);
+        }
+    }
+
+    /// Drops member `id`, found lost, and tells the others.
+    fn drop_lost(&mut self, id: u64) {
+        if let Some((_, member)) = self.members.get(&id).cloned() {
+            self.remove(id);
+            let epoch = self.epoch;
+            self.broadcast(PeerMessage::Gone { member, epoch });
+        }
+    }
+
     /// Tells a lost member that is alive after all that it was found
-    /// lost (it then evicts itself and joins again).
+    /// lost (it then joins again).
     fn tell_departed(&mut self, id: u64) {
         let Some((member, told)) = self.departed.get_mut(&id) else {
             return;
@@ -326,7 +459,7 @@ impl Driver {
         }
         tracing::warn!("declared gone by the ring while alive: joining again");
         self.evicted = true;
-        self.epoch += 1;
+        self.epoch = self.epoch.saturating_add(1);
         self.new_view(self.my_id);
         self.joining = self
             .members
@@ -334,20 +467,22 @@ impl Driver {
             .filter(|&(&id, _)| id != self.my_id)
             .filter_map(|(_, (_, m))| m.addr.parse().ok())
             .collect();
+        self.publish_known();
         self.asked = None;
         self.ask_to_join();
     }
 
     /// Adds `member` without a new view; its id if it is new.
     fn add_quietly(&mut self, member: &Member) -> Option<u64> {
-        let addr: Multiaddr = member.addr.parse().ok()?;
-        let peer = peer_of(&addr)?;
-        let id = ring_id(&peer);
+        let checks::Checked { addr, peer, id } = checks::member(member)
+            .inspect_err(|e| tracing::warn!(error = %e, "ignoring a bad member address"))
+            .ok()?;
         self.departed.remove(&id);
         if self.members.contains_key(&id) {
             return None;
         }
         self.members.insert(id, (peer, member.clone()));
+        self.publish_known();
         self.connect(&addr);
         Some(id)
     }
@@ -355,7 +490,7 @@ impl Driver {
     /// Adds `member` and takes the new view; its id if it is new.
     fn add(&mut self, member: &Member) -> Option<u64> {
         let id = self.add_quietly(member)?;
-        self.epoch += 1;
+        self.epoch = self.epoch.saturating_add(1);
         tracing::info!(addr = %member.addr, epoch = self.epoch, "peer joined");
         self.new_view(id);
         Some(id)
@@ -374,8 +509,9 @@ impl Driver {
             self.departed.pop_first();
         }
         self.departed.insert(id, (member, None));
+        self.publish_known();
         self.links.remove(&id);
-        self.epoch += 1;
+        self.epoch = self.epoch.saturating_add(1);
         self.new_view(id);
     }
 
@@ -397,7 +533,7 @@ impl Driver {
     /// Opens the link to the peer at `addr`; its ring id.
     fn connect(&mut self, addr: &Multiaddr) -> Option<u64> {
         let peer = peer_of(addr)?;
-        let id = ring_id(&peer);
+        let id = ring_id(&peer)?;
         if id != self.my_id && !self.links.contains_key(&id) {
             let queue = links::open(
                 self.link.control.clone(),
@@ -455,6 +591,7 @@ impl Driver {
                 }
             }
         }
+        self.primaries();
     }
 
     fn reply(&mut self, op: OpId, reply: Reply) {
@@ -479,14 +616,14 @@ impl Driver {
     }
 
     fn primaries(&self) -> u64 {
-        let count = self.peer.primary_ids().len() as u64;
+        let count = self.peer.primary_count() as u64;
         self.count.store(count, Ordering::Relaxed);
         count
     }
 
     fn start_count(&mut self, answer: oneshot::Sender<Status>) {
         let token = self.next_token;
-        self.next_token += 1;
+        self.next_token = self.next_token.wrapping_add(1);
         let counts = BTreeMap::from([(self.my_id, self.primaries())]);
         self.counting.insert(
             token,
@@ -525,7 +662,9 @@ impl Driver {
                     tuples: counting.counts.get(id).copied().unwrap_or(0),
                 })
                 .collect();
-            let tuples = peers.iter().map(|p| p.tuples).sum();
+            let tuples = peers
+                .iter()
+                .fold(0u64, |sum, p| sum.saturating_add(p.tuples));
             let _ = counting.answer.send(Status { peers, tuples });
         }
     }
@@ -534,7 +673,7 @@ impl Driver {
     async fn leave(&mut self) {
         self.feed(Event::Leave);
         let member = self.me.clone();
-        let epoch = self.epoch + 1;
+        let epoch = self.epoch.saturating_add(1);
         self.broadcast(PeerMessage::Gone { member, epoch });
         self.finish_counts(true);
         self.links.clear();

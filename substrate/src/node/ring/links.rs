@@ -4,13 +4,23 @@
 //! reopened once; one that cannot be opened, or breaks again, reports the
 //! peer [`LinkEvent::Lost`] to the driver; an inbound stream that ends,
 //! [`LinkEvent::Ended`].
+//!
+//! Anyone who can connect may open `/halley/peer/1`, but only a peer the
+//! driver knows ([`Known`]: members, the peers it joins through, and lost
+//! members) is heard: a stranger may send `Join` and nothing else until it
+//! is a member. Its other messages wait (one at a time, so the stream
+//! pushes back) for at most [`STRANGER_WAIT`], for the case of a newcomer
+//! that speaks before its `Joined` has arrived here; then the stream is
+//! closed.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncWriteExt, StreamExt};
 use libp2p::{Multiaddr, PeerId};
 use libp2p_stream::Control;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use super::super::Command;
@@ -23,6 +33,12 @@ const OPEN_ATTEMPTS: u32 = 30;
 const OPEN_PAUSE: Duration = Duration::from_millis(100);
 /// Messages the writer encodes into one write at most.
 const BATCH: usize = 256;
+/// How long a message from a peer that is not a member waits for it to
+/// become one.
+const STRANGER_WAIT: Duration = Duration::from_secs(5);
+
+/// The peers whose messages the driver hears, as it last published them.
+pub(super) type Known = watch::Receiver<Arc<HashSet<PeerId>>>;
 
 /// What the link tasks tell the driver.
 #[derive(Debug)]
@@ -47,16 +63,6 @@ pub(super) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
         libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
         _ => None,
     }
-}
-
-/// A peer's place on the ring: the last 8 bytes of its id (random bytes of
-/// its public key).
-pub(super) fn ring_id(peer: &PeerId) -> u64 {
-    let bytes = peer.to_bytes();
-    let tail: [u8; 8] = bytes[bytes.len() - 8..]
-        .try_into()
-        .expect("a peer id is longer than 8 bytes");
-    u64::from_be_bytes(tail)
 }
 
 /// Starts the writer of the stream to `peer` at `addr`; send to the
@@ -150,7 +156,7 @@ async fn write_all(stream: &mut libp2p::Stream, buf: &[u8]) -> std::io::Result<(
 }
 
 /// Accepts inbound peer streams and reads each in a task of its own.
-pub(super) fn accept(mut control: Control, events: mpsc::UnboundedSender<LinkEvent>) {
+pub(super) fn accept(mut control: Control, events: mpsc::UnboundedSender<LinkEvent>, known: Known) {
     let mut incoming = match control.accept(PEER_PROTOCOL) {
         Ok(incoming) => incoming,
         Err(e) => {
@@ -160,17 +166,26 @@ pub(super) fn accept(mut control: Control, events: mpsc::UnboundedSender<LinkEve
     };
     let task = async move {
         while let Some((peer, stream)) = incoming.next().await {
-            tokio::spawn(read(peer, stream, events.clone()).in_current_span());
+            tokio::spawn(read(peer, stream, events.clone(), known.clone()).in_current_span());
         }
     };
     tokio::spawn(task.in_current_span());
 }
 
-async fn read(peer: PeerId, stream: libp2p::Stream, events: mpsc::UnboundedSender<LinkEvent>) {
+async fn read(
+    peer: PeerId,
+    stream: libp2p::Stream,
+    events: mpsc::UnboundedSender<LinkEvent>,
+    mut known: Known,
+) {
     let mut frames = wire::frames(stream);
     loop {
         match frames.next().await {
             Some(Ok(Message::Peer(msg))) => {
+                if !heard(peer, &msg, &mut known).await {
+                    tracing::warn!(%peer, "closing a peer stream from a peer that is not a member");
+                    break;
+                }
                 if events.send(LinkEvent::Message { from: peer, msg }).is_err() {
                     return;
                 }
@@ -187,4 +202,14 @@ async fn read(peer: PeerId, stream: libp2p::Stream, events: mpsc::UnboundedSende
         }
     }
     let _ = events.send(LinkEvent::Ended { peer });
+}
+
+/// Whether `msg` from `peer` is to be heard: a `Join` always, anything else
+/// once `peer` is known, waiting up to [`STRANGER_WAIT`] for that.
+async fn heard(peer: PeerId, msg: &PeerMessage, known: &mut Known) -> bool {
+    if matches!(msg, PeerMessage::Join { .. }) || known.borrow().contains(&peer) {
+        return true;
+    }
+    let wait = known.wait_for(|known| known.contains(&peer));
+    matches!(tokio::time::timeout(STRANGER_WAIT, wait).await, Ok(Ok(_)))
 }

@@ -12,8 +12,10 @@
 //! candidate, offers to it are declined, and tuples already taken for it
 //! are put back; so are tuples whose answer arrived after the client left.
 
+mod checks;
 mod driver;
 mod links;
+mod trust;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,145 @@
+//! Checks on what other peers say, before the driver uses any of it: a
+//! member's address ([`member`]), a peer id's ring place ([`ring_id`]) and
+//! a view epoch ([`epoch_plausible`]). A peer is an adversary: nothing it
+//! sends is sliced, indexed or added to before it has passed here.
+
+use libp2p::identity::PublicKey;
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+
+use crate::wire::Member;
+
+/// The longest member address accepted, in bytes of text.
+pub(super) const MAX_ADDR: usize = 512;
+/// How far past this peer's own epoch a peer's epoch may claim to be: a
+/// ring changes its view a few times a second at most, so a jump this
+/// large is a lie (and would otherwise push the epoch to `u64::MAX`).
+pub(super) const MAX_EPOCH_JUMP: u64 = 1 << 20;
+
+/// Multihash codes a libp2p peer id is made with.
+const IDENTITY: u64 = 0x00;
+const SHA2_256: u64 = 0x12;
+
+/// A member address that passed [`member`].
+#[derive(Clone, Debug)]
+pub(super) struct Checked {
+    pub addr: Multiaddr,
+    pub peer: PeerId,
+    pub id: u64,
+}
+
+/// Why a member address was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(super) enum BadMember {
+    #[error("address of {0} bytes (at most {MAX_ADDR})")]
+    TooLong(usize),
+    #[error("not a multiaddr: {0}")]
+    NotAnAddress(String),
+    #[error("no TCP port in the address")]
+    NoTcp,
+    #[error("the address does not end in /p2p/<peer id>")]
+    NoPeerId,
+    #[error("peer id {0} is not the id of a public key")]
+    BadPeerId(PeerId),
+}
+
+/// Checks a member address a peer sent: a multiaddr of bounded length,
+/// with an IP or DNS host and a TCP port, ending in the id of a real key.
+pub(super) fn member(member: &Member) -> Result<Checked, BadMember> {
+    if member.addr.len() > MAX_ADDR {
+        return Err(BadMember::TooLong(member.addr.len()));
+    }
+    let addr: Multiaddr = member
+        .addr
+        .parse()
+        .map_err(|e: libp2p::multiaddr::Error| BadMember::NotAnAddress(e.to_string()))?;
+    if !addr.iter().any(|p| matches!(p, Protocol::Tcp(_))) {
+        return Err(BadMember::NoTcp);
+    }
+    let Some(Protocol::P2p(peer)) = addr.iter().last() else {
+        return Err(BadMember::NoPeerId);
+    };
+    let id = ring_id(&peer).ok_or(BadMember::BadPeerId(peer))?;
+    Ok(Checked { addr, peer, id })
+}
+
+/// A peer's place on the ring: the last 8 bytes of its id (random bytes
+/// of its public key); `None` for an id no key has (too short, or an
+/// inline key that does not decode), which no peer can authenticate as.
+pub(super) fn ring_id(peer: &PeerId) -> Option<u64> {
+    let hash = peer.as_ref();
+    let real = match hash.code() {
+        IDENTITY => {
+            PublicKey::try_decode_protobuf(hash.digest()).is_ok_and(|key| key.to_peer_id() == *peer)
+        }
+        SHA2_256 => hash.digest().len() == 32,
+        _ => false,
+    };
+    if !real {
+        return None;
+    }
+    let bytes = peer.to_bytes();
+    let tail: [u8; 8] = bytes.get(bytes.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
+/// Whether `theirs`, an epoch a peer sent, is one this peer (at `ours`)
+/// can believe.
+pub(super) fn epoch_plausible(theirs: u64, ours: u64) -> bool {
+    theirs <= ours.saturating_add(MAX_EPOCH_JUMP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::identity::Keypair;
+
+    fn real() -> (PeerId, String) {
+        let peer = Keypair::generate_ed25519().public().to_peer_id();
+        (peer, format!("/ip4/127.0.0.1/tcp/4001/p2p/{peer}"))
+    }
+
+    #[test]
+    fn a_real_member_passes_with_the_id_of_its_key_tail() {
+        let (peer, addr) = real();
+        let checked = member(&Member { addr }).unwrap();
+        assert_eq!(checked.peer, peer);
+        let bytes = peer.to_bytes();
+        let tail = u64::from_be_bytes(bytes[bytes.len() - 8..].try_into().unwrap());
+        assert_eq!(checked.id, tail);
+    }
+
+    #[test]
+    fn malformed_members_are_refused_without_a_panic() {
+        let (peer, _) = real();
+        let long = format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}{}", "x".repeat(MAX_ADDR));
+        let cases = [
+            ("/ip4/127.0.0.1/tcp/1/p2p/11", "BadPeerId"),
+            ("/ip4/127.0.0.1/tcp/1/p2p/1", "NotAnAddress"),
+            ("/ip4/127.0.0.1/tcp/1", "NoPeerId"),
+            ("/ip4/127.0.0.1/udp/1/p2p/11", "NoTcp"),
+            ("not an address", "NotAnAddress"),
+            ("", "NoTcp"),
+            (long.as_str(), "TooLong"),
+        ];
+        for (addr, kind) in cases {
+            let err = member(&Member { addr: addr.into() }).unwrap_err();
+            assert!(format!("{err:?}").starts_with(kind), "{addr}: {err:?}");
+        }
+        // A sha2-256 multihash of the wrong length, and an inline "key"
+        // that is not one.
+        let short_sha = PeerId::from_bytes(&[0x12, 4, 1, 2, 3, 4]).unwrap();
+        assert_eq!(ring_id(&short_sha), None);
+        let not_a_key = PeerId::from_bytes(&[0x00, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
+        assert_eq!(ring_id(&not_a_key), None);
+    }
+
+    #[test]
+    fn epochs_far_ahead_are_not_believed() {
+        assert!(epoch_plausible(10, 5));
+        assert!(epoch_plausible(5 + MAX_EPOCH_JUMP, 5));
+        assert!(!epoch_plausible(6 + MAX_EPOCH_JUMP, 5));
+        assert!(!epoch_plausible(u64::MAX, 5));
+        assert!(epoch_plausible(u64::MAX, u64::MAX));
+    }
+}

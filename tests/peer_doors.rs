@@ -1,0 +1,186 @@
+//! Issue 9's doors on `/halley/peer/1`, tried as an adversary would: a
+//! small libp2p client built on the project's own wire types opens the
+//! peer protocol on one peer of a real three-node ring and sends malformed
+//! member addresses (a short peer id, no peer id, no TCP port, junk, a
+//! very long address, someone else's id), then `Gone` naming the receiver
+//! and `Gone` naming another member. Nobody is evicted, no tuple is lost,
+//! and the attacked peer keeps routing writes.
+
+mod common;
+
+use futures::{AsyncWriteExt, StreamExt};
+use halley_substrate::net::{self, Protocol};
+use halley_substrate::wire::{self, Member, Message, PEER_PROTOCOL, PeerMessage};
+use halley_substrate::{Multiaddr, PeerId};
+use libp2p::identity::Keypair;
+
+use common::{DEADLINE, Node, eventually, ring_size, run, status};
+
+const TUPLES: usize = 300;
+
+/// A ring of three peers, each seeing all three.
+fn ring() -> Vec<Node> {
+    let first = Node::start();
+    let second = Node::start_with(&["--join", &first.addr]);
+    let third = Node::start_with(&["--join", &first.addr]);
+    let nodes = vec![first, second, third];
+    for node in &nodes {
+        eventually("every peer to see a ring of 3", || {
+            ring_size(&node.addr, &[]) == Some(3)
+        });
+    }
+    nodes
+}
+
+fn peer_id(addr: &str) -> PeerId {
+    let addr: Multiaddr = addr.parse().unwrap();
+    match addr.iter().last() {
+        Some(Protocol::P2p(peer)) => peer,
+        _ => panic!("no peer id in {addr}"),
+    }
+}
+
+/// An attacker: a fresh identity connected to the node at `addr`.
+struct Attacker {
+    control: libp2p_stream::Control,
+    target: PeerId,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Attacker {
+    async fn connect(addr: &str) -> Attacker {
+        let mut swarm = net::swarm(Keypair::generate_ed25519(), None).unwrap();
+        let control = swarm.behaviour().stream.new_control();
+        net::dial(&mut swarm, &addr.parse().unwrap(), DEADLINE)
+            .await
+            .expect("the attacker connects");
+        let driver = tokio::spawn(async move {
+            loop {
+                swarm.select_next_some().await;
+            }
+        });
+        Attacker {
+            control,
+            target: peer_id(addr),
+            driver,
+        }
+    }
+
+    /// Opens a peer stream and sends `messages` on it.
+    async fn send(&mut self, messages: Vec<PeerMessage>) -> libp2p::Stream {
+        let open = self.control.open_stream(self.target, PEER_PROTOCOL);
+        let mut stream = tokio::time::timeout(DEADLINE, open)
+            .await
+            .expect("open the peer stream in time")
+            .expect("the node accepts the peer protocol");
+        let mut buf = Vec::new();
+        for msg in messages {
+            wire::encode(&mut buf, &Message::Peer(msg)).unwrap();
+        }
+        stream.write_all(&buf).await.unwrap();
+        stream.flush().await.unwrap();
+        stream
+    }
+}
+
+impl Drop for Attacker {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+fn member(addr: &str) -> Member {
+    Member { addr: addr.into() }
+}
+
+/// Waits until `node` has logged `line` at least `count` times.
+fn logged(node: &Node, line: &str, count: usize) {
+    eventually(&format!("{count}× {line:?} in the log"), || {
+        node.stderr().matches(line).count() >= count
+    });
+}
+
+/// Every peer still sees all three and holds `total` tuples between them.
+fn intact(nodes: &[Node], total: usize) {
+    for node in nodes {
+        let status = status(&node.addr).expect("status");
+        assert_eq!(
+            status["peers"].as_array().map(Vec::len),
+            Some(3),
+            "{status}"
+        );
+        assert_eq!(status["tuples"], total, "{status}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_membership_messages_evict_no_one_and_lose_nothing() {
+    let nodes = ring();
+    let target = &nodes[1];
+    let other = &nodes[2];
+    let bulk: String = (0..TUPLES).map(|i| format!("(\"door\", {i})\n")).collect();
+    let out = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&bulk));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    intact(&nodes, TUPLES);
+
+    let mut attacker = Attacker::connect(&target.addr).await;
+    // Malformed members in Joins: refused one by one, the driver lives on.
+    let port_only = "/ip4/127.0.0.1/tcp/1".to_owned();
+    let bad = [
+        "/ip4/127.0.0.1/tcp/1/p2p/11".to_owned(),
+        port_only.clone(),
+        "/ip4/127.0.0.1/udp/1/p2p/11".to_owned(),
+        "junk".to_owned(),
+        String::new(),
+        format!(
+            "{port_only}/p2p/{}{}",
+            peer_id(&other.addr),
+            "x".repeat(600)
+        ),
+        other.addr.clone(),
+    ];
+    let joins = bad
+        .iter()
+        .map(|a| PeerMessage::Join { member: member(a) })
+        .collect();
+    let _joins = attacker.send(joins).await;
+    logged(target, "refusing a Join", bad.len());
+
+    // A stranger's Gone, about the receiver, about another member, and
+    // with a short id: each stream is closed unheard.
+    let gones = [&target.addr, &other.addr, "/ip4/127.0.0.1/tcp/1/p2p/11"];
+    let mut streams = Vec::new();
+    for addr in gones {
+        let gone = PeerMessage::Gone {
+            member: member(addr),
+            epoch: u64::MAX,
+        };
+        let members = PeerMessage::Members {
+            members: vec![member("/ip4/127.0.0.1/tcp/1/p2p/11")],
+            epoch: 1,
+        };
+        streams.push(attacker.send(vec![gone, members]).await);
+    }
+    logged(target, "from a peer that is not a member", gones.len());
+
+    // Nobody left, nothing lost, and the ring still routes writes
+    // through the attacked peer.
+    intact(&nodes, TUPLES);
+    for node in &nodes {
+        assert!(!node.stderr().contains("panicked"), "{}", node.stderr());
+    }
+    let more = run(&["out", "--peer", &target.addr, "(\"after\", 1)"], None);
+    assert_eq!(more.code, Some(0), "{more:?}");
+    let read = run(&["rd", "--peer", &other.addr, "(\"after\", ?int)"], None);
+    assert_eq!(read.stdout, "(\"after\", 1)\n", "{read:?}");
+    for (n, node) in nodes.iter().enumerate() {
+        let take = run(
+            &["in", "--peer", &node.addr, &format!("(\"door\", {n})")],
+            None,
+        );
+        assert_eq!(take.code, Some(0), "{take:?}");
+        assert_eq!(take.stdout, format!("(\"door\", {n})\n"));
+    }
+    intact(&nodes, TUPLES + 1 - nodes.len());
+    drop(streams);
+}
