@@ -21,6 +21,7 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream};
 use tokio::sync::{mpsc, oneshot};
 
+use super::gate::{Door, Verdict};
 use super::metrics::Metrics;
 use super::{Me, Served};
 use crate::space::{Space, SpaceError, Subscription};
@@ -57,6 +58,7 @@ pub(super) async fn serve<S: Served>(
     let mut running = FuturesUnordered::new();
     let mut cancels: HashMap<u64, oneshot::Sender<()>> = HashMap::new();
     let mut outbox = Outbox::default();
+    let mut door = Door::new(me.gate.as_ref());
     loop {
         tokio::select! {
             frame = frames.next() => match frame {
@@ -72,6 +74,13 @@ pub(super) async fn serve<S: Served>(
                 }
                 Some(Ok(Message::Request { id, request })) => {
                     metrics.request(&request);
+                    if let Verdict::Answer(response) = door.check(&peer, &request) {
+                        if matches!(response, Response::Error { .. }) {
+                            metrics.refused();
+                        }
+                        outbox.push(Outgoing { id, response, taken: false }, &space).await;
+                        continue;
+                    }
                     let refusal = if cancels.contains_key(&id) {
                         Some("a request with this id is still running")
                     } else if cancels.len() >= MAX_IN_FLIGHT {
@@ -261,8 +270,8 @@ async fn run<S: Served>(
             Some(status) => Response::Status(status),
             None => single_status(&space, &me),
         },
-        // Handled by the reading loop; nothing to run.
-        Request::Cancel => return id,
+        // Handled by the reading loop and the door; nothing to run.
+        Request::Cancel | Request::Present { .. } => return id,
     };
     // A failed send means the stream is gone: nothing left to tell.
     let _ = queue.send(answer(response)).await;
