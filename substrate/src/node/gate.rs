@@ -213,9 +213,17 @@ impl Door {
 
     /// Whether `request` from `peer` may run; refusals are logged.
     pub(super) fn check(&mut self, peer: &PeerId, request: &Request) -> Verdict {
+        // Every client's connect probes the stream with a `Status`: its
+        // refusal before a capability is presented is no news.
+        let probe =
+            matches!(request, Request::Status) && matches!(self, Door::Gated { held: None, .. });
         let verdict = self.judge(request);
         if let Verdict::Answer(Response::Error { message, .. }) = &verdict {
-            tracing::warn!(%peer, refused = %message, "refused a request at the gateway");
+            if probe {
+                tracing::debug!(%peer, refused = %message, "refused a connect probe at the gateway");
+            } else {
+                tracing::warn!(%peer, refused = %message, "refused a request at the gateway");
+            }
         }
         verdict
     }

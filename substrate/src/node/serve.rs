@@ -74,33 +74,32 @@ pub(super) async fn serve<S: Served>(
                 }
                 Some(Ok(Message::Request { id, request })) => {
                     metrics.request(&request);
-                    if let Verdict::Answer(response) = door.check(&peer, &request) {
+                    // Refused or answered at once (the gateway's door
+                    // first), the answer goes out with the flush below.
+                    let answer = match door.check(&peer, &request) {
+                        Verdict::Answer(response) => Some(response),
+                        Verdict::Run if cancels.contains_key(&id) => {
+                            Some(Response::refused("a request with this id is still running"))
+                        }
+                        Verdict::Run if cancels.len() >= MAX_IN_FLIGHT => {
+                            Some(Response::refused("too many requests in flight on this stream"))
+                        }
+                        Verdict::Run => None,
+                    };
+                    if let Some(response) = answer {
                         if matches!(response, Response::Error { .. }) {
                             metrics.refused();
                         }
                         outbox.push(Outgoing { id, response, taken: false }, &space).await;
-                        continue;
-                    }
-                    let refusal = if cancels.contains_key(&id) {
-                        Some("a request with this id is still running")
-                    } else if cancels.len() >= MAX_IN_FLIGHT {
-                        Some("too many requests in flight on this stream")
                     } else {
-                        None
-                    };
-                    if let Some(refusal) = refusal {
-                        metrics.refused();
-                        let answer = Outgoing { id, response: Response::refused(refusal), taken: false };
-                        outbox.push(answer, &space).await;
-                        continue;
-                    }
-                    // Most requests finish at once: run them here, and give
-                    // a task of its own only to one that has to wait.
-                    let (cancel, cancelled) = oneshot::channel();
-                    let mut task = Box::pin(run(id, request, space.clone(), me.clone(), queue.clone(), cancelled));
-                    if futures::poll!(task.as_mut()).is_pending() {
-                        cancels.insert(id, cancel);
-                        running.push(task);
+                        // Most requests finish at once: run them here, and
+                        // give a task of its own only to one that has to wait.
+                        let (cancel, cancelled) = oneshot::channel();
+                        let mut task = Box::pin(run(id, request, space.clone(), me.clone(), queue.clone(), cancelled));
+                        if futures::poll!(task.as_mut()).is_pending() {
+                            cancels.insert(id, cancel);
+                            running.push(task);
+                        }
                     }
                 }
                 Some(Ok(Message::Response { id, .. })) => {
