@@ -1,10 +1,15 @@
 //! HALLEY_TOKEN, with real processes on 127.0.0.1: a `halley run` whose
-//! policy has a `command` class serves its embedded space privately under
-//! a fresh key; the class's start script starts a real `halley worker`
-//! from HALLEY_JOIN and HALLEY_TOKEN alone, which takes tasks; a worker
-//! with no token or another one is refused (exit 3, the handshake
-//! message) and takes none; the token is in neither `summary.json` nor the
-//! job's output, nor the tasks' environment.
+//! policy has a paid `command` class serves its embedded space to paid
+//! machines through a gateway, and hands them the job's capability
+//! (`hcap1-…`), not the space's key; the class's start script starts a
+//! real `halley worker` from HALLEY_JOIN and HALLEY_TOKEN alone, which
+//! takes tasks and completes the job with only the capability. A worker
+//! with no token, a forged capability or a key is refused (exit 3) and
+//! takes none; a client holding the job's real capability may not take
+//! another job's tasks, read, scan or write outside its job, nor ask the
+//! status. The token is in neither `summary.json` nor the job's output,
+//! nor the tasks' environment. With `--trusted-workers` the machines get
+//! the space's key (64 hex digits) as before.
 //!
 //! A gate task keeps the job running until the intruders have been tried,
 //! so the test never races the job's end. Every process carries a marker
@@ -20,6 +25,55 @@ use run_util::{Guard, Scratch, assert_none_left, command_policy, halley, summary
 
 /// The message of a refused handshake.
 const REFUSED: &str = "the handshake failed";
+
+/// What a client holding the job's capability `capability` (for `job`)
+/// gets from the gateway at `join` for what lies outside its job: one
+/// refusal message each, in order.
+fn outside_the_job(join: &str, capability: &str, job: &str) -> Vec<String> {
+    use halley_substrate::{RemoteSpace, Space, SpaceError, parse_template, parse_tuple};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let space = RemoteSpace::connect(join.parse().unwrap(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        space.present(capability).await.unwrap();
+        let t = |text: &str| parse_template(text).unwrap();
+        let zero = Some(Duration::ZERO);
+        let results: Vec<Result<(), SpaceError>> = vec![
+            space
+                .take(t(r#"("task", "another-job", ?int, ?int, ?bytes)"#), zero)
+                .await
+                .map(drop),
+            space
+                .take(t(r#"("task", *, *, *, *)"#), zero)
+                .await
+                .map(drop),
+            space
+                .read(
+                    t(&format!(r#"("task", "{job}", ?int, ?int, ?bytes)"#)),
+                    zero,
+                )
+                .await
+                .map(drop),
+            space.scan(t("(*)"), None).await.map(drop),
+            space.out(parse_tuple(r#"("anything", 1)"#).unwrap()).await,
+            space
+                .out(parse_tuple(&format!(r#"("task", "{job}", 99, 1, b"00")"#)).unwrap())
+                .await,
+            space.status().await.map(drop),
+        ];
+        results
+            .into_iter()
+            .map(|r| match r {
+                Err(SpaceError::Refused(message)) => message,
+                other => panic!("expected a refusal, got {other:?}"),
+            })
+            .collect()
+    })
+}
 
 /// Starts `halley worker --peer <join>` with `token` (none: no key at all)
 /// and returns its exit code and stderr, at most 30 s later.
@@ -83,19 +137,34 @@ fn command_machines_join_with_the_token_and_nobody_else_can() {
         Some((join.to_owned(), token.to_owned()))
     });
     assert!(join.contains("/p2p/"), "{join}");
-    assert_eq!(token.len(), 64, "the key in hex");
-    assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
+    assert!(token.starts_with("hcap1-"), "a capability, not the key");
+    let job_id = token.splitn(3, '-').nth(2).unwrap().to_owned();
+    assert!(job_id.starts_with("run-"), "{job_id}");
 
     let (code, stderr) = intruder(&join, None);
     assert_eq!(code, Some(3), "a worker without the token: {stderr}");
+    assert!(stderr.contains("present one first"), "{stderr}");
+    let forged = format!("hcap1-{}-{job_id}", "ab".repeat(32));
+    let (code, stderr) = intruder(&join, Some(&forged));
+    assert_eq!(code, Some(3), "a worker with a forged capability: {stderr}");
+    assert!(stderr.contains("unknown or revoked"), "{stderr}");
+    let (code, stderr) = intruder(&join, Some(&"ab".repeat(32)));
+    assert_eq!(code, Some(3), "a worker with a key: {stderr}");
     assert!(stderr.contains(REFUSED), "{stderr}");
-    let wrong: String = token
-        .chars()
-        .map(|c| if c == '0' { '1' } else { '0' })
-        .collect();
-    let (code, stderr) = intruder(&join, Some(&wrong));
-    assert_eq!(code, Some(3), "a worker with another token: {stderr}");
-    assert!(stderr.contains(REFUSED), "{stderr}");
+    let refusals = outside_the_job(&join, &token, &job_id);
+    assert_eq!(refusals.len(), 7);
+    for (message, says) in refusals.iter().zip([
+        "taking (\"task\", \"another-job\"",
+        "taking (\"task\", *",
+        "reading",
+        "scanning",
+        "writing a tuple (\"anything\", 1, …)",
+        "writing a tuple (\"task\"",
+        "status",
+    ]) {
+        assert!(message.contains("does not allow"), "{message}");
+        assert!(message.contains(says), "{message} (expected {says})");
+    }
 
     std::fs::write(&gate, "").unwrap();
     let status = wait_for(Duration::from_secs(120), || job.child().try_wait().unwrap());
@@ -111,6 +180,11 @@ fn command_machines_join_with_the_token_and_nobody_else_can() {
         "a command machine took tasks: {summary}"
     );
     assert!(done.iter().all(|t| t["worker"] != "intruder"), "{summary}");
+    let workers_log = std::fs::read_to_string(dir.path("scripts.log.workers")).unwrap_or_default();
+    assert!(
+        !workers_log.contains("refused"),
+        "the capability's workers were never refused: {workers_log}"
+    );
     for file in [
         "out/summary.json",
         "stdout",

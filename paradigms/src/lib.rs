@@ -4,9 +4,11 @@
 //! submits tasks and collects exactly one result each, [`worker`] takes and
 //! runs them under the leases of [`lease`]; [`bag`] runs bags of shell
 //! commands on top. [`mapreduce`] runs map and reduce tasks (Rust closures
-//! or shell commands) through the space; [`workflow`] runs a DAG of stages.
+//! or shell commands) through the space; [`workflow`] runs a DAG of stages;
+//! [`isolated`] says what a job's isolated workers may do at a gateway.
 
 pub mod bag;
+pub mod isolated;
 pub mod lease;
 pub mod mapreduce;
 pub mod master;

@@ -103,14 +103,9 @@ pub fn run(args: Args) -> Outcome {
         objective: policy.objective.clone(),
         shuffle,
     };
-    let private = workers::has_command_class(&policy);
+    let needs = workers::Needs::of(&policy);
     let pool = ManagedPool::new(policy, true);
-    workers::with_space(
-        "mapreduce",
-        &args.space,
-        private,
-        Managed { job, pool, out },
-    )
+    workers::with_space("mapreduce", &args.space, needs, Managed { job, pool, out })
 }
 
 /// Bytes of input per map task, at least.

@@ -83,7 +83,7 @@ pub fn run(args: Args) -> Outcome {
         class.count = Some(n);
     }
     let start_static = args.space.peer.is_none() || args.workers.is_some();
-    let private = workers::has_command_class(&policy);
+    let needs = workers::Needs::of(&policy);
     let job = Job {
         commands,
         objective: policy.objective.clone(),
@@ -91,7 +91,7 @@ pub fn run(args: Args) -> Outcome {
         json: args.json,
     };
     let pool = ManagedPool::new(policy, start_static);
-    workers::with_space("run", &args.space, private, Run { job, pool })
+    workers::with_space("run", &args.space, needs, Run { job, pool })
 }
 
 /// A run waiting for its space.

@@ -1,16 +1,19 @@
-//! Worker tokens: the private overlay's pre-shared key as 64 hex digits,
-//! the form `HALLEY_TOKEN` carries to a `command` class's start script.
+//! Worker tokens, the form `HALLEY_TOKEN` carries to a worker: either the
+//! private overlay's pre-shared key as 64 hex digits (a trusted worker), or
+//! a job's capability at its gateway, `hcap1-…` (an isolated worker: see
+//! `halley_substrate::node::gate`).
 //!
-//! A job that serves its own space for `command` machines makes a
-//! [`fresh`] key per job and hands its [`hex`] to the scripts; a `halley
-//! worker` on such a machine takes it back with `--token`, `HALLEY_TOKEN`
-//! or `--token-file` ([`key_of`] picks the one source given and refuses
-//! two), each equivalent to `--secret-file` with that key.
+//! A job that serves its own space makes a [`fresh`] key per job for its
+//! trusted workers, and issues its paid machines a capability; a `halley
+//! worker` takes either back with `--token`, `HALLEY_TOKEN` or
+//! `--token-file` ([`credential_of`] picks the one source given and
+//! refuses two); a key is equivalent to `--secret-file` with that key.
 
 use std::path::Path;
 
 use anyhow::anyhow;
 use halley_substrate::net::PreSharedKey;
+use halley_substrate::node::gate::Capability;
 
 use crate::exit::Failure;
 
@@ -50,6 +53,25 @@ pub fn parse(text: &str) -> Result<PreSharedKey, String> {
         .map_err(|e| format!("expected {EXPECTED} ({e:?})"))
 }
 
+/// What a worker holds to reach a space.
+#[derive(Debug)]
+pub enum Credential {
+    /// The private overlay's key: a trusted worker, full access.
+    Key(PreSharedKey),
+    /// A job's capability at its gateway: an isolated worker.
+    Capability(Capability),
+}
+
+/// The credential of a token: a capability when it starts `hcap1-`, else
+/// a key ([`parse`]).
+pub fn credential(text: &str) -> Result<Credential, String> {
+    if Capability::looks_like(text) {
+        Capability::parse(text).map(Credential::Capability)
+    } else {
+        parse(text).map(Credential::Key)
+    }
+}
+
 /// Where a worker may find its key, each named as the user gave it.
 #[derive(Debug, Default)]
 pub struct Sources<'a> {
@@ -60,9 +82,9 @@ pub struct Sources<'a> {
     pub secret_file: Option<(&'a Path, &'a str)>,
 }
 
-/// The key of the one source given (none: no key); exit 2 naming both
-/// when two are given, or naming the source when it holds no key.
-pub fn key_of(command: &str, sources: &Sources) -> Result<Option<PreSharedKey>, Failure> {
+/// The credential of the one source given (none: no key); exit 2 naming
+/// both when two are given, or naming the source when it holds none.
+pub fn credential_of(command: &str, sources: &Sources) -> Result<Option<Credential>, Failure> {
     let given: Vec<&str> = [
         sources.token.map(|(_, name)| name),
         sources.token_file.map(|_| "--token-file"),
@@ -77,9 +99,9 @@ pub fn key_of(command: &str, sources: &Sources) -> Result<Option<PreSharedKey>, 
         )));
     }
     if let Some((token, name)) = sources.token {
-        let key =
-            parse(token).map_err(|e| Failure::bad_input(anyhow!("{command}: {name}: {e}")))?;
-        return Ok(Some(key));
+        let credential =
+            credential(token).map_err(|e| Failure::bad_input(anyhow!("{command}: {name}: {e}")))?;
+        return Ok(Some(credential));
     }
     if let Some(file) = sources.token_file {
         let bad = |what: String| {
@@ -90,9 +112,10 @@ pub fn key_of(command: &str, sources: &Sources) -> Result<Option<PreSharedKey>, 
         };
         let text =
             std::fs::read_to_string(file).map_err(|e| bad(format!("cannot read it: {e}")))?;
-        return parse(&text).map(Some).map_err(bad);
+        return credential(&text).map(Some).map_err(bad);
     }
-    super::secret::load(command, sources.secret_file.map(|(file, _)| file))
+    let key = super::secret::load(command, sources.secret_file.map(|(file, _)| file))?;
+    Ok(key.map(Credential::Key))
 }
 
 #[cfg(test)]
@@ -142,7 +165,13 @@ mod tests {
         .unwrap();
         let want = HEX.to_lowercase();
 
-        let from = |sources: Sources| key_of("worker", &sources).map(|k| k.map(hex));
+        let from = |sources: Sources| {
+            credential_of("worker", &sources).map(|c| match c {
+                Some(Credential::Key(key)) => Some(hex(key)),
+                Some(Credential::Capability(_)) => panic!("a key was given"),
+                None => None,
+            })
+        };
         assert_eq!(from(Sources::default()).unwrap(), None);
         let token = Sources {
             token: Some((HEX, "HALLEY_TOKEN")),
@@ -165,21 +194,21 @@ mod tests {
             secret_file: Some((&key_file, "HALLEY_SECRET_FILE")),
             ..Sources::default()
         };
-        let two = message(key_of("worker", &two).unwrap_err());
+        let two = message(credential_of("worker", &two).unwrap_err());
         assert!(two.contains("--token and HALLEY_SECRET_FILE"), "{two}");
         let also = Sources {
             token_file: Some(&token_file),
             secret_file: Some((&key_file, "--secret-file")),
             ..Sources::default()
         };
-        let also = message(key_of("worker", &also).unwrap_err());
+        let also = message(credential_of("worker", &also).unwrap_err());
         assert!(also.contains("--token-file and --secret-file"), "{also}");
 
         let bad = Sources {
             token: Some(("xyz", "HALLEY_TOKEN")),
             ..Sources::default()
         };
-        let bad = message(key_of("worker", &bad).unwrap_err());
+        let bad = message(credential_of("worker", &bad).unwrap_err());
         assert!(
             bad.starts_with("worker: HALLEY_TOKEN: expected 64 hex digits"),
             "{bad}"
@@ -189,15 +218,39 @@ mod tests {
             token_file: Some(&token_file),
             ..Sources::default()
         };
-        let bad = message(key_of("worker", &file).unwrap_err());
+        let bad = message(credential_of("worker", &file).unwrap_err());
         assert!(bad.starts_with("worker: --token-file "), "{bad}");
         assert!(bad.contains("expected 64 hex digits"), "{bad}");
         let missing = Sources {
             token_file: Some(&dir.join("missing")),
             ..Sources::default()
         };
-        let missing = message(key_of("worker", &missing).unwrap_err());
+        let missing = message(credential_of("worker", &missing).unwrap_err());
         assert!(missing.contains("cannot read it"), "{missing}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_token_starting_hcap1_is_a_capability_and_says_so_when_malformed() {
+        let text = format!("hcap1-{}-run-7-9", "0f".repeat(32));
+        let token = Sources {
+            token: Some((&text, "HALLEY_TOKEN")),
+            ..Sources::default()
+        };
+        match credential_of("worker", &token).unwrap() {
+            Some(Credential::Capability(cap)) => assert_eq!(cap.label(), "run-7-9"),
+            other => panic!("{other:?}"),
+        }
+        let short = format!("hcap1-{}-run", "0f".repeat(8));
+        let bad = Sources {
+            token: Some((&short, "HALLEY_TOKEN")),
+            ..Sources::default()
+        };
+        let bad = message(credential_of("worker", &bad).unwrap_err());
+        assert!(
+            bad.starts_with("worker: HALLEY_TOKEN: expected hcap1-"),
+            "{bad}"
+        );
+        assert!(!bad.contains(&"0f".repeat(8)), "{bad}");
     }
 }

@@ -1,10 +1,12 @@
 //! `halley worker`: a worker process that reaches a space through `--peer`
 //! and runs shell-command tasks with `sh -c`, up to `--slots` at once.
 //!
-//! A private overlay's key comes from one of `--token`/`HALLEY_TOKEN`,
-//! `--token-file` or `--secret-file`/`HALLEY_SECRET_FILE` ([`super::token`]):
-//! a machine a `command` class's start script booted needs only
-//! `HALLEY_JOIN` and `HALLEY_TOKEN`.
+//! A private overlay's key, or a job's capability at its gateway, comes
+//! from one of `--token`/`HALLEY_TOKEN`, `--token-file` or
+//! `--secret-file`/`HALLEY_SECRET_FILE` ([`super::token`]): a machine a
+//! `command` class's start script booted needs only `HALLEY_JOIN` and
+//! `HALLEY_TOKEN`. With a capability the worker presents it to the
+//! gateway and works for its job only (`--job`, if given, must be it).
 //!
 //! Without `--job` it takes the tasks of every job in the space. Each result
 //! carries the exit code, timings, this worker's id and `--resource`, and
@@ -26,7 +28,7 @@ use halley_substrate::Space;
 use halley_substrate::client::{ConnectError, RemoteSpace};
 use halley_substrate::net::PreSharedKey;
 
-use super::token::{Sources, key_of};
+use super::token::{Credential, Sources, credential_of};
 
 use crate::exit::{Failure, Outcome, SUCCESS};
 
@@ -44,8 +46,9 @@ pub struct Args {
     /// The resource class reported with each result.
     #[arg(long, env = "HALLEY_RESOURCE", default_value = "local")]
     pub resource: String,
-    /// The job's token: the private overlay's key as 64 hex digits (what a
-    /// `command` class's start script gets as HALLEY_TOKEN). Default: the
+    /// The job's token (what a `command` class's start script gets as
+    /// HALLEY_TOKEN): the private overlay's key as 64 hex digits, or the
+    /// job's capability at its gateway (`hcap1-…`). Default: the
     /// HALLEY_TOKEN environment variable, when set and not empty; prefer it
     /// (or --token-file) to this flag, which other users see in `ps`.
     #[arg(long)]
@@ -84,9 +87,33 @@ pub fn run(args: Args) -> Outcome {
         .build()
         .map_err(Failure::unreachable)?;
     runtime.block_on(async move {
-        let key = key(&args)?;
-        let space = connect(&args.peer, key).await?;
-        work(space, args).await
+        match credential(&args)? {
+            Some(Credential::Capability(capability)) => {
+                let job = capability.label().to_owned();
+                if let Some(given) = args.job.as_ref().filter(|given| **given != job) {
+                    return Err(Failure::bad_input(anyhow!(
+                        "worker: --job {given}: the capability is for job {job}"
+                    )));
+                }
+                let space = connect(&args.peer, None).await?;
+                space.present(&capability.to_string()).await.map_err(|e| {
+                    Failure::unreachable(anyhow!(e).context(format!(
+                        "the gateway at {} refused the capability",
+                        args.peer
+                    )))
+                })?;
+                work(
+                    space,
+                    Args {
+                        job: Some(job),
+                        ..args
+                    },
+                )
+                .await
+            }
+            Some(Credential::Key(key)) => work(connect(&args.peer, Some(key)).await?, args).await,
+            None => work(connect(&args.peer, None).await?, args).await,
+        }
     })
 }
 
@@ -152,10 +179,10 @@ async fn drain_on_signal() {
     tracing::info!("signal received: draining");
 }
 
-/// The overlay's key from the one source given: `--token`, HALLEY_TOKEN,
-/// `--token-file`, `--secret-file` or HALLEY_SECRET_FILE (an empty variable
-/// counts as not set).
-fn key(args: &Args) -> Result<Option<PreSharedKey>, Failure> {
+/// The overlay's key or the job's capability from the one source given:
+/// `--token`, HALLEY_TOKEN, `--token-file`, `--secret-file` or
+/// HALLEY_SECRET_FILE (an empty variable counts as not set).
+fn credential(args: &Args) -> Result<Option<Credential>, Failure> {
     let env_token = std::env::var("HALLEY_TOKEN").ok().filter(|t| !t.is_empty());
     let env_secret = std::env::var_os("HALLEY_SECRET_FILE")
         .filter(|f| !f.is_empty())
@@ -175,7 +202,7 @@ fn key(args: &Args) -> Result<Option<PreSharedKey>, Failure> {
         token_file: args.token_file.as_deref(),
         secret_file,
     };
-    key_of("worker", &sources)
+    credential_of("worker", &sources)
 }
 
 /// Connects to the space at `peer`, holding `key` if any; exit 2 for a

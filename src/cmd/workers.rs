@@ -7,7 +7,11 @@
 //! processes reach ([`SpaceArgs`]: `--peer` and its `--secret-file`, or an
 //! embedded space on `--listen`, private under a fresh per-job key when
 //! the policy has a `command` class; [`Reach`] says how workers get
-//! there: the address, HALLEY_JOIN and the key); the job's loop submits tasks through a
+//! there: the address, HALLEY_JOIN and the key). When the policy has paid
+//! classes (`local`, `command`), the embedded space is served twice: to
+//! the trusted (`static`) workers on this machine under the job's key, and
+//! on `--listen` by a [`Gateway`] where paid machines present the job's
+//! capability (`halley_substrate::node::gate`), revoked when the job ends; the job's loop submits tasks through a
 //! [`halley_paradigms::master::Master`] and, through [`Results`], hands
 //! results, counters and heartbeats to a [`WorkerPool`] ([`pool`]); the
 //! pool is the manager's ([`managed::ManagedPool`]), which starts `halley
@@ -26,6 +30,7 @@ pub use progress::Display;
 pub use results::{Results, with_pending};
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::anyhow;
 use halley_autonomic::policy::{Policy, ProviderKind};
@@ -33,6 +38,7 @@ use halley_paradigms::master::{Master, MasterError, Progress};
 use halley_substrate::embedded::EmbeddedSpace;
 use halley_substrate::net::{PreSharedKey, Protocol};
 use halley_substrate::node::Node;
+use halley_substrate::node::gate::Grants;
 use halley_substrate::{Multiaddr, PeerId, Space};
 
 use crate::exit::{Failure, Outcome};
@@ -60,6 +66,44 @@ pub struct SpaceArgs {
     /// Default: the address the space is bound to.
     #[arg(long, conflicts_with = "peer")]
     pub advertise: Option<Multiaddr>,
+    /// Without `--peer`: give machines of paid classes (`local`,
+    /// `command`) the job's key, as trusted workers, instead of a
+    /// capability at the job's gateway (the default: they can then only
+    /// take the job's tasks and put its results).
+    #[arg(long, conflicts_with = "peer")]
+    pub trusted_workers: bool,
+}
+
+/// What a policy asks of the job's space.
+#[derive(Debug, Clone, Copy)]
+pub struct Needs {
+    /// A `command` class: machines anywhere must reach the space.
+    pub private: bool,
+    /// A paid class (`local`, `command`): its machines are isolated.
+    pub isolate: bool,
+}
+
+impl Needs {
+    pub fn of(policy: &Policy) -> Needs {
+        Needs {
+            private: has_command_class(policy),
+            isolate: policy
+                .resources
+                .iter()
+                .any(|r| matches!(r.provider, ProviderKind::Local | ProviderKind::Command)),
+        }
+    }
+}
+
+/// The job's gateway: where paid machines present the job's capability.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// The address the paid workers this machine starts dial.
+    pub peer: String,
+    /// The address machines of `command` classes dial: HALLEY_JOIN.
+    pub join: String,
+    /// Where the job's capability is issued (and revoked).
+    pub grants: Arc<Grants>,
 }
 
 /// How the job's workers reach its space.
@@ -69,8 +113,11 @@ pub struct Reach {
     pub peer: String,
     /// The address machines of `command` classes dial: HALLEY_JOIN.
     pub join: String,
-    /// The private overlay's key: every worker needs it (HALLEY_TOKEN).
+    /// The private overlay's key: every trusted worker needs it
+    /// (HALLEY_TOKEN).
     pub key: Option<PreSharedKey>,
+    /// Where paid machines go instead, when they are isolated.
+    pub gateway: Option<Gateway>,
 }
 
 /// A job that needs a space its worker processes can reach.
@@ -104,19 +151,22 @@ pub fn has_command_class(policy: &Policy) -> bool {
 
 /// Runs `job` on a runtime of its own (two threads: the loop and the
 /// space), with the space of `--peer` (reached with the key of
-/// `--secret-file`, if any), or without it an embedded space served on
+/// `--secret-file`, if any), or without it an embedded space: served on
 /// `--listen` — in a private overlay of a fresh random key when
-/// `private` (the policy has a `command` class).
-/// `command` names the subcommand in messages.
+/// `needs.private` (the policy has a `command` class) — or, when
+/// `needs.isolate` (paid classes, without `--trusted-workers`), served to
+/// trusted workers on 127.0.0.1 under a fresh key and by a gateway on
+/// `--listen`. `command` names the subcommand in messages.
 pub(crate) fn with_space(
     command: &str,
     args: &SpaceArgs,
-    private: bool,
+    needs: Needs,
     job: impl SpaceJob,
 ) -> Outcome {
+    let isolate = needs.isolate && !args.trusted_workers && args.peer.is_none();
     let key = match &args.peer {
         Some(_) => super::secret::load(command, args.secret_file.as_deref())?,
-        None => private.then(super::token::fresh),
+        None => (needs.private || isolate).then(super::token::fresh),
     };
     let advertise = advertised(command, args.advertise.as_ref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -128,27 +178,54 @@ pub(crate) fn with_space(
         match &args.peer {
             Some(peer) => {
                 let space = super::worker::connect(peer, key).await?;
+                if needs.isolate {
+                    tracing::warn!(
+                        "with --peer, machines of paid classes get the space's key: \
+                         only a job serving its own space isolates them behind a gateway"
+                    );
+                }
                 let reach = Reach {
                     peer: peer.clone(),
                     join: peer.clone(),
                     key,
+                    gateway: None,
                 };
                 job.with(space, reach).await
             }
             None => {
                 let space = EmbeddedSpace::new();
                 let listen = &args.listen;
-                let node = Node::start_with(listen.clone(), space.clone(), key)
-                    .await
-                    .map_err(|e| {
-                        Failure::unreachable(anyhow!(e).context(format!(
-                            "{command}: --listen {listen}: cannot serve the embedded space"
-                        )))
-                    })?;
+                let serve_error = |flag: &str, addr: &Multiaddr| {
+                    let context = format!("{command}: {flag} {addr}: cannot serve the embedded space");
+                    move |e: halley_substrate::node::NodeError| {
+                        Failure::unreachable(anyhow!(e).context(context))
+                    }
+                };
+                let grants = Arc::new(Grants::default());
+                let (node, gateway) = if isolate {
+                    let loopback: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().expect("a multiaddr");
+                    let node = Node::start_with(loopback.clone(), space.clone(), key)
+                        .await
+                        .map_err(serve_error("the trusted workers' address", &loopback))?;
+                    let gateway = Node::start_gateway(listen.clone(), space.clone(), grants.clone())
+                        .await
+                        .map_err(serve_error("--listen", listen))?;
+                    (node, Some(gateway))
+                } else {
+                    let node = Node::start_with(listen.clone(), space.clone(), key)
+                        .await
+                        .map_err(serve_error("--listen", listen))?;
+                    (node, None)
+                };
                 let peer = node.address().to_string();
-                let join = join_address(advertise.clone(), &peer, node.peer_id());
-                if private {
-                    tracing::info!(%join, "machines of command classes join the job's space");
+                let exposed = gateway.as_ref().unwrap_or(&node);
+                let join = join_address(
+                    advertise.clone(),
+                    &exposed.address().to_string(),
+                    exposed.peer_id(),
+                );
+                if needs.private || isolate {
+                    tracing::info!(%join, "machines of paid classes reach the job's space");
                     if advertise.is_none() && unspecified(listen) {
                         tracing::warn!(
                             %join,
@@ -157,7 +234,22 @@ pub(crate) fn with_space(
                         );
                     }
                 }
-                let outcome = job.with(space, Reach { peer, join, key }).await;
+                let reach = Reach {
+                    peer,
+                    join: join.clone(),
+                    key,
+                    gateway: gateway.as_ref().map(|g| Gateway {
+                        peer: g.address().to_string(),
+                        join,
+                        grants: grants.clone(),
+                    }),
+                };
+                let outcome = job.with(space, reach).await;
+                // The job is over: its capabilities no longer open anything.
+                grants.revoke_all();
+                if let Some(gateway) = gateway {
+                    gateway.stop().await;
+                }
                 node.stop().await;
                 outcome
             }

@@ -77,9 +77,9 @@ pub fn run(args: Args) -> Outcome {
             .context("cannot find the halley executable")
             .map_err(Failure::unreachable)?,
     };
-    let private = workers::has_command_class(&policy);
+    let needs = workers::Needs::of(&policy);
     let pool = ManagedPool::new(policy, true);
-    workers::with_space("workflow", &args.space, private, Stages { job, pool })
+    workers::with_space("workflow", &args.space, needs, Stages { job, pool })
 }
 
 /// A workflow waiting for its space.

@@ -8,7 +8,10 @@
 //! from the class's scripts ([`CommandProvider`], `HALLEY_JOIN` = the
 //! [`Reach`]'s join address, `HALLEY_TOKEN` = its key in hex). The workers
 //! this machine starts get the key as `HALLEY_TOKEN` in their environment
-//! (never on their command line).
+//! (never on their command line). When the [`Reach`] has a gateway, the
+//! paid machines (`local` and `command`) get the job's capability, issued
+//! at [`WorkerPool::start`] ([`halley_paradigms::isolated::worker_scope`]),
+//! and the gateway's address instead: only `static` workers hold the key.
 //! Every worker knows its machine by `HALLEY_MACHINE` (`m3`) and reports it
 //! as its worker id in heartbeats and results; a worker that exists already
 //! is matched to a `static` machine of the class it reports.
@@ -32,13 +35,14 @@ use halley_autonomic::manager::{Manager, Provider};
 use halley_autonomic::planner::Decision;
 use halley_autonomic::policy::{Policy, ProviderKind};
 use halley_autonomic::providers::{CommandProvider, LocalProvider, Providers, WorkerLine};
+use halley_paradigms::isolated::worker_scope;
 use halley_paradigms::master::Progress;
 use halley_paradigms::task::{Heartbeat, TaskResult};
 use halley_substrate::net::PreSharedKey;
 use serde::Serialize;
 
-use super::Reach;
 use super::pool::{Account, WorkerPool};
+use super::{Gateway, Reach};
 use crate::cmd::token;
 
 /// One machine's billing interval, as `summary.json` lists it.
@@ -70,6 +74,8 @@ pub struct ManagedPool {
     /// What machines of `command` classes dial (HALLEY_JOIN); default: the
     /// peer the local workers dial.
     join: Option<String>,
+    /// Where paid machines present the job's capability, if isolated.
+    gateway: Option<Gateway>,
     next_step: Secs,
     samples: u64,
     /// Workers matched to machines by their reported id or resource.
@@ -89,6 +95,7 @@ impl ManagedPool {
             statics: Vec::new(),
             key: None,
             join: None,
+            gateway: None,
             next_step: 0.0,
             samples: 0,
             aliases: HashMap::new(),
@@ -102,6 +109,7 @@ impl ManagedPool {
     pub fn reaching(mut self, reach: &Reach) -> Self {
         self.key = reach.key;
         self.join = Some(reach.join.clone());
+        self.gateway = reach.gateway.clone();
         self
     }
 
@@ -112,10 +120,15 @@ impl ManagedPool {
             .to_vec()
     }
 
-    /// The workers' environment: HALLEY_TOKEN is the key (if any), and no
-    /// other key source is inherited to clash with it.
+    /// The trusted workers' environment: HALLEY_TOKEN is the key (if any).
     fn worker_env(&self) -> Vec<(OsString, Option<OsString>)> {
-        let token = self.key.map(|key| token::hex(key).into());
+        Self::env_with(self.key.map(token::hex))
+    }
+
+    /// HALLEY_TOKEN is `token` (if any), and no other key source is
+    /// inherited to clash with it.
+    fn env_with(token: Option<String>) -> Vec<(OsString, Option<OsString>)> {
+        let token = token.map(Into::into);
         vec![
             ("HALLEY_TOKEN".into(), token),
             ("HALLEY_SECRET_FILE".into(), None),
@@ -249,16 +262,27 @@ fn tasks(progress: &Progress, stages_ahead: u32) -> Tasks {
 impl WorkerPool for ManagedPool {
     fn start(&mut self, peer: &str, job: &str) -> anyhow::Result<Vec<Decision>> {
         let exe = std::env::current_exe().context("cannot find the halley executable")?;
+        // Paid machines: the gateway and the job's capability, if isolated;
+        // else the space and its key, as the static workers.
+        let (paid_peer, join, token) = match &self.gateway {
+            Some(gateway) => {
+                let capability = gateway.grants.issue(job, worker_scope(job)).to_string();
+                (gateway.peer.clone(), gateway.join.clone(), Some(capability))
+            }
+            None => (
+                peer.to_owned(),
+                self.join.clone().unwrap_or_else(|| peer.to_owned()),
+                self.key.map(token::hex),
+            ),
+        };
         let line = WorkerLine {
             program: exe.clone().into_os_string(),
-            args: Self::worker_args(peer, job),
-            env: self.worker_env(),
+            args: Self::worker_args(&paid_peer, job),
+            env: Self::env_with(token.clone()),
         };
-        let join = self.join.clone().unwrap_or_else(|| peer.to_owned());
-        let token = self.key.map(token::hex).unwrap_or_default();
         self.providers = Some(Providers::new(
             LocalProvider::new(line),
-            CommandProvider::new(join, token),
+            CommandProvider::new(join, token.unwrap_or_default()),
         ));
         self.reconcile(0.0);
         if self.start_static {

@@ -165,6 +165,19 @@ impl RemoteSpace {
         }
     }
 
+    /// Presents a job's capability (its text form) to a gateway: from now
+    /// on this client may do what it allows, and nothing else. A gateway
+    /// that does not hold it (revoked, forged, malformed) refuses it.
+    pub async fn present(&self, capability: &str) -> Result<(), SpaceError> {
+        let request = Request::Present {
+            capability: capability.to_owned(),
+        };
+        match self.call(request, false).await? {
+            Response::Ack => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Sends `request` and waits for its final answer; errors come back as
     /// `Err`. `takes`: what it returns leaves the space, so goes back if the
     /// caller gives up.

@@ -18,6 +18,7 @@
 //! such as the embedded space `halley run` shares with its workers.
 
 mod event_loop;
+pub mod gate;
 pub mod metrics;
 mod ring;
 mod serve;
@@ -86,11 +87,13 @@ enum Command {
     Dial(PeerId, Multiaddr),
 }
 
-/// Who this node is, as `status` reports it.
+/// Who this node is, as `status` reports it, and the capabilities it
+/// takes when it is a gateway ([`gate`]).
 #[derive(Debug)]
 struct Me {
     id: String,
     addr: String,
+    gate: Option<Arc<gate::Grants>>,
 }
 
 /// A running node. Dropping it stops the node too; [`Node::stop`] also
@@ -137,7 +140,19 @@ impl Node {
         space: S,
         secret: Option<PreSharedKey>,
     ) -> Result<Node, NodeError> {
-        Node::launch(listen, secret, &[], |_| space).await
+        Node::launch(listen, secret, None, &[], |_| space).await
+    }
+
+    /// Starts a job's gateway: a node outside any private overlay that
+    /// serves `space` only to streams presenting a capability of `grants`,
+    /// each as far as its grant allows ([`gate`]). Its clients never join
+    /// a ring; a trusted node may serve the same space beside it.
+    pub async fn start_gateway<S: Served>(
+        listen: Multiaddr,
+        space: S,
+        grants: Arc<gate::Grants>,
+    ) -> Result<Node, NodeError> {
+        Node::launch(listen, None, Some(grants), &[], |_| space).await
     }
 
     /// Starts a node that joins the ring through `join` (or starts one
@@ -163,7 +178,7 @@ impl Node {
     ) -> Result<(Node, RingSpace), NodeError> {
         let mut ring = None;
         let first = join.clone();
-        let node = Node::launch(listen, secret, &first, |link| {
+        let node = Node::launch(listen, secret, None, &first, |link| {
             let space = RingSpace::start(link, join, replicas);
             ring = Some(space.clone());
             space
@@ -177,6 +192,7 @@ impl Node {
     async fn launch<S: Served>(
         listen: Multiaddr,
         secret: Option<PreSharedKey>,
+        gate: Option<Arc<gate::Grants>>,
         join: &[Multiaddr],
         build: impl FnOnce(ring::Link) -> S,
     ) -> Result<Node, NodeError> {
@@ -216,6 +232,7 @@ impl Node {
         let me = Arc::new(Me {
             id: peer_id.to_string(),
             addr: address.to_string(),
+            gate,
         });
         let (commands, receiver) = mpsc::channel(COMMANDS);
         let metrics = Arc::new(Metrics::default());

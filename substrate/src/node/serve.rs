@@ -21,6 +21,7 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream};
 use tokio::sync::{mpsc, oneshot};
 
+use super::gate::{Door, Verdict};
 use super::metrics::Metrics;
 use super::{Me, Served};
 use crate::space::{Space, SpaceError, Subscription};
@@ -57,6 +58,7 @@ pub(super) async fn serve<S: Served>(
     let mut running = FuturesUnordered::new();
     let mut cancels: HashMap<u64, oneshot::Sender<()>> = HashMap::new();
     let mut outbox = Outbox::default();
+    let mut door = Door::new(me.gate.as_ref());
     loop {
         tokio::select! {
             frame = frames.next() => match frame {
@@ -72,26 +74,32 @@ pub(super) async fn serve<S: Served>(
                 }
                 Some(Ok(Message::Request { id, request })) => {
                     metrics.request(&request);
-                    let refusal = if cancels.contains_key(&id) {
-                        Some("a request with this id is still running")
-                    } else if cancels.len() >= MAX_IN_FLIGHT {
-                        Some("too many requests in flight on this stream")
-                    } else {
-                        None
+                    // Refused or answered at once (the gateway's door
+                    // first), the answer goes out with the flush below.
+                    let answer = match door.check(&peer, &request) {
+                        Verdict::Answer(response) => Some(response),
+                        Verdict::Run if cancels.contains_key(&id) => {
+                            Some(Response::refused("a request with this id is still running"))
+                        }
+                        Verdict::Run if cancels.len() >= MAX_IN_FLIGHT => {
+                            Some(Response::refused("too many requests in flight on this stream"))
+                        }
+                        Verdict::Run => None,
                     };
-                    if let Some(refusal) = refusal {
-                        metrics.refused();
-                        let answer = Outgoing { id, response: Response::refused(refusal), taken: false };
-                        outbox.push(answer, &space).await;
-                        continue;
-                    }
-                    // Most requests finish at once: run them here, and give
-                    // a task of its own only to one that has to wait.
-                    let (cancel, cancelled) = oneshot::channel();
-                    let mut task = Box::pin(run(id, request, space.clone(), me.clone(), queue.clone(), cancelled));
-                    if futures::poll!(task.as_mut()).is_pending() {
-                        cancels.insert(id, cancel);
-                        running.push(task);
+                    if let Some(response) = answer {
+                        if matches!(response, Response::Error { .. }) {
+                            metrics.refused();
+                        }
+                        outbox.push(Outgoing { id, response, taken: false }, &space).await;
+                    } else {
+                        // Most requests finish at once: run them here, and
+                        // give a task of its own only to one that has to wait.
+                        let (cancel, cancelled) = oneshot::channel();
+                        let mut task = Box::pin(run(id, request, space.clone(), me.clone(), queue.clone(), cancelled));
+                        if futures::poll!(task.as_mut()).is_pending() {
+                            cancels.insert(id, cancel);
+                            running.push(task);
+                        }
                     }
                 }
                 Some(Ok(Message::Response { id, .. })) => {
@@ -261,8 +269,8 @@ async fn run<S: Served>(
             Some(status) => Response::Status(status),
             None => single_status(&space, &me),
         },
-        // Handled by the reading loop; nothing to run.
-        Request::Cancel => return id,
+        // Handled by the reading loop and the door; nothing to run.
+        Request::Cancel | Request::Present { .. } => return id,
     };
     // A failed send means the stream is gone: nothing left to tell.
     let _ = queue.send(answer(response)).await;

@@ -68,6 +68,10 @@ pub enum Request {
     Cancel,
     /// Describe the space: its peers and what they hold.
     Status,
+    /// Present a job's capability (its text form, `hcap1-…`) to a
+    /// gateway: the stream may then do what it allows, and nothing else
+    /// (see `node::gate`). Answered `Ack`, or refused.
+    Present { capability: String },
 }
 
 /// What the node answers.

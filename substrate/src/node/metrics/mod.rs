@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::wire::Request;
 
 /// The request kinds, in the order they are reported.
-const OPS: [&str; 7] = [
+const OPS: [&str; 8] = [
     "out",
     "take",
     "read",
@@ -20,6 +20,7 @@ const OPS: [&str; 7] = [
     "subscribe",
     "cancel",
     "status",
+    "present",
 ];
 
 /// Counters shared by every serving task of one node.
@@ -58,6 +59,7 @@ impl Metrics {
             Request::Subscribe { .. } => 4,
             Request::Cancel => 5,
             Request::Status => 6,
+            Request::Present { .. } => 7,
         };
         self.requests[op].fetch_add(1, Ordering::Relaxed);
     }

@@ -1,0 +1,95 @@
+//! What each fuzz target feeds its input to: shared by the targets in
+//! `fuzz_targets/` (run by `scripts/fuzz.sh` on nightly) and by the
+//! stable regression test `tests/fuzz_regressions.rs`, which feeds every
+//! file of `fuzz/regressions/<target>/` to the same function. Each
+//! function returns normally for any input (an `Ok` or an `Err` from the
+//! code under test); a panic is the bug the fuzzer looks for.
+
+use futures::StreamExt;
+use halley_substrate::wire::{self, Message};
+use halley_substrate::{parse_template, parse_tuple};
+
+/// The targets, by name: the directory names under `fuzz/regressions/`.
+pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+    ("wire_frame", wire_frame),
+    ("peer_message", peer_message),
+    ("syntax", syntax),
+    ("policy", policy),
+];
+
+/// A byte stream as a node reads it from a client or a peer: frame by
+/// frame, each decoded; and the same bytes as one frame's body. What
+/// decodes must encode again and decode to the same message.
+pub fn wire_frame(data: &[u8]) {
+    let read: Vec<_> = futures::executor::block_on(wire::frames(data).collect());
+    assert!(
+        read.iter().filter(|r| r.is_err()).count() <= 1,
+        "at most one error, at the end"
+    );
+    for message in read.into_iter().flatten() {
+        round_trip(&message);
+    }
+    if let Ok(message) = wire::frame::decode(data) {
+        round_trip(&message);
+    }
+}
+
+/// A body decoded as a peer-to-peer message (`Message::Peer`, variant 2),
+/// so every input reaches the peer and overlay decoders.
+pub fn peer_message(data: &[u8]) {
+    let mut body = Vec::with_capacity(data.len() + 1);
+    body.push(2);
+    body.extend_from_slice(data);
+    if let Ok(message) = wire::frame::decode(&body) {
+        assert!(matches!(message, Message::Peer(_)), "{message:?}");
+        round_trip(&message);
+    }
+}
+
+/// Tuple and template text: what parses prints back to text that parses
+/// to the same value.
+pub fn syntax(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(tuple) = parse_tuple(text) {
+        let again = parse_tuple(&tuple.to_string()).expect("a printed tuple parses");
+        assert!(
+            same_tuple(&again, &tuple),
+            "{tuple} printed and parsed is {again}"
+        );
+    }
+    if let Ok(template) = parse_template(text) {
+        let printed = template.to_string();
+        let again = parse_template(&printed).expect("a printed template parses");
+        assert_eq!(again.to_string(), printed);
+    }
+}
+
+/// A policy file: parsed and validated, or refused with an error that
+/// names the file.
+pub fn policy(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Err(e) = halley_autonomic::policy::Policy::parse("fuzz.toml", text) {
+        assert!(e.to_string().contains("fuzz.toml"), "{e}");
+    }
+}
+
+/// `message` encodes (unless too large) and decodes to itself.
+fn round_trip(message: &Message) {
+    let mut buf = Vec::new();
+    if wire::encode(&mut buf, message).is_ok() {
+        let back = wire::frame::decode(&buf[4..]).expect("an encoded frame decodes");
+        // NaN floats differ from themselves: compare the encodings.
+        let mut again = Vec::new();
+        wire::encode(&mut again, &back).expect("it encoded once");
+        assert_eq!(again, buf);
+    }
+}
+
+/// Equal, NaN equal to NaN (printing keeps NaN a NaN).
+fn same_tuple(a: &halley_substrate::Tuple, b: &halley_substrate::Tuple) -> bool {
+    a.to_string() == b.to_string()
+}
