@@ -31,6 +31,9 @@ pub struct Report {
     pub budget_met: Option<bool>,
     /// Most machines up (booting or running) at once.
     pub peak_workers: u32,
+    /// Tasks stopped with their machine and run again (rather than overspend
+    /// or pay another hour): attempts, not failures.
+    pub stopped_tasks: u64,
     /// The least any policy could pay to finish by the deadline (or, without
     /// one, as soon as this run did): perfect knowledge, perfect packing.
     pub oracle_cost: f64,
