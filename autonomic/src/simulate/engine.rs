@@ -11,8 +11,16 @@ use crate::clock::Secs;
 use crate::machine::{MachineId, Tasks};
 use crate::manager::Manager;
 use crate::policy::Policy;
-use crate::simulate::{Oracle, Report, Sample, SimulatedProvider};
+use crate::simulate::{Control, Oracle, Report, Sample, SimulatedProvider};
 use crate::workload::Workload;
+
+/// Every task's duration at speed 1.0, as a run with `seed` draws them.
+pub fn durations(workload: &Workload, seed: u64) -> Vec<Secs> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..workload.tasks)
+        .map(|_| workload.duration.sample(&mut rng))
+        .collect()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
@@ -68,6 +76,7 @@ pub struct Engine<'a> {
     policy: &'a Policy,
     workload: &'a Workload,
     manager: Manager,
+    control: Control,
     provider: SimulatedProvider,
     nodes: BTreeMap<MachineId, Node>,
     events: BinaryHeap<Reverse<Event>>,
@@ -85,15 +94,13 @@ pub struct Engine<'a> {
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(policy: &'a Policy, workload: &'a Workload, seed: u64) -> Self {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let durations = (0..workload.tasks)
-            .map(|_| workload.duration.sample(&mut rng))
-            .collect();
+    pub fn new(policy: &'a Policy, workload: &'a Workload, seed: u64, control: Control) -> Self {
+        let durations = durations(workload, seed);
         let manager = Manager::new(policy.clone());
         let mut engine = Engine {
             policy,
             workload,
+            control,
             provider: SimulatedProvider::default(),
             nodes: BTreeMap::new(),
             events: BinaryHeap::new(),
@@ -196,7 +203,14 @@ impl<'a> Engine<'a> {
         for (id, busy) in heard {
             self.manager.heard(id, now, busy);
         }
-        let decisions = self.manager.step(now, self.tasks, &mut self.provider);
+        let decisions = match &self.control {
+            Control::Planner => self.manager.step(now, self.tasks, &mut self.provider),
+            baseline => {
+                let snap = self.manager.snapshot(now, self.tasks);
+                let decisions = baseline.decide(self.policy, &snap);
+                self.manager.execute(now, decisions, &mut self.provider)
+            }
+        };
         self.apply();
         self.sample(now);
         let can_run = self.nodes.values().any(|n| !n.draining) || self.tasks.running > 0;
