@@ -59,6 +59,33 @@ fn policy_check_names_line_and_field_and_exits_2() {
 }
 
 #[test]
+fn policy_check_warns_of_a_policy_with_no_way_to_learn_a_duration() {
+    let paid = "[objective]\ndeadline = \"1h\"\n[[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = 1.0\nmax = 4\n";
+    let path = scratch("paid-only.toml", paid);
+    let out = halley(&["policy", "check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "ok\n");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "warning: {}: no private class and no scaling.task_estimate",
+            path.display()
+        )),
+        "{stderr}"
+    );
+    let path = scratch(
+        "paid-with-prior.toml",
+        &paid.replace(
+            "[[resources]]",
+            "[scaling]\ntask_estimate = \"30s\"\n[[resources]]",
+        ),
+    );
+    let out = halley(&["policy", "check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stderr), "", "a prior: nothing to warn of");
+}
+
+#[test]
 fn policy_check_of_a_missing_file_exits_2() {
     let out = halley(&["policy", "check", "no/such/policy.toml"]);
     assert_eq!(out.status.code(), Some(2));

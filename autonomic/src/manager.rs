@@ -42,6 +42,13 @@ pub trait Provider {
     /// Stops machine `id` gracefully: it finishes its tasks, takes no more,
     /// and is reported [`Manager::released`] once gone.
     fn stop(&mut self, id: MachineId, now: Secs) -> Result<(), ProviderError>;
+    /// Stops machine `id` now, its tasks with it (their leases lapse and
+    /// they run again elsewhere, a new attempt): billing ends at once.
+    /// By default a plain [`Provider::stop`], for providers whose stop
+    /// ends the machine whatever it runs.
+    fn kill(&mut self, id: MachineId, now: Secs) -> Result<(), ProviderError> {
+        self.stop(id, now)
+    }
     /// Machines that ended since last asked (stopped, died, failed to start);
     /// [`Manager::step`] marks them released.
     fn gone(&mut self) -> Vec<MachineId> {
@@ -206,7 +213,19 @@ impl Manager {
             self.released(id, now);
         }
         let snapshot = self.snapshot(now, tasks);
-        let mut decisions = self.planner.plan(&self.policy, &snapshot);
+        let decisions = self.planner.plan(&self.policy, &snapshot);
+        self.execute(now, decisions, provider)
+    }
+
+    /// Has `provider` carry out `decisions` (the planner's, or a baseline's
+    /// in the simulator); returns them with any failure to start reported
+    /// (also kept in [`Manager::decisions`]).
+    pub fn execute(
+        &mut self,
+        now: Secs,
+        mut decisions: Vec<Decision>,
+        provider: &mut dyn Provider,
+    ) -> Vec<Decision> {
         let mut failures = Vec::new();
         for decision in &decisions {
             match &decision.action {
@@ -230,6 +249,7 @@ impl Manager {
                     }
                 }
                 Action::Release { machine, .. } => self.release(*machine, now, provider),
+                Action::Stop { machine, .. } => self.kill(*machine, now, provider),
                 Action::Report => {}
             }
         }
@@ -276,6 +296,17 @@ impl Manager {
         } else {
             self.set_state(id, MachineState::Draining);
         }
+    }
+
+    /// Stops machine `id` with its tasks: released at once.
+    fn kill(&mut self, id: MachineId, now: Secs, provider: &mut dyn Provider) {
+        if !self.machines.contains_key(&id) {
+            return;
+        }
+        if let Err(error) = provider.kill(id, now) {
+            tracing::warn!(target: "halley::autonomic", "could not stop {id} of {error}");
+        }
+        self.released(id, now);
     }
 
     fn new_machine(&mut self, class: usize, now: Secs) -> MachineId {

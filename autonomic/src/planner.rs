@@ -45,6 +45,10 @@ pub enum Action {
     Start { class: String, count: u32 },
     /// Drain and release one machine.
     Release { class: String, machine: MachineId },
+    /// Release one machine now, stopping its tasks (they are queued again,
+    /// a new attempt, not a failure): rather than overspend or pay another
+    /// hour.
+    Stop { class: String, machine: MachineId },
     /// Nothing to execute: a warning the user should read.
     Report,
 }
@@ -91,24 +95,25 @@ impl Planner {
         let mut out = Vec::new();
         let failed = self.repair(policy, snap, &mut out);
         let step = Step::new(policy, snap, &failed);
+        let mut stopped = self.hard_stops(&step, &failed, &mut out);
         let objective = &policy.objective;
         let extra = if objective.deadline.is_none() && objective.budget.is_none() {
             self.workload(&step)
         } else if step.estimates.is_none() {
-            self.report(
-                &mut out,
-                snap.now,
-                "waiting",
-                "waiting for a first task to finish before planning for the objective \
-                 (scaling.task_estimate gives a prior)"
-                    .to_string(),
-            );
-            None
+            self.learn(&step, &mut out)
         } else {
             self.objective(&step, &mut out)
         };
         let started = match extra {
-            Some((extra, why)) if step.cooled(self.last_in, policy.scaling.cooldown) => {
+            Some((mut extra, why)) if step.cooled(self.last_in, policy.scaling.cooldown) => {
+                let mut gone = failed.clone();
+                gone.extend(&stopped);
+                if step.affordable(&mut extra, &gone) > 0 {
+                    let why = "the budget cannot pay for every machine the plan wants: \
+                               starting only those it can"
+                        .to_string();
+                    self.report(&mut out, snap.now, "afford", why);
+                }
                 push_starts(&step, &extra, &why, &mut out)
             }
             _ => false,
@@ -116,7 +121,8 @@ impl Planner {
         if started {
             self.last_out = Some(snap.now);
         } else {
-            let mut gone = self.budget_guard(&step, &mut out);
+            let mut gone = self.budget_guard(&step, &stopped, &mut out);
+            gone.append(&mut stopped);
             self.scale_in(&step, &mut gone, &mut out);
             if !gone.is_empty() {
                 self.last_in = Some(snap.now);
@@ -157,6 +163,104 @@ impl Planner {
             ));
         }
         failed
+    }
+
+    /// Stops (with their tasks) the machines that would otherwise overspend
+    /// the budget before the next step can act, and the per-hour machines
+    /// about to start an hour they are not kept for; returns them.
+    fn hard_stops(
+        &self,
+        step: &Step,
+        failed: &[MachineId],
+        out: &mut Vec<Decision>,
+    ) -> Vec<MachineId> {
+        let snap = step.snap;
+        let r = &step.policy.resources;
+        let budget = step.policy.objective.budget;
+        let span = step.guard_span();
+        let mut gone: Vec<MachineId> = failed.to_vec();
+        let mut stopped = Vec::new();
+        for m in snap.machines.iter().filter(|m| !failed.contains(&m.id)) {
+            let class = &r[m.class];
+            if class.is_private()
+                || class.billing != Billing::PerHour
+                || m.state == MachineState::Released
+            {
+                continue;
+            }
+            let left = step.hour_left(m);
+            if left > span {
+                continue;
+            }
+            let why = if m.state == MachineState::Draining {
+                format!(
+                    "its paid hour ends in {}: not paying another for its last tasks",
+                    human(left)
+                )
+            } else if let Some(budget) = budget
+                && step.committed(&gone) + class.price_per_hour > budget + 1e-9
+            {
+                format!(
+                    "its paid hour ends in {} and the budget ${budget:.2} cannot pay another",
+                    human(left)
+                )
+            } else {
+                continue;
+            };
+            gone.push(m.id);
+            stopped.push(m.id);
+            out.push(stop(snap.now, &class.name, m.id, why));
+        }
+        let Some(budget) = budget else {
+            return stopped;
+        };
+        while step.committed(&gone) > budget + 1e-9 {
+            let Some(m) = step.billing_per_second(&gone).into_iter().max_by(|a, b| {
+                (a.state == MachineState::Draining)
+                    .cmp(&(b.state == MachineState::Draining))
+                    .then(
+                        r[a.class]
+                            .price_per_hour
+                            .total_cmp(&r[b.class].price_per_hour),
+                    )
+                    .then(a.id.cmp(&b.id))
+            }) else {
+                break;
+            };
+            let why = format!(
+                "spent ${:.3} of the budget ${budget:.2}: it would overspend before the next step",
+                snap.spent
+            );
+            gone.push(m.id);
+            stopped.push(m.id);
+            out.push(stop(snap.now, &r[m.class].name, m.id, why));
+        }
+        stopped
+    }
+
+    /// With an objective and no task duration known: wait for one if a
+    /// machine runs tasks, else start one machine of the cheapest class to
+    /// learn it (nothing else would ever run a task).
+    fn learn(&mut self, step: &Step, out: &mut Vec<Decision>) -> Option<(Vec<u32>, String)> {
+        let snap = step.snap;
+        let waiting = "waiting for a first task to finish before planning for the objective \
+                       (scaling.task_estimate gives a prior)";
+        if !step.active.is_empty() || snap.tasks.running > 0 || snap.tasks.queued == 0 {
+            self.report(out, snap.now, "waiting", waiting.to_string());
+            return None;
+        }
+        let Some(class) = step.cheapest_to_learn() else {
+            let why =
+                "no machine runs tasks and no class may start one: nothing can run".to_string();
+            self.report(out, snap.now, "nothing", why);
+            return None;
+        };
+        let mut extra = step.none();
+        extra[class] = 1;
+        let why = "no task duration known yet (no private machine, no scaling.task_estimate): \
+                   one machine of the cheapest class to learn it, then the plan"
+            .to_string();
+        Some((extra, why))
     }
 
     /// With neither deadline nor budget: enough slots for the unfinished tasks.
@@ -257,12 +361,17 @@ impl Planner {
     /// Releases paid per-second machines, costliest first, once the budget
     /// cannot pay another planning interval and a last task on each;
     /// returns them.
-    fn budget_guard(&self, step: &Step, out: &mut Vec<Decision>) -> Vec<MachineId> {
+    fn budget_guard(
+        &self,
+        step: &Step,
+        stopped: &[MachineId],
+        out: &mut Vec<Decision>,
+    ) -> Vec<MachineId> {
         let Some(budget) = step.policy.objective.budget else {
             return Vec::new();
         };
         let spent = step.snap.spent;
-        let mut gone: Vec<MachineId> = Vec::new();
+        let mut gone: Vec<MachineId> = stopped.to_vec();
         while spent + step.reserve(&gone) > budget + 1e-9 {
             let Some(m) = step.costliest_per_second(&gone) else {
                 break;
@@ -273,6 +382,7 @@ impl Planner {
                 format!("spent ${spent:.3} of the budget ${budget:.2}: no more for another step");
             out.push(release(step.snap.now, class, m.id, why));
         }
+        gone.retain(|id| !stopped.contains(id));
         gone
     }
 
@@ -367,6 +477,18 @@ pub(crate) fn release(at: Secs, class: &str, machine: MachineId, why: String) ->
             machine,
         },
         reason: format!("-1 {class} ({machine}): {why}"),
+    }
+}
+
+/// The decision to stop `machine` of `class` with its tasks because `why`.
+pub(crate) fn stop(at: Secs, class: &str, machine: MachineId, why: String) -> Decision {
+    Decision {
+        at,
+        action: Action::Stop {
+            class: class.to_string(),
+            machine,
+        },
+        reason: format!("-1 {class} ({machine}), its tasks stopped and queued again: {why}"),
     }
 }
 

@@ -277,6 +277,28 @@ impl Policy {
         Ok(())
     }
 
+    /// What is valid but likely not what the user meant, one sentence each.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let objective = &self.objective;
+        let free = self
+            .resources
+            .iter()
+            .any(|r| r.is_private() && r.limit() > 0);
+        if (objective.deadline.is_some() || objective.budget.is_some())
+            && !free
+            && self.scaling.task_estimate.is_none()
+        {
+            out.push(
+                "no private class and no scaling.task_estimate: nothing tells a task's duration \
+                 before one has run, so the manager starts one machine of the cheapest class to \
+                 learn it before planning for the objective"
+                    .to_string(),
+            );
+        }
+        out
+    }
+
     /// The class called `name`, with its index.
     pub fn class(&self, name: &str) -> Option<(usize, &Resource)> {
         self.resources

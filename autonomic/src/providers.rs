@@ -104,6 +104,13 @@ impl Provider for Providers {
         }
     }
 
+    fn kill(&mut self, id: MachineId, now: Secs) -> Result<(), ProviderError> {
+        match self.kinds.get(&id).copied().and_then(|kind| self.of(kind)) {
+            Some(provider) => provider.kill(id, now),
+            None => Ok(()),
+        }
+    }
+
     fn gone(&mut self) -> Vec<MachineId> {
         let mut gone = self.local.gone();
         gone.extend(self.command.gone());

@@ -3,10 +3,12 @@
 //! billing — "what would this policy do, cost and finish?" before anyone pays,
 //! compared with an oracle lower bound.
 
+mod baseline;
 mod engine;
-mod oracle;
+pub mod oracle;
 mod plot;
 mod provider;
+pub mod sweep;
 
 use serde::Serialize;
 
@@ -15,6 +17,7 @@ use crate::planner::Decision;
 use crate::policy::Policy;
 use crate::workload::Workload;
 
+pub use baseline::{Baseline, Control, fixed_search};
 pub use oracle::Oracle;
 pub use plot::svg;
 pub use provider::SimulatedProvider;
@@ -31,6 +34,9 @@ pub struct Report {
     pub budget_met: Option<bool>,
     /// Most machines up (booting or running) at once.
     pub peak_workers: u32,
+    /// Tasks stopped with their machine and run again (rather than overspend
+    /// or pay another hour): attempts, not failures.
+    pub stopped_tasks: u64,
     /// The least any policy could pay to finish by the deadline (or, without
     /// one, as soon as this run did): perfect knowledge, perfect packing.
     pub oracle_cost: f64,
@@ -56,7 +62,13 @@ pub struct Sample {
 
 /// Simulates `workload` under `policy` with the random seed `seed`.
 pub fn run(policy: &Policy, workload: &Workload, seed: u64) -> Report {
-    engine::Engine::new(policy, workload, seed).run()
+    run_with(policy, workload, seed, &Control::Planner)
+}
+
+/// Simulates `workload` under `policy`'s classes and objective, driven by
+/// `control` (the planner or a baseline), with the random seed `seed`.
+pub fn run_with(policy: &Policy, workload: &Workload, seed: u64, control: &Control) -> Report {
+    engine::Engine::new(policy, workload, seed, control.clone()).run()
 }
 
 #[cfg(test)]

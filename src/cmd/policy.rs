@@ -1,5 +1,5 @@
-//! `halley policy check <file>`: prints `ok`, or exits 2 naming the file, line,
-//! field and what was expected.
+//! `halley policy check <file>`: prints `ok` (with any warnings on stderr),
+//! or exits 2 naming the file, line, field and what was expected.
 
 use halley_autonomic::policy::Policy;
 
@@ -14,7 +14,10 @@ pub enum Command {
 pub fn run(command: Command) -> Outcome {
     match command {
         Command::Check { file } => {
-            Policy::load(&file).map_err(Failure::bad_input)?;
+            let policy = Policy::load(&file).map_err(Failure::bad_input)?;
+            for warning in policy.warnings() {
+                eprintln!("warning: {}: {warning}", file.display());
+            }
             println!("ok");
             Ok(SUCCESS)
         }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use halley_autonomic::clock::human;
 use halley_autonomic::policy::Policy;
-use halley_autonomic::simulate::{self, Report};
+use halley_autonomic::simulate::sweep::{self, Grid, Summary};
+use halley_autonomic::simulate::{self, Control, Report};
 use halley_autonomic::workload::Workload;
 
 use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
@@ -15,11 +16,21 @@ use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The policy file.
-    #[arg(long)]
-    policy: PathBuf,
+    #[arg(long, required_unless_present = "sweep")]
+    policy: Option<PathBuf>,
     /// The workload file (tasks, duration distribution, per-class speed).
-    #[arg(long)]
-    workload: PathBuf,
+    #[arg(long, required_unless_present = "sweep")]
+    workload: Option<PathBuf>,
+    /// Simulate a baseline in place of the planner: `fixed` (the cheapest
+    /// fleet started at t=0 that meets the deadline, found by search) or
+    /// `queue` (a machine added while queued tasks per slot > 1, removed
+    /// after 60 s idle, up to max: what Ray and Dask do).
+    #[arg(long, value_enum)]
+    baseline: Option<BaselineArg>,
+    /// Run every scenario of a grid file with the planner and both
+    /// baselines, and print how often deadlines and budgets were kept.
+    #[arg(long, value_name = "GRID.toml", conflicts_with_all = ["policy", "workload", "baseline", "plot"])]
+    sweep: Option<PathBuf>,
     /// Random seed: the same seed gives the same run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -31,10 +42,42 @@ pub struct Args {
     plot: Option<PathBuf>,
 }
 
+/// A baseline, as named on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum BaselineArg {
+    Fixed,
+    Queue,
+}
+
 pub fn run(args: Args) -> Outcome {
-    let policy = Policy::load(&args.policy).map_err(Failure::bad_input)?;
-    let workload = Workload::load_for(&args.workload, &policy).map_err(Failure::bad_input)?;
-    let report = simulate::run(&policy, &workload, args.seed);
+    if let Some(grid) = &args.sweep {
+        return run_sweep(grid, args.json);
+    }
+    let (Some(policy), Some(workload)) = (&args.policy, &args.workload) else {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--policy and --workload are needed without --sweep"
+        )));
+    };
+    let policy = Policy::load(policy).map_err(Failure::bad_input)?;
+    let workload = Workload::load_for(workload, &policy).map_err(Failure::bad_input)?;
+    let report = match args.baseline {
+        None => simulate::run(&policy, &workload, args.seed),
+        Some(BaselineArg::Queue) => {
+            simulate::run_with(&policy, &workload, args.seed, &Control::Queue)
+        }
+        Some(BaselineArg::Fixed) => match simulate::fixed_search(&policy, &workload, args.seed) {
+            Some((_, report)) => report,
+            None => {
+                eprintln!("no fixed fleet meets the objective; showing every class at its max");
+                let max = policy
+                    .resources
+                    .iter()
+                    .map(|r| if r.is_private() { 0 } else { r.limit() })
+                    .collect();
+                simulate::run_with(&policy, &workload, args.seed, &Control::Fixed(max))
+            }
+        },
+    };
     if let Some(path) = &args.plot {
         std::fs::write(path, simulate::svg(&report))
             .with_context(|| format!("{}: could not write the plot", path.display()))
@@ -48,6 +91,23 @@ pub fn run(args: Args) -> Outcome {
     }
     let missed = !report.finished || report.deadline_met == Some(false);
     Ok(if missed { NOT_FOUND } else { SUCCESS })
+}
+
+/// `--sweep`: every scenario of the grid, then the summary.
+fn run_sweep(path: &std::path::Path, json: bool) -> Outcome {
+    let grid = Grid::load(path).map_err(Failure::bad_input)?;
+    let rows = sweep::sweep(&grid.scenarios());
+    let summary = Summary::of(&rows);
+    if json {
+        let doc = serde_json::json!({ "scenarios": rows, "summary": summary });
+        let json = serde_json::to_string_pretty(&doc).map_err(Failure::bad_input)?;
+        println!("{json}");
+    } else {
+        print!("{}", sweep::rows_table(&rows));
+        println!();
+        print!("{}", summary.table());
+    }
+    Ok(SUCCESS)
 }
 
 /// The report for people.

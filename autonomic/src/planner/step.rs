@@ -44,8 +44,14 @@ impl<'a> Step<'a> {
         last.is_none_or(|t| self.snap.now - t >= cooldown)
     }
 
-    fn count(&self, class: usize) -> u32 {
-        self.active.iter().filter(|m| m.class == class).count() as u32
+    /// Machines of `class` it still pays for: requested, booting, running
+    /// or draining (failed ones until they are gone).
+    fn paying(&self, class: usize) -> u32 {
+        self.snap
+            .machines
+            .iter()
+            .filter(|m| m.class == class && m.state != MachineState::Released)
+            .count() as u32
     }
 
     /// Slots of the active machines plus `extra`.
@@ -61,7 +67,7 @@ impl<'a> Step<'a> {
         if r.provider == ProviderKind::Static {
             return 0;
         }
-        r.limit().saturating_sub(self.count(class) + extra[class])
+        r.limit().saturating_sub(self.paying(class) + extra[class])
     }
 
     /// What one task costs on `class` (price per slot-second at its speed).
@@ -361,5 +367,93 @@ impl<'a> Step<'a> {
             let slack = 0.1 * (d - self.snap.now).max(0.0);
             self.finish(&self.none(), &without) > d - slack
         })
+    }
+
+    /// How long a paid per-second machine surely runs before a release
+    /// takes effect: until the step after next (a step may come late).
+    pub fn guard_span(&self) -> Secs {
+        2.0 * self.policy.scaling.interval
+    }
+
+    /// Paid per-second machines billing now (draining ones too), without
+    /// `gone`.
+    pub fn billing_per_second(&self, gone: &[MachineId]) -> Vec<&'a Machine> {
+        let r = &self.policy.resources;
+        self.snap
+            .machines
+            .iter()
+            .filter(|m| {
+                let c = &r[m.class];
+                m.state != MachineState::Released
+                    && !gone.contains(&m.id)
+                    && !c.is_private()
+                    && c.billing == Billing::PerSecond
+            })
+            .collect()
+    }
+
+    /// Money surely spent: what is billed so far (per-hour machines' whole
+    /// current hour included) and the per-second machines, without
+    /// `gone`, until a release can take effect.
+    pub fn committed(&self, gone: &[MachineId]) -> f64 {
+        let r = &self.policy.resources;
+        let burn: f64 = self
+            .billing_per_second(gone)
+            .iter()
+            .map(|m| r[m.class].price_per_hour / HOUR)
+            .sum();
+        self.snap.spent + burn * self.guard_span()
+    }
+
+    /// What starting one machine of `class` commits at least: its first
+    /// hour, or its boot, one task and a release's delay.
+    pub fn start_cost(&self, class: usize) -> f64 {
+        let r = &self.policy.resources[class];
+        match r.billing {
+            Billing::PerHour => r.price_per_hour,
+            Billing::PerSecond => {
+                let task = self.estimates.as_ref().map_or(0.0, |e| e[class]);
+                r.price_per_hour / HOUR * (r.boot_time + task + self.guard_span())
+            }
+        }
+    }
+
+    /// Trims `extra` (the costliest per task first) until starting it keeps
+    /// the committed spend within the budget; how many were dropped.
+    pub fn affordable(&self, extra: &mut [u32], gone: &[MachineId]) -> u32 {
+        let Some(budget) = self.policy.objective.budget else {
+            return 0;
+        };
+        let mut order = self.order();
+        order.reverse();
+        let mut dropped = 0;
+        loop {
+            let cost: f64 = extra
+                .iter()
+                .enumerate()
+                .map(|(c, &n)| f64::from(n) * self.start_cost(c))
+                .sum();
+            if self.committed(gone) + cost <= budget + 1e-9 {
+                return dropped;
+            }
+            let Some(&c) = order.iter().find(|&&c| extra[c] > 0) else {
+                return dropped;
+            };
+            extra[c] -= 1;
+            dropped += 1;
+        }
+    }
+
+    /// The cheapest class that may start a machine now (by price per slot),
+    /// to learn a task's duration when nothing else can.
+    pub fn cheapest_to_learn(&self) -> Option<usize> {
+        let r = &self.policy.resources;
+        let none = self.none();
+        (0..r.len())
+            .filter(|&c| self.room(c, &none) > 0)
+            .min_by(|&a, &b| {
+                let per_slot = |c: usize| r[c].price_per_hour / f64::from(r[c].slots);
+                per_slot(a).total_cmp(&per_slot(b)).then(a.cmp(&b))
+            })
     }
 }

@@ -89,6 +89,9 @@ fn reasons(decisions: &[Decision]) -> Vec<String> {
             Action::Release { class, machine } => {
                 assert!(d.reason.starts_with(&format!("-1 {class} ({machine}): ")))
             }
+            Action::Stop { class, machine } => assert!(d.reason.starts_with(&format!(
+                "-1 {class} ({machine}), its tasks stopped and queued again: "
+            ))),
             Action::Report => assert!(!d.reason.starts_with(['+', '-'])),
         }
     }
@@ -366,5 +369,109 @@ fn each_stage_ahead_adds_a_tail_to_the_projected_finish() {
     assert_eq!(
         plan(&p, &snap),
         ["+5 cloud.small: projected 26m30s > deadline 10m00s; with them 9m21s, about $0.28 in all"]
+    );
+}
+
+#[test]
+fn max_counts_the_machines_still_draining() {
+    // Ten cloud.small draining, the class's max: none of it may start;
+    // the per-hour class goes as fast as it can.
+    let p = policy("[objective]\ndeadline = \"10m\"");
+    let mut machines = campus();
+    machines.extend((1..=10).map(|id| machine(id, SMALL, MachineState::Draining, 0.0, 1)));
+    assert_eq!(
+        plan(&p, &snapshot(60.0, 100, 10, machines)),
+        [
+            "the deadline 10m00s cannot be met: with every usable class at its max the projected finish is 10m55s",
+            "+4 cloud.hourly: as fast as possible: projected 27m45s → 10m55s, about $4.00 in all",
+        ]
+    );
+}
+
+#[test]
+fn a_machine_that_would_overspend_before_the_next_step_is_stopped_with_its_task() {
+    // $0.36/h = $0.0001/s; two steps (10 s) of three machines cost $0.003:
+    // at $0.298 spent of $0.30 one must stop now, a draining one first; the
+    // others drain (no reserve for their last tasks).
+    let p = policy("[objective]\nbudget = 0.3");
+    let mut machines = campus();
+    machines.extend((1..=2).map(|id| machine(id, SMALL, MachineState::Running, 0.0, 1)));
+    machines.push(machine(3, SMALL, MachineState::Draining, 0.0, 1));
+    let mut snap = snapshot(600.0, 200, 5, machines);
+    snap.spent = 0.298;
+    assert_eq!(
+        plan(&p, &snap),
+        [
+            "-1 cloud.small (m3), its tasks stopped and queued again: spent $0.298 of the budget $0.30: it would overspend before the next step",
+            "-1 cloud.small (m2): spent $0.298 of the budget $0.30: no more for another step",
+            "-1 cloud.small (m1): spent $0.298 of the budget $0.30: no more for another step",
+        ]
+    );
+}
+
+#[test]
+fn a_per_hour_machine_is_stopped_with_its_task_before_its_next_hour() {
+    let p = policy("[objective]\ndeadline = \"3h\"");
+    let mut machines = campus();
+    machines.push(machine(7, HOURLY, MachineState::Draining, 0.0, 1));
+    assert!(
+        plan(&p, &snapshot(3570.0, 10, 3, machines.clone())).is_empty(),
+        "30 s before its hour: drains"
+    );
+    assert_eq!(
+        plan(&p, &snapshot(3592.0, 10, 3, machines)),
+        [
+            "-1 cloud.hourly (m7), its tasks stopped and queued again: its paid hour ends in 8s: not paying another for its last tasks"
+        ]
+    );
+    // Running and needed, but the budget cannot pay another hour.
+    let p = policy("[objective]\ndeadline = \"62m20s\"\nbudget = 1.5");
+    let mut machines = campus();
+    machines.push(machine(7, HOURLY, MachineState::Running, 0.0, 1));
+    let mut snap = snapshot(3592.0, 10, 3, machines);
+    snap.spent = 1.0;
+    assert_eq!(
+        plan(&p, &snap),
+        [
+            "-1 cloud.hourly (m7), its tasks stopped and queued again: its paid hour ends in 8s and the budget $1.50 cannot pay another"
+        ]
+    );
+}
+
+#[test]
+fn no_machine_starts_that_the_budget_cannot_pay() {
+    // A per-hour machine costs its first hour up front: $1.00 of a $0.80 budget.
+    let p = Policy::parse(
+        "p.toml",
+        "[objective]\nbudget = 0.8\n[[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\
+         [[resources]]\nname = \"cloud.hourly\"\nprovider = \"local\"\nprice_per_hour = 1.0\n\
+         billing = \"per-hour\"\nboot_time = \"1m\"\nmax = 4\n",
+    )
+    .unwrap();
+    let mut snap = snapshot(0.0, 100, 0, campus());
+    snap.estimates = vec![Some(30.0); 2];
+    assert!(plan(&p, &snap).is_empty(), "{:?}", plan(&p, &snap));
+}
+
+#[test]
+fn paid_classes_alone_and_no_estimate_start_one_machine_of_the_cheapest_to_learn() {
+    let p = policy("[objective]\ndeadline = \"10m\"");
+    let mut planner = Planner::new();
+    let mut snap = snapshot(0.0, 100, 0, Vec::new());
+    snap.estimates = vec![None; 3];
+    assert_eq!(
+        reasons(&planner.plan(&p, &snap)),
+        [
+            "+1 cloud.small: no task duration known yet (no private machine, no scaling.task_estimate): one machine of the cheapest class to learn it, then the plan"
+        ]
+    );
+    snap.machines
+        .push(machine(1, SMALL, MachineState::Booting, 0.0, 0));
+    snap.now = 5.0;
+    assert_eq!(
+        reasons(&planner.plan(&p, &snap)),
+        [
+            "waiting for a first task to finish before planning for the objective (scaling.task_estimate gives a prior)"
+        ]
     );
 }

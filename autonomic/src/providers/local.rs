@@ -68,6 +68,22 @@ impl Provider for LocalProvider {
         Ok(())
     }
 
+    /// SIGKILL: the worker and the tasks it runs end now; their leases
+    /// lapse and the job runs them again.
+    fn kill(&mut self, id: MachineId, _now: Secs) -> Result<(), ProviderError> {
+        if let Some(child) = self.children.get_mut(&id) {
+            // The tasks first (the worker's children), then the worker.
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &child.id().to_string()])
+                .status();
+            child.kill().map_err(|e| ProviderError {
+                class: "local".into(),
+                message: format!("could not kill {id}: {e}"),
+            })?;
+        }
+        Ok(())
+    }
+
     fn gone(&mut self) -> Vec<MachineId> {
         let ended: Vec<MachineId> = self
             .children

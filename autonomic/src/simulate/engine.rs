@@ -11,13 +11,22 @@ use crate::clock::Secs;
 use crate::machine::{MachineId, Tasks};
 use crate::manager::Manager;
 use crate::policy::Policy;
-use crate::simulate::{Oracle, Report, Sample, SimulatedProvider};
+use crate::simulate::{Control, Oracle, Report, Sample, SimulatedProvider};
 use crate::workload::Workload;
+
+/// Every task's duration at speed 1.0, as a run with `seed` draws them.
+pub fn durations(workload: &Workload, seed: u64) -> Vec<Secs> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..workload.tasks)
+        .map(|_| workload.duration.sample(&mut rng))
+        .collect()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     Ready(MachineId),
-    Done(MachineId),
+    /// Task (index) done on a machine, unless the machine was stopped first.
+    Done(MachineId, usize),
     Tick,
 }
 
@@ -56,7 +65,8 @@ struct Node {
     class: usize,
     slots: u32,
     speed: f64,
-    busy: u32,
+    /// Tasks it runs (indices), with when each started.
+    running: Vec<(usize, Secs)>,
     ready: bool,
     draining: bool,
 }
@@ -66,6 +76,7 @@ pub struct Engine<'a> {
     policy: &'a Policy,
     workload: &'a Workload,
     manager: Manager,
+    control: Control,
     provider: SimulatedProvider,
     nodes: BTreeMap<MachineId, Node>,
     events: BinaryHeap<Reverse<Event>>,
@@ -73,27 +84,31 @@ pub struct Engine<'a> {
     /// Every task's duration at speed 1.0, drawn up front (the oracle knows them).
     durations: Vec<Secs>,
     next_task: usize,
+    /// Tasks stopped with their machine, to run again first.
+    requeued: Vec<usize>,
+    /// How many times a task was stopped and queued again.
+    stopped_tasks: u64,
     tasks: Tasks,
     timeline: Vec<Sample>,
     peak: u32,
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(policy: &'a Policy, workload: &'a Workload, seed: u64) -> Self {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let durations = (0..workload.tasks)
-            .map(|_| workload.duration.sample(&mut rng))
-            .collect();
+    pub fn new(policy: &'a Policy, workload: &'a Workload, seed: u64, control: Control) -> Self {
+        let durations = durations(workload, seed);
         let manager = Manager::new(policy.clone());
         let mut engine = Engine {
             policy,
             workload,
+            control,
             provider: SimulatedProvider::default(),
             nodes: BTreeMap::new(),
             events: BinaryHeap::new(),
             seq: 0,
             durations,
             next_task: 0,
+            requeued: Vec::new(),
+            stopped_tasks: 0,
             tasks: Tasks {
                 queued: workload.tasks,
                 running: 0,
@@ -120,7 +135,7 @@ impl<'a> Engine<'a> {
                 class,
                 slots: r.slots,
                 speed: self.workload.speed_of(&r.name),
-                busy: 0,
+                running: Vec::new(),
                 ready,
                 draining: false,
             },
@@ -159,8 +174,10 @@ impl<'a> Engine<'a> {
                         self.dispatch(now);
                     }
                 }
-                Kind::Done(id) => {
-                    self.task_done(id, now, event.took);
+                Kind::Done(id, task) => {
+                    if !self.task_done(id, task, now, event.took) {
+                        continue;
+                    }
                     if self.tasks.queued == 0 && self.tasks.running == 0 {
                         finished = true;
                         break;
@@ -181,12 +198,19 @@ impl<'a> Engine<'a> {
             .nodes
             .iter()
             .filter(|(_, n)| n.ready)
-            .map(|(id, n)| (*id, n.busy))
+            .map(|(id, n)| (*id, n.running.len() as u32))
             .collect();
         for (id, busy) in heard {
             self.manager.heard(id, now, busy);
         }
-        let decisions = self.manager.step(now, self.tasks, &mut self.provider);
+        let decisions = match &self.control {
+            Control::Planner => self.manager.step(now, self.tasks, &mut self.provider),
+            baseline => {
+                let snap = self.manager.snapshot(now, self.tasks);
+                let decisions = baseline.decide(self.policy, &snap);
+                self.manager.execute(now, decisions, &mut self.provider)
+            }
+        };
         self.apply();
         self.sample(now);
         let can_run = self.nodes.values().any(|n| !n.draining) || self.tasks.running > 0;
@@ -209,30 +233,47 @@ impl<'a> Engine<'a> {
         for id in std::mem::take(&mut self.provider.stopped) {
             let idle = self.nodes.get_mut(&id).is_some_and(|node| {
                 node.draining = true;
-                node.busy == 0
+                node.running.is_empty()
             });
             if idle {
                 self.nodes.remove(&id);
             }
         }
+        for id in std::mem::take(&mut self.provider.killed) {
+            if let Some(node) = self.nodes.remove(&id) {
+                let n = node.running.len() as u64;
+                self.tasks.running -= n;
+                self.tasks.queued += n;
+                self.stopped_tasks += n;
+                self.requeued
+                    .extend(node.running.iter().rev().map(|&(task, _)| task));
+            }
+        }
         self.peak = self.peak.max(self.nodes.len() as u32);
     }
 
-    fn task_done(&mut self, id: MachineId, now: Secs, took: Secs) {
+    /// Task `task` ended on machine `id`; `false` if the machine was
+    /// stopped with it first (it is queued again).
+    fn task_done(&mut self, id: MachineId, task: usize, now: Secs, took: Secs) -> bool {
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return false;
+        };
+        let Some(at) = node.running.iter().position(|&(t, _)| t == task) else {
+            return false;
+        };
+        node.running.swap_remove(at);
+        let busy = node.running.len() as u32;
+        let gone = node.draining && busy == 0;
         self.tasks.running -= 1;
         self.tasks.done += 1;
         self.manager.task_finished(id, took);
-        let Some(node) = self.nodes.get_mut(&id) else {
-            return;
-        };
-        node.busy -= 1;
-        let (busy, gone) = (node.busy, node.draining && node.busy == 0);
         if gone {
             self.nodes.remove(&id);
             self.manager.released(id, now);
         } else {
             self.manager.heard(id, now, busy);
         }
+        true
     }
 
     /// Hands queued tasks to free slots.
@@ -243,17 +284,20 @@ impl<'a> Engine<'a> {
             .iter_mut()
             .filter(|(_, n)| n.ready && !n.draining)
         {
-            while node.busy < node.slots && self.tasks.queued > 0 {
-                let took = self.durations[self.next_task] / node.speed;
-                self.next_task += 1;
+            while (node.running.len() as u32) < node.slots && self.tasks.queued > 0 {
+                let task = self.requeued.pop().unwrap_or_else(|| {
+                    self.next_task += 1;
+                    self.next_task - 1
+                });
+                let took = self.durations[task] / node.speed;
                 self.tasks.queued -= 1;
                 self.tasks.running += 1;
-                node.busy += 1;
-                started.push((*id, took));
+                node.running.push((task, now));
+                started.push((*id, task, took));
             }
         }
-        for (id, took) in started {
-            self.push(now + took, Kind::Done(id), took);
+        for (id, task, took) in started {
+            self.push(now + took, Kind::Done(id, task), took);
         }
     }
 
@@ -281,6 +325,7 @@ impl<'a> Engine<'a> {
             deadline_met: objective.deadline.map(|d| finished && end <= d),
             budget_met: objective.budget.map(|b| cost <= b + 1e-9),
             peak_workers: self.peak,
+            stopped_tasks: self.stopped_tasks,
             oracle_cost: oracle.cost,
             oracle_makespan_s: oracle.makespan,
             decisions: self.manager.decisions().to_vec(),

@@ -1,10 +1,11 @@
 //! An oracle lower bound: perfect knowledge of every task's duration and
-//! perfect packing (work divides freely across slots), boot times counted,
-//! billing per second.
+//! perfect packing (work divides freely across slots), boot times counted
+//! and billed, per-hour billing rounded to whole hours: no schedule the
+//! simulator can produce costs less.
 
 use crate::clock::{HOUR, Secs};
 use crate::planner::{Capacity, fluid_finish};
-use crate::policy::{Policy, ProviderKind};
+use crate::policy::{Billing, Policy, ProviderKind};
 use crate::workload::Workload;
 
 /// The best any policy could do.
@@ -67,22 +68,64 @@ impl Oracle {
                 makespan = makespan.max(left / private);
             }
         }
-        let horizon = match policy.objective.deadline {
-            Some(deadline) if deadline >= makespan => deadline,
-            _ => fallback,
-        };
-
-        let (mut left, mut cost) = (work, 0.0);
-        for &&(ready, rate, n, price) in &by_price {
-            let take = left.min(n as f64 * rate * (horizon - ready).max(0.0));
-            cost += take * price;
-            left -= take;
+        let horizon = policy
+            .objective
+            .deadline
+            .map_or(fallback, |deadline| deadline.max(fallback));
+        Oracle {
+            makespan,
+            cost: least_cost(policy, workload, work, horizon),
         }
-        if left > 0.0
-            && let Some(cheapest) = by_price.iter().map(|c| c.3).find(|&p| p > 0.0)
-        {
-            cost += left * cheapest;
-        }
-        Oracle { makespan, cost }
     }
+}
+
+/// The least any schedule that does `work` (base-seconds) by `horizon`
+/// can pay: work divides freely across machines, but a paid machine is
+/// billed from its request, its boot included, and a per-hour one for at
+/// least a whole hour. A class's machines each work at most `horizon -
+/// boot`, so work `w` on class `c` needs at least `w / (rate (H - boot))`
+/// machines and costs at least
+///
+/// - per second: `price/3600 · w/rate · H/(H - boot)` (work and boots),
+/// - per hour: `price · w/(rate (H - boot)) · max(1, H/3600)` (machines ×
+///   whole hours, or the billed seconds rounded up),
+///
+/// both linear in `w`, so filling the cheapest classes first is optimal
+/// for this relaxation and the answer a true lower bound.
+pub fn least_cost(policy: &Policy, workload: &Workload, work: f64, horizon: Secs) -> f64 {
+    // (price per base-second, capacity in base-seconds) per usable class.
+    let mut classes: Vec<(f64, f64)> = policy
+        .resources
+        .iter()
+        .filter_map(|r| {
+            let boot = match r.provider {
+                ProviderKind::Static => 0.0,
+                _ => r.boot_time,
+            };
+            let window = horizon - boot;
+            let rate = f64::from(r.slots) * workload.speed_of(&r.name);
+            if window <= 0.0 || r.limit() == 0 {
+                return None;
+            }
+            let price = match r.billing {
+                _ if r.is_private() => 0.0,
+                Billing::PerSecond => r.price_per_hour / HOUR / rate * horizon / window,
+                Billing::PerHour => r.price_per_hour / (rate * window) * (horizon / HOUR).max(1.0),
+            };
+            Some((price, f64::from(r.limit()) * rate * window))
+        })
+        .collect();
+    classes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut left, mut cost) = (work, 0.0);
+    for &(price, capacity) in &classes {
+        let take = left.min(capacity);
+        cost += take * price;
+        left -= take;
+    }
+    if left > 0.0
+        && let Some(&(price, _)) = classes.iter().find(|c| c.0 > 0.0)
+    {
+        cost += left * price;
+    }
+    cost
 }

@@ -11,8 +11,10 @@ use crate::policy::Resource;
 pub struct SimulatedProvider {
     /// Machines started, with when they will be ready.
     pub started: Vec<(MachineId, Secs)>,
-    /// Machines asked to stop.
+    /// Machines asked to stop (they finish their tasks first).
     pub stopped: Vec<MachineId>,
+    /// Machines stopped with their tasks.
+    pub killed: Vec<MachineId>,
 }
 
 impl Provider for SimulatedProvider {
@@ -23,6 +25,11 @@ impl Provider for SimulatedProvider {
 
     fn stop(&mut self, id: MachineId, _now: Secs) -> Result<(), ProviderError> {
         self.stopped.push(id);
+        Ok(())
+    }
+
+    fn kill(&mut self, id: MachineId, _now: Secs) -> Result<(), ProviderError> {
+        self.killed.push(id);
         Ok(())
     }
 }

@@ -124,20 +124,65 @@ fn ten_thousand_tasks_simulate_in_well_under_a_second() {
 }
 
 #[test]
-fn a_run_with_no_way_to_finish_stops_and_says_so() {
+fn paid_classes_alone_without_an_estimate_learn_from_one_machine() {
     let p = Policy::parse(
         "p.toml",
-        "[objective]\ndeadline = \"10m\"\n[[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = 1.0\nmax = 2\n",
+        "[objective]\ndeadline = \"10m\"\n[[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = 1.0\nmax = 2\n\
+         [[resources]]\nname = \"cloud.cheap\"\nprovider = \"local\"\nprice_per_hour = 0.5\nmax = 4\n",
     )
     .unwrap();
-    let r = run(&p, &workload(10), 1);
-    assert!(!r.finished);
-    assert_eq!(r.deadline_met, Some(false));
-    assert!(
-        r.decisions[0]
-            .reason
-            .starts_with("waiting for a first task")
+    let r = run(&p, &workload(40), 1);
+    assert!(r.finished, "no hang");
+    assert_eq!(r.deadline_met, Some(true), "makespan {}", r.makespan_s);
+    assert_eq!(
+        r.decisions[0].reason,
+        "+1 cloud.cheap: no task duration known yet (no private machine, no scaling.task_estimate): \
+         one machine of the cheapest class to learn it, then the plan"
     );
+    assert_eq!(r.decisions[0].at, 0.0);
+}
+
+#[test]
+fn a_budget_is_never_exceeded_with_long_variable_tasks() {
+    // Tasks of 20 minutes on average, cv 1.5: a task started late would
+    // carry the spend past the budget; it is stopped and run again instead.
+    for billing in ["per-second", "per-hour"] {
+        let p = Policy::parse(
+            "p.toml",
+            &format!(
+                "[objective]\nbudget = 3.0\n[scaling]\ntask_estimate = \"20m\"\n\
+                 [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\
+                 [[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = 0.5\n\
+                 billing = \"{billing}\"\nboot_time = \"90s\"\nmax = 20\n"
+            ),
+        )
+        .unwrap();
+        let w = Workload::parse(
+            "w.toml",
+            "tasks = 300\nduration = { dist = \"lognormal\", mean = \"20m\", cv = 1.5 }\n",
+        )
+        .unwrap();
+        let mut stopped = 0;
+        for seed in 1..=5 {
+            let r = run(&p, &w, seed);
+            stopped += r.stopped_tasks;
+            assert!(r.finished, "{billing} seed {seed}");
+            assert!(
+                r.cost <= 3.0 + 1e-9,
+                "{billing} seed {seed}: spent {}",
+                r.cost
+            );
+            assert!(
+                r.cost > 2.0,
+                "{billing} seed {seed}: the budget buys speed: {}",
+                r.cost
+            );
+        }
+        assert!(
+            stopped > 0,
+            "{billing}: some task was stopped rather than overspend"
+        );
+    }
 }
 
 #[test]
