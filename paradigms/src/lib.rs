@@ -10,6 +10,7 @@ pub mod bag;
 pub mod lease;
 pub mod mapreduce;
 pub mod master;
+pub mod shell;
 pub mod task;
 pub mod worker;
 pub mod workflow;
