@@ -45,6 +45,8 @@ enum Command {
     /// Policy files: check one.
     #[command(subcommand)]
     Policy(cmd::policy::Command),
+    /// Check a job's outputs against the SHA-256 manifest of its summary.
+    Verify(cmd::verify::Args),
     /// Simulate what a policy would do, cost and finish on a workload.
     Simulate(cmd::simulate::Args),
 }
@@ -73,6 +75,7 @@ fn main() -> std::process::ExitCode {
         Command::Workflow(args) => cmd::workflow::run(args),
         Command::Policy(command) => cmd::policy::run(command),
         Command::Simulate(args) => cmd::simulate::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code),

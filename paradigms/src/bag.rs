@@ -1,16 +1,23 @@
-//! Bags of shell commands: the tasks file, running one command, and the
-//! payload a command's result carries.
+//! Bags of shell commands: the tasks file, a task's payload ([`TaskSpec`])
+//! and the payload a command's result carries ([`CommandOutput`]).
 //!
-//! A task's payload is the command line (UTF-8). Its result payload is a
-//! [`CommandOutput`], encoded as: exit code (`i32` LE), a flags byte (bit 0:
-//! stdout truncated, bit 1: stderr truncated), then stdout and stderr, each
-//! as a `u32` LE length and the bytes. Each stream is capped (the first
-//! `cap` bytes are kept, the rest is read and dropped) so one chatty
-//! command cannot make a result tuple larger than the space accepts.
+//! A task's payload is its command line (UTF-8), or with options (a time
+//! limit, retries, a directory) a NUL byte and the spec as JSON. Its result
+//! payload is a [`CommandOutput`], encoded as: exit code (`i32` LE), a
+//! flags byte (bit 0: stdout truncated, bit 1: stderr truncated, bit 2:
+//! timed out, bit 3: a tail follows), stdout and stderr, each as a `u32` LE
+//! length and the bytes, then the tail: each stream's full size (`u64` LE)
+//! and the attempts (`u32` LE). Each stream is capped (the first `cap`
+//! bytes are kept, the rest is counted and dropped) so one chatty command
+//! cannot make a result tuple larger than the space accepts; the sizes say
+//! what was dropped.
 
-use std::process::Stdio;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use serde::{Deserialize, Serialize};
+
+use crate::shell::Shell;
 
 /// Default cap on each of stdout and stderr kept in a result: 256 KiB.
 pub const DEFAULT_OUTPUT_CAP: usize = 256 << 10;
@@ -30,30 +37,160 @@ pub fn sh_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 
-/// What a command did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CommandOutput {
-    /// The exit code; 128 + n when killed by signal n; 127 when `sh`
-    /// could not be started.
-    pub exit_code: i32,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-    pub stdout_truncated: bool,
-    pub stderr_truncated: bool,
+/// A task's payload: its command line, and how to run it. Encoded as the
+/// bare command line when it has no options (what older submitters send),
+/// else as a NUL byte (never part of a command line) and JSON.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub command: String,
+    /// Milliseconds before the task is killed and reported timed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Runs again after a failure, up to this many more times.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+    /// The directory it runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<PathBuf>,
+    /// The task's id in its job (HALLEY_TASK_ID) when it is not the id of
+    /// the task tuple (a resumed job submits only the tasks left).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<u64>,
 }
 
-impl CommandOutput {
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl TaskSpec {
+    pub fn new(command: impl Into<String>) -> Self {
+        TaskSpec {
+            command: command.into(),
+            ..TaskSpec::default()
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(13 + self.stdout.len() + self.stderr.len());
+        if self.timeout_ms.is_none()
+            && self.retries == 0
+            && self.workdir.is_none()
+            && self.task_id.is_none()
+        {
+            return self.command.as_bytes().to_vec();
+        }
+        let mut out = vec![0];
+        out.extend(serde_json::to_vec(self).unwrap_or_default());
+        out
+    }
+
+    /// The spec a payload holds; a payload that is not a spec is a command
+    /// line (lossily decoded).
+    pub fn decode(payload: &[u8]) -> TaskSpec {
+        match payload.split_first() {
+            Some((0, json)) => serde_json::from_slice(json).unwrap_or_else(|e| {
+                TaskSpec::new(format!(
+                    "echo 'halley: a malformed task payload: {}' >&2; exit 2",
+                    e.to_string().replace('\'', "")
+                ))
+            }),
+            _ => TaskSpec::new(String::from_utf8_lossy(payload)),
+        }
+    }
+
+    /// How a worker runs task `id` of job `job`: `cap` bytes kept of each
+    /// stream, HALLEY_TASK_ID and HALLEY_JOB_ID in its environment.
+    pub fn shell(self, cap: usize, job: &str, id: u64) -> Shell {
+        let env = vec![
+            (
+                "HALLEY_TASK_ID".to_owned(),
+                self.task_id.unwrap_or(id).to_string(),
+            ),
+            ("HALLEY_JOB_ID".to_owned(), job.to_owned()),
+        ];
+        Shell {
+            command: self.command,
+            cap,
+            timeout: self.timeout_ms.map(Duration::from_millis),
+            retries: self.retries,
+            workdir: self.workdir,
+            env,
+        }
+    }
+}
+
+/// The exit code of a task killed at its time limit (as GNU `timeout`).
+pub const TIMED_OUT: i32 = 124;
+
+/// What a command did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandOutput {
+    /// The exit code; 128 + n when killed by signal n; 127 when `sh`
+    /// could not be started; [`TIMED_OUT`] when killed at its time limit.
+    pub exit_code: i32,
+    /// The first bytes of each stream (up to the worker's cap).
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// How many bytes each stream had in all.
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
+    pub timed_out: bool,
+    /// Times the command ran (retries after failures count).
+    pub attempts: u32,
+}
+
+impl Default for CommandOutput {
+    fn default() -> Self {
+        CommandOutput {
+            exit_code: 0,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            timed_out: false,
+            attempts: 1,
+        }
+    }
+}
+
+/// Flags byte: stdout truncated, stderr truncated, timed out, and a tail
+/// (sizes, attempts) follows the streams.
+const OUT_TRUNCATED: u8 = 1;
+const ERR_TRUNCATED: u8 = 2;
+const TIMED_OUT_FLAG: u8 = 4;
+const TAIL: u8 = 8;
+
+impl CommandOutput {
+    pub fn stdout_truncated(&self) -> bool {
+        self.stdout_bytes > self.stdout.len() as u64
+    }
+
+    pub fn stderr_truncated(&self) -> bool {
+        self.stderr_bytes > self.stderr.len() as u64
+    }
+
+    /// Exit code, flags, the two streams (`u32` LE length and bytes), then
+    /// the tail: each stream's full size (`u64` LE) and the attempts (`u32` LE).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(33 + self.stdout.len() + self.stderr.len());
         out.extend_from_slice(&self.exit_code.to_le_bytes());
-        out.push(u8::from(self.stdout_truncated) | u8::from(self.stderr_truncated) << 1);
+        let flags = u8::from(self.stdout_truncated()) * OUT_TRUNCATED
+            | u8::from(self.stderr_truncated()) * ERR_TRUNCATED
+            | u8::from(self.timed_out) * TIMED_OUT_FLAG
+            | TAIL;
+        out.push(flags);
         for stream in [&self.stdout, &self.stderr] {
             out.extend_from_slice(&(stream.len() as u32).to_le_bytes());
             out.extend_from_slice(stream);
         }
+        out.extend_from_slice(&self.stdout_bytes.to_le_bytes());
+        out.extend_from_slice(&self.stderr_bytes.to_le_bytes());
+        out.extend_from_slice(&self.attempts.to_le_bytes());
         out
     }
 
+    /// The output `bytes` encode; `None` if they are malformed. A result
+    /// without the tail (an older worker) counts its kept bytes as the
+    /// sizes, plus one byte for a stream flagged truncated.
     pub fn decode(bytes: &[u8]) -> Option<CommandOutput> {
         let (code, rest) = bytes.split_first_chunk::<4>()?;
         let (flags, mut rest) = rest.split_first()?;
@@ -67,80 +204,53 @@ impl CommandOutput {
             *stream = tail[..len].to_vec();
             rest = &tail[len..];
         }
-        if !rest.is_empty() {
-            return None;
-        }
         let [stdout, stderr] = streams;
+        let (stdout_bytes, stderr_bytes, attempts) = if flags & TAIL != 0 {
+            let (out, rest) = rest.split_first_chunk::<8>()?;
+            let (err, rest) = rest.split_first_chunk::<8>()?;
+            let (attempts, rest) = rest.split_first_chunk::<4>()?;
+            if !rest.is_empty() {
+                return None;
+            }
+            (
+                u64::from_le_bytes(*out).max(stdout.len() as u64),
+                u64::from_le_bytes(*err).max(stderr.len() as u64),
+                u32::from_le_bytes(*attempts).max(1),
+            )
+        } else {
+            if !rest.is_empty() {
+                return None;
+            }
+            (
+                stdout.len() as u64 + u64::from(flags & OUT_TRUNCATED != 0),
+                stderr.len() as u64 + u64::from(flags & ERR_TRUNCATED != 0),
+                1,
+            )
+        };
         Some(CommandOutput {
             exit_code: i32::from_le_bytes(*code),
             stdout,
             stderr,
-            stdout_truncated: flags & 1 != 0,
-            stderr_truncated: flags & 2 != 0,
+            stdout_bytes,
+            stderr_bytes,
+            timed_out: flags & TIMED_OUT_FLAG != 0,
+            attempts,
         })
     }
 }
 
-/// Runs `command` with `sh -c`, stdin closed, keeping at most `cap` bytes
-/// of each output stream, without the worker's `HALLEY_TOKEN` in its
-/// environment. The child is killed if this future is dropped.
+/// Runs `command` with `sh -c` (see [`crate::shell::Shell`]), stdin
+/// closed, keeping at most `cap` bytes of each output stream, without the
+/// worker's `HALLEY_TOKEN` in its environment. The command's process group
+/// is killed if this future is dropped.
 pub async fn run_command(command: &str, cap: usize) -> CommandOutput {
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        // The worker's key to the space is not the task's business.
-        .env_remove("HALLEY_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) => {
-            return CommandOutput {
-                exit_code: 127,
-                stderr: format!("halley: cannot start sh: {e}\n").into_bytes(),
-                ..CommandOutput::default()
-            };
-        }
-    };
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let ((stdout, stdout_truncated), (stderr, stderr_truncated)) =
-        tokio::join!(read_capped(stdout, cap), read_capped(stderr, cap));
-    let exit_code = match child.wait().await {
-        Ok(status) => status.code().unwrap_or_else(|| {
-            use std::os::unix::process::ExitStatusExt;
-            128 + status.signal().unwrap_or(0)
-        }),
-        Err(_) => 127,
-    };
-    CommandOutput {
-        exit_code,
-        stdout,
-        stderr,
-        stdout_truncated,
-        stderr_truncated,
+    crate::shell::Shell {
+        command: command.to_owned(),
+        cap,
+        ..crate::shell::Shell::default()
     }
-}
-
-/// Reads `reader` to its end, keeping the first `cap` bytes; true if more came.
-async fn read_capped(reader: Option<impl AsyncRead + Unpin>, cap: usize) -> (Vec<u8>, bool) {
-    let Some(mut reader) = reader else {
-        return (Vec::new(), false);
-    };
-    let mut kept = Vec::new();
-    let mut truncated = false;
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = reader.read(&mut buf).await {
-        if n == 0 {
-            break;
-        }
-        let room = cap.saturating_sub(kept.len());
-        kept.extend_from_slice(&buf[..n.min(room)]);
-        truncated |= n > room;
-    }
-    (kept, truncated)
+    .run()
+    .await
 }
 
 #[cfg(test)]
@@ -158,31 +268,46 @@ mod tests {
     }
 
     #[test]
+    fn specs_round_trip_and_plain_commands_stay_plain() {
+        let plain = TaskSpec::new("echo hi");
+        assert_eq!(plain.encode(), b"echo hi");
+        assert_eq!(TaskSpec::decode(b"echo hi"), plain);
+        let spec = TaskSpec {
+            timeout_ms: Some(1500),
+            retries: 2,
+            workdir: Some("/tmp".into()),
+            ..TaskSpec::new("sleep 9")
+        };
+        assert_eq!(spec.encode()[0], 0);
+        assert_eq!(TaskSpec::decode(&spec.encode()), spec);
+        let bad = TaskSpec::decode(b"\0{not json");
+        assert!(bad.command.contains("malformed task payload"), "{bad:?}");
+    }
+
+    #[test]
     fn output_round_trips() {
         let out = CommandOutput {
             exit_code: -3,
             stdout: b"out".to_vec(),
-            stderr: vec![],
-            stdout_truncated: true,
-            stderr_truncated: false,
+            stdout_bytes: 1_000_002,
+            timed_out: true,
+            attempts: 3,
+            ..CommandOutput::default()
         };
-        assert_eq!(CommandOutput::decode(&out.encode()), Some(out.clone()));
+        let decoded = CommandOutput::decode(&out.encode()).unwrap();
+        assert_eq!(decoded, out);
+        assert!(decoded.stdout_truncated() && !decoded.stderr_truncated());
         let mut long = out.encode();
         long.push(0);
         assert_eq!(CommandOutput::decode(&long), None);
         assert_eq!(CommandOutput::decode(&out.encode()[..6]), None);
-    }
-
-    #[tokio::test]
-    async fn commands_report_exit_codes_and_capped_output() {
-        let out = run_command("echo hello; echo oops >&2; exit 3", 1024).await;
-        assert_eq!(out.exit_code, 3);
-        assert_eq!(out.stdout, b"hello\n");
-        assert_eq!(out.stderr, b"oops\n");
-        let out = run_command("yes | head -c 100000", 10).await;
-        assert_eq!(out.exit_code, 0);
-        assert_eq!(out.stdout, b"y\ny\ny\ny\ny\n");
-        assert!(out.stdout_truncated && !out.stderr_truncated);
-        assert_eq!(run_command("kill -9 $$", 10).await.exit_code, 137);
+        // An older worker's result: no tail, truncation as a flag.
+        let mut old = vec![0, 0, 0, 0, OUT_TRUNCATED];
+        old.extend_from_slice(&2u32.to_le_bytes());
+        old.extend_from_slice(b"ab");
+        old.extend_from_slice(&0u32.to_le_bytes());
+        let decoded = CommandOutput::decode(&old).unwrap();
+        assert!(decoded.stdout_truncated());
+        assert_eq!(decoded.attempts, 1);
     }
 }

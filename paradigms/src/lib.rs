@@ -12,6 +12,7 @@ pub mod isolated;
 pub mod lease;
 pub mod mapreduce;
 pub mod master;
+pub mod shell;
 pub mod task;
 pub mod worker;
 pub mod workflow;

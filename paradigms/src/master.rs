@@ -27,7 +27,9 @@ use halley_substrate::{Space, SpaceError, Tuple};
 use tokio::time::Instant;
 
 use crate::lease::{Claim, Ledger};
-use crate::task::{Heartbeat, Task, TaskResult, stop_tuple};
+use crate::task::{
+    Heartbeat, Task, TaskResult, abort_template, abort_tuple, stop_template, stop_tuple,
+};
 
 /// Tuples per `out_all` / `take_up_to` call.
 const BATCH: usize = 1024;
@@ -232,6 +234,57 @@ impl<S: Space> Master<S> {
     /// Tells the workers bound to this job to finish their batch and exit.
     pub async fn stop_workers(&self) -> Result<(), MasterError> {
         Ok(self.space.out(stop_tuple(&self.job)).await?)
+    }
+
+    /// Tells every worker to drop this job's running tasks now (an
+    /// interrupted job); the notice lives `ttl` unless withdrawn.
+    pub async fn abort(&self, ttl: Duration) -> Result<(), MasterError> {
+        Ok(self
+            .space
+            .out_all(vec![abort_tuple(&self.job)], Some(ttl))
+            .await?)
+    }
+
+    /// Takes every tuple of this job out of the space: the tasks not yet
+    /// taken, the results (those of tasks without one are returned, as
+    /// [`Master::next`] would have), and, once no worker holds a claim of
+    /// the job (waiting at most `claims_for`), the claims left and the
+    /// stop and abort notices. What a shared space keeps of a job that
+    /// ended early: nothing.
+    pub async fn withdraw(&mut self, claims_for: Duration) -> Result<Vec<Finished>, MasterError> {
+        let until = Instant::now() + claims_for;
+        loop {
+            let claims = self.space.scan(Claim::template(&self.job), Some(1)).await?;
+            if claims.is_empty() || Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let templates = [
+            Task::template(Some(&self.job)),
+            Claim::template(&self.job),
+            stop_template(&self.job),
+            abort_template(Some(&self.job)),
+        ];
+        for template in templates {
+            while !self
+                .space
+                .take_up_to(template.clone(), BATCH, Some(Duration::ZERO))
+                .await?
+                .is_empty()
+            {}
+        }
+        loop {
+            let got = self
+                .space
+                .take_up_to(TaskResult::template(&self.job), BATCH, Some(Duration::ZERO))
+                .await?;
+            if got.is_empty() {
+                break;
+            }
+            self.absorb(got);
+        }
+        Ok(self.ready.drain(..).collect())
     }
 
     fn absorb(&mut self, tuples: Vec<Tuple>) {

@@ -9,6 +9,7 @@
 //! | claim | `("claim", job: str, worker: str, batch: int, tasks: bytes)` |
 //! | result | `("result", job: str, task_id: int, attempt: int, worker: str, resource: str, started_us: int, finished_us: int, payload: bytes)` |
 //! | stop | `("stop", target: str)` — target is a worker id or a job id |
+//! | abort | `("abort", job: str)` — kill the job's running tasks now |
 //! | heartbeat | `("worker", worker: str, resource: str, busy_slots: int)` |
 //!
 //! `attempt` counts from 1. `started_us`/`finished_us` are microseconds since
@@ -26,6 +27,7 @@ pub const CLAIM: &str = "claim";
 pub const RESULT: &str = "result";
 pub const STOP: &str = "stop";
 pub const HEARTBEAT: &str = "worker";
+pub const ABORT: &str = "abort";
 
 /// A task as a worker receives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -198,6 +200,24 @@ pub fn stop_tuple(target: &str) -> Tuple {
 /// The template matching [`stop_tuple`]`(target)`.
 pub fn stop_template(target: &str) -> Template {
     Template::exact(&stop_tuple(target))
+}
+
+/// The abort notice of `job`: workers kill its running tasks at once (an
+/// interrupted job), and a worker bound to the job exits.
+pub fn abort_tuple(job: &str) -> Tuple {
+    Tuple::new(vec![ABORT.into(), job.into()])
+}
+
+/// The abort notices of `job`, or of every job when `None`.
+pub fn abort_template(job: Option<&str>) -> Template {
+    Template::new(vec![Field::Actual(ABORT.into()), job_field(job)])
+}
+
+/// The job an abort notice names.
+pub fn aborted_job(tuple: Tuple) -> Option<String> {
+    let [tag, job]: [Value; 2] = tuple.into_fields().try_into().ok()?;
+    (tag.as_str()? == ABORT).then_some(())?;
+    string(job)
 }
 
 /// Microseconds since the Unix epoch.

@@ -25,10 +25,14 @@
 //! [`Heartbeat`] of the worker, every third of the lease; a stop loop polls
 //! for `("stop", <worker id>)` (taken) and `("stop", <job>)` (read). On
 //! either, or on [`Stopper::stop`], lanes finish what they took and the
-//! worker returns. Dropping the future returned by `run` aborts everything
-//! at once: to the master that worker died, and its leases lapse.
+//! worker returns. An `("abort", <job>)` notice (an interrupted job) drops
+//! the job's running batches at once (their futures are dropped: a shell
+//! task's process group is killed) and takes their claims back; a worker
+//! bound to that job then returns. Dropping the future returned by `run`
+//! aborts everything at once: to the master that worker died, and its
+//! leases lapse.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,7 +42,9 @@ use halley_substrate::{Space, SpaceError, Template, Tuple};
 use tokio::task::JoinSet;
 
 use crate::lease::Claim;
-use crate::task::{Heartbeat, Task, TaskResult, now_us, stop_template};
+use crate::task::{
+    Heartbeat, Task, TaskResult, abort_template, aborted_job, now_us, stop_template,
+};
 
 /// Work a batch should hold, when the task time is known.
 const BATCH_TIME: Duration = Duration::from_millis(20);
@@ -204,6 +210,7 @@ impl<S: Space> Worker<S> {
         let shared = Arc::new(Shared {
             stop: self.stop.clone(),
             leases: Mutex::new(HashMap::new()),
+            aborted: Mutex::new(HashSet::new()),
             batch: AtomicU64::new(0),
             busy: AtomicU64::new(0),
         });
@@ -289,8 +296,15 @@ impl<S: Space> Worker<S> {
             let prefetch = !stopping && n > 1;
             let count = current.tasks.len();
             let began = Instant::now();
+            let jobs: HashSet<String> = current.tasks.iter().map(|t| t.job.clone()).collect();
             shared.busy.fetch_add(1, Ordering::Relaxed);
-            let ran = tokio::try_join!(execute(current.tasks), async {
+            let run_or_abort = async {
+                tokio::select! {
+                    ran = execute(current.tasks) => ran.map(Some),
+                    () = shared.aborted_any(&jobs) => Ok(None),
+                }
+            };
+            let ran = tokio::try_join!(run_or_abort, async {
                 self.report(&shared, ran_batch.take()).await?;
                 if prefetch {
                     self.fetch(&shared, n, Duration::ZERO).await
@@ -301,6 +315,11 @@ impl<S: Space> Worker<S> {
             shared.busy.fetch_sub(1, Ordering::Relaxed);
             let (ran, fetched) = ran?;
             next = fetched;
+            let Some(ran) = ran else {
+                tracing::info!(worker = %self.id, "the job was aborted: its running tasks dropped");
+                self.withdraw(&shared, &current.claims).await?;
+                continue;
+            };
             let secs = began.elapsed().as_secs_f64() / count as f64;
             per_task = Some(per_task.map_or(secs, |old| 0.5 * old + 0.5 * secs));
             report.tasks += count as u64;
@@ -360,13 +379,18 @@ impl<S: Space> Worker<S> {
             .to_tuple()
         });
         self.space.out_all(results.collect(), None).await?;
+        self.withdraw(shared, &claims).await
+    }
+
+    /// Stops renewing `claims` and takes them back.
+    async fn withdraw(&self, shared: &Shared, claims: &[(u64, Tuple)]) -> Result<(), WorkerError> {
         {
             let mut leases = shared.leases.lock().unwrap_or_else(|e| e.into_inner());
-            for (key, _) in &claims {
+            for (key, _) in claims {
                 leases.remove(key);
             }
         }
-        for (_, claim) in &claims {
+        for (_, claim) in claims {
             self.space
                 .take_up_to(Template::exact(claim), 8, Some(Duration::ZERO))
                 .await?;
@@ -415,7 +439,8 @@ impl<S: Space> Worker<S> {
         }
     }
 
-    /// Polls for a stop tuple addressed to this worker or its job.
+    /// Polls for a stop tuple addressed to this worker or its job, and for
+    /// abort notices (of its job, or of any job for a worker of every job).
     async fn watch_stop(self: Arc<Self>, shared: Arc<Shared>) -> Result<(), WorkerError> {
         loop {
             let mine = self
@@ -430,9 +455,21 @@ impl<S: Space> Worker<S> {
                 }
                 None => None,
             };
-            if mine.is_some() || job.is_some() {
+            let aborts = self
+                .space
+                .scan(abort_template(self.job.as_deref()), Some(64))
+                .await?;
+            let mut bound_job_aborted = false;
+            if !aborts.is_empty() {
+                let mut aborted = shared.aborted.lock().unwrap_or_else(|e| e.into_inner());
+                for job in aborts.into_iter().filter_map(aborted_job) {
+                    bound_job_aborted |= self.job.as_ref() == Some(&job);
+                    aborted.insert(job);
+                }
+            }
+            // Told to stop, it drains, still watching for an abort.
+            if mine.is_some() || job.is_some() || bound_job_aborted {
                 shared.stop.store(true, Ordering::Relaxed);
-                return Ok(());
             }
             tokio::time::sleep(self.poll).await;
         }
@@ -464,9 +501,26 @@ struct Shared {
     stop: Arc<AtomicBool>,
     /// Claim tuples of running batches, by batch number.
     leases: Mutex<HashMap<u64, Tuple>>,
+    /// Jobs whose abort notice was seen.
+    aborted: Mutex<HashSet<String>>,
     batch: AtomicU64,
     /// Lanes running a batch.
     busy: AtomicU64,
+}
+
+impl Shared {
+    /// Returns once one of `jobs` is aborted (checked every 50 ms).
+    async fn aborted_any(&self, jobs: &HashSet<String>) {
+        loop {
+            {
+                let aborted = self.aborted.lock().unwrap_or_else(|e| e.into_inner());
+                if jobs.iter().any(|j| aborted.contains(j)) {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 /// `<host>-<pid>-<n>`: unique among the workers of a space in practice.

@@ -8,6 +8,7 @@ pub mod run;
 pub mod secret;
 pub mod simulate;
 pub mod token;
+pub mod verify;
 pub mod worker;
 pub mod workers;
 pub mod workflow;

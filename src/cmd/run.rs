@@ -11,16 +11,22 @@
 //! out and in as the policy says. Outputs go to `--out` (default
 //! `halley-out/` in the current directory): `tasks/<id>.out`,
 //! `tasks/<id>.err`, `summary.json` (with the cost, whether the deadline and
-//! the budget were met, and the manager's decisions). Exit 1 when the
-//! deadline was missed.
+//! the budget were met, the manager's decisions and each output's
+//! SHA-256), `_SUCCESS` when every task succeeded, `space` (the address
+//! of the job's space) and `journal.jsonl` ([`journal`]: what `--resume`
+//! continues from). SIGINT/SIGTERM stop the job: its tasks are withdrawn,
+//! every machine released, a partial summary written, exit 130/143.
+//! Exit 1 when the deadline was missed; 4 with `--strict` when a task failed.
 
+mod journal;
 mod summary;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use halley_paradigms::bag::parse_tasks;
+use halley_paradigms::bag::{TaskSpec, parse_tasks};
 use halley_paradigms::master::Master;
 use halley_substrate::Space;
 use tokio::time::Instant;
@@ -28,20 +34,36 @@ use tokio::time::Instant;
 use super::workers::{self, ManagedPool, Reach, Results, SpaceArgs, SpaceJob, WorkerPool};
 use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
 use halley_autonomic::policy::{Objective, Policy, ProviderKind};
-use summary::{Outputs, Summary};
+use journal::{Entry, Journal};
+use summary::{Outputs, Summary, TaskRecord};
+
+/// Exit status of `--strict` when a task failed.
+pub const TASK_FAILED: u8 = 4;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The tasks: one shell command a line; empty and `#` lines are skipped.
-    pub tasks: PathBuf,
+    #[arg(required_unless_present = "resume")]
+    pub tasks: Option<PathBuf>,
     /// The autonomic policy (TOML).
     #[arg(long)]
     pub policy: Option<PathBuf>,
     #[command(flatten)]
     pub space: SpaceArgs,
-    /// Where outputs and summary.json go.
-    #[arg(long, default_value = "halley-out")]
+    /// Where outputs and summary.json go; it must be empty or new (see
+    /// --resume and --force).
+    #[arg(long, default_value = "halley-out", conflicts_with = "resume")]
     pub out: PathBuf,
+    /// Continue the job whose outputs are in this directory (interrupted,
+    /// killed or with failed tasks): finished tasks are not run again.
+    #[arg(long, value_name = "OUT")]
+    pub resume: Option<PathBuf>,
+    /// With --resume: run the tasks that failed again too.
+    #[arg(long, requires = "resume")]
+    pub retry_failed: bool,
+    /// Clear a non-empty --out first.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
     /// Print summary.json on stdout at the end.
     #[arg(long)]
     pub json: bool,
@@ -50,26 +72,44 @@ pub struct Args {
     /// workers existing already).
     #[arg(long)]
     pub workers: Option<u32>,
+    /// Kill a task that runs longer than this (reported as timed out,
+    /// exit code 124), e.g. 30s, 5m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Run a failing task (non-zero exit or timed out) again, up to this
+    /// many more times; `attempts` counts every run.
+    #[arg(long, default_value_t = 0)]
+    pub retries: u32,
+    /// The directory the tasks run in (default: the worker's).
+    #[arg(long)]
+    pub workdir: Option<PathBuf>,
+    /// Bytes of each task's stdout and stderr kept (the workers this job
+    /// starts keep this much; a task that wrote more is marked truncated).
+    #[arg(long)]
+    pub max_output: Option<usize>,
+    /// Exit 4 when any task failed (non-zero exit or timed out).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// What one run needs besides its space.
-struct Job<'a> {
+struct Job {
     commands: Vec<String>,
+    /// Task ids (lines) to run now; the others finished in earlier runs.
+    todo: Vec<u64>,
+    /// Records of tasks that finished in earlier runs.
+    done: Vec<TaskRecord>,
+    /// Jobs of earlier runs (their tuples are withdrawn) and their spend.
+    earlier_jobs: Vec<String>,
+    earlier_cost: f64,
+    spec: TaskSpec,
     objective: Objective,
-    out: &'a Path,
+    out: PathBuf,
     json: bool,
+    strict: bool,
 }
 
 pub fn run(args: Args) -> Outcome {
-    let file = args.tasks.display();
-    let text = std::fs::read_to_string(&args.tasks)
-        .map_err(|e| Failure::bad_input(anyhow!("{file}: cannot read the tasks file: {e}")))?;
-    let commands = parse_tasks(&text);
-    if commands.is_empty() {
-        return Err(Failure::bad_input(anyhow!(
-            "{file}: no tasks (expected one shell command a line; empty and # lines are skipped)"
-        )));
-    }
     let mut policy = match &args.policy {
         Some(path) => Policy::load(path).map_err(Failure::bad_input)?,
         None => Policy::builtin(),
@@ -82,90 +122,270 @@ pub fn run(args: Args) -> Outcome {
     {
         class.count = Some(n);
     }
+    let mut job = plan(&args, policy.objective.clone())?;
+    job.spec = TaskSpec {
+        timeout_ms: args.timeout.map(|t| t.as_millis() as u64),
+        retries: args.retries,
+        workdir: args
+            .workdir
+            .as_deref()
+            .map(std::path::absolute)
+            .transpose()
+            .map_err(|e| Failure::bad_input(anyhow!("--workdir: {e}")))?,
+        ..TaskSpec::default()
+    };
     let start_static = args.space.peer.is_none() || args.workers.is_some();
     let needs = workers::Needs::of(&policy);
-    let job = Job {
-        commands,
-        objective: policy.objective.clone(),
-        out: &args.out,
-        json: args.json,
-    };
-    let pool = ManagedPool::new(policy, start_static);
+    let mut flags: Vec<OsString> = Vec::new();
+    if let Some(cap) = args.max_output {
+        flags.extend(["--max-output".into(), cap.to_string().into()]);
+    }
+    let pool = ManagedPool::new(policy, start_static).worker_flags(flags);
     workers::with_space("run", &args.space, needs, Run { job, pool })
 }
 
+/// The commands, the output directory and what earlier runs did.
+fn plan(args: &Args, objective: Objective) -> Result<Job, Failure> {
+    let fresh = |commands, out: &Path| Job {
+        todo: (0..u64::try_from(Vec::len(&commands)).unwrap_or(0)).collect(),
+        commands,
+        done: Vec::new(),
+        earlier_jobs: Vec::new(),
+        earlier_cost: 0.0,
+        spec: TaskSpec::default(),
+        objective: objective.clone(),
+        out: out.to_owned(),
+        json: args.json,
+        strict: args.strict,
+    };
+    if let Some(out) = &args.resume {
+        let past = journal::read(out).map_err(Failure::bad_input)?;
+        if let Some(file) = &args.tasks {
+            let commands = load_tasks(file)?;
+            if commands != past.commands {
+                return Err(Failure::bad_input(anyhow!(
+                    "{}: not the tasks of the job in {} (its commands differ); resume without \
+                     a tasks file to run the job's own",
+                    file.display(),
+                    out.display()
+                )));
+            }
+        }
+        let keep = |r: &TaskRecord| !(args.retry_failed && r.failed());
+        let done: Vec<TaskRecord> = past.tasks.into_values().filter(keep).collect();
+        let mut job = fresh(past.commands, out);
+        job.todo.retain(|id| !done.iter().any(|r| r.id == *id));
+        job.done = done;
+        job.earlier_jobs = past.jobs;
+        job.earlier_cost = past.cost;
+        return Ok(job);
+    }
+    let file = args.tasks.as_deref().unwrap_or(Path::new("-"));
+    let commands = load_tasks(file)?;
+    prepare_out(&args.out, args.force)?;
+    Ok(fresh(commands, &args.out))
+}
+
+fn load_tasks(file: &Path) -> Result<Vec<String>, Failure> {
+    let name = file.display();
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Failure::bad_input(anyhow!("{name}: cannot read the tasks file: {e}")))?;
+    let commands = parse_tasks(&text);
+    if commands.is_empty() {
+        return Err(Failure::bad_input(anyhow!(
+            "{name}: no tasks (expected one shell command a line; empty and # lines are skipped)"
+        )));
+    }
+    Ok(commands)
+}
+
+/// `--out` must be new or empty; `--force` clears it.
+fn prepare_out(out: &Path, force: bool) -> Result<(), Failure> {
+    let used = std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_some());
+    if used && force {
+        std::fs::remove_dir_all(out)
+            .with_context(|| format!("--force: cannot clear {}", out.display()))
+            .map_err(Failure::bad_input)?;
+    } else if used {
+        return Err(Failure::bad_input(anyhow!(
+            "--out {}: the directory is not empty (a job's outputs?): give --resume {} to \
+             continue that job, --force to clear it, or another --out",
+            out.display(),
+            out.display()
+        )));
+    }
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create {}", out.display()))
+        .map_err(Failure::bad_input)
+}
+
 /// A run waiting for its space.
-struct Run<'a> {
-    job: Job<'a>,
+struct Run {
+    job: Job,
     pool: ManagedPool,
 }
 
-impl SpaceJob for Run<'_> {
+impl SpaceJob for Run {
     async fn with<S: Space>(self, space: S, reach: Reach) -> Outcome {
         drive(space, &reach.peer, self.pool.reaching(&reach), self.job).await
     }
 }
 
-/// Submits the bag, starts the workers, collects one result per task.
-async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: Job<'_>) -> Outcome {
-    let outputs = Outputs::create(job.out).map_err(Failure::bad_input)?;
+/// Submits the tasks left to do, starts the workers, collects one result
+/// per task; on a signal, stops.
+async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: Job) -> Outcome {
+    let out = job.out.as_path();
+    let bad = Failure::bad_input;
+    let outputs = Outputs::create(out).map_err(bad)?;
     let id = workers::job_id("run");
+    let mut journal = Journal::open(out).map_err(bad)?;
+    journal
+        .append(&Entry::Start {
+            job: id.clone(),
+            commands: job.commands.clone(),
+        })
+        .map_err(bad)?;
+    let _ = std::fs::remove_file(out.join("_SUCCESS"));
+    let space_file = out.join("space");
+    std::fs::write(&space_file, format!("{peer}\n"))
+        .with_context(|| format!("cannot write {}", space_file.display()))
+        .map_err(bad)?;
+    eprintln!(
+        "halley: job {id}: space {peer} (also in {})",
+        space_file.display()
+    );
+    for earlier in &job.earlier_jobs {
+        // A killed run's tuples may still be in a shared space.
+        let mut old = Master::new(space.clone(), earlier.clone());
+        old.withdraw(Duration::ZERO).await.map_err(workers::lost)?;
+    }
     let began = Instant::now();
     let mut master = Master::new(space, id.clone());
     let total = job.commands.len();
+    let payloads = job.todo.iter().enumerate().map(|(i, &task)| {
+        let mut spec = job.spec.clone();
+        spec.command = job.commands[task as usize].clone();
+        if task != i as u64 {
+            spec.task_id = Some(task);
+        }
+        spec.encode()
+    });
     master
-        .submit(job.commands.iter().map(|c| c.as_bytes().to_vec()))
+        .submit(payloads.collect::<Vec<_>>())
         .await
         .map_err(|e| Failure::unreachable(anyhow!(e).context("cannot submit the tasks")))?;
     let mut results = Results::start(&mut pool, peer, &id, total, &master.progress())?;
-    let mut records = Vec::with_capacity(total);
-    let mut failed = 0;
+    let mut records = job.done;
+    let mut failed = records.iter().filter(|r| r.failed()).count();
+    let mut spent = 0.0;
     let lost = workers::lost;
+    let take = |done: &halley_paradigms::master::Finished,
+                journal: &mut Journal,
+                records: &mut Vec<TaskRecord>,
+                failed: &mut usize|
+     -> Result<(), Failure> {
+        let task = job.todo[done.result.id as usize];
+        let record = outputs
+            .record(task, done, &job.commands[task as usize])
+            .map_err(bad)?;
+        journal.append(&Entry::Task(record.clone())).map_err(bad)?;
+        *failed += usize::from(record.failed());
+        records.push(record);
+        Ok(())
+    };
     while let Some(done) = results
         .next(&mut master, &mut pool, 0)
         .await
         .map_err(lost)?
     {
-        let command = &job.commands[done.result.id as usize];
-        let record = outputs.record(&done, command).map_err(Failure::bad_input)?;
-        failed += usize::from(record.exit_code != 0);
-        records.push(record);
+        take(&done, &mut journal, &mut records, &mut failed)?;
         results.show(&master.progress(), records.len(), failed);
+        if results.spent() > spent {
+            spent = results.spent();
+            let entry = Entry::Spent {
+                job: id.clone(),
+                cost: spent,
+            };
+            journal.append(&entry).map_err(bad)?;
+        }
     }
-    let makespan_s = began.elapsed().as_secs_f64();
-    if let Err(e) = master.stop_workers().await {
+    let interrupted = results.interrupted();
+    if interrupted.is_some() {
+        if let Err(e) = master.abort(Duration::from_secs(30)).await {
+            tracing::warn!(error = %e, "could not tell the workers to abort");
+        }
+    } else if let Err(e) = master.stop_workers().await {
         tracing::warn!(error = %e, "could not tell the workers to stop");
     }
+    let makespan_s = began.elapsed().as_secs_f64();
     // The pool waits synchronously; the node keeps serving on the other thread.
     let account = tokio::task::block_in_place(|| pool.finish(Duration::from_secs(10)));
+    if interrupted.is_some() {
+        // What finished meanwhile is kept; the rest leaves the space.
+        let claims_for = if workers::interrupt::hurried() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(6)
+        };
+        for done in master.withdraw(claims_for).await.map_err(lost)? {
+            take(&done, &mut journal, &mut records, &mut failed)?;
+        }
+    }
+    journal
+        .append(&Entry::Spent {
+            job: id.clone(),
+            cost: account.cost,
+        })
+        .map_err(bad)?;
     results.finish(&account.ending);
     records.sort_by_key(|r| r.id);
     let objective = &job.objective;
+    let cost = job.earlier_cost + account.cost;
     let deadline_met = objective.deadline.map(|d| makespan_s <= d);
     let summary = Summary {
+        files: summary::manifest(&records),
         tasks: records,
         makespan_s,
-        cost: account.cost,
+        cost,
         deadline_met,
-        budget_met: objective.budget.map(|b| account.cost <= b),
+        budget_met: objective.budget.map(|b| cost <= b),
         decisions: account.decisions,
         machines: account.machines,
+        job: id,
+        interrupted: interrupted.is_some(),
+        signal: interrupted.map(|s| s.name().to_owned()),
+        failed,
     };
     summary
-        .write(job.out)
+        .write(out)
         .context("writing the summary")
-        .map_err(Failure::bad_input)?;
+        .map_err(bad)?;
+    let finished = summary.tasks.len();
     if job.json {
         println!("{}", summary.to_json());
     } else {
+        let what = match interrupted {
+            Some(signal) => format!("interrupted ({}): {finished} of {total}", signal.name()),
+            None => format!("{total}"),
+        };
         println!(
-            "{total} tasks, {failed} failed, in {makespan_s:.2} s, cost ${:.4}; outputs in {}",
-            summary.cost,
-            job.out.display()
+            "{what} tasks, {failed} failed, in {makespan_s:.2} s, cost ${cost:.4}; outputs in {}",
+            out.display()
         );
+    }
+    if let Some(signal) = interrupted {
+        eprintln!("halley: resume with: halley run --resume {}", out.display());
+        return Ok(signal.exit_code());
+    }
+    if failed == 0 {
+        std::fs::write(out.join("_SUCCESS"), "")
+            .with_context(|| format!("cannot write {}", out.join("_SUCCESS").display()))
+            .map_err(bad)?;
     }
     Ok(if deadline_met == Some(false) {
         NOT_FOUND
+    } else if failed > 0 && job.strict {
+        TASK_FAILED
     } else {
         SUCCESS
     })

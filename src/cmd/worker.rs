@@ -13,15 +13,20 @@
 //! the first `--max-output` bytes of stdout and stderr (see
 //! `halley_paradigms::bag`). It exits 0 when told to stop (a
 //! `("stop", <worker id>)` tuple, or `("stop", <job>)` with `--job`) or on
-//! SIGTERM/SIGINT (after finishing what it runs: a drain), and 3
-//! when the space goes away or cannot be reached.
+//! SIGTERM/SIGINT (after finishing what it runs: a drain; a second signal
+//! kills the running tasks), when its job is aborted (`("abort", <job>)`
+//! with `--job`), and 3 when the space goes away or cannot be reached.
+//! Each task runs in a process group of its own ([`halley_paradigms::shell`]),
+//! with `HALLEY_TASK_ID` and `HALLEY_JOB_ID` in its environment, under the
+//! time limit, retries and directory its payload asks for
+//! ([`TaskSpec`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::anyhow;
 
-use halley_paradigms::bag::{DEFAULT_OUTPUT_CAP, run_command};
+use halley_paradigms::bag::{DEFAULT_OUTPUT_CAP, TaskSpec};
 use halley_paradigms::worker::{Worker, WorkerError};
 use halley_substrate::Multiaddr;
 use halley_substrate::Space;
@@ -133,18 +138,32 @@ async fn work<S: Space>(space: S, args: Args) -> Outcome {
         .max_batch(args.batch);
     let id = worker.id().to_owned();
     let stopper = worker.stopper();
+    let (abort_tx, abort_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        drain_on_signal().await;
+        let mut signals = Signals::new();
+        signals.next().await;
+        tracing::info!("signal received: draining");
         stopper.stop();
+        signals.next().await;
+        let _ = abort_tx.send(());
     });
     tracing::info!(worker = %id, peer = %args.peer, "worker started");
     let cap = args.max_output;
-    let report = worker
-        .run_async(move |task| async move {
-            let command = String::from_utf8_lossy(&task.payload).into_owned();
-            run_command(&command, cap).await.encode()
-        })
-        .await;
+    let work = worker.run_async(move |task| async move {
+        TaskSpec::decode(&task.payload)
+            .shell(cap, &task.job, task.id)
+            .run()
+            .await
+            .encode()
+    });
+    let report = tokio::select! {
+        report = work => report,
+        _ = abort_rx => {
+            // Dropping the work killed every running task's process group.
+            tracing::warn!(worker = %id, "second signal: running tasks killed");
+            return Ok(SUCCESS);
+        }
+    };
     match report {
         Ok(report) => {
             tracing::info!(worker = %id, tasks = report.tasks, "worker stopped");
@@ -160,23 +179,33 @@ async fn work<S: Space>(space: S, args: Args) -> Outcome {
     }
 }
 
-/// Returns on SIGTERM or SIGINT: the worker then drains (finishes its
-/// batches, takes no more) and exits 0.
-async fn drain_on_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
+/// SIGTERM and SIGINT: the first makes the worker drain (finish its
+/// batches, take no more, exit 0), the second kills its running tasks and
+/// exits 0 at once.
+struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals(
+            signal(SignalKind::terminate())
+                .ok()
+                .zip(signal(SignalKind::interrupt()).ok()),
+        )
     }
-    tracing::info!("signal received: draining");
+
+    /// Returns at the next SIGTERM or SIGINT.
+    async fn next(&mut self) {
+        match &mut self.0 {
+            Some((term, int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// The overlay's key or the job's capability from the one source given:

@@ -19,6 +19,7 @@
 //! [`progress::Display`] draws the progress line with the pool's status
 //! (workers by class, spend, projected finish against the deadline).
 
+pub mod interrupt;
 pub mod managed;
 pub mod pool;
 pub mod progress;

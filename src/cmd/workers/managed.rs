@@ -67,8 +67,10 @@ pub struct ManagedPool {
     start_static: bool,
     /// Built by [`WorkerPool::start`], once the peer is known.
     providers: Option<Providers>,
-    /// The `static` workers this pool started.
-    statics: Vec<Child>,
+    /// The `static` workers this pool started, by machine.
+    statics: Vec<(MachineId, Child)>,
+    /// How to start a `static` worker again (the program, the peer, the job).
+    relaunch: Option<(std::path::PathBuf, String, String)>,
     /// The private overlay's key, passed on to every worker.
     key: Option<PreSharedKey>,
     /// What machines of `command` classes dial (HALLEY_JOIN); default: the
@@ -83,6 +85,8 @@ pub struct ManagedPool {
     records: BTreeMap<MachineId, MachineRecord>,
     /// Stages that follow the running ones on the longest chain.
     stages_ahead: u32,
+    /// Flags every worker this pool starts gets (`--max-output`, …).
+    worker_flags: Vec<OsString>,
 }
 
 impl ManagedPool {
@@ -93,6 +97,7 @@ impl ManagedPool {
             start_static,
             providers: None,
             statics: Vec::new(),
+            relaunch: None,
             key: None,
             join: None,
             gateway: None,
@@ -101,7 +106,14 @@ impl ManagedPool {
             aliases: HashMap::new(),
             records: BTreeMap::new(),
             stages_ahead: 0,
+            worker_flags: Vec::new(),
         }
+    }
+
+    /// Every worker this pool starts gets `flags` too.
+    pub fn worker_flags(mut self, flags: Vec<OsString>) -> Self {
+        self.worker_flags = flags;
+        self
     }
 
     /// Workers this pool starts hold `reach.key`, and machines of
@@ -217,36 +229,86 @@ impl ManagedPool {
         job: &str,
     ) -> anyhow::Result<()> {
         let policy = self.manager.policy();
-        for m in self.manager.machines() {
-            let class = &policy.resources[m.class];
-            if class.provider != ProviderKind::Static {
-                continue;
-            }
-            let mut command = Command::new(exe);
-            for (name, value) in self.worker_env() {
-                match value {
-                    Some(value) => command.env(name, value),
-                    None => command.env_remove(name),
-                };
-            }
-            let child = command
-                .args(Self::worker_args(peer, job))
-                .args(["--resource", &class.name])
-                .args(["--slots", &class.slots.to_string()])
-                .args(["--id", &m.id.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .with_context(|| format!("cannot start {} worker", exe.display()))?;
-            self.statics.push(child);
+        let statics: Vec<(MachineId, String, u32)> = self
+            .manager
+            .machines()
+            .map(|m| (m.id, &policy.resources[m.class]))
+            .filter(|(_, class)| class.provider == ProviderKind::Static)
+            .map(|(id, class)| (id, class.name.clone(), class.slots))
+            .collect();
+        self.relaunch = Some((exe.to_owned(), peer.to_owned(), job.to_owned()));
+        for (id, class, slots) in statics {
+            let child = self.spawn_static(id, &class, slots)?;
+            self.statics.push((id, child));
         }
         Ok(())
+    }
+
+    /// Starts the worker of `static` machine `id` of `class`, in a process
+    /// group of its own (a Ctrl-C reaches the job, which stops its workers).
+    fn spawn_static(&self, id: MachineId, class: &str, slots: u32) -> anyhow::Result<Child> {
+        use std::os::unix::process::CommandExt;
+        let Some((exe, peer, job)) = &self.relaunch else {
+            anyhow::bail!("the pool has not started");
+        };
+        let mut command = Command::new(exe);
+        for (name, value) in self.worker_env() {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        command
+            .args(Self::worker_args(peer, job))
+            .args(["--resource", class])
+            .args(["--slots", &slots.to_string()])
+            .args(["--id", &id.to_string()])
+            .args(&self.worker_flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("cannot start {} worker", exe.display()))
+    }
+
+    /// `static` workers that died while the job runs (killed, crashed)
+    /// are started again under the same machine id: a lost machine is
+    /// replaced while the job needs it.
+    fn replace_lost_statics(&mut self) {
+        if self.relaunch.is_none() || super::interrupt::signal().is_some() {
+            return;
+        }
+        let policy = self.manager.policy();
+        let mut lost = Vec::new();
+        for (id, child) in &mut self.statics {
+            if let Ok(Some(status)) = child.try_wait() {
+                let class = self
+                    .manager
+                    .machines()
+                    .find(|m| m.id == *id)
+                    .map(|m| &policy.resources[m.class]);
+                if let Some(class) = class {
+                    lost.push((*id, class.name.clone(), class.slots, status));
+                }
+            }
+        }
+        for (id, class, slots, status) in lost {
+            match self.spawn_static(id, &class, slots) {
+                Ok(child) => {
+                    eprintln!("halley: worker {id} ({class}) ended ({status}): started again");
+                    if let Some(entry) = self.statics.iter_mut().find(|(m, _)| *m == id) {
+                        entry.1 = child;
+                    }
+                }
+                Err(e) => tracing::warn!(machine = %id, error = %e, "cannot replace a lost worker"),
+            }
+        }
     }
 
     fn statics_running(&mut self) -> bool {
         self.statics
             .iter_mut()
-            .any(|c| matches!(c.try_wait(), Ok(None)))
+            .any(|(_, c)| matches!(c.try_wait(), Ok(None)))
     }
 }
 
@@ -275,9 +337,11 @@ impl WorkerPool for ManagedPool {
                 self.key.map(token::hex),
             ),
         };
+        let mut args = Self::worker_args(&paid_peer, job);
+        args.extend(self.worker_flags.iter().cloned());
         let line = WorkerLine {
             program: exe.clone().into_os_string(),
-            args: Self::worker_args(&paid_peer, job),
+            args,
             env: Self::env_with(token.clone()),
         };
         self.providers = Some(Providers::new(
@@ -316,11 +380,17 @@ impl WorkerPool for ManagedPool {
             }
         }
         self.collect_gone(now);
+        self.replace_lost_statics();
         if now >= self.next_step {
             self.step(now, progress)
         } else {
             Vec::new()
         }
+    }
+
+    fn spent(&mut self) -> f64 {
+        let now = self.now();
+        self.manager.spent(now)
     }
 
     fn status(&mut self, progress: &Progress) -> String {
@@ -358,12 +428,13 @@ impl WorkerPool for ManagedPool {
             let now = self.now();
             self.collect_gone(now);
             let alive = self.providers.as_ref().map_or(0, Providers::alive);
-            if (alive == 0 && !self.statics_running()) || Instant::now() >= until {
+            let hurry = super::interrupt::hurried();
+            if (alive == 0 && !self.statics_running()) || Instant::now() >= until || hurry {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        for child in &mut self.statics {
+        for (_, child) in &mut self.statics {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -405,7 +476,7 @@ impl Drop for ManagedPool {
         if self.providers.is_some() {
             self.finish(Duration::from_secs(10));
         }
-        for child in &mut self.statics {
+        for (_, child) in &mut self.statics {
             let _ = child.kill();
             let _ = child.wait();
         }

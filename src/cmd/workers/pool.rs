@@ -31,6 +31,8 @@ pub trait WorkerPool {
     /// Called about once a second with the job's counters and the workers
     /// heard from; returns the decisions taken (with their reasons).
     fn tick(&mut self, progress: &Progress, workers: &[Heartbeat]) -> Vec<Decision>;
+    /// Money spent so far.
+    fn spent(&mut self) -> f64;
     /// Workers by class, spend and projected finish, for the progress line.
     fn status(&mut self, progress: &Progress) -> String;
     /// The job is over (the workers were told to stop): stops every machine,

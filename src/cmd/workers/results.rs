@@ -9,6 +9,7 @@ use halley_paradigms::master::{Finished, Master, MasterError, Next, Progress};
 use halley_substrate::Space;
 use tokio::time::Instant;
 
+use super::interrupt::{self, Signal};
 use super::{Display, WorkerPool, tick};
 use crate::exit::Failure;
 
@@ -21,15 +22,18 @@ pub struct Results {
     display: Display,
     status: String,
     next_tick: Instant,
+    spent: f64,
 }
 
 impl Results {
     /// For a job of `total` tasks.
     fn new(total: usize) -> Self {
+        interrupt::listen();
         Results {
             display: Display::new(total),
             status: String::new(),
             next_tick: Instant::now() + TICK,
+            spent: 0.0,
         }
     }
 
@@ -60,7 +64,8 @@ impl Results {
     /// The next result (the pool is told of it), ticking the pool about
     /// once a second until it comes, with `pending` tasks still to be
     /// submitted counted as queued; `None` once every task submitted to
-    /// `master` has its result.
+    /// `master` has its result, or when a signal interrupted the job
+    /// ([`Results::interrupted`]).
     pub async fn next<S: Space>(
         &mut self,
         master: &mut Master<S>,
@@ -68,6 +73,9 @@ impl Results {
         pending: usize,
     ) -> Result<Option<Finished>, MasterError> {
         loop {
+            if interrupt::signal().is_some() {
+                return Ok(None);
+            }
             match master.next_before(self.next_tick).await? {
                 Next::Finished(done) => {
                     pool.task_finished(&done.result);
@@ -77,10 +85,29 @@ impl Results {
                     self.next_tick = Instant::now() + TICK;
                     let progress = with_pending(master.progress(), pending);
                     self.status = tick(master, pool, &self.display, &progress).await?;
+                    self.spent = pool.spent();
                 }
                 Next::Complete => return Ok(None),
             }
         }
+    }
+
+    /// The signal that interrupted the job, if one did: its tasks are to
+    /// be withdrawn and its machines released.
+    pub fn interrupted(&self) -> Option<Signal> {
+        let signal = interrupt::signal();
+        if let Some(signal) = signal {
+            self.display.log(&format!(
+                "{}: stopping the tasks and releasing every machine (signal again to hurry)",
+                signal.name()
+            ));
+        }
+        signal
+    }
+
+    /// Money the pool spent so far.
+    pub fn spent(&self) -> f64 {
+        self.spent
     }
 
     /// Redraws the progress line: `done` results written, `failed` of them
