@@ -47,6 +47,21 @@ pub trait Provider {
     fn gone(&mut self) -> Vec<MachineId> {
         Vec::new()
     }
+    /// Machines that ended on their own since last asked — not stopped by
+    /// us: a batch job's time limit, a node failure, preemption — with
+    /// why. [`Provider::gone`] reports them too.
+    fn lost(&mut self) -> Vec<(MachineId, String)> {
+        Vec::new()
+    }
+    /// The provider's own id of machine `id` (a Slurm job id), once known.
+    fn external_id(&self, _id: MachineId) -> Option<String> {
+        None
+    }
+    /// What a machine not yet running waits for, in the provider's words
+    /// ("Slurm job 41 PENDING: Priority").
+    fn waiting(&self, _id: MachineId) -> Option<String> {
+        None
+    }
 }
 
 /// A provider that could not start or stop a machine.
