@@ -12,7 +12,11 @@
 //! `halley_paradigms::bag`). It exits 0 when told to stop (a
 //! `("stop", <worker id>)` tuple, or `("stop", <job>)` with `--job`) or on
 //! SIGTERM/SIGINT (after finishing what it runs: a drain), and 3
-//! when the space goes away or cannot be reached.
+//! when the space goes away or cannot be reached. A task killed by the
+//! same signal as its worker (a batch system's `scancel`, time limit or
+//! preemption signals every process of the job at once) is not reported:
+//! the worker exits 1 at once, as if it had vanished, and the task's lease
+//! lapses, so it runs again elsewhere.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -106,16 +110,30 @@ async fn work<S: Space>(space: S, args: Args) -> Outcome {
         .max_batch(args.batch);
     let id = worker.id().to_owned();
     let stopper = worker.stopper();
+    let (signalled, told) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         drain_on_signal().await;
+        let _ = signalled.send(true);
         stopper.stop();
     });
     tracing::info!(worker = %id, peer = %args.peer, "worker started");
     let cap = args.max_output;
     let report = worker
-        .run_async(move |task| async move {
-            let command = String::from_utf8_lossy(&task.payload).into_owned();
-            run_command(&command, cap).await.encode()
+        .run_async(move |task| {
+            let told = told.clone();
+            async move {
+                let command = String::from_utf8_lossy(&task.payload).into_owned();
+                let output = run_command(&command, cap).await;
+                if killed_with_its_worker(output.exit_code, told).await {
+                    tracing::warn!(
+                        task = task.id,
+                        "the task was killed by the signal that stops this worker: \
+                         not reported, it runs again elsewhere"
+                    );
+                    std::process::exit(1);
+                }
+                output.encode()
+            }
         })
         .await;
     match report {
@@ -131,6 +149,20 @@ async fn work<S: Space>(space: S, args: Args) -> Outcome {
             anyhow::Error::new(e).context("worker failed"),
         )),
     }
+}
+
+/// Whether a task that exited `exit_code` died of SIGTERM, SIGINT or
+/// SIGKILL while (or within a second before) this worker received its
+/// own SIGTERM or SIGINT (`told`).
+async fn killed_with_its_worker(
+    exit_code: i32,
+    mut told: tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    const BY_SIGNAL: [i32; 3] = [128 + 2, 128 + 9, 128 + 15];
+    BY_SIGNAL.contains(&exit_code)
+        && tokio::time::timeout(Duration::from_secs(1), told.wait_for(|told| *told))
+            .await
+            .is_ok_and(|r| r.is_ok())
 }
 
 /// Returns on SIGTERM or SIGINT: the worker then drains (finishes its
