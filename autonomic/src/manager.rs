@@ -26,13 +26,16 @@
 //! Workers tell which machine they are by `HALLEY_MACHINE` (`m3`), set in the
 //! environment of the local worker process and of a `command` start script.
 
+mod queue;
+
 use std::collections::BTreeMap;
 
-use crate::clock::Secs;
+use crate::clock::{Secs, human};
 use crate::estimate::{Estimator, billed};
 use crate::machine::{Machine, MachineId, MachineState, Snapshot, Tasks};
 use crate::planner::{self, Action, Decision, Planner, projection};
 use crate::policy::{Policy, ProviderKind, Resource};
+pub use queue::QueueWaits;
 
 /// Starts and stops the machines of one or more classes.
 pub trait Provider {
@@ -53,6 +56,21 @@ pub trait Provider {
     /// [`Manager::step`] marks them released.
     fn gone(&mut self) -> Vec<MachineId> {
         Vec::new()
+    }
+    /// Machines that ended on their own since last asked — not stopped by
+    /// us: a batch job's time limit, a node failure, preemption — with
+    /// why. [`Provider::gone`] reports them too.
+    fn lost(&mut self) -> Vec<(MachineId, String)> {
+        Vec::new()
+    }
+    /// The provider's own id of machine `id` (a Slurm job id), once known.
+    fn external_id(&self, _id: MachineId) -> Option<String> {
+        None
+    }
+    /// What a machine not yet running waits for, in the provider's words
+    /// ("Slurm job 41 PENDING: Priority").
+    fn waiting(&self, _id: MachineId) -> Option<String> {
+        None
     }
 }
 
@@ -78,6 +96,10 @@ pub struct Manager {
     spent_released: f64,
     next_id: u64,
     decisions: Vec<Decision>,
+    /// Queue waits of batch classes, the boot time planned with.
+    waits: QueueWaits,
+    /// Decisions taken between steps (lost machines), not yet returned.
+    unseen: Vec<Decision>,
 }
 
 impl Manager {
@@ -92,6 +114,8 @@ impl Manager {
             spent_released: 0.0,
             next_id: 0,
             decisions: Vec::new(),
+            waits: QueueWaits::new(&policy),
+            unseen: Vec::new(),
             policy,
         };
         for class in 0..manager.policy.resources.len() {
@@ -143,6 +167,7 @@ impl Manager {
         };
         if matches!(m.state, MachineState::Requested | MachineState::Booting) {
             m.state = MachineState::Running;
+            self.waits.observed(m.class, now - m.requested_at);
         }
         m.last_heard = now;
         m.busy_slots = busy_slots;
@@ -193,6 +218,8 @@ impl Manager {
 
     /// What the planner would see now.
     pub fn snapshot(&mut self, now: Secs, tasks: Tasks) -> Snapshot {
+        self.waits
+            .apply(&mut self.policy, self.machines.values(), now);
         if self.stale {
             self.estimates = self.estimator.all();
             self.stale = false;
@@ -209,11 +236,12 @@ impl Manager {
     /// Plans for this moment and has `provider` carry it out; returns the
     /// decisions (also kept in [`Manager::decisions`]).
     pub fn step(&mut self, now: Secs, tasks: Tasks, provider: &mut dyn Provider) -> Vec<Decision> {
-        for id in provider.gone() {
-            self.released(id, now);
-        }
+        self.collect_gone(now, provider);
         let snapshot = self.snapshot(now, tasks);
-        let decisions = self.planner.plan(&self.policy, &snapshot);
+        let mut decisions = std::mem::take(&mut self.unseen);
+        let planned = self.planner.plan(&self.policy, &snapshot);
+        decisions.extend(self.queued_instead(now, &planned, provider));
+        decisions.extend(planned);
         self.execute(now, decisions, provider)
     }
 
@@ -259,6 +287,86 @@ impl Manager {
         }
         self.decisions.extend(decisions.iter().cloned());
         decisions
+    }
+
+    /// Machines the provider saw end: released, and those that ended on
+    /// their own (a batch job's time limit, a node failure) are a
+    /// decision that says so — their tasks go back to the queue when
+    /// their leases lapse, and the next step plans without them.
+    pub fn collect_gone(&mut self, now: Secs, provider: &mut dyn Provider) {
+        let gone = provider.gone();
+        for (id, why) in provider.lost() {
+            let Some(class) = self.class_of(id).map(str::to_owned) else {
+                continue;
+            };
+            let decision = planner::release(
+                now,
+                &class,
+                id,
+                format!("lost: {why}; its tasks run again elsewhere"),
+            );
+            tracing::warn!(target: "halley::autonomic", "{decision}");
+            self.decisions.push(decision.clone());
+            self.unseen.push(decision);
+        }
+        for id in gone {
+            self.released(id, now);
+        }
+    }
+
+    /// When `planned` starts paid machines while machines of a batch class
+    /// are still queued: one report per such class, with how long they
+    /// have waited, the provider's word on why, and the wait planned with.
+    fn queued_instead(
+        &self,
+        now: Secs,
+        planned: &[Decision],
+        provider: &dyn Provider,
+    ) -> Vec<Decision> {
+        let paid_start = planned.iter().any(|d| match &d.action {
+            Action::Start { class, .. } => self
+                .policy
+                .class(class)
+                .is_some_and(|(_, r)| !r.is_private()),
+            _ => false,
+        });
+        if !paid_start {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (class, r) in self.policy.resources.iter().enumerate() {
+            if r.provider != ProviderKind::Slurm {
+                continue;
+            }
+            let Some(age) = QueueWaits::oldest_queued(class, self.machines.values(), now) else {
+                continue;
+            };
+            let queued: Vec<MachineId> = self
+                .machines
+                .values()
+                .filter(|m| m.class == class)
+                .filter(|m| matches!(m.state, MachineState::Requested | MachineState::Booting))
+                .map(|m| m.id)
+                .collect();
+            let word = queued
+                .iter()
+                .find_map(|&id| provider.waiting(id))
+                .map(|w| format!(" ({w})"))
+                .unwrap_or_default();
+            out.push(Decision {
+                at: now,
+                action: Action::Report,
+                reason: format!(
+                    "{}: {} machine(s) still queued after {}{word}: planning with a queue wait of {}, \
+                     too long for the objective without paid machines",
+                    r.name,
+                    queued.len(),
+                    human(age),
+                    human(r.boot_time)
+                ),
+            });
+        }
+        out
     }
 
     /// The job is over: stops every machine that is not `static` (those
@@ -453,6 +561,102 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// A batch queue that holds its jobs, and loses one on request.
+    #[derive(Debug, Default)]
+    struct Queue {
+        started: Vec<MachineId>,
+        lose: Option<MachineId>,
+    }
+
+    impl Provider for Queue {
+        fn start(&mut self, id: MachineId, _: &Resource, _: Secs) -> Result<(), ProviderError> {
+            self.started.push(id);
+            Ok(())
+        }
+        fn stop(&mut self, _: MachineId, _: Secs) -> Result<(), ProviderError> {
+            Ok(())
+        }
+        fn gone(&mut self) -> Vec<MachineId> {
+            self.lose.into_iter().collect()
+        }
+        fn lost(&mut self) -> Vec<(MachineId, String)> {
+            let why = "Slurm job 7 of hpc ended on its own: TIMEOUT (None)".to_string();
+            self.lose.take().map(|id| (id, why)).into_iter().collect()
+        }
+        fn waiting(&self, _: MachineId) -> Option<String> {
+            Some("Slurm job 7 PENDING: JobHeldUser".into())
+        }
+    }
+
+    fn hybrid() -> Manager {
+        Manager::new(
+            Policy::parse(
+                "p",
+                "[objective]\ndeadline = \"2m\"\n[scaling]\ntask_estimate = \"10s\"\ncooldown = \"0s\"\n\
+                 [[resources]]\nname = \"hpc\"\nprovider = \"slurm\"\nmax = 2\n\
+                 [[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = 1.0\nmax = 4\n",
+            )
+            .unwrap(),
+        )
+    }
+
+    const TWENTY: Tasks = Tasks {
+        queued: 20,
+        running: 0,
+        done: 0,
+        stages_ahead: 0,
+    };
+
+    #[test]
+    fn a_queue_that_holds_its_jobs_sends_the_work_to_a_paid_class_and_says_why() {
+        let mut m = hybrid();
+        let mut p = Queue::default();
+        let first = m.step(0.0, TWENTY, &mut p);
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert!(first[0].reason.starts_with("+2 hpc: "), "{first:?}");
+        // Still queued at 20 s: a wait of 40 s is planned, too late for
+        // 20 tasks of 10 s on two slots before 2m.
+        let later = m.step(20.0, TWENTY, &mut p);
+        let reasons: Vec<&str> = later.iter().map(|d| d.reason.as_str()).collect();
+        assert_eq!(
+            reasons[0],
+            "hpc: 2 machine(s) still queued after 20s (Slurm job 7 PENDING: JobHeldUser): \
+             planning with a queue wait of 40s, too long for the objective without paid machines",
+            "{reasons:?}"
+        );
+        assert!(reasons[1].starts_with("+"), "{reasons:?}");
+        assert!(reasons[1].contains(" cloud: "), "{reasons:?}");
+    }
+
+    #[test]
+    fn a_machine_that_ends_on_its_own_is_released_with_why() {
+        let mut m = hybrid();
+        let mut p = Queue::default();
+        m.step(0.0, TWENTY, &mut p);
+        m.heard(MachineId(0), 3.0, 1);
+        p.lose = Some(MachineId(0));
+        m.collect_gone(5.0, &mut p);
+        assert_eq!(m.machines().count(), 1);
+        let next = m.step(6.0, TWENTY, &mut p);
+        assert_eq!(
+            next[0].reason,
+            "-1 hpc (m0): lost: Slurm job 7 of hpc ended on its own: TIMEOUT (None); \
+             its tasks run again elsewhere"
+        );
+        assert!(matches!(
+            next[0].action,
+            Action::Release {
+                machine: MachineId(0),
+                ..
+            }
+        ));
+        assert!(m.decisions().contains(&next[0]));
+        assert!(
+            next[1..].iter().any(|d| d.reason.starts_with("+1 hpc")),
+            "replaced: {next:?}"
+        );
     }
 
     #[test]

@@ -99,6 +99,22 @@ pub struct Resource {
     pub start: Option<String>,
     /// `command`: stops the machine named by `HALLEY_ID`.
     pub stop: Option<String>,
+    /// `slurm`: the partition its jobs go to (default: the cluster's).
+    pub partition: Option<String>,
+    /// `slurm`: the account charged (`--account`).
+    pub account: Option<String>,
+    /// `slurm`: the quality of service (`--qos`).
+    pub qos: Option<String>,
+    /// `slurm`: the wall time of each worker job (`--time`).
+    #[serde(default, deserialize_with = "some_secs")]
+    pub time_limit: Option<Secs>,
+    /// `slurm`: CPUs of each worker job (`--cpus-per-task`; default: `slots`).
+    pub cpus_per_task: Option<u32>,
+    /// `slurm`: more `sbatch` options, each one argument (`["--hold"]`).
+    pub extra_args: Option<Vec<String>>,
+    /// `slurm`: shell lines the job script runs before the worker
+    /// (`module load ...`).
+    pub setup: Option<String>,
 }
 
 /// Who starts and stops a class's machines.
@@ -108,6 +124,8 @@ pub enum ProviderKind {
     Static,
     Local,
     Command,
+    /// Each machine a Slurm batch job running `halley worker`.
+    Slurm,
 }
 
 /// Billing granularity.
@@ -131,7 +149,9 @@ impl Resource {
     pub fn limit(&self) -> u32 {
         match self.provider {
             ProviderKind::Static => self.count.unwrap_or_else(cores),
-            ProviderKind::Local | ProviderKind::Command => self.max.unwrap_or(0),
+            ProviderKind::Local | ProviderKind::Command | ProviderKind::Slurm => {
+                self.max.unwrap_or(0)
+            }
         }
     }
 }
@@ -246,7 +266,7 @@ impl Policy {
                         }
                     }
                 }
-                ProviderKind::Local | ProviderKind::Command => {
+                ProviderKind::Local | ProviderKind::Command | ProviderKind::Slurm => {
                     if r.count.is_some() {
                         return bad(field("count"), "only for provider \"static\"; use max");
                     }
@@ -273,6 +293,7 @@ impl Policy {
                     _ => {}
                 }
             }
+            slurm::validate(r, &field)?;
         }
         Ok(())
     }
@@ -316,5 +337,6 @@ fn unit() -> f64 {
     1.0
 }
 
+pub(crate) mod slurm;
 #[cfg(test)]
 mod tests;

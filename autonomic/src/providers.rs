@@ -1,11 +1,13 @@
 //! Providers that start real processes: `local` (worker processes on this
-//! machine standing in for cloud machines, with an emulated boot time) and
+//! machine standing in for cloud machines, with an emulated boot time),
 //! `command` (user scripts that start and stop machines through a cloud's
-//! CLI), and [`Providers`], which routes each class to its own. The
+//! CLI) and `slurm` (batch jobs of a Slurm cluster), and [`Providers`],
+//! which routes each class to its own. The
 //! `simulated` provider lives with the simulator.
 
 mod command;
 mod local;
+mod slurm;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -18,6 +20,7 @@ use crate::policy::{ProviderKind, Resource};
 
 pub use command::CommandProvider;
 pub use local::LocalProvider;
+pub use slurm::{SlurmProvider, sbatch_args, script};
 
 /// The worker command line a provider spawns, e.g. `halley worker --peer
 /// <addr>`; `--resource <class> --slots <n>` is appended per machine.
@@ -59,14 +62,16 @@ impl std::fmt::Debug for WorkerLine {
 pub struct Providers {
     pub local: LocalProvider,
     pub command: CommandProvider,
+    pub slurm: SlurmProvider,
     kinds: BTreeMap<MachineId, ProviderKind>,
 }
 
 impl Providers {
-    pub fn new(local: LocalProvider, command: CommandProvider) -> Self {
+    pub fn new(local: LocalProvider, command: CommandProvider, slurm: SlurmProvider) -> Self {
         Providers {
             local,
             command,
+            slurm,
             kinds: BTreeMap::new(),
         }
     }
@@ -74,7 +79,16 @@ impl Providers {
     /// Machines of either provider not yet seen to end: zero once
     /// everything [`Provider::stop`]ped is gone (poll [`Provider::gone`]).
     pub fn alive(&self) -> usize {
-        self.local.alive() + self.command.alive()
+        self.local.alive() + self.command.alive() + self.slurm.alive()
+    }
+
+    fn of_machine(&self, id: MachineId) -> Option<&dyn Provider> {
+        match self.kinds.get(&id)? {
+            ProviderKind::Static => None,
+            ProviderKind::Local => Some(&self.local),
+            ProviderKind::Command => Some(&self.command),
+            ProviderKind::Slurm => Some(&self.slurm),
+        }
     }
 
     fn of(&mut self, kind: ProviderKind) -> Option<&mut dyn Provider> {
@@ -82,6 +96,7 @@ impl Providers {
             ProviderKind::Static => None,
             ProviderKind::Local => Some(&mut self.local),
             ProviderKind::Command => Some(&mut self.command),
+            ProviderKind::Slurm => Some(&mut self.slurm),
         }
     }
 }
@@ -114,10 +129,28 @@ impl Provider for Providers {
     fn gone(&mut self) -> Vec<MachineId> {
         let mut gone = self.local.gone();
         gone.extend(self.command.gone());
+        gone.extend(self.slurm.gone());
         for id in &gone {
             self.kinds.remove(id);
         }
         gone
+    }
+
+    fn lost(&mut self) -> Vec<(MachineId, String)> {
+        let mut lost = self.local.lost();
+        lost.extend(self.command.lost());
+        lost.extend(self.slurm.lost());
+        lost
+    }
+
+    fn external_id(&self, id: MachineId) -> Option<String> {
+        self.slurm
+            .external_id(id)
+            .or_else(|| self.command.external_id(id))
+    }
+
+    fn waiting(&self, id: MachineId) -> Option<String> {
+        self.of_machine(id)?.waiting(id)
     }
 }
 
@@ -162,7 +195,12 @@ mod tests {
             args: vec!["-c".into(), "exit 0".into()],
             env: Vec::new(),
         };
-        let mut p = Providers::new(LocalProvider::new(worker), CommandProvider::new("j", "t"));
+        let slurm = SlurmProvider::new(worker.clone(), std::env::temp_dir());
+        let mut p = Providers::new(
+            LocalProvider::new(worker),
+            CommandProvider::new("j", "t"),
+            slurm,
+        );
         let err = p
             .start(MachineId(0), &policy.resources[0], 0.0)
             .unwrap_err();

@@ -6,6 +6,8 @@
 //! duration = { dist = "lognormal", mean = "30s", cv = 0.5 }
 //! [speed]
 //! "cloud.large" = 2.0
+//! [queue_wait]                # a `slurm` class's queue wait, drawn per job
+//! "hpc" = { dist = "lognormal", mean = "2m", cv = 1.0 }
 //! ```
 
 use std::collections::BTreeMap;
@@ -15,7 +17,7 @@ use rand::RngExt;
 use serde::Deserialize;
 
 use crate::clock::Secs;
-use crate::policy::{Invalid, Policy};
+use crate::policy::{Invalid, Policy, ProviderKind};
 use crate::source::{self, SourceError, secs};
 
 /// A whole workload file.
@@ -27,6 +29,10 @@ pub struct Workload {
     /// Speed factor per class name (default 1.0): a task takes duration / speed.
     #[serde(default)]
     pub speed: BTreeMap<String, f64>,
+    /// Queue wait per `slurm` class: how long each of its jobs stays
+    /// PENDING (default: the class's `boot_time`, always).
+    #[serde(default)]
+    pub queue_wait: BTreeMap<String, Duration>,
 }
 
 /// The distribution of task durations at speed 1.0.
@@ -81,6 +87,27 @@ impl Workload {
                 message,
             ));
         }
+        let not_queued = workload.queue_wait.keys().find(|n| {
+            policy
+                .class(n)
+                .is_none_or(|(_, r)| r.provider != ProviderKind::Slurm)
+        });
+        if let Some(name) = not_queued {
+            let queued: Vec<&str> = policy
+                .resources
+                .iter()
+                .filter(|r| r.provider == ProviderKind::Slurm)
+                .map(|r| r.name.as_str())
+                .collect();
+            let message =
+                format!("no slurm class \"{name}\" in the policy; expected one of {queued:?}");
+            return Err(source::invalid(
+                &file,
+                &text,
+                &format!("queue_wait.\"{name}\""),
+                message,
+            ));
+        }
         Ok(workload)
     }
 
@@ -95,18 +122,9 @@ impl Workload {
         if self.tasks == 0 {
             return bad("tasks", "expected 1 or more");
         }
-        if self.duration.mean <= 0.0 {
-            return bad("duration.mean", "expected a duration above 0");
-        }
-        let cv = self.duration.cv;
-        if !(cv.is_finite() && cv >= 0.0) {
-            return bad("duration.cv", "expected 0 or more");
-        }
-        if self.duration.dist == Dist::Uniform && cv > 1.0 / 3f64.sqrt() {
-            return bad(
-                "duration.cv",
-                "a uniform duration above 0 has cv at most 0.577",
-            );
+        self.duration.validate("duration")?;
+        for (name, wait) in &self.queue_wait {
+            wait.validate(&format!("queue_wait.\"{name}\""))?;
         }
         for (name, speed) in &self.speed {
             if !(speed.is_finite() && *speed > 0.0) {
@@ -123,6 +141,27 @@ impl Workload {
 }
 
 impl Duration {
+    /// Checks the mean and cv of the distribution at `field`.
+    fn validate(&self, field: &str) -> Result<(), Invalid> {
+        let bad = |name: &str, message: &str| {
+            Err(Invalid {
+                field: format!("{field}.{name}"),
+                message: message.to_string(),
+            })
+        };
+        if self.mean <= 0.0 {
+            return bad("mean", "expected a duration above 0");
+        }
+        let cv = self.cv;
+        if !(cv.is_finite() && cv >= 0.0) {
+            return bad("cv", "expected 0 or more");
+        }
+        if self.dist == Dist::Uniform && cv > 1.0 / 3f64.sqrt() {
+            return bad("cv", "a uniform duration above 0 has cv at most 0.577");
+        }
+        Ok(())
+    }
+
     /// One task's duration at speed 1.0.
     pub fn sample(&self, rng: &mut impl RngExt) -> Secs {
         let (mean, cv) = (self.mean, self.cv);

@@ -19,7 +19,10 @@
 //! Each task runs in a process group of its own ([`halley_paradigms::shell`]),
 //! with `HALLEY_TASK_ID` and `HALLEY_JOB_ID` in its environment, under the
 //! time limit, retries and directory its payload asks for
-//! ([`TaskSpec`]).
+//! ([`TaskSpec`]). A task killed by the same signal as its worker (a batch
+//! system's `scancel`, time limit or preemption signals every process of
+//! the job at once) is not reported: the worker exits 1 at once, as if it
+//! had vanished, and the task's lease lapses, so it runs again elsewhere.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -139,22 +142,35 @@ async fn work<S: Space>(space: S, args: Args) -> Outcome {
     let id = worker.id().to_owned();
     let stopper = worker.stopper();
     let (abort_tx, abort_rx) = tokio::sync::oneshot::channel();
+    let (signalled, told) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let mut signals = Signals::new();
         signals.next().await;
         tracing::info!("signal received: draining");
+        let _ = signalled.send(true);
         stopper.stop();
         signals.next().await;
         let _ = abort_tx.send(());
     });
     tracing::info!(worker = %id, peer = %args.peer, "worker started");
     let cap = args.max_output;
-    let work = worker.run_async(move |task| async move {
-        TaskSpec::decode(&task.payload)
-            .shell(cap, &task.job, task.id)
-            .run()
-            .await
-            .encode()
+    let work = worker.run_async(move |task| {
+        let told = told.clone();
+        async move {
+            let output = TaskSpec::decode(&task.payload)
+                .shell(cap, &task.job, task.id)
+                .run()
+                .await;
+            if killed_with_its_worker(output.exit_code, told).await {
+                tracing::warn!(
+                    task = task.id,
+                    "the task was killed by the signal that stops this worker: \
+                     not reported, it runs again elsewhere"
+                );
+                std::process::exit(1);
+            }
+            output.encode()
+        }
     });
     let report = tokio::select! {
         report = work => report,
@@ -177,6 +193,20 @@ async fn work<S: Space>(space: S, args: Args) -> Outcome {
             anyhow::Error::new(e).context("worker failed"),
         )),
     }
+}
+
+/// Whether a task that exited `exit_code` died of SIGTERM, SIGINT or
+/// SIGKILL while (or within a second before) this worker received its
+/// own SIGTERM or SIGINT (`told`).
+async fn killed_with_its_worker(
+    exit_code: i32,
+    mut told: tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    const BY_SIGNAL: [i32; 3] = [128 + 2, 128 + 9, 128 + 15];
+    BY_SIGNAL.contains(&exit_code)
+        && tokio::time::timeout(Duration::from_secs(1), told.wait_for(|told| *told))
+            .await
+            .is_ok_and(|r| r.is_ok())
 }
 
 /// SIGTERM and SIGINT: the first makes the worker drain (finish its

@@ -127,8 +127,6 @@ pub(crate) trait SpaceJob {
     async fn with<S: Space>(self, space: S, reach: Reach) -> Outcome;
 }
 
-/// Whether `policy` has a `command` class: machines started by scripts,
-/// anywhere, which must reach the job's space and hold its key.
 /// A fresh job id: `<kind>-<pid>-<µs>`, so jobs sharing a space never mix.
 pub fn job_id(kind: &str) -> String {
     format!(
@@ -143,11 +141,14 @@ pub fn lost(e: MasterError) -> Failure {
     Failure::unreachable(anyhow!(e).context("lost the space"))
 }
 
+/// Whether `policy` has a `command` or `slurm` class: machines started by
+/// scripts or a batch queue, anywhere, which must reach the job's space and
+/// hold its key.
 pub fn has_command_class(policy: &Policy) -> bool {
     policy
         .resources
         .iter()
-        .any(|r| r.provider == ProviderKind::Command)
+        .any(|r| matches!(r.provider, ProviderKind::Command | ProviderKind::Slurm))
 }
 
 /// Runs `job` on a runtime of its own (two threads: the loop and the

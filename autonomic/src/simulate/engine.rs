@@ -101,7 +101,9 @@ impl<'a> Engine<'a> {
             policy,
             workload,
             control,
-            provider: SimulatedProvider::default(),
+            // Queue waits drawn apart from the durations: the same tasks
+            // whatever the queue does.
+            provider: SimulatedProvider::new(workload.queue_wait.clone(), seed ^ 0x5eed),
             nodes: BTreeMap::new(),
             events: BinaryHeap::new(),
             seq: 0,

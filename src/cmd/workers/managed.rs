@@ -34,7 +34,9 @@ use halley_autonomic::machine::{MachineId, Tasks};
 use halley_autonomic::manager::{Manager, Provider};
 use halley_autonomic::planner::Decision;
 use halley_autonomic::policy::{Policy, ProviderKind};
-use halley_autonomic::providers::{CommandProvider, LocalProvider, Providers, WorkerLine};
+use halley_autonomic::providers::{
+    CommandProvider, LocalProvider, Providers, SlurmProvider, WorkerLine,
+};
 use halley_paradigms::isolated::worker_scope;
 use halley_paradigms::master::Progress;
 use halley_paradigms::task::{Heartbeat, TaskResult};
@@ -56,6 +58,9 @@ pub struct MachineRecord {
     pub released_at: Option<Secs>,
     /// What it cost.
     pub cost: f64,
+    /// The provider's id of it: a `slurm` machine's Slurm job id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
 }
 
 /// Workers started and stopped by the autonomic manager.
@@ -190,7 +195,15 @@ impl ManagedPool {
                 requested_at: m.requested_at,
                 released_at: None,
                 cost: 0.0,
+                provider_id: None,
             });
+        }
+        if let Some(providers) = self.providers.as_ref() {
+            for (id, record) in &mut self.records {
+                if record.provider_id.is_none() {
+                    record.provider_id = providers.external_id(*id);
+                }
+            }
         }
         let live: Vec<MachineId> = self.manager.machines().map(|m| m.id).collect();
         for (id, record) in &mut self.records {
@@ -203,9 +216,7 @@ impl ManagedPool {
     /// Processes that ended: billing stops now.
     fn collect_gone(&mut self, now: Secs) {
         if let Some(providers) = self.providers.as_mut() {
-            for id in providers.gone() {
-                self.manager.released(id, now);
-            }
+            self.manager.collect_gone(now, providers);
         }
         self.reconcile(now);
     }
@@ -344,9 +355,24 @@ impl WorkerPool for ManagedPool {
             args,
             env: Self::env_with(token.clone()),
         };
+        // Slurm's nodes dial the join address, as command machines do; the
+        // job scripts and the jobs' logs go to ./halley-slurm/<job>/.
+        let batch = WorkerLine {
+            args: {
+                let mut args = Self::worker_args(&join, job);
+                args.extend(self.worker_flags.iter().cloned());
+                args
+            },
+            ..line.clone()
+        };
+        let dir = std::env::current_dir()
+            .context("cannot find the working directory")?
+            .join("halley-slurm")
+            .join(job);
         self.providers = Some(Providers::new(
             LocalProvider::new(line),
             CommandProvider::new(join, token.unwrap_or_default()),
+            SlurmProvider::new(batch, dir),
         ));
         self.reconcile(0.0);
         if self.start_static {
