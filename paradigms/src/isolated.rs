@@ -4,7 +4,7 @@
 //! Exactly what [`crate::worker::Worker`] does for one job, and no more:
 //! take the job's tasks, put and take back its claims (the leases, renewed
 //! by putting them again), put its results and its heartbeat, and watch for
-//! its stop tuples. It cannot read, scan or subscribe to anything, write a
+//! its stop tuples and its abort notice. It cannot read, scan or subscribe to anything, write a
 //! task (so it cannot make other workers run a command), or touch another
 //! job's tasks, claims or results.
 //!
@@ -18,14 +18,14 @@ use halley_substrate::node::gate::Scope;
 use halley_substrate::{Field, Kind, Template};
 
 use crate::lease::Claim;
-use crate::task::{Heartbeat, STOP, Task, TaskResult, stop_template};
+use crate::task::{Heartbeat, STOP, Task, TaskResult, abort_template, stop_template};
 
 /// The scope of job `job`'s isolated workers.
 pub fn worker_scope(job: &str) -> Scope {
     let any_stop = Template::new(vec![Field::Actual(STOP.into()), Field::Typed(Kind::Str)]);
     Scope {
         take: vec![Task::template(Some(job)), Claim::template(job), any_stop],
-        read: vec![stop_template(job)],
+        read: vec![stop_template(job), abort_template(Some(job))],
         write: vec![
             Claim::template(job),
             TaskResult::template(job),

@@ -455,10 +455,17 @@ impl<S: Space> Worker<S> {
                 }
                 None => None,
             };
-            let aborts = self
-                .space
-                .scan(abort_template(self.job.as_deref()), Some(64))
-                .await?;
+            // A worker of one job reads its one notice (all an isolated
+            // worker's capability allows); a worker of every job scans.
+            let aborts = match &self.job {
+                Some(job) => self
+                    .space
+                    .read(abort_template(Some(job)), Some(Duration::ZERO))
+                    .await?
+                    .into_iter()
+                    .collect(),
+                None => self.space.scan(abort_template(None), Some(64)).await?,
+            };
             let mut bound_job_aborted = false;
             if !aborts.is_empty() {
                 let mut aborted = shared.aborted.lock().unwrap_or_else(|e| e.into_inner());

@@ -210,7 +210,8 @@ pub fn assert_billed(summary: &serde_json::Value, paid: &str, per_second: f64) {
         let id = m["id"].as_str().unwrap();
         assert!(
             released.iter().any(|r| r == id),
-            "{id} released without a decision"
+            "{id} released without a decision: {}",
+            summary["decisions"]
         );
     }
 }
