@@ -22,6 +22,7 @@ use libp2p::{PeerId, Stream};
 use tokio::sync::{mpsc, oneshot};
 
 use super::metrics::Metrics;
+use super::shares::{self, Shares};
 use super::{Me, Served};
 use crate::space::{Space, SpaceError, Subscription};
 use crate::tuple::Tuple;
@@ -49,6 +50,7 @@ pub(super) async fn serve<S: Served>(
     me: Arc<Me>,
     spin: crate::spin::Spin,
     metrics: Arc<Metrics>,
+    shares: Arc<Shares>,
 ) {
     metrics.stream_opened();
     let (reader, mut writer) = stream.split();
@@ -72,26 +74,33 @@ pub(super) async fn serve<S: Served>(
                 }
                 Some(Ok(Message::Request { id, request })) => {
                     metrics.request(&request);
+                    let place = shares::waits(&request).then(|| shares.take(peer));
                     let refusal = if cancels.contains_key(&id) {
                         Some("a request with this id is still running")
                     } else if cancels.len() >= MAX_IN_FLIGHT {
                         Some("too many requests in flight on this stream")
+                    } else if matches!(place, Some(None)) {
+                        Some(shares::FULL)
                     } else {
                         None
                     };
                     if let Some(refusal) = refusal {
+                        // Written below with the rest, like any answer.
                         metrics.refused();
                         let answer = Outgoing { id, response: Response::refused(refusal), taken: false };
                         outbox.push(answer, &space).await;
-                        continue;
-                    }
-                    // Most requests finish at once: run them here, and give
-                    // a task of its own only to one that has to wait.
-                    let (cancel, cancelled) = oneshot::channel();
-                    let mut task = Box::pin(run(id, request, space.clone(), me.clone(), queue.clone(), cancelled));
-                    if futures::poll!(task.as_mut()).is_pending() {
-                        cancels.insert(id, cancel);
-                        running.push(task);
+                    } else {
+                        // Most requests finish at once: run them here, and
+                        // give a task of its own only to one that has to wait.
+                        let (cancel, cancelled) = oneshot::channel();
+                        let task = run(id, request, space.clone(), me.clone(), queue.clone(), cancelled);
+                        // A waiting request holds its place in its client's
+                        // share until it ends.
+                        let mut task = Box::pin(async move { let _place = place; task.await });
+                        if futures::poll!(task.as_mut()).is_pending() {
+                            cancels.insert(id, cancel);
+                            running.push(task);
+                        }
                     }
                 }
                 Some(Ok(Message::Response { id, .. })) => {

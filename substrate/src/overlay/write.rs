@@ -152,8 +152,13 @@ impl Peer {
                     }
                     self.on_effects(effects, now)
                 }
-                // Full: not stored, not acknowledged; the origin times out.
-                Err(_) => return,
+                // Full: not stored; the origin of a client's write is told.
+                Err(_) => {
+                    if let Some((origin, op, _)) = ack {
+                        self.send(origin, Msg::Full { op });
+                    }
+                    return;
+                }
             }
         }
         let targets = self.successors.clone();
