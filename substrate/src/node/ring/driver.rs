@@ -65,7 +65,7 @@ struct Driver {
     members: BTreeMap<u64, (PeerId, Member)>,
     epoch: u64,
     links: HashMap<u64, mpsc::UnboundedSender<PeerMessage>>,
-    events: mpsc::UnboundedSender<LinkEvent>,
+    events: mpsc::Sender<LinkEvent>,
     /// Each operation's reply channel.
     replies: HashMap<OpId, mpsc::Sender<Reply>>,
     timer: Option<u64>,
@@ -127,7 +127,7 @@ pub(super) fn spawn(
     let mut view = Ring::new();
     view.insert(my_id);
     let peer = Peer::new(my_id, config, Arc::new(view)).expect("the default keyspace is valid");
-    let (events, received) = mpsc::unbounded_channel();
+    let (events, received) = mpsc::channel(links::EVENTS);
     let (known, heard) = watch::channel(Arc::new(HashSet::new()));
     links::accept(link.control.clone(), events.clone(), heard);
     let mut driver = Driver {
@@ -164,7 +164,7 @@ impl Driver {
         mut self,
         mut inputs: mpsc::Receiver<Input>,
         mut controls: mpsc::UnboundedReceiver<Input>,
-        mut events: mpsc::UnboundedReceiver<LinkEvent>,
+        mut events: mpsc::Receiver<LinkEvent>,
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
