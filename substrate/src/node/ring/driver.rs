@@ -168,10 +168,13 @@ impl Driver {
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
+            // A deadline past what an Instant holds (a wait of u64::MAX
+            // ms) is as good as never.
+            let never = Instant::now() + Duration::from_secs(3600);
             let wake = self
                 .timer
-                .map(|at| self.start + Duration::from_millis(at))
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+                .and_then(|at| self.start.checked_add(Duration::from_millis(at)))
+                .map_or(never, |at| at.min(never));
             tokio::select! {
                 biased;
                 Some(control) = controls.recv() => self.on_input(control),
