@@ -4,14 +4,17 @@
 //! member addresses (a short peer id, no peer id, no TCP port, junk, a
 //! very long address, someone else's id), then `Gone` naming the receiver
 //! and `Gone` naming another member. Nobody is evicted, no tuple is lost,
-//! and the attacked peer keeps routing writes.
+//! and the attacked peer keeps routing writes. A client's waits and
+//! lifetimes of `u64::MAX` ms do not overflow the ring's clock.
 
 mod common;
+
+use std::time::Duration;
 
 use futures::{AsyncWriteExt, StreamExt};
 use halley_substrate::net::{self, Protocol};
 use halley_substrate::wire::{self, Member, Message, PEER_PROTOCOL, PeerMessage};
-use halley_substrate::{Multiaddr, PeerId};
+use halley_substrate::{Field, Multiaddr, PeerId, RemoteSpace, Space, Template, Tuple, Value};
 use libp2p::identity::Keypair;
 
 use common::{DEADLINE, Node, eventually, ring_size, run, status};
@@ -183,4 +186,40 @@ async fn forged_membership_messages_evict_no_one_and_lose_nothing() {
     }
     intact(&nodes, TUPLES + 1 - nodes.len());
     drop(streams);
+}
+
+/// Waits and lifetimes at the edge of what the wire carries (`u64::MAX`
+/// ms) are taken as "for ever", not added up into an overflow that stops
+/// the ring's driver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_waits_and_lifetimes_from_a_client_do_not_stop_the_ring() {
+    let node = Node::start();
+    let space = RemoteSpace::connect(node.addr.parse().unwrap(), DEADLINE)
+        .await
+        .expect("connect");
+    let template = |key: &str| Template::new(vec![Field::Actual(key.into()), Field::Any]);
+    space
+        .out_all(vec![tuple("kept", 1)], Some(Duration::MAX))
+        .await
+        .expect("an out living for ever");
+    let read = space.read(template("kept"), Some(Duration::MAX)).await;
+    assert_eq!(read.expect("rd"), Some(tuple("kept", 1)));
+    let waiting = space.clone();
+    let take = tokio::spawn(async move {
+        waiting
+            .take_up_to(template("later"), 1, Some(Duration::MAX))
+            .await
+    });
+    let out = run(&["out", "--peer", &node.addr, "(\"later\", 2)"], None);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let taken = tokio::time::timeout(DEADLINE, take)
+        .await
+        .expect("the take ends");
+    assert_eq!(taken.unwrap().expect("in"), vec![tuple("later", 2)]);
+    let status = status(&node.addr).expect("status");
+    assert_eq!(status["tuples"], 1, "{status}");
+}
+
+fn tuple(key: &str, n: i64) -> Tuple {
+    Tuple::new(vec![Value::from(key), Value::from(n)])
 }

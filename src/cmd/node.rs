@@ -10,7 +10,8 @@
 //! the overlay (not joinable). With `--secret-file` it serves a private overlay: only
 //! peers and clients holding the same key connect, and a `--join` through a
 //! peer with another key (or none) fails. `--metrics` serves counters in
-//! Prometheus's text format over HTTP.
+//! Prometheus's text format over HTTP. `--max-tuples` bounds what the node
+//! holds: writes past it are refused.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +19,8 @@ use std::path::PathBuf;
 use anyhow::{Context, anyhow};
 use halley_substrate::embedded::EmbeddedSpace;
 use halley_substrate::net::PreSharedKey;
+use halley_substrate::overlay::Config;
+use halley_substrate::store::Limits;
 use halley_substrate::{Multiaddr, Node};
 
 use crate::exit::{Failure, Outcome, SUCCESS};
@@ -50,6 +53,11 @@ pub struct Args {
     /// Where to serve metrics (Prometheus text at http://<host:port>/metrics).
     #[arg(long)]
     metrics: Option<SocketAddr>,
+    /// Hold at most this many tuples as their primary (a ring peer also
+    /// holds up to about (replicas - 1) times as many copies); a write past
+    /// it is refused (exit 2, "the space is full") instead of growing.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_tuples: Option<u64>,
 }
 
 pub fn run(args: Args) -> Outcome {
@@ -80,12 +88,24 @@ fn check(args: &Args) -> Result<Option<PreSharedKey>, Failure> {
 
 async fn serve(args: Args, secret: Option<PreSharedKey>) -> Outcome {
     let replicas = usize::try_from(args.replicas).unwrap_or(usize::MAX);
+    let max_tuples = args.max_tuples.map_or(Limits::default().max_tuples, |n| {
+        usize::try_from(n).unwrap_or(usize::MAX)
+    });
     let started = if args.solo {
-        Node::start_with(args.listen, EmbeddedSpace::new(), secret)
+        let limits = Limits {
+            max_tuples,
+            ..Limits::default()
+        };
+        Node::start_with(args.listen, EmbeddedSpace::with_limits(limits), secret)
             .await
             .map(|node| (node, None))
     } else {
-        Node::start_ring_with(args.listen, args.join, replicas, secret)
+        let config = Config {
+            replicas,
+            max_tuples,
+            ..Config::default()
+        };
+        Node::start_ring_configured(args.listen, args.join, config, secret)
             .await
             .map(|(node, ring)| (node, Some(ring)))
     };

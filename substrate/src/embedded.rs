@@ -369,7 +369,7 @@ impl Space for EmbeddedSpace {
         let room = state.store.room();
         if tuples.len() > room {
             return Err(SpaceError::Refused(format!(
-                "the space has room for {room} more tuples, not {}",
+                "the space is full: it has room for {room} more tuples, not {}",
                 tuples.len()
             )));
         }

@@ -6,9 +6,10 @@
 //!
 //! A swarm with a key talks only to swarms with the same key: with a
 //! different key, or none, the connection's handshake fails. [`dial`]
-//! connects a swarm to one address and says which of the two ways a dial
-//! fails it was: nobody reachable there, or a handshake that failed once
-//! connected (most likely a missing or different key).
+//! connects a swarm to one address and says which of three ways a dial
+//! fails it was: nobody reachable there, a node whose handshake failed
+//! once connected (most likely a missing or different key), or something
+//! listening that does not speak libp2p at all.
 
 use std::error::Error;
 use std::time::Duration;
@@ -55,6 +56,12 @@ pub enum DialFailure {
          --secret-file, and is it the same one?"
     )]
     Handshake { addr: Multiaddr, reason: String },
+    /// Something answered, but not in libp2p's (so Halley's) protocol.
+    #[error(
+        "cannot reach {addr}: something listens there but does not speak Halley's protocol \
+         (libp2p); it answered {answer}"
+    )]
+    NotHalley { addr: Multiaddr, answer: String },
     /// Neither within the time allowed.
     #[error("cannot reach {addr}: no connection within {:.1}s", .timeout.as_secs_f64())]
     Timeout { addr: Multiaddr, timeout: Duration },
@@ -164,10 +171,12 @@ pub async fn dial(
 }
 
 /// Sorts a failed dial by trying a bare TCP connection to the same
-/// address: if that fails too, nobody is there; if it succeeds, somebody
-/// is, on other terms (negotiation, noise or the pnet handshake failed or
-/// timed out). libp2p's layered errors do not say which reliably: each
-/// layer hides the one below from `source()`.
+/// address ([`probe`]): if that fails too, nobody is there; if what
+/// answers speaks libp2p (plain, or behind a pre-shared key), it is a
+/// node on other terms (negotiation, noise or the pnet handshake failed or
+/// timed out); anything else does not speak Halley at all. libp2p's
+/// layered errors do not say which reliably: each layer hides the one
+/// below from `source()`.
 async fn failure(addr: &Multiaddr, error: &DialError) -> DialFailure {
     let reason = match error {
         DialError::Transport(attempts) => attempts
@@ -176,18 +185,85 @@ async fn failure(addr: &Multiaddr, error: &DialError) -> DialFailure {
         _ => error.to_string(),
     };
     let addr = addr.clone();
-    if matches!(error, DialError::Transport(_)) && tcp_reachable(&addr).await {
-        DialFailure::Handshake { addr, reason }
-    } else {
-        DialFailure::Unreachable { addr, reason }
+    if !matches!(error, DialError::Transport(_)) {
+        return DialFailure::Unreachable { addr, reason };
+    }
+    match probe(&addr).await {
+        Answer::Nobody => DialFailure::Unreachable { addr, reason },
+        Answer::Libp2p => DialFailure::Handshake { addr, reason },
+        Answer::Other(answer) => DialFailure::NotHalley { addr, answer },
     }
 }
 
 /// How long the bare TCP probe of [`failure`] may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// What a libp2p listener says first without a key: multistream-select's
+/// header (length-prefixed). With a key it first sends a 24-byte nonce.
+const MULTISTREAM: &[u8] = b"\x13/multistream/1.0.0\n";
+const PNET_NONCE: usize = 24;
 
-/// Whether a plain TCP connection to `addr`'s IP and port succeeds.
-async fn tcp_reachable(addr: &Multiaddr) -> bool {
+/// Who answers a bare TCP connection.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Nobody,
+    /// A libp2p listener, with or without a pre-shared key.
+    Libp2p,
+    /// Something else; what it said, in short.
+    Other(String),
+}
+
+/// Connects to `addr`'s IP and port, offers multistream-select, and sorts
+/// what comes back ([`Answer`]).
+async fn probe(addr: &Multiaddr) -> Answer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(mut socket) = tcp_connect(addr).await else {
+        return Answer::Nobody;
+    };
+    let mut said = Vec::new();
+    let talk = async {
+        socket.write_all(MULTISTREAM).await?;
+        let mut chunk = [0u8; 64];
+        while said.len() < 64 {
+            let n = socket.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            said.extend_from_slice(&chunk[..n]);
+            if said.starts_with(MULTISTREAM) || said.len() >= PNET_NONCE {
+                break;
+            }
+        }
+        std::io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(PROBE_TIMEOUT, talk).await;
+    sort_answer(&said)
+}
+
+/// Sorts the first bytes a listener sent after our multistream header.
+fn sort_answer(said: &[u8]) -> Answer {
+    if said.starts_with(MULTISTREAM) {
+        return Answer::Libp2p;
+    }
+    let text = said
+        .iter()
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+    if said.len() >= PNET_NONCE && !text {
+        // Binary noise of a nonce's length: a node behind a key.
+        return Answer::Libp2p;
+    }
+    if said.is_empty() {
+        return Answer::Other("nothing (it closed the connection or stayed silent)".into());
+    }
+    let shown: String = String::from_utf8_lossy(&said[..said.len().min(40)])
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    Answer::Other(format!("{:?}", shown.trim()))
+}
+
+/// A plain TCP connection to `addr`'s IP and port, if one is had within
+/// [`PROBE_TIMEOUT`].
+async fn tcp_connect(addr: &Multiaddr) -> Option<tokio::net::TcpStream> {
     let mut ip = None;
     let mut port = None;
     for part in addr.iter() {
@@ -198,14 +274,12 @@ async fn tcp_reachable(addr: &Multiaddr) -> bool {
             _ => {}
         }
     }
-    let (Some(ip), Some(port)) = (ip, port) else {
-        return false;
-    };
+    let (ip, port) = (ip?, port?);
     let connect = tokio::net::TcpStream::connect((ip, port));
-    matches!(
-        tokio::time::timeout(PROBE_TIMEOUT, connect).await,
-        Ok(Ok(_))
-    )
+    tokio::time::timeout(PROBE_TIMEOUT, connect)
+        .await
+        .ok()?
+        .ok()
 }
 
 /// The last error of the chain, in words: the cause, without the layers
@@ -216,4 +290,26 @@ fn innermost(error: &(dyn Error + 'static)) -> String {
         last = next;
     }
     last.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_sorted_into_libp2p_and_the_rest() {
+        assert_eq!(sort_answer(MULTISTREAM), Answer::Libp2p);
+        let nonce: Vec<u8> = (0..24u8).map(|b| b.wrapping_mul(37) ^ 0x80).collect();
+        assert_eq!(sort_answer(&nonce), Answer::Libp2p);
+        let http = b"HTTP/1.0 400 Bad request\r\nServer: x\r\n\r\n";
+        match sort_answer(http) {
+            Answer::Other(said) => assert!(said.contains("HTTP/1.0 400"), "{said}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(sort_answer(b""), Answer::Other(s) if s.contains("nothing")));
+        assert!(matches!(
+            sort_answer(b"SSH-2.0-OpenSSH_9.2\r\n"),
+            Answer::Other(_)
+        ));
+    }
 }

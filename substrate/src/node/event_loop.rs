@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::metrics::Metrics;
+use super::shares::Shares;
 use super::{Command, Me, Served, serve};
 use crate::net::{Behaviour, BehaviourEvent};
 
@@ -28,6 +29,7 @@ pub(super) async fn run<S: Served>(
     spin: crate::spin::Spin,
 ) {
     let mut streams = JoinSet::new();
+    let shares = Arc::new(Shares::default());
     loop {
         tokio::select! {
             event = swarm.select_next_some() => on_event(event),
@@ -40,6 +42,7 @@ pub(super) async fn run<S: Served>(
                     me.clone(),
                     spin.clone(),
                     metrics.clone(),
+                    shares.clone(),
                 );
                 streams.spawn(task.in_current_span());
             }

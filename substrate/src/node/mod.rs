@@ -22,6 +22,7 @@ pub mod gate;
 pub mod metrics;
 mod ring;
 mod serve;
+mod shares;
 
 pub use ring::RingSpace;
 
@@ -176,10 +177,25 @@ impl Node {
         replicas: usize,
         secret: Option<PreSharedKey>,
     ) -> Result<(Node, RingSpace), NodeError> {
+        let config = crate::overlay::Config {
+            replicas,
+            ..crate::overlay::Config::default()
+        };
+        Node::start_ring_configured(listen, join, config, secret).await
+    }
+
+    /// Like [`Node::start_ring_with`], this peer run with `config` (its
+    /// replicas and limits, such as [`crate::overlay::Config::max_tuples`]).
+    pub async fn start_ring_configured(
+        listen: Multiaddr,
+        join: Vec<Multiaddr>,
+        config: crate::overlay::Config,
+        secret: Option<PreSharedKey>,
+    ) -> Result<(Node, RingSpace), NodeError> {
         let mut ring = None;
         let first = join.clone();
         let node = Node::launch(listen, secret, None, &first, |link| {
-            let space = RingSpace::start(link, join, replicas);
+            let space = RingSpace::start(link, join, config);
             ring = Some(space.clone());
             space
         })

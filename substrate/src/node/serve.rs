@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::gate::{Door, Verdict};
 use super::metrics::Metrics;
+use super::shares::{self, Shares};
 use super::{Me, Served};
 use crate::space::{Space, SpaceError, Subscription};
 use crate::tuple::Tuple;
@@ -50,6 +51,7 @@ pub(super) async fn serve<S: Served>(
     me: Arc<Me>,
     spin: crate::spin::Spin,
     metrics: Arc<Metrics>,
+    shares: Arc<Shares>,
 ) {
     metrics.stream_opened();
     let (reader, mut writer) = stream.split();
@@ -76,6 +78,7 @@ pub(super) async fn serve<S: Served>(
                     metrics.request(&request);
                     // Refused or answered at once (the gateway's door
                     // first), the answer goes out with the flush below.
+                    let place = shares::waits(&request).then(|| shares.take(peer));
                     let answer = match door.check(&peer, &request) {
                         Verdict::Answer(response) => Some(response),
                         Verdict::Run if cancels.contains_key(&id) => {
@@ -83,6 +86,9 @@ pub(super) async fn serve<S: Served>(
                         }
                         Verdict::Run if cancels.len() >= MAX_IN_FLIGHT => {
                             Some(Response::refused("too many requests in flight on this stream"))
+                        }
+                        Verdict::Run if matches!(place, Some(None)) => {
+                            Some(Response::refused(shares::FULL))
                         }
                         Verdict::Run => None,
                     };
@@ -95,7 +101,10 @@ pub(super) async fn serve<S: Served>(
                         // Most requests finish at once: run them here, and
                         // give a task of its own only to one that has to wait.
                         let (cancel, cancelled) = oneshot::channel();
-                        let mut task = Box::pin(run(id, request, space.clone(), me.clone(), queue.clone(), cancelled));
+                        let task = run(id, request, space.clone(), me.clone(), queue.clone(), cancelled);
+                        // A waiting request holds its place in its client's
+                        // share until it ends.
+                        let mut task = Box::pin(async move { let _place = place; task.await });
                         if futures::poll!(task.as_mut()).is_pending() {
                             cancels.insert(id, cancel);
                             running.push(task);

@@ -147,9 +147,14 @@ pub struct Config {
     pub max_hops: u32,
     /// Successors each peer's router keeps.
     pub successors: usize,
-    /// Client operations (subscriptions included) pending at one peer at
-    /// most; more fail with [`OverlayError::Busy`].
+    /// Client writes, and apart client queries (waiting takes and reads,
+    /// subscriptions included), pending at one peer at most; more fail with
+    /// [`OverlayError::Busy`]. Per-client shares are the node's
+    /// (`node::shares`).
     pub max_pending: usize,
+    /// Tuples one peer holds as primary at most (stored plus reserved); a
+    /// write past it fails with [`OverlayError::Full`].
+    pub max_tuples: usize,
 }
 
 impl Default for Config {
@@ -168,6 +173,7 @@ impl Default for Config {
             max_hops: 64,
             successors: 8,
             max_pending: 4_096,
+            max_tuples: crate::store::Limits::default().max_tuples,
         }
     }
 }

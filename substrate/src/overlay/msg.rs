@@ -80,6 +80,8 @@ pub enum OverlayError {
     Leaving,
     #[error("too many operations pending at this peer")]
     Busy,
+    #[error("the space is full: the peer this tuple belongs to holds its --max-tuples")]
+    Full,
 }
 
 /// What a `Peer` is fed.
@@ -240,6 +242,11 @@ pub enum Msg {
     Notified {
         op: OpId,
         tuple: Tagged,
+    },
+    /// Primary → origin: the `out` `op` was refused, the primary holding
+    /// its [`super::Config::max_tuples`].
+    Full {
+        op: OpId,
     },
 }
 

@@ -84,7 +84,7 @@ impl Peer {
             span: None,
             successors: Vec::new(),
             predecessor: None,
-            store: Store::with_exact_index(),
+            store: Store::with_exact_index().holding_at_most(config.max_tuples),
             copies: BTreeMap::new(),
             copy_expiries: BTreeSet::new(),
             tombstones: BTreeMap::new(),
@@ -233,8 +233,14 @@ impl Peer {
     }
 
     fn on_client(&mut self, op: OpId, request: Op, now: u64) {
-        let ends = matches!(request, Op::Unsubscribe { .. });
-        if !ends && self.pending() >= self.config.max_pending {
+        // Writes and queries have a pool each: waiting queries, however
+        // many, never leave a write without room.
+        let busy = match request {
+            Op::Unsubscribe { .. } => false,
+            Op::Out { .. } => self.outs.len() >= self.config.max_pending,
+            _ => self.queries.len() >= self.config.max_pending,
+        };
+        if busy {
             self.reply(op, Reply::Failed(super::OverlayError::Busy));
             return;
         }
@@ -263,6 +269,11 @@ impl Peer {
                 op,
                 tuple,
             } => self.route(index, hops, origin, op, tuple, now),
+            Msg::Full { op } => {
+                if self.outs.remove(&op).is_some() {
+                    self.reply(op, Reply::Failed(super::OverlayError::Full));
+                }
+            }
             Msg::Stored { op, id, hops } => {
                 if self.returns.remove(&id).is_none() && self.outs.remove(&op).is_some() {
                     self.reply(op, Reply::Stored { id, hops });

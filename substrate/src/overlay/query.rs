@@ -78,7 +78,7 @@ impl Peer {
             template,
             ranges: None,
             probe: wait_ms == Some(0),
-            deadline: wait_ms.filter(|&w| w > 0).map(|w| now + w),
+            deadline: wait_ms.filter(|&w| w > 0).map(|w| now.saturating_add(w)),
             round: 0,
             asked: BTreeSet::new(),
             waiting: BTreeSet::new(),

@@ -91,7 +91,7 @@ impl Peer {
             Some(0) => None,
             _ => self
                 .store
-                .park(template, kind, wait_ms.map(|w| now + w))
+                .park(template, kind, wait_ms.map(|w| now.saturating_add(w)))
                 .ok(),
         };
         match parked {

@@ -673,6 +673,27 @@ fn a_peer_refuses_operations_past_its_bound() {
             reply: Reply::Failed(OverlayError::Busy)
         }]
     );
+    // Writes have a pool of their own: the waiting take leaves room.
+    let replies = peer.handle(
+        Event::Client {
+            op: OpId(3),
+            request: Op::Out {
+                tuple: tuple("none", 0),
+                ttl_ms: None,
+            },
+        },
+        2,
+    );
+    assert!(
+        replies.iter().any(|c| matches!(
+            c,
+            Command::Reply {
+                op: OpId(1),
+                reply: Reply::Taken(_)
+            }
+        )),
+        "{replies:?}"
+    );
 }
 
 #[test]

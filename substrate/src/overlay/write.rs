@@ -67,7 +67,7 @@ impl Peer {
             retry_at: now,
             index: self.keyspace.index_of(&tuple),
             tuple: Tagged { id, tuple },
-            expires_at: ttl_ms.map(|t| now + t),
+            expires_at: ttl_ms.map(|t| now.saturating_add(t)),
         }
     }
 
@@ -105,7 +105,7 @@ impl Peer {
             Some(p) if hops < self.config.max_hops => {
                 let msg = Msg::Route {
                     index,
-                    hops: hops + 1,
+                    hops: hops.saturating_add(1),
                     origin,
                     op,
                     tuple: wire,
@@ -135,7 +135,7 @@ impl Peer {
     /// to acknowledge once the replicas hold it.
     pub(super) fn adopt(&mut self, wire: Wire, ack: Option<(u64, OpId, u32)>, now: u64) {
         let (tagged, ttl) = wire;
-        let expires_at = ttl.map(|t| now + t);
+        let expires_at = ttl.map(|t| now.saturating_add(t));
         let here = self.held.values().any(|h| h.tuple.id == tagged.id)
             || self
                 .store
@@ -152,8 +152,13 @@ impl Peer {
                     }
                     self.on_effects(effects, now)
                 }
-                // Full: not stored, not acknowledged; the origin times out.
-                Err(_) => return,
+                // Full: not stored; the origin of a client's write is told.
+                Err(_) => {
+                    if let Some((origin, op, _)) = ack {
+                        self.send(origin, Msg::Full { op });
+                    }
+                    return;
+                }
             }
         }
         let targets = self.successors.clone();
@@ -279,7 +284,7 @@ impl Peer {
         if self.has(&tagged, now) {
             return;
         }
-        let expires_at = ttl.map(|t| now + t);
+        let expires_at = ttl.map(|t| now.saturating_add(t));
         if let Some(at) = expires_at {
             self.copy_expiries.insert((at, tagged.id));
         }

@@ -102,6 +102,12 @@ impl Store {
         }
     }
 
+    /// This store holding at most `max` tuples (stored plus reserved).
+    pub fn holding_at_most(mut self, max: usize) -> Self {
+        self.limits.max_tuples = max;
+        self
+    }
+
     /// An empty store with these limits.
     pub fn with_limits(limits: Limits) -> Self {
         Store {

@@ -31,6 +31,10 @@ const CONFIG: Configuration<LittleEndian, Varint, Limit<MAX_FRAME>> =
 pub enum FrameError {
     #[error("frame of {0} bytes is over the limit of {MAX_FRAME} bytes")]
     TooLarge(usize),
+    /// Within the limit on the wire, but its decoded form (whose every
+    /// value counts at its size in memory) is not.
+    #[error("message too large: its {0}-byte frame decodes past the limit of {MAX_FRAME} bytes")]
+    TooLargeDecoded(usize),
     #[error("malformed frame: {0}")]
     Malformed(String),
     #[error("the stream ended in the middle of a frame")]
@@ -70,6 +74,13 @@ fn encode_value<T: Serialize>(buf: &mut Vec<u8>, value: &T) -> Result<(), FrameE
     let written = bincode::serde::encode_into_std_write(value, buf, CONFIG);
     let len = buf.len() - start - 4;
     match written {
+        // A big frame is decoded here once, as its reader will: one that
+        // reader would refuse is refused now, as too large, not sent to
+        // have the stream closed on it.
+        Ok(_) if len > MAX_FRAME / 2 && len <= MAX_FRAME && decode(&buf[start + 4..]).is_err() => {
+            buf.truncate(start);
+            Err(FrameError::TooLargeDecoded(len))
+        }
         Ok(_) if len <= MAX_FRAME => {
             let prefix = u32::try_from(len).expect("MAX_FRAME fits in u32");
             buf[start..start + 4].copy_from_slice(&prefix.to_be_bytes());
@@ -269,6 +280,28 @@ mod tests {
         let got = read_all(&len);
         assert_eq!(got.len(), 1);
         assert!(matches!(got[0], Err(FrameError::TooLarge(n)) if n == MAX_FRAME + 1));
+    }
+
+    #[test]
+    fn a_frame_within_the_limit_that_decodes_past_it_is_refused_as_too_large() {
+        let out = |len: usize| Request::Out {
+            tuples: vec![tuple!("big", "a".repeat(len))],
+            ttl: None,
+        };
+        let mut buf = Vec::new();
+        let err = encode_request(&mut buf, 1, &out(MAX_FRAME - 40)).unwrap_err();
+        assert!(
+            matches!(err, FrameError::TooLargeDecoded(n) if n < MAX_FRAME),
+            "{err}"
+        );
+        assert!(err.to_string().contains("too large"), "{err}");
+        assert!(buf.is_empty());
+        // Half the limit and a little more still goes, and reads back.
+        encode_request(&mut buf, 2, &out(MAX_FRAME / 2 + 1_000)).unwrap();
+        assert!(matches!(
+            read_all(&buf)[..],
+            [Ok(Message::Request { id: 2, .. })]
+        ));
     }
 
     #[test]

@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -38,7 +39,7 @@ use super::checks::{self, ring_id};
 use super::links::{self, LinkEvent, peer_of};
 use super::trust::{Doubters, Suspects, Verdict};
 use super::{Input, Link};
-use crate::overlay::{Command, Config, Event, OpId, Peer, Reply};
+use crate::overlay::{Command, Config, Event, OpId, OverlayError, Peer, Reply};
 use crate::ring::Ring;
 use crate::wire::{Member, PeerMessage, PeerStatus, Status};
 
@@ -64,9 +65,9 @@ struct Driver {
     members: BTreeMap<u64, (PeerId, Member)>,
     epoch: u64,
     links: HashMap<u64, mpsc::UnboundedSender<PeerMessage>>,
-    events: mpsc::UnboundedSender<LinkEvent>,
+    events: mpsc::Sender<LinkEvent>,
     /// Each operation's reply channel.
-    replies: HashMap<OpId, mpsc::UnboundedSender<Reply>>,
+    replies: HashMap<OpId, mpsc::Sender<Reply>>,
     timer: Option<u64>,
     start: Instant,
     counting: HashMap<u64, Counting>,
@@ -113,8 +114,9 @@ fn epoch_of(msg: &PeerMessage) -> Option<u64> {
 pub(super) fn spawn(
     link: Link,
     join: Vec<Multiaddr>,
-    replicas: usize,
-    inputs: mpsc::UnboundedReceiver<Input>,
+    config: Config,
+    inputs: mpsc::Receiver<Input>,
+    controls: mpsc::UnboundedReceiver<Input>,
     count: Arc<AtomicU64>,
 ) {
     let me_peer = peer_of(&link.address).expect("a node's address ends in its peer id");
@@ -124,12 +126,8 @@ pub(super) fn spawn(
     };
     let mut view = Ring::new();
     view.insert(my_id);
-    let config = Config {
-        replicas,
-        ..Config::default()
-    };
     let peer = Peer::new(my_id, config, Arc::new(view)).expect("the default keyspace is valid");
-    let (events, received) = mpsc::unbounded_channel();
+    let (events, received) = mpsc::channel(links::EVENTS);
     let (known, heard) = watch::channel(Arc::new(HashSet::new()));
     links::accept(link.control.clone(), events.clone(), heard);
     let mut driver = Driver {
@@ -158,22 +156,28 @@ pub(super) fn spawn(
     };
     driver.publish_known();
     driver.ask_to_join();
-    tokio::spawn(driver.run(inputs, received).in_current_span());
+    tokio::spawn(driver.run(inputs, controls, received).in_current_span());
 }
 
 impl Driver {
     async fn run(
         mut self,
-        mut inputs: mpsc::UnboundedReceiver<Input>,
-        mut events: mpsc::UnboundedReceiver<LinkEvent>,
+        mut inputs: mpsc::Receiver<Input>,
+        mut controls: mpsc::UnboundedReceiver<Input>,
+        mut events: mpsc::Receiver<LinkEvent>,
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
+            // A deadline past what an Instant holds (a wait of u64::MAX
+            // ms) is as good as never.
+            let never = Instant::now() + Duration::from_secs(3600);
             let wake = self
                 .timer
-                .map(|at| self.start + Duration::from_millis(at))
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+                .and_then(|at| self.start.checked_add(Duration::from_millis(at)))
+                .map_or(never, |at| at.min(never));
             tokio::select! {
+                biased;
+                Some(control) = controls.recv() => self.on_input(control),
                 input = inputs.recv() => match input {
                     None => break,
                     Some(Input::Leave(done)) => {
@@ -595,18 +599,40 @@ impl Driver {
     }
 
     fn reply(&mut self, op: OpId, reply: Reply) {
-        let lasts = !matches!(reply, Reply::Notified(_));
-        let sent = match lasts {
-            true => self.replies.remove(&op).map(|r| r.send(reply)),
-            false => self.replies.get(&op).map(|r| r.send(reply)),
+        if let Reply::Notified(_) = reply {
+            return self.notify(op, reply);
+        }
+        let Some(sent) = self.replies.remove(&op).map(|r| r.try_send(reply)) else {
+            return;
         };
         // The client went away as the answer came: its tuples go back.
-        if let Some(Err(unsent)) = sent
-            && let Reply::Taken(tuples) = unsent.0
+        if let Err(
+            TrySendError::Closed(Reply::Taken(tuples)) | TrySendError::Full(Reply::Taken(tuples)),
+        ) = sent
             && !tuples.is_empty()
         {
             self.put_back(tuples.into_iter().map(|t| t.tuple).collect());
         }
+    }
+
+    /// Hands a subscription its notification; one whose reader left
+    /// [`super::NOTIFY_BUFFER`] unread is told it is too slow (the last
+    /// slot is kept for that) and ended.
+    fn notify(&mut self, op: OpId, reply: Reply) {
+        let Some(replies) = self.replies.get(&op) else {
+            return;
+        };
+        if replies.capacity() > 1 {
+            let _ = replies.try_send(reply);
+            return;
+        }
+        tracing::warn!(
+            unread = super::NOTIFY_BUFFER,
+            "ending a subscription whose reader does not keep up"
+        );
+        let _ = replies.try_send(Reply::Failed(OverlayError::Busy));
+        self.replies.remove(&op);
+        self.feed(Event::Cancel { op });
     }
 
     fn put_back(&mut self, tuples: Vec<crate::tuple::Tuple>) {

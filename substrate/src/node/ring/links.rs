@@ -5,6 +5,12 @@
 //! peer [`LinkEvent::Lost`] to the driver; an inbound stream that ends,
 //! [`LinkEvent::Ended`].
 //!
+//! What the readers hear reaches the driver through one bounded queue
+//! ([`EVENTS`]): a reader waits for room, so a peer sending faster than the
+//! driver handles is held back by its stream's flow control. The outbound
+//! queues are not bounded: the driver never waits, and what it queues for
+//! a peer is bounded by the operations pending at it.
+//!
 //! Anyone who can connect may open `/halley/peer/1`, but only a peer the
 //! driver knows ([`Known`]: members, the peers it joins through, and lost
 //! members) is heard: a stranger may send `Join` and nothing else until it
@@ -33,6 +39,8 @@ const OPEN_ATTEMPTS: u32 = 30;
 const OPEN_PAUSE: Duration = Duration::from_millis(100);
 /// Messages the writer encodes into one write at most.
 const BATCH: usize = 256;
+/// Link events queued for the driver at most.
+pub(super) const EVENTS: usize = 1_024;
 /// How long a message from a peer that is not a member waits for it to
 /// become one.
 const STRANGER_WAIT: Duration = Duration::from_secs(5);
@@ -72,7 +80,7 @@ pub(super) fn open(
     dial: mpsc::Sender<Command>,
     peer: PeerId,
     addr: Multiaddr,
-    events: mpsc::UnboundedSender<LinkEvent>,
+    events: mpsc::Sender<LinkEvent>,
     spin: Spin,
 ) -> mpsc::UnboundedSender<PeerMessage> {
     let (queue, receiver) = mpsc::unbounded_channel();
@@ -87,11 +95,11 @@ async fn write(
     peer: PeerId,
     addr: Multiaddr,
     mut queue: mpsc::UnboundedReceiver<PeerMessage>,
-    events: mpsc::UnboundedSender<LinkEvent>,
+    events: mpsc::Sender<LinkEvent>,
     spin: Spin,
 ) {
     let Some(mut stream) = opened(&mut control, &dial, peer, &addr).await else {
-        let _ = events.send(LinkEvent::Lost { peer });
+        let _ = events.send(LinkEvent::Lost { peer }).await;
         return;
     };
     let mut buf = Vec::new();
@@ -114,13 +122,13 @@ async fn write(
             // one of them closes: try a fresh stream before giving up.
             tracing::info!(%peer, error = %e, "peer stream broken, reopening");
             let Some(fresh) = opened(&mut control, &dial, peer, &addr).await else {
-                let _ = events.send(LinkEvent::Lost { peer });
+                let _ = events.send(LinkEvent::Lost { peer }).await;
                 return;
             };
             stream = fresh;
             if let Err(e) = write_all(&mut stream, &buf).await {
                 tracing::info!(%peer, error = %e, "peer stream broken");
-                let _ = events.send(LinkEvent::Lost { peer });
+                let _ = events.send(LinkEvent::Lost { peer }).await;
                 return;
             }
         }
@@ -156,7 +164,7 @@ async fn write_all(stream: &mut libp2p::Stream, buf: &[u8]) -> std::io::Result<(
 }
 
 /// Accepts inbound peer streams and reads each in a task of its own.
-pub(super) fn accept(mut control: Control, events: mpsc::UnboundedSender<LinkEvent>, known: Known) {
+pub(super) fn accept(mut control: Control, events: mpsc::Sender<LinkEvent>, known: Known) {
     let mut incoming = match control.accept(PEER_PROTOCOL) {
         Ok(incoming) => incoming,
         Err(e) => {
@@ -175,7 +183,7 @@ pub(super) fn accept(mut control: Control, events: mpsc::UnboundedSender<LinkEve
 async fn read(
     peer: PeerId,
     stream: libp2p::Stream,
-    events: mpsc::UnboundedSender<LinkEvent>,
+    events: mpsc::Sender<LinkEvent>,
     mut known: Known,
 ) {
     let mut frames = wire::frames(stream);
@@ -186,7 +194,11 @@ async fn read(
                     tracing::warn!(%peer, "closing a peer stream from a peer that is not a member");
                     break;
                 }
-                if events.send(LinkEvent::Message { from: peer, msg }).is_err() {
+                if events
+                    .send(LinkEvent::Message { from: peer, msg })
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -201,7 +213,7 @@ async fn read(
             None => break,
         }
     }
-    let _ = events.send(LinkEvent::Ended { peer });
+    let _ = events.send(LinkEvent::Ended { peer }).await;
 }
 
 /// Whether `msg` from `peer` is to be heard: a `Join` always, anything else

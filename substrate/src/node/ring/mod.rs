@@ -11,6 +11,14 @@
 //! ([`crate::overlay::Event::Cancel`]): it is unregistered at every
 //! candidate, offers to it are declined, and tuples already taken for it
 //! are put back; so are tuples whose answer arrived after the client left.
+//!
+//! Bounds: operations reach the driver through a bounded queue
+//! ([`OPS`]; a full one holds the client back); cancels, put-backs and
+//! unsubscriptions, at most one per operation admitted, through a second
+//! queue the driver serves first. An operation's replies come through a
+//! channel of its own: one slot for a single answer, [`NOTIFY_BUFFER`]
+//! for a subscription, whose reader is cut off (the subscription ends)
+//! when it lets that many notifications pile up.
 
 mod checks;
 mod driver;
@@ -26,7 +34,7 @@ use libp2p_stream::Control;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Command, Served};
-use crate::overlay::{Op, OpId, Reply};
+use crate::overlay::{Config, Op, OpId, OverlayError, Reply};
 use crate::space::{Space, SpaceError, Subscription};
 use crate::template::Template;
 use crate::tuple::Tuple;
@@ -34,6 +42,11 @@ use crate::wire::Status;
 
 /// Operations of one bulk `out` in flight at once.
 const OUT_WINDOW: usize = 512;
+/// Operations queued for the driver at most.
+const OPS: usize = 1_024;
+/// Notifications a subscription's reader may leave unread before it is
+/// cut off.
+pub(super) const NOTIFY_BUFFER: usize = 128;
 
 /// What a node hands the ring: how to reach other peers.
 pub(super) struct Link {
@@ -49,7 +62,7 @@ enum Input {
     Op {
         op: OpId,
         request: Op,
-        replies: mpsc::UnboundedSender<Reply>,
+        replies: mpsc::Sender<Reply>,
     },
     /// The client of this operation went away.
     Cancel(OpId),
@@ -62,7 +75,8 @@ enum Input {
 /// The space of a ring, as one node serves it. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct RingSpace {
-    inputs: mpsc::UnboundedSender<Input>,
+    inputs: mpsc::Sender<Input>,
+    control: mpsc::UnboundedSender<Input>,
     next_op: Arc<AtomicU64>,
     count: Arc<AtomicU64>,
 }
@@ -74,12 +88,14 @@ impl std::fmt::Debug for Input {
 }
 
 impl RingSpace {
-    pub(super) fn start(link: Link, join: Vec<Multiaddr>, replicas: usize) -> RingSpace {
-        let (inputs, receiver) = mpsc::unbounded_channel();
+    pub(super) fn start(link: Link, join: Vec<Multiaddr>, config: Config) -> RingSpace {
+        let (inputs, receiver) = mpsc::channel(OPS);
+        let (control, controls) = mpsc::unbounded_channel();
         let count = Arc::new(AtomicU64::new(0));
-        driver::spawn(link, join, replicas, receiver, count.clone());
+        driver::spawn(link, join, config, receiver, controls, count.clone());
         RingSpace {
             inputs,
+            control,
             next_op: Arc::new(AtomicU64::new(0)),
             count,
         }
@@ -89,37 +105,47 @@ impl RingSpace {
     /// returns once the handover is sent (or the driver is gone).
     pub async fn leave(&self) {
         let (done, wait) = oneshot::channel();
-        if self.inputs.send(Input::Leave(done)).is_ok() {
+        if self.inputs.send(Input::Leave(done)).await.is_ok() {
             let _ = wait.await;
         }
     }
 
-    /// Starts `request`; its replies arrive on the receiver.
-    fn submit(&self, request: Op) -> Result<(OpId, mpsc::UnboundedReceiver<Reply>), SpaceError> {
-        let op = OpId(self.next_op.fetch_add(1, Ordering::Relaxed));
-        let (replies, receiver) = mpsc::unbounded_channel();
-        self.inputs
-            .send(Input::Op {
-                op,
-                request,
-                replies,
-            })
-            .map_err(|_| gone())?;
+    /// Starts `request`, waiting for room in the driver's queue; its
+    /// replies arrive on the receiver.
+    async fn submit(&self, request: Op) -> Result<(OpId, mpsc::Receiver<Reply>), SpaceError> {
+        let (input, op, receiver) = self.input(request);
+        self.inputs.send(input).await.map_err(|_| gone())?;
         Ok((op, receiver))
+    }
+
+    /// The driver's input for `request`, with the channel of its replies.
+    fn input(&self, request: Op) -> (Input, OpId, mpsc::Receiver<Reply>) {
+        let op = OpId(self.next_op.fetch_add(1, Ordering::Relaxed));
+        let room = match request {
+            Op::Subscribe { .. } => NOTIFY_BUFFER + 1,
+            _ => 1,
+        };
+        let (replies, receiver) = mpsc::channel(room);
+        let input = Input::Op {
+            op,
+            request,
+            replies,
+        };
+        (input, op, receiver)
     }
 
     /// Runs `request` to its one answer; dropped before that, it cancels
     /// the operation.
     async fn ask(&self, request: Op) -> Result<Reply, SpaceError> {
-        let (op, replies) = self.submit(request)?;
+        let (op, replies) = self.submit(request).await?;
         let pending = Pending {
             op,
             replies,
-            inputs: self.inputs.clone(),
+            control: self.control.clone(),
             done: false,
         };
         match pending.answer().await? {
-            Reply::Failed(e) => Err(SpaceError::Unreachable(e.to_string())),
+            Reply::Failed(e) => Err(failed(e)),
             reply => Ok(reply),
         }
     }
@@ -130,8 +156,8 @@ impl RingSpace {
 /// already arrived unread.
 struct Pending {
     op: OpId,
-    replies: mpsc::UnboundedReceiver<Reply>,
-    inputs: mpsc::UnboundedSender<Input>,
+    replies: mpsc::Receiver<Reply>,
+    control: mpsc::UnboundedSender<Input>,
     done: bool,
 }
 
@@ -157,10 +183,19 @@ impl Drop for Pending {
                 back.extend(tuples.into_iter().map(|t| t.tuple));
             }
         }
-        let _ = self.inputs.send(Input::Cancel(self.op));
+        let _ = self.control.send(Input::Cancel(self.op));
         if !back.is_empty() {
-            let _ = self.inputs.send(Input::PutBack(back));
+            let _ = self.control.send(Input::PutBack(back));
         }
+    }
+}
+
+/// A failed operation's error: over a limit is a refusal, the rest is
+/// the space out of reach.
+fn failed(error: OverlayError) -> SpaceError {
+    match error {
+        OverlayError::Busy | OverlayError::Full => SpaceError::Refused(error.to_string()),
+        OverlayError::Timeout | OverlayError::Leaving => SpaceError::Unreachable(error.to_string()),
     }
 }
 
@@ -176,7 +211,7 @@ fn wait_ms(timeout: Option<Duration>) -> Option<u64> {
 #[derive(Debug)]
 pub struct RingSubscription {
     op: OpId,
-    replies: mpsc::UnboundedReceiver<Reply>,
+    replies: mpsc::Receiver<Reply>,
     space: RingSpace,
 }
 
@@ -194,9 +229,11 @@ impl Subscription for RingSubscription {
 
 impl Drop for RingSubscription {
     fn drop(&mut self) {
-        let _ = self.space.submit(Op::Unsubscribe {
+        let unsubscribe = Op::Unsubscribe {
             subscription: self.op,
-        });
+        };
+        let (input, _, _) = self.space.input(unsubscribe);
+        let _ = self.space.control.send(input);
     }
 }
 
@@ -209,12 +246,12 @@ impl Space for RingSpace {
         while tuples.peek().is_some() {
             let mut waiting = Vec::new();
             for tuple in tuples.by_ref().take(OUT_WINDOW) {
-                waiting.push(self.submit(Op::Out { tuple, ttl_ms })?.1);
+                waiting.push(self.submit(Op::Out { tuple, ttl_ms }).await?.1);
             }
             for mut replies in waiting {
                 match replies.recv().await.ok_or_else(gone)? {
                     Reply::Stored { .. } => {}
-                    Reply::Failed(e) => return Err(SpaceError::Unreachable(e.to_string())),
+                    Reply::Failed(e) => return Err(failed(e)),
                     other => {
                         return Err(SpaceError::Unreachable(format!("out answered {other:?}")));
                     }
@@ -270,7 +307,7 @@ impl Space for RingSpace {
     }
 
     async fn subscribe(&self, template: Template) -> Result<RingSubscription, SpaceError> {
-        let (op, replies) = self.submit(Op::Subscribe { template })?;
+        let (op, replies) = self.submit(Op::Subscribe { template }).await?;
         Ok(RingSubscription {
             op,
             replies,
@@ -286,7 +323,7 @@ impl Served for RingSpace {
 
     async fn status(&self) -> Option<Status> {
         let (answer, status) = oneshot::channel();
-        self.inputs.send(Input::Status(answer)).ok()?;
+        self.inputs.send(Input::Status(answer)).await.ok()?;
         status.await.ok()
     }
 }
