@@ -5,7 +5,6 @@
 //! the decoder or parser, never a panic. `scripts/fuzz.sh` runs the
 //! fuzzers themselves (nightly).
 
-#[allow(dead_code)]
 #[path = "../fuzz/src/lib.rs"]
 mod harness;
 

@@ -4,10 +4,10 @@
 //! (`hcap1-…`), not the space's key; the class's start script starts a
 //! real `halley worker` from HALLEY_JOIN and HALLEY_TOKEN alone, which
 //! takes tasks and completes the job with only the capability. A worker
-//! with no token, a forged capability or a key is refused (exit 3) and
-//! takes none; a client holding the job's real capability may not take
-//! another job's tasks, read, scan or write outside its job, nor ask the
-//! status. The token is in neither `summary.json` nor the job's output,
+//! with no token, a forged capability or a key is refused (exit 3), one
+//! with a malformed capability exits 2, and none takes a task; a client
+//! holding the job's real capability may not take another job's tasks,
+//! read, scan or write outside its job, nor ask the status. The token is in neither `summary.json` nor the job's output,
 //! nor the tasks' environment. With `--trusted-workers` the machines get
 //! the space's key (64 hex digits) as before.
 //!
@@ -148,6 +148,9 @@ fn command_machines_join_with_the_token_and_nobody_else_can() {
     let (code, stderr) = intruder(&join, Some(&forged));
     assert_eq!(code, Some(3), "a worker with a forged capability: {stderr}");
     assert!(stderr.contains("unknown or revoked"), "{stderr}");
+    let (code, stderr) = intruder(&join, Some("hcap1-00-run"));
+    assert_eq!(code, Some(2), "a malformed capability: {stderr}");
+    assert!(stderr.contains("HALLEY_TOKEN: expected hcap1-"), "{stderr}");
     let (code, stderr) = intruder(&join, Some(&"ab".repeat(32)));
     assert_eq!(code, Some(3), "a worker with a key: {stderr}");
     assert!(stderr.contains(REFUSED), "{stderr}");
@@ -194,5 +197,44 @@ fn command_machines_join_with_the_token_and_nobody_else_can() {
         let text = std::fs::read_to_string(dir.path(file)).unwrap_or_default();
         assert!(!text.contains(&token), "the token is in {file}");
     }
+    assert_none_left(&marker);
+}
+
+#[test]
+fn trusted_workers_get_the_key_instead() {
+    let dir = Scratch::new("token-trusted");
+    let marker = format!("token-trusted-{}", std::process::id());
+    let log = dir.path("scripts.log");
+    let policy = dir.write(
+        "policy.toml",
+        &command_policy("10s", 1, "start-private-worker.sh"),
+    );
+    // One static worker alone would take 12 s: the deadline buys a machine.
+    let tasks = dir.write("tasks.txt", &"sleep 1\n".repeat(12));
+    let out = dir.path("out");
+    let output = Guard::spawn(
+        halley()
+            .arg("run")
+            .arg(&tasks)
+            .arg("--trusted-workers")
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--out")
+            .arg(&out)
+            .env("HALLEY_TEST_MARK", &marker)
+            .env("HALLEY_TEST_BIN", env!("CARGO_BIN_EXE_halley"))
+            .env("HALLEY_TEST_LOG", &log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )
+    .wait(Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // 1: the deadline was missed, which a busy machine may do.
+    assert!(matches!(output.status.code(), Some(0 | 1)), "{stderr}");
+    let reach = std::fs::read_to_string(dir.path("scripts.log.reach")).unwrap();
+    let (_, token) = reach.trim().split_once(' ').unwrap();
+    assert_eq!(token.len(), 64, "the key in hex");
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
+    assert_eq!(summary(&out)["tasks"].as_array().unwrap().len(), 12);
     assert_none_left(&marker);
 }

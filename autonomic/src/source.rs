@@ -158,9 +158,13 @@ fn field_at(text: &str, offset: usize) -> String {
 /// In `a = { b = 1, c = `, the key of the innermost value: `c`.
 fn inner_key(before: &str) -> Option<&str> {
     let before = before[..before.rfind('=')?].trim_end();
+    // After the last character that cannot be in a key (which may be
+    // several bytes long: a BOM, an accent).
     let start = before
-        .rfind(|c: char| !(c.is_alphanumeric() || "_-\".".contains(c)))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_alphanumeric() || "_-\".".contains(c)))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     Some(before[start..].trim_matches('"')).filter(|k| !k.is_empty())
 }
 
@@ -253,6 +257,13 @@ mod tests {
     use super::*;
 
     const TEXT: &str = "[objective]\nbudget = 5.0\n\n[[resources]]\nname = \"a\"\n\n[[resources]]\nname = \"b\"\nmax = 0\n";
+
+    #[test]
+    fn a_key_after_a_multibyte_character_is_cut_on_a_character_boundary() {
+        // Found by the `policy` fuzz target: a BOM inside a key panicked.
+        assert_eq!(inner_key("x = { task_estimat\u{feff}e = "), Some("e"));
+        assert_eq!(inner_key("{ é = 1, ñame = "), Some("ñame"));
+    }
 
     #[test]
     fn finds_the_field_path_of_an_offset() {

@@ -9,8 +9,11 @@ use futures::StreamExt;
 use halley_substrate::wire::{self, Message};
 use halley_substrate::{parse_template, parse_tuple};
 
+/// What a target does with one input.
+pub type Feed = fn(&[u8]);
+
 /// The targets, by name: the directory names under `fuzz/regressions/`.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Feed); 4] = [
     ("wire_frame", wire_frame),
     ("peer_message", peer_message),
     ("syntax", syntax),

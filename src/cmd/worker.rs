@@ -32,9 +32,9 @@ use anyhow::anyhow;
 use halley_paradigms::bag::{DEFAULT_OUTPUT_CAP, TaskSpec};
 use halley_paradigms::worker::{Worker, WorkerError};
 use halley_substrate::Multiaddr;
-use halley_substrate::Space;
 use halley_substrate::client::{ConnectError, RemoteSpace};
 use halley_substrate::net::PreSharedKey;
+use halley_substrate::{Space, SpaceError};
 
 use super::token::{Credential, Sources, credential_of};
 
@@ -185,6 +185,12 @@ async fn work<S: Space>(space: S, args: Args) -> Outcome {
             tracing::info!(worker = %id, tasks = report.tasks, "worker stopped");
             Ok(SUCCESS)
         }
+        // A gateway that no longer takes the capability (revoked), or
+        // refuses what it asked.
+        Err(WorkerError::Space(SpaceError::Refused(why))) => Err(Failure::unreachable(anyhow!(
+            "worker {id}: the space at {} refused a request: {why}",
+            args.peer
+        ))),
         Err(WorkerError::Space(e)) => Err(Failure::unreachable(
             anyhow::Error::new(e)
                 .context(format!("worker {id}: the space at {} went away", args.peer)),

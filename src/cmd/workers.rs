@@ -354,4 +354,16 @@ mod tests {
         assert!(has_command_class(&Policy::parse("p", text).unwrap()));
         assert!(!has_command_class(&Policy::builtin()));
     }
+
+    #[test]
+    fn paid_classes_isolate_their_machines_and_static_ones_do_not() {
+        let needs = |text: &str| Needs::of(&Policy::parse("p", text).unwrap());
+        let local = "[[resources]]\nname = \"c\"\nprovider = \"local\"\nmax = 2\n";
+        assert!(needs(local).isolate && !needs(local).private);
+        let command = "[[resources]]\nname = \"b\"\nprovider = \"command\"\nmax = 1\n\
+                       start = \"true\"\nstop = \"true\"\n";
+        assert!(needs(command).isolate && needs(command).private);
+        let builtin = Needs::of(&Policy::builtin());
+        assert!(!builtin.isolate && !builtin.private);
+    }
 }
