@@ -76,6 +76,8 @@ pub struct Manager {
     machines: BTreeMap<MachineId, Machine>,
     /// What released machines cost.
     spent_released: f64,
+    /// When each running task started, by machine (as last told).
+    running: Vec<(MachineId, Secs)>,
     next_id: u64,
     decisions: Vec<Decision>,
 }
@@ -90,6 +92,7 @@ impl Manager {
             planner: Planner::new(),
             machines: BTreeMap::new(),
             spent_released: 0.0,
+            running: Vec::new(),
             next_id: 0,
             decisions: Vec::new(),
             policy,
@@ -133,6 +136,14 @@ impl Manager {
             self.estimator.record(m.class, duration);
             self.stale = true;
         }
+    }
+
+    /// The tasks running now: the machine and start time of each. Told
+    /// before each step, their ages make the estimates honest about the
+    /// long tasks not yet finished; never told, only finished tasks count.
+    pub fn tasks_running(&mut self, running: impl IntoIterator<Item = (MachineId, Secs)>) {
+        self.running.clear();
+        self.running.extend(running);
     }
 
     /// Machine `id`'s worker is alive and runs `busy_slots` tasks; the first
@@ -197,11 +208,17 @@ impl Manager {
             self.estimates = self.estimator.all();
             self.stale = false;
         }
+        let ages: Vec<(usize, Secs)> = self
+            .running
+            .iter()
+            .filter_map(|(id, started)| Some((self.machines.get(id)?.class, now - started)))
+            .collect();
         Snapshot {
             now,
             tasks,
             machines: self.machines.values().cloned().collect(),
             estimates: self.estimates.clone(),
+            spread: self.estimator.spread(&ages),
             spent: self.spent(now),
         }
     }

@@ -1,9 +1,10 @@
 //! Planner scenarios with exact expected decisions.
 //!
-//! Every scenario: two private `campus` workers, tasks of 30 s on every class,
+//! Every scenario: two private `campus` workers, tasks of exactly 30 s on every class,
 //! `cloud.small` at $0.36/h per second (1/100 of a cent a second), 1 m boot.
 
 use super::*;
+use crate::estimate::Spread;
 use crate::machine::{Machine, Tasks};
 
 const CLASSES: &str = r#"
@@ -75,6 +76,7 @@ fn snapshot(now: Secs, queued: u64, running: u64, mut machines: Vec<Machine>) ->
         },
         machines,
         estimates: vec![Some(30.0); 3],
+        spread: Some(Spread { mean: 30.0, cv: 0.0 }),
         spent: 0.0,
     }
 }

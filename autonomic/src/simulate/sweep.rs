@@ -11,6 +11,7 @@
 //! tasks = [100, 1000, 5000]
 //! dist = ["lognormal", "uniform", "fixed"]
 //! mean = ["30s", "2m"]
+//! max_work = "100h"               # tasks × mean at most this: a longer mean is cut to fit
 //! cv = [0.3, 1.0, 1.5]            # a uniform's is capped at 0.5, a fixed one's is 0
 //! private_slots = [0, 4]          # a free static class with these many slots
 //! paid_classes = [1, 3]
@@ -46,6 +47,10 @@ pub struct Grid {
     pub tasks: Vec<u64>,
     pub dist: Vec<String>,
     pub mean: Vec<String>,
+    /// Tasks × mean duration at most this (the mean is cut to fit), so a
+    /// sweep stays fast.
+    #[serde(deserialize_with = "crate::source::secs")]
+    pub max_work: Secs,
     pub cv: Vec<f64>,
     pub private_slots: Vec<u32>,
     pub paid_classes: Vec<u32>,
@@ -176,6 +181,10 @@ impl Grid {
         let tasks = *pick(rng, &self.tasks);
         let dist = pick(rng, &self.dist).clone();
         let mean = pick(rng, &self.mean).clone();
+        let mean = match humantime::parse_duration(mean.trim()) {
+            Ok(d) => d.as_secs_f64().min(self.max_work / tasks as f64).max(1.0),
+            Err(_) => return Err(("mean", format!("expected a duration like \"30s\", found \"{mean}\""))),
+        };
         let cv = match dist.as_str() {
             "fixed" => 0.0,
             "uniform" => pick(rng, &self.cv).min(0.5),
@@ -217,7 +226,7 @@ impl Grid {
         let workload = Workload::parse(
             "scenario",
             &format!(
-                "tasks = {tasks}\nduration = {{ dist = \"{dist}\", mean = \"{mean}\", cv = {cv} }}\n[speed]\n{speeds}"
+                "tasks = {tasks}\nduration = {{ dist = \"{dist}\", mean = {mean:.0}, cv = {cv} }}\n[speed]\n{speeds}"
             ),
         )
         .map_err(bad("dist"))?;
@@ -246,7 +255,7 @@ impl Grid {
         let policy =
             Policy::parse("scenario", &format!("{head}{classes}")).map_err(bad("objective"))?;
         let name =
-            format!("s{i:02} {tasks} {dist} {mean} cv{cv} priv{private} paid{paid} {objective}");
+            format!("s{i:02} {tasks} {dist} {} cv{cv} priv{private} paid{paid} {objective}", crate::clock::human(mean.round()));
         Ok(Scenario {
             name,
             policy,
