@@ -13,7 +13,7 @@ use crate::policy::{Billing, Policy, Resource};
 /// Samples kept per class.
 const WINDOW: usize = 101;
 /// Samples kept (at speed 1) for the distribution's shape.
-const POOL: usize = 1001;
+const POOL: usize = 301;
 /// The coefficient of variation assumed before samples tell it.
 const PRIOR_CV: f64 = 1.0;
 /// Samples after which the measured coefficient of variation is trusted.

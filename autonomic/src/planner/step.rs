@@ -233,9 +233,13 @@ impl<'a> Step<'a> {
         let work = self.work();
         let slots: f64 = machines.iter().map(|m| f64::from(r[m.0].slots)).sum();
         let at_once = slots.min((self.snap.tasks.queued + self.snap.tasks.running) as f64);
-        let last = machines
-            .iter()
-            .map(|m| self.tail(m.0, at_once))
+        let mut used = vec![false; r.len()];
+        for m in &machines {
+            used[m.0] = true;
+        }
+        let last = (0..r.len())
+            .filter(|&c| used[c])
+            .map(|c| self.tail(c, at_once))
             .fold(0.0, f64::max);
         let tail = last * f64::from(1 + self.snap.tasks.stages_ahead);
         let finish = if work == 0.0 {

@@ -183,7 +183,12 @@ impl Grid {
         let mean = pick(rng, &self.mean).clone();
         let mean = match humantime::parse_duration(mean.trim()) {
             Ok(d) => d.as_secs_f64().min(self.max_work / tasks as f64).max(1.0),
-            Err(_) => return Err(("mean", format!("expected a duration like \"30s\", found \"{mean}\""))),
+            Err(_) => {
+                return Err((
+                    "mean",
+                    format!("expected a duration like \"30s\", found \"{mean}\""),
+                ));
+            }
         };
         let cv = match dist.as_str() {
             "fixed" => 0.0,
@@ -254,8 +259,10 @@ impl Grid {
         }
         let policy =
             Policy::parse("scenario", &format!("{head}{classes}")).map_err(bad("objective"))?;
-        let name =
-            format!("s{i:02} {tasks} {dist} {} cv{cv} priv{private} paid{paid} {objective}", crate::clock::human(mean.round()));
+        let name = format!(
+            "s{i:02} {tasks} {dist} {} cv{cv} priv{private} paid{paid} {objective}",
+            crate::clock::human(mean.round())
+        );
         Ok(Scenario {
             name,
             policy,
