@@ -196,9 +196,11 @@ impl<'a> Step<'a> {
                 .filter(|(c, _, requested)| paid(*c) && !per_second(*c) && *requested == now)
                 .map(|(c, _, _)| r[*c].price_per_hour)
                 .sum();
+            // Per-hour machines burn their price an hour once their first
+            // (paid up front or already billed) is over.
             let burn: f64 = machines
                 .iter()
-                .filter(|(c, _, _)| per_second(*c))
+                .filter(|(c, _, _)| paid(*c))
                 .map(|(c, _, _)| r[*c].price_per_hour / HOUR)
                 .sum();
             let reserve: f64 = machines
@@ -219,7 +221,9 @@ impl<'a> Step<'a> {
             } else if per_second(class) {
                 stop
             } else {
-                now + HOUR - into_hour(requested, now)
+                // The paid hour, and the whole hours after it the money pays.
+                let paid_until = now + HOUR - into_hour(requested, now);
+                paid_until + ((stop - paid_until) / HOUR).floor().max(0.0) * HOUR
             }
         };
         let caps: Vec<Capacity> = machines

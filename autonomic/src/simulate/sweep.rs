@@ -24,6 +24,7 @@
 //! objective = ["deadline", "budget", "both"]
 //! deadline_factor = [0.8, 1.5, 3.0]  # × the soonest finish, every class at its max from t=0
 //! budget_factor = [0.7, 1.5, 3.0]    # × the oracle's cost (at the deadline, or twice the soonest finish)
+//! task_estimate_factor = [0.0, 0.5, 2.0]  # scaling.task_estimate = this × the mean (0: none)
 //! ```
 
 use std::path::Path;
@@ -63,6 +64,9 @@ pub struct Grid {
     pub objective: Vec<String>,
     pub deadline_factor: Vec<f64>,
     pub budget_factor: Vec<f64>,
+    /// The policy's `scaling.task_estimate` as a multiple of the true mean
+    /// (0: none, the manager learns it).
+    pub task_estimate_factor: Vec<f64>,
 }
 
 /// One scenario: a policy, a workload and a seed.
@@ -147,6 +151,7 @@ impl Grid {
             ("objective", self.objective.is_empty()),
             ("deadline_factor", self.deadline_factor.is_empty()),
             ("budget_factor", self.budget_factor.is_empty()),
+            ("task_estimate_factor", self.task_estimate_factor.is_empty()),
         ];
         if let Some((field, _)) = empty.iter().find(|(_, e)| *e) {
             return Err((field, "expected at least one choice".into()));
@@ -218,6 +223,7 @@ impl Grid {
         let objective = pick(rng, &self.objective).clone();
         let deadline_factor = *pick(rng, &self.deadline_factor);
         let budget_factor = *pick(rng, &self.budget_factor);
+        let prior = *pick(rng, &self.task_estimate_factor) * mean;
         let bad = |field: &'static str| move |e: SourceError| (field, e.to_string());
         let open = Policy::parse("scenario", &classes).map_err(bad("scenario"))?;
         let mut speeds = String::new();
@@ -250,7 +256,11 @@ impl Grid {
                 (Some(deadline), Some(budget_factor * least))
             }
         };
-        let mut head = "[objective]\n".to_string();
+        let mut head = String::new();
+        if prior > 0.0 {
+            head += &format!("[scaling]\ntask_estimate = {:.0}\n", prior.max(1.0));
+        }
+        head += "[objective]\n";
         if let Some(d) = deadline {
             head += &format!("deadline = {:.0}\n", d.ceil());
         }
