@@ -12,6 +12,12 @@ use crate::policy::{Billing, Policy, Resource};
 
 /// Samples kept per class.
 const WINDOW: usize = 101;
+/// Samples kept (at speed 1) for the distribution's shape.
+const POOL: usize = 301;
+/// The coefficient of variation assumed before samples tell it.
+const PRIOR_CV: f64 = 1.0;
+/// Samples after which the measured coefficient of variation is trusted.
+const TRUSTED_CV: usize = 30;
 /// Samples after which a class trusts its own numbers alone.
 const TRUSTED: usize = 5;
 
@@ -19,14 +25,27 @@ const TRUSTED: usize = 5;
 #[derive(Debug, Clone)]
 pub struct Estimator {
     samples: Vec<VecDeque<Secs>>,
+    /// Recent samples of every class at speed 1, for the censored mean and
+    /// the coefficient of variation.
+    pool: VecDeque<Secs>,
     speeds: Vec<f64>,
     prior: Option<Secs>,
+}
+
+/// The shape of task durations at speed 1: what the planner projects with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    /// The mean, censored: tasks still running count for their age so far.
+    pub mean: Secs,
+    /// Coefficient of variation (standard deviation / mean).
+    pub cv: f64,
 }
 
 impl Estimator {
     pub fn new(policy: &Policy) -> Self {
         Estimator {
             samples: vec![VecDeque::new(); policy.resources.len()],
+            pool: VecDeque::new(),
             speeds: policy.resources.iter().map(|r| r.speed).collect(),
             prior: policy.scaling.task_estimate,
         }
@@ -39,6 +58,40 @@ impl Estimator {
             window.pop_front();
         }
         window.push_back(duration.max(0.0));
+        if self.pool.len() == POOL {
+            self.pool.pop_front();
+        }
+        self.pool.push_back(duration.max(0.0) * self.speeds[class]);
+    }
+
+    /// The duration distribution at speed 1 from the finished tasks and the
+    /// `running` ones (class, age so far): a Kaplan–Meier estimate, so a
+    /// task running for 20 minutes says the mean is not 2 minutes. `None`
+    /// before any sample or age.
+    pub fn spread(&self, running: &[(usize, Secs)]) -> Option<Spread> {
+        let mut seen: Vec<(Secs, bool)> = self.pool.iter().map(|&d| (d, true)).collect();
+        seen.extend(
+            running
+                .iter()
+                .filter(|(_, age)| *age > 0.0)
+                .map(|&(c, age)| (age * self.speeds[c], false)),
+        );
+        if seen.is_empty() {
+            return self.prior.map(|mean| Spread { mean, cv: PRIOR_CV });
+        }
+        let (mean, second) = kaplan_meier(&mut seen);
+        let measured = ((second - mean * mean).max(0.0)).sqrt() / mean.max(f64::MIN_POSITIVE);
+        let w = (self.pool.len().min(TRUSTED_CV) as f64) / TRUSTED_CV as f64;
+        let mean = match self.prior {
+            Some(prior) if self.pool.len() < TRUSTED => {
+                blend(mean, self.pool.len(), prior).max(mean)
+            }
+            _ => mean,
+        };
+        Some(Spread {
+            mean,
+            cv: w * measured + (1.0 - w) * PRIOR_CV.max(measured),
+        })
     }
 
     /// Expected duration of a task on one slot of `class`.
@@ -77,6 +130,89 @@ impl Estimator {
             _ => Some(robust_mean(all.into_iter())),
         }
     }
+}
+
+impl Spread {
+    /// The `p` quantile of a duration with this spread scaled to `mean`,
+    /// lognormal (a fixed duration when cv is 0).
+    pub fn quantile(&self, mean: Secs, p: f64) -> Secs {
+        if self.cv <= 0.0 {
+            return mean;
+        }
+        let sigma2 = (1.0 + self.cv * self.cv).ln();
+        let mu = mean.ln() - sigma2 / 2.0;
+        (mu + sigma2.sqrt() * normal_quantile(p)).exp()
+    }
+}
+
+/// The `p` quantile of the standard normal (Acklam's rational
+/// approximation, relative error below 1.2e-9), `p` in (0, 1).
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.383577518672690e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] = [
+        -5.447609879822406e1,
+        1.615858368580409e2,
+        -1.556989798598866e2,
+        6.680131188771972e1,
+        -1.328068155288572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [
+        7.784695709041462e-3,
+        3.224671290700398e-1,
+        2.445134137142996,
+        3.754408661907416,
+    ];
+    let p = p.clamp(1e-12, 1.0 - 1e-12);
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
+/// The mean and second moment of a duration from finished (`true`) and
+/// still running (`false`, their age) observations, restricted to the
+/// longest one seen.
+fn kaplan_meier(seen: &mut [(Secs, bool)]) -> (Secs, f64) {
+    // Ended before censored at equal times.
+    seen.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut at_risk = seen.len() as f64;
+    let (mut survival, mut last) = (1.0, 0.0);
+    let (mut mean, mut second) = (0.0, 0.0);
+    for &(t, ended) in seen.iter() {
+        mean += survival * (t - last);
+        second += survival * (t * t - last * last);
+        last = t;
+        if ended {
+            survival *= 1.0 - 1.0 / at_risk;
+        }
+        at_risk -= 1.0;
+    }
+    (mean, second)
 }
 
 /// `n` samples averaging `measured`, weighed against `prior` until trusted.
@@ -180,5 +316,59 @@ mod tests {
         per_second.billing = Billing::PerSecond;
         assert!((billed(&per_second, 100.0, 1900.0) - 1.8).abs() < 1e-9);
         assert_eq!(into_hour(100.0, 3700.0 + 60.0), 60.0);
+    }
+
+    #[test]
+    fn running_tasks_count_for_their_age() {
+        let mut e = Estimator::new(&policy());
+        for d in [10.0, 20.0, 30.0] {
+            e.record(0, d);
+        }
+        // Three finished: the plain mean and spread.
+        let plain = e.spread(&[]).unwrap();
+        assert!((plain.mean - 20.0).abs() < 1e-9, "{plain:?}");
+        // One more has run for 20 minutes: the mean is far above 20 s.
+        let censored = e.spread(&[(0, 1200.0)]).unwrap();
+        // KM: S = 1 to 10, 3/4 to 20, 1/2 to 30, 1/4 to 1200.
+        let expected = 10.0 + 0.75 * 10.0 + 0.5 * 10.0 + 0.25 * 1170.0;
+        assert!((censored.mean - expected).abs() < 1e-9, "{censored:?}");
+        // Class b runs at speed 2: its ages count double at speed 1.
+        let fast = e.spread(&[(1, 600.0)]).unwrap();
+        assert_eq!(fast.mean, censored.mean);
+    }
+
+    #[test]
+    fn the_spread_is_measured_once_there_are_enough_samples() {
+        let mut e = Estimator::new(&policy());
+        assert_eq!(
+            e.spread(&[]),
+            Some(Spread {
+                mean: 10.0,
+                cv: PRIOR_CV
+            }),
+            "the prior, with a cautious spread"
+        );
+        for _ in 0..TRUSTED_CV {
+            e.record(0, 30.0);
+        }
+        assert_eq!(
+            e.spread(&[]),
+            Some(Spread {
+                mean: 30.0,
+                cv: 0.0
+            })
+        );
+    }
+
+    #[test]
+    fn quantiles_of_the_normal_and_the_lognormal() {
+        assert!(normal_quantile(0.5).abs() < 1e-9);
+        assert!((normal_quantile(0.975) - 1.959964).abs() < 1e-5);
+        assert!((normal_quantile(0.001) + 3.090232).abs() < 1e-5);
+        let fixed = Spread { mean: 1.0, cv: 0.0 };
+        assert_eq!(fixed.quantile(30.0, 0.99), 30.0);
+        // cv 1: sigma^2 = ln 2; the median is mean / sqrt(2).
+        let wide = Spread { mean: 1.0, cv: 1.0 };
+        assert!((wide.quantile(30.0, 0.5) - 30.0 / 2f64.sqrt()).abs() < 1e-6);
     }
 }

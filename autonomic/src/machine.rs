@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use crate::clock::Secs;
+use crate::estimate::Spread;
 
 /// A machine, numbered by the manager in the order it asked for them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -83,6 +84,9 @@ pub struct Snapshot {
     pub machines: Vec<Machine>,
     /// Expected task duration on one slot of each class (`None`: no idea yet).
     pub estimates: Vec<Option<Secs>>,
+    /// The shape of task durations at speed 1, running tasks counted for
+    /// their age (`None`: no idea yet).
+    pub spread: Option<Spread>,
     /// Money spent so far, released machines included.
     pub spent: f64,
 }

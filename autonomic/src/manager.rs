@@ -94,6 +94,8 @@ pub struct Manager {
     machines: BTreeMap<MachineId, Machine>,
     /// What released machines cost.
     spent_released: f64,
+    /// When each running task started, by machine (as last told).
+    running: Vec<(MachineId, Secs)>,
     next_id: u64,
     decisions: Vec<Decision>,
     /// Queue waits of batch classes, the boot time planned with.
@@ -112,6 +114,7 @@ impl Manager {
             planner: Planner::new(),
             machines: BTreeMap::new(),
             spent_released: 0.0,
+            running: Vec::new(),
             next_id: 0,
             decisions: Vec::new(),
             waits: QueueWaits::new(&policy),
@@ -157,6 +160,14 @@ impl Manager {
             self.estimator.record(m.class, duration);
             self.stale = true;
         }
+    }
+
+    /// The tasks running now: the machine and start time of each. Told
+    /// before each step, their ages make the estimates honest about the
+    /// long tasks not yet finished; never told, only finished tasks count.
+    pub fn tasks_running(&mut self, running: impl IntoIterator<Item = (MachineId, Secs)>) {
+        self.running.clear();
+        self.running.extend(running);
     }
 
     /// Machine `id`'s worker is alive and runs `busy_slots` tasks; the first
@@ -224,11 +235,17 @@ impl Manager {
             self.estimates = self.estimator.all();
             self.stale = false;
         }
+        let ages: Vec<(usize, Secs)> = self
+            .running
+            .iter()
+            .filter_map(|(id, started)| Some((self.machines.get(id)?.class, now - started)))
+            .collect();
         Snapshot {
             now,
             tasks,
             machines: self.machines.values().cloned().collect(),
             estimates: self.estimates.clone(),
+            spread: self.estimator.spread(&ages),
             spent: self.spent(now),
         }
     }
@@ -481,7 +498,7 @@ mod tests {
         Manager::new(
             Policy::parse(
                 "p",
-                "[objective]\ndeadline = \"10m\"\n[scaling]\ntask_estimate = \"30s\"\n\
+                "[objective]\ndeadline = \"12m\"\n[scaling]\ntask_estimate = \"30s\"\n\
                  [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\
                  [[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = 3.6\nboot_time = \"10s\"\nmax = 5\n",
             )

@@ -290,11 +290,15 @@ impl Planner {
         let Some(deadline) = step.policy.objective.deadline else {
             return self.fastest_within(step, budget?);
         };
+        let margin = step.margin();
         let before = step.finish(&step.none(), &[]);
-        if before <= deadline {
+        if before <= deadline - margin {
             return None;
         }
-        let (extra, meets) = step.cheapest_meeting(deadline);
+        let (extra, meets) = match step.cheapest_meeting(deadline - margin) {
+            (_, false) => step.cheapest_meeting(deadline),
+            met => met,
+        };
         for class in step.too_slow_to_boot(deadline) {
             let r = &step.policy.resources[class];
             let task = step.estimates.as_ref().map_or(0.0, |e| e[class]);
@@ -331,9 +335,12 @@ impl Planner {
             _ if !meets => self.fastest_within(step, budget.unwrap_or(f64::INFINITY)),
             _ => {
                 let why = format!(
-                    "projected {} > deadline {}; with them {}, about ${cost:.2} in all",
+                    "projected {} > deadline {} less a margin of {} (the last tasks at their \
+                     p{:.0} duration); with them {}, about ${cost:.2} in all",
                     human(before),
                     human(deadline),
+                    human(margin),
+                    100.0 * (1.0 - step::MISS),
                     human(after)
                 );
                 extra.iter().any(|&n| n > 0).then_some((extra, why))

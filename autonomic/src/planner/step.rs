@@ -2,7 +2,7 @@
 //! and the projections (finish, cost) of adding or removing machines.
 
 use crate::clock::{HOUR, Secs};
-use crate::estimate::{billed, into_hour};
+use crate::estimate::{Spread, billed, into_hour};
 use crate::machine::{Machine, MachineId, MachineState, Snapshot};
 use crate::planner::project::{Capacity, fluid_finish};
 use crate::policy::{Billing, Policy, ProviderKind};
@@ -16,9 +16,16 @@ pub struct Step<'a> {
     pub snap: &'a Snapshot,
     /// Machines counting towards capacity (failed ones left out).
     pub active: Vec<&'a Machine>,
-    /// Expected task duration per class, when every class has one.
+    /// Expected task duration per class, when every class has one: the
+    /// larger of the class's own and the censored mean at its speed.
     pub estimates: Option<Vec<Secs>>,
+    /// The shape of task durations (cautious before samples tell it).
+    pub spread: Spread,
 }
+
+/// The chance the projected finish is allowed to be late: projections are
+/// made at the `1 - MISS` quantile of the last tasks' durations.
+pub const MISS: f64 = 0.1;
 
 impl<'a> Step<'a> {
     pub fn new(policy: &'a Policy, snap: &'a Snapshot, failed: &[MachineId]) -> Self {
@@ -30,8 +37,40 @@ impl<'a> Step<'a> {
                 .iter()
                 .filter(|m| m.is_active() && !failed.contains(&m.id))
                 .collect(),
-            estimates: snap.estimates.iter().copied().collect(),
+            estimates: snap
+                .estimates
+                .iter()
+                .copied()
+                .collect::<Option<Vec<Secs>>>()
+                .map(|own| {
+                    own.iter()
+                        .zip(&policy.resources)
+                        .map(|(&e, r)| snap.spread.map_or(e, |s| e.max(s.mean / r.speed)))
+                        .collect()
+                }),
+            spread: snap.spread.unwrap_or(Spread { mean: 1.0, cv: 1.0 }),
         }
+    }
+
+    /// The margin kept between the projected finish and the deadline when
+    /// scaling out (twice that when scaling in): two planning intervals and
+    /// a twentieth of the time left.
+    pub fn margin(&self) -> Secs {
+        let left = self
+            .policy
+            .objective
+            .deadline
+            .map_or(0.0, |d| (d - self.snap.now).max(0.0));
+        2.0 * self.policy.scaling.interval + 0.05 * left
+    }
+
+    /// How long the last of the tasks left may take on `class`: the
+    /// quantile at which one of them, among as many as run at once, is
+    /// later with chance [`MISS`].
+    pub fn tail(&self, class: usize, at_once: f64) -> Secs {
+        let e = self.estimates.as_ref().map_or(0.0, |e| e[class]);
+        let k = at_once.max(1.0);
+        self.spread.quantile(e, 1.0 - MISS / k).max(e)
     }
 
     /// No machines added.
@@ -157,9 +196,11 @@ impl<'a> Step<'a> {
                 .filter(|(c, _, requested)| paid(*c) && !per_second(*c) && *requested == now)
                 .map(|(c, _, _)| r[*c].price_per_hour)
                 .sum();
+            // Per-hour machines burn their price an hour once their first
+            // (paid up front or already billed) is over.
             let burn: f64 = machines
                 .iter()
-                .filter(|(c, _, _)| per_second(*c))
+                .filter(|(c, _, _)| paid(*c))
                 .map(|(c, _, _)| r[*c].price_per_hour / HOUR)
                 .sum();
             let reserve: f64 = machines
@@ -180,7 +221,9 @@ impl<'a> Step<'a> {
             } else if per_second(class) {
                 stop
             } else {
-                now + HOUR - into_hour(requested, now)
+                // The paid hour, and the whole hours after it the money pays.
+                let paid_until = now + HOUR - into_hour(requested, now);
+                paid_until + ((stop - paid_until) / HOUR).floor().max(0.0) * HOUR
             }
         };
         let caps: Vec<Capacity> = machines
@@ -191,9 +234,18 @@ impl<'a> Step<'a> {
                 rate: r[class].slots as f64 / estimates[class],
             })
             .collect();
-        let last = machines.iter().map(|m| estimates[m.0]).fold(0.0, f64::max);
-        let tail = last * f64::from(1 + self.snap.tasks.stages_ahead);
         let work = self.work();
+        let slots: f64 = machines.iter().map(|m| f64::from(r[m.0].slots)).sum();
+        let at_once = slots.min((self.snap.tasks.queued + self.snap.tasks.running) as f64);
+        let mut used = vec![false; r.len()];
+        for m in &machines {
+            used[m.0] = true;
+        }
+        let last = (0..r.len())
+            .filter(|&c| used[c])
+            .map(|c| self.tail(c, at_once))
+            .fold(0.0, f64::max);
+        let tail = last * f64::from(1 + self.snap.tasks.stages_ahead);
         let finish = if work == 0.0 {
             now
         } else {
@@ -304,12 +356,9 @@ impl<'a> Step<'a> {
     /// With a deadline and work queued: the running paid per-second
     /// machine (without `gone`) that costs most per task (newest on ties),
     /// if the projected finish without it and `gone` stays within the
-    /// deadline less a quarter of the time left, and at least three of the
-    /// longest tasks; with that finish. The slack is wide because the
-    /// projection is optimistic (early estimates come from the tasks that
-    /// finished first, the tail is one task): a machine released on a
-    /// narrow margin is bought back later, after a boot, or the deadline
-    /// is missed.
+    /// deadline less twice the scale-out margin; with that finish. The
+    /// wider margin in than out keeps a machine released now from being
+    /// bought back later, after a boot.
     pub fn surplus(&self, gone: &[MachineId]) -> Option<(&'a Machine, Secs)> {
         let deadline = self.policy.objective.deadline?;
         if self.estimates.is_none() || self.snap.tasks.queued == 0 {
@@ -326,12 +375,7 @@ impl<'a> Step<'a> {
             })?;
         let mut without = gone.to_vec();
         without.push(m.id);
-        let longest = self
-            .estimates
-            .iter()
-            .flatten()
-            .fold(0.0, |a: f64, &b| a.max(b));
-        let slack = (0.25 * (deadline - self.snap.now)).max(3.0 * longest);
+        let slack = 2.0 * self.margin();
         let finish = self.finish(&self.none(), &without);
         (finish <= deadline - slack).then_some((m, finish))
     }
@@ -362,9 +406,9 @@ impl<'a> Step<'a> {
         }
         let mut without = gone.to_vec();
         without.push(m.id);
-        // A tenth of the time left as slack: no release now and rebuy later.
+        // Twice the scale-out margin as slack: no release now and rebuy later.
         objective.deadline.is_none_or(|d| {
-            let slack = 0.1 * (d - self.snap.now).max(0.0);
+            let slack = 2.0 * self.margin();
             self.finish(&self.none(), &without) > d - slack
         })
     }

@@ -1,9 +1,10 @@
 //! Planner scenarios with exact expected decisions.
 //!
-//! Every scenario: two private `campus` workers, tasks of 30 s on every class,
+//! Every scenario: two private `campus` workers, tasks of exactly 30 s on every class,
 //! `cloud.small` at $0.36/h per second (1/100 of a cent a second), 1 m boot.
 
 use super::*;
+use crate::estimate::Spread;
 use crate::machine::{Machine, Tasks};
 
 const CLASSES: &str = r#"
@@ -75,6 +76,10 @@ fn snapshot(now: Secs, queued: u64, running: u64, mut machines: Vec<Machine>) ->
         },
         machines,
         estimates: vec![Some(30.0); 3],
+        spread: Some(Spread {
+            mean: 30.0,
+            cv: 0.0,
+        }),
         spent: 0.0,
     }
 }
@@ -110,12 +115,14 @@ fn a_tight_deadline_buys_the_fewest_cheapest_machines_that_meet_it() {
         decisions[0].action,
         Action::Start {
             class: "cloud.small".into(),
-            count: 4
+            count: 5
         }
     );
     assert_eq!(
         reasons(&decisions),
-        ["+4 cloud.small: projected 25m30s > deadline 10m00s; with them 9m30s, about $0.23 in all"]
+        [
+            "+5 cloud.small: projected 25m30s > deadline 10m00s less a margin of 40s (the last tasks at their p90 duration); with them 8m21s, about $0.25 in all"
+        ]
     );
 }
 
@@ -151,7 +158,7 @@ fn a_deadline_the_budget_cannot_pay_is_reported_and_the_budget_honoured() {
     assert_eq!(
         reasons(&planner.plan(&p, &snapshot(0.0, 100, 0, campus()))),
         [
-            "meeting the deadline 10m00s needs about $0.23; the budget is $0.20: going as fast as the budget allows",
+            "meeting the deadline 10m00s needs about $0.25; the budget is $0.20: going as fast as the budget allows",
             "+3 cloud.small: fastest within the budget $0.20: projected 25m30s → 12m50s, about $0.17 in all",
         ]
     );
@@ -233,7 +240,7 @@ fn machines_that_stop_answering_are_released_and_replaced() {
             "-1 cloud.small (m1): not heard from for 50s; replacing it",
             "-1 cloud.small (m2): not heard from for 50s; replacing it",
             "-1 cloud.small (m3): not heard from for 50s; replacing it",
-            "+4 cloud.small: projected 16m08s > deadline 10m00s; with them 9m43s, about $0.11 in all",
+            "+5 cloud.small: projected 16m08s > deadline 10m00s less a margin of 25s (the last tasks at their p90 duration); with them 9m15s, about $0.13 in all",
         ]
     );
 }
@@ -247,7 +254,7 @@ fn a_machine_that_does_not_boot_in_time_is_replaced() {
         plan(&p, &snapshot(200.0, 200, 2, machines)),
         [
             "-1 cloud.small (m1): did not boot within 2m30s; replacing it",
-            "+1 cloud.small: projected 54m05s > deadline 50m00s; with them 37m40s, about $0.21 in all",
+            "+1 cloud.small: projected 54m05s > deadline 50m00s less a margin of 2m30s (the last tasks at their p90 duration); with them 37m40s, about $0.21 in all",
         ]
     );
 }
@@ -361,14 +368,17 @@ fn machines_the_deadline_no_longer_needs_are_drained_costliest_first() {
 fn each_stage_ahead_adds_a_tail_to_the_projected_finish() {
     // As the tight deadline above, with two more stages to follow: each
     // starts when the last task of the one before ends, 30 s more each.
-    // Four machines would finish at 10m30s; five: 4 tasks in the first
-    // minute on campus, 96 on 7 machines in 6m51s, three tails of 30 s.
+    // Five machines would finish at 9m21s, not 40 s (the margin) before
+    // the deadline; six: 4 tasks in the first minute on campus, 96 on 8
+    // machines in 6m00s, three tails of 30 s.
     let p = policy("[objective]\ndeadline = \"10m\"");
     let mut snap = snapshot(0.0, 100, 0, campus());
     snap.tasks.stages_ahead = 2;
     assert_eq!(
         plan(&p, &snap),
-        ["+5 cloud.small: projected 26m30s > deadline 10m00s; with them 9m21s, about $0.28 in all"]
+        [
+            "+6 cloud.small: projected 26m30s > deadline 10m00s less a margin of 40s (the last tasks at their p90 duration); with them 8m30s, about $0.31 in all"
+        ]
     );
 }
 
@@ -433,7 +443,8 @@ fn a_per_hour_machine_is_stopped_with_its_task_before_its_next_hour() {
     assert_eq!(
         plan(&p, &snap),
         [
-            "-1 cloud.hourly (m7), its tasks stopped and queued again: its paid hour ends in 8s and the budget $1.50 cannot pay another"
+            "-1 cloud.hourly (m7), its tasks stopped and queued again: its paid hour ends in 8s and the budget $1.50 cannot pay another",
+            "meeting the deadline 1h02m needs about $2.02; the budget is $1.50: going as fast as the budget allows",
         ]
     );
 }

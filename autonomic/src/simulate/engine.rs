@@ -205,6 +205,12 @@ impl<'a> Engine<'a> {
         for (id, busy) in heard {
             self.manager.heard(id, now, busy);
         }
+        let running: Vec<(MachineId, Secs)> = self
+            .nodes
+            .iter()
+            .flat_map(|(id, n)| n.running.iter().map(move |&(_, started)| (*id, started)))
+            .collect();
+        self.manager.tasks_running(running);
         let decisions = match &self.control {
             Control::Planner => self.manager.step(now, self.tasks, &mut self.provider),
             baseline => {

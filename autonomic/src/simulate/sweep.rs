@@ -11,6 +11,7 @@
 //! tasks = [100, 1000, 5000]
 //! dist = ["lognormal", "uniform", "fixed"]
 //! mean = ["30s", "2m"]
+//! max_work = "100h"               # tasks × mean at most this: a longer mean is cut to fit
 //! cv = [0.3, 1.0, 1.5]            # a uniform's is capped at 0.5, a fixed one's is 0
 //! private_slots = [0, 4]          # a free static class with these many slots
 //! paid_classes = [1, 3]
@@ -23,6 +24,7 @@
 //! objective = ["deadline", "budget", "both"]
 //! deadline_factor = [0.8, 1.5, 3.0]  # × the soonest finish, every class at its max from t=0
 //! budget_factor = [0.7, 1.5, 3.0]    # × the oracle's cost (at the deadline, or twice the soonest finish)
+//! task_estimate_factor = [0.0, 0.5, 2.0]  # scaling.task_estimate = this × the mean (0: none)
 //! ```
 
 use std::path::Path;
@@ -46,6 +48,10 @@ pub struct Grid {
     pub tasks: Vec<u64>,
     pub dist: Vec<String>,
     pub mean: Vec<String>,
+    /// Tasks × mean duration at most this (the mean is cut to fit), so a
+    /// sweep stays fast.
+    #[serde(deserialize_with = "crate::source::secs")]
+    pub max_work: Secs,
     pub cv: Vec<f64>,
     pub private_slots: Vec<u32>,
     pub paid_classes: Vec<u32>,
@@ -58,6 +64,9 @@ pub struct Grid {
     pub objective: Vec<String>,
     pub deadline_factor: Vec<f64>,
     pub budget_factor: Vec<f64>,
+    /// The policy's `scaling.task_estimate` as a multiple of the true mean
+    /// (0: none, the manager learns it).
+    pub task_estimate_factor: Vec<f64>,
 }
 
 /// One scenario: a policy, a workload and a seed.
@@ -142,6 +151,7 @@ impl Grid {
             ("objective", self.objective.is_empty()),
             ("deadline_factor", self.deadline_factor.is_empty()),
             ("budget_factor", self.budget_factor.is_empty()),
+            ("task_estimate_factor", self.task_estimate_factor.is_empty()),
         ];
         if let Some((field, _)) = empty.iter().find(|(_, e)| *e) {
             return Err((field, "expected at least one choice".into()));
@@ -176,6 +186,15 @@ impl Grid {
         let tasks = *pick(rng, &self.tasks);
         let dist = pick(rng, &self.dist).clone();
         let mean = pick(rng, &self.mean).clone();
+        let mean = match humantime::parse_duration(mean.trim()) {
+            Ok(d) => d.as_secs_f64().min(self.max_work / tasks as f64).max(1.0),
+            Err(_) => {
+                return Err((
+                    "mean",
+                    format!("expected a duration like \"30s\", found \"{mean}\""),
+                ));
+            }
+        };
         let cv = match dist.as_str() {
             "fixed" => 0.0,
             "uniform" => pick(rng, &self.cv).min(0.5),
@@ -204,6 +223,7 @@ impl Grid {
         let objective = pick(rng, &self.objective).clone();
         let deadline_factor = *pick(rng, &self.deadline_factor);
         let budget_factor = *pick(rng, &self.budget_factor);
+        let prior = *pick(rng, &self.task_estimate_factor) * mean;
         let bad = |field: &'static str| move |e: SourceError| (field, e.to_string());
         let open = Policy::parse("scenario", &classes).map_err(bad("scenario"))?;
         let mut speeds = String::new();
@@ -217,7 +237,7 @@ impl Grid {
         let workload = Workload::parse(
             "scenario",
             &format!(
-                "tasks = {tasks}\nduration = {{ dist = \"{dist}\", mean = \"{mean}\", cv = {cv} }}\n[speed]\n{speeds}"
+                "tasks = {tasks}\nduration = {{ dist = \"{dist}\", mean = {mean:.0}, cv = {cv} }}\n[speed]\n{speeds}"
             ),
         )
         .map_err(bad("dist"))?;
@@ -236,7 +256,11 @@ impl Grid {
                 (Some(deadline), Some(budget_factor * least))
             }
         };
-        let mut head = "[objective]\n".to_string();
+        let mut head = String::new();
+        if prior > 0.0 {
+            head += &format!("[scaling]\ntask_estimate = {:.0}\n", prior.max(1.0));
+        }
+        head += "[objective]\n";
         if let Some(d) = deadline {
             head += &format!("deadline = {:.0}\n", d.ceil());
         }
@@ -245,8 +269,10 @@ impl Grid {
         }
         let policy =
             Policy::parse("scenario", &format!("{head}{classes}")).map_err(bad("objective"))?;
-        let name =
-            format!("s{i:02} {tasks} {dist} {mean} cv{cv} priv{private} paid{paid} {objective}");
+        let name = format!(
+            "s{i:02} {tasks} {dist} {} cv{cv} priv{private} paid{paid} {objective}",
+            crate::clock::human(mean.round())
+        );
         Ok(Scenario {
             name,
             policy,

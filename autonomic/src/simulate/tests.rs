@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use super::*;
 use crate::planner::Action;
+use crate::simulate::oracle;
 
 fn policy(head: &str) -> Policy {
     let classes = r#"
@@ -222,4 +223,105 @@ fn per_hour_machines_are_billed_whole_hours_and_released_before_the_next() {
     for reason in releases {
         assert!(reason.contains("its paid hour ends in 1m00s"), "{reason}");
     }
+}
+
+/// A small seeded grid: fast in a debug build.
+const SMALL_GRID: &str = r#"
+scenarios = 20
+seed = 7
+tasks = [100, 300]
+dist = ["lognormal", "uniform", "fixed"]
+mean = ["30s", "2m"]
+max_work = "10h"
+cv = [0.5, 1.0, 1.5]
+private_slots = [0, 2, 4]
+paid_classes = [1, 2]
+price_per_hour = [0.10, 0.40]
+slots = [1, 2]
+max = [10, 20]
+speed = [1.0, 2.0]
+boot_time = ["0s", "90s", "180s"]
+billing = ["per-second", "per-hour"]
+objective = ["deadline", "deadline", "budget", "both"]
+deadline_factor = [1.3, 2.0, 3.0]
+budget_factor = [0.7, 1.5, 3.0]
+task_estimate_factor = [0.0, 0.5, 1.0, 2.0]
+"#;
+
+#[test]
+fn the_oracle_is_never_above_a_schedule_the_simulator_produces() {
+    let grid = sweep::Grid::parse("grid.toml", SMALL_GRID).unwrap();
+    for s in grid.scenarios() {
+        let max: Vec<u32> = s
+            .policy
+            .resources
+            .iter()
+            .map(|r| if r.is_private() { 0 } else { r.limit() })
+            .collect();
+        let one: Vec<u32> = max.iter().map(|&n| n.min(1)).collect();
+        for control in [
+            Control::Planner,
+            Control::Queue,
+            Control::Fixed(max),
+            Control::Fixed(one),
+        ] {
+            let r = run_with(&s.policy, &s.workload, s.seed, &control);
+            if r.finished {
+                assert!(
+                    r.oracle_cost <= r.cost + 1e-9,
+                    "{} {control:?}: oracle ${} above ${}",
+                    s.name,
+                    r.oracle_cost,
+                    r.cost
+                );
+                if r.budget_met != Some(false) {
+                    assert!(r.oracle_makespan_s <= r.makespan_s + 1e-9, "{}", s.name);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_oracle_bills_boots_and_whole_hours() {
+    let p = Policy::parse(
+        "p.toml",
+        "[[resources]]\nname = \"a\"\nprovider = \"local\"\nprice_per_hour = 3.6\nboot_time = \"100s\"\nmax = 10\n",
+    )
+    .unwrap();
+    let w = workload(1);
+    // 900 s of work by 1000 s: at least one machine, billed its boot too.
+    assert!((oracle::least_cost(&p, &w, 900.0, 1000.0) - 1.0).abs() < 1e-9);
+    let hourly = Policy::parse(
+        "p.toml",
+        "[[resources]]\nname = \"a\"\nprovider = \"local\"\nprice_per_hour = 1.0\nbilling = \"per-hour\"\nmax = 10\n",
+    )
+    .unwrap();
+    // 1800 s of work by 1800 s: one machine, a whole hour.
+    assert!((oracle::least_cost(&hourly, &w, 1800.0, 1800.0) - 1.0).abs() < 1e-9);
+    // 7200 s of work by 1800 s: four machines, four hours.
+    assert!((oracle::least_cost(&hourly, &w, 7200.0, 1800.0) - 4.0).abs() < 1e-9);
+}
+
+#[test]
+fn a_small_sweep_keeps_every_budget_and_meets_the_feasible_deadlines() {
+    let grid = sweep::Grid::parse("grid.toml", SMALL_GRID).unwrap();
+    let rows = sweep::sweep(&grid.scenarios());
+    let summary = sweep::Summary::of(&rows);
+    let (kept, budgeted) = summary.budgets;
+    assert!(budgeted > 0);
+    assert_eq!(kept, budgeted, "{}", summary.table());
+    let (met, feasible) = summary.deadlines[0];
+    assert!(
+        feasible >= 4,
+        "{}\n{}",
+        sweep::rows_table(&rows),
+        summary.table()
+    );
+    assert!(
+        f64::from(met) >= 0.85 * f64::from(feasible),
+        "{}\n{}",
+        sweep::rows_table(&rows),
+        summary.table()
+    );
 }
