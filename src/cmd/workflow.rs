@@ -122,6 +122,10 @@ impl SpaceJob for Stages {
         std::fs::write(&json, text + "\n")
             .with_context(|| format!("cannot write {}", json.display()))
             .map_err(Failure::bad_input)?;
+        if let Some(signal) = summary.signal {
+            eprintln!("halley: workflow interrupted ({})", signal.name());
+            return Ok(signal.exit_code());
+        }
         Ok(
             if summary.report.succeeded() && summary.deadline_met != Some(false) {
                 SUCCESS
