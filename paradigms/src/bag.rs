@@ -173,9 +173,10 @@ impl CommandOutput {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(33 + self.stdout.len() + self.stderr.len());
         out.extend_from_slice(&self.exit_code.to_le_bytes());
-        let flags = u8::from(self.stdout_truncated()) * OUT_TRUNCATED
-            | u8::from(self.stderr_truncated()) * ERR_TRUNCATED
-            | u8::from(self.timed_out) * TIMED_OUT_FLAG
+        let flag = |on: bool, bit: u8| if on { bit } else { 0 };
+        let flags = flag(self.stdout_truncated(), OUT_TRUNCATED)
+            | flag(self.stderr_truncated(), ERR_TRUNCATED)
+            | flag(self.timed_out, TIMED_OUT_FLAG)
             | TAIL;
         out.push(flags);
         for stream in [&self.stdout, &self.stderr] {

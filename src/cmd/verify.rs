@@ -62,9 +62,12 @@ impl Report {
     }
 }
 
+/// Which of a directory's files (by path relative to it) a manifest must list.
+type Covered = fn(&str) -> bool;
+
 /// The summary files that carry a manifest, and which of the directory's
 /// files a manifest of that kind must list.
-const SUMMARIES: [(&str, fn(&str) -> bool); 2] = [
+const SUMMARIES: [(&str, Covered); 2] = [
     ("summary.json", |rel| {
         rel.starts_with("tasks/") && !rel.rsplit('/').next().unwrap_or("").starts_with('.')
     }),
@@ -131,7 +134,7 @@ pub fn run(args: Args) -> Outcome {
 pub fn check(
     out: &Path,
     files: &BTreeMap<String, String>,
-    covered: fn(&str) -> bool,
+    covered: Covered,
 ) -> anyhow::Result<Report> {
     let mut report = Report::default();
     for (rel, sum) in files {
