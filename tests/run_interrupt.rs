@@ -179,3 +179,51 @@ fn an_interrupted_job_on_a_shared_space_leaves_no_tuple_there() {
     }
     assert_none_left(&marker);
 }
+
+#[test]
+fn sigterm_stops_a_mapreduce_and_leaves_no_part() {
+    let dir = Scratch::new("int-mr");
+    let marker = format!("int-mr-{}", std::process::id());
+    let input = dir.write("in.txt", &"a b c\n".repeat(100));
+    let started = dir.path("started");
+    let stderr = std::fs::File::create(dir.path("stderr")).unwrap();
+    let map = format!("echo x >> {}; sleep 60; cat", started.display());
+    let mut job = Guard::spawn(
+        halley()
+            .args([
+                "mapreduce",
+                "--map",
+                &map,
+                "--reduce",
+                "cat",
+                "--workers",
+                "2",
+            ])
+            .arg("--input")
+            .arg(&input)
+            .arg("--out")
+            .arg(dir.path("out"))
+            .env("HALLEY_TEST_MARK", &marker)
+            .stderr(Stdio::from(stderr)),
+    );
+    wait_for(Duration::from_secs(30), || {
+        (lines(&started).len() >= 2).then_some(())
+    });
+    signal(job.child().id(), "TERM");
+    let output = job.wait(Duration::from_secs(30));
+    let stderr = std::fs::read_to_string(dir.path("stderr")).unwrap();
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    let text = std::fs::read_to_string(dir.path("out/_summary.json")).unwrap();
+    let summary: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    let parts = std::fs::read_dir(dir.path("out"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("part-") || name == "_SUCCESS"
+        })
+        .count();
+    assert_eq!(parts, 0);
+    assert_none_left(&marker);
+}
