@@ -140,3 +140,60 @@ fn killed_workers_are_replaced_and_every_task_runs_once() {
     assert_eq!(ids, (0..40).collect::<Vec<u64>>(), "every task once");
     assert_none_left(&marker);
 }
+
+#[test]
+fn gnu_parallel_style_inputs_make_the_tasks() {
+    let dir = Scratch::new("tasks-parallel");
+    let out = dir.path("out");
+    let output = Guard::spawn(halley().arg("run").arg("--out").arg(&out).args([
+        "--command",
+        "echo {2}-{1}",
+        ":::",
+        "a",
+        "b c",
+        ":::",
+        "x",
+        "y",
+    ]))
+    .wait(Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let outs: Vec<String> = (0..4)
+        .map(|i| std::fs::read_to_string(out.join(format!("tasks/{i}.out"))).unwrap())
+        .collect();
+    assert_eq!(outs, ["x-a\n", "y-a\n", "x-b c\n", "y-b c\n"]);
+    assert_eq!(summary(&out)["tasks"][2]["command"], "echo 'x'-'b c'");
+
+    // Tasks on stdin, one continued over two lines.
+    let stdin_out = dir.path("stdin-out");
+    let mut job = halley();
+    job.arg("run")
+        .arg("-")
+        .arg("--out")
+        .arg(&stdin_out)
+        .stdin(Stdio::piped());
+    let mut child = job.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"echo one\necho two \\\n  three\n")
+            .unwrap();
+    }
+    let output = Guard(Some(child)).wait(Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let summary = summary(&stdin_out);
+    assert_eq!(summary["tasks"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        std::fs::read_to_string(stdin_out.join("tasks/1.out")).unwrap(),
+        "two three\n"
+    );
+    let bad = Guard::spawn(halley().arg("run").arg("--out").arg(dir.path("bad")).args([
+        "--command",
+        "echo {3}",
+        ":::",
+        "a",
+    ]))
+    .wait(Duration::from_secs(30));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("{3}: this task has 1 argument"));
+}

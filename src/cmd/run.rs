@@ -18,6 +18,7 @@
 //! every machine released, a partial summary written, exit 130/143.
 //! Exit 1 when the deadline was missed; 4 with `--strict` when a task failed.
 
+mod inputs;
 mod journal;
 mod summary;
 
@@ -26,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use halley_paradigms::bag::{TaskSpec, parse_tasks};
+use halley_paradigms::bag::TaskSpec;
 use halley_paradigms::master::Master;
 use halley_substrate::Space;
 use tokio::time::Instant;
@@ -42,9 +43,23 @@ pub const TASK_FAILED: u8 = 4;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The tasks: one shell command a line; empty and `#` lines are skipped.
-    #[arg(required_unless_present = "resume")]
-    pub tasks: Option<PathBuf>,
+    /// The tasks: one shell command a line (`-`: stdin); empty and `#`
+    /// lines are skipped, a line ending in `\` goes on with the next.
+    /// With --command: an arguments file, `-`, or `::: a b c` lists
+    /// (give them last: what follows is all arguments).
+    #[arg(required_unless_present = "resume", value_name = "TASKS")]
+    pub tasks: Option<String>,
+    /// With --command: the rest of the `:::` lists.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub inputs: Vec<String>,
+    /// A command template, as GNU parallel's: `{}` is a task's arguments
+    /// and `{1}`, `{2}`, … its columns, each quoted for sh; one task per
+    /// line of the arguments file or per combination of the ::: lists.
+    #[arg(long)]
+    pub command: Option<String>,
+    /// With --command and an arguments file: what separates its columns.
+    #[arg(long, default_value = "\t", requires = "command")]
+    pub colsep: String,
     /// The autonomic policy (TOML).
     #[arg(long)]
     pub policy: Option<PathBuf>,
@@ -161,12 +176,11 @@ fn plan(args: &Args, objective: Objective) -> Result<Job, Failure> {
     if let Some(out) = &args.resume {
         let past = journal::read(out).map_err(Failure::bad_input)?;
         if let Some(file) = &args.tasks {
-            let commands = load_tasks(file)?;
+            let commands = load_tasks(args)?;
             if commands != past.commands {
                 return Err(Failure::bad_input(anyhow!(
-                    "{}: not the tasks of the job in {} (its commands differ); resume without \
-                     a tasks file to run the job's own",
-                    file.display(),
+                    "{file}: not the tasks of the job in {} (its commands differ); resume \
+                     without a tasks file to run the job's own",
                     out.display()
                 )));
             }
@@ -180,23 +194,19 @@ fn plan(args: &Args, objective: Objective) -> Result<Job, Failure> {
         job.earlier_cost = past.cost;
         return Ok(job);
     }
-    let file = args.tasks.as_deref().unwrap_or(Path::new("-"));
-    let commands = load_tasks(file)?;
+    let commands = load_tasks(args)?;
     prepare_out(&args.out, args.force)?;
     Ok(fresh(commands, &args.out))
 }
 
-fn load_tasks(file: &Path) -> Result<Vec<String>, Failure> {
-    let name = file.display();
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Failure::bad_input(anyhow!("{name}: cannot read the tasks file: {e}")))?;
-    let commands = parse_tasks(&text);
-    if commands.is_empty() {
-        return Err(Failure::bad_input(anyhow!(
-            "{name}: no tasks (expected one shell command a line; empty and # lines are skipped)"
-        )));
-    }
-    Ok(commands)
+/// The commands of the tasks file, or of `--command` and its arguments.
+fn load_tasks(args: &Args) -> Result<Vec<String>, Failure> {
+    let words: Vec<String> = args.tasks.iter().chain(&args.inputs).cloned().collect();
+    let colsep = match args.colsep.as_str() {
+        "\\t" => "\t",
+        other => other,
+    };
+    inputs::commands(args.command.as_deref(), &words, colsep).map_err(Failure::bad_input)
 }
 
 /// `--out` must be new or empty; `--force` clears it.
