@@ -371,25 +371,53 @@ impl WorkerPool for ManagedPool {
 
     fn status(&mut self, progress: &Progress) -> String {
         let now = self.now();
-        let classes: Vec<String> = self
-            .manager
-            .workers_by_class()
+        let policy = self.manager.policy();
+        // Static machines that exist already (`--peer`) count once a worker
+        // reported for them: no machine that never existed is shown.
+        let matched: Vec<MachineId> = self.aliases.values().copied().collect();
+        let mut counts: Vec<(String, u32)> = policy
+            .resources
             .iter()
+            .map(|r| (r.name.clone(), 0))
+            .collect();
+        for m in self.manager.machines() {
+            let statik = policy.resources[m.class].provider == ProviderKind::Static;
+            if self.start_static || !statik || matched.contains(&m.id) {
+                counts[m.class].1 += 1;
+            }
+        }
+        let workers: u32 = counts.iter().map(|(_, n)| n).sum();
+        let classes: Vec<String> = counts
+            .iter()
+            .filter(|(_, n)| *n > 0)
             .map(|(class, n)| format!("{class} {n}"))
             .collect();
+        let deadline = policy.objective.deadline;
         let spent = self.manager.spent(now);
-        let (finish, _) = self
-            .manager
-            .projected(now, tasks(progress, self.stages_ahead));
-        let deadline = match self.manager.policy().objective.deadline {
-            Some(d) => format!(" (deadline {})", human(d)),
-            None => String::new(),
+        let left = progress.queued + progress.running;
+        let eta = if left == 0 {
+            String::new()
+        } else if workers == 0 && progress.running == 0 {
+            "; waiting for workers".to_owned()
+        } else {
+            let (finish, _) = self
+                .manager
+                .projected(now, tasks(progress, self.stages_ahead));
+            let deadline = deadline.map_or(String::new(), |d| {
+                format!(" (deadline in {})", human((d - now).max(0.0)))
+            });
+            if finish.is_finite() {
+                format!("; done in ~{}{deadline}", human((finish - now).max(0.0)))
+            } else {
+                format!("; done in: known once a task has finished{deadline}")
+            }
         };
-        format!(
-            "workers: {}; spent ${spent:.4}; finish ~{}{deadline}",
-            classes.join(", "),
-            human(finish)
-        )
+        let classes = if classes.is_empty() {
+            "none".to_owned()
+        } else {
+            classes.join(", ")
+        };
+        format!("workers: {classes}; spent ${spent:.2}{eta}")
     }
 
     fn finish(&mut self, grace: Duration) -> Account {
@@ -546,6 +574,33 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_status_shows_only_workers_that_exist_and_no_eta_when_done() {
+        // `--peer`: the static machines exist once a worker reports for one.
+        let mut pool = pool();
+        let queued = Progress {
+            submitted: 4,
+            queued: 4,
+            ..Progress::default()
+        };
+        assert_eq!(
+            pool.status(&queued),
+            "workers: none; spent $0.00; waiting for workers"
+        );
+        assert_eq!(pool.machine_of("lab-a", "campus"), Some(MachineId(0)));
+        let status = pool.status(&queued);
+        assert!(
+            status.starts_with("workers: campus 1; spent $0.00; done in: known once"),
+            "{status}"
+        );
+        let done = Progress {
+            submitted: 4,
+            done: 4,
+            ..Progress::default()
+        };
+        assert_eq!(pool.status(&done), "workers: campus 1; spent $0.00");
     }
 
     #[test]

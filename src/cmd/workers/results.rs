@@ -79,6 +79,11 @@ impl Results {
             match master.next_before(self.next_tick).await? {
                 Next::Finished(done) => {
                     pool.task_finished(&done.result);
+                    let progress = with_pending(master.progress(), pending);
+                    if progress.queued + progress.running == 0 {
+                        // The last one: no ETA left on the line.
+                        self.status = pool.status(&progress);
+                    }
                     return Ok(Some(done));
                 }
                 Next::Idle => {
