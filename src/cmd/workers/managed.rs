@@ -394,8 +394,7 @@ impl WorkerPool for ManagedPool {
             .collect();
         let deadline = policy.objective.deadline;
         let spent = self.manager.spent(now);
-        let left = progress.queued + progress.running;
-        let eta = if left == 0 {
+        let eta = if progress.done >= progress.submitted {
             String::new()
         } else if workers == 0 && progress.running == 0 {
             "; waiting for workers".to_owned()

@@ -80,7 +80,7 @@ impl Results {
                 Next::Finished(done) => {
                     pool.task_finished(&done.result);
                     let progress = with_pending(master.progress(), pending);
-                    if progress.queued + progress.running == 0 {
+                    if progress.done >= progress.submitted {
                         // The last one: no ETA left on the line.
                         self.status = pool.status(&progress);
                     }
