@@ -10,7 +10,8 @@
 //! the overlay (not joinable). With `--secret-file` it serves a private overlay: only
 //! peers and clients holding the same key connect, and a `--join` through a
 //! peer with another key (or none) fails. `--metrics` serves counters in
-//! Prometheus's text format over HTTP.
+//! Prometheus's text format over HTTP. `--key-file` keeps the node's
+//! identity, so its peer id and address survive a restart.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 use anyhow::{Context, anyhow};
 use halley_substrate::embedded::EmbeddedSpace;
 use halley_substrate::net::PreSharedKey;
+use halley_substrate::node::Identity;
 use halley_substrate::{Multiaddr, Node};
 
 use crate::exit::{Failure, Outcome, SUCCESS};
@@ -50,20 +52,25 @@ pub struct Args {
     /// Where to serve metrics (Prometheus text at http://<host:port>/metrics).
     #[arg(long)]
     metrics: Option<SocketAddr>,
+    /// Keep the node's identity in this file (created with a fresh key,
+    /// mode 0600, if missing): its peer id, and so its address, stays the
+    /// same across restarts.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Outcome {
-    let secret = check(&args)?;
+    let (secret, identity) = check(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
         .map_err(Failure::unreachable)?;
-    runtime.block_on(serve(args, secret))
+    runtime.block_on(serve(args, secret, identity))
 }
 
 /// Refuses bad overlay flags, and reads the secret.
-fn check(args: &Args) -> Result<Option<PreSharedKey>, Failure> {
+fn check(args: &Args) -> Result<(Option<PreSharedKey>, Identity), Failure> {
     for peer in &args.join {
         if !matches!(
             peer.iter().last(),
@@ -75,17 +82,22 @@ fn check(args: &Args) -> Result<Option<PreSharedKey>, Failure> {
         }
     }
     let secret = super::secret::load("node", args.secret_file.as_deref())?;
-    Ok(secret)
+    let identity = match &args.key_file {
+        Some(path) => Identity::load_or_create(path)
+            .map_err(|e| Failure::bad_input(anyhow!("node: --key-file {e}")))?,
+        None => Identity::generate(),
+    };
+    Ok((secret, identity))
 }
 
-async fn serve(args: Args, secret: Option<PreSharedKey>) -> Outcome {
+async fn serve(args: Args, secret: Option<PreSharedKey>, identity: Identity) -> Outcome {
     let replicas = usize::try_from(args.replicas).unwrap_or(usize::MAX);
     let started = if args.solo {
-        Node::start_with(args.listen, EmbeddedSpace::new(), secret)
+        Node::start_as(args.listen, EmbeddedSpace::new(), secret, identity)
             .await
             .map(|node| (node, None))
     } else {
-        Node::start_ring_with(args.listen, args.join, replicas, secret)
+        Node::start_ring_as(args.listen, args.join, replicas, secret, identity)
             .await
             .map(|(node, ring)| (node, Some(ring)))
     };

@@ -18,6 +18,7 @@
 //! such as the embedded space `halley run` shares with its workers.
 
 mod event_loop;
+pub mod identity;
 pub mod metrics;
 mod ring;
 mod serve;
@@ -29,7 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
@@ -41,6 +41,7 @@ use crate::net::{self, DialFailure, NetError, PreSharedKey};
 use crate::space::Space;
 use crate::spin::Spin;
 use crate::wire::PROTOCOL;
+pub use identity::Identity;
 use metrics::Metrics;
 use metrics::http::Probe;
 
@@ -137,7 +138,17 @@ impl Node {
         space: S,
         secret: Option<PreSharedKey>,
     ) -> Result<Node, NodeError> {
-        Node::launch(listen, secret, &[], |_| space).await
+        Node::start_as(listen, space, secret, Identity::generate()).await
+    }
+
+    /// Like [`Node::start_with`], as `identity`.
+    pub async fn start_as<S: Served>(
+        listen: Multiaddr,
+        space: S,
+        secret: Option<PreSharedKey>,
+        identity: Identity,
+    ) -> Result<Node, NodeError> {
+        Node::launch(listen, secret, identity, &[], |_| space).await
     }
 
     /// Starts a node that joins the ring through `join` (or starts one
@@ -161,9 +172,21 @@ impl Node {
         replicas: usize,
         secret: Option<PreSharedKey>,
     ) -> Result<(Node, RingSpace), NodeError> {
+        Node::start_ring_as(listen, join, replicas, secret, Identity::generate()).await
+    }
+
+    /// Like [`Node::start_ring_with`], as `identity` (a stable peer id:
+    /// [`Identity::load_or_create`]).
+    pub async fn start_ring_as(
+        listen: Multiaddr,
+        join: Vec<Multiaddr>,
+        replicas: usize,
+        secret: Option<PreSharedKey>,
+        identity: Identity,
+    ) -> Result<(Node, RingSpace), NodeError> {
         let mut ring = None;
         let first = join.clone();
-        let node = Node::launch(listen, secret, &first, |link| {
+        let node = Node::launch(listen, secret, identity, &first, |link| {
             let space = RingSpace::start(link, join, replicas);
             ring = Some(space.clone());
             space
@@ -177,10 +200,11 @@ impl Node {
     async fn launch<S: Served>(
         listen: Multiaddr,
         secret: Option<PreSharedKey>,
+        identity: Identity,
         join: &[Multiaddr],
         build: impl FnOnce(ring::Link) -> S,
     ) -> Result<Node, NodeError> {
-        let keypair = Keypair::generate_ed25519();
+        let keypair = identity.0;
         let peer_id = keypair.public().to_peer_id();
         let mut swarm = net::swarm(keypair, secret)?;
         let listen_error = |reason: String| NodeError::Listen {
