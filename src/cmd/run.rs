@@ -138,6 +138,11 @@ pub fn run(args: Args) -> Outcome {
         class.count = Some(n);
     }
     let mut job = plan(&args, policy.objective.clone())?;
+    if let Some(budget) = policy.objective.budget.as_mut() {
+        // What earlier runs of the job spent is spent: the manager plans
+        // with what is left.
+        *budget = (*budget - job.earlier_cost).max(0.0);
+    }
     job.spec = TaskSpec {
         timeout_ms: args.timeout.map(|t| t.as_millis() as u64),
         retries: args.retries,
