@@ -227,3 +227,44 @@ fn sigterm_stops_a_mapreduce_and_leaves_no_part() {
     assert_eq!(parts, 0);
     assert_none_left(&marker);
 }
+
+#[test]
+fn sigterm_stops_a_workflow_and_a_second_signal_hurries() {
+    let dir = Scratch::new("int-wf");
+    let marker = format!("int-wf-{}", std::process::id());
+    let started = dir.path("started");
+    let step = format!("echo x >> {}; sleep 60", started.display());
+    let wf = dir.write(
+        "wf.toml",
+        &format!(
+            "[stages.slow]\ncommands = [{0:?}, {0:?}, {0:?}]\n\
+             [stages.after]\ncommands = [\"echo never\"]\nafter = [\"slow\"]\n",
+            step
+        ),
+    );
+    let stderr = std::fs::File::create(dir.path("stderr")).unwrap();
+    let mut job = Guard::spawn(
+        halley()
+            .arg("workflow")
+            .arg(&wf)
+            .arg("--out")
+            .arg(dir.path("out"))
+            .args(["--slots", "2"])
+            .env("HALLEY_TEST_MARK", &marker)
+            .stderr(Stdio::from(stderr)),
+    );
+    wait_for(Duration::from_secs(30), || {
+        (lines(&started).len() >= 2).then_some(())
+    });
+    let pid = job.child().id();
+    signal(pid, "TERM");
+    signal(pid, "TERM");
+    let output = job.wait(Duration::from_secs(30));
+    let stderr = std::fs::read_to_string(dir.path("stderr")).unwrap();
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    let text = std::fs::read_to_string(dir.path("out/workflow.json")).unwrap();
+    let summary: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    assert_eq!(summary["tasks"], serde_json::json!([]), "{summary}");
+    assert_none_left(&marker);
+}

@@ -299,6 +299,29 @@ impl ManagedPool {
     }
 }
 
+/// Ends a worker still running: SIGINT then SIGTERM (two signals: it kills
+/// its tasks' process groups and exits), SIGKILL if it is still up a
+/// second later.
+fn end_worker(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    for signal in ["-INT", "-TERM"] {
+        let _ = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status();
+    }
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 fn tasks(progress: &Progress, stages_ahead: u32) -> Tasks {
     Tasks {
         queued: progress.queued as u64,
@@ -438,8 +461,7 @@ impl WorkerPool for ManagedPool {
             std::thread::sleep(Duration::from_millis(20));
         }
         for (_, child) in &mut self.statics {
-            let _ = child.kill();
-            let _ = child.wait();
+            end_worker(child);
         }
         // Dropping the providers kills the local workers still up.
         self.providers = None;
