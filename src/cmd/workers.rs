@@ -200,18 +200,20 @@ fn unspecified(addr: &Multiaddr) -> bool {
 /// One tick of a job's loop while no result came: the workers heard from
 /// and the job's counters (`progress`: the master's, with the tasks still
 /// to come) go to the pool, whose decisions go to the log; returns the
-/// pool's status for the progress line.
+/// pool's status for the progress line and the slots the workers say are
+/// busy.
 pub async fn tick<S: Space>(
     master: &Master<S>,
     pool: &mut impl WorkerPool,
     display: &Display,
     progress: &Progress,
-) -> Result<String, MasterError> {
+) -> Result<(String, usize), MasterError> {
     let workers = master.workers().await?;
     for decision in pool.tick(progress, &workers) {
         display.log(&decision.to_string());
     }
-    Ok(pool.status(progress))
+    let busy = workers.iter().map(|w| w.busy_slots as usize).sum();
+    Ok((pool.status(progress), busy))
 }
 
 #[cfg(test)]
