@@ -472,10 +472,19 @@ impl WorkerPool for ManagedPool {
         }
         self.reconcile(end);
         let policy = self.manager.policy();
+        // With workers that exist already, a static machine no worker
+        // reported for never was.
+        let matched: Vec<MachineId> = self.aliases.values().copied().collect();
         let machines = self
             .records
-            .values()
-            .map(|r| {
+            .iter()
+            .filter(|(id, r)| {
+                let statik = policy
+                    .class(&r.class)
+                    .is_some_and(|(_, c)| c.provider == ProviderKind::Static);
+                self.start_static || !statik || matched.contains(id)
+            })
+            .map(|(_, r)| {
                 let class = policy.class(&r.class).map(|(_, c)| c);
                 let to = r.released_at.unwrap_or(end);
                 MachineRecord {
@@ -622,6 +631,14 @@ mod tests {
             ..Progress::default()
         };
         assert_eq!(pool.status(&done), "workers: campus 1; spent $0.00");
+        // The summary lists the machine a worker stood for, not m1.
+        let ids: Vec<String> = pool
+            .finish(Duration::ZERO)
+            .machines
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(ids, ["m0"]);
     }
 
     #[test]
