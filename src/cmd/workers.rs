@@ -126,6 +126,8 @@ pub(crate) fn with_space(
         .build()
         .map_err(Failure::unreachable)?;
     runtime.block_on(async {
+        // From here a signal stops the job in order, not the process.
+        interrupt::listen();
         match &args.peer {
             Some(peer) => {
                 let space = super::worker::connect(peer, key).await?;
