@@ -20,6 +20,7 @@
 
 mod inputs;
 mod journal;
+mod lock;
 mod summary;
 
 use std::ffi::OsString;
@@ -252,6 +253,7 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
     let out = job.out.as_path();
     let bad = Failure::bad_input;
     let outputs = Outputs::create(out).map_err(bad)?;
+    let _lock = lock::Lock::take(out).map_err(bad)?;
     let id = workers::job_id("run");
     let mut journal = Journal::open(out).map_err(bad)?;
     journal
