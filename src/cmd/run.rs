@@ -31,6 +31,7 @@ use anyhow::{Context, anyhow};
 use halley_paradigms::bag::TaskSpec;
 use halley_paradigms::master::Master;
 use halley_substrate::Space;
+use halley_substrate::node::Identity;
 use tokio::time::Instant;
 
 use super::workers::{self, ManagedPool, Reach, Results, SpaceArgs, SpaceJob, WorkerPool};
@@ -106,6 +107,11 @@ pub struct Args {
     /// Exit 4 when any task failed (non-zero exit or timed out).
     #[arg(long)]
     pub strict: bool,
+    /// Sign the outputs' manifest in summary.json with this key file (an
+    /// ed25519 key as `node --key-file` keeps it; created if missing):
+    /// `halley verify --signer <peer-id>` checks it.
+    #[arg(long)]
+    pub sign_key: Option<PathBuf>,
 }
 
 /// What one run needs besides its space.
@@ -123,6 +129,7 @@ struct Job {
     out: PathBuf,
     json: bool,
     strict: bool,
+    sign: Option<Identity>,
 }
 
 pub fn run(args: Args) -> Outcome {
@@ -139,6 +146,12 @@ pub fn run(args: Args) -> Outcome {
         class.count = Some(n);
     }
     let mut job = plan(&args, policy.objective.clone())?;
+    job.sign = args
+        .sign_key
+        .as_deref()
+        .map(Identity::load_or_create)
+        .transpose()
+        .map_err(|e| Failure::bad_input(anyhow!("--sign-key {e}")))?;
     if let Some(budget) = policy.objective.budget.as_mut() {
         // What earlier runs of the job spent is spent: the manager plans
         // with what is left.
@@ -178,6 +191,7 @@ fn plan(args: &Args, objective: Objective) -> Result<Job, Failure> {
         out: out.to_owned(),
         json: args.json,
         strict: args.strict,
+        sign: None,
     };
     if let Some(out) = &args.resume {
         let past = journal::read(out).map_err(Failure::bad_input)?;
@@ -359,8 +373,16 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
     let objective = &job.objective;
     let cost = job.earlier_cost + account.cost;
     let deadline_met = objective.deadline.map(|d| makespan_s <= d);
+    let files = summary::manifest(&records);
+    let signature = job
+        .sign
+        .as_ref()
+        .map(|key| super::verify::sign(key, &files))
+        .transpose()
+        .map_err(bad)?;
     let summary = Summary {
-        files: summary::manifest(&records),
+        files,
+        signature,
         tasks: records,
         makespan_s,
         cost,

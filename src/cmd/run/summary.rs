@@ -80,6 +80,8 @@ pub struct Summary {
     pub failed: usize,
     /// Each output file's SHA-256, by its path in `<out>` (`halley verify`).
     pub files: BTreeMap<String, String>,
+    /// `files` signed with `--sign-key`, if given.
+    pub signature: Option<verify::Signature>,
 }
 
 /// Writes the files of `<out>/tasks/`.

@@ -47,6 +47,16 @@ impl Identity {
         self.0.public().to_peer_id()
     }
 
+    /// Signs `message`: the signature, and the public key (protobuf
+    /// encoded) that checks it ([`verify`]).
+    pub fn sign(&self, message: &[u8]) -> Result<(Vec<u8>, Vec<u8>), IdentityError> {
+        let signature = self.0.sign(message).map_err(|e| IdentityError::Malformed {
+            path: PathBuf::new(),
+            reason: e.to_string(),
+        })?;
+        Ok((signature, self.0.public().encode_protobuf()))
+    }
+
     /// The identity in `path`, or a fresh one written there if the file
     /// does not exist.
     pub fn load_or_create(path: &Path) -> Result<Identity, IdentityError> {
@@ -81,6 +91,13 @@ impl Identity {
     }
 }
 
+/// Whether `signature` of `message` was made by the key whose public half
+/// is `public_key` (protobuf encoded); returns its peer id if so.
+pub fn verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> Option<PeerId> {
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(public_key).ok()?;
+    key.verify(message, signature).then(|| key.to_peer_id())
+}
+
 /// Writes `bytes` to a new file at `path`, mode 0600.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -108,6 +125,13 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        let (signature, public) = first.sign(b"manifest").unwrap();
+        assert_eq!(
+            verify(&public, b"manifest", &signature),
+            Some(first.peer_id())
+        );
+        assert_eq!(verify(&public, b"manifest!", &signature), None);
+        assert_eq!(verify(b"junk", b"manifest", &signature), None);
         std::fs::write(&path, b"not a key").unwrap();
         let err = Identity::load_or_create(&path).unwrap_err().to_string();
         assert!(err.contains("node.key: not a node key file"), "{err}");
