@@ -64,7 +64,8 @@ pub fn sign(
 /// The signer of a good signature of `files`; an error saying what is wrong.
 fn check_signature(sig: &Signature, files: &BTreeMap<String, String>) -> Result<String, String> {
     let bytes = |text: &str| -> Option<Vec<u8>> {
-        (text.len() % 2 == 0)
+        text.len()
+            .is_multiple_of(2)
             .then(|| {
                 (0..text.len())
                     .step_by(2)
