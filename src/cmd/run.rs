@@ -21,10 +21,11 @@
 mod inputs;
 mod journal;
 mod lock;
+mod plan;
 mod summary;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -36,8 +37,9 @@ use tokio::time::Instant;
 
 use super::workers::{self, ManagedPool, Reach, Results, SpaceArgs, SpaceJob, WorkerPool};
 use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
-use halley_autonomic::policy::{Objective, Policy, ProviderKind};
+use halley_autonomic::policy::{Policy, ProviderKind};
 use journal::{Entry, Journal};
+use plan::{Job, plan};
 use summary::{Outputs, Summary, TaskRecord};
 
 /// Exit status of `--strict` when a task failed.
@@ -114,24 +116,6 @@ pub struct Args {
     pub sign_key: Option<PathBuf>,
 }
 
-/// What one run needs besides its space.
-struct Job {
-    commands: Vec<String>,
-    /// Task ids (lines) to run now; the others finished in earlier runs.
-    todo: Vec<u64>,
-    /// Records of tasks that finished in earlier runs.
-    done: Vec<TaskRecord>,
-    /// Jobs of earlier runs (their tuples are withdrawn) and their spend.
-    earlier_jobs: Vec<String>,
-    earlier_cost: f64,
-    spec: TaskSpec,
-    objective: Objective,
-    out: PathBuf,
-    json: bool,
-    strict: bool,
-    sign: Option<Identity>,
-}
-
 pub fn run(args: Args) -> Outcome {
     let mut policy = match &args.policy {
         Some(path) => Policy::load(path).map_err(Failure::bad_input)?,
@@ -176,77 +160,6 @@ pub fn run(args: Args) -> Outcome {
     }
     let pool = ManagedPool::new(policy, start_static).worker_flags(flags);
     workers::with_space("run", &args.space, private, Run { job, pool })
-}
-
-/// The commands, the output directory and what earlier runs did.
-fn plan(args: &Args, objective: Objective) -> Result<Job, Failure> {
-    let fresh = |commands, out: &Path| Job {
-        todo: (0..u64::try_from(Vec::len(&commands)).unwrap_or(0)).collect(),
-        commands,
-        done: Vec::new(),
-        earlier_jobs: Vec::new(),
-        earlier_cost: 0.0,
-        spec: TaskSpec::default(),
-        objective: objective.clone(),
-        out: out.to_owned(),
-        json: args.json,
-        strict: args.strict,
-        sign: None,
-    };
-    if let Some(out) = &args.resume {
-        let past = journal::read(out).map_err(Failure::bad_input)?;
-        if let Some(file) = &args.tasks {
-            let commands = load_tasks(args)?;
-            if commands != past.commands {
-                return Err(Failure::bad_input(anyhow!(
-                    "{file}: not the tasks of the job in {} (its commands differ); resume \
-                     without a tasks file to run the job's own",
-                    out.display()
-                )));
-            }
-        }
-        let keep = |r: &TaskRecord| !(args.retry_failed && r.failed());
-        let done: Vec<TaskRecord> = past.tasks.into_values().filter(keep).collect();
-        let mut job = fresh(past.commands, out);
-        job.todo.retain(|id| !done.iter().any(|r| r.id == *id));
-        job.done = done;
-        job.earlier_jobs = past.jobs;
-        job.earlier_cost = past.cost;
-        return Ok(job);
-    }
-    let commands = load_tasks(args)?;
-    prepare_out(&args.out, args.force)?;
-    Ok(fresh(commands, &args.out))
-}
-
-/// The commands of the tasks file, or of `--command` and its arguments.
-fn load_tasks(args: &Args) -> Result<Vec<String>, Failure> {
-    let words: Vec<String> = args.tasks.iter().chain(&args.inputs).cloned().collect();
-    let colsep = match args.colsep.as_str() {
-        "\\t" => "\t",
-        other => other,
-    };
-    inputs::commands(args.command.as_deref(), &words, colsep).map_err(Failure::bad_input)
-}
-
-/// `--out` must be new or empty; `--force` clears it.
-fn prepare_out(out: &Path, force: bool) -> Result<(), Failure> {
-    let used = std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_some());
-    if used && force {
-        std::fs::remove_dir_all(out)
-            .with_context(|| format!("--force: cannot clear {}", out.display()))
-            .map_err(Failure::bad_input)?;
-    } else if used {
-        return Err(Failure::bad_input(anyhow!(
-            "--out {}: the directory is not empty (a job's outputs?): give --resume {} to \
-             continue that job, --force to clear it, or another --out",
-            out.display(),
-            out.display()
-        )));
-    }
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("cannot create {}", out.display()))
-        .map_err(Failure::bad_input)
 }
 
 /// A run waiting for its space.
