@@ -268,3 +268,52 @@ fn sigterm_stops_a_workflow_and_a_second_signal_hurries() {
     assert_eq!(summary["tasks"], serde_json::json!([]), "{summary}");
     assert_none_left(&marker);
 }
+
+/// Whether process `pid` is gone (or a zombie).
+fn gone(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+        s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+#[test]
+fn a_worker_of_every_job_drops_an_interrupted_jobs_task_and_serves_on() {
+    let dir = Scratch::new("int-anyjob");
+    let node = common::Node::start();
+    let _worker = common::Proc::spawn(
+        common::halley()
+            .args(["worker", "--peer", &node.addr, "--resource", "campus"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let started = dir.path("started");
+    let tasks = format!("sleep 60 & echo $! >> {}; wait\n", started.display());
+    let mut job = start(&dir, "int-anyjob", &tasks, &["--peer", &node.addr], &[]);
+    let sleep = wait_for(Duration::from_secs(30), || lines(&started).first().cloned());
+    assert!(!gone(&sleep));
+    signal(job.child().id(), "TERM");
+    let output = job.wait(Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(143));
+    wait_for(Duration::from_secs(10), || gone(&sleep).then_some(()));
+    // The worker serves the next job.
+    let next = dir.write("next.txt", "echo again\n");
+    let out = dir.path("next-out");
+    let done = Guard::spawn(
+        halley()
+            .arg("run")
+            .arg(&next)
+            .args(["--peer", &node.addr, "--out"])
+            .arg(&out),
+    )
+    .wait(Duration::from_secs(60));
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("tasks/0.out")).unwrap(),
+        "again\n"
+    );
+}
