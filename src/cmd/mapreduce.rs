@@ -150,6 +150,7 @@ struct Managed {
 
 impl SpaceJob for Managed {
     async fn with<S: Space>(self, space: S, reach: Reach) -> Outcome {
+        eprintln!("halley: mapreduce: space {}", reach.peer);
         let summary =
             drive::drive(space, &reach.peer, self.pool.reaching(&reach), self.job).await?;
         let path = self.out.join("_summary.json");

@@ -90,6 +90,7 @@ struct Stages {
 
 impl SpaceJob for Stages {
     async fn with<S: Space>(self, space: S, reach: Reach) -> Outcome {
+        eprintln!("halley: workflow: space {}", reach.peer);
         let out = self.job.out.clone();
         let summary =
             stages::drive(space, &reach.peer, self.pool.reaching(&reach), self.job).await?;
