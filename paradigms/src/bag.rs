@@ -261,20 +261,6 @@ impl CommandOutput {
     }
 }
 
-/// Runs `command` with `sh -c` (see [`crate::shell::Shell`]), stdin
-/// closed, keeping at most `cap` bytes of each output stream, without the
-/// worker's `HALLEY_TOKEN` in its environment. The command's process group
-/// is killed if this future is dropped.
-pub async fn run_command(command: &str, cap: usize) -> CommandOutput {
-    crate::shell::Shell {
-        command: command.to_owned(),
-        cap,
-        ..crate::shell::Shell::default()
-    }
-    .run()
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
