@@ -318,3 +318,21 @@ fn a_worker_of_every_job_drops_an_interrupted_jobs_task_and_serves_on() {
         "again\n"
     );
 }
+
+#[test]
+fn sighup_from_a_closed_terminal_stops_the_job_too() {
+    let dir = Scratch::new("int-hup");
+    let marker = format!("int-hup-{}", std::process::id());
+    let started = dir.path("started");
+    let tasks = format!("echo $$ >> {}; sleep 60\n", started.display()).repeat(2);
+    let mut job = start(&dir, &marker, &tasks, &["--workers", "2"], &[]);
+    wait_for(Duration::from_secs(30), || {
+        (lines(&started).len() >= 2).then_some(())
+    });
+    signal(job.child().id(), "HUP");
+    let output = job.wait(Duration::from_secs(30));
+    let stderr = std::fs::read_to_string(dir.path("stderr")).unwrap();
+    assert_eq!(output.status.code(), Some(129), "{stderr}");
+    interrupted(&dir, "SIGHUP", 2);
+    assert_none_left(&marker);
+}
