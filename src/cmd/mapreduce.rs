@@ -150,7 +150,7 @@ struct Managed {
 
 impl SpaceJob for Managed {
     async fn with<S: Space>(self, space: S, reach: Reach) -> Outcome {
-        eprintln!("halley: mapreduce: space {}", reach.peer);
+        say!("halley: mapreduce: space {}", reach.peer);
         let summary =
             drive::drive(space, &reach.peer, self.pool.reaching(&reach), self.job).await?;
         let path = self.out.join("_summary.json");
@@ -159,7 +159,7 @@ impl SpaceJob for Managed {
             .with_context(|| format!("cannot write {}", path.display()))
             .map_err(Failure::bad_input)?;
         if let Some(signal) = summary.signal {
-            eprintln!(
+            say!(
                 "halley: mapreduce interrupted ({}): no part-* kept",
                 signal.name()
             );

@@ -194,7 +194,7 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
     std::fs::write(&space_file, format!("{peer}\n"))
         .with_context(|| format!("cannot write {}", space_file.display()))
         .map_err(bad)?;
-    eprintln!(
+    say!(
         "halley: job {id}: space {peer} (also in {})",
         space_file.display()
     );
@@ -314,19 +314,19 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
         .map_err(bad)?;
     let finished = summary.tasks.len();
     if job.json {
-        println!("{}", summary.to_json());
+        tell!("{}", summary.to_json());
     } else {
         let what = match interrupted {
             Some(signal) => format!("interrupted ({}): {finished} of {total}", signal.name()),
             None => format!("{total}"),
         };
-        println!(
+        tell!(
             "{what} tasks, {failed} failed, in {makespan_s:.2} s, cost ${cost:.4}; outputs in {}",
             out.display()
         );
     }
     if let Some(signal) = interrupted {
-        eprintln!("halley: resume with: halley run --resume {}", out.display());
+        say!("halley: resume with: halley run --resume {}", out.display());
         return Ok(signal.exit_code());
     }
     if failed == 0 {

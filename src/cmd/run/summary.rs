@@ -121,7 +121,7 @@ impl Outputs {
         }
         let truncated = output.stdout_truncated() || output.stderr_truncated();
         if truncated {
-            eprintln!(
+            say!(
                 "halley: task {id}: output truncated: stdout {} of {} bytes kept, stderr {} of {} \
                  (--max-output; summary.json says \"truncated\": true)",
                 output.stdout.len(),

@@ -63,7 +63,7 @@ pub fn listen() {
             };
             let _ = SIGNAL.compare_exchange(0, number, Ordering::SeqCst, Ordering::SeqCst);
             if COUNT.fetch_add(1, Ordering::SeqCst) == 1 {
-                eprintln!("halley: second signal: killing the workers without waiting");
+                say!("halley: second signal: killing the workers without waiting");
             }
         }
     });

@@ -282,7 +282,7 @@ impl ManagedPool {
         for (id, class, slots, status) in lost {
             match self.spawn_static(id, &class, slots) {
                 Ok(child) => {
-                    eprintln!("halley: worker {id} ({class}) ended ({status}): started again");
+                    say!("halley: worker {id} ({class}) ended ({status}): started again");
                     if let Some(entry) = self.statics.iter_mut().find(|(m, _)| *m == id) {
                         entry.1 = child;
                     }
