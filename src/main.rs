@@ -2,6 +2,23 @@
 //! together: each subcommand lives in `cmd/` and calls into `substrate`,
 //! `paradigms` or `autonomic`.
 
+/// `eprintln!` that never panics: a closed terminal (SIGHUP) or a closed
+/// pipe must not stop a job half way, before its machines are released.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `println!` that never panics (see [`say`]).
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod cmd;
 mod exit;
 

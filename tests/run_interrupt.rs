@@ -131,7 +131,8 @@ fn sigint_kills_running_tasks_and_exits_130_with_a_summary() {
         .iter()
         .map(|t| t["id"].as_u64().unwrap())
         .collect();
-    assert_eq!(ids, [0], "{summary}");
+    // (The quick one may not have been taken before the sleeps were.)
+    assert!(ids.iter().all(|id| *id == 0), "{summary}");
     assert!(stderr.contains("halley run --resume"), "{stderr}");
     assert_none_left(&marker);
 }
@@ -177,5 +178,161 @@ fn an_interrupted_job_on_a_shared_space_leaves_no_tuple_there() {
         assert_eq!(left.code, Some(1), "{template} left in the space: {left:?}");
         assert_eq!(left.stdout, "", "{template} left in the space");
     }
+    assert_none_left(&marker);
+}
+
+#[test]
+fn sigterm_stops_a_mapreduce_and_leaves_no_part() {
+    let dir = Scratch::new("int-mr");
+    let marker = format!("int-mr-{}", std::process::id());
+    let input = dir.write("in.txt", &"a b c\n".repeat(100));
+    let started = dir.path("started");
+    let stderr = std::fs::File::create(dir.path("stderr")).unwrap();
+    let map = format!("echo x >> {}; sleep 60; cat", started.display());
+    let mut job = Guard::spawn(
+        halley()
+            .args([
+                "mapreduce",
+                "--map",
+                &map,
+                "--reduce",
+                "cat",
+                "--workers",
+                "2",
+            ])
+            .arg("--input")
+            .arg(&input)
+            .arg("--out")
+            .arg(dir.path("out"))
+            .env("HALLEY_TEST_MARK", &marker)
+            .stderr(Stdio::from(stderr)),
+    );
+    wait_for(Duration::from_secs(30), || {
+        (lines(&started).len() >= 2).then_some(())
+    });
+    signal(job.child().id(), "TERM");
+    let output = job.wait(Duration::from_secs(30));
+    let stderr = std::fs::read_to_string(dir.path("stderr")).unwrap();
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    let text = std::fs::read_to_string(dir.path("out/_summary.json")).unwrap();
+    let summary: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    let parts = std::fs::read_dir(dir.path("out"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("part-") || name == "_SUCCESS"
+        })
+        .count();
+    assert_eq!(parts, 0);
+    assert_none_left(&marker);
+}
+
+#[test]
+fn sigterm_stops_a_workflow_and_a_second_signal_hurries() {
+    let dir = Scratch::new("int-wf");
+    let marker = format!("int-wf-{}", std::process::id());
+    let started = dir.path("started");
+    let step = format!("echo x >> {}; sleep 60", started.display());
+    let wf = dir.write(
+        "wf.toml",
+        &format!(
+            "[stages.slow]\ncommands = [{0:?}, {0:?}, {0:?}]\n\
+             [stages.after]\ncommands = [\"echo never\"]\nafter = [\"slow\"]\n",
+            step
+        ),
+    );
+    let stderr = std::fs::File::create(dir.path("stderr")).unwrap();
+    let mut job = Guard::spawn(
+        halley()
+            .arg("workflow")
+            .arg(&wf)
+            .arg("--out")
+            .arg(dir.path("out"))
+            .args(["--slots", "2"])
+            .env("HALLEY_TEST_MARK", &marker)
+            .stderr(Stdio::from(stderr)),
+    );
+    wait_for(Duration::from_secs(30), || {
+        (lines(&started).len() >= 2).then_some(())
+    });
+    let pid = job.child().id();
+    signal(pid, "TERM");
+    signal(pid, "TERM");
+    let output = job.wait(Duration::from_secs(30));
+    let stderr = std::fs::read_to_string(dir.path("stderr")).unwrap();
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    let text = std::fs::read_to_string(dir.path("out/workflow.json")).unwrap();
+    let summary: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    assert_eq!(summary["tasks"], serde_json::json!([]), "{summary}");
+    assert_none_left(&marker);
+}
+
+/// Whether process `pid` is gone (or a zombie).
+fn gone(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+        s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+#[test]
+fn a_worker_of_every_job_drops_an_interrupted_jobs_task_and_serves_on() {
+    let dir = Scratch::new("int-anyjob");
+    let node = common::Node::start();
+    let _worker = common::Proc::spawn(
+        common::halley()
+            .args(["worker", "--peer", &node.addr, "--resource", "campus"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let started = dir.path("started");
+    let tasks = format!("sleep 60 & echo $! >> {}; wait\n", started.display());
+    let mut job = start(&dir, "int-anyjob", &tasks, &["--peer", &node.addr], &[]);
+    let sleep = wait_for(Duration::from_secs(30), || lines(&started).first().cloned());
+    assert!(!gone(&sleep));
+    signal(job.child().id(), "TERM");
+    let output = job.wait(Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(143));
+    wait_for(Duration::from_secs(10), || gone(&sleep).then_some(()));
+    // The worker serves the next job.
+    let next = dir.write("next.txt", "echo again\n");
+    let out = dir.path("next-out");
+    let done = Guard::spawn(
+        halley()
+            .arg("run")
+            .arg(&next)
+            .args(["--peer", &node.addr, "--out"])
+            .arg(&out),
+    )
+    .wait(Duration::from_secs(60));
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("tasks/0.out")).unwrap(),
+        "again\n"
+    );
+}
+
+#[test]
+fn sighup_from_a_closed_terminal_stops_the_job_too() {
+    let dir = Scratch::new("int-hup");
+    let marker = format!("int-hup-{}", std::process::id());
+    let started = dir.path("started");
+    let tasks = format!("echo $$ >> {}; sleep 60\n", started.display()).repeat(2);
+    let mut job = start(&dir, &marker, &tasks, &["--workers", "2"], &[]);
+    wait_for(Duration::from_secs(30), || {
+        (lines(&started).len() >= 2).then_some(())
+    });
+    signal(job.child().id(), "HUP");
+    let output = job.wait(Duration::from_secs(30));
+    let stderr = std::fs::read_to_string(dir.path("stderr")).unwrap();
+    assert_eq!(output.status.code(), Some(129), "{stderr}");
+    interrupted(&dir, "SIGHUP", 2);
     assert_none_left(&marker);
 }

@@ -140,3 +140,106 @@ fn killed_workers_are_replaced_and_every_task_runs_once() {
     assert_eq!(ids, (0..40).collect::<Vec<u64>>(), "every task once");
     assert_none_left(&marker);
 }
+
+#[test]
+fn gnu_parallel_style_inputs_make_the_tasks() {
+    let dir = Scratch::new("tasks-parallel");
+    let out = dir.path("out");
+    let output = Guard::spawn(halley().arg("run").arg("--out").arg(&out).args([
+        "--command",
+        "echo {2}-{1}",
+        ":::",
+        "a",
+        "b c",
+        ":::",
+        "x",
+        "y",
+    ]))
+    .wait(Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let outs: Vec<String> = (0..4)
+        .map(|i| std::fs::read_to_string(out.join(format!("tasks/{i}.out"))).unwrap())
+        .collect();
+    assert_eq!(outs, ["x-a\n", "y-a\n", "x-b c\n", "y-b c\n"]);
+    assert_eq!(summary(&out)["tasks"][2]["command"], "echo 'x'-'b c'");
+
+    // Tasks on stdin, one continued over two lines.
+    let stdin_out = dir.path("stdin-out");
+    let mut job = halley();
+    job.arg("run")
+        .arg("-")
+        .arg("--out")
+        .arg(&stdin_out)
+        .stdin(Stdio::piped());
+    let mut child = job.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"echo one\necho two \\\n  three\n")
+            .unwrap();
+    }
+    let output = Guard(Some(child)).wait(Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let summary = summary(&stdin_out);
+    assert_eq!(summary["tasks"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        std::fs::read_to_string(stdin_out.join("tasks/1.out")).unwrap(),
+        "two three\n"
+    );
+    let bad = Guard::spawn(halley().arg("run").arg("--out").arg(dir.path("bad")).args([
+        "--command",
+        "echo {3}",
+        ":::",
+        "a",
+    ]))
+    .wait(Duration::from_secs(30));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("{3}: this task has 1 argument"));
+}
+
+#[test]
+fn a_signed_manifest_is_checked_against_its_signer() {
+    let dir = Scratch::new("tasks-sign");
+    let tasks = dir.write("tasks.txt", "echo a\necho b\n");
+    let out = dir.path("out");
+    let key = dir.path("job.key");
+    let output = Guard::spawn(
+        halley()
+            .arg("run")
+            .arg(&tasks)
+            .arg("--out")
+            .arg(&out)
+            .arg("--sign-key")
+            .arg(&key),
+    )
+    .wait(Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let signed = summary(&out);
+    let signer = signed["signature"]["signer"].as_str().unwrap().to_owned();
+    let verify = |extra: &[&str]| {
+        Guard::spawn(halley().arg("verify").arg(&out).args(extra)).wait(Duration::from_secs(30))
+    };
+    let ok = verify(&["--signer", &signer]);
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(&format!("signed by {signer}")));
+    let other = verify(&[
+        "--signer",
+        "12D3KooWGc54TNMxEwrvDtws1sy8mrPZSLe3AHQRSgvrAAbsbJCi",
+    ]);
+    assert_eq!(other.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&other.stdout).starts_with("wrong signer"));
+    // Someone changes an output and its digest in the summary to match:
+    // the signature no longer does.
+    std::fs::write(out.join("tasks/0.out"), "forged\n").unwrap();
+    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let old = signed["files"]["tasks/0.out"].as_str().unwrap();
+    let forged = "b0a5b6da0be1ac5a5e1b8ee4e04b9ae4c52bcaf0b0ef5d7ba4a1f3e40e58df1c";
+    std::fs::write(out.join("summary.json"), text.replace(old, forged)).unwrap();
+    let bad = verify(&[]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stdout).starts_with("bad signature"),
+        "{bad:?}"
+    );
+}

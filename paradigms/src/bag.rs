@@ -23,13 +23,34 @@ use crate::shell::Shell;
 pub const DEFAULT_OUTPUT_CAP: usize = 256 << 10;
 
 /// The commands of a tasks file: every line that is neither empty nor
-/// (after leading blanks) a `#` comment, trimmed, in file order.
+/// (after leading blanks) a `#` comment, trimmed, in file order; a line
+/// ending in `\` goes on with the next (the backslash and the newline
+/// removed, as `sh` does).
 pub fn parse_tasks(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(str::to_owned)
-        .collect()
+    let mut commands = Vec::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        let line = if pending.is_empty() {
+            line.trim()
+        } else {
+            line.trim_end()
+        };
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#')) {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(head) => pending.push_str(head),
+            None => {
+                pending.push_str(line);
+                commands.push(std::mem::take(&mut pending).trim().to_owned());
+            }
+        }
+    }
+    let last = pending.trim();
+    if !last.is_empty() {
+        commands.push(last.to_owned());
+    }
+    commands
 }
 
 /// `text` quoted for `sh`: in single quotes, each `'` as `'\''`.
@@ -173,9 +194,10 @@ impl CommandOutput {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(33 + self.stdout.len() + self.stderr.len());
         out.extend_from_slice(&self.exit_code.to_le_bytes());
-        let flags = u8::from(self.stdout_truncated()) * OUT_TRUNCATED
-            | u8::from(self.stderr_truncated()) * ERR_TRUNCATED
-            | u8::from(self.timed_out) * TIMED_OUT_FLAG
+        let flag = |on: bool, bit: u8| if on { bit } else { 0 };
+        let flags = flag(self.stdout_truncated(), OUT_TRUNCATED)
+            | flag(self.stderr_truncated(), ERR_TRUNCATED)
+            | flag(self.timed_out, TIMED_OUT_FLAG)
             | TAIL;
         out.push(flags);
         for stream in [&self.stdout, &self.stderr] {
@@ -239,20 +261,6 @@ impl CommandOutput {
     }
 }
 
-/// Runs `command` with `sh -c` (see [`crate::shell::Shell`]), stdin
-/// closed, keeping at most `cap` bytes of each output stream, without the
-/// worker's `HALLEY_TOKEN` in its environment. The command's process group
-/// is killed if this future is dropped.
-pub async fn run_command(command: &str, cap: usize) -> CommandOutput {
-    crate::shell::Shell {
-        command: command.to_owned(),
-        cap,
-        ..crate::shell::Shell::default()
-    }
-    .run()
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +273,13 @@ mod tests {
             parse_tasks(text),
             ["echo a", "sleep 1", "echo '#not a comment'"]
         );
+    }
+
+    #[test]
+    fn a_trailing_backslash_continues_the_command() {
+        let text = "echo a \\\n   b \\\n  c\n# x\necho d\\\n";
+        // As `sh` joins them: the indentation of the next line stays.
+        assert_eq!(parse_tasks(text), ["echo a    b   c", "echo d"]);
     }
 
     #[test]

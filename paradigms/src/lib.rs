@@ -3,7 +3,8 @@
 //! Master-worker is the root: [`task`] holds the tuple layouts, [`master`]
 //! submits tasks and collects exactly one result each, [`worker`] takes and
 //! runs them under the leases of [`lease`]; [`bag`] runs bags of shell
-//! commands on top. [`mapreduce`] runs map and reduce tasks (Rust closures
+//! commands on top, each task run by [`shell`] (its own process group, a
+//! time limit, retries). [`mapreduce`] runs map and reduce tasks (Rust closures
 //! or shell commands) through the space; [`workflow`] runs a DAG of stages;
 //! [`isolated`] says what a job's isolated workers may do at a gateway.
 

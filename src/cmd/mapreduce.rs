@@ -7,11 +7,15 @@
 //! built-in policy, this machine's cores), as `halley run`'s are: a task is
 //! a `halley mr-task` command line ([`task`]), its data in files of a
 //! shuffle directory under `--out` ([`drive`] runs the job). Writes
-//! `<out>/_summary.json`. Exit 0 when every task succeeded and the
-//! policy's deadline, if any, was met; 1 when a map or reduce command failed
-//! or a mapper printed a line that is not `key<TAB>value` (the message names
-//! the split and line), or the deadline was missed; 2 for bad input; 3 when
-//! the space failed.
+//! `<out>/_summary.json` (with each part's SHA-256) and `_SUCCESS` when
+//! every task succeeded; stale `part-*` of an earlier job are removed
+//! first, and a failed or interrupted job leaves none. Map output lines
+//! split into key and value as Hadoop streaming's do (`--separator`,
+//! `--key-fields`; a line without the separator is a key with an empty
+//! value); a failed task runs again up to `--retries` times. Exit 0 when
+//! every task succeeded and the policy's deadline, if any, was met; 1 when
+//! a map or reduce command failed or the deadline was missed; 2 for bad
+//! input; 3 when the space failed; 130/143 on SIGINT/SIGTERM.
 
 pub(crate) mod drive;
 pub mod task;
@@ -53,6 +57,11 @@ pub struct Args {
     /// The autonomic policy (TOML): objective, scaling, resource classes.
     #[arg(long)]
     policy: Option<PathBuf>,
+    #[command(flatten)]
+    keys: task::KeyArgs,
+    /// Run a failed map or reduce task again, up to this many more times.
+    #[arg(long, default_value_t = 0)]
+    retries: u32,
 }
 
 pub fn run(args: Args) -> Outcome {
@@ -74,6 +83,7 @@ pub fn run(args: Args) -> Outcome {
         .with_context(|| format!("cannot create the output directory {}", args.out.display()))
         .map_err(Failure::bad_input)?;
     let out = absolute(&args.out)?;
+    drive::clear_parts(&out).map_err(Failure::bad_input)?;
     let exe = std::env::current_exe()
         .context("cannot find the halley executable")
         .map_err(Failure::unreachable)?;
@@ -93,6 +103,7 @@ pub fn run(args: Args) -> Outcome {
         shuffle: &shuffle,
         out: &out,
         dir: None,
+        keys: args.keys,
     };
     let (maps, reduces) = lines
         .of(&input, splits(split_hint(&policy), &input))
@@ -102,6 +113,8 @@ pub fn run(args: Args) -> Outcome {
         reduces,
         objective: policy.objective.clone(),
         shuffle,
+        out: out.clone(),
+        retries: args.retries,
     };
     let needs = workers::Needs::of(&policy);
     let pool = ManagedPool::new(policy, true);
@@ -132,6 +145,7 @@ struct Managed {
 
 impl SpaceJob for Managed {
     async fn with<S: Space>(self, space: S, reach: Reach) -> Outcome {
+        say!("halley: mapreduce: space {}", reach.peer);
         let summary =
             drive::drive(space, &reach.peer, self.pool.reaching(&reach), self.job).await?;
         let path = self.out.join("_summary.json");
@@ -139,6 +153,13 @@ impl SpaceJob for Managed {
         std::fs::write(&path, text + "\n")
             .with_context(|| format!("cannot write {}", path.display()))
             .map_err(Failure::bad_input)?;
+        if let Some(signal) = summary.signal {
+            say!(
+                "halley: mapreduce interrupted ({}): no part-* kept",
+                signal.name()
+            );
+            return Ok(signal.exit_code());
+        }
         if let Some(error) = summary.error {
             return Err(Failure {
                 code: NOT_FOUND,

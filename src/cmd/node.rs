@@ -11,7 +11,8 @@
 //! peers and clients holding the same key connect, and a `--join` through a
 //! peer with another key (or none) fails. `--metrics` serves counters in
 //! Prometheus's text format over HTTP. `--max-tuples` bounds what the node
-//! holds: writes past it are refused.
+//! holds: writes past it are refused. `--key-file` keeps the node's
+//! identity, so its peer id and address survive a restart.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use anyhow::{Context, anyhow};
 use halley_substrate::embedded::EmbeddedSpace;
 use halley_substrate::net::PreSharedKey;
+use halley_substrate::node::Identity;
 use halley_substrate::overlay::Config;
 use halley_substrate::store::Limits;
 use halley_substrate::{Multiaddr, Node};
@@ -58,20 +60,25 @@ pub struct Args {
     /// it is refused (exit 2, "the space is full") instead of growing.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_tuples: Option<u64>,
+    /// Keep the node's identity in this file (created with a fresh key,
+    /// mode 0600, if missing): its peer id, and so its address, stays the
+    /// same across restarts.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Outcome {
-    let secret = check(&args)?;
+    let (secret, identity) = check(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
         .map_err(Failure::unreachable)?;
-    runtime.block_on(serve(args, secret))
+    runtime.block_on(serve(args, secret, identity))
 }
 
 /// Refuses bad overlay flags, and reads the secret.
-fn check(args: &Args) -> Result<Option<PreSharedKey>, Failure> {
+fn check(args: &Args) -> Result<(Option<PreSharedKey>, Identity), Failure> {
     for peer in &args.join {
         if !matches!(
             peer.iter().last(),
@@ -83,10 +90,15 @@ fn check(args: &Args) -> Result<Option<PreSharedKey>, Failure> {
         }
     }
     let secret = super::secret::load("node", args.secret_file.as_deref())?;
-    Ok(secret)
+    let identity = match &args.key_file {
+        Some(path) => Identity::load_or_create(path)
+            .map_err(|e| Failure::bad_input(anyhow!("node: --key-file {e}")))?,
+        None => Identity::generate(),
+    };
+    Ok((secret, identity))
 }
 
-async fn serve(args: Args, secret: Option<PreSharedKey>) -> Outcome {
+async fn serve(args: Args, secret: Option<PreSharedKey>, identity: Identity) -> Outcome {
     let replicas = usize::try_from(args.replicas).unwrap_or(usize::MAX);
     let max_tuples = args.max_tuples.map_or(Limits::default().max_tuples, |n| {
         usize::try_from(n).unwrap_or(usize::MAX)
@@ -96,16 +108,21 @@ async fn serve(args: Args, secret: Option<PreSharedKey>) -> Outcome {
             max_tuples,
             ..Limits::default()
         };
-        Node::start_with(args.listen, EmbeddedSpace::with_limits(limits), secret)
-            .await
-            .map(|node| (node, None))
+        Node::start_as(
+            args.listen,
+            EmbeddedSpace::with_limits(limits),
+            secret,
+            identity,
+        )
+        .await
+        .map(|node| (node, None))
     } else {
         let config = Config {
             replicas,
             max_tuples,
             ..Config::default()
         };
-        Node::start_ring_configured(args.listen, args.join, config, secret)
+        Node::start_ring_configured(args.listen, args.join, config, secret, identity)
             .await
             .map(|(node, ring)| (node, Some(ring)))
     };

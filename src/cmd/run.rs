@@ -18,23 +18,28 @@
 //! every machine released, a partial summary written, exit 130/143.
 //! Exit 1 when the deadline was missed; 4 with `--strict` when a task failed.
 
+mod inputs;
 mod journal;
+mod lock;
+mod plan;
 mod summary;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use halley_paradigms::bag::{TaskSpec, parse_tasks};
+use halley_paradigms::bag::TaskSpec;
 use halley_paradigms::master::Master;
 use halley_substrate::Space;
+use halley_substrate::node::Identity;
 use tokio::time::Instant;
 
 use super::workers::{self, ManagedPool, Reach, Results, SpaceArgs, SpaceJob, WorkerPool};
 use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
-use halley_autonomic::policy::{Objective, Policy, ProviderKind};
+use halley_autonomic::policy::{Policy, ProviderKind};
 use journal::{Entry, Journal};
+use plan::{Job, plan};
 use summary::{Outputs, Summary, TaskRecord};
 
 /// Exit status of `--strict` when a task failed.
@@ -42,9 +47,23 @@ pub const TASK_FAILED: u8 = 4;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The tasks: one shell command a line; empty and `#` lines are skipped.
-    #[arg(required_unless_present = "resume")]
-    pub tasks: Option<PathBuf>,
+    /// The tasks: one shell command a line (`-`: stdin); empty and `#`
+    /// lines are skipped, a line ending in `\` goes on with the next.
+    /// With --command: an arguments file, `-`, or `::: a b c` lists
+    /// (give them last: what follows is all arguments).
+    #[arg(required_unless_present = "resume", value_name = "TASKS")]
+    pub tasks: Option<String>,
+    /// With --command: the rest of the `:::` lists.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub inputs: Vec<String>,
+    /// A command template, as GNU parallel's: `{}` is a task's arguments
+    /// and `{1}`, `{2}`, … its columns, each quoted for sh; one task per
+    /// line of the arguments file or per combination of the ::: lists.
+    #[arg(long)]
+    pub command: Option<String>,
+    /// With --command and an arguments file: what separates its columns.
+    #[arg(long, default_value = "\t", requires = "command")]
+    pub colsep: String,
     /// The autonomic policy (TOML).
     #[arg(long)]
     pub policy: Option<PathBuf>,
@@ -90,23 +109,11 @@ pub struct Args {
     /// Exit 4 when any task failed (non-zero exit or timed out).
     #[arg(long)]
     pub strict: bool,
-}
-
-/// What one run needs besides its space.
-struct Job {
-    commands: Vec<String>,
-    /// Task ids (lines) to run now; the others finished in earlier runs.
-    todo: Vec<u64>,
-    /// Records of tasks that finished in earlier runs.
-    done: Vec<TaskRecord>,
-    /// Jobs of earlier runs (their tuples are withdrawn) and their spend.
-    earlier_jobs: Vec<String>,
-    earlier_cost: f64,
-    spec: TaskSpec,
-    objective: Objective,
-    out: PathBuf,
-    json: bool,
-    strict: bool,
+    /// Sign the outputs' manifest in summary.json with this key file (an
+    /// ed25519 key as `node --key-file` keeps it; created if missing):
+    /// `halley verify --signer <peer-id>` checks it.
+    #[arg(long)]
+    pub sign_key: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Outcome {
@@ -123,6 +130,17 @@ pub fn run(args: Args) -> Outcome {
         class.count = Some(n);
     }
     let mut job = plan(&args, policy.objective.clone())?;
+    job.sign = args
+        .sign_key
+        .as_deref()
+        .map(Identity::load_or_create)
+        .transpose()
+        .map_err(|e| Failure::bad_input(anyhow!("--sign-key {e}")))?;
+    if let Some(budget) = policy.objective.budget.as_mut() {
+        // What earlier runs of the job spent is spent: the manager plans
+        // with what is left.
+        *budget = (*budget - job.earlier_cost).max(0.0);
+    }
     job.spec = TaskSpec {
         timeout_ms: args.timeout.map(|t| t.as_millis() as u64),
         retries: args.retries,
@@ -144,81 +162,6 @@ pub fn run(args: Args) -> Outcome {
     workers::with_space("run", &args.space, needs, Run { job, pool })
 }
 
-/// The commands, the output directory and what earlier runs did.
-fn plan(args: &Args, objective: Objective) -> Result<Job, Failure> {
-    let fresh = |commands, out: &Path| Job {
-        todo: (0..u64::try_from(Vec::len(&commands)).unwrap_or(0)).collect(),
-        commands,
-        done: Vec::new(),
-        earlier_jobs: Vec::new(),
-        earlier_cost: 0.0,
-        spec: TaskSpec::default(),
-        objective: objective.clone(),
-        out: out.to_owned(),
-        json: args.json,
-        strict: args.strict,
-    };
-    if let Some(out) = &args.resume {
-        let past = journal::read(out).map_err(Failure::bad_input)?;
-        if let Some(file) = &args.tasks {
-            let commands = load_tasks(file)?;
-            if commands != past.commands {
-                return Err(Failure::bad_input(anyhow!(
-                    "{}: not the tasks of the job in {} (its commands differ); resume without \
-                     a tasks file to run the job's own",
-                    file.display(),
-                    out.display()
-                )));
-            }
-        }
-        let keep = |r: &TaskRecord| !(args.retry_failed && r.failed());
-        let done: Vec<TaskRecord> = past.tasks.into_values().filter(keep).collect();
-        let mut job = fresh(past.commands, out);
-        job.todo.retain(|id| !done.iter().any(|r| r.id == *id));
-        job.done = done;
-        job.earlier_jobs = past.jobs;
-        job.earlier_cost = past.cost;
-        return Ok(job);
-    }
-    let file = args.tasks.as_deref().unwrap_or(Path::new("-"));
-    let commands = load_tasks(file)?;
-    prepare_out(&args.out, args.force)?;
-    Ok(fresh(commands, &args.out))
-}
-
-fn load_tasks(file: &Path) -> Result<Vec<String>, Failure> {
-    let name = file.display();
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Failure::bad_input(anyhow!("{name}: cannot read the tasks file: {e}")))?;
-    let commands = parse_tasks(&text);
-    if commands.is_empty() {
-        return Err(Failure::bad_input(anyhow!(
-            "{name}: no tasks (expected one shell command a line; empty and # lines are skipped)"
-        )));
-    }
-    Ok(commands)
-}
-
-/// `--out` must be new or empty; `--force` clears it.
-fn prepare_out(out: &Path, force: bool) -> Result<(), Failure> {
-    let used = std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_some());
-    if used && force {
-        std::fs::remove_dir_all(out)
-            .with_context(|| format!("--force: cannot clear {}", out.display()))
-            .map_err(Failure::bad_input)?;
-    } else if used {
-        return Err(Failure::bad_input(anyhow!(
-            "--out {}: the directory is not empty (a job's outputs?): give --resume {} to \
-             continue that job, --force to clear it, or another --out",
-            out.display(),
-            out.display()
-        )));
-    }
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("cannot create {}", out.display()))
-        .map_err(Failure::bad_input)
-}
-
 /// A run waiting for its space.
 struct Run {
     job: Job,
@@ -237,6 +180,7 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
     let out = job.out.as_path();
     let bad = Failure::bad_input;
     let outputs = Outputs::create(out).map_err(bad)?;
+    let _lock = lock::Lock::take(out).map_err(bad)?;
     let id = workers::job_id("run");
     let mut journal = Journal::open(out).map_err(bad)?;
     journal
@@ -250,7 +194,7 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
     std::fs::write(&space_file, format!("{peer}\n"))
         .with_context(|| format!("cannot write {}", space_file.display()))
         .map_err(bad)?;
-    eprintln!(
+    say!(
         "halley: job {id}: space {peer} (also in {})",
         space_file.display()
     );
@@ -342,8 +286,16 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
     let objective = &job.objective;
     let cost = job.earlier_cost + account.cost;
     let deadline_met = objective.deadline.map(|d| makespan_s <= d);
+    let files = summary::manifest(&records);
+    let signature = job
+        .sign
+        .as_ref()
+        .map(|key| super::verify::sign(key, &files))
+        .transpose()
+        .map_err(bad)?;
     let summary = Summary {
-        files: summary::manifest(&records),
+        files,
+        signature,
         tasks: records,
         makespan_s,
         cost,
@@ -362,19 +314,19 @@ async fn drive<S: Space>(space: S, peer: &str, mut pool: impl WorkerPool, job: J
         .map_err(bad)?;
     let finished = summary.tasks.len();
     if job.json {
-        println!("{}", summary.to_json());
+        tell!("{}", summary.to_json());
     } else {
         let what = match interrupted {
             Some(signal) => format!("interrupted ({}): {finished} of {total}", signal.name()),
             None => format!("{total}"),
         };
-        println!(
+        tell!(
             "{what} tasks, {failed} failed, in {makespan_s:.2} s, cost ${cost:.4}; outputs in {}",
             out.display()
         );
     }
     if let Some(signal) = interrupted {
-        eprintln!("halley: resume with: halley run --resume {}", out.display());
+        say!("halley: resume with: halley run --resume {}", out.display());
         return Ok(signal.exit_code());
     }
     if failed == 0 {

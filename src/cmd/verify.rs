@@ -4,9 +4,11 @@
 //! with the same digest, and no other file may sit beside them (in
 //! `tasks/` for `run`, as `part-*` for `mapreduce`).
 //!
-//! Prints `ok: <n> files` and exits 0, or prints one line per problem
-//! (`changed <file>`, `missing <file>`, `added <file>`) and exits 1; exit 2
-//! when the directory holds no summary with a manifest.
+//! A manifest signed by `run --sign-key` ([`Signature`]) is checked first
+//! (`--signer` requires a given key). Prints `ok: <n> files` and exits 0,
+//! or prints one line per problem (`changed <file>`, `missing <file>`,
+//! `added <file>`, or what is wrong with the signature) and exits 1; exit
+//! 2 when the directory holds no summary with a manifest.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,68 @@ use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
 pub struct Args {
     /// The job's output directory (`--out` of `run` or `mapreduce`).
     pub out: PathBuf,
+    /// Require the manifest to be signed by this key (a peer id, as
+    /// `run --sign-key` records it as `signature.signer`).
+    #[arg(long)]
+    pub signer: Option<String>,
+}
+
+/// A manifest's signature (`run --sign-key`): ed25519 over
+/// [`signed_message`] of the `files` object.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Signature {
+    /// The signing key's peer id.
+    pub signer: String,
+    /// Its public key, libp2p protobuf encoding, hex.
+    pub public_key: String,
+    /// Hex.
+    pub signature: String,
+}
+
+/// What is signed: a fixed prefix and the manifest as compact JSON (its
+/// keys sorted, so the same manifest always gives the same bytes).
+pub fn signed_message(files: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut message = b"halley-manifest/1\n".to_vec();
+    message.extend(serde_json::to_vec(files).unwrap_or_default());
+    message
+}
+
+/// Signs the manifest `files` with `identity`.
+pub fn sign(
+    identity: &halley_substrate::node::Identity,
+    files: &BTreeMap<String, String>,
+) -> anyhow::Result<Signature> {
+    let (signature, public_key) = identity.sign(&signed_message(files))?;
+    Ok(Signature {
+        signer: identity.peer_id().to_string(),
+        public_key: hex(&public_key),
+        signature: hex(&signature),
+    })
+}
+
+/// The signer of a good signature of `files`; an error saying what is wrong.
+fn check_signature(sig: &Signature, files: &BTreeMap<String, String>) -> Result<String, String> {
+    let bytes = |text: &str| -> Option<Vec<u8>> {
+        text.len()
+            .is_multiple_of(2)
+            .then(|| {
+                (0..text.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+                    .collect::<Option<Vec<u8>>>()
+            })
+            .flatten()
+    };
+    let (Some(public_key), Some(signature)) = (bytes(&sig.public_key), bytes(&sig.signature))
+    else {
+        return Err("the signature's fields are not hex".into());
+    };
+    match halley_substrate::node::identity::verify(&public_key, &signed_message(files), &signature)
+    {
+        Some(peer) if peer.to_string() == sig.signer => Ok(sig.signer.clone()),
+        Some(peer) => Err(format!("signed by {peer}, not the {} it names", sig.signer)),
+        None => Err("the manifest's signature does not match it (the summary was changed)".into()),
+    }
 }
 
 /// The hex SHA-256 of `bytes`.
@@ -62,9 +126,12 @@ impl Report {
     }
 }
 
+/// Which of a directory's files (by path relative to it) a manifest must list.
+type Covered = fn(&str) -> bool;
+
 /// The summary files that carry a manifest, and which of the directory's
 /// files a manifest of that kind must list.
-const SUMMARIES: [(&str, fn(&str) -> bool); 2] = [
+const SUMMARIES: [(&str, Covered); 2] = [
     ("summary.json", |rel| {
         rel.starts_with("tasks/") && !rel.rsplit('/').next().unwrap_or("").starts_with('.')
     }),
@@ -101,6 +168,30 @@ pub fn run(args: Args) -> Outcome {
                 path.display()
             ))
         })?;
+    let signature: Option<Signature> = summary
+        .get("signature")
+        .filter(|s| !s.is_null())
+        .map(|s| serde_json::from_value(s.clone()))
+        .transpose()
+        .map_err(|e| Failure::bad_input(anyhow!("{}: field `signature`: {e}", path.display())))?;
+    let signed = match (&signature, &args.signer) {
+        (Some(sig), expected) => match check_signature(sig, &files) {
+            Ok(signer) if expected.as_ref().is_none_or(|e| *e == signer) => Some(signer),
+            Ok(signer) => {
+                println!("wrong signer: signed by {signer}");
+                return Ok(NOT_FOUND);
+            }
+            Err(why) => {
+                println!("bad signature: {why}");
+                return Ok(NOT_FOUND);
+            }
+        },
+        (None, Some(_)) => {
+            println!("unsigned: the summary has no signature");
+            return Ok(NOT_FOUND);
+        }
+        (None, None) => None,
+    };
     let report = check(out, &files, *covered).map_err(Failure::bad_input)?;
     for file in &report.changed {
         println!("changed {file}");
@@ -112,7 +203,8 @@ pub fn run(args: Args) -> Outcome {
         println!("added {file}");
     }
     if report.ok() {
-        println!("ok: {} files match {}", report.checked, path.display());
+        let by = signed.map_or(String::new(), |s| format!(", signed by {s}"));
+        println!("ok: {} files match {}{by}", report.checked, path.display());
         Ok(SUCCESS)
     } else {
         eprintln!(
@@ -131,7 +223,7 @@ pub fn run(args: Args) -> Outcome {
 pub fn check(
     out: &Path,
     files: &BTreeMap<String, String>,
-    covered: fn(&str) -> bool,
+    covered: Covered,
 ) -> anyhow::Result<Report> {
     let mut report = Report::default();
     for (rel, sum) in files {

@@ -177,6 +177,8 @@ pub(crate) fn with_space(
         .build()
         .map_err(Failure::unreachable)?;
     runtime.block_on(async {
+        // From here a signal stops the job in order, not the process.
+        interrupt::listen();
         match &args.peer {
             Some(peer) => {
                 let space = super::worker::connect(peer, key).await?;
@@ -293,18 +295,20 @@ fn unspecified(addr: &Multiaddr) -> bool {
 /// One tick of a job's loop while no result came: the workers heard from
 /// and the job's counters (`progress`: the master's, with the tasks still
 /// to come) go to the pool, whose decisions go to the log; returns the
-/// pool's status for the progress line.
+/// pool's status for the progress line and the slots the workers say are
+/// busy.
 pub async fn tick<S: Space>(
     master: &Master<S>,
     pool: &mut impl WorkerPool,
     display: &Display,
     progress: &Progress,
-) -> Result<String, MasterError> {
+) -> Result<(String, usize), MasterError> {
     let workers = master.workers().await?;
     for decision in pool.tick(progress, &workers) {
         display.log(&decision.to_string());
     }
-    Ok(pool.status(progress))
+    let busy = workers.iter().map(|w| w.busy_slots as usize).sum();
+    Ok((pool.status(progress), busy))
 }
 
 #[cfg(test)]

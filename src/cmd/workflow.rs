@@ -90,6 +90,7 @@ struct Stages {
 
 impl SpaceJob for Stages {
     async fn with<S: Space>(self, space: S, reach: Reach) -> Outcome {
+        say!("halley: workflow: space {}", reach.peer);
         let out = self.job.out.clone();
         let summary =
             stages::drive(space, &reach.peer, self.pool.reaching(&reach), self.job).await?;
@@ -102,12 +103,12 @@ impl SpaceJob for Stages {
                 _ => "",
             };
             match &stage.status {
-                Status::Succeeded => println!("stage {}: succeeded{took}{deadline}", stage.name),
-                Status::Failed(e) => println!("stage {}: failed{took}: {e}", stage.name),
-                Status::Skipped => println!("stage {}: skipped (a parent failed)", stage.name),
+                Status::Succeeded => tell!("stage {}: succeeded{took}{deadline}", stage.name),
+                Status::Failed(e) => tell!("stage {}: failed{took}: {e}", stage.name),
+                Status::Skipped => tell!("stage {}: skipped (a parent failed)", stage.name),
             }
         }
-        println!(
+        tell!(
             "workflow: {:.2} s, cost ${:.4}{}",
             summary.report.makespan_s,
             summary.cost,
@@ -122,6 +123,10 @@ impl SpaceJob for Stages {
         std::fs::write(&json, text + "\n")
             .with_context(|| format!("cannot write {}", json.display()))
             .map_err(Failure::bad_input)?;
+        if let Some(signal) = summary.signal {
+            say!("halley: workflow interrupted ({})", signal.name());
+            return Ok(signal.exit_code());
+        }
         Ok(
             if summary.report.succeeded() && summary.deadline_met != Some(false) {
                 SUCCESS

@@ -33,7 +33,11 @@ impl LocalProvider {
 
 impl Provider for LocalProvider {
     fn start(&mut self, id: MachineId, class: &Resource, _now: Secs) -> Result<(), ProviderError> {
+        use std::os::unix::process::CommandExt;
         let mut command = Command::new("sh");
+        // A group of its own: a terminal's Ctrl-C reaches the job, which
+        // stops its machines, not the workers behind its back.
+        command.process_group(0);
         self.worker.apply_env(&mut command);
         let child = command
             .arg("-c")

@@ -1,12 +1,16 @@
 //! Streaming MapReduce (`halley mapreduce`): map and reduce shell commands.
 //!
 //! A map task runs the map command (`sh -c`) with one input split on stdin;
-//! every line it prints must be `key<TAB>value`, and goes, whole, to the
-//! partition of its key's hash. A reduce task gathers its partition's lines
-//! from every map task, sorts them by key (then by the whole line, so the
-//! order is deterministic), feeds them to the reduce command and writes what
-//! it prints to `<out>/part-<r>`. The lines stay in this process's memory
-//! between the two; only task control goes through the space.
+//! every line it prints is `key<TAB>value` as Hadoop streaming reads it
+//! ([`Keys`]: the key is the line up to the `fields`-th separator, tab by
+//! default; a line with fewer separators is all key, with an empty value)
+//! and goes, whole, to the partition of its key's hash. A reduce task
+//! gathers its partition's lines from every map task, sorts them by key
+//! (then by the whole line, so the order is deterministic), feeds them to
+//! the reduce command and writes what it prints to `<out>/part-<r>` (aside
+//! first, renamed once the command succeeded: a failed reducer leaves no
+//! partial part). The lines stay in this process's memory between the two;
+//! only task control goes through the space.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -34,6 +38,42 @@ pub struct Streaming {
     pub out: PathBuf,
     /// The directory the commands run in (by default this process's).
     pub dir: Option<PathBuf>,
+    /// Where a line's key ends.
+    pub keys: Keys,
+}
+
+/// How a map output line splits into key and value, as Hadoop streaming's
+/// `stream.map.output.field.separator` and
+/// `stream.num.map.output.key.fields`: the key is the line up to its
+/// `fields`-th `separator`; a line with fewer is all key (empty value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keys {
+    pub separator: u8,
+    pub fields: usize,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Keys {
+            separator: b'\t',
+            fields: 1,
+        }
+    }
+}
+
+impl Keys {
+    /// The key of `line` (its newline excluded).
+    pub fn key_of<'l>(&self, line: &'l [u8]) -> &'l [u8] {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let mut seen = 0;
+        for at in memchr::memchr_iter(self.separator, line) {
+            seen += 1;
+            if seen == self.fields.max(1) {
+                return &line[..at];
+            }
+        }
+        line
+    }
 }
 
 /// How much of a failed command's stderr goes into the error message.
@@ -110,17 +150,9 @@ impl Streaming {
             .map_err(|e| format!("map command `{}` on {name}: {e}", self.map))?;
         check(&self.map, "map", name, status, &stderr)?;
         let mut parts = vec![Vec::new(); partitions.max(1)];
-        for (number, line) in stdout.split_inclusive(|&b| b == b'\n').enumerate() {
-            let Some(tab) = memchr::memchr(b'\t', line) else {
-                let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line));
-                return Err(format!(
-                    "map command `{}` on {name}: output line {} has no tab \
-                     (expected key<TAB>value): {text:?}",
-                    self.map,
-                    number + 1
-                ));
-            };
-            let part = &mut parts[partition_of(hash_key(&line[..tab]), partitions.max(1))];
+        for line in stdout.split_inclusive(|&b| b == b'\n') {
+            let key = self.keys.key_of(line);
+            let part = &mut parts[partition_of(hash_key(key), partitions.max(1))];
             part.extend_from_slice(line);
             if !line.ends_with(b"\n") {
                 part.push(b'\n');
@@ -133,27 +165,38 @@ impl Streaming {
     /// one per map task) by key and feeds them to the reduce command, whose
     /// output goes to `<out>/part-<partition>`.
     pub fn reduce_partition(&self, partition: usize, buffers: &[Vec<u8>]) -> Result<(), String> {
-        let sorted = sort_by_key(buffers);
+        let sorted = sort_by_key(buffers, self.keys);
         let path = part_path(&self.out, partition);
+        let aside = self
+            .out
+            .join(format!(".part-{partition}.{}", std::process::id()));
         let name = format!("partition {partition}");
         let file =
-            File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        let (status, _, stderr) = run_command(self, &self.reduce, &sorted, Stdio::from(file))
-            .map_err(|e| format!("reduce command `{}` on {name}: {e}", self.reduce))?;
-        check(&self.reduce, "reduce", &name, status, &stderr)
+            File::create(&aside).map_err(|e| format!("cannot create {}: {e}", aside.display()))?;
+        let ran = run_command(self, &self.reduce, &sorted, Stdio::from(file))
+            .map_err(|e| format!("reduce command `{}` on {name}: {e}", self.reduce))
+            .and_then(|(status, _, stderr)| check(&self.reduce, "reduce", &name, status, &stderr))
+            .and_then(|()| {
+                std::fs::rename(&aside, &path)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            });
+        if ran.is_err() {
+            let _ = std::fs::remove_file(&aside);
+        }
+        ran
     }
 }
 
 /// The lines of `buffers` sorted by key, then by the whole line. Lines are
 /// grouped by key in a hash map first, so only the distinct keys are sorted:
 /// a word count's millions of lines have some thousands of keys.
-fn sort_by_key(buffers: &[Vec<u8>]) -> Vec<u8> {
+fn sort_by_key(buffers: &[Vec<u8>], keys: Keys) -> Vec<u8> {
     let mut groups: HashMap<&[u8], Vec<&[u8]>, FxBuildHasher> = HashMap::default();
     for line in buffers
         .iter()
         .flat_map(|b| b.split_inclusive(|&c| c == b'\n'))
     {
-        groups.entry(key_of(line)).or_default().push(line);
+        groups.entry(keys.key_of(line)).or_default().push(line);
     }
     let mut groups: Vec<_> = groups.into_iter().collect();
     groups.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -165,11 +208,6 @@ fn sort_by_key(buffers: &[Vec<u8>]) -> Vec<u8> {
         }
     }
     sorted
-}
-
-/// The key of a `key<TAB>value\n` line.
-fn key_of(line: &[u8]) -> &[u8] {
-    memchr::memchr(b'\t', line).map_or(line, |tab| &line[..tab])
 }
 
 /// A command that exited non-zero is an error naming it, the task's input
@@ -268,10 +306,27 @@ mod tests {
         // A byte below TAB in a key must still sort by key first.
         let a = b"b\t2\na\x01\t1\na\t9\nb\t1\na\t10\n".to_vec();
         let b = b"a\x01\t0\nc\t5\n".to_vec();
-        let sorted = sort_by_key(&[a, b]);
+        let sorted = sort_by_key(&[a, b], Keys::default());
         assert_eq!(
             String::from_utf8(sorted).unwrap(),
             "a\t10\na\t9\na\x01\t0\na\x01\t1\nb\t1\nb\t2\nc\t5\n"
         );
+    }
+
+    #[test]
+    fn keys_end_at_the_nth_separator_and_a_line_without_one_is_all_key() {
+        let tab = Keys::default();
+        assert_eq!(tab.key_of(b"word\t1\n"), b"word");
+        assert_eq!(tab.key_of(b"no tab here\n"), b"no tab here");
+        assert_eq!(tab.key_of(b"\n"), b"");
+        let two = Keys {
+            separator: b',',
+            fields: 2,
+        };
+        assert_eq!(two.key_of(b"a,b,c\n"), b"a,b");
+        assert_eq!(two.key_of(b"a,b"), b"a,b");
+        assert_eq!(two.key_of(b"a"), b"a");
+        let sorted = sort_by_key(&[b"b,1,x\na,2,y\na,1,z\n".to_vec()], two);
+        assert_eq!(sorted, b"a,1,z\na,2,y\nb,1,x\n");
     }
 }

@@ -21,7 +21,8 @@ use tokio::runtime::Handle;
 use super::schedule::StageRunner;
 use super::spec::{MapReduceStage, Stage, Work};
 use crate::bag::sh_quote as quote;
-use crate::mapreduce::{Input, MapReduce, streaming::Streaming};
+use crate::mapreduce::streaming::{Keys, Streaming};
+use crate::mapreduce::{Input, MapReduce};
 use crate::master::Master;
 use crate::worker::Worker;
 
@@ -146,6 +147,7 @@ impl<S: Space> LocalRunner<S> {
             reduce: job.reduce.clone(),
             out,
             dir: Some(self.out.clone()),
+            keys: Keys::default(),
         };
         let shape = MapReduce::new()
             .workers(self.slots)

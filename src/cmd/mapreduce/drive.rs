@@ -1,21 +1,28 @@
 //! The loop of `halley mapreduce`: the map tasks, then the reduce tasks,
 //! as tasks of one master-worker job run by the managed workers
 //! ([`crate::cmd::workers`]). While the maps run, the reduce tasks to come
-//! count as queued work for the manager. On the first failed task the
-//! tasks not yet taken are withdrawn and the job stops.
+//! count as queued work for the manager. A failed task runs again up to
+//! `--retries` times (the worker retries it: [`TaskSpec`]); on the first
+//! task that still failed the tasks not yet taken are withdrawn, the job
+//! stops and no `part-*` is kept. On SIGINT/SIGTERM the running tasks are
+//! aborted and every tuple of the job withdrawn, as `halley run` does.
+//! Success leaves `_SUCCESS` and the parts' SHA-256 in the summary.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use halley_autonomic::planner::Decision;
 use halley_autonomic::policy::Objective;
-use halley_paradigms::bag::CommandOutput;
+use halley_paradigms::bag::{CommandOutput, TaskSpec};
 use halley_paradigms::master::{Finished, Master, Progress};
 use halley_paradigms::task::Task;
 use halley_substrate::Space;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::cmd::verify;
+use crate::cmd::workers::interrupt::Signal;
 use crate::cmd::workers::{self, MachineRecord, Results, WorkerPool, with_pending};
 use crate::exit::Failure;
 
@@ -27,6 +34,10 @@ pub struct Job {
     pub objective: Objective,
     /// The map tasks' output, removed at the end of the job.
     pub shuffle: PathBuf,
+    /// Where the `part-*` files go.
+    pub out: PathBuf,
+    /// Runs again of a failed task.
+    pub retries: u32,
 }
 
 /// `<out>/_summary.json` (`_`: a later job reading `<out>` skips it).
@@ -41,6 +52,13 @@ pub struct Summary {
     pub tasks: Vec<TaskRecord>,
     /// The first failed task's error; null when every task succeeded.
     pub error: Option<String>,
+    /// A signal stopped the job.
+    pub interrupted: bool,
+    /// Each `part-*`'s SHA-256 (`halley verify <out>`); empty unless the
+    /// job succeeded.
+    pub files: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub signal: Option<Signal>,
 }
 
 /// One task's line of the summary.
@@ -75,7 +93,13 @@ pub async fn drive<S: Space>(
         let first = master.progress().submitted;
         // The reduces wait for the last map.
         pool.stages_ahead(u32::from(pending > 0));
-        let payloads = lines.iter().map(|l| l.clone().into_bytes());
+        let payloads = lines.iter().map(|l| {
+            TaskSpec {
+                retries: job.retries,
+                ..TaskSpec::new(l.clone())
+            }
+            .encode()
+        });
         master
             .submit(payloads.collect::<Vec<_>>())
             .await
@@ -96,6 +120,9 @@ pub async fn drive<S: Space>(
                 break;
             }
         }
+        if results.interrupted().is_some() {
+            break;
+        }
         if error.is_some() {
             // Withdraw what no worker took yet; running tasks finish first.
             let template = Task::template(Some(&id));
@@ -106,12 +133,35 @@ pub async fn drive<S: Space>(
         }
     }
     let makespan_s = began.elapsed().as_secs_f64();
-    if let Err(e) = master.stop_workers().await {
+    let signal = workers::interrupt::signal();
+    if signal.is_some() {
+        if let Err(e) = master.abort(Duration::from_secs(30)).await {
+            tracing::warn!(error = %e, "could not tell the workers to abort");
+        }
+    } else if let Err(e) = master.stop_workers().await {
         tracing::warn!(error = %e, "could not tell the workers to stop");
     }
     // The pool waits synchronously; the space is served on the other thread.
     let account = tokio::task::block_in_place(|| pool.finish(Duration::from_secs(10)));
+    if signal.is_some() {
+        let claims_for = if workers::interrupt::hurried() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(6)
+        };
+        master.withdraw(claims_for).await.map_err(lost)?;
+    }
     results.finish(&account.ending);
+    let files = if error.is_none() && signal.is_none() {
+        let files = parts(&job.out).map_err(Failure::bad_input)?;
+        std::fs::write(job.out.join("_SUCCESS"), "")
+            .map_err(|e| Failure::bad_input(anyhow::anyhow!("cannot write _SUCCESS: {e}")))?;
+        files
+    } else {
+        // No partial output beside good parts.
+        clear_parts(&job.out).map_err(Failure::bad_input)?;
+        BTreeMap::new()
+    };
     if let Err(e) = std::fs::remove_dir_all(&job.shuffle) {
         tracing::warn!(error = %e, dir = %job.shuffle.display(), "could not remove the shuffle files");
     }
@@ -123,8 +173,42 @@ pub async fn drive<S: Space>(
         decisions: account.decisions,
         machines: account.machines,
         tasks: records,
-        error,
+        error: error.or_else(|| signal.map(|s| format!("interrupted by {}", s.name()))),
+        interrupted: signal.is_some(),
+        files,
+        signal,
     })
+}
+
+/// Removes the `part-*` files and `_SUCCESS` of `out` (an earlier job's,
+/// or this failed job's).
+pub fn clear_parts(out: &Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("part-") || name == "_SUCCESS" {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The SHA-256 of each `part-*` of `out`.
+fn parts(out: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(out)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("part-") {
+            let sum = verify::sha256_file(&entry.path())
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", entry.path().display()))?;
+            files.insert(name, sum);
+        }
+    }
+    Ok(files)
 }
 
 /// Why a task failed (its stderr, as `halley mr-task` printed it), if it did.
@@ -146,10 +230,11 @@ pub(crate) fn failure(done: &Finished) -> Option<String> {
 }
 
 fn record(phase: &'static str, index: usize, done: &Finished) -> TaskRecord {
+    let retried = CommandOutput::decode(&done.result.payload).map_or(1, |o| o.attempts);
     TaskRecord {
         phase,
         index,
-        attempts: done.attempts,
+        attempts: done.attempts - 1 + u64::from(retried),
         worker: done.result.worker.clone(),
         resource: done.result.resource.clone(),
     }

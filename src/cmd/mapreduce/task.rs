@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow};
 use halley_paradigms::bag::sh_quote;
 use halley_paradigms::mapreduce::Input;
-use halley_paradigms::mapreduce::streaming::Streaming;
+use halley_paradigms::mapreduce::streaming::{Keys, Streaming};
 
 use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
 
@@ -48,6 +48,8 @@ pub enum Args {
         /// Where the map command runs (default: here).
         #[arg(long)]
         dir: Option<PathBuf>,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
     /// Run the reduce command on one partition.
     Reduce {
@@ -65,7 +67,65 @@ pub enum Args {
         /// Where the reduce command runs (default: here).
         #[arg(long)]
         dir: Option<PathBuf>,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
+}
+
+/// How a map output line splits into key and value (Hadoop streaming's
+/// field separator and number of key fields).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct KeyArgs {
+    /// The byte between a map output line's fields: one ASCII character,
+    /// or `\t` (the default, a tab).
+    #[arg(long, default_value = "\\t", value_parser = separator)]
+    pub separator: u8,
+    /// Fields of a line that make its key (the rest is its value); a line
+    /// with fewer fields is all key, with an empty value.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub key_fields: u32,
+}
+
+impl KeyArgs {
+    pub fn keys(self) -> Keys {
+        Keys {
+            separator: self.separator,
+            fields: self.key_fields as usize,
+        }
+    }
+
+    /// The flags that say so to `halley mr-task`.
+    fn flags(self) -> String {
+        let sep = match self.separator {
+            b'\t' => "\\t".to_owned(),
+            b => char::from(b).to_string(),
+        };
+        format!(
+            " --separator {} --key-fields {}",
+            sh_quote(&sep),
+            self.key_fields
+        )
+    }
+}
+
+impl Default for KeyArgs {
+    fn default() -> Self {
+        KeyArgs {
+            separator: b'\t',
+            key_fields: 1,
+        }
+    }
+}
+
+/// `--separator`: one ASCII character, or `\t`.
+fn separator(text: &str) -> Result<u8, String> {
+    match text {
+        "\\t" | "\t" => Ok(b'\t'),
+        _ if text.len() == 1 && text.is_ascii() && text != "\n" => Ok(text.as_bytes()[0]),
+        _ => Err(format!(
+            "expected one ASCII character (not a newline) or \\t, got {text:?}"
+        )),
+    }
 }
 
 /// What a streaming job's task lines are made of.
@@ -82,6 +142,8 @@ pub struct Lines<'a> {
     pub out: &'a Path,
     /// Where the commands run (default: the worker's directory).
     pub dir: Option<&'a Path>,
+    /// How map output lines split into key and value.
+    pub keys: KeyArgs,
 }
 
 impl Lines<'_> {
@@ -103,7 +165,7 @@ impl Lines<'_> {
                 .with_context(|| format!("cannot resolve {}", file.display()))?;
             maps.push(format!(
                 "{} mr-task map --index {i} --input {} --offset {} --len {} --map {} \
-                 --partitions {} --shuffle {} --name {}{}",
+                 --partitions {} --shuffle {} --name {}{}{}",
                 quote(self.exe),
                 quote(&path),
                 split.offset,
@@ -113,18 +175,20 @@ impl Lines<'_> {
                 quote(self.shuffle),
                 sh_quote(&name),
                 self.dir_arg(),
+                self.keys.flags(),
             ));
         }
         let reduces = (0..self.reducers)
             .map(|r| {
                 format!(
-                    "{} mr-task reduce --partition {r} --maps {} --reduce {} --shuffle {} --out {}{}",
+                    "{} mr-task reduce --partition {r} --maps {} --reduce {} --shuffle {} --out {}{}{}",
                     quote(self.exe),
                     maps.len(),
                     sh_quote(self.reduce),
                     quote(self.shuffle),
                     quote(self.out),
                     self.dir_arg(),
+                    self.keys.flags(),
                 )
             })
             .collect();
@@ -158,6 +222,7 @@ pub fn run(args: Args) -> Outcome {
             shuffle,
             name,
             dir,
+            keys,
         } => map_task(
             index,
             &input,
@@ -167,6 +232,7 @@ pub fn run(args: Args) -> Outcome {
             &shuffle,
             &name,
             dir,
+            keys.keys(),
         ),
         Args::Reduce {
             partition,
@@ -175,7 +241,8 @@ pub fn run(args: Args) -> Outcome {
             shuffle,
             out,
             dir,
-        } => reduce_task(partition, maps, reduce, &shuffle, out, dir),
+            keys,
+        } => reduce_task(partition, maps, reduce, &shuffle, out, dir, keys.keys()),
     };
     match result {
         Ok(()) => Ok(SUCCESS),
@@ -196,6 +263,7 @@ fn map_task(
     shuffle: &Path,
     name: &str,
     dir: Option<PathBuf>,
+    keys: Keys,
 ) -> anyhow::Result<()> {
     let mut data = vec![0; len];
     let mut file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
@@ -207,6 +275,7 @@ fn map_task(
         reduce: String::new(),
         out: shuffle.to_owned(),
         dir,
+        keys,
     };
     let parts = job
         .map_split(name, &data, partitions)
@@ -228,6 +297,7 @@ fn reduce_task(
     shuffle: &Path,
     out: PathBuf,
     dir: Option<PathBuf>,
+    keys: Keys,
 ) -> anyhow::Result<()> {
     let buffers = (0..maps)
         .map(|i| {
@@ -240,6 +310,7 @@ fn reduce_task(
         reduce,
         out,
         dir,
+        keys,
     };
     job.reduce_partition(partition, &buffers)
         .map_err(|e| anyhow!(e))

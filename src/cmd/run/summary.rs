@@ -80,6 +80,8 @@ pub struct Summary {
     pub failed: usize,
     /// Each output file's SHA-256, by its path in `<out>` (`halley verify`).
     pub files: BTreeMap<String, String>,
+    /// `files` signed with `--sign-key`, if given.
+    pub signature: Option<verify::Signature>,
 }
 
 /// Writes the files of `<out>/tasks/`.
@@ -119,7 +121,7 @@ impl Outputs {
         }
         let truncated = output.stdout_truncated() || output.stderr_truncated();
         if truncated {
-            eprintln!(
+            say!(
                 "halley: task {id}: output truncated: stdout {} of {} bytes kept, stderr {} of {} \
                  (--max-output; summary.json says \"truncated\": true)",
                 output.stdout.len(),

@@ -1,4 +1,5 @@
-//! SIGINT and SIGTERM for a job (`run`, `mapreduce`, `workflow`): the first
+//! SIGINT, SIGTERM and SIGHUP (a closed terminal) for a job (`run`,
+//! `mapreduce`, `workflow`): the first
 //! asks the job to stop (its loop sees [`signal`], withdraws its tasks,
 //! releases every machine and writes a partial summary), the second asks it
 //! to hurry ([`hurried`]: workers are killed without waiting for them).
@@ -15,6 +16,7 @@ static SIGNAL: AtomicI32 = AtomicI32::new(0);
 static COUNT: AtomicU32 = AtomicU32::new(0);
 static ARMED: AtomicBool = AtomicBool::new(false);
 
+const SIGHUP: i32 = 1;
 const SIGINT: i32 = 2;
 const SIGTERM: i32 = 15;
 
@@ -25,6 +27,7 @@ pub struct Signal(i32);
 impl Signal {
     pub fn name(self) -> &'static str {
         match self.0 {
+            SIGHUP => "SIGHUP",
             SIGINT => "SIGINT",
             _ => "SIGTERM",
         }
@@ -36,16 +39,17 @@ impl Signal {
     }
 }
 
-/// Starts listening for SIGINT and SIGTERM (once per process; must run
-/// inside a tokio runtime). From now on they no longer kill the process.
+/// Starts listening for SIGINT, SIGTERM and SIGHUP (once per process; must
+/// run inside a tokio runtime). From now on they no longer kill the process.
 pub fn listen() {
     if ARMED.swap(true, Ordering::SeqCst) {
         return;
     }
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::warn!("cannot catch SIGINT/SIGTERM: an interrupted job will leave no summary");
         return;
@@ -55,10 +59,11 @@ pub fn listen() {
             let number = tokio::select! {
                 _ = term.recv() => SIGTERM,
                 _ = int.recv() => SIGINT,
+                _ = hup.recv() => SIGHUP,
             };
             let _ = SIGNAL.compare_exchange(0, number, Ordering::SeqCst, Ordering::SeqCst);
             if COUNT.fetch_add(1, Ordering::SeqCst) == 1 {
-                eprintln!("halley: second signal: killing the workers without waiting");
+                say!("halley: second signal: killing the workers without waiting");
             }
         }
     });
@@ -87,5 +92,7 @@ mod tests {
         assert_eq!(Signal(SIGINT).exit_code(), 130);
         assert_eq!(Signal(SIGTERM).name(), "SIGTERM");
         assert_eq!(Signal(SIGTERM).exit_code(), 143);
+        assert_eq!(Signal(SIGHUP).name(), "SIGHUP");
+        assert_eq!(Signal(SIGHUP).exit_code(), 129);
     }
 }

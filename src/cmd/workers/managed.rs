@@ -306,7 +306,7 @@ impl ManagedPool {
         for (id, class, slots, status) in lost {
             match self.spawn_static(id, &class, slots) {
                 Ok(child) => {
-                    eprintln!("halley: worker {id} ({class}) ended ({status}): started again");
+                    say!("halley: worker {id} ({class}) ended ({status}): started again");
                     if let Some(entry) = self.statics.iter_mut().find(|(m, _)| *m == id) {
                         entry.1 = child;
                     }
@@ -321,6 +321,29 @@ impl ManagedPool {
             .iter_mut()
             .any(|(_, c)| matches!(c.try_wait(), Ok(None)))
     }
+}
+
+/// Ends a worker still running: SIGINT then SIGTERM (two signals: it kills
+/// its tasks' process groups and exits), SIGKILL if it is still up a
+/// second later.
+fn end_worker(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    for signal in ["-INT", "-TERM"] {
+        let _ = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status();
+    }
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn tasks(progress: &Progress, stages_ahead: u32) -> Tasks {
@@ -421,25 +444,52 @@ impl WorkerPool for ManagedPool {
 
     fn status(&mut self, progress: &Progress) -> String {
         let now = self.now();
-        let classes: Vec<String> = self
-            .manager
-            .workers_by_class()
+        let policy = self.manager.policy();
+        // Static machines that exist already (`--peer`) count once a worker
+        // reported for them: no machine that never existed is shown.
+        let matched: Vec<MachineId> = self.aliases.values().copied().collect();
+        let mut counts: Vec<(String, u32)> = policy
+            .resources
             .iter()
+            .map(|r| (r.name.clone(), 0))
+            .collect();
+        for m in self.manager.machines() {
+            let statik = policy.resources[m.class].provider == ProviderKind::Static;
+            if self.start_static || !statik || matched.contains(&m.id) {
+                counts[m.class].1 += 1;
+            }
+        }
+        let workers: u32 = counts.iter().map(|(_, n)| n).sum();
+        let classes: Vec<String> = counts
+            .iter()
+            .filter(|(_, n)| *n > 0)
             .map(|(class, n)| format!("{class} {n}"))
             .collect();
+        let deadline = policy.objective.deadline;
         let spent = self.manager.spent(now);
-        let (finish, _) = self
-            .manager
-            .projected(now, tasks(progress, self.stages_ahead));
-        let deadline = match self.manager.policy().objective.deadline {
-            Some(d) => format!(" (deadline {})", human(d)),
-            None => String::new(),
+        let eta = if progress.done >= progress.submitted {
+            String::new()
+        } else if workers == 0 && progress.running == 0 {
+            "; waiting for workers".to_owned()
+        } else {
+            let (finish, _) = self
+                .manager
+                .projected(now, tasks(progress, self.stages_ahead));
+            let deadline = deadline.map_or(String::new(), |d| {
+                format!(" (deadline in {})", human((d - now).max(0.0)))
+            });
+            if finish.is_finite() {
+                format!("; done in ~{}{deadline}", human((finish - now).max(0.0)))
+            } else {
+                format!("; done in: known once a task has finished{deadline}")
+            }
         };
-        format!(
-            "workers: {}; spent ${spent:.4}; finish ~{}{deadline}",
-            classes.join(", "),
-            human(finish)
-        )
+        let classes = if classes.is_empty() {
+            "none".to_owned()
+        } else {
+            classes.join(", ")
+        };
+        format!("workers: {classes}; spent ${spent:.2}{eta}")
     }
 
     fn finish(&mut self, grace: Duration) -> Account {
@@ -461,8 +511,7 @@ impl WorkerPool for ManagedPool {
             std::thread::sleep(Duration::from_millis(20));
         }
         for (_, child) in &mut self.statics {
-            let _ = child.kill();
-            let _ = child.wait();
+            end_worker(child);
         }
         // Dropping the providers kills the local workers still up.
         self.providers = None;
@@ -473,10 +522,19 @@ impl WorkerPool for ManagedPool {
         }
         self.reconcile(end);
         let policy = self.manager.policy();
+        // With workers that exist already, a static machine no worker
+        // reported for never was.
+        let matched: Vec<MachineId> = self.aliases.values().copied().collect();
         let machines = self
             .records
-            .values()
-            .map(|r| {
+            .iter()
+            .filter(|(id, r)| {
+                let statik = policy
+                    .class(&r.class)
+                    .is_some_and(|(_, c)| c.provider == ProviderKind::Static);
+                self.start_static || !statik || matched.contains(id)
+            })
+            .map(|(_, r)| {
                 let class = policy.class(&r.class).map(|(_, c)| c);
                 let to = r.released_at.unwrap_or(end);
                 MachineRecord {
@@ -596,6 +654,41 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_status_shows_only_workers_that_exist_and_no_eta_when_done() {
+        // `--peer`: the static machines exist once a worker reports for one.
+        let mut pool = pool();
+        let queued = Progress {
+            submitted: 4,
+            queued: 4,
+            ..Progress::default()
+        };
+        assert_eq!(
+            pool.status(&queued),
+            "workers: none; spent $0.00; waiting for workers"
+        );
+        assert_eq!(pool.machine_of("lab-a", "campus"), Some(MachineId(0)));
+        let status = pool.status(&queued);
+        assert!(
+            status.starts_with("workers: campus 1; spent $0.00; done in: known once"),
+            "{status}"
+        );
+        let done = Progress {
+            submitted: 4,
+            done: 4,
+            ..Progress::default()
+        };
+        assert_eq!(pool.status(&done), "workers: campus 1; spent $0.00");
+        // The summary lists the machine a worker stood for, not m1.
+        let ids: Vec<String> = pool
+            .finish(Duration::ZERO)
+            .machines
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(ids, ["m0"]);
     }
 
     #[test]

@@ -43,7 +43,7 @@ impl Display {
                 let due = last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
                 if due || done == *total {
                     *last = Some(Instant::now());
-                    eprintln!(
+                    say!(
                         "halley: {done}/{total} tasks done, {} running, {failed} failed; {status}",
                         progress.running
                     );
@@ -56,7 +56,7 @@ impl Display {
     pub fn log(&self, line: &str) {
         match self {
             Display::Bar(bar) => bar.println(format!("halley: {line}")),
-            Display::Lines { .. } => eprintln!("halley: {line}"),
+            Display::Lines { .. } => say!("halley: {line}"),
         }
     }
 

@@ -23,6 +23,8 @@ pub struct Results {
     status: String,
     next_tick: Instant,
     spent: f64,
+    /// Slots the workers' heartbeats say are busy.
+    busy: usize,
 }
 
 impl Results {
@@ -34,6 +36,7 @@ impl Results {
             status: String::new(),
             next_tick: Instant::now() + TICK,
             spent: 0.0,
+            busy: 0,
         }
     }
 
@@ -79,12 +82,17 @@ impl Results {
             match master.next_before(self.next_tick).await? {
                 Next::Finished(done) => {
                     pool.task_finished(&done.result);
+                    let progress = with_pending(master.progress(), pending);
+                    if progress.done >= progress.submitted {
+                        // The last one: no ETA left on the line.
+                        self.status = pool.status(&progress);
+                    }
                     return Ok(Some(done));
                 }
                 Next::Idle => {
                     self.next_tick = Instant::now() + TICK;
                     let progress = with_pending(master.progress(), pending);
-                    self.status = tick(master, pool, &self.display, &progress).await?;
+                    (self.status, self.busy) = tick(master, pool, &self.display, &progress).await?;
                     self.spent = pool.spent();
                 }
                 Next::Complete => return Ok(None),
@@ -113,7 +121,14 @@ impl Results {
     /// Redraws the progress line: `done` results written, `failed` of them
     /// failed.
     pub fn show(&mut self, progress: &Progress, done: usize, failed: usize) {
-        self.display.update(progress, done, failed, &self.status);
+        // Claims are seen once a second, heartbeats too: the larger count,
+        // never more than the tasks left.
+        let left = progress.submitted.saturating_sub(progress.done);
+        let progress = Progress {
+            running: progress.running.max(self.busy).min(left),
+            ..*progress
+        };
+        self.display.update(&progress, done, failed, &self.status);
     }
 
     /// The end: the pool's `ending` decisions to the log, the bar cleared.

@@ -15,6 +15,7 @@ use halley_substrate::Space;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::cmd::mapreduce::task::KeyArgs;
 use crate::cmd::mapreduce::{self, drive::failure, task::Lines};
 
 /// What a stage's tasks are now.
@@ -102,6 +103,7 @@ impl<S: Space> Maker<'_, S> {
             shuffle: &shuffle,
             out: &out,
             dir: Some(work),
+            keys: KeyArgs::default(),
         };
         let splits = mapreduce::splits(self.split_hint, &input);
         let (maps, reduces) = lines.of(&input, splits).map_err(|e| format!("{e:#}"))?;

@@ -23,6 +23,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::stage::{Maker, Running, TaskRecord};
+use crate::cmd::workers::interrupt::Signal;
 use crate::cmd::workers::{self, MachineRecord, Results, WorkerPool, with_pending};
 use crate::exit::Failure;
 
@@ -57,6 +58,10 @@ pub struct Summary {
     pub decisions: Vec<Decision>,
     pub machines: Vec<MachineRecord>,
     pub tasks: Vec<TaskRecord>,
+    /// A signal stopped the workflow: `tasks` holds those that finished.
+    pub interrupted: bool,
+    #[serde(skip)]
+    pub signal: Option<Signal>,
 }
 
 /// Runs every stage; the tasks' workers come from `pool`.
@@ -139,8 +144,10 @@ pub async fn drive<S: Space>(
             .await
             .map_err(lost)?
         else {
-            // Every task has its result, yet a stage runs: cannot happen.
-            tracing::error!("the workflow's tasks are done but its stages are not");
+            if results.interrupted().is_none() {
+                // Every task has its result, yet a stage runs: cannot happen.
+                tracing::error!("the workflow's tasks are done but its stages are not");
+            }
             break;
         };
         let (stage, index) = owners[done.result.id as usize];
@@ -165,11 +172,24 @@ pub async fn drive<S: Space>(
         results.show(&master.progress(), records.len(), failed);
     }
     let makespan = began.elapsed();
-    if let Err(e) = master.stop_workers().await {
+    let signal = workers::interrupt::signal();
+    if signal.is_some() {
+        if let Err(e) = master.abort(Duration::from_secs(30)).await {
+            tracing::warn!(error = %e, "could not tell the workers to abort");
+        }
+    } else if let Err(e) = master.stop_workers().await {
         tracing::warn!(error = %e, "could not tell the workers to stop");
     }
     // The pool waits synchronously; the space is served on the other thread.
     let account = tokio::task::block_in_place(|| pool.finish(Duration::from_secs(10)));
+    if signal.is_some() {
+        let claims_for = if workers::interrupt::hurried() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(6)
+        };
+        master.withdraw(claims_for).await.map_err(lost)?;
+    }
     results.finish(&account.ending);
     let makespan_s = makespan.as_secs_f64();
     records.sort_by(|a, b| (&a.stage, a.phase, a.index).cmp(&(&b.stage, b.phase, b.index)));
@@ -181,6 +201,8 @@ pub async fn drive<S: Space>(
         decisions: account.decisions,
         machines: account.machines,
         tasks: records,
+        interrupted: signal.is_some(),
+        signal,
     })
 }
 

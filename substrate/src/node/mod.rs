@@ -19,6 +19,7 @@
 
 mod event_loop;
 pub mod gate;
+pub mod identity;
 pub mod metrics;
 mod ring;
 mod serve;
@@ -31,7 +32,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
@@ -43,6 +43,7 @@ use crate::net::{self, DialFailure, NetError, PreSharedKey};
 use crate::space::Space;
 use crate::spin::Spin;
 use crate::wire::PROTOCOL;
+pub use identity::Identity;
 use metrics::Metrics;
 use metrics::http::Probe;
 
@@ -141,7 +142,17 @@ impl Node {
         space: S,
         secret: Option<PreSharedKey>,
     ) -> Result<Node, NodeError> {
-        Node::launch(listen, secret, None, &[], |_| space).await
+        Node::start_as(listen, space, secret, Identity::generate()).await
+    }
+
+    /// Like [`Node::start_with`], as `identity`.
+    pub async fn start_as<S: Served>(
+        listen: Multiaddr,
+        space: S,
+        secret: Option<PreSharedKey>,
+        identity: Identity,
+    ) -> Result<Node, NodeError> {
+        Node::launch(listen, secret, None, identity, &[], |_| space).await
     }
 
     /// Starts a job's gateway: a node outside any private overlay that
@@ -153,7 +164,15 @@ impl Node {
         space: S,
         grants: Arc<gate::Grants>,
     ) -> Result<Node, NodeError> {
-        Node::launch(listen, None, Some(grants), &[], |_| space).await
+        Node::launch(
+            listen,
+            None,
+            Some(grants),
+            Identity::generate(),
+            &[],
+            |_| space,
+        )
+        .await
     }
 
     /// Starts a node that joins the ring through `join` (or starts one
@@ -181,20 +200,22 @@ impl Node {
             replicas,
             ..crate::overlay::Config::default()
         };
-        Node::start_ring_configured(listen, join, config, secret).await
+        Node::start_ring_configured(listen, join, config, secret, Identity::generate()).await
     }
 
     /// Like [`Node::start_ring_with`], this peer run with `config` (its
-    /// replicas and limits, such as [`crate::overlay::Config::max_tuples`]).
+    /// replicas and limits, such as [`crate::overlay::Config::max_tuples`])
+    /// as `identity` (a stable peer id: [`Identity::load_or_create`]).
     pub async fn start_ring_configured(
         listen: Multiaddr,
         join: Vec<Multiaddr>,
         config: crate::overlay::Config,
         secret: Option<PreSharedKey>,
+        identity: Identity,
     ) -> Result<(Node, RingSpace), NodeError> {
         let mut ring = None;
         let first = join.clone();
-        let node = Node::launch(listen, secret, None, &first, |link| {
+        let node = Node::launch(listen, secret, None, identity, &first, |link| {
             let space = RingSpace::start(link, join, config);
             ring = Some(space.clone());
             space
@@ -209,10 +230,11 @@ impl Node {
         listen: Multiaddr,
         secret: Option<PreSharedKey>,
         gate: Option<Arc<gate::Grants>>,
+        identity: Identity,
         join: &[Multiaddr],
         build: impl FnOnce(ring::Link) -> S,
     ) -> Result<Node, NodeError> {
-        let keypair = Keypair::generate_ed25519();
+        let keypair = identity.0;
         let peer_id = keypair.public().to_peer_id();
         let mut swarm = net::swarm(keypair, secret)?;
         let listen_error = |reason: String| NodeError::Listen {
