@@ -205,10 +205,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let pid_file = dir.join("pid");
         let task = Shell {
-            timeout: Some(Duration::from_millis(300)),
+            timeout: Some(Duration::from_secs(1)),
             retries: 1,
             ..shell(
-                &format!("sleep 30 & echo $! > {}; wait", pid_file.display()),
+                &format!("sleep 30 & echo $! >> {}; wait", pid_file.display()),
                 64,
             )
         };
@@ -216,12 +216,24 @@ mod tests {
         assert!(out.timed_out);
         assert_eq!(out.exit_code, TIMED_OUT);
         assert_eq!(out.attempts, 2, "one retry");
-        let pid = std::fs::read_to_string(&pid_file).unwrap();
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
-        let gone = stat.map_or(true, |s| {
-            s.rsplit(')').next().unwrap().trim().starts_with('Z')
-        });
-        assert!(gone, "the grandchild sleep {pid} was killed with its group");
+        let gone = |pid: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+                s.rsplit(')').next().unwrap().trim().starts_with('Z')
+            })
+        };
+        // A SIGKILL is sent at once, but the process ends a moment later.
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        let pids = std::fs::read_to_string(&pid_file).unwrap();
+        assert_eq!(pids.lines().count(), 2, "{pids}");
+        for pid in pids.lines() {
+            while !gone(pid) {
+                assert!(
+                    std::time::Instant::now() < until,
+                    "sleep {pid} outlived its group"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
