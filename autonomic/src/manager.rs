@@ -611,7 +611,7 @@ mod tests {
         Manager::new(
             Policy::parse(
                 "p",
-                "[objective]\ndeadline = \"2m\"\n[scaling]\ntask_estimate = \"10s\"\ncooldown = \"0s\"\n\
+                "[objective]\ndeadline = \"2m30s\"\n[scaling]\ntask_estimate = \"10s\"\ncooldown = \"0s\"\n\
                  [[resources]]\nname = \"hpc\"\nprovider = \"slurm\"\nmax = 2\n\
                  [[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = 1.0\nmax = 4\n",
             )
