@@ -197,13 +197,13 @@ pub fn assert_billed(summary: &serde_json::Value, paid: &str, per_second: f64) {
     for d in summary["decisions"].as_array().unwrap() {
         assert!(!d["reason"].as_str().unwrap().is_empty(), "{d}");
     }
-    // Each paid machine was released by a decision: during the job, or at
-    // its end ("the job is over").
+    // Each paid machine was released (or stopped with its tasks) by a
+    // decision: during the job, or at its end ("the job is over").
     let released: Vec<String> = summary["decisions"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|d| d["action"] == "release")
+        .filter(|d| d["action"] == "release" || d["action"] == "stop")
         .map(|d| format!("m{}", d["machine"]))
         .collect();
     for m in machines.iter().filter(|m| m["class"] == paid) {
