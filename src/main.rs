@@ -4,6 +4,7 @@
 
 mod cmd;
 mod exit;
+mod store;
 
 use clap::{Parser, Subcommand};
 

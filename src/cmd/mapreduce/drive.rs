@@ -25,8 +25,9 @@ pub struct Job {
     pub maps: Vec<String>,
     pub reduces: Vec<String>,
     pub objective: Objective,
-    /// The map tasks' output, removed at the end of the job.
-    pub shuffle: PathBuf,
+    /// The map tasks' output directory, removed at the end of the job
+    /// (none when the data goes through an object store).
+    pub shuffle: Option<PathBuf>,
 }
 
 /// `<out>/_summary.json` (`_`: a later job reading `<out>` skips it).
@@ -112,8 +113,10 @@ pub async fn drive<S: Space>(
     // The pool waits synchronously; the space is served on the other thread.
     let account = tokio::task::block_in_place(|| pool.finish(Duration::from_secs(10)));
     results.finish(&account.ending);
-    if let Err(e) = std::fs::remove_dir_all(&job.shuffle) {
-        tracing::warn!(error = %e, dir = %job.shuffle.display(), "could not remove the shuffle files");
+    if let Some(shuffle) = &job.shuffle
+        && let Err(e) = std::fs::remove_dir_all(shuffle)
+    {
+        tracing::warn!(error = %e, dir = %shuffle.display(), "could not remove the shuffle files");
     }
     Ok(Summary {
         makespan_s,

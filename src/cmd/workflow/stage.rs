@@ -102,6 +102,7 @@ impl<S: Space> Maker<'_, S> {
             shuffle: &shuffle,
             out: &out,
             dir: Some(work),
+            store: None,
         };
         let splits = mapreduce::splits(self.split_hint, &input);
         let (maps, reduces) = lines.of(&input, splits).map_err(|e| format!("{e:#}"))?;
