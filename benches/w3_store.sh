@@ -13,12 +13,12 @@ cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin halley
 halley=target/release/halley
 out=$(mktemp -d)
-"$weed" mini -dir="$out/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -admin.ui=false -bucket=w3 \
+"$weed" mini -dir="$out/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -admin.ui=false -bucket=halley-w3 \
   > "$out/weed.log" 2>&1 &
 weed_pid=$!
 trap 'kill "$weed_pid" 2>/dev/null; wait "$weed_pid" 2>/dev/null; rm -rf "$out"' EXIT
 for _ in $(seq 100); do
-  curl -s -o /dev/null -w '%{http_code}' -I http://127.0.0.1:8333/w3 2>/dev/null | grep -q 200 && break
+  curl -s -o /dev/null -w '%{http_code}' -I http://127.0.0.1:8333/halley-w3 2>/dev/null | grep -q 200 && break
   sleep 0.2
 done
 map='mawk '"'"'{ for (i = 1; i <= NF; i++) c[$i]++ } END { for (w in c) print w "\t" c[w] }'"'"
@@ -33,7 +33,7 @@ for round in 1 2 3; do
   fs+=("$(echo "$(date +%s.%N) - $start" | bc)")
   start=$(date +%s.%N)
   "$halley" mapreduce --input "$corpus" --map "$map" --reduce "$reduce" --workers 2 --out "$out/s3" \
-    --store s3://w3/bench --store-endpoint http://127.0.0.1:8333
+    --store s3://halley-w3/bench --store-endpoint http://127.0.0.1:8333
   s3+=("$(echo "$(date +%s.%N) - $start" | bc)")
 done
 mb=$(( $(stat -c %s "$corpus") / 1000000 ))

@@ -150,17 +150,22 @@ impl Lines<'_> {
     }
 
     /// The lines of a job whose data goes through `store`, after putting
-    /// each split there as `split-<i>`.
+    /// each split there as `split-<i>`, up to four at once.
     fn of_store(
         &self,
         store: &Store,
         splits: &[halley_paradigms::mapreduce::Split<'_>],
     ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+        // Four puts at once: one stream leaves the server's cores idle.
         Store::blocking(async {
-            for (i, split) in splits.iter().enumerate() {
-                store.put(&split_key(i), split.data.to_vec()).await?;
-            }
-            Ok(())
+            use futures::{StreamExt, TryStreamExt};
+            futures::stream::iter(splits.iter().enumerate())
+                .map(
+                    |(i, split)| async move { store.put(&split_key(i), split.data.to_vec()).await },
+                )
+                .buffer_unordered(4)
+                .try_collect::<()>()
+                .await
         })?;
         let store_args: Vec<String> = store.args().iter().map(|a| sh_quote(a)).collect();
         let store_args = store_args.join(" ");
