@@ -21,6 +21,7 @@ macro_rules! tell {
 
 mod cmd;
 mod exit;
+mod store;
 
 use clap::{Parser, Subcommand};
 

@@ -2,13 +2,16 @@
 //! started by `.ci/run` with `../shared/recipes/slurm-up.sh`): the manager
 //! scales onto Slurm and back; a worker job cancelled by Slurm mid-task
 //! loses no task (it runs again, once in `summary.json`); a partition that
-//! holds its jobs sends the work to a paid class, and a decision says why.
+//! holds its jobs sends the work to a paid class, and a decision says why;
+//! a MapReduce on Slurm workers that run elsewhere (`--chdir`) gets its
+//! data through S3 alone.
 //! Without a cluster these tests say "skipped" loudly; under CI=true they
 //! fail. They run one at a time (`.config/nextest.toml`): the node has
 //! only this machine's cores.
 
 mod common;
 mod run_util;
+mod s3_util;
 
 use std::process::Command;
 use std::time::Duration;
@@ -252,5 +255,79 @@ fn a_queue_wait_past_the_deadline_sends_the_work_to_a_paid_class() {
     for (_, job) in slurm_machines(&summary) {
         assert_eq!(job_state(&job), "CANCELLED", "{job}");
     }
+    assert_none_left(&marker);
+}
+
+#[test]
+fn a_mapreduce_on_slurm_workers_elsewhere_goes_through_s3() {
+    if !slurm_here() {
+        return;
+    }
+    let Some(weed) = s3_util::weed() else {
+        return;
+    };
+    let dir = Scratch::new("slurm-s3");
+    let _server = s3_util::start_weed(&weed, &dir);
+    let elsewhere = dir.path("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let mut text = String::new();
+    let mut expected = std::collections::BTreeMap::new();
+    for i in 0..3000 {
+        let line = format!("a{} b{} a{}\n", i % 13, i % 7, i % 5);
+        for w in line.split_whitespace() {
+            *expected.entry(w.to_string()).or_insert(0u64) += 1;
+        }
+        text.push_str(&line);
+    }
+    dir.write("corpus.txt", &text);
+    // The worker jobs run in a directory of their own: nothing of the
+    // submitter's is where they are.
+    let policy = dir.write(
+        "policy.toml",
+        &format!(
+            "[scaling]\ninterval = \"1s\"\n\
+             [[resources]]\nname = \"hpc\"\nprovider = \"slurm\"\nmax = 2\n\
+             extra_args = [\"--chdir={}\"]\n",
+            elsewhere.display()
+        ),
+    );
+    let marker = format!("slurm-s3-{}", std::process::id());
+    let mut command = halley();
+    command
+        .current_dir(&dir.0)
+        .env("HALLEY_TEST_MARK", &marker)
+        .args(["mapreduce", "--input", "corpus.txt", "--out", "out"])
+        .args(["--reducers", "2"])
+        .args(["--map", r#"tr -s ' ' '\n' | awk 'NF { print $0 "\t1" }'"#])
+        .args([
+            "--reduce",
+            r#"awk -F '\t' '{ c[$1] += $2 } END { for (w in c) print w "\t" c[w] }'"#,
+        ])
+        .arg("--policy")
+        .arg(&policy)
+        .args(["--store", "s3://halley/slurm"])
+        .args(["--store-endpoint", &format!("http://{}", s3_util::S3)]);
+    let run = Guard::spawn(&mut command).wait(Duration::from_secs(180));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut got = std::collections::BTreeMap::new();
+    for r in 0..2 {
+        let part = std::fs::read_to_string(dir.path(&format!("out/part-{r}"))).unwrap();
+        for line in part.lines() {
+            let (word, count) = line.split_once('\t').unwrap();
+            got.insert(word.to_string(), count.parse::<u64>().unwrap());
+        }
+    }
+    assert_eq!(got, expected);
+    let text = std::fs::read_to_string(dir.path("out/_summary.json")).unwrap();
+    let summary: Value = serde_json::from_str(&text).unwrap();
+    let tasks = summary["tasks"].as_array().unwrap();
+    assert!(tasks.iter().all(|t| t["resource"] == "hpc"), "{summary}");
+    assert!(!slurm_machines(&summary).is_empty(), "{summary}");
+    let there = std::fs::read_dir(&elsewhere).unwrap().count();
+    assert_eq!(there, 0, "nothing written where the workers run");
     assert_none_left(&marker);
 }

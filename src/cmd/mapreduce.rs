@@ -6,7 +6,10 @@
 //! the autonomic manager starts and stops under `--policy` (default: the
 //! built-in policy, this machine's cores), as `halley run`'s are: a task is
 //! a `halley mr-task` command line ([`task`]), its data in files of a
-//! shuffle directory under `--out` ([`drive`] runs the job). Writes
+//! shuffle directory under `--out` ([`drive`] runs the job), or with
+//! `--store s3://…` in object storage under a prefix of the job's own
+//! (its splits put there first, its `part-<r>` objects fetched into
+//! `--out` at the end, then the prefix removed). Writes
 //! `<out>/_summary.json` (with each part's SHA-256) and `_SUCCESS` when
 //! every task succeeded; stale `part-*` of an earlier job are removed
 //! first, and a failed or interrupted job leaves none. Map output lines
@@ -29,6 +32,7 @@ use halley_substrate::Space;
 
 use super::workers::{self, ManagedPool, Reach, SpaceArgs, SpaceJob};
 use crate::exit::{Failure, NOT_FOUND, Outcome, SUCCESS};
+use crate::store::{Store, StoreArgs};
 use drive::Job;
 
 #[derive(Debug, clap::Args)]
@@ -54,6 +58,8 @@ pub struct Args {
     out: PathBuf,
     #[command(flatten)]
     space: SpaceArgs,
+    #[command(flatten)]
+    store: StoreArgs,
     /// The autonomic policy (TOML): objective, scaling, resource classes.
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -66,6 +72,12 @@ pub struct Args {
 
 pub fn run(args: Args) -> Outcome {
     let input = Input::read(&args.input).map_err(Failure::bad_input)?;
+    // The job's own prefix of the object store, if one is named.
+    let store = args
+        .store
+        .open()
+        .map_err(Failure::bad_input)?
+        .map(|store| store.child(&workers::job_id("mapreduce")));
     let mut policy = match &args.policy {
         Some(path) => Policy::load(path).map_err(Failure::bad_input)?,
         None => Policy::builtin(),
@@ -88,9 +100,11 @@ pub fn run(args: Args) -> Outcome {
         .context("cannot find the halley executable")
         .map_err(Failure::unreachable)?;
     let shuffle = out.join(format!("_shuffle-{}", std::process::id()));
-    std::fs::create_dir_all(&shuffle)
-        .with_context(|| format!("cannot create {}", shuffle.display()))
-        .map_err(Failure::bad_input)?;
+    if store.is_none() {
+        std::fs::create_dir_all(&shuffle)
+            .with_context(|| format!("cannot create {}", shuffle.display()))
+            .map_err(Failure::bad_input)?;
+    }
     let reducers = args
         .reducers
         .unwrap_or_else(|| private_slots(&policy))
@@ -104,21 +118,35 @@ pub fn run(args: Args) -> Outcome {
         out: &out,
         dir: None,
         keys: args.keys,
+        store: store.as_ref(),
     };
     let (maps, reduces) = lines
         .of(&input, splits(split_hint(&policy), &input))
-        .map_err(Failure::bad_input)?;
+        .map_err(|e| match &store {
+            Some(_) => Failure::unreachable(e.context("cannot put the splits in the store")),
+            None => Failure::bad_input(e),
+        })?;
     let job = Job {
         maps,
         reduces,
         objective: policy.objective.clone(),
-        shuffle,
+        shuffle: store.is_none().then_some(shuffle),
         out: out.clone(),
         retries: args.retries,
     };
     let needs = workers::Needs::of(&policy);
     let pool = ManagedPool::new(policy, true);
-    workers::with_space("mapreduce", &args.space, needs, Managed { job, pool, out })
+    workers::with_space(
+        "mapreduce",
+        &args.space,
+        needs,
+        Managed {
+            job,
+            pool,
+            out,
+            store: store.map(|store| (store, reducers)),
+        },
+    )
 }
 
 /// Bytes of input per map task, at least.
@@ -141,13 +169,22 @@ struct Managed {
     job: Job,
     pool: ManagedPool,
     out: PathBuf,
+    /// The job's object store and its number of `part-<r>` objects.
+    store: Option<(Store, usize)>,
 }
 
 impl SpaceJob for Managed {
     async fn with<S: Space>(self, space: S, reach: Reach) -> Outcome {
         say!("halley: mapreduce: space {}", reach.peer);
-        let summary =
+        let mut summary =
             drive::drive(space, &reach.peer, self.pool.reaching(&reach), self.job).await?;
+        if let Some((store, reducers)) = &self.store {
+            let fetched = fetch_parts(store, *reducers, &self.out, summary.error.is_none()).await;
+            if let Err(e) = fetched {
+                summary.error.get_or_insert(format!("{e:#}"));
+            }
+            summary.files = drive::finish_parts(&self.out, summary.error.is_none())?;
+        }
         let path = self.out.join("_summary.json");
         let text = serde_json::to_string_pretty(&summary).expect("a summary serializes");
         std::fs::write(&path, text + "\n")
@@ -172,6 +209,35 @@ impl SpaceJob for Managed {
             SUCCESS
         })
     }
+}
+
+/// Fetches the `reducers` objects `part-<r>` of `store` into `out` (when
+/// the job succeeded: `fetch`), then removes the job's objects.
+async fn fetch_parts(
+    store: &Store,
+    reducers: usize,
+    out: &std::path::Path,
+    fetch: bool,
+) -> anyhow::Result<()> {
+    let mut fetched = Ok(());
+    if fetch {
+        for r in 0..reducers {
+            let name = format!("part-{r}");
+            let part = store.get(&name).await;
+            fetched = part.and_then(|data| {
+                let path = out.join(&name);
+                std::fs::write(&path, data)
+                    .with_context(|| format!("cannot write {}", path.display()))
+            });
+            if fetched.is_err() {
+                break;
+            }
+        }
+    }
+    if let Err(e) = store.remove_all().await {
+        tracing::warn!(error = %e, "could not remove the job's objects");
+    }
+    fetched
 }
 
 /// The private `static` slots of `policy` (at least 1): the reducers by

@@ -287,3 +287,28 @@ pub(crate) async fn connect(peer: &str, key: Option<PreSharedKey>) -> Result<Rem
             ),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_a_task_killed_with_its_worker_goes_unreported() {
+        let (told, heard) = tokio::sync::watch::channel(false);
+        assert!(
+            !killed_with_its_worker(1, heard.clone()).await,
+            "a plain failure is reported"
+        );
+        assert!(
+            !killed_with_its_worker(143, heard.clone()).await,
+            "a task killed while its worker was not told to stop is reported"
+        );
+        told.send(true).unwrap();
+        assert!(killed_with_its_worker(143, heard.clone()).await);
+        assert!(killed_with_its_worker(137, heard.clone()).await);
+        assert!(
+            !killed_with_its_worker(0, heard).await,
+            "a task that finished counts"
+        );
+    }
+}

@@ -32,8 +32,9 @@ pub struct Job {
     pub maps: Vec<String>,
     pub reduces: Vec<String>,
     pub objective: Objective,
-    /// The map tasks' output, removed at the end of the job.
-    pub shuffle: PathBuf,
+    /// The map tasks' output directory, removed at the end of the job
+    /// (none when the data goes through an object store).
+    pub shuffle: Option<PathBuf>,
     /// Where the `part-*` files go.
     pub out: PathBuf,
     /// Runs again of a failed task.
@@ -152,18 +153,17 @@ pub async fn drive<S: Space>(
         master.withdraw(claims_for).await.map_err(lost)?;
     }
     results.finish(&account.ending);
-    let files = if error.is_none() && signal.is_none() {
-        let files = parts(&job.out).map_err(Failure::bad_input)?;
-        std::fs::write(job.out.join("_SUCCESS"), "")
-            .map_err(|e| Failure::bad_input(anyhow::anyhow!("cannot write _SUCCESS: {e}")))?;
-        files
-    } else {
-        // No partial output beside good parts.
-        clear_parts(&job.out).map_err(Failure::bad_input)?;
+    let files = if job.shuffle.is_none() {
+        // An object store's parts reach `out` after the job: the caller
+        // fetches them, then checks them in ([`finish_parts`]).
         BTreeMap::new()
+    } else {
+        finish_parts(&job.out, error.is_none() && signal.is_none())?
     };
-    if let Err(e) = std::fs::remove_dir_all(&job.shuffle) {
-        tracing::warn!(error = %e, dir = %job.shuffle.display(), "could not remove the shuffle files");
+    if let Some(shuffle) = &job.shuffle
+        && let Err(e) = std::fs::remove_dir_all(shuffle)
+    {
+        tracing::warn!(error = %e, dir = %shuffle.display(), "could not remove the shuffle files");
     }
     Ok(Summary {
         makespan_s,
@@ -178,6 +178,21 @@ pub async fn drive<S: Space>(
         files,
         signal,
     })
+}
+
+/// The end of a job's output in `out`: each `part-*`'s SHA-256 and
+/// `_SUCCESS` when it `succeeded`; else no part at all (no partial output
+/// beside good parts).
+pub fn finish_parts(out: &Path, succeeded: bool) -> Result<BTreeMap<String, String>, Failure> {
+    if succeeded {
+        let files = parts(out).map_err(Failure::bad_input)?;
+        std::fs::write(out.join("_SUCCESS"), "")
+            .map_err(|e| Failure::bad_input(anyhow::anyhow!("cannot write _SUCCESS: {e}")))?;
+        Ok(files)
+    } else {
+        clear_parts(out).map_err(Failure::bad_input)?;
+        Ok(BTreeMap::new())
+    }
 }
 
 /// Removes the `part-*` files and `_SUCCESS` of `out` (an earlier job's,

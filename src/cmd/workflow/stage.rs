@@ -104,6 +104,7 @@ impl<S: Space> Maker<'_, S> {
             out: &out,
             dir: Some(work),
             keys: KeyArgs::default(),
+            store: None,
         };
         let splits = mapreduce::splits(self.split_hint, &input);
         let (maps, reduces) = lines.of(&input, splits).map_err(|e| format!("{e:#}"))?;
