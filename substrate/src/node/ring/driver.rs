@@ -275,7 +275,9 @@ impl Driver {
             tracing::warn!(%from, epoch, "dropping a peer message with an epoch far ahead");
             return;
         }
-        self.suspects.heard(from_id);
+        if let Some(accuser) = self.suspects.heard(from_id) {
+            tracing::warn!(%from, accuser, "a member said to be gone answered its probe: it stays");
+        }
         let join = matches!(msg, PeerMessage::Join { .. });
         if !join && self.departed.contains_key(&from_id) {
             self.tell_departed(from_id);
@@ -343,9 +345,9 @@ impl Driver {
                 } else if id == self.my_id {
                     self.doubted_by(from_id);
                 } else if self.members.contains_key(&id)
-                    && self.suspects.suspect(id, Instant::now())
+                    && self.suspects.suspect(id, from_id, Instant::now())
                 {
-                    tracing::info!(%from, addr = %member.addr, "probing a member said to be gone");
+                    tracing::warn!(%from, addr = %member.addr, "probing a member said to be gone");
                     self.probe(id);
                 }
             }
@@ -398,7 +400,7 @@ impl Driver {
                     return;
                 }
                 self.refuted = Some(Instant::now());
-                tracing::info!("a member found this peer gone: joining again through it");
+                tracing::warn!("a member found this peer gone: joining again through it");
                 let member = self.me.clone();
                 self.send(from, PeerMessage::Join { member });
             }
@@ -421,7 +423,7 @@ impl Driver {
     /// Drops the suspects that did not answer their probe.
     fn drop_silent(&mut self) {
         for id in self.suspects.silent(Instant::now()) {
-            tracing::info!(id, "a member said to be gone did not answer");
+            tracing::warn!(id, "a member said to be gone did not answer its probe");
             self.drop_lost(id);
         }
     }
