@@ -190,10 +190,16 @@ async fn forged_membership_messages_evict_no_one_and_lose_nothing() {
 
 /// Waits and lifetimes at the edge of what the wire carries (`u64::MAX`
 /// ms) are taken as "for ever", not added up into an overflow that stops
-/// the ring's driver.
+/// the ring's driver (or the `--solo` space).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extreme_waits_and_lifetimes_from_a_client_do_not_stop_the_ring() {
-    let node = Node::start();
+    for mode in [&[][..], &["--solo"][..]] {
+        let node = Node::start_with(mode);
+        extremes(&node).await;
+    }
+}
+
+async fn extremes(node: &Node) {
     let space = RemoteSpace::connect(node.addr.parse().unwrap(), DEADLINE)
         .await
         .expect("connect");
