@@ -190,10 +190,16 @@ async fn forged_membership_messages_evict_no_one_and_lose_nothing() {
 
 /// Waits and lifetimes at the edge of what the wire carries (`u64::MAX`
 /// ms) are taken as "for ever", not added up into an overflow that stops
-/// the ring's driver.
+/// the ring's driver (or the `--solo` space).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extreme_waits_and_lifetimes_from_a_client_do_not_stop_the_ring() {
-    let node = Node::start();
+    for mode in [&[][..], &["--solo"][..]] {
+        let node = Node::start_with(mode);
+        extremes(&node).await;
+    }
+}
+
+async fn extremes(node: &Node) {
     let space = RemoteSpace::connect(node.addr.parse().unwrap(), DEADLINE)
         .await
         .expect("connect");
@@ -222,4 +228,107 @@ async fn extreme_waits_and_lifetimes_from_a_client_do_not_stop_the_ring() {
 
 fn tuple(key: &str, n: i64) -> Tuple {
     Tuple::new(vec![Value::from(key), Value::from(n)])
+}
+
+/// A member's word is not enough either: an attacker that joins the ring
+/// properly (it listens, and its `Join` names itself) then says another
+/// member is gone, and that the receiver itself is gone. The receiver
+/// probes the other member, which answers, and refutes the word about
+/// itself: every real peer stays in every real peer's view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_saying_others_are_gone_evicts_no_one() {
+    let nodes = ring();
+    let target = &nodes[0];
+    let other = &nodes[1];
+    let mut swarm = net::swarm(Keypair::generate_ed25519(), None).unwrap();
+    let me = *swarm.local_peer_id();
+    swarm
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let listening = loop {
+        if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } =
+            swarm.select_next_some().await
+        {
+            break address;
+        }
+    };
+    let mut control = swarm.behaviour().stream.new_control();
+    // Streams the ring opens to its new member are read and dropped.
+    let mut incoming = control.accept(PEER_PROTOCOL).unwrap();
+    let sink = tokio::spawn(async move {
+        while let Some((_, stream)) = incoming.next().await {
+            tokio::spawn(async move {
+                let mut frames = wire::frames(stream);
+                while frames.next().await.is_some() {}
+            });
+        }
+    });
+    net::dial(&mut swarm, &target.addr.parse().unwrap(), DEADLINE)
+        .await
+        .expect("the attacker connects");
+    let driver = tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    let mut attacker = Attacker {
+        control,
+        target: peer_id(&target.addr),
+        driver,
+    };
+    let mine = format!("{listening}/p2p/{me}");
+    let join = PeerMessage::Join {
+        member: member(&mine),
+    };
+    let _joined = attacker.send(vec![join]).await;
+    for node in &nodes {
+        eventually("the attacker to be a member", || {
+            ring_size(&node.addr, &[]) == Some(4)
+        });
+    }
+    let gones = vec![
+        PeerMessage::Gone {
+            member: member(&other.addr),
+            epoch: 1,
+        },
+        PeerMessage::Gone {
+            member: member(&target.addr),
+            epoch: 1,
+        },
+    ];
+    let _said = attacker.send(gones).await;
+    logged(target, "probing a member said to be gone", 1);
+    logged(
+        target,
+        "a member said to be gone answered its probe: it stays",
+        1,
+    );
+    logged(
+        target,
+        "a member found this peer gone: joining again through it",
+        1,
+    );
+    assert!(
+        !target.stderr().contains("did not answer"),
+        "{}",
+        target.stderr()
+    );
+    for node in &nodes {
+        let status = status(&node.addr).expect("status");
+        let peers: Vec<&str> = status["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["addr"].as_str())
+            .collect();
+        for real in &nodes {
+            assert!(peers.contains(&real.addr.as_str()), "{status}");
+        }
+    }
+    assert!(
+        !target.stderr().contains("declared gone"),
+        "{}",
+        target.stderr()
+    );
+    sink.abort();
 }

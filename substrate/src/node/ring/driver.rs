@@ -10,9 +10,10 @@
 //! announced gone; so is a peer leaving. A peer declared gone that is
 //! alive after all (a message from it arrives) is told so (`Gone` about
 //! itself, at most once a second) and its messages are dropped; told, it
+//! joins again through the teller, or, once most members have told it,
 //! evicts itself (a view without it: it drops what it held, see
 //! [`crate::overlay`]) and joins again through the members it knows,
-//! which re-admit it like a newcomer. Each change gives a new view
+//! which re-admit it like a newcomer ([`members`]). Each change gives a new view
 //! (peer ring id: [`checks::ring_id`]) and the next epoch: one past the
 //! highest this peer has seen or been told.
 //!
@@ -37,10 +38,12 @@ use tracing::Instrument;
 
 use super::checks::{self, ring_id};
 use super::links::{self, LinkEvent, peer_of};
-use super::trust::{Doubters, Suspects, Verdict};
+use super::trust::{Doubters, Suspects};
 use super::{Input, Link};
 use crate::overlay::{Command, Config, Event, OpId, OverlayError, Peer, Reply};
 use crate::ring::Ring;
+
+mod members;
 use crate::wire::{Member, PeerMessage, PeerStatus, Status};
 
 /// How long a graceful leave lets the handover drain.
@@ -275,7 +278,9 @@ impl Driver {
             tracing::warn!(%from, epoch, "dropping a peer message with an epoch far ahead");
             return;
         }
-        self.suspects.heard(from_id);
+        if let Some(accuser) = self.suspects.heard(from_id) {
+            tracing::warn!(%from, accuser, "a member said to be gone answered its probe: it stays");
+        }
         let join = matches!(msg, PeerMessage::Join { .. });
         if !join && self.departed.contains_key(&from_id) {
             self.tell_departed(from_id);
@@ -343,9 +348,9 @@ impl Driver {
                 } else if id == self.my_id {
                     self.doubted_by(from_id);
                 } else if self.members.contains_key(&id)
-                    && self.suspects.suspect(id, Instant::now())
+                    && self.suspects.suspect(id, from_id, Instant::now())
                 {
-                    tracing::info!(%from, addr = %member.addr, "probing a member said to be gone");
+                    tracing::warn!(%from, addr = %member.addr, "probing a member said to be gone");
                     self.probe(id);
                 }
             }
@@ -367,156 +372,6 @@ impl Driver {
                 self.finish_counts(false);
             }
         }
-    }
-
-    /// Whether a message from `from` (ring id `id`) is to be heard: it is
-    /// a member, or a peer this peer is joining through.
-    fn hears(&self, id: u64, from: PeerId) -> bool {
-        self.members.contains_key(&id) || self.joining.iter().any(|a| peer_of(a) == Some(from))
-    }
-
-    /// Tells the link readers whom to let speak: members, the peers this
-    /// peer joins through, and lost members (told so when they speak).
-    fn publish_known(&self) {
-        let members = self.members.values().map(|(peer, _)| *peer);
-        let joining = self.joining.iter().filter_map(peer_of);
-        let departed = self
-            .departed
-            .values()
-            .filter_map(|(m, _)| m.addr.parse().ok().as_ref().and_then(peer_of));
-        let known = members.chain(joining).chain(departed).collect();
-        self.known.send_replace(Arc::new(known));
-    }
-
-    /// Member `from` said this peer is gone: refuted by joining again
-    /// through it, unless most members have said so.
-    fn doubted_by(&mut self, from: u64) {
-        match self.doubters.doubt(from, &self.others(), Instant::now()) {
-            Verdict::Evict => self.evict(),
-            Verdict::Refute => {
-                if self.refuted.is_some_and(|at| at.elapsed() < TELL_EVERY) {
-                    return;
-                }
-                self.refuted = Some(Instant::now());
-                tracing::info!("a member found this peer gone: joining again through it");
-                let member = self.me.clone();
-                self.send(from, PeerMessage::Join { member });
-            }
-        }
-    }
-
-    /// Asks member `id` something it answers at once: any message from it
-    /// clears it of suspicion.
-    fn probe(&mut self, id: u64) {
-        if !self.links.contains_key(&id)
-            && let Some(addr) = self.members.get(&id).and_then(|(_, m)| m.addr.parse().ok())
-        {
-            self.connect(&addr);
-        }
-        let token = self.next_token;
-        self.next_token = self.next_token.wrapping_add(1);
-        self.send(id, PeerMessage::CountAsk { token });
-    }
-
-    /// Drops the suspects that did not answer their probe.
-    fn drop_silent(&mut self) {
-        for id in self.suspects.silent(Instant::now()) {
-            tracing::info!(id, "a member said to be gone did not answer");
-            self.drop_lost(id);
-        }
-    }
-
-    /// Drops member `id`, found lost, and tells the others.
-    fn drop_lost(&mut self, id: u64) {
-        if let Some((_, member)) = self.members.get(&id).cloned() {
-            self.remove(id);
-            let epoch = self.epoch;
-            self.broadcast(PeerMessage::Gone { member, epoch });
-        }
-    }
-
-    /// Tells a lost member that is alive after all that it was found
-    /// lost (it then joins again).
-    fn tell_departed(&mut self, id: u64) {
-        let Some((member, told)) = self.departed.get_mut(&id) else {
-            return;
-        };
-        if told.is_some_and(|at| at.elapsed() < TELL_EVERY) {
-            return;
-        }
-        *told = Some(Instant::now());
-        let member = member.clone();
-        if let Ok(addr) = member.addr.parse() {
-            self.connect(&addr);
-        }
-        let epoch = self.epoch;
-        self.send(id, PeerMessage::Gone { member, epoch });
-        self.links.remove(&id);
-    }
-
-    /// The others found this peer lost while it was alive: out of its own
-    /// view (it drops what it held for the ring), then in again through
-    /// the members it knows.
-    fn evict(&mut self) {
-        if self.evicted {
-            return;
-        }
-        tracing::warn!("declared gone by the ring while alive: joining again");
-        self.evicted = true;
-        self.epoch = self.epoch.saturating_add(1);
-        self.new_view(self.my_id);
-        self.joining = self
-            .members
-            .iter()
-            .filter(|&(&id, _)| id != self.my_id)
-            .filter_map(|(_, (_, m))| m.addr.parse().ok())
-            .collect();
-        self.publish_known();
-        self.asked = None;
-        self.ask_to_join();
-    }
-
-    /// Adds `member` without a new view; its id if it is new.
-    fn add_quietly(&mut self, member: &Member) -> Option<u64> {
-        let checks::Checked { addr, peer, id } = checks::member(member)
-            .inspect_err(|e| tracing::warn!(error = %e, "ignoring a bad member address"))
-            .ok()?;
-        self.departed.remove(&id);
-        if self.members.contains_key(&id) {
-            return None;
-        }
-        self.members.insert(id, (peer, member.clone()));
-        self.publish_known();
-        self.connect(&addr);
-        Some(id)
-    }
-
-    /// Adds `member` and takes the new view; its id if it is new.
-    fn add(&mut self, member: &Member) -> Option<u64> {
-        let id = self.add_quietly(member)?;
-        self.epoch = self.epoch.saturating_add(1);
-        tracing::info!(addr = %member.addr, epoch = self.epoch, "peer joined");
-        self.new_view(id);
-        Some(id)
-    }
-
-    /// Drops member `id` (found lost or announced gone) and takes the new
-    /// view; it is remembered in case it turns out alive.
-    fn remove(&mut self, id: u64) {
-        if id == self.my_id {
-            return;
-        }
-        let Some((_, member)) = self.members.remove(&id) else {
-            return;
-        };
-        if self.departed.len() >= DEPARTED {
-            self.departed.pop_first();
-        }
-        self.departed.insert(id, (member, None));
-        self.publish_known();
-        self.links.remove(&id);
-        self.epoch = self.epoch.saturating_add(1);
-        self.new_view(id);
     }
 
     fn new_view(&mut self, changed: u64) {

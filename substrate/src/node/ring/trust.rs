@@ -18,26 +18,28 @@ pub(super) const DOUBT_WINDOW: Duration = Duration::from_secs(10);
 /// Suspects held at once at most (one per member, and members are few).
 const MAX_SUSPECTS: usize = 1_024;
 
-/// Members said to be gone, probed, and when each must have answered by.
+/// Members said to be gone, probed: when each must have answered by, and
+/// who said it.
 #[derive(Debug, Default)]
 pub(super) struct Suspects {
-    due: BTreeMap<u64, Instant>,
+    due: BTreeMap<u64, (Instant, u64)>,
 }
 
 impl Suspects {
-    /// Suspects `id` (at `now`); true if it was not already, so it is to
-    /// be probed now.
-    pub fn suspect(&mut self, id: u64, now: Instant) -> bool {
+    /// Suspects `id`, on the word of `accuser` (at `now`); true if it was
+    /// not already, so it is to be probed now.
+    pub fn suspect(&mut self, id: u64, accuser: u64, now: Instant) -> bool {
         if self.due.contains_key(&id) || self.due.len() >= MAX_SUSPECTS {
             return false;
         }
-        self.due.insert(id, now + PROBE_WAIT);
+        self.due.insert(id, (now + PROBE_WAIT, accuser));
         true
     }
 
-    /// `id` said something: it is alive.
-    pub fn heard(&mut self, id: u64) {
-        self.due.remove(&id);
+    /// `id` said something: it is alive. Who had said otherwise, if
+    /// anyone.
+    pub fn heard(&mut self, id: u64) -> Option<u64> {
+        self.due.remove(&id).map(|(_, accuser)| accuser)
     }
 
     /// The suspects that stayed silent past their wait, no longer held.
@@ -45,7 +47,7 @@ impl Suspects {
         let silent: Vec<u64> = self
             .due
             .iter()
-            .filter(|&(_, &due)| now >= due)
+            .filter(|&(_, &(due, _))| now >= due)
             .map(|(&id, _)| id)
             .collect();
         for id in &silent {
@@ -101,10 +103,11 @@ mod tests {
     fn a_suspect_that_answers_stays_one_that_does_not_goes() {
         let start = Instant::now();
         let mut suspects = Suspects::default();
-        assert!(suspects.suspect(1, start));
-        assert!(!suspects.suspect(1, start), "probed once");
-        assert!(suspects.suspect(2, start));
-        suspects.heard(1);
+        assert!(suspects.suspect(1, 9, start));
+        assert!(!suspects.suspect(1, 9, start), "probed once");
+        assert!(suspects.suspect(2, 9, start));
+        assert_eq!(suspects.heard(1), Some(9));
+        assert_eq!(suspects.heard(1), None);
         assert!(suspects.silent(start + PROBE_WAIT / 2).is_empty());
         assert_eq!(suspects.silent(start + PROBE_WAIT), vec![2]);
         assert!(suspects.silent(start + PROBE_WAIT * 2).is_empty());

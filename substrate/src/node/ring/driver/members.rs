@@ -1,0 +1,166 @@
+//! The driver's membership: who is heard, adding and dropping members,
+//! probing a member said to be gone, refuting a word that this peer is,
+//! and evicting itself when most members have said so.
+
+use std::sync::Arc;
+
+use libp2p::PeerId;
+use tokio::time::Instant;
+
+use super::super::checks;
+use super::super::links::peer_of;
+use super::super::trust::Verdict;
+use super::{DEPARTED, Driver, TELL_EVERY};
+use crate::wire::{Member, PeerMessage};
+
+impl Driver {
+    /// Whether a message from `from` (ring id `id`) is to be heard: it is
+    /// a member, or a peer this peer is joining through.
+    pub(super) fn hears(&self, id: u64, from: PeerId) -> bool {
+        self.members.contains_key(&id) || self.joining.iter().any(|a| peer_of(a) == Some(from))
+    }
+
+    /// Tells the link readers whom to let speak: members, the peers this
+    /// peer joins through, and lost members (told so when they speak).
+    pub(super) fn publish_known(&self) {
+        let members = self.members.values().map(|(peer, _)| *peer);
+        let joining = self.joining.iter().filter_map(peer_of);
+        let departed = self
+            .departed
+            .values()
+            .filter_map(|(m, _)| m.addr.parse().ok().as_ref().and_then(peer_of));
+        let known = members.chain(joining).chain(departed).collect();
+        self.known.send_replace(Arc::new(known));
+    }
+
+    /// Member `from` said this peer is gone: refuted by joining again
+    /// through it, unless most members have said so.
+    pub(super) fn doubted_by(&mut self, from: u64) {
+        match self.doubters.doubt(from, &self.others(), Instant::now()) {
+            Verdict::Evict => self.evict(),
+            Verdict::Refute => {
+                if self.refuted.is_some_and(|at| at.elapsed() < TELL_EVERY) {
+                    return;
+                }
+                self.refuted = Some(Instant::now());
+                tracing::warn!("a member found this peer gone: joining again through it");
+                let member = self.me.clone();
+                self.send(from, PeerMessage::Join { member });
+            }
+        }
+    }
+
+    /// Asks member `id` something it answers at once: any message from it
+    /// clears it of suspicion.
+    pub(super) fn probe(&mut self, id: u64) {
+        if !self.links.contains_key(&id)
+            && let Some(addr) = self.members.get(&id).and_then(|(_, m)| m.addr.parse().ok())
+        {
+            self.connect(&addr);
+        }
+        let token = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1);
+        self.send(id, PeerMessage::CountAsk { token });
+    }
+
+    /// Drops the suspects that did not answer their probe.
+    pub(super) fn drop_silent(&mut self) {
+        for id in self.suspects.silent(Instant::now()) {
+            tracing::warn!(id, "a member said to be gone did not answer its probe");
+            self.drop_lost(id);
+        }
+    }
+
+    /// Drops member `id`, found lost, and tells the others.
+    pub(super) fn drop_lost(&mut self, id: u64) {
+        if let Some((_, member)) = self.members.get(&id).cloned() {
+            self.remove(id);
+            let epoch = self.epoch;
+            self.broadcast(PeerMessage::Gone { member, epoch });
+        }
+    }
+
+    /// Tells a lost member that is alive after all that it was found
+    /// lost (it then joins again).
+    pub(super) fn tell_departed(&mut self, id: u64) {
+        let Some((member, told)) = self.departed.get_mut(&id) else {
+            return;
+        };
+        if told.is_some_and(|at| at.elapsed() < TELL_EVERY) {
+            return;
+        }
+        *told = Some(Instant::now());
+        let member = member.clone();
+        if let Ok(addr) = member.addr.parse() {
+            self.connect(&addr);
+        }
+        let epoch = self.epoch;
+        self.send(id, PeerMessage::Gone { member, epoch });
+        self.links.remove(&id);
+    }
+
+    /// The others found this peer lost while it was alive: out of its own
+    /// view (it drops what it held for the ring), then in again through
+    /// the members it knows.
+    pub(super) fn evict(&mut self) {
+        if self.evicted {
+            return;
+        }
+        tracing::warn!("declared gone by the ring while alive: joining again");
+        self.evicted = true;
+        self.epoch = self.epoch.saturating_add(1);
+        self.new_view(self.my_id);
+        self.joining = self
+            .members
+            .iter()
+            .filter(|&(&id, _)| id != self.my_id)
+            .filter_map(|(_, (_, m))| m.addr.parse().ok())
+            .collect();
+        self.publish_known();
+        self.asked = None;
+        self.ask_to_join();
+    }
+
+    /// Adds `member` without a new view; its id if it is new.
+    pub(super) fn add_quietly(&mut self, member: &Member) -> Option<u64> {
+        let checks::Checked { addr, peer, id } = checks::member(member)
+            .inspect_err(|e| tracing::warn!(error = %e, "ignoring a bad member address"))
+            .ok()?;
+        self.departed.remove(&id);
+        if self.members.contains_key(&id) {
+            return None;
+        }
+        self.members.insert(id, (peer, member.clone()));
+        self.publish_known();
+        self.connect(&addr);
+        Some(id)
+    }
+
+    /// Adds `member` and takes the new view; its id if it is new.
+    pub(super) fn add(&mut self, member: &Member) -> Option<u64> {
+        let id = self.add_quietly(member)?;
+        self.epoch = self.epoch.saturating_add(1);
+        tracing::info!(addr = %member.addr, epoch = self.epoch, "peer joined");
+        self.new_view(id);
+        Some(id)
+    }
+
+    /// Drops member `id` (found lost or announced gone) and takes the new
+    /// view; it is remembered in case it turns out alive.
+    pub(super) fn remove(&mut self, id: u64) {
+        if id == self.my_id {
+            return;
+        }
+        let Some((_, member)) = self.members.remove(&id) else {
+            return;
+        };
+        if self.departed.len() >= DEPARTED {
+            self.departed.pop_first();
+        }
+        self.departed.insert(id, (member, None));
+        self.publish_known();
+        self.links.remove(&id);
+        self.epoch = self.epoch.saturating_add(1);
+        self.new_view(id);
+    }
+}
