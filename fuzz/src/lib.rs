@@ -6,6 +6,7 @@
 //! code under test); a panic is the bug the fuzzer looks for.
 
 use futures::StreamExt;
+use halley_substrate::node::gate::{Capability, Scope};
 use halley_substrate::wire::{self, Message};
 use halley_substrate::{parse_template, parse_tuple};
 
@@ -13,11 +14,12 @@ use halley_substrate::{parse_template, parse_tuple};
 pub type Feed = fn(&[u8]);
 
 /// The targets, by name: the directory names under `fuzz/regressions/`.
-pub const TARGETS: [(&str, Feed); 4] = [
+pub const TARGETS: [(&str, Feed); 5] = [
     ("wire_frame", wire_frame),
     ("peer_message", peer_message),
     ("syntax", syntax),
     ("policy", policy),
+    ("gate", gate),
 ];
 
 /// A byte stream as a node reads it from a client or a peer: frame by
@@ -77,6 +79,35 @@ pub fn policy(data: &[u8]) {
     };
     if let Err(e) = halley_autonomic::policy::Policy::parse("fuzz.toml", text) {
         assert!(e.to_string().contains("fuzz.toml"), "{e}");
+    }
+}
+
+/// A gateway's door: the input as a capability's text (what parses prints
+/// back to itself), and as a request body judged against a job's scope.
+pub fn gate(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(capability) = Capability::parse(text)
+    {
+        let printed = capability.to_string();
+        assert_eq!(
+            Capability::parse(&printed).expect("printed parses"),
+            capability
+        );
+    }
+    if let Ok(Message::Request { request, .. }) = wire::frame::decode(data) {
+        let t = |text: &str| parse_template(text).expect("a fixed template");
+        let scope = Scope {
+            take: vec![
+                t(r#"("task", "j", ?int, ?int, ?bytes)"#),
+                t(r#"("stop", ?str)"#),
+            ],
+            read: vec![
+                t(r#"("stop", "j")"#),
+                t(r#"("r", 1..9, 0.5..=2.5, "a".."m", "p"*, *)"#),
+            ],
+            write: vec![t(r#"("result", "j", ?int, *)"#)],
+        };
+        let _ = scope.allows(&request);
     }
 }
 

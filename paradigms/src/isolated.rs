@@ -48,7 +48,7 @@ mod tests {
     use crate::worker::Worker;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_worker_holding_its_jobs_capability_runs_the_job_through_a_gateway() {
+    async fn a_worker_holding_its_jobs_capability_runs_its_job_only_through_a_gateway() {
         let space = EmbeddedSpace::new();
         let grants = Arc::new(Grants::default());
         let listen = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
@@ -60,6 +60,10 @@ mod tests {
             .await
             .unwrap();
         remote.present(&capability.to_string()).await.unwrap();
+
+        // Another job's tasks wait in the same space.
+        let mut other = Master::new(space.clone(), "other");
+        other.submit((0..5u8).map(|i| vec![i])).await.unwrap();
 
         let worker = Worker::new(remote.clone(), "sq").lease(Duration::from_millis(600));
         let stopper = worker.stopper();
@@ -73,6 +77,19 @@ mod tests {
         assert_eq!(doubled, (0..20u8).map(|i| i * 2).collect::<Vec<_>>());
         stopper.stop();
         run.await.unwrap().unwrap();
+        let waiting = space
+            .scan(Task::template(Some("other")), None)
+            .await
+            .unwrap();
+        assert_eq!(waiting.len(), 5, "the other job's tasks are untouched");
+        let stolen = remote
+            .take(Task::template(Some("other")), Some(Duration::ZERO))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(stolen, SpaceError::Refused(ref m) if m.contains("taking")),
+            "{stolen}"
+        );
 
         // The same stream may not step outside the job.
         let refused = remote.scan(Task::template(None), None).await.unwrap_err();

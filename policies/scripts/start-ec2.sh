@@ -1,9 +1,10 @@
 #!/bin/sh
 # Starts one EC2 instance that runs a Halley worker joining the job's space.
-# Gets HALLEY_JOIN (the peer to join), HALLEY_TOKEN (the job's key: 64 hex
-# digits, empty when the space is not private), HALLEY_RESOURCE (the class
-# name), HALLEY_MACHINE (the manager's id for the machine, which the worker
-# reports) and HALLEY_SLOTS (the class's slots); prints the instance id.
+# Gets HALLEY_JOIN (the peer to join), HALLEY_TOKEN (the job's capability,
+# hcap1-…, or its key: 64 hex digits; empty when the space is not private),
+# HALLEY_RESOURCE (the class name), HALLEY_MACHINE (the manager's id for the
+# machine, which the worker reports) and HALLEY_SLOTS (the class's slots);
+# prints the instance id.
 # Set HALLEY_AMI to an image with `halley` on its PATH. The job must listen
 # where the instance reaches it: `halley run --listen /ip4/0.0.0.0/tcp/7000
 # --advertise /ip4/<public ip>/tcp/7000`.

@@ -2,8 +2,9 @@
 //!
 //! Without `--peer` it starts an embedded space and serves it on `--listen`
 //! (default: a free port of 127.0.0.1; private under a fresh key when the
-//! policy has a `command` class); with `--peer` it submits to that space
-//! ([`SpaceArgs`]). The workers come
+//! policy has a `command` class; through a gateway that takes only the
+//! job's capability when it has paid classes); with `--peer` it submits to
+//! that space ([`SpaceArgs`]). The workers come
 //! from the autonomic manager under `--policy` (default: the built-in
 //! policy, this machine's cores) through a [`WorkerPool`]: the
 //! `static` classes' workers start with the job (with `--peer` they exist
