@@ -423,6 +423,9 @@ impl Planner {
                     }
                     match () {
                         _ if no_work => "no work left".to_string(),
+                        // It runs one of the last tasks: stopped, the task
+                        // would only run again elsewhere, from the start.
+                        _ if !idle && snap.tasks.queued == 0 => continue,
                         _ if step.needed_another_hour(m, gone) => continue,
                         _ => format!(
                             "its paid hour ends in {} and it is not needed for another",

@@ -14,6 +14,9 @@ use crate::policy::Policy;
 use crate::simulate::{Control, Oracle, Report, Sample, SimulatedProvider};
 use crate::workload::Workload;
 
+/// Virtual time after which a run is given up as stuck (30 days).
+const HORIZON: Secs = 30.0 * 24.0 * 3600.0;
+
 /// Every task's duration at speed 1.0, as a run with `seed` draws them.
 pub fn durations(workload: &Workload, seed: u64) -> Vec<Secs> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -161,6 +164,9 @@ impl<'a> Engine<'a> {
         let mut end = 0.0;
         while let Some(Reverse(event)) = self.events.pop() {
             let now = event.at;
+            if now > HORIZON {
+                break;
+            }
             end = now;
             match event.kind {
                 Kind::Tick => {

@@ -221,7 +221,11 @@ fn per_hour_machines_are_billed_whole_hours_and_released_before_the_next() {
         .collect();
     assert!(!releases.is_empty());
     for reason in releases {
-        assert!(reason.contains("its paid hour ends in 1m00s"), "{reason}");
+        // Before the next hour, or kept for one of the last tasks to the end.
+        assert!(
+            reason.contains("its paid hour ends in 1m00s") || reason.ends_with("the job is over"),
+            "{reason}"
+        );
     }
 }
 
