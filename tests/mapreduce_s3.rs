@@ -122,9 +122,17 @@ fn a_word_count_through_s3_with_workers_that_share_nothing() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["_summary.json", "part-0", "part-1", "part-2"]);
+    assert_eq!(
+        names,
+        ["_SUCCESS", "_summary.json", "part-0", "part-1", "part-2"]
+    );
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("_summary.json")).unwrap()).unwrap();
     assert_eq!(summary["error"], serde_json::Value::Null, "{summary}");
+    // The parts fetched from the store are checked in like local ones.
+    let files = summary["files"].as_object().expect("files");
+    assert_eq!(files.len(), 3, "{summary}");
+    let verified = halley().arg("verify").arg(&out).output().unwrap();
+    assert!(verified.status.success(), "{verified:?}");
 }
