@@ -180,6 +180,7 @@ impl Planner {
         let span = step.guard_span();
         let mut gone: Vec<MachineId> = failed.to_vec();
         let mut stopped = Vec::new();
+        let mut renewing = 0.0;
         for m in snap.machines.iter().filter(|m| !failed.contains(&m.id)) {
             let class = &r[m.class];
             if class.is_private()
@@ -198,13 +199,15 @@ impl Planner {
                     human(left)
                 )
             } else if let Some(budget) = budget
-                && step.committed(&gone) + class.price_per_hour > budget + 1e-9
+                && step.committed(&gone) + renewing + class.price_per_hour > budget + 1e-9
             {
                 format!(
                     "its paid hour ends in {} and the budget ${budget:.2} cannot pay another",
                     human(left)
                 )
             } else {
+                // Kept: it starts another paid hour before the next step.
+                renewing += class.price_per_hour;
                 continue;
             };
             gone.push(m.id);
@@ -214,7 +217,7 @@ impl Planner {
         let Some(budget) = budget else {
             return stopped;
         };
-        while step.committed(&gone) > budget + 1e-9 {
+        while step.committed(&gone) + renewing > budget + 1e-9 {
             let Some(m) = step.billing_per_second(&gone).into_iter().max_by(|a, b| {
                 (a.state == MachineState::Draining)
                     .cmp(&(b.state == MachineState::Draining))

@@ -294,7 +294,12 @@ impl<'a> Step<'a> {
         let mut extra = self.none();
         let (mut finish, mut spend) = self.project(&extra, &[], limit);
         loop {
-            let gain = 1.0_f64.max(0.01 * (finish - self.snap.now));
+            // Any finite finish beats never.
+            let gain = if finish.is_finite() {
+                1.0_f64.max(0.01 * (finish - self.snap.now))
+            } else {
+                0.0
+            };
             let next = self.order().into_iter().find_map(|c| {
                 if self.room(c, &extra) == 0 || !self.helps(c, finish) {
                     return None;

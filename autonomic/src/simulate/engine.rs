@@ -226,6 +226,8 @@ impl<'a> Engine<'a> {
             }
         };
         self.apply();
+        // Tasks stopped with their machine run again on a free slot.
+        self.dispatch(now);
         self.sample(now);
         let can_run = self.nodes.values().any(|n| !n.draining) || self.tasks.running > 0;
         can_run || !decisions.is_empty()
