@@ -46,7 +46,7 @@ const OUT_WINDOW: usize = 512;
 const OPS: usize = 1_024;
 /// Notifications a subscription's reader may leave unread before it is
 /// cut off.
-pub(super) const NOTIFY_BUFFER: usize = 128;
+pub(super) const NOTIFY_BUFFER: usize = 32;
 
 /// What a node hands the ring: how to reach other peers.
 pub(super) struct Link {
