@@ -486,3 +486,23 @@ fn paid_classes_alone_and_no_estimate_start_one_machine_of_the_cheapest_to_learn
         ]
     );
 }
+
+#[test]
+fn a_budget_that_cannot_finish_the_job_says_what_it_would_need() {
+    // Paid machines only: 100 tasks of 30 s on one machine at $0.36/h
+    // ($0.0001/s): 3,000 s of work, a 60 s boot and the last task, about
+    // $0.31; $0.10 cannot finish them.
+    let p = Policy::parse(
+        "p.toml",
+        "[objective]\nbudget = 0.1\n[[resources]]\nname = \"cloud.small\"\nprovider = \"local\"\n\
+         price_per_hour = 0.36\nboot_time = \"1m\"\nmax = 10\n",
+    )
+    .unwrap();
+    let mut snap = snapshot(0.0, 100, 0, Vec::new());
+    snap.estimates = vec![Some(30.0)];
+    let decisions = plan(&p, &snap);
+    assert_eq!(
+        decisions[0],
+        "the budget $0.10 cannot finish the job: about $0.31 is needed"
+    );
+}
