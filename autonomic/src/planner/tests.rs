@@ -121,7 +121,7 @@ fn a_tight_deadline_buys_the_fewest_cheapest_machines_that_meet_it() {
     assert_eq!(
         reasons(&decisions),
         [
-            "+5 cloud.small: projected 25m30s > deadline 10m00s less a margin of 40s (the last tasks at their p90 duration); with them 8m21s, about $0.25 in all"
+            "+5 cloud.small: projected 25m30s > deadline 10m00s less a margin of 40s (the last tasks at their p80 duration); with them 8m21s, about $0.25 in all"
         ]
     );
 }
@@ -240,7 +240,7 @@ fn machines_that_stop_answering_are_released_and_replaced() {
             "-1 cloud.small (m1): not heard from for 50s; replacing it",
             "-1 cloud.small (m2): not heard from for 50s; replacing it",
             "-1 cloud.small (m3): not heard from for 50s; replacing it",
-            "+5 cloud.small: projected 16m08s > deadline 10m00s less a margin of 25s (the last tasks at their p90 duration); with them 9m15s, about $0.13 in all",
+            "+5 cloud.small: projected 16m08s > deadline 10m00s less a margin of 25s (the last tasks at their p80 duration); with them 9m15s, about $0.13 in all",
         ]
     );
 }
@@ -254,7 +254,7 @@ fn a_machine_that_does_not_boot_in_time_is_replaced() {
         plan(&p, &snapshot(200.0, 200, 2, machines)),
         [
             "-1 cloud.small (m1): did not boot within 2m30s; replacing it",
-            "+1 cloud.small: projected 54m05s > deadline 50m00s less a margin of 2m30s (the last tasks at their p90 duration); with them 37m40s, about $0.21 in all",
+            "+1 cloud.small: projected 54m05s > deadline 50m00s less a margin of 2m30s (the last tasks at their p80 duration); with them 37m40s, about $0.21 in all",
         ]
     );
 }
@@ -377,7 +377,7 @@ fn each_stage_ahead_adds_a_tail_to_the_projected_finish() {
     assert_eq!(
         plan(&p, &snap),
         [
-            "+6 cloud.small: projected 26m30s > deadline 10m00s less a margin of 40s (the last tasks at their p90 duration); with them 8m30s, about $0.31 in all"
+            "+6 cloud.small: projected 26m30s > deadline 10m00s less a margin of 40s (the last tasks at their p80 duration); with them 8m30s, about $0.31 in all"
         ]
     );
 }
