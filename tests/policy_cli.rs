@@ -215,3 +215,72 @@ fn simulate_exits_1_when_the_budget_forbids_meeting_the_deadline() {
     assert_eq!(json["budget_met"], true);
     assert!(json["cost"].as_f64().unwrap() <= 0.05);
 }
+
+#[test]
+fn simulate_baselines_run_the_same_world_without_the_planner() {
+    let workload = scratch(
+        "wang-w.toml",
+        "tasks = 200\nduration = { dist = \"lognormal\", mean = \"120s\", cv = 0.8 }\n",
+    );
+    let json = |baseline: &str| {
+        let out = halley(&[
+            "simulate",
+            "--policy",
+            "sweeps/wang2016.toml",
+            "--workload",
+            workload.to_str().unwrap(),
+            "--baseline",
+            baseline,
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_str::<serde_json::Value>(&text(&out.stdout)).unwrap()
+    };
+    let queue = json("queue");
+    assert!(
+        queue["decisions"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with(": queued tasks per slot > 1")
+    );
+    let fixed = json("fixed");
+    assert_eq!(fixed["deadline_met"], true);
+    assert!(fixed["oracle_cost"].as_f64().unwrap() <= fixed["cost"].as_f64().unwrap());
+}
+
+#[test]
+fn simulate_sweep_prints_the_promise_table_and_names_a_bad_grid_field() {
+    let grid =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/grid.toml"))
+            .unwrap()
+            .replace("scenarios = 60", "scenarios = 3")
+            .replace("max_work = \"60h\"", "max_work = \"2h\"");
+    let path = scratch("grid.toml", &grid);
+    let out = halley(&["simulate", "--sweep", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "feasible deadlines met",
+        "budgets kept",
+        "cost / oracle",
+        "cheaper than queue",
+    ] {
+        assert!(stdout.contains(line), "{stdout}");
+    }
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("s0")).count(),
+        3,
+        "{stdout}"
+    );
+    let bad = scratch(
+        "bad-grid.toml",
+        &grid.replace("objective = [", "objective = [\"speed\", "),
+    );
+    let out = halley(&["simulate", "--sweep", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bad-grid.toml:") && stderr.contains("objective: expected \"deadline\""),
+        "{stderr}"
+    );
+}

@@ -15,7 +15,7 @@ const WINDOW: usize = 101;
 /// Samples kept (at speed 1) for the distribution's shape.
 const POOL: usize = 301;
 /// The coefficient of variation assumed before samples tell it.
-const PRIOR_CV: f64 = 1.0;
+const PRIOR_CV: f64 = 0.5;
 /// Samples after which the measured coefficient of variation is trusted.
 const TRUSTED_CV: usize = 30;
 /// Samples after which a class trusts its own numbers alone.

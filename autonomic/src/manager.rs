@@ -498,7 +498,7 @@ mod tests {
         Manager::new(
             Policy::parse(
                 "p",
-                "[objective]\ndeadline = \"12m\"\n[scaling]\ntask_estimate = \"30s\"\n\
+                "[objective]\ndeadline = \"11m\"\n[scaling]\ntask_estimate = \"30s\"\n\
                  [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\
                  [[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = 3.6\nboot_time = \"10s\"\nmax = 5\n",
             )

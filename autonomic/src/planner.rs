@@ -291,7 +291,27 @@ impl Planner {
         let now = step.snap.now;
         let budget = step.policy.objective.budget;
         let Some(deadline) = step.policy.objective.deadline else {
-            return self.fastest_within(step, budget?);
+            let budget = budget?;
+            let plan = self.fastest_within(step, budget);
+            let extra = plan
+                .as_ref()
+                .map_or_else(|| step.none(), |(e, _)| e.clone());
+            if step.project(&extra, &[], Some(budget)).0.is_infinite() {
+                // What the planned machines, or one of the cheapest class,
+                // would spend to finish.
+                let mut some = extra.clone();
+                if some.iter().all(|&n| n == 0)
+                    && let Some(c) = step.order().into_iter().find(|&c| step.room(c, &some) > 0)
+                {
+                    some[c] = 1;
+                }
+                let (_, needed) = step.project(&some, &[], None);
+                let why = format!(
+                    "the budget ${budget:.2} cannot finish the job: about ${needed:.2} is needed"
+                );
+                self.report(out, now, "budget-short", why);
+            }
+            return plan;
         };
         let margin = step.margin();
         let before = step.finish(&step.none(), &[]);

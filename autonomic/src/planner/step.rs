@@ -25,7 +25,7 @@ pub struct Step<'a> {
 
 /// The chance the projected finish is allowed to be late: projections are
 /// made at the `1 - MISS` quantile of the last tasks' durations.
-pub const MISS: f64 = 0.1;
+pub const MISS: f64 = 0.2;
 
 impl<'a> Step<'a> {
     pub fn new(policy: &'a Policy, snap: &'a Snapshot, failed: &[MachineId]) -> Self {

@@ -121,7 +121,7 @@ fn a_tight_deadline_buys_the_fewest_cheapest_machines_that_meet_it() {
     assert_eq!(
         reasons(&decisions),
         [
-            "+5 cloud.small: projected 25m30s > deadline 10m00s less a margin of 40s (the last tasks at their p90 duration); with them 8m21s, about $0.25 in all"
+            "+5 cloud.small: projected 25m30s > deadline 10m00s less a margin of 40s (the last tasks at their p80 duration); with them 8m21s, about $0.25 in all"
         ]
     );
 }
@@ -240,7 +240,7 @@ fn machines_that_stop_answering_are_released_and_replaced() {
             "-1 cloud.small (m1): not heard from for 50s; replacing it",
             "-1 cloud.small (m2): not heard from for 50s; replacing it",
             "-1 cloud.small (m3): not heard from for 50s; replacing it",
-            "+5 cloud.small: projected 16m08s > deadline 10m00s less a margin of 25s (the last tasks at their p90 duration); with them 9m15s, about $0.13 in all",
+            "+5 cloud.small: projected 16m08s > deadline 10m00s less a margin of 25s (the last tasks at their p80 duration); with them 9m15s, about $0.13 in all",
         ]
     );
 }
@@ -254,7 +254,7 @@ fn a_machine_that_does_not_boot_in_time_is_replaced() {
         plan(&p, &snapshot(200.0, 200, 2, machines)),
         [
             "-1 cloud.small (m1): did not boot within 2m30s; replacing it",
-            "+1 cloud.small: projected 54m05s > deadline 50m00s less a margin of 2m30s (the last tasks at their p90 duration); with them 37m40s, about $0.21 in all",
+            "+1 cloud.small: projected 54m05s > deadline 50m00s less a margin of 2m30s (the last tasks at their p80 duration); with them 37m40s, about $0.21 in all",
         ]
     );
 }
@@ -377,7 +377,7 @@ fn each_stage_ahead_adds_a_tail_to_the_projected_finish() {
     assert_eq!(
         plan(&p, &snap),
         [
-            "+6 cloud.small: projected 26m30s > deadline 10m00s less a margin of 40s (the last tasks at their p90 duration); with them 8m30s, about $0.31 in all"
+            "+6 cloud.small: projected 26m30s > deadline 10m00s less a margin of 40s (the last tasks at their p80 duration); with them 8m30s, about $0.31 in all"
         ]
     );
 }
@@ -484,5 +484,25 @@ fn paid_classes_alone_and_no_estimate_start_one_machine_of_the_cheapest_to_learn
         [
             "waiting for a first task to finish before planning for the objective (scaling.task_estimate gives a prior)"
         ]
+    );
+}
+
+#[test]
+fn a_budget_that_cannot_finish_the_job_says_what_it_would_need() {
+    // Paid machines only: 100 tasks of 30 s on one machine at $0.36/h
+    // ($0.0001/s): 3,000 s of work, a 60 s boot and the last task, about
+    // $0.31; $0.10 cannot finish them.
+    let p = Policy::parse(
+        "p.toml",
+        "[objective]\nbudget = 0.1\n[[resources]]\nname = \"cloud.small\"\nprovider = \"local\"\n\
+         price_per_hour = 0.36\nboot_time = \"1m\"\nmax = 10\n",
+    )
+    .unwrap();
+    let mut snap = snapshot(0.0, 100, 0, Vec::new());
+    snap.estimates = vec![Some(30.0)];
+    let decisions = plan(&p, &snap);
+    assert_eq!(
+        decisions[0],
+        "the budget $0.10 cannot finish the job: about $0.31 is needed"
     );
 }
