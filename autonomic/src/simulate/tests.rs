@@ -1,7 +1,5 @@
 //! Whole simulated runs: objectives met, determinism, speed, the oracle.
 
-use std::time::Instant;
-
 use super::*;
 use crate::planner::Action;
 use crate::simulate::oracle;
@@ -107,20 +105,20 @@ fn the_same_seed_gives_the_same_run() {
     );
 }
 
+/// Ten thousand tasks under a deadline (many machines, 1 h) and under a
+/// small budget (few machines, 30 h of ticks) run to the end. How fast the
+/// simulator is goes in a benchmark, not here: `simulate --sweep` prints
+/// its wall time (about 10 s for 60 scenarios, BENCHMARKS.md).
 #[test]
-fn ten_thousand_tasks_simulate_in_well_under_a_second() {
-    // A deadline (many machines, 1 h) and a small budget (few machines, 30 h of ticks).
+fn ten_thousand_tasks_simulate_to_the_end() {
     for head in [
         "[objective]\ndeadline = \"1h\"",
         "[objective]\nbudget = 2.0",
     ] {
         let p = policy(&format!("{head}\n[scaling]\ntask_estimate = \"30s\""));
-        let started = Instant::now();
         let r = run(&p, &workload(10_000), 4);
-        let took = started.elapsed();
-        assert!(r.finished);
-        let limit = if cfg!(debug_assertions) { 5.0 } else { 0.5 };
-        assert!(took.as_secs_f64() < limit, "{head}: {took:?}");
+        assert!(r.finished, "{head}");
+        assert_ne!(r.budget_met, Some(false), "{head}");
     }
 }
 
