@@ -24,6 +24,7 @@ pub mod managed;
 pub mod pool;
 pub mod progress;
 pub mod results;
+pub mod running;
 
 pub use managed::{MachineRecord, ManagedPool};
 pub use pool::WorkerPool;

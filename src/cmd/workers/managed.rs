@@ -44,6 +44,7 @@ use halley_substrate::net::PreSharedKey;
 use serde::Serialize;
 
 use super::pool::{Account, WorkerPool};
+use super::running::Running;
 use super::{Gateway, Reach};
 use crate::cmd::token;
 
@@ -92,6 +93,8 @@ pub struct ManagedPool {
     stages_ahead: u32,
     /// Flags every worker this pool starts gets (`--max-output`, …).
     worker_flags: Vec<OsString>,
+    /// The tasks running now, for the manager's estimate.
+    running: Running,
 }
 
 impl ManagedPool {
@@ -112,6 +115,7 @@ impl ManagedPool {
             records: BTreeMap::new(),
             stages_ahead: 0,
             worker_flags: Vec::new(),
+            running: Running::default(),
         }
     }
 
@@ -218,6 +222,8 @@ impl ManagedPool {
         if let Some(providers) = self.providers.as_mut() {
             self.manager.collect_gone(now, providers);
         }
+        let alive: Vec<MachineId> = self.manager.machines().map(|m| m.id).collect();
+        self.running.retain(|id| alive.contains(&id));
         self.reconcile(now);
     }
 
@@ -225,6 +231,7 @@ impl ManagedPool {
         let Some(providers) = self.providers.as_mut() else {
             return Vec::new();
         };
+        self.manager.tasks_running(self.running.tasks());
         let decisions = self
             .manager
             .step(now, tasks(progress, self.stages_ahead), providers);
@@ -412,6 +419,7 @@ impl WorkerPool for ManagedPool {
     fn task_finished(&mut self, result: &TaskResult) {
         if let Some(id) = self.machine_of(&result.worker, &result.resource) {
             self.manager.task_finished(id, result.run_secs());
+            self.running.finished(id, self.now());
             if self.samples == 0 {
                 // The first estimate: plan at the next tick.
                 self.next_step = 0.0;
@@ -426,6 +434,7 @@ impl WorkerPool for ManagedPool {
             if let Some(id) = self.machine_of(&beat.worker, &beat.resource) {
                 let busy = u32::try_from(beat.busy_slots).unwrap_or(u32::MAX);
                 self.manager.heard(id, now, busy);
+                self.running.heard(id, busy, now);
             }
         }
         self.collect_gone(now);
