@@ -90,6 +90,11 @@ impl std::fmt::Debug for Input {
 impl RingSpace {
     pub(super) fn start(link: Link, join: Vec<Multiaddr>, config: Config) -> RingSpace {
         let (inputs, receiver) = mpsc::channel(OPS);
+        // Unbounded because it is sent from `Drop` (a cancel, a put-back,
+        // an unsubscribe), which cannot wait. It cannot grow past the
+        // operations in flight: each sends at most two inputs, once, when it
+        // ends, and operations are bounded by `OPS`, the streams' in-flight
+        // limit and each client's share; the driver drains it first.
         let (control, controls) = mpsc::unbounded_channel();
         let count = Arc::new(AtomicU64::new(0));
         driver::spawn(link, join, config, receiver, controls, count.clone());
