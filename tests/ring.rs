@@ -49,6 +49,13 @@ fn sees_ring_of(peer: &str, n: usize) {
     });
 }
 
+/// What `nodes` logged, each under its address: for a failure's message.
+fn logs<'a>(nodes: impl Iterator<Item = &'a Node>) -> String {
+    nodes
+        .map(|node| format!("=== {}\n{}", node.addr, node.stderr()))
+        .collect()
+}
+
 /// Bulk-loads `n` tuples ([`bulk`]) through `peer`.
 fn load(peer: &str, n: usize) {
     let out = run(&["out", "--peer", peer, "-"], Some(&bulk(n)));
@@ -219,8 +226,17 @@ async fn a_sixth_peer_joining_while_four_clients_take_loses_and_doubles_nothing(
     let when_joined = count.load(Ordering::SeqCst);
     assert!(when_joined < TUPLES, "the takes were over before the join");
     eprintln!("{when_joined} of {TUPLES} tuples taken when the sixth peer was up");
+    // Each take waits 1 s at most: a client still busy well past the end
+    // has a take the ring never answered.
     for client in clients {
-        client.await.expect("a client failed");
+        let bound = end.saturating_duration_since(Instant::now()) + DEADLINE;
+        if tokio::time::timeout(bound, client).await.is_err() {
+            let taken = count.load(Ordering::SeqCst);
+            panic!(
+                "a take was never answered ({taken} taken);\n{}",
+                logs(nodes.iter().chain([&newcomer]))
+            );
+        }
     }
     let taken = taken.lock().unwrap().clone();
     let distinct: BTreeSet<&String> = taken.iter().collect();
@@ -228,8 +244,13 @@ async fn a_sixth_peer_joining_while_four_clients_take_loses_and_doubles_nothing(
     assert_eq!(taken.len(), TUPLES, "tuples lost");
     let nodes_then: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     tokio::task::spawn_blocking(move || {
-        for peer in nodes_then.iter().chain([&newcomer.addr]) {
-            sees_ring_of(peer, PEERS + 1);
+        let seen = std::panic::catch_unwind(|| {
+            for peer in nodes_then.iter().chain([&newcomer.addr]) {
+                sees_ring_of(peer, PEERS + 1);
+            }
+        });
+        if seen.is_err() {
+            panic!("{}", logs(nodes.iter().chain([&newcomer])));
         }
         let left = status(&newcomer.addr).expect("status through the newcomer");
         assert_eq!(left["tuples"], 0, "{left}");

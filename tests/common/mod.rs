@@ -112,7 +112,7 @@ impl Node {
             halley()
                 .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0"])
                 .args(extra)
-                .env("RUST_LOG", "halley_substrate=warn")
+                .env("RUST_LOG", "halley_substrate=info")
                 .env("NO_COLOR", "1")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())

@@ -80,8 +80,8 @@ struct Driver {
     /// last asked.
     joining: Vec<Multiaddr>,
     asked: Option<Instant>,
-    /// Members found lost, and when each was last told so.
-    departed: BTreeMap<u64, (Member, Option<Instant>)>,
+    /// Members found lost ([`members::Departed`]).
+    departed: BTreeMap<u64, members::Departed>,
     /// Declared gone by the others while alive: out of its own view until
     /// a member lets it in again.
     evicted: bool,
@@ -199,6 +199,7 @@ impl Driver {
                     self.finish_counts(false);
                     self.ask_to_join();
                     self.drop_silent();
+                    self.retell_departed();
                 }
             }
         }
@@ -283,7 +284,13 @@ impl Driver {
         }
         let join = matches!(msg, PeerMessage::Join { .. });
         if !join && self.departed.contains_key(&from_id) {
-            self.tell_departed(from_id);
+            if self.names_me(&msg) {
+                // Each found the other gone: whoever hears it first asks
+                // to be let in again, which heals both views.
+                self.rejoin_through(from_id);
+            } else {
+                self.tell_departed(from_id);
+            }
             return;
         }
         if !join && !self.hears(from_id, from) {
@@ -304,30 +311,45 @@ impl Driver {
                     }
                 }
                 // A member asking again missed our answer: answer again.
-                self.add(&member);
+                let added = self.add(&member).is_some();
                 let epoch = self.epoch;
                 let members = self.members.values().map(|(_, m)| m.clone()).collect();
                 self.send(from_id, PeerMessage::Members { members, epoch });
-                // Announced even if known here: a member that had found it
-                // lost lets it back in too (known members ignore it).
-                for other in self.others().into_iter().filter(|&o| o != from_id) {
-                    let member = member.clone();
-                    self.send(other, PeerMessage::Joined { member, epoch });
+                // Announced when new here (a member that had found it
+                // lost lets it back in too). The newcomer also asks every
+                // member it learns of itself, so no member depends on
+                // this announcement reaching it.
+                if added {
+                    for other in self.others().into_iter().filter(|&o| o != from_id) {
+                        let member = member.clone();
+                        self.send(other, PeerMessage::Joined { member, epoch });
+                    }
                 }
             }
             PeerMessage::Members { members, epoch } => {
+                let admitted = !self.joining.is_empty() || self.evicted;
                 self.joining.clear();
                 self.doubters.clear();
                 if std::mem::take(&mut self.evicted) {
                     tracing::info!("re-admitted to the ring");
                 }
                 self.epoch = self.epoch.max(epoch.saturating_sub(1));
-                for member in members.iter().take(MAX_MEMBERS) {
-                    self.add_quietly(member);
-                }
+                let new: Vec<u64> = members
+                    .iter()
+                    .take(MAX_MEMBERS)
+                    .filter_map(|member| self.add_quietly(member))
+                    .collect();
                 self.epoch = self.epoch.max(epoch);
-                self.publish_known();
-                self.new_view(self.my_id);
+                // Every member learnt of is asked directly, first on its
+                // link, so it knows this peer before anything else arrives.
+                for &id in new.iter().filter(|&&id| id != from_id) {
+                    let member = self.me.clone();
+                    self.send(id, PeerMessage::Join { member });
+                }
+                if admitted || !new.is_empty() {
+                    self.publish_known();
+                    self.new_view(self.my_id);
+                }
             }
             PeerMessage::Joined { member, epoch } => {
                 self.epoch = self.epoch.max(epoch.saturating_sub(1));

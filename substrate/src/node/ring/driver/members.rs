@@ -3,6 +3,7 @@
 //! and evicting itself when most members have said so.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use libp2p::PeerId;
 use tokio::time::Instant;
@@ -12,6 +13,22 @@ use super::super::links::peer_of;
 use super::super::trust::Verdict;
 use super::{DEPARTED, Driver, TELL_EVERY};
 use crate::wire::{Member, PeerMessage};
+
+/// How long a lost member is told, unasked, that it was found lost: long
+/// enough for one that is alive after all (a stream broken under load, a
+/// probe that came late) to hear it and join again.
+const RETELL_FOR: Duration = Duration::from_secs(60);
+/// How often a lost member is told so, unasked.
+const RETELL_EVERY: Duration = Duration::from_secs(5);
+
+/// A member found lost: its address, when it was dropped, and when it
+/// was last told so.
+#[derive(Debug)]
+pub(super) struct Departed {
+    member: Member,
+    since: Instant,
+    told: Option<Instant>,
+}
 
 impl Driver {
     /// Whether a message from `from` (ring id `id`) is to be heard: it is
@@ -28,7 +45,7 @@ impl Driver {
         let departed = self
             .departed
             .values()
-            .filter_map(|(m, _)| m.addr.parse().ok().as_ref().and_then(peer_of));
+            .filter_map(|d| d.member.addr.parse().ok().as_ref().and_then(peer_of));
         let known = members.chain(joining).chain(departed).collect();
         self.known.send_replace(Arc::new(known));
     }
@@ -44,9 +61,49 @@ impl Driver {
                 }
                 self.refuted = Some(Instant::now());
                 tracing::warn!("a member found this peer gone: joining again through it");
-                let member = self.me.clone();
-                self.send(from, PeerMessage::Join { member });
+                self.rejoin_through(from);
             }
+        }
+    }
+
+    /// Asks peer `id` (a member, or one found lost) to let this peer in
+    /// again, opening the link if need be.
+    pub(super) fn rejoin_through(&mut self, id: u64) {
+        let addr = match (self.members.get(&id), self.departed.get(&id)) {
+            (Some((_, member)), _) | (None, Some(Departed { member, .. })) => member.addr.parse(),
+            (None, None) => return,
+        };
+        if let Ok(addr) = addr {
+            self.connect(&addr);
+        }
+        let member = self.me.clone();
+        self.send(id, PeerMessage::Join { member });
+    }
+
+    /// Whether `msg` says this very peer is gone.
+    pub(super) fn names_me(&self, msg: &PeerMessage) -> bool {
+        matches!(msg, PeerMessage::Gone { member, .. }
+            if checks::member(member).is_ok_and(|checked| checked.id == self.my_id))
+    }
+
+    /// Tells the members lost in the last [`RETELL_FOR`] that they were,
+    /// every [`RETELL_EVERY`]: one alive after all that is not talking to
+    /// this peer would otherwise never learn it, and the two views would
+    /// stay apart. A dead one costs a failed dial.
+    pub(super) fn retell_departed(&mut self) {
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .departed
+            .iter()
+            .filter(|(_, d)| now.duration_since(d.since) < RETELL_FOR)
+            .filter(|(_, d)| {
+                d.told
+                    .is_none_or(|at| now.duration_since(at) >= RETELL_EVERY)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in due {
+            self.tell_departed(id);
         }
     }
 
@@ -83,7 +140,7 @@ impl Driver {
     /// Tells a lost member that is alive after all that it was found
     /// lost (it then joins again).
     pub(super) fn tell_departed(&mut self, id: u64) {
-        let Some((member, told)) = self.departed.get_mut(&id) else {
+        let Some(Departed { member, told, .. }) = self.departed.get_mut(&id) else {
             return;
         };
         if told.is_some_and(|at| at.elapsed() < TELL_EVERY) {
@@ -157,7 +214,12 @@ impl Driver {
         if self.departed.len() >= DEPARTED {
             self.departed.pop_first();
         }
-        self.departed.insert(id, (member, None));
+        let departed = Departed {
+            member,
+            since: Instant::now(),
+            told: None,
+        };
+        self.departed.insert(id, departed);
         self.publish_known();
         self.links.remove(&id);
         self.epoch = self.epoch.saturating_add(1);
