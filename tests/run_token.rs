@@ -77,6 +77,25 @@ fn outside_the_job(join: &str, capability: &str, job: &str) -> Vec<String> {
 
 /// Starts `halley worker --peer <join>` with `token` (none: no key at all)
 /// and returns its exit code and stderr, at most 30 s later.
+/// Asserts the job's capability `token` opens nothing outside job
+/// `job_id` at the gateway `join`.
+fn assert_only_its_job(join: &str, token: &str, job_id: &str) {
+    let refusals = outside_the_job(join, token, job_id);
+    assert_eq!(refusals.len(), 7);
+    for (message, says) in refusals.iter().zip([
+        "taking (\"task\", \"another-job\"",
+        "taking (\"task\", *",
+        "reading",
+        "scanning",
+        "writing a tuple (\"anything\", 1, …)",
+        "writing a tuple (\"task\"",
+        "status",
+    ]) {
+        assert!(message.contains("does not allow"), "{message}");
+        assert!(message.contains(says), "{message} (expected {says})");
+    }
+}
+
 fn intruder(join: &str, token: Option<&str>) -> (Option<i32>, String) {
     let mut command = halley();
     command
@@ -154,20 +173,7 @@ fn command_machines_join_with_the_token_and_nobody_else_can() {
     let (code, stderr) = intruder(&join, Some(&"ab".repeat(32)));
     assert_eq!(code, Some(3), "a worker with a key: {stderr}");
     assert!(stderr.contains(REFUSED), "{stderr}");
-    let refusals = outside_the_job(&join, &token, &job_id);
-    assert_eq!(refusals.len(), 7);
-    for (message, says) in refusals.iter().zip([
-        "taking (\"task\", \"another-job\"",
-        "taking (\"task\", *",
-        "reading",
-        "scanning",
-        "writing a tuple (\"anything\", 1, …)",
-        "writing a tuple (\"task\"",
-        "status",
-    ]) {
-        assert!(message.contains("does not allow"), "{message}");
-        assert!(message.contains(says), "{message} (expected {says})");
-    }
+    assert_only_its_job(&join, &token, &job_id);
 
     std::fs::write(&gate, "").unwrap();
     let status = wait_for(Duration::from_secs(120), || job.child().try_wait().unwrap());
@@ -236,5 +242,81 @@ fn trusted_workers_get_the_key_instead() {
     assert_eq!(token.len(), 64, "the key in hex");
     assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
     assert_eq!(summary(&out)["tasks"].as_array().unwrap().len(), 12);
+    assert_none_left(&marker);
+}
+
+/// A job submitted to a private ring (`--peer` with `--secret-file`):
+/// paid machines get a capability at a gateway the submitter serves, not
+/// the overlay's key, and can do nothing outside their job; the ring's
+/// tasks are still done by them.
+#[test]
+fn a_peer_job_gives_paid_machines_a_capability_not_the_overlay_key() {
+    let dir = Scratch::new("token-peer");
+    let marker = format!("token-peer-{}", std::process::id());
+    let key_hex = "5a".repeat(32);
+    let key = dir.write(
+        "overlay.key",
+        &format!("/key/swarm/psk/1.0.0/\n/base16/\n{key_hex}\n"),
+    );
+    let key = key.to_str().unwrap().to_owned();
+    let node = common::Node::start_with(&["--ring", "--secret-file", &key]);
+    let log = dir.path("scripts.log");
+    let gate = dir.path("gate");
+    let policy = dir.write(
+        "policy.toml",
+        &command_policy("30s", 2, "start-private-worker.sh"),
+    );
+    let wait_gate = format!(
+        "i=0; while [ ! -e {} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n",
+        gate.display()
+    );
+    let tasks = dir.write("tasks.txt", &(wait_gate + &"sleep 1\n".repeat(12)));
+    let out = dir.path("out");
+    let stderr = std::fs::File::create(dir.path("stderr")).unwrap();
+    let mut job = Guard::spawn(
+        halley()
+            .args(["run", "--peer", &node.addr, "--secret-file", &key])
+            .arg(&tasks)
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--out")
+            .arg(&out)
+            .env("HALLEY_TEST_MARK", &marker)
+            .env("HALLEY_TEST_BIN", env!("CARGO_BIN_EXE_halley"))
+            .env("HALLEY_TEST_LOG", &log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(stderr)),
+    );
+
+    let reach = dir.path("scripts.log.reach");
+    let (join, token) = wait_for(Duration::from_secs(60), || {
+        let text = std::fs::read_to_string(&reach).ok()?;
+        let (join, token) = text.trim().split_once(' ')?;
+        Some((join.to_owned(), token.to_owned()))
+    });
+    assert!(token.starts_with("hcap1-"), "a capability, not the key");
+    assert!(!token.contains(&key_hex), "{token}");
+    assert_ne!(join, node.addr, "machines reach a gateway, not the ring");
+    let job_id = token.splitn(3, '-').nth(2).unwrap().to_owned();
+    assert_only_its_job(&join, &token, &job_id);
+    let (code, stderr) = intruder(&join, None);
+    assert_eq!(code, Some(3), "a worker without the token: {stderr}");
+
+    std::fs::write(&gate, "").unwrap();
+    let status = wait_for(Duration::from_secs(120), || job.child().try_wait().unwrap());
+    let stderr = std::fs::read_to_string(dir.path("stderr")).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let summary = summary(&out);
+    let done = summary["tasks"].as_array().unwrap();
+    assert_eq!(done.len(), 13, "{summary}");
+    assert!(
+        done.iter().any(|t| t["resource"] == "lab"),
+        "a machine behind the gateway took tasks: {summary}"
+    );
+    assert!(
+        !std::fs::read_to_string(dir.path("stderr"))
+            .unwrap()
+            .contains(&key_hex)
+    );
     assert_none_left(&marker);
 }

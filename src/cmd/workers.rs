@@ -8,10 +8,12 @@
 //! embedded space on `--listen`, private under a fresh per-job key when
 //! the policy has a `command` class; [`Reach`] says how workers get
 //! there: the address, HALLEY_JOIN and the key). When the policy has paid
-//! classes (`local`, `command`), the embedded space is served twice: to
-//! the trusted (`static`) workers on this machine under the job's key, and
-//! on `--listen` by a [`Gateway`] where paid machines present the job's
-//! capability (`halley_substrate::node::gate`), revoked when the job ends; the job's loop submits tasks through a
+//! classes (`local`, `command`), the space is served twice: to the trusted
+//! (`static`) workers (an embedded space on 127.0.0.1 under the job's key,
+//! or the `--peer` itself), and on `--listen` by a [`Gateway`] where paid
+//! machines present the job's capability (`halley_substrate::node::gate`),
+//! revoked when the job ends; with `--peer` the gateway relays to the
+//! peer. The job's loop submits tasks through a
 //! [`halley_paradigms::master::Master`] and, through [`Results`], hands
 //! results, counters and heartbeats to a [`WorkerPool`] ([`pool`]); the
 //! pool is the manager's ([`managed::ManagedPool`]), which starts `halley
@@ -57,22 +59,23 @@ pub struct SpaceArgs {
     /// start script gets it as HALLEY_TOKEN.
     #[arg(long, requires = "peer")]
     pub secret_file: Option<PathBuf>,
-    /// Without `--peer`: where the embedded space listens. Machines of a
-    /// `command` class (cloud machines) need an address they can reach,
-    /// e.g. /ip4/0.0.0.0/tcp/7000 with `--advertise`.
-    #[arg(long, conflicts_with = "peer", default_value = "/ip4/127.0.0.1/tcp/0")]
+    /// Where the embedded space listens, or with `--peer` the job's
+    /// gateway for machines of paid classes. Machines of a `command` class
+    /// (cloud machines) need an address they can reach, e.g.
+    /// /ip4/0.0.0.0/tcp/7000 with `--advertise`.
+    #[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
     pub listen: Multiaddr,
-    /// Without `--peer`: the address machines of a `command` class dial
-    /// (an IP address, e.g. /ip4/203.0.113.5/tcp/7000: no DNS names),
-    /// without /p2p: their HALLEY_JOIN is it with /p2p/<the job's peer id>.
-    /// Default: the address the space is bound to.
-    #[arg(long, conflicts_with = "peer")]
+    /// The address machines of a `command` class dial (an IP address,
+    /// e.g. /ip4/203.0.113.5/tcp/7000: no DNS names), without /p2p: their
+    /// HALLEY_JOIN is it with /p2p/<the job's peer id>. Default: the
+    /// address the space (or with `--peer`, the gateway) is bound to.
+    #[arg(long)]
     pub advertise: Option<Multiaddr>,
-    /// Without `--peer`: give machines of paid classes (`local`,
-    /// `command`) the job's key, as trusted workers, instead of a
+    /// Give machines of paid classes (`local`, `command`) the job's key
+    /// (with `--peer`, the overlay's), as trusted workers, instead of a
     /// capability at the job's gateway (the default: they can then only
     /// take the job's tasks and put its results).
-    #[arg(long, conflicts_with = "peer")]
+    #[arg(long)]
     pub trusted_workers: bool,
 }
 
@@ -159,14 +162,15 @@ pub fn has_command_class(policy: &Policy) -> bool {
 /// `needs.private` (the policy has a `command` class) — or, when
 /// `needs.isolate` (paid classes, without `--trusted-workers`), served to
 /// trusted workers on 127.0.0.1 under a fresh key and by a gateway on
-/// `--listen`. `command` names the subcommand in messages.
+/// `--listen`; with `--peer` and `needs.isolate`, the gateway on `--listen`
+/// relays to the peer. `command` names the subcommand in messages.
 pub(crate) fn with_space(
     command: &str,
     args: &SpaceArgs,
     needs: Needs,
     job: impl SpaceJob,
 ) -> Outcome {
-    let isolate = needs.isolate && !args.trusted_workers && args.peer.is_none();
+    let isolate = needs.isolate && !args.trusted_workers;
     let key = match &args.peer {
         Some(_) => super::secret::load(command, args.secret_file.as_deref())?,
         None => (needs.private || isolate).then(super::token::fresh),
@@ -183,19 +187,46 @@ pub(crate) fn with_space(
         match &args.peer {
             Some(peer) => {
                 let space = super::worker::connect(peer, key).await?;
-                if needs.isolate {
-                    tracing::warn!(
-                        "with --peer, machines of paid classes get the space's key: \
-                         only a job serving its own space isolates them behind a gateway"
-                    );
+                if !isolate {
+                    let reach = Reach {
+                        peer: peer.clone(),
+                        join: peer.clone(),
+                        key,
+                        gateway: None,
+                    };
+                    return job.with(space, reach).await;
                 }
+                // Paid machines never hold the overlay's key: they reach
+                // a gateway this process serves on --listen, which relays
+                // what their capability allows to the peer.
+                let listen = &args.listen;
+                let grants = Arc::new(Grants::default());
+                let gateway = Node::start_gateway(listen.clone(), space.clone(), grants.clone())
+                    .await
+                    .map_err(|e| {
+                        let context = format!("{command}: --listen {listen}: cannot serve the job's gateway");
+                        Failure::unreachable(anyhow!(e).context(context))
+                    })?;
+                let join = join_address(
+                    advertise.clone(),
+                    &gateway.address().to_string(),
+                    gateway.peer_id(),
+                );
+                tracing::info!(%join, "machines of paid classes reach the job's gateway");
                 let reach = Reach {
                     peer: peer.clone(),
                     join: peer.clone(),
                     key,
-                    gateway: None,
+                    gateway: Some(Gateway {
+                        peer: gateway.address().to_string(),
+                        join,
+                        grants: grants.clone(),
+                    }),
                 };
-                job.with(space, reach).await
+                let outcome = job.with(space, reach).await;
+                grants.revoke_all();
+                gateway.stop().await;
+                outcome
             }
             None => {
                 let space = EmbeddedSpace::new();

@@ -329,6 +329,18 @@ impl Node {
     }
 }
 
+/// A space relayed to a peer: a gateway in front of a ring (a `--peer`
+/// job's) holds no tuple itself, and its status is the peer's.
+impl Served for crate::client::RemoteSpace {
+    fn tuple_count(&self) -> u64 {
+        0
+    }
+
+    async fn status(&self) -> Option<crate::wire::Status> {
+        crate::client::RemoteSpace::status(self).await.ok()
+    }
+}
+
 impl Served for crate::embedded::EmbeddedSpace {
     fn tuple_count(&self) -> u64 {
         self.len() as u64
