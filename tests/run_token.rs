@@ -113,53 +113,86 @@ fn intruder(join: &str, token: Option<&str>) -> (Option<i32>, String) {
     )
 }
 
+/// A `halley run` of a `command` class whose first task waits (at most
+/// 60 s) for the test to open its gate, so the test never races the job's
+/// end; its stdout and stderr go to files in `dir`.
+struct GatedJob {
+    job: Guard,
+    gate: std::path::PathBuf,
+    /// What the class's start script got: HALLEY_JOIN and HALLEY_TOKEN.
+    join: String,
+    token: String,
+}
+
+impl GatedJob {
+    fn start(dir: &Scratch, marker: &str, tasks: &str, extra: &[&str]) -> GatedJob {
+        let gate = dir.path("gate");
+        let policy = dir.write(
+            "policy.toml",
+            &command_policy("30s", 2, "start-private-worker.sh"),
+        );
+        let wait_gate = format!(
+            "i=0; while [ ! -e {} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n",
+            gate.display()
+        );
+        let tasks = dir.write("tasks.txt", &(wait_gate + tasks));
+        let stdout = std::fs::File::create(dir.path("stdout")).unwrap();
+        let stderr = std::fs::File::create(dir.path("stderr")).unwrap();
+        let job = Guard::spawn(
+            halley()
+                .arg("run")
+                .args(extra)
+                .arg(&tasks)
+                .arg("--policy")
+                .arg(&policy)
+                .arg("--out")
+                .arg(dir.path("out"))
+                .env("HALLEY_TEST_MARK", marker)
+                .env("HALLEY_TEST_BIN", env!("CARGO_BIN_EXE_halley"))
+                .env("HALLEY_TEST_LOG", dir.path("scripts.log"))
+                .stdout(Stdio::from(stdout))
+                .stderr(Stdio::from(stderr)),
+        );
+        // A start script ran: what it got is what a cloud machine would.
+        let reach = dir.path("scripts.log.reach");
+        let (join, token) = wait_for(Duration::from_secs(60), || {
+            let text = std::fs::read_to_string(&reach).ok()?;
+            let (join, token) = text.trim().split_once(' ')?;
+            Some((join.to_owned(), token.to_owned()))
+        });
+        GatedJob {
+            job,
+            gate,
+            join,
+            token,
+        }
+    }
+
+    /// The job id the capability names.
+    fn job_id(&self) -> String {
+        self.token.splitn(3, '-').nth(2).unwrap().to_owned()
+    }
+
+    /// Opens the gate and waits for the job's end: it exits 0.
+    fn finish(mut self, dir: &Scratch) {
+        std::fs::write(&self.gate, "").unwrap();
+        let job = &mut self.job;
+        let status = wait_for(Duration::from_secs(120), || job.child().try_wait().unwrap());
+        let stderr = std::fs::read_to_string(dir.path("stderr")).unwrap();
+        assert_eq!(status.code(), Some(0), "{stderr}");
+    }
+}
+
 #[test]
 fn command_machines_join_with_the_token_and_nobody_else_can() {
     let dir = Scratch::new("token-run");
     let marker = format!("token-{}", std::process::id());
-    let log = dir.path("scripts.log");
-    let gate = dir.path("gate");
-    let policy = dir.write(
-        "policy.toml",
-        &command_policy("30s", 2, "start-private-worker.sh"),
-    );
-    // The gate task waits (at most 60 s) for the test to open the gate.
-    let wait_gate = format!(
-        "i=0; while [ ! -e {} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n",
-        gate.display()
-    );
     // Tasks do not see the token: `env` prints what they do see.
-    let tasks = dir.write("tasks.txt", &(wait_gate + &"sleep 1; env\n".repeat(16)));
-    let out = dir.path("out");
-    let stdout = std::fs::File::create(dir.path("stdout")).unwrap();
-    let stderr = std::fs::File::create(dir.path("stderr")).unwrap();
-    let mut job = Guard::spawn(
-        halley()
-            .arg("run")
-            .arg(&tasks)
-            .arg("--policy")
-            .arg(&policy)
-            .arg("--out")
-            .arg(&out)
-            .env("HALLEY_TEST_MARK", &marker)
-            .env("HALLEY_TEST_BIN", env!("CARGO_BIN_EXE_halley"))
-            .env("HALLEY_TEST_LOG", &log)
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::from(stderr)),
-    );
-
-    // A start script ran: what it got is what a cloud machine would.
-    let reach = dir.path("scripts.log.reach");
-    let (join, token) = wait_for(Duration::from_secs(60), || {
-        let text = std::fs::read_to_string(&reach).ok()?;
-        let (join, token) = text.trim().split_once(' ')?;
-        Some((join.to_owned(), token.to_owned()))
-    });
+    let job = GatedJob::start(&dir, &marker, &"sleep 1; env\n".repeat(16), &[]);
+    let (join, token) = (job.join.clone(), job.token.clone());
     assert!(join.contains("/p2p/"), "{join}");
     assert!(token.starts_with("hcap1-"), "a capability, not the key");
-    let job_id = token.splitn(3, '-').nth(2).unwrap().to_owned();
-    assert!(job_id.starts_with("run-"), "{job_id}");
-
+    let job_id = job.job_id();
     let (code, stderr) = intruder(&join, None);
     assert_eq!(code, Some(3), "a worker without the token: {stderr}");
     assert!(stderr.contains("present one first"), "{stderr}");
@@ -175,12 +208,9 @@ fn command_machines_join_with_the_token_and_nobody_else_can() {
     assert!(stderr.contains(REFUSED), "{stderr}");
     assert_only_its_job(&join, &token, &job_id);
 
-    std::fs::write(&gate, "").unwrap();
-    let status = wait_for(Duration::from_secs(120), || job.child().try_wait().unwrap());
-    let stderr = std::fs::read_to_string(dir.path("stderr")).unwrap();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    job.finish(&dir);
 
-    let summary = summary(&out);
+    let summary = summary(&dir.path("out"));
     let done = summary["tasks"].as_array().unwrap();
     assert_eq!(done.len(), 17, "{summary}");
     assert!(done.iter().all(|t| t["exit_code"] == 0), "{summary}");
@@ -260,53 +290,18 @@ fn a_peer_job_gives_paid_machines_a_capability_not_the_overlay_key() {
     );
     let key = key.to_str().unwrap().to_owned();
     let node = common::Node::start_with(&["--ring", "--secret-file", &key]);
-    let log = dir.path("scripts.log");
-    let gate = dir.path("gate");
-    let policy = dir.write(
-        "policy.toml",
-        &command_policy("30s", 2, "start-private-worker.sh"),
-    );
-    let wait_gate = format!(
-        "i=0; while [ ! -e {} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n",
-        gate.display()
-    );
-    let tasks = dir.write("tasks.txt", &(wait_gate + &"sleep 1\n".repeat(12)));
-    let out = dir.path("out");
-    let stderr = std::fs::File::create(dir.path("stderr")).unwrap();
-    let mut job = Guard::spawn(
-        halley()
-            .args(["run", "--peer", &node.addr, "--secret-file", &key])
-            .arg(&tasks)
-            .arg("--policy")
-            .arg(&policy)
-            .arg("--out")
-            .arg(&out)
-            .env("HALLEY_TEST_MARK", &marker)
-            .env("HALLEY_TEST_BIN", env!("CARGO_BIN_EXE_halley"))
-            .env("HALLEY_TEST_LOG", &log)
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(stderr)),
-    );
-
-    let reach = dir.path("scripts.log.reach");
-    let (join, token) = wait_for(Duration::from_secs(60), || {
-        let text = std::fs::read_to_string(&reach).ok()?;
-        let (join, token) = text.trim().split_once(' ')?;
-        Some((join.to_owned(), token.to_owned()))
-    });
+    let peer = ["--peer", &node.addr, "--secret-file", &key];
+    let job = GatedJob::start(&dir, &marker, &"sleep 1\n".repeat(12), &peer);
+    let (join, token) = (job.join.clone(), job.token.clone());
     assert!(token.starts_with("hcap1-"), "a capability, not the key");
     assert!(!token.contains(&key_hex), "{token}");
     assert_ne!(join, node.addr, "machines reach a gateway, not the ring");
-    let job_id = token.splitn(3, '-').nth(2).unwrap().to_owned();
-    assert_only_its_job(&join, &token, &job_id);
+    assert_only_its_job(&join, &token, &job.job_id());
     let (code, stderr) = intruder(&join, None);
     assert_eq!(code, Some(3), "a worker without the token: {stderr}");
 
-    std::fs::write(&gate, "").unwrap();
-    let status = wait_for(Duration::from_secs(120), || job.child().try_wait().unwrap());
-    let stderr = std::fs::read_to_string(dir.path("stderr")).unwrap();
-    assert_eq!(status.code(), Some(0), "{stderr}");
-    let summary = summary(&out);
+    job.finish(&dir);
+    let summary = summary(&dir.path("out"));
     let done = summary["tasks"].as_array().unwrap();
     assert_eq!(done.len(), 13, "{summary}");
     assert!(
