@@ -336,3 +336,43 @@ fn sighup_from_a_closed_terminal_stops_the_job_too() {
     interrupted(&dir, "SIGHUP", 2);
     assert_none_left(&marker);
 }
+
+/// SIGKILL cannot be caught: the job's gateway dies with it, so the paid
+/// machines (here `halley worker`s a `command` class started, holding
+/// only the capability) and the static workers lose their space and
+/// exit, and none of their tasks is left running.
+#[test]
+fn a_sigkilled_job_leaves_no_worker_behind() {
+    let dir = Scratch::new("int-kill");
+    let marker = format!("int-kill-{}", std::process::id());
+    let log = dir.path("scripts.log");
+    let policy = dir.write(
+        "policy.toml",
+        &command_policy("10s", 2, "start-private-worker.sh"),
+    );
+    let mut job = start(
+        &dir,
+        &marker,
+        &"sleep 3\n".repeat(40),
+        &["--policy", policy.to_str().unwrap()],
+        &[
+            ("HALLEY_TEST_BIN", env!("CARGO_BIN_EXE_halley")),
+            ("HALLEY_TEST_LOG", log.to_str().unwrap()),
+        ],
+    );
+    // A machine was started and has taken a task.
+    let workers = dir.path("scripts.log.workers");
+    wait_for(Duration::from_secs(60), || {
+        let started = lines(&log).iter().any(|l| l.starts_with("start "));
+        let busy = std::fs::read_dir(dir.path("out/tasks")).map_or(0, |d| d.count()) >= 2;
+        (started && busy).then_some(())
+    });
+    job.child().kill().unwrap();
+    job.child().wait().unwrap();
+    // Every marked process (workers, their tasks) is gone within a bound.
+    wait_for(Duration::from_secs(60), || {
+        run_util::marked(&marker).is_empty().then_some(())
+    });
+    let said = std::fs::read_to_string(&workers).unwrap_or_default();
+    assert!(!said.contains("panicked"), "{said}");
+}
