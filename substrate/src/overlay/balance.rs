@@ -79,11 +79,14 @@ pub fn plan(loads: &[(u64, u64)], min_load: u64) -> Option<Move> {
         let rank = (gain, next == h_at);
         let better = best.is_none_or(|(r, _)| rank > r);
         if below > 0 && better {
-            best = Some((rank, Move {
-                mover,
-                heavy,
-                below,
-            }));
+            best = Some((
+                rank,
+                Move {
+                    mover,
+                    heavy,
+                    below,
+                },
+            ));
         }
     }
     best.filter(|&((gain, _), _)| gain * 64 >= sq(h))
@@ -112,7 +115,9 @@ impl Peer {
         });
         offsets.extend(self.held.values().map(|h| offset(self.index_of(&h.tuple))));
         offsets.sort_unstable();
-        let at = usize::try_from(below / stride as u64).ok()?.checked_sub(1)?;
+        let at = usize::try_from(below / stride as u64)
+            .ok()?
+            .checked_sub(1)?;
         let split = *offsets.get(at)?;
         let top = *offsets.last()?;
         (split < top).then(|| after.wrapping_add(1).wrapping_add(split))
