@@ -93,7 +93,10 @@ impl Drop for Attacker {
 }
 
 fn member(addr: &str) -> Member {
-    Member { addr: addr.into() }
+    Member {
+        addr: addr.into(),
+        at: None,
+    }
 }
 
 /// Waits until `node` has logged `line` at least `count` times.

@@ -1,0 +1,165 @@
+//! The driver's part in spreading the load ([`crate::overlay::plan_move`]).
+//!
+//! A member holding at least [`MIN_LOAD`] tuples counts everyone's every
+//! [`ROUND`] (times the ring's size over four, so the ring as a whole
+//! counts about once a round), with the `CountAsk` that `status` uses.
+//! If the plan makes this peer the heavy one, it finds its split point and
+//! tells the mover ([`PeerMessage::Move`]). The mover, if no operation of
+//! its clients is pending and the view has been still for [`SETTLE`],
+//! leaves its place (the overlay hands its tuples to its successor, as a
+//! graceful leave does, and it announces itself `Gone`), becomes a new
+//! overlay peer at the new place outside its own view (serving its
+//! clients through the others, as an evicted peer does), and joins again
+//! through that successor. The `Join` goes [`super::JOIN_RETRY`] later on
+//! the same link as the handover, so the successor has adopted the
+//! tuples before any view shows the new place; the successor's answer
+//! brings it in, and the owner of the new place hands it its share.
+//!
+//! Bounds: one move per heavy peer per [`SETTLE`], none while the view
+//! changes, and the plan's hysteresis (see `overlay::balance`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Driver;
+use crate::overlay::{Peer, plan_move};
+use crate::ring::Ring;
+use crate::wire::PeerMessage;
+
+/// How often a loaded member of a ring of four or fewer counts the load.
+const ROUND: Duration = Duration::from_secs(2);
+/// How long the view must have been still, and since this peer's last
+/// move or offer, before a count or a move.
+const SETTLE: Duration = Duration::from_secs(5);
+/// Primaries the heaviest peer holds before a move is worth it.
+pub(super) const MIN_LOAD: u64 = 64;
+
+/// When the driver last did what bounds the moves.
+#[derive(Debug)]
+pub(super) struct Balancer {
+    next_round: Instant,
+    /// The last change of the view.
+    pub(super) changed: Instant,
+    /// This peer's last move, or last move it asked for.
+    acted: Option<Instant>,
+}
+
+impl Balancer {
+    pub(super) fn new() -> Balancer {
+        let now = Instant::now();
+        Balancer {
+            next_round: now,
+            changed: now,
+            acted: None,
+        }
+    }
+
+    fn settled(&self, now: Instant) -> bool {
+        now.duration_since(self.changed) >= SETTLE
+            && self.acted.is_none_or(|at| now.duration_since(at) >= SETTLE)
+    }
+}
+
+impl Driver {
+    /// Counts the ring's load, when due, settled, and holding enough.
+    pub(super) fn balance_round(&mut self) {
+        let now = Instant::now();
+        if now < self.balancer.next_round {
+            return;
+        }
+        let rounds = u32::try_from(self.members.len().div_ceil(4)).unwrap_or(u32::MAX);
+        self.balancer.next_round = now + ROUND.saturating_mul(rounds.max(1));
+        let member = !self.evicted && self.joining.is_empty() && self.members.len() > 1;
+        if member
+            && self.balancer.settled(now)
+            && self.peer.primary_count() as u64 >= MIN_LOAD
+            && self.counting.values().all(|c| c.answer.is_some())
+        {
+            self.start_count(None);
+        }
+    }
+
+    /// Every member's count is in: if the plan's heavy peer is this one,
+    /// tells the mover where to go.
+    pub(super) fn balance_counted(&mut self, counts: BTreeMap<u64, u64>) {
+        if self.members.keys().any(|id| !counts.contains_key(id)) {
+            return;
+        }
+        let loads: Vec<(u64, u64)> = self.members.keys().map(|id| (*id, counts[id])).collect();
+        let Some(plan) = plan_move(&loads, MIN_LOAD) else {
+            return;
+        };
+        if plan.heavy != self.my_id || !self.balancer.settled(Instant::now()) {
+            return;
+        }
+        let Some(at) = self.peer.split_point(plan.below) else {
+            return;
+        };
+        if self.members.contains_key(&at) {
+            return;
+        }
+        tracing::info!(
+            mover = plan.mover,
+            at,
+            below = plan.below,
+            ?loads,
+            "asking a light peer to move into this arc"
+        );
+        self.balancer.acted = Some(Instant::now());
+        self.send(plan.mover, PeerMessage::Move { at });
+    }
+
+    /// Member `from` asks this peer to move to `at`: done if nothing of
+    /// this peer's clients is pending and the ring is settled.
+    pub(super) fn move_asked(&mut self, from: u64, at: u64) {
+        let now = Instant::now();
+        let ready = !self.evicted
+            && self.joining.is_empty()
+            && from != self.my_id
+            && self.members.contains_key(&from)
+            && !self.members.contains_key(&at)
+            && self.peer.pending() == 0
+            && self.balancer.settled(now);
+        if !ready {
+            tracing::debug!(from, at, "not moving now");
+            return;
+        }
+        let old = self.my_id;
+        let view: Ring = self.members.keys().copied().collect();
+        let Some(&successor) = view.successors(old, 1).first() else {
+            return;
+        };
+        let Some(through) = self
+            .members
+            .get(&successor)
+            .and_then(|(_, m)| m.addr.parse().ok())
+        else {
+            return;
+        };
+        let Some((me_peer, _)) = self.members.remove(&old) else {
+            return;
+        };
+        tracing::info!(from = old, to = at, "moving to spread the load");
+        self.balancer.acted = Some(now);
+        self.feed(crate::overlay::Event::Leave);
+        let epoch = self.epoch.saturating_add(1);
+        let member = self.me.clone();
+        self.broadcast(PeerMessage::Gone { member, epoch });
+        self.epoch = epoch;
+        self.me.at = Some(at);
+        self.my_id = at;
+        self.members.insert(at, (me_peer, self.me.clone()));
+        self.ids.insert(me_peer, at);
+        self.evicted = true;
+        let lone = Arc::new(Ring::new());
+        self.peer = Peer::new(at, self.config, lone).expect("the keyspace was valid");
+        self.new_view(at);
+        self.joining = vec![through];
+        // The Join leaves one retry from now, after the handover.
+        self.asked = Some(now);
+        self.publish_known();
+    }
+}
