@@ -215,13 +215,14 @@ impl Sim {
 
     /// Runs a plan with skewed keys and, with `moves`, balancing moves
     /// every `BALANCE_MS` until `settle_ms` after its operations; the
-    /// outcome and each peer's primaries at the end, in ring order.
+    /// outcome, each peer's primaries at the end, in ring order, and the
+    /// ring.
     pub(super) fn run_skewed(
         plan: Plan,
         config: Config,
         moves: bool,
         settle_ms: u64,
-    ) -> (Outcome, Vec<u64>) {
+    ) -> (Outcome, Vec<u64>, Arc<Ring>) {
         let mut sim = Sim::new(plan.seed, plan.peers, config);
         sim.skewed = true;
         sim.schedule(plan);
@@ -234,7 +235,7 @@ impl Sim {
             .ring
             .iter()
             .map(|id| sim.peers[&id].primary_count() as u64);
-        (outcome, loads.collect())
+        (outcome, loads.collect(), Arc::clone(&sim.ring))
     }
 
     fn schedule(&mut self, plan: Plan) {

@@ -310,14 +310,52 @@ fn balancing_moves_spread_skewed_keys_and_lose_nothing() {
         span_ms: 20_000,
     };
     let config = Config::default();
-    let (_, crowded) = Sim::run_skewed(plan, config, false, 0);
-    let (outcome, loads) = Sim::run_skewed(plan, config, true, 90_000);
+    let (_, crowded, uniform) = Sim::run_skewed(plan, config, false, 0);
+    let (outcome, loads, moved) = Sim::run_skewed(plan, config, true, 90_000);
     let (before, after) = (super::spread(&crowded), super::spread(&loads));
     println!(
         "skewed keys on {} peers: busiest/mean {before:.2} without moves {crowded:?}, \
          {after:.2} after {} moves {loads:?}",
         plan.peers, outcome.moves
     );
+    // Templates still ask only the peers whose arcs can hold matches.
+    let keyspace = crate::keyspace::Keyspace::default();
+    let t = || Field::Actual(Value::Str("t".into()));
+    let range = crate::template::Range::new(Value::Int(100), Value::Int(200), true).unwrap();
+    let templates = [
+        (
+            "(\"t\", 7, *)",
+            vec![t(), Field::Actual(Value::Int(7)), Field::Any],
+        ),
+        (
+            "(\"t\", 100..=200, *)",
+            vec![t(), Field::Range(range), Field::Any],
+        ),
+        (
+            "(\"t\", ?int, *)",
+            vec![t(), Field::Typed(crate::tuple::Kind::Int), Field::Any],
+        ),
+        (
+            "(\"a\"*, *, *)",
+            vec![Field::Prefix("a".into()), Field::Any, Field::Any],
+        ),
+        ("(*, *, *)", vec![Field::Any, Field::Any, Field::Any]),
+    ];
+    for (name, fields) in templates {
+        let ranges = keyspace.ranges_for(&Template::new(fields), config.max_ranges);
+        let (was, now) = (
+            uniform.owners_of(&ranges).len(),
+            moved.owners_of(&ranges).len(),
+        );
+        println!(
+            "{name}: peers asked {was} of {} before the moves, {now} of {} after",
+            uniform.len(),
+            moved.len()
+        );
+        if name.contains('7') {
+            assert_eq!((was, now), (1, 1));
+        }
+    }
     assert!(before > 2.0, "the keys are not skewed: {crowded:?}");
     assert!(outcome.moves > 0);
     assert!(after <= 1.5, "{loads:?}");

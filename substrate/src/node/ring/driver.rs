@@ -288,11 +288,13 @@ impl Driver {
     }
 
     fn on_message(&mut self, from: PeerId, msg: PeerMessage) {
-        let join = match &msg {
+        // A joiner is where its Join says (checked below), else where it
+        // is known to be.
+        let named = match &msg {
             PeerMessage::Join { member } => checks::member(member).ok().map(|c| c.id),
             _ => None,
         };
-        let Some(from_id) = join.or_else(|| self.id_of(&from)) else {
+        let Some(from_id) = named.or_else(|| self.id_of(&from)) else {
             return;
         };
         if let Some(epoch) = epoch_of(&msg)
@@ -304,7 +306,7 @@ impl Driver {
         if let Some(accuser) = self.suspects.heard(from_id) {
             tracing::warn!(%from, accuser, "a member said to be gone answered its probe: it stays");
         }
-        let join = join.is_some();
+        let join = matches!(msg, PeerMessage::Join { .. });
         if !join && self.departed.contains_key(&from_id) {
             self.tell_departed(from_id);
             return;
