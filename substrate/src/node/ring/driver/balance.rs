@@ -13,7 +13,9 @@
 //! through that successor. The `Join` goes [`super::JOIN_RETRY`] later on
 //! the same link as the handover, so the successor has adopted the
 //! tuples before any view shows the new place; the successor's answer
-//! brings it in, and the owner of the new place hands it its share.
+//! brings it in, and the owner of the new place hands it its share. If
+//! no answer comes within [`FALLBACK`] (the successor died), it joins
+//! through every member it knew, as an evicted peer does.
 //!
 //! Bounds: one move per heavy peer per [`SETTLE`], none while the view
 //! changes, and the plan's hysteresis (see `overlay::balance`).
@@ -36,6 +38,8 @@ const ROUND: Duration = Duration::from_secs(2);
 const SETTLE: Duration = Duration::from_secs(5);
 /// Primaries the heaviest peer holds before a move is worth it.
 pub(super) const MIN_LOAD: u64 = 64;
+/// How long a mover joins through its old successor alone.
+const FALLBACK: Duration = Duration::from_secs(8);
 
 /// When the driver last did what bounds the moves.
 #[derive(Debug)]
@@ -45,6 +49,9 @@ pub(super) struct Balancer {
     pub(super) changed: Instant,
     /// This peer's last move, or last move it asked for.
     acted: Option<Instant>,
+    /// A move not yet let in: when to join through every member instead
+    /// of the old successor alone, and their addresses.
+    fallback: Option<(Instant, Vec<libp2p::Multiaddr>)>,
 }
 
 impl Balancer {
@@ -54,6 +61,7 @@ impl Balancer {
             next_round: now,
             changed: now,
             acted: None,
+            fallback: None,
         }
     }
 
@@ -67,6 +75,17 @@ impl Driver {
     /// Counts the ring's load, when due, settled, and holding enough.
     pub(super) fn balance_round(&mut self) {
         let now = Instant::now();
+        if self.joining.is_empty() {
+            self.balancer.fallback = None;
+        } else if self.balancer.fallback.as_ref().is_some_and(|(at, _)| now >= *at)
+            && let Some((_, all)) = self.balancer.fallback.take()
+        {
+            tracing::warn!("not let in through the old successor after a move: joining through every member");
+            self.joining = all;
+            self.asked = None;
+            self.publish_known();
+            self.ask_to_join();
+        }
         if now < self.balancer.next_round {
             return;
         }
@@ -157,6 +176,13 @@ impl Driver {
         let lone = Arc::new(Ring::new());
         self.peer = Peer::new(at, self.config, lone).expect("the keyspace was valid");
         self.new_view(at);
+        let all = self
+            .members
+            .iter()
+            .filter(|&(&id, _)| id != at)
+            .filter_map(|(_, (_, m))| m.addr.parse().ok())
+            .collect();
+        self.balancer.fallback = Some((now + FALLBACK, all));
         self.joining = vec![through];
         // The Join leaves one retry from now, after the handover.
         self.asked = Some(now);
