@@ -127,6 +127,16 @@ fn epoch_of(msg: &PeerMessage) -> Option<u64> {
     }
 }
 
+/// Where a new overlay peer of this node numbers its tuples from: the
+/// wall clock in milliseconds, times 2^20, so that a peer at a place an
+/// earlier one held (a restart with the same key, a move) does not reuse
+/// its tuple ids unless that one wrote a million tuples a millisecond.
+fn first_seq() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    let ms = since.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    ms.saturating_mul(1 << 20)
+}
+
 /// Starts the driver task.
 pub(super) fn spawn(
     link: Link,
@@ -144,7 +154,8 @@ pub(super) fn spawn(
     };
     let mut view = Ring::new();
     view.insert(my_id);
-    let peer = Peer::new(my_id, config, Arc::new(view)).expect("the default keyspace is valid");
+    let mut peer = Peer::new(my_id, config, Arc::new(view)).expect("the default keyspace is valid");
+    peer.number_ids_from(first_seq());
     let (events, received) = mpsc::channel(links::EVENTS);
     let (known, heard) = watch::channel(Arc::new(HashSet::new()));
     links::accept(link.control.clone(), events.clone(), heard);

@@ -77,10 +77,16 @@ impl Driver {
         let now = Instant::now();
         if self.joining.is_empty() {
             self.balancer.fallback = None;
-        } else if self.balancer.fallback.as_ref().is_some_and(|(at, _)| now >= *at)
+        } else if self
+            .balancer
+            .fallback
+            .as_ref()
+            .is_some_and(|(at, _)| now >= *at)
             && let Some((_, all)) = self.balancer.fallback.take()
         {
-            tracing::warn!("not let in through the old successor after a move: joining through every member");
+            tracing::warn!(
+                "not let in through the old successor after a move: joining through every member"
+            );
             self.joining = all;
             self.asked = None;
             self.publish_known();
@@ -175,6 +181,7 @@ impl Driver {
         self.evicted = true;
         let lone = Arc::new(Ring::new());
         self.peer = Peer::new(at, self.config, lone).expect("the keyspace was valid");
+        self.peer.number_ids_from(super::first_seq());
         self.new_view(at);
         let all = self
             .members
