@@ -600,6 +600,7 @@ impl Driver {
                     id: peer.to_string(),
                     addr: member.addr.clone(),
                     tuples: counting.counts.get(id).copied().unwrap_or(0),
+                    place: Some(*id),
                 })
                 .collect();
             let tuples = peers

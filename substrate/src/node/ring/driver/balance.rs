@@ -18,7 +18,8 @@
 //! through every member it knew, as an evicted peer does.
 //!
 //! Bounds: one move per heavy peer per [`SETTLE`], none while the view
-//! changes, and the plan's hysteresis (see `overlay::balance`).
+//! changes, and the plan's hysteresis (see `overlay::balance`); a peer
+//! whose tuples no index splits looks again after [`UNSPLIT_WAIT`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,6 +41,10 @@ const SETTLE: Duration = Duration::from_secs(5);
 pub(super) const MIN_LOAD: u64 = 64;
 /// How long a mover joins through its old successor alone.
 const FALLBACK: Duration = Duration::from_secs(8);
+/// How long a peer whose tuples no index splits (a job's tasks share
+/// their keywords, so their index) waits before it looks again, unless
+/// its load changes by a quarter.
+const UNSPLIT_WAIT: Duration = Duration::from_secs(60);
 
 /// When the driver last did what bounds the moves.
 #[derive(Debug)]
@@ -52,6 +57,8 @@ pub(super) struct Balancer {
     /// A move not yet let in: when to join through every member instead
     /// of the old successor alone, and their addresses.
     fallback: Option<(Instant, Vec<libp2p::Multiaddr>)>,
+    /// This peer's load when no index split it, and when.
+    unsplit: Option<(u64, Instant)>,
 }
 
 impl Balancer {
@@ -62,7 +69,15 @@ impl Balancer {
             changed: now,
             acted: None,
             fallback: None,
+            unsplit: None,
         }
+    }
+
+    /// Whether `load` was found unsplittable lately, near enough.
+    fn unsplittable(&self, load: u64, now: Instant) -> bool {
+        self.unsplit.is_some_and(|(was, at)| {
+            now.duration_since(at) < UNSPLIT_WAIT && load.abs_diff(was) <= was / 4
+        })
     }
 
     fn settled(&self, now: Instant) -> bool {
@@ -98,9 +113,11 @@ impl Driver {
         let rounds = u32::try_from(self.members.len().div_ceil(4)).unwrap_or(u32::MAX);
         self.balancer.next_round = now + ROUND.saturating_mul(rounds.max(1));
         let member = !self.evicted && self.joining.is_empty() && self.members.len() > 1;
+        let load = self.peer.primary_count() as u64;
         if member
             && self.balancer.settled(now)
-            && self.peer.primary_count() as u64 >= MIN_LOAD
+            && load >= MIN_LOAD
+            && !self.balancer.unsplittable(load, now)
             && self.counting.values().all(|c| c.answer.is_some())
         {
             self.start_count(None);
@@ -121,6 +138,9 @@ impl Driver {
             return;
         }
         let Some(at) = self.peer.split_point(plan.below) else {
+            let load = self.peer.primary_count() as u64;
+            self.balancer.unsplit = Some((load, Instant::now()));
+            tracing::debug!(load, "no index splits this peer's tuples");
             return;
         };
         if self.members.contains_key(&at) {
