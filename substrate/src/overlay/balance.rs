@@ -139,6 +139,76 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A peer at `id` alone on its ring, holding `("t", i)` for `i` in `0..n`.
+    fn loaded(id: u64, n: i64) -> Peer {
+        use crate::overlay::{Config, Event, Op, OpId};
+        use crate::tuple::{Tuple, Value};
+        let view = std::sync::Arc::new(crate::ring::Ring::from_iter([id]));
+        let mut peer = Peer::new(id, Config::default(), view).unwrap();
+        for i in 0..n {
+            let tuple = Tuple::new(vec![Value::Str("t".into()), Value::Int(i)]);
+            let request = Op::Out {
+                tuple,
+                ttl_ms: None,
+            };
+            peer.handle(
+                Event::Client {
+                    op: OpId(i as u64),
+                    request,
+                },
+                0,
+            );
+        }
+        assert_eq!(peer.primary_count(), n as usize);
+        peer
+    }
+
+    #[test]
+    fn a_split_point_leaves_the_asked_count_below_it() {
+        use crate::tuple::{Tuple, Value};
+        let keyspace = crate::keyspace::Keyspace::default();
+        let index =
+            |i: i64| keyspace.index_of(&Tuple::new(vec![Value::Str("t".into()), Value::Int(i)]));
+        // Peers at both ends of the ring, so that the arc wraps or not.
+        for id in [0, u64::MAX, index(500)] {
+            let peer = loaded(id, 1_000);
+            let after = peer.view.arc(id).after;
+            let offset = |x: u64| x.wrapping_sub(after).wrapping_sub(1);
+            for below in [1, 250, 500, 999] {
+                let at = peer.split_point(below).expect("a split");
+                let under = (0..1_000)
+                    .filter(|&i| offset(index(i)) <= offset(at))
+                    .count();
+                assert_eq!(under as u64, below, "peer {id:#x}, {below} below");
+                assert_ne!(at, id);
+            }
+            assert_eq!(peer.split_point(1_000), None, "nothing above");
+            assert_eq!(peer.split_point(0), None);
+        }
+        // One index for every tuple: nothing splits them.
+        let view = std::sync::Arc::new(crate::ring::Ring::from_iter([7]));
+        let mut same = Peer::new(7, crate::overlay::Config::default(), view).unwrap();
+        for i in 0..10 {
+            let tuple = Tuple::new(vec![
+                Value::Str("task".into()),
+                Value::Str("job".into()),
+                Value::Int(i),
+            ]);
+            let request = crate::overlay::Op::Out {
+                tuple,
+                ttl_ms: None,
+            };
+            same.handle(
+                crate::overlay::Event::Client {
+                    op: crate::overlay::OpId(i as u64),
+                    request,
+                },
+                0,
+            );
+        }
+        assert_eq!(same.split_point(5), None);
+    }
+
     #[test]
     fn a_lone_heavy_peer_is_split_by_its_predecessor() {
         let loads = [(10, 0), (20, 0), (30, 1_000), (40, 0)];
