@@ -8,8 +8,8 @@
 //! with [`PeerMessage::Gone`]. Overlay traffic travels as
 //! [`PeerMessage::Overlay`]; `status` asks each member its count with
 //! [`PeerMessage::CountAsk`]. A heavy peer asks a light one to move
-//! into its arc with [`PeerMessage::Move`]; the light one leaves (`Gone`)
-//! and joins again at the place it was given (`Join` with `at`).
+//! into its arc with [`PeerMessage::Move`]; the light one hands its tuples
+//! to its successor and tells everyone [`PeerMessage::Moved`].
 
 use libp2p::StreamProtocol;
 use serde::{Deserialize, Serialize};
@@ -67,6 +67,12 @@ pub enum PeerMessage {
     /// and join again at `at`, which takes over part of my arc.
     Move {
         at: u64,
+    },
+    /// A member moved: `member` (the sender itself) left its place and is
+    /// now at `member.at`; the views with the two changes end at `epoch`.
+    Moved {
+        member: Member,
+        epoch: u64,
     },
 }
 

@@ -119,7 +119,8 @@ fn epoch_of(msg: &PeerMessage) -> Option<u64> {
         PeerMessage::Members { epoch, .. }
         | PeerMessage::Joined { epoch, .. }
         | PeerMessage::Gone { epoch, .. }
-        | PeerMessage::Overlay { epoch, .. } => Some(*epoch),
+        | PeerMessage::Overlay { epoch, .. }
+        | PeerMessage::Moved { epoch, .. } => Some(*epoch),
         PeerMessage::Join { .. }
         | PeerMessage::CountAsk { .. }
         | PeerMessage::Count { .. }
@@ -417,6 +418,7 @@ impl Driver {
                 self.finish_counts(false);
             }
             PeerMessage::Move { at } => self.move_asked(from_id, at),
+            PeerMessage::Moved { member, epoch } => self.moved(from, from_id, &member, epoch),
         }
     }
 

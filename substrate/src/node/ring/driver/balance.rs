@@ -7,15 +7,17 @@
 //! tells the mover ([`PeerMessage::Move`]). The mover, if no operation of
 //! its clients is pending and the view has been still for [`SETTLE`],
 //! leaves its place (the overlay hands its tuples to its successor, as a
-//! graceful leave does, and it announces itself `Gone`), becomes a new
-//! overlay peer at the new place outside its own view (serving its
-//! clients through the others, as an evicted peer does), and joins again
-//! through that successor. The `Join` goes [`super::JOIN_RETRY`] later on
-//! the same link as the handover, so the successor has adopted the
-//! tuples before any view shows the new place; the successor's answer
-//! brings it in, and the owner of the new place hands it its share. If
-//! no answer comes within [`FALLBACK`] (the successor died), it joins
-//! through every member it knew, as an evicted peer does.
+//! graceful leave does), becomes a new overlay peer at the new place, and
+//! tells every member [`PeerMessage::Moved`]; each drops the old place and
+//! adds the new one (two views), and the owner of the new place hands the
+//! mover its share, as to a newcomer.
+//!
+//! Order is what keeps every tuple: `Moved` goes on each link after what
+//! the old peer sent on it (the handover first), and before anything the
+//! new peer sends, so a member has adopted the handover before it sees
+//! the move, and sees the move before any message from the new place
+//! (whose later epoch would hold it back anyway). No member ever takes the
+//! mover for gone, so nothing it sends is dropped as from a lost peer.
 //!
 //! Bounds: one move per heavy peer per [`SETTLE`], none while the view
 //! changes, and the plan's hysteresis (see `overlay::balance`); a peer
@@ -25,12 +27,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use libp2p::PeerId;
 use tokio::time::Instant;
 
 use super::Driver;
-use crate::overlay::{Peer, plan_move};
+use super::checks;
+use crate::overlay::{Event, Peer, plan_move};
 use crate::ring::Ring;
-use crate::wire::PeerMessage;
+use crate::wire::{Member, PeerMessage};
 
 /// How often a loaded member of a ring of four or fewer counts the load.
 const ROUND: Duration = Duration::from_secs(2);
@@ -39,8 +43,6 @@ const ROUND: Duration = Duration::from_secs(2);
 const SETTLE: Duration = Duration::from_secs(5);
 /// Primaries the heaviest peer holds before a move is worth it.
 pub(super) const MIN_LOAD: u64 = 64;
-/// How long a mover joins through its old successor alone.
-const FALLBACK: Duration = Duration::from_secs(8);
 /// How long a peer whose tuples no index splits (a job's tasks share
 /// their keywords, so their index) waits before it looks again, unless
 /// its load changes by a quarter.
@@ -54,9 +56,6 @@ pub(super) struct Balancer {
     pub(super) changed: Instant,
     /// This peer's last move, or last move it asked for.
     acted: Option<Instant>,
-    /// A move not yet let in: when to join through every member instead
-    /// of the old successor alone, and their addresses.
-    fallback: Option<(Instant, Vec<libp2p::Multiaddr>)>,
     /// This peer's load when no index split it, and when.
     unsplit: Option<(u64, Instant)>,
 }
@@ -68,7 +67,6 @@ impl Balancer {
             next_round: now,
             changed: now,
             acted: None,
-            fallback: None,
             unsplit: None,
         }
     }
@@ -90,23 +88,6 @@ impl Driver {
     /// Counts the ring's load, when due, settled, and holding enough.
     pub(super) fn balance_round(&mut self) {
         let now = Instant::now();
-        if self.joining.is_empty() {
-            self.balancer.fallback = None;
-        } else if self
-            .balancer
-            .fallback
-            .as_ref()
-            .is_some_and(|(at, _)| now >= *at)
-            && let Some((_, all)) = self.balancer.fallback.take()
-        {
-            tracing::warn!(
-                "not let in through the old successor after a move: joining through every member"
-            );
-            self.joining = all;
-            self.asked = None;
-            self.publish_known();
-            self.ask_to_join();
-        }
         if now < self.balancer.next_round {
             return;
         }
@@ -173,46 +154,61 @@ impl Driver {
             return;
         }
         let old = self.my_id;
-        let view: Ring = self.members.keys().copied().collect();
-        let Some(&successor) = view.successors(old, 1).first() else {
-            return;
-        };
-        let Some(through) = self
-            .members
-            .get(&successor)
-            .and_then(|(_, m)| m.addr.parse().ok())
-        else {
-            return;
-        };
         let Some((me_peer, _)) = self.members.remove(&old) else {
             return;
         };
         tracing::info!(from = old, to = at, "moving to spread the load");
         self.balancer.acted = Some(now);
-        self.feed(crate::overlay::Event::Leave);
-        let epoch = self.epoch.saturating_add(1);
-        let member = self.me.clone();
-        self.broadcast(PeerMessage::Gone { member, epoch });
-        self.epoch = epoch;
+        // The old peer's handover goes out first, on each link.
+        self.feed(Event::Leave);
         self.me.at = Some(at);
         self.my_id = at;
         self.members.insert(at, (me_peer, self.me.clone()));
         self.ids.insert(me_peer, at);
-        self.evicted = true;
+        let epoch = self.epoch.saturating_add(2);
+        let member = self.me.clone();
+        self.broadcast(PeerMessage::Moved { member, epoch });
+        self.epoch = epoch;
         let lone = Arc::new(Ring::new());
         self.peer = Peer::new(at, self.config, lone).expect("the keyspace was valid");
         self.peer.number_ids_from(super::first_seq());
         self.new_view(at);
-        let all = self
-            .members
-            .iter()
-            .filter(|&(&id, _)| id != at)
-            .filter_map(|(_, (_, m))| m.addr.parse().ok())
-            .collect();
-        self.balancer.fallback = Some((now + FALLBACK, all));
-        self.joining = vec![through];
-        // The Join leaves one retry from now, after the handover.
-        self.asked = Some(now);
+    }
+
+    /// Member `from` (known at `old`) says it moved to the place its
+    /// `member` names: the old place goes as on a leave, without taking it
+    /// for gone, and the new one comes as on a join (two views).
+    pub(super) fn moved(&mut self, from: PeerId, old: u64, member: &Member, epoch: u64) {
+        let at = match checks::member(member) {
+            Ok(checked) if checked.peer == from => checked.id,
+            Ok(_) => {
+                tracing::warn!(%from, "ignoring a Moved naming another peer");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(%from, error = %e, "ignoring a Moved with a bad address");
+                return;
+            }
+        };
+        if at == old || old == self.my_id || !self.members.contains_key(&old) {
+            return;
+        }
+        self.epoch = self.epoch.max(epoch.saturating_sub(2));
+        if self.members.contains_key(&at) {
+            tracing::warn!(%from, at, "a member moved to a place another holds: dropping it");
+            self.remove(old);
+            return;
+        }
+        self.members.remove(&old);
+        if let Some(link) = self.links.remove(&old) {
+            self.links.insert(at, link);
+        }
+        self.epoch = self.epoch.saturating_add(1);
+        self.new_view(old);
+        self.ids.insert(from, at);
+        self.members.insert(at, (from, member.clone()));
+        self.epoch = self.epoch.saturating_add(1);
+        self.new_view(at);
         self.publish_known();
     }
 }
