@@ -534,8 +534,8 @@ impl Sim {
     }
 
     /// Moves a peer as the balancer plans it, when the places it leaves
-    /// and joins are quiet: it leaves now (announced `DETECT_MS` later)
-    /// and joins at the heavy peer's split point `SETTLE_MS` after that.
+    /// and joins are quiet: it leaves now, and `DETECT_MS` later the views
+    /// drop its old place and add it at the heavy peer's split point.
     fn balance(&mut self) {
         let loads: Vec<(u64, u64)> = self
             .ring
@@ -556,12 +556,15 @@ impl Sim {
         let Some(at) = self.peers[&m.heavy].split_point(m.below) else {
             return;
         };
-        let arrive = self.now + DETECT_MS + SETTLE_MS;
+        // As the node's `Moved`: the old place's view, then at once the
+        // new place's, once the handover has landed (it takes at most
+        // `MAX_DELAY_MS`, the views come `DETECT_MS` later).
+        let arrive = self.now + DETECT_MS;
         self.recent.push((self.now, m.mover));
         self.recent.push((arrive, at));
         self.feed(m.mover, Event::Leave);
         self.peers.remove(&m.mover);
-        self.push(self.now + DETECT_MS, Item::Gone { peer: m.mover });
+        self.push(arrive, Item::Gone { peer: m.mover });
         self.push(arrive, Item::Arrive { peer: at });
         self.outcome.moves += 1;
     }

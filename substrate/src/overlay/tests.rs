@@ -315,8 +315,8 @@ fn balancing_moves_spread_skewed_keys_and_lose_nothing() {
     let (before, after) = (super::spread(&crowded), super::spread(&loads));
     println!(
         "skewed keys on {} peers: busiest/mean {before:.2} without moves {crowded:?}, \
-         {after:.2} after {} moves {loads:?}",
-        plan.peers, outcome.moves
+         {after:.2} after {} moves {loads:?} (churn: {} joins, {} leaves, {} crashes)",
+        plan.peers, outcome.moves, outcome.joins, outcome.leaves, outcome.crashes
     );
     // Templates still ask only the peers whose arcs can hold matches.
     let keyspace = crate::keyspace::Keyspace::default();
