@@ -2,7 +2,8 @@
 //! small libp2p client built on the project's own wire types opens the
 //! peer protocol on one peer of a real three-node ring and sends malformed
 //! member addresses (a short peer id, no peer id, no TCP port, junk, a
-//! very long address, someone else's id), then `Gone` naming the receiver
+//! very long address, someone else's id, its own id at a place a member
+//! holds), then `Gone` naming the receiver
 //! and `Gone` naming another member. Nobody is evicted, no tuple is lost,
 //! and the attacked peer keeps routing writes. A client's waits and
 //! lifetimes of `u64::MAX` ms do not overflow the ring's clock.
@@ -46,13 +47,16 @@ fn peer_id(addr: &str) -> PeerId {
 /// An attacker: a fresh identity connected to the node at `addr`.
 struct Attacker {
     control: libp2p_stream::Control,
+    me: PeerId,
     target: PeerId,
     driver: tokio::task::JoinHandle<()>,
 }
 
 impl Attacker {
     async fn connect(addr: &str) -> Attacker {
-        let mut swarm = net::swarm(Keypair::generate_ed25519(), None).unwrap();
+        let key = Keypair::generate_ed25519();
+        let me = key.public().to_peer_id();
+        let mut swarm = net::swarm(key, None).unwrap();
         let control = swarm.behaviour().stream.new_control();
         net::dial(&mut swarm, &addr.parse().unwrap(), DEADLINE)
             .await
@@ -64,6 +68,7 @@ impl Attacker {
         });
         Attacker {
             control,
+            me,
             target: peer_id(addr),
             driver,
         }
@@ -93,7 +98,10 @@ impl Drop for Attacker {
 }
 
 fn member(addr: &str) -> Member {
-    Member { addr: addr.into() }
+    Member {
+        addr: addr.into(),
+        at: None,
+    }
 }
 
 /// Waits until `node` has logged `line` at least `count` times.
@@ -148,6 +156,19 @@ async fn forged_membership_messages_evict_no_one_and_lose_nothing() {
         .collect();
     let _joins = attacker.send(joins).await;
     logged(target, "refusing a Join", bad.len());
+
+    // A well-formed Join of its own at a place a member holds: refused.
+    let held = status(&target.addr).expect("status")["peers"][0]["place"]
+        .as_u64()
+        .expect("a ring peer's place");
+    let squatter = PeerMessage::Join {
+        member: Member {
+            addr: format!("/ip4/127.0.0.1/tcp/1/p2p/{}", attacker.me),
+            at: Some(held),
+        },
+    };
+    let _squat = attacker.send(vec![squatter]).await;
+    logged(target, "refusing a Join at a place another member holds", 1);
 
     // A stranger's Gone, about the receiver, about another member, and
     // with a short id: each stream is closed unheard.
@@ -273,6 +294,7 @@ async fn a_member_saying_others_are_gone_evicts_no_one() {
     });
     let mut attacker = Attacker {
         control,
+        me,
         target: peer_id(&target.addr),
         driver,
     };

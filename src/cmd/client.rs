@@ -71,7 +71,7 @@ pub struct ScanArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     node: NodeArgs,
-    /// Print `{"peers":[{"id","addr","tuples"}],"tuples":N}` instead of a table.
+    /// Print `{"peers":[{"id","addr","tuples","place"}],"tuples":N}` instead of a table.
     #[arg(long)]
     json: bool,
 }
@@ -268,6 +268,7 @@ mod tests {
                 id: "12D3KooWabc".into(),
                 addr: "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWabc".into(),
                 tuples: 42,
+                place: Some(7),
             }],
             tuples: 42,
         };

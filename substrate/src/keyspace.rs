@@ -84,8 +84,13 @@ impl Keyspace {
 
     /// The ring index of a tuple.
     pub fn index_of(&self, tuple: &Tuple) -> u64 {
+        self.index_of_fields(tuple.fields())
+    }
+
+    /// The ring index of a tuple with these fields.
+    pub fn index_of_fields(&self, fields: &[Value]) -> u64 {
         let mut point = [0u64; MAX_DIMS];
-        for (c, v) in point.iter_mut().zip(tuple.fields()).take(self.dims) {
+        for (c, v) in point.iter_mut().zip(fields).take(self.dims) {
             *c = self.coordinate(v);
         }
         hilbert::encode(&mut point[..self.dims], self.bits) << self.shift()

@@ -379,6 +379,7 @@ fn single_status<S: Served>(space: &S, me: &Me) -> Response {
             id: me.id.clone(),
             addr: me.addr.clone(),
             tuples,
+            place: None,
         }],
         tuples,
     })

@@ -19,11 +19,9 @@ use crate::tuple::Tuple;
 pub(super) const BATCH: usize = 256;
 
 /// The ring index of a tuple in stored form (hidden id field last).
-fn stored_index(keyspace: &Keyspace, stored: &Tuple) -> u64 {
+pub(super) fn stored_index(keyspace: &Keyspace, stored: &Tuple) -> u64 {
     let fields = stored.fields();
-    keyspace.index_of(&Tuple::new(
-        fields[..fields.len().saturating_sub(1)].to_vec(),
-    ))
+    keyspace.index_of_fields(&fields[..fields.len().saturating_sub(1)])
 }
 
 /// Whether `x` lies in the clockwise interval `[a, b]`: the ends count, a

@@ -21,6 +21,8 @@
 //! - `membership`: a changed view hands tuples over to new primaries, takes
 //!   over a failed predecessor's arc, re-replicates, re-asks candidates; a
 //!   graceful leave hands everything to the successor.
+//! - `balance`: which peer moves where so that the load spreads (a leave
+//!   and a join at a split point of the heaviest peer's arc).
 //!
 //! Tuple identity: every `out` gets a [`TupleId`] (origin peer, sequence).
 //! Inside a peer's store the id travels as a hidden trailing bytes field, so
@@ -46,6 +48,7 @@
 //! `tests_cancel` drives the races of cancel and multi-tuple takes by
 //! hand.
 
+mod balance;
 mod membership;
 mod msg;
 mod peer;
@@ -60,6 +63,7 @@ mod tests;
 #[cfg(test)]
 mod tests_cancel;
 
+pub use balance::{Move, plan as plan_move, spread};
 pub use msg::{Command, Event, Msg, Op, OpId, OverlayError, Reply};
 pub use peer::Peer;
 

@@ -115,6 +115,14 @@ impl Peer {
         self.id
     }
 
+    /// Numbers the tuples written here from `seq` on (a new peer counts
+    /// from 0). A tuple's id is (peer id, sequence number): a peer taking
+    /// an id another peer had before (a restart with the same key, a move
+    /// to a place once held) must not count again from where that one did.
+    pub fn number_ids_from(&mut self, seq: u64) {
+        self.next_seq = self.next_seq.max(seq);
+    }
+
     /// Client operations still in flight here.
     pub fn pending(&self) -> usize {
         self.outs.len() + self.queries.len()

@@ -12,6 +12,10 @@
 //! Some blocking `in`s and `rd`s are cancelled a random time after they
 //! start (their client went away); what a cancelled take had taken must be
 //! back in the space under its new id.
+//! [`Sim::run_skewed`] writes skewed keys (`("t", i)` and random hex
+//! strings, which an order-preserving keyspace crowds on one peer) and
+//! moves peers as [`super::balance`] plans, every `BALANCE_MS`, under the
+//! same invariants.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -25,6 +29,10 @@ use crate::tuple::{Tuple, Value};
 const DETECT_MS: u64 = 500;
 const SETTLE_MS: u64 = 1_500;
 const MAX_DELAY_MS: u64 = 20;
+/// How often the balanced run looks for a move.
+const BALANCE_MS: u64 = 1_000;
+/// Primaries the heaviest peer holds before a move is worth it.
+const MIN_LOAD: u64 = 16;
 
 /// SplitMix64: the simulation's only source of randomness.
 pub(super) struct Rng(pub(super) u64);
@@ -74,6 +82,11 @@ enum Item {
     Gone {
         peer: u64,
     },
+    Balance,
+    /// A moving peer joins at its new place.
+    Arrive {
+        peer: u64,
+    },
 }
 
 /// What a run did, for the assertions and the report.
@@ -99,6 +112,8 @@ pub(super) struct Outcome {
     pub(super) leaves: usize,
     pub(super) crashes: usize,
     pub(super) evictions: usize,
+    /// Balancing moves (a leave and a join each).
+    pub(super) moves: usize,
     pub(super) peers_at_end: usize,
     pub(super) tuples_at_end: usize,
     pub(super) digest: u64,
@@ -145,6 +160,8 @@ pub(super) struct Sim {
     taken: BTreeMap<TupleId, u32>,
     /// New ids of tuples put back by cancelled takes.
     returned: BTreeSet<TupleId>,
+    /// Keys crowded as real ones are (see the module docs).
+    skewed: bool,
     outcome: Outcome,
 }
 
@@ -179,6 +196,7 @@ impl Sim {
             expiring: BTreeSet::new(),
             taken: BTreeMap::new(),
             returned: BTreeSet::new(),
+            skewed: false,
             outcome: Outcome::default(),
         }
     }
@@ -191,6 +209,37 @@ impl Sim {
     /// Runs a plan to quiescence and checks the invariants.
     pub(super) fn run(plan: Plan, config: Config) -> Outcome {
         let mut sim = Sim::new(plan.seed, plan.peers, config);
+        sim.schedule(plan);
+        sim.finish()
+    }
+
+    /// Runs a plan with skewed keys and, with `moves`, balancing moves
+    /// every `BALANCE_MS` until `settle_ms` after its operations; the
+    /// outcome, each peer's primaries at the end, in ring order, and the
+    /// ring.
+    pub(super) fn run_skewed(
+        plan: Plan,
+        config: Config,
+        moves: bool,
+        settle_ms: u64,
+    ) -> (Outcome, Vec<u64>, Arc<Ring>) {
+        let mut sim = Sim::new(plan.seed, plan.peers, config);
+        sim.skewed = true;
+        sim.schedule(plan);
+        let rounds = (BALANCE_MS..plan.span_ms + settle_ms).step_by(BALANCE_MS as usize);
+        for at in rounds.filter(|_| moves) {
+            sim.push(at, Item::Balance);
+        }
+        let outcome = sim.finish();
+        let loads = sim
+            .ring
+            .iter()
+            .map(|id| sim.peers[&id].primary_count() as u64);
+        (outcome, loads.collect(), Arc::clone(&sim.ring))
+    }
+
+    fn schedule(&mut self, plan: Plan) {
+        let sim = self;
         for n in 0..plan.ops {
             let at = sim.rng.below(plan.span_ms);
             let peer = sim.random_peer();
@@ -211,12 +260,15 @@ impl Sim {
             let at = plan.span_ms / 8 + n as u64 * (plan.span_ms * 7 / 10) / plan.evictions as u64;
             sim.push(at, Item::Evict);
         }
-        while let Some(((at, _), item)) = sim.queue.pop_first() {
-            sim.now = at;
-            sim.step(item);
+    }
+
+    fn finish(&mut self) -> Outcome {
+        while let Some(((at, _), item)) = self.queue.pop_first() {
+            self.now = at;
+            self.step(item);
         }
-        sim.check();
-        sim.outcome
+        self.check();
+        std::mem::take(&mut self.outcome)
     }
 
     fn random_peer(&mut self) -> u64 {
@@ -267,6 +319,8 @@ impl Sim {
                 self.broadcast(peer);
             }
             Item::Churn => self.churn(),
+            Item::Balance => self.balance(),
+            Item::Arrive { peer } => self.arrive(peer),
             Item::Gone { peer } => {
                 let mut ring = (*self.ring).clone();
                 ring.remove(peer);
@@ -364,14 +418,22 @@ impl Sim {
     fn random_op(&mut self) -> (char, Op) {
         let roll = self.rng.below(24);
         if roll < 12 || self.written.is_empty() {
-            // Hot string keys crowd a few peers; random ints spread over all.
-            let key = match self.rng.below(2) {
-                0 => Value::Str(format!("k{}", self.rng.below(40))),
-                _ => Value::Int(self.rng.next() as i64),
+            // Hot string keys crowd a few peers; random ints spread over
+            // all. Skewed: one key and counted ints, or random hex strings.
+            let n = self.written.len() as i64;
+            let (key, second) = match (self.skewed, self.rng.below(2)) {
+                (false, 0) => (Value::Str(format!("k{}", self.rng.below(40))), None),
+                (false, _) => (Value::Int(self.rng.next() as i64), None),
+                (true, 0) => (Value::Str("t".into()), Some(n)),
+                (true, _) => (
+                    Value::Str(format!("{:08x}", self.rng.next() as u32)),
+                    Some(n),
+                ),
             };
+            let second = second.unwrap_or_else(|| self.rng.below(1_000) as i64);
             let tuple = Tuple::new(vec![
                 key,
-                Value::Int(self.rng.below(1_000) as i64),
+                Value::Int(second),
                 Value::Int(self.rng.next() as i64),
             ]);
             self.written.push(tuple.clone());
@@ -469,6 +531,54 @@ impl Sim {
             return;
         }
         panic!("no quiet place for a membership change at {}", self.now);
+    }
+
+    /// Moves a peer as the balancer plans it, when the places it leaves
+    /// and joins are quiet: it leaves now, and `DETECT_MS` later the views
+    /// drop its old place and add it at the heavy peer's split point.
+    fn balance(&mut self) {
+        let loads: Vec<(u64, u64)> = self
+            .ring
+            .iter()
+            .filter_map(|id| Some((id, self.peers.get(&id)?.primary_count() as u64)))
+            .collect();
+        if loads.len() != self.ring.len() {
+            return;
+        }
+        let Some(m) = super::balance::plan(&loads, MIN_LOAD) else {
+            return;
+        };
+        let r = self.config.replicas;
+        let busy = self.peers[&m.mover].accepting() > 0;
+        if busy || !self.quiet_around(m.mover, r) || !self.quiet_around(m.heavy, r) {
+            return;
+        }
+        let Some(at) = self.peers[&m.heavy].split_point(m.below) else {
+            return;
+        };
+        // As the node's `Moved`: the old place's view, then at once the
+        // new place's, once the handover has landed (it takes at most
+        // `MAX_DELAY_MS`, the views come `DETECT_MS` later).
+        let arrive = self.now + DETECT_MS;
+        self.recent.push((self.now, m.mover));
+        self.recent.push((arrive, at));
+        self.feed(m.mover, Event::Leave);
+        self.peers.remove(&m.mover);
+        self.push(arrive, Item::Gone { peer: m.mover });
+        self.push(arrive, Item::Arrive { peer: at });
+        self.outcome.moves += 1;
+    }
+
+    fn arrive(&mut self, id: u64) {
+        if self.ring.contains(id) {
+            return;
+        }
+        let mut ring = (*self.ring).clone();
+        ring.insert(id);
+        self.ring = Arc::new(ring);
+        let peer = Peer::new(id, self.config, Arc::clone(&self.ring)).expect("valid dims");
+        self.peers.insert(id, peer);
+        self.broadcast(id);
     }
 
     /// A random peer, or half the time the primary of a random written

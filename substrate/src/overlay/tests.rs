@@ -295,6 +295,73 @@ fn with_a_single_copy_crashes_lose_tuples() {
     Sim::run(plan, config);
 }
 
+/// Skewed keys (`("t", i)`, random hex strings) under churn: without
+/// moves they crowd a few peers; with the balancer's moves the busiest
+/// peer ends within 1.5 times the mean, and no tuple is lost, doubled or
+/// taken twice (the simulation's invariants).
+#[test]
+fn balancing_moves_spread_skewed_keys_and_lose_nothing() {
+    let plan = Plan {
+        seed: 13,
+        peers: 10,
+        ops: 5_000,
+        churn: 4,
+        evictions: 0,
+        span_ms: 20_000,
+    };
+    let config = Config::default();
+    let (_, crowded, uniform) = Sim::run_skewed(plan, config, false, 0);
+    let (outcome, loads, moved) = Sim::run_skewed(plan, config, true, 90_000);
+    let (before, after) = (super::spread(&crowded), super::spread(&loads));
+    println!(
+        "skewed keys on {} peers: busiest/mean {before:.2} without moves {crowded:?}, \
+         {after:.2} after {} moves {loads:?} (churn: {} joins, {} leaves, {} crashes)",
+        plan.peers, outcome.moves, outcome.joins, outcome.leaves, outcome.crashes
+    );
+    // Templates still ask only the peers whose arcs can hold matches.
+    let keyspace = crate::keyspace::Keyspace::default();
+    let t = || Field::Actual(Value::Str("t".into()));
+    let range = crate::template::Range::new(Value::Int(100), Value::Int(200), true).unwrap();
+    let templates = [
+        (
+            "(\"t\", 7, *)",
+            vec![t(), Field::Actual(Value::Int(7)), Field::Any],
+        ),
+        (
+            "(\"t\", 100..=200, *)",
+            vec![t(), Field::Range(range), Field::Any],
+        ),
+        (
+            "(\"t\", ?int, *)",
+            vec![t(), Field::Typed(crate::tuple::Kind::Int), Field::Any],
+        ),
+        (
+            "(\"a\"*, *, *)",
+            vec![Field::Prefix("a".into()), Field::Any, Field::Any],
+        ),
+        ("(*, *, *)", vec![Field::Any, Field::Any, Field::Any]),
+    ];
+    for (name, fields) in templates {
+        let ranges = keyspace.ranges_for(&Template::new(fields), config.max_ranges);
+        let (was, now) = (
+            uniform.owners_of(&ranges).len(),
+            moved.owners_of(&ranges).len(),
+        );
+        println!(
+            "{name}: peers asked {was} of {} before the moves, {now} of {} after",
+            uniform.len(),
+            moved.len()
+        );
+        if name.contains('7') {
+            assert_eq!((was, now), (1, 1));
+        }
+    }
+    assert!(before > 2.0, "the keys are not skewed: {crowded:?}");
+    assert!(outcome.moves > 0);
+    assert!(after <= 1.5, "{loads:?}");
+    assert!(outcome.tuples_at_end > 500, "{outcome:?}");
+}
+
 /// Peers asked and routing hops for templates with 0, 1 and 2 wildcard
 /// keywords on 100 peers (the figures for BENCHMARKS.md).
 #[test]

@@ -465,6 +465,12 @@ impl Store {
         self.table.copies()
     }
 
+    /// Calls `f` on every stored tuple (not those under reservation), in
+    /// no particular order, copying nothing.
+    pub fn each(&self, f: impl FnMut(&Tuple)) {
+        self.table.each(f)
+    }
+
     /// Removes and returns the stored tuples `select` picks, oldest first,
     /// with their expiry times (for handing them to another peer). Reserved
     /// tuples are not included.

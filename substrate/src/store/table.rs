@@ -374,6 +374,16 @@ impl Table {
         self.expiries.first().map(|&(at, _, _)| at)
     }
 
+    /// Calls `f` on every stored tuple (live or not yet collected), in no
+    /// particular order, copying nothing.
+    pub fn each(&self, mut f: impl FnMut(&Tuple)) {
+        for bucket in self.buckets.values() {
+            for (_, stored) in bucket.iter() {
+                f(&stored.tuple);
+            }
+        }
+    }
+
     /// Copies of every stored tuple (live or not yet collected), oldest
     /// first, with their expiry times.
     pub fn copies(&self) -> Vec<(Tuple, Option<u64>)> {

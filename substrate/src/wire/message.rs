@@ -150,4 +150,7 @@ pub struct PeerStatus {
     pub addr: String,
     /// Tuples it holds as their primary.
     pub tuples: u64,
+    /// Its place on the ring (the end of the arc it owns); `None` for a
+    /// node serving alone (`--solo`).
+    pub place: Option<u64>,
 }

@@ -7,7 +7,9 @@
 //! with [`PeerMessage::Joined`]. A peer found dead, or leaving, is announced
 //! with [`PeerMessage::Gone`]. Overlay traffic travels as
 //! [`PeerMessage::Overlay`]; `status` asks each member its count with
-//! [`PeerMessage::CountAsk`].
+//! [`PeerMessage::CountAsk`]. A heavy peer asks a light one to move
+//! into its arc with [`PeerMessage::Move`]; the light one hands its tuples
+//! to its successor and tells everyone [`PeerMessage::Moved`].
 
 use libp2p::StreamProtocol;
 use serde::{Deserialize, Serialize};
@@ -18,10 +20,12 @@ use crate::overlay::Msg;
 pub const PEER_PROTOCOL: StreamProtocol = StreamProtocol::new("/halley/peer/1");
 
 /// One member of the ring: its listening address, ending in
-/// `/p2p/<peer id>`.
+/// `/p2p/<peer id>`, and its place on the ring when it has moved there to
+/// spread the load (`None`: the place its peer id gives).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Member {
     pub addr: String,
+    pub at: Option<u64>,
 }
 
 /// One message between peers.
@@ -59,6 +63,17 @@ pub enum PeerMessage {
         token: u64,
         tuples: u64,
     },
+    /// Heaviest peer → a light one, to spread the load: leave your place
+    /// and join again at `at`, which takes over part of my arc.
+    Move {
+        at: u64,
+    },
+    /// A member moved: `member` (the sender itself) left its place and is
+    /// now at `member.at`; the views with the two changes end at `epoch`.
+    Moved {
+        member: Member,
+        epoch: u64,
+    },
 }
 
 #[cfg(test)]
@@ -79,6 +94,7 @@ mod tests {
         let join = Message::Peer(PeerMessage::Members {
             members: vec![Member {
                 addr: "/ip4/1.2.3.4/tcp/1".into(),
+                at: Some(42),
             }],
             epoch: 9,
         });

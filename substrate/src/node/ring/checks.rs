@@ -45,6 +45,8 @@ pub(super) enum BadMember {
 
 /// Checks a member address a peer sent: a multiaddr of bounded length,
 /// with an IP or DNS host and a TCP port, ending in the id of a real key.
+/// Its ring id is the place it names (any index: a place another member
+/// holds is refused where members are added), else [`ring_id`].
 pub(super) fn member(member: &Member) -> Result<Checked, BadMember> {
     if member.addr.len() > MAX_ADDR {
         return Err(BadMember::TooLong(member.addr.len()));
@@ -59,7 +61,8 @@ pub(super) fn member(member: &Member) -> Result<Checked, BadMember> {
     let Some(Protocol::P2p(peer)) = addr.iter().last() else {
         return Err(BadMember::NoPeerId);
     };
-    let id = ring_id(&peer).ok_or(BadMember::BadPeerId(peer))?;
+    let default = ring_id(&peer).ok_or(BadMember::BadPeerId(peer))?;
+    let id = member.at.unwrap_or(default);
     Ok(Checked { addr, peer, id })
 }
 
@@ -102,11 +105,18 @@ mod tests {
     #[test]
     fn a_real_member_passes_with_the_id_of_its_key_tail() {
         let (peer, addr) = real();
-        let checked = member(&Member { addr }).unwrap();
+        let checked = member(&Member {
+            addr: addr.clone(),
+            at: None,
+        })
+        .unwrap();
         assert_eq!(checked.peer, peer);
         let bytes = peer.to_bytes();
         let tail = u64::from_be_bytes(bytes[bytes.len() - 8..].try_into().unwrap());
         assert_eq!(checked.id, tail);
+        // A member that moved is where it says.
+        let moved = member(&Member { addr, at: Some(7) }).unwrap();
+        assert_eq!((moved.peer, moved.id), (peer, 7));
     }
 
     #[test]
@@ -123,7 +133,12 @@ mod tests {
             (long.as_str(), "TooLong"),
         ];
         for (addr, kind) in cases {
-            let err = member(&Member { addr: addr.into() }).unwrap_err();
+            let at = Some(1);
+            let err = member(&Member {
+                addr: addr.into(),
+                at,
+            })
+            .unwrap_err();
             assert!(format!("{err:?}").starts_with(kind), "{addr}: {err:?}");
         }
         // A sha2-256 multihash of the wrong length, and an inline "key"

@@ -24,6 +24,10 @@
 //! probes (a `CountAsk`) and drops only if it stays silent; a `Gone`
 //! about this peer is refuted by joining again through its sender, and
 //! leads to an eviction only once most other members have said it.
+//!
+//! Load ([`balance`]): a member's place on the ring is the one its peer id
+//! gives until it moves to spread the load; it then names its place in
+//! its `Member` (`at`), a place no other member holds.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -42,7 +46,9 @@ use super::trust::{Doubters, Suspects};
 use super::{Input, Link};
 use crate::overlay::{Command, Config, Event, OpId, OverlayError, Peer, Reply};
 use crate::ring::Ring;
+use balance::Balancer;
 
+mod balance;
 mod members;
 use crate::wire::{Member, PeerMessage, PeerStatus, Status};
 
@@ -53,9 +59,10 @@ const STATUS_WAIT: Duration = Duration::from_secs(2);
 /// How long a joining peer waits for the member list before asking again.
 const JOIN_RETRY: Duration = Duration::from_secs(2);
 
-/// A status request waiting for the members' counts.
+/// A status request (or, without an answer, a balancing round) waiting
+/// for the members' counts.
 struct Counting {
-    answer: oneshot::Sender<Status>,
+    answer: Option<oneshot::Sender<Status>>,
     counts: BTreeMap<u64, u64>,
     deadline: Instant,
 }
@@ -66,6 +73,8 @@ struct Driver {
     my_id: u64,
     peer: Peer,
     members: BTreeMap<u64, (PeerId, Member)>,
+    /// The ring id of each member and departed member, by peer id.
+    ids: HashMap<PeerId, u64>,
     epoch: u64,
     links: HashMap<u64, mpsc::UnboundedSender<PeerMessage>>,
     events: mpsc::Sender<LinkEvent>,
@@ -93,6 +102,8 @@ struct Driver {
     doubters: Doubters,
     /// Whom the link readers let speak (see [`links::Known`]).
     known: watch::Sender<Arc<HashSet<PeerId>>>,
+    config: Config,
+    balancer: Balancer,
 }
 
 /// Lost members remembered (to tell them if they turn out alive).
@@ -108,9 +119,23 @@ fn epoch_of(msg: &PeerMessage) -> Option<u64> {
         PeerMessage::Members { epoch, .. }
         | PeerMessage::Joined { epoch, .. }
         | PeerMessage::Gone { epoch, .. }
-        | PeerMessage::Overlay { epoch, .. } => Some(*epoch),
-        PeerMessage::Join { .. } | PeerMessage::CountAsk { .. } | PeerMessage::Count { .. } => None,
+        | PeerMessage::Overlay { epoch, .. }
+        | PeerMessage::Moved { epoch, .. } => Some(*epoch),
+        PeerMessage::Join { .. }
+        | PeerMessage::CountAsk { .. }
+        | PeerMessage::Count { .. }
+        | PeerMessage::Move { .. } => None,
     }
+}
+
+/// Where a new overlay peer of this node numbers its tuples from: the
+/// wall clock in milliseconds, times 2^20, so that a peer at a place an
+/// earlier one held (a restart with the same key, a move) does not reuse
+/// its tuple ids unless that one wrote a million tuples a millisecond.
+fn first_seq() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    let ms = since.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    ms.saturating_mul(1 << 20)
 }
 
 /// Starts the driver task.
@@ -126,10 +151,12 @@ pub(super) fn spawn(
     let my_id = ring_id(&me_peer).expect("a node's own id is its key's");
     let me = Member {
         addr: link.address.to_string(),
+        at: None,
     };
     let mut view = Ring::new();
     view.insert(my_id);
-    let peer = Peer::new(my_id, config, Arc::new(view)).expect("the default keyspace is valid");
+    let mut peer = Peer::new(my_id, config, Arc::new(view)).expect("the default keyspace is valid");
+    peer.number_ids_from(first_seq());
     let (events, received) = mpsc::channel(links::EVENTS);
     let (known, heard) = watch::channel(Arc::new(HashSet::new()));
     links::accept(link.control.clone(), events.clone(), heard);
@@ -139,6 +166,7 @@ pub(super) fn spawn(
         my_id,
         peer,
         members: BTreeMap::from([(my_id, (me_peer, me))]),
+        ids: HashMap::from([(me_peer, my_id)]),
         epoch: 0,
         links: HashMap::new(),
         events,
@@ -156,6 +184,8 @@ pub(super) fn spawn(
         suspects: Suspects::default(),
         doubters: Doubters::default(),
         known,
+        config,
+        balancer: Balancer::new(),
     };
     driver.publish_known();
     driver.ask_to_join();
@@ -200,6 +230,7 @@ impl Driver {
                     self.ask_to_join();
                     self.drop_silent();
                     self.retell_departed();
+                    self.balance_round();
                 }
             }
         }
@@ -241,7 +272,7 @@ impl Driver {
                 }
             }
             Input::PutBack(tuples) => self.put_back(tuples),
-            Input::Status(answer) => self.start_count(answer),
+            Input::Status(answer) => self.start_count(Some(answer)),
             Input::Leave(_) => unreachable!("handled by the loop"),
         }
     }
@@ -251,7 +282,7 @@ impl Driver {
             LinkEvent::Ended { peer } => {
                 // Alive peers keep their streams open: probe with a fresh
                 // link, which reports `Lost` if the peer cannot be reached.
-                let Some(id) = ring_id(&peer) else { return };
+                let Some(id) = self.id_of(&peer) else { return };
                 if let Some((_, member)) = self.members.get(&id).cloned() {
                     self.links.remove(&id);
                     if let Ok(addr) = member.addr.parse() {
@@ -260,7 +291,7 @@ impl Driver {
                 }
             }
             LinkEvent::Lost { peer } => {
-                if let Some(id) = ring_id(&peer) {
+                if let Some(id) = self.id_of(&peer) {
                     tracing::info!(%peer, "peer lost");
                     self.drop_lost(id);
                 }
@@ -270,7 +301,13 @@ impl Driver {
     }
 
     fn on_message(&mut self, from: PeerId, msg: PeerMessage) {
-        let Some(from_id) = ring_id(&from) else {
+        // A joiner is where its Join says (checked below), else where it
+        // is known to be.
+        let named = match &msg {
+            PeerMessage::Join { member } => checks::member(member).ok().map(|c| c.id),
+            _ => None,
+        };
+        let Some(from_id) = named.or_else(|| self.id_of(&from)) else {
             return;
         };
         if let Some(epoch) = epoch_of(&msg)
@@ -300,6 +337,15 @@ impl Driver {
         match msg {
             PeerMessage::Join { member } => {
                 match checks::member(&member) {
+                    Ok(checked)
+                        if self
+                            .members
+                            .get(&checked.id)
+                            .is_some_and(|(held_by, _)| *held_by != from) =>
+                    {
+                        tracing::warn!(%from, at = checked.id, "refusing a Join at a place another member holds");
+                        return;
+                    }
                     Ok(checked) if checked.peer == from => {}
                     Ok(checked) => {
                         tracing::warn!(%from, named = %checked.peer, "refusing a Join naming another peer");
@@ -393,10 +439,13 @@ impl Driver {
                 }
                 self.finish_counts(false);
             }
+            PeerMessage::Move { at } => self.move_asked(from_id, at),
+            PeerMessage::Moved { member, epoch } => self.moved(from, from_id, &member, epoch),
         }
     }
 
     fn new_view(&mut self, changed: u64) {
+        self.balancer.changed = Instant::now();
         let mut view = Ring::new();
         for &id in self.members.keys() {
             if id != self.my_id || !self.evicted {
@@ -411,10 +460,16 @@ impl Driver {
         });
     }
 
+    /// The ring id of a member (or departed member), else the place its
+    /// peer id gives (a peer not yet known, or not a real key's: `None`).
+    fn id_of(&self, peer: &PeerId) -> Option<u64> {
+        self.ids.get(peer).copied().or_else(|| ring_id(peer))
+    }
+
     /// Opens the link to the peer at `addr`; its ring id.
     fn connect(&mut self, addr: &Multiaddr) -> Option<u64> {
         let peer = peer_of(addr)?;
-        let id = ring_id(&peer)?;
+        let id = self.id_of(&peer)?;
         if id != self.my_id && !self.links.contains_key(&id) {
             let queue = links::open(
                 self.link.control.clone(),
@@ -524,7 +579,9 @@ impl Driver {
         count
     }
 
-    fn start_count(&mut self, answer: oneshot::Sender<Status>) {
+    /// Asks every member its count: for `answer`, or for a balancing
+    /// round without one.
+    fn start_count(&mut self, answer: Option<oneshot::Sender<Status>>) {
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1);
         let counts = BTreeMap::from([(self.my_id, self.primaries())]);
@@ -556,6 +613,10 @@ impl Driver {
             let Some(counting) = self.counting.remove(&token) else {
                 continue;
             };
+            let Some(answer) = counting.answer else {
+                self.balance_counted(counting.counts);
+                continue;
+            };
             let peers: Vec<PeerStatus> = self
                 .members
                 .iter()
@@ -563,12 +624,13 @@ impl Driver {
                     id: peer.to_string(),
                     addr: member.addr.clone(),
                     tuples: counting.counts.get(id).copied().unwrap_or(0),
+                    place: Some(*id),
                 })
                 .collect();
             let tuples = peers
                 .iter()
                 .fold(0u64, |sum, p| sum.saturating_add(p.tuples));
-            let _ = counting.answer.send(Status { peers, tuples });
+            let _ = answer.send(Status { peers, tuples });
         }
     }
 

@@ -178,15 +178,30 @@ impl Driver {
         self.ask_to_join();
     }
 
-    /// Adds `member` without a new view; its id if it is new.
+    /// Adds `member` without a new view; its id if it is new. A member
+    /// at a place another member holds is refused; one known at another
+    /// place has moved (its old place is dropped first).
     pub(super) fn add_quietly(&mut self, member: &Member) -> Option<u64> {
         let checks::Checked { addr, peer, id } = checks::member(member)
             .inspect_err(|e| tracing::warn!(error = %e, "ignoring a bad member address"))
             .ok()?;
-        self.departed.remove(&id);
-        if self.members.contains_key(&id) {
+        if let Some((held_by, _)) = self.members.get(&id) {
+            if *held_by != peer {
+                tracing::warn!(%peer, at = id, "ignoring a member at a place another member holds");
+            }
             return None;
         }
+        if let Some(old) = self.ids.get(&peer).copied().filter(|&old| old != id)
+            && self.members.contains_key(&old)
+        {
+            if old == self.my_id {
+                return None;
+            }
+            self.remove(old);
+        }
+        self.departed.remove(&id);
+        self.departed.retain(|_, d| d.member.addr != member.addr);
+        self.ids.insert(peer, id);
         self.members.insert(id, (peer, member.clone()));
         self.publish_known();
         self.connect(&addr);
@@ -211,8 +226,18 @@ impl Driver {
         let Some((_, member)) = self.members.remove(&id) else {
             return;
         };
-        if self.departed.len() >= DEPARTED {
-            self.departed.pop_first();
+        if self.departed.len() >= DEPARTED
+            && let Some((_, forgotten)) = self.departed.pop_first()
+            && let Some(peer) = forgotten
+                .member
+                .addr
+                .parse()
+                .ok()
+                .as_ref()
+                .and_then(peer_of)
+            && !self.members.values().any(|(p, _)| *p == peer)
+        {
+            self.ids.remove(&peer);
         }
         let departed = Departed {
             member,
