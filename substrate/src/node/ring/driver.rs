@@ -290,14 +290,11 @@ impl Driver {
                     self.drop_lost(id);
                 }
             }
-            LinkEvent::Message { from, msg } => self.on_message(from, msg),
+            LinkEvent::Message { from, from_id, msg } => self.on_message(from, from_id, msg),
         }
     }
 
-    fn on_message(&mut self, from: PeerId, msg: PeerMessage) {
-        let Some(from_id) = ring_id(&from) else {
-            return;
-        };
+    fn on_message(&mut self, from: PeerId, from_id: u64, msg: PeerMessage) {
         if let Some(epoch) = epoch_of(&msg)
             && !checks::epoch_plausible(epoch, self.epoch)
         {

@@ -40,6 +40,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tracing::Instrument;
 
 use super::super::Command;
+use super::checks::ring_id;
 use crate::spin::Spin;
 use crate::wire::{self, Message, PEER_PROTOCOL, PeerMessage};
 
@@ -72,16 +73,15 @@ pub(super) type Known = watch::Receiver<Arc<HashSet<PeerId>>>;
 pub(super) enum LinkEvent {
     Message {
         from: PeerId,
+        /// `from`'s ring id, worked out once per stream (it decodes the
+        /// peer's public key: tens of microseconds).
+        from_id: u64,
         msg: PeerMessage,
     },
     /// The outbound stream could not be opened or broke.
-    Lost {
-        peer: PeerId,
-    },
+    Lost { peer: PeerId },
     /// An inbound stream ended.
-    Ended {
-        peer: PeerId,
-    },
+    Ended { peer: PeerId },
 }
 
 /// The peer id an address ends in.
@@ -291,6 +291,10 @@ async fn read(
     events: mpsc::Sender<LinkEvent>,
     mut known: Known,
 ) {
+    let Some(from_id) = ring_id(&peer) else {
+        tracing::warn!(%peer, "closing a peer stream from a peer id that names no key");
+        return;
+    };
     let mut frames = wire::frames(stream);
     loop {
         match frames.next().await {
@@ -300,7 +304,11 @@ async fn read(
                     break;
                 }
                 if events
-                    .send(LinkEvent::Message { from: peer, msg })
+                    .send(LinkEvent::Message {
+                        from: peer,
+                        from_id,
+                        msg,
+                    })
                     .await
                     .is_err()
                 {
