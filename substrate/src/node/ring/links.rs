@@ -12,7 +12,7 @@
 //! What the driver sends a peer waits in a queue of [`QUEUE`] messages.
 //! The driver never waits for room (two peers writing to each other would
 //! each wait for the other to read): it stops taking client operations
-//! while a queue holds more than [`HIGH`] (see [`congested`]), which
+//! while a queue holds more than [`HIGH`] (see [`Outbound::congested`]), which
 //! holds the clients back, and goes on reading the peers, whose messages
 //! are what fill the rest. Each writer kicks [`Drained`] when it takes
 //! messages off its queue, so the driver resumes as soon as there is room.
