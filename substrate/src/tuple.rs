@@ -10,6 +10,8 @@ use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 
+mod raw_bytes;
+
 /// The type of a value, as written in a typed formal (`?int`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Kind {
@@ -52,7 +54,7 @@ pub enum Value {
     Float(f64),
     Str(String),
     Bool(bool),
-    Bytes(Vec<u8>),
+    Bytes(#[serde(with = "raw_bytes")] Vec<u8>),
 }
 
 impl Value {

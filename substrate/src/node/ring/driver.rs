@@ -76,7 +76,11 @@ struct Driver {
     /// The ring id of each member and departed member, by peer id.
     ids: HashMap<PeerId, u64>,
     epoch: u64,
-    links: HashMap<u64, mpsc::UnboundedSender<PeerMessage>>,
+    links: HashMap<u64, links::Outbound>,
+    /// Kicked when a link's writer takes messages off its queue.
+    drained: links::Drained,
+    /// Peers whose queue was found full: disconnected after this turn.
+    stalled: Vec<u64>,
     events: mpsc::Sender<LinkEvent>,
     /// Each operation's reply channel.
     replies: HashMap<OpId, mpsc::Sender<Reply>>,
@@ -169,6 +173,8 @@ pub(super) fn spawn(
         ids: HashMap::from([(me_peer, my_id)]),
         epoch: 0,
         links: HashMap::new(),
+        drained: links::Drained::default(),
+        stalled: Vec::new(),
         events,
         replies: HashMap::new(),
         timer: None,
@@ -208,10 +214,14 @@ impl Driver {
                 .timer
                 .and_then(|at| self.start.checked_add(Duration::from_millis(at)))
                 .map_or(never, |at| at.min(never));
+            // Client operations wait while a peer's queue is long; the
+            // peers' own messages do not (see [`links`]).
+            let congested = self.links.values().any(links::Outbound::congested);
+            let drained = self.drained.clone();
             tokio::select! {
                 biased;
                 Some(control) = controls.recv() => self.on_input(control),
-                input = inputs.recv() => match input {
+                input = inputs.recv(), if !congested => match input {
                     None => break,
                     Some(Input::Leave(done)) => {
                         self.leave().await;
@@ -232,6 +242,22 @@ impl Driver {
                     self.retell_departed();
                     self.balance_round();
                 }
+                () = drained.notified(), if congested => {}
+            }
+            self.drop_stalled();
+        }
+    }
+
+    /// Disconnects the peers whose queues were found full.
+    fn drop_stalled(&mut self) {
+        for id in std::mem::take(&mut self.stalled) {
+            if self.links.remove(&id).is_some() {
+                tracing::warn!(
+                    id,
+                    queued = links::QUEUE,
+                    "disconnecting a peer that does not drain its messages"
+                );
+                self.drop_lost(id);
             }
         }
     }
@@ -477,7 +503,7 @@ impl Driver {
                 peer,
                 addr.clone(),
                 self.events.clone(),
-                self.link.spin.clone(),
+                (self.link.spin.clone(), self.drained.clone()),
             );
             self.links.insert(id, queue);
         }
@@ -493,8 +519,11 @@ impl Driver {
     }
 
     fn send(&mut self, to: u64, msg: PeerMessage) {
-        if let Some(link) = self.links.get(&to) {
-            let _ = link.send(msg);
+        // A closed queue: its writer has stopped and reports the peer lost.
+        if let Some(link) = self.links.get(&to)
+            && link.send(msg) == Err(links::Unsent::Full)
+        {
+            self.stalled.push(to);
         }
     }
 
