@@ -300,6 +300,7 @@ fn an_objective_waits_for_a_first_estimate_and_says_so_once() {
     let mut planner = Planner::new();
     let mut snap = snapshot(0.0, 100, 2, campus());
     snap.estimates = vec![None; 3];
+    snap.spread = None;
     assert_eq!(
         reasons(&planner.plan(&p, &snap)),
         [
@@ -465,11 +466,32 @@ fn no_machine_starts_that_the_budget_cannot_pay() {
 }
 
 #[test]
+fn before_any_task_ends_the_ages_of_the_running_ones_are_planned_on() {
+    // Two tasks have run for 2 minutes, none has ended: a task takes at
+    // least that (the censored estimate), so 100 of them need more than
+    // the two campus slots before 30m.
+    let p = policy("[objective]\ndeadline = \"30m\"");
+    let mut snap = snapshot(120.0, 98, 2, campus());
+    snap.estimates = vec![None; 3];
+    snap.spread = Some(Spread {
+        mean: 120.0,
+        cv: 0.5,
+    });
+    assert_eq!(
+        plan(&p, &snap),
+        [
+            "+7 cloud.small: projected 1h42m > deadline 30m00s less a margin of 1m34s (the last tasks at their p80 duration); with them 27m28s, about $1.07 in all"
+        ]
+    );
+}
+
+#[test]
 fn paid_classes_alone_and_no_estimate_start_one_machine_of_the_cheapest_to_learn() {
     let p = policy("[objective]\ndeadline = \"10m\"");
     let mut planner = Planner::new();
     let mut snap = snapshot(0.0, 100, 0, Vec::new());
     snap.estimates = vec![None; 3];
+    snap.spread = None;
     assert_eq!(
         reasons(&planner.plan(&p, &snap)),
         [
