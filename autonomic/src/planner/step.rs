@@ -10,7 +10,7 @@ use crate::policy::{Billing, Policy, ProviderKind};
 /// Machines to add, per class index.
 pub type Extra = Vec<u32>;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Step<'a> {
     pub policy: &'a Policy,
     pub snap: &'a Snapshot,
@@ -21,6 +21,8 @@ pub struct Step<'a> {
     pub estimates: Option<Vec<Secs>>,
     /// The shape of task durations (cautious before samples tell it).
     pub spread: Spread,
+    /// The chance a projected finish is allowed to be late.
+    pub miss: f64,
 }
 
 /// The chance the projected finish is allowed to be late: projections are
@@ -57,6 +59,7 @@ impl<'a> Step<'a> {
                     .map(|s| policy.resources.iter().map(|r| s.mean / r.speed).collect()),
             },
             spread: snap.spread.unwrap_or(Spread { mean: 1.0, cv: 1.0 }),
+            miss: MISS,
         }
     }
 
@@ -78,14 +81,23 @@ impl<'a> Step<'a> {
     pub fn tail(&self, class: usize, at_once: f64) -> Secs {
         let e = self.estimates.as_ref().map_or(0.0, |e| e[class]);
         let k = at_once.max(1.0);
-        self.spread.quantile(e, 1.0 - MISS / k).max(e)
+        self.spread.quantile(e, 1.0 - self.miss / k).max(e)
     }
 
     /// How long after the fluid finish the last of `at_once` slots of
     /// `class` is done, later with chance [`MISS`].
     pub fn overrun(&self, class: usize, at_once: f64) -> Secs {
         let e = self.estimates.as_ref().map_or(0.0, |e| e[class]);
-        self.spread.overrun(e, at_once, MISS)
+        self.spread.overrun(e, at_once, self.miss)
+    }
+
+    /// The same step projecting at the median: a plan that meets the
+    /// deadline even chance, when none meets it with chance `1 - MISS`.
+    pub fn median(&self) -> Step<'a> {
+        Step {
+            miss: 0.5,
+            ..self.clone()
+        }
     }
 
     /// No machines added.
@@ -458,9 +470,9 @@ impl<'a> Step<'a> {
         }
         let mut without = gone.to_vec();
         without.push(m.id);
-        // Twice the scale-out margin as slack: no release now and rebuy later.
+        // The scale-out margin as slack: an hour not renewed costs nothing.
         objective.deadline.is_none_or(|d| {
-            let slack = 2.0 * self.margin();
+            let slack = self.margin();
             self.finish(&self.none(), &without) > d - slack
         })
     }
