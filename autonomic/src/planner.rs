@@ -321,15 +321,18 @@ impl Planner {
         // With the margin; else without it; else at even odds rather
         // than everything at once.
         let median = step.median();
-        let mut quantile = 1.0 - step::MISS;
+        let (mut quantile, mut kept) = (1.0 - step::MISS, margin);
         let (extra, meets) = match step.cheapest_meeting(deadline - margin) {
-            (_, false) => match step.cheapest_meeting(deadline) {
-                (_, false) => {
-                    quantile = 0.5;
-                    median.cheapest_meeting(deadline)
+            (_, false) => {
+                kept = 0.0;
+                match step.cheapest_meeting(deadline) {
+                    (_, false) => {
+                        quantile = 0.5;
+                        median.cheapest_meeting(deadline)
+                    }
+                    met => met,
                 }
-                met => met,
-            },
+            }
             met => met,
         };
         for class in step.too_slow_to_boot(deadline) {
@@ -372,12 +375,16 @@ impl Planner {
             }
             _ if !meets => self.fastest_within(step, budget.unwrap_or(f64::INFINITY)),
             _ => {
+                let less = if kept > 0.0 {
+                    format!(" less a margin of {}", human(kept))
+                } else {
+                    String::new()
+                };
                 let why = format!(
-                    "projected {} > deadline {} less a margin of {} (the last tasks at their \
+                    "projected {} > deadline {}{less} (the last tasks at their \
                      p{:.0} duration); with them {}, about ${cost:.2} in all",
                     human(before),
                     human(deadline),
-                    human(margin),
                     100.0 * quantile,
                     human(after)
                 );

@@ -528,3 +528,23 @@ fn a_budget_that_cannot_finish_the_job_says_what_it_would_need() {
         "the budget $0.10 cannot finish the job: about $0.31 is needed"
     );
 }
+
+#[test]
+fn a_deadline_out_of_reach_at_p80_is_planned_at_even_odds_not_with_everything() {
+    // Tasks of 30 s on average with cv 1: every class at its max does not
+    // finish before 6m at p80 (6m20s), but a smaller fleet does at the median.
+    let p = policy("[objective]\ndeadline = \"6m\"");
+    let mut snap = snapshot(0.0, 100, 0, campus());
+    snap.spread = Some(Spread {
+        mean: 30.0,
+        cv: 1.0,
+    });
+    assert_eq!(
+        plan(&p, &snap),
+        [
+            "+10 cloud.small: projected 25m39s > deadline 6m00s (the last tasks at their p50 duration); with them 5m49s, about $2.35 in all",
+            "+2 cloud.hourly: projected 25m39s > deadline 6m00s (the last tasks at their p50 duration); with them 5m49s, about $2.35 in all"
+        ],
+        "two of the four hourly machines, not all"
+    );
+}
