@@ -548,3 +548,23 @@ fn a_deadline_out_of_reach_at_p80_is_planned_at_even_odds_not_with_everything() 
         "two of the four hourly machines, not all"
     );
 }
+
+#[test]
+fn the_cheapest_fleet_in_all_wins_over_the_cheapest_per_task() {
+    // `slow` costs less per task but boots for 10 minutes, billed: for a
+    // 20-minute deadline, fewer `quick` machines cost less in all.
+    let p = Policy::parse(
+        "test.toml",
+        "[objective]\ndeadline = \"20m\"\n\
+         [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\
+         [[resources]]\nname = \"slow\"\nprovider = \"local\"\nprice_per_hour = 0.36\nboot_time = \"10m\"\nmax = 20\n\
+         [[resources]]\nname = \"quick\"\nprovider = \"local\"\nprice_per_hour = 0.40\nmax = 20\n",
+    )
+    .unwrap();
+    assert_eq!(
+        plan(&p, &snapshot(0.0, 200, 0, campus())),
+        [
+            "+4 quick: projected 50m30s > deadline 20m00s less a margin of 1m10s (the last tasks at their p80 duration); with them 17m10s, about $0.46 in all"
+        ]
+    );
+}
