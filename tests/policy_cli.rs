@@ -272,6 +272,33 @@ fn simulate_sweep_prints_the_promise_table_and_names_a_bad_grid_field() {
         3,
         "{stdout}"
     );
+    // One scenario alone: its name, then its report and decisions.
+    let first = stdout.lines().find(|l| l.starts_with("s00")).unwrap();
+    let out = halley(&[
+        "simulate",
+        "--sweep",
+        path.to_str().unwrap(),
+        "--scenario",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let alone = text(&out.stdout);
+    let name = first.split("  ").next().unwrap().trim();
+    assert!(alone.starts_with(name), "{name:?}\n{alone}");
+    assert!(alone.contains("\ndecisions "), "{alone}");
+    let out = halley(&[
+        "simulate",
+        "--sweep",
+        path.to_str().unwrap(),
+        "--scenario",
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--scenario 3: the grid has 3 scenarios (0 to 2)"),
+        "{}",
+        text(&out.stderr)
+    );
     let bad = scratch(
         "bad-grid.toml",
         &grid.replace("objective = [", "objective = [\"speed\", "),

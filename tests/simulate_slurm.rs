@@ -21,7 +21,7 @@ fn halley(args: &[&str]) -> Output {
 
 /// 100 one-minute tasks, a 30 m deadline: four free cluster jobs make it
 /// in 27 m if they start within a minute.
-const POLICY: &str = "[objective]\ndeadline = \"40m\"\n[scaling]\ntask_estimate = \"1m\"\n\
+const POLICY: &str = "[objective]\ndeadline = \"30m\"\n[scaling]\ntask_estimate = \"1m\"\n\
     [[resources]]\nname = \"cluster\"\nprovider = \"slurm\"\nmax = 4\nboot_time = \"1m\"\n\
     [[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = 3.6\nboot_time = \"1m\"\nmax = 10\n";
 

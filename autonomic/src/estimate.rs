@@ -12,8 +12,10 @@ use crate::policy::{Billing, Policy, Resource};
 
 /// Samples kept per class.
 const WINDOW: usize = 101;
-/// Samples kept (at speed 1) for the distribution's shape.
-const POOL: usize = 301;
+/// Samples kept (at speed 1) for the distribution's shape: many, so that
+/// they span far more than one task's time and the running tasks (which
+/// are the long ones, caught in the act) do not weigh the mean up.
+const POOL: usize = 2048;
 /// The coefficient of variation assumed before samples tell it.
 const PRIOR_CV: f64 = 0.5;
 /// Samples after which the measured coefficient of variation is trusted.
@@ -28,6 +30,8 @@ pub struct Estimator {
     /// Recent samples of every class at speed 1, for the censored mean and
     /// the coefficient of variation.
     pool: VecDeque<Secs>,
+    /// The same samples, sorted.
+    sorted: Vec<Secs>,
     speeds: Vec<f64>,
     prior: Option<Secs>,
 }
@@ -46,6 +50,7 @@ impl Estimator {
         Estimator {
             samples: vec![VecDeque::new(); policy.resources.len()],
             pool: VecDeque::new(),
+            sorted: Vec::new(),
             speeds: policy.resources.iter().map(|r| r.speed).collect(),
             prior: policy.scaling.task_estimate,
         }
@@ -58,10 +63,16 @@ impl Estimator {
             window.pop_front();
         }
         window.push_back(duration.max(0.0));
-        if self.pool.len() == POOL {
-            self.pool.pop_front();
+        if self.pool.len() == POOL
+            && let Some(old) = self.pool.pop_front()
+        {
+            let at = self.sorted.partition_point(|&d| d < old);
+            self.sorted.remove(at);
         }
-        self.pool.push_back(duration.max(0.0) * self.speeds[class]);
+        let d = duration.max(0.0) * self.speeds[class];
+        self.pool.push_back(d);
+        let at = self.sorted.partition_point(|&x| x < d);
+        self.sorted.insert(at, d);
     }
 
     /// The duration distribution at speed 1 from the finished tasks and the
@@ -69,17 +80,16 @@ impl Estimator {
     /// task running for 20 minutes says the mean is not 2 minutes. `None`
     /// before any sample or age.
     pub fn spread(&self, running: &[(usize, Secs)]) -> Option<Spread> {
-        let mut seen: Vec<(Secs, bool)> = self.pool.iter().map(|&d| (d, true)).collect();
-        seen.extend(
-            running
-                .iter()
-                .filter(|(_, age)| *age > 0.0)
-                .map(|&(c, age)| (age * self.speeds[c], false)),
-        );
-        if seen.is_empty() {
+        let mut ages: Vec<Secs> = running
+            .iter()
+            .filter(|(_, age)| *age > 0.0)
+            .map(|&(c, age)| age * self.speeds[c])
+            .collect();
+        if self.sorted.is_empty() && ages.is_empty() {
             return self.prior.map(|mean| Spread { mean, cv: PRIOR_CV });
         }
-        let (mean, second) = kaplan_meier(&mut seen);
+        ages.sort_by(f64::total_cmp);
+        let (mean, second) = kaplan_meier(&self.sorted, &ages);
         let measured = ((second - mean * mean).max(0.0)).sqrt() / mean.max(f64::MIN_POSITIVE);
         let w = (self.pool.len().min(TRUSTED_CV) as f64) / TRUSTED_CV as f64;
         let mean = match self.prior {
@@ -145,6 +155,64 @@ impl Spread {
     }
 }
 
+impl Spread {
+    /// How long after the fluid finish (all work spread evenly over the
+    /// slots) the last of `slots` busy slots is done, at the `1 - miss`
+    /// quantile, for tasks of this spread scaled to `mean`.
+    ///
+    /// When the queue empties, each slot is through a task whose rest is
+    /// drawn from the residual-life distribution (mean `mean (1 + cv²) / 2`,
+    /// already counted in the fluid finish); the last slot ends at `x`
+    /// where `P(rest > x) = E[(D - x)+] / mean = miss / slots`. Equal
+    /// tasks run in waves, and the last wave may end a whole task late:
+    /// the overrun is never below `(1 - cv) mean`.
+    pub fn overrun(&self, mean: Secs, slots: f64, miss: f64) -> Secs {
+        let floor = (1.0 - self.cv).max(0.0) * mean;
+        if self.cv <= 0.0 || mean <= 0.0 {
+            return floor;
+        }
+        let sigma2 = (1.0 + self.cv * self.cv).ln();
+        let sigma = sigma2.sqrt();
+        // E[(D - x)+] of a lognormal D with this mean and spread.
+        let excess = |x: f64| {
+            let d1 = ((mean / x).ln() + sigma2 / 2.0) / sigma;
+            mean * normal_cdf(d1) - x * normal_cdf(d1 - sigma)
+        };
+        let target = mean * miss / slots.max(1.0);
+        let (mut lo, mut hi) = (0.0, mean);
+        while excess(hi) > target {
+            hi *= 2.0;
+        }
+        for _ in 0..60 {
+            let mid = (lo + hi) / 2.0;
+            if excess(mid) > target {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        (hi - mean * (1.0 + self.cv * self.cv) / 2.0).max(floor)
+    }
+}
+
+/// The standard normal distribution function (erfc by a Chebyshev fit,
+/// relative error below 1.2e-7).
+pub fn normal_cdf(z: f64) -> f64 {
+    let x = -z / std::f64::consts::SQRT_2;
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * a);
+    let poly = -a * a - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * poly.exp();
+    0.5 * if x >= 0.0 { erfc } else { 2.0 - erfc }
+}
+
 /// The `p` quantile of the standard normal (Acklam's rational
 /// approximation, relative error below 1.2e-9), `p` in (0, 1).
 pub fn normal_quantile(p: f64) -> f64 {
@@ -194,21 +262,26 @@ pub fn normal_quantile(p: f64) -> f64 {
     }
 }
 
-/// The mean and second moment of a duration from finished (`true`) and
-/// still running (`false`, their age) observations, restricted to the
+/// The mean and second moment of a duration from finished durations and
+/// the ages of still running tasks (both sorted), restricted to the
 /// longest one seen.
-fn kaplan_meier(seen: &mut [(Secs, bool)]) -> (Secs, f64) {
-    // Ended before censored at equal times.
-    seen.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
-    let mut at_risk = seen.len() as f64;
+fn kaplan_meier(ended: &[Secs], running: &[Secs]) -> (Secs, f64) {
+    let mut at_risk = (ended.len() + running.len()) as f64;
     let (mut survival, mut last) = (1.0, 0.0);
     let (mut mean, mut second) = (0.0, 0.0);
-    for &(t, ended) in seen.iter() {
+    let (mut i, mut j) = (0, 0);
+    // Ended before censored at equal times.
+    while i < ended.len() || j < running.len() {
+        let end = i < ended.len() && (j == running.len() || ended[i] <= running[j]);
+        let t = if end { ended[i] } else { running[j] };
         mean += survival * (t - last);
         second += survival * (t * t - last * last);
         last = t;
-        if ended {
+        if end {
             survival *= 1.0 - 1.0 / at_risk;
+            i += 1;
+        } else {
+            j += 1;
         }
         at_risk -= 1.0;
     }
@@ -358,6 +431,24 @@ mod tests {
                 cv: 0.0
             })
         );
+    }
+
+    #[test]
+    fn the_overrun_past_the_fluid_finish_grows_with_the_spread_and_the_slots() {
+        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
+        assert!((normal_cdf(1.959964) - 0.975).abs() < 1e-6);
+        assert!((normal_cdf(-3.090232) - 0.001).abs() < 1e-6);
+        // Equal tasks: the last wave may end a whole task late.
+        assert_eq!(Spread { mean: 1.0, cv: 0.0 }.overrun(30.0, 10.0, 0.2), 30.0);
+        let over = |cv: f64, slots: f64| Spread { mean: 1.0, cv }.overrun(100.0, slots, 0.2);
+        // One slot of cv 1: P(rest > x) = E[(D - x)+] / 100 = 0.2 at x = 148.4
+        // (solved apart), less the mean rest of 100.
+        assert!((over(1.0, 1.0) - 48.4).abs() < 0.1, "{}", over(1.0, 1.0));
+        assert!(over(1.0, 10.0) > over(1.0, 1.0));
+        assert!(over(1.5, 10.0) > over(1.0, 10.0));
+        assert!(over(1.0, 100.0) > over(1.0, 10.0));
+        // Never below (1 - cv) of a task.
+        assert!(over(0.3, 1.0) >= 70.0);
     }
 
     #[test]

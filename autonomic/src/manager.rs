@@ -611,7 +611,7 @@ mod tests {
         Manager::new(
             Policy::parse(
                 "p",
-                "[objective]\ndeadline = \"2m30s\"\n[scaling]\ntask_estimate = \"10s\"\ncooldown = \"0s\"\n\
+                "[objective]\ndeadline = \"2m15s\"\n[scaling]\ntask_estimate = \"10s\"\ncooldown = \"0s\"\n\
                  [[resources]]\nname = \"hpc\"\nprovider = \"slurm\"\nmax = 2\n\
                  [[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = 1.0\nmax = 4\n",
             )
@@ -634,7 +634,7 @@ mod tests {
         assert_eq!(first.len(), 1, "{first:?}");
         assert!(first[0].reason.starts_with("+2 hpc: "), "{first:?}");
         // Still queued at 20 s: a wait of 40 s is planned, too late for
-        // 20 tasks of 10 s on two slots before 2m.
+        // 20 tasks of 10 s on two slots before 2m15s.
         let later = m.step(20.0, TWENTY, &mut p);
         let reasons: Vec<&str> = later.iter().map(|d| d.reason.as_str()).collect();
         assert_eq!(

@@ -318,8 +318,21 @@ impl Planner {
         if before <= deadline - margin {
             return None;
         }
+        // With the margin; else without it; else at even odds rather
+        // than everything at once.
+        let median = step.median();
+        let (mut quantile, mut kept) = (1.0 - step::MISS, margin);
         let (extra, meets) = match step.cheapest_meeting(deadline - margin) {
-            (_, false) => step.cheapest_meeting(deadline),
+            (_, false) => {
+                kept = 0.0;
+                match step.cheapest_meeting(deadline) {
+                    (_, false) => {
+                        quantile = 0.5;
+                        median.cheapest_meeting(deadline)
+                    }
+                    met => met,
+                }
+            }
             met => met,
         };
         for class in step.too_slow_to_boot(deadline) {
@@ -334,7 +347,12 @@ impl Planner {
             );
             self.report(out, now, &format!("boot:{}", r.name), why);
         }
-        let (after, cost) = step.project(&extra, &[], None);
+        let planned = if quantile < 1.0 - step::MISS {
+            &median
+        } else {
+            step
+        };
+        let (after, cost) = planned.project(&extra, &[], None);
         if !meets {
             let why = format!(
                 "the deadline {} cannot be met: with every usable class at its max the projected finish is {}",
@@ -357,13 +375,17 @@ impl Planner {
             }
             _ if !meets => self.fastest_within(step, budget.unwrap_or(f64::INFINITY)),
             _ => {
+                let less = if kept > 0.0 {
+                    format!(" less a margin of {}", human(kept))
+                } else {
+                    String::new()
+                };
                 let why = format!(
-                    "projected {} > deadline {} less a margin of {} (the last tasks at their \
+                    "projected {} > deadline {}{less} (the last tasks at their \
                      p{:.0} duration); with them {}, about ${cost:.2} in all",
                     human(before),
                     human(deadline),
-                    human(margin),
-                    100.0 * (1.0 - step::MISS),
+                    100.0 * quantile,
                     human(after)
                 );
                 extra.iter().any(|&n| n > 0).then_some((extra, why))

@@ -31,6 +31,10 @@ pub struct Args {
     /// baselines, and print how often deadlines and budgets were kept.
     #[arg(long, value_name = "GRID.toml", conflicts_with_all = ["policy", "workload", "baseline", "plot"])]
     sweep: Option<PathBuf>,
+    /// With `--sweep`: run only scenario N of the grid (`s07` is 7) with
+    /// the planner and print its report and decisions.
+    #[arg(long, value_name = "N", requires = "sweep")]
+    scenario: Option<usize>,
     /// Random seed: the same seed gives the same run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -51,7 +55,7 @@ enum BaselineArg {
 
 pub fn run(args: Args) -> Outcome {
     if let Some(grid) = &args.sweep {
-        return run_sweep(grid, args.json);
+        return run_sweep(grid, args.scenario, args.json);
     }
     let (Some(policy), Some(workload)) = (&args.policy, &args.workload) else {
         return Err(Failure::bad_input(anyhow::anyhow!(
@@ -94,8 +98,28 @@ pub fn run(args: Args) -> Outcome {
 }
 
 /// `--sweep`: every scenario of the grid, then the summary.
-fn run_sweep(path: &std::path::Path, json: bool) -> Outcome {
+fn run_sweep(path: &std::path::Path, only: Option<usize>, json: bool) -> Outcome {
     let grid = Grid::load(path).map_err(Failure::bad_input)?;
+    if let Some(n) = only {
+        let scenarios = grid.scenarios();
+        let Some(s) = scenarios.get(n) else {
+            return Err(Failure::bad_input(anyhow::anyhow!(
+                "{}: --scenario {n}: the grid has {} scenarios (0 to {})",
+                path.display(),
+                scenarios.len(),
+                scenarios.len().saturating_sub(1)
+            )));
+        };
+        let report = simulate::run(&s.policy, &s.workload, s.seed);
+        if json {
+            let json = serde_json::to_string_pretty(&report).map_err(Failure::bad_input)?;
+            println!("{json}");
+        } else {
+            println!("{}", s.name);
+            print!("{}", table(&s.policy, &report));
+        }
+        return Ok(SUCCESS);
+    }
     let rows = sweep::sweep(&grid.scenarios());
     let summary = Summary::of(&rows);
     if json {

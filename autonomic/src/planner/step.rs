@@ -10,7 +10,7 @@ use crate::policy::{Billing, Policy, ProviderKind};
 /// Machines to add, per class index.
 pub type Extra = Vec<u32>;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Step<'a> {
     pub policy: &'a Policy,
     pub snap: &'a Snapshot,
@@ -21,6 +21,8 @@ pub struct Step<'a> {
     pub estimates: Option<Vec<Secs>>,
     /// The shape of task durations (cautious before samples tell it).
     pub spread: Spread,
+    /// The chance a projected finish is allowed to be late.
+    pub miss: f64,
 }
 
 /// The chance the projected finish is allowed to be late: projections are
@@ -37,18 +39,27 @@ impl<'a> Step<'a> {
                 .iter()
                 .filter(|m| m.is_active() && !failed.contains(&m.id))
                 .collect(),
-            estimates: snap
+            // Every class's own estimate, at least the censored mean at its
+            // speed; with no task finished yet, the running tasks' ages
+            // alone: a lower bound that grows until the first one ends.
+            estimates: match snap
                 .estimates
                 .iter()
                 .copied()
                 .collect::<Option<Vec<Secs>>>()
-                .map(|own| {
+            {
+                Some(own) => Some(
                     own.iter()
                         .zip(&policy.resources)
                         .map(|(&e, r)| snap.spread.map_or(e, |s| e.max(s.mean / r.speed)))
-                        .collect()
-                }),
+                        .collect(),
+                ),
+                None => snap
+                    .spread
+                    .map(|s| policy.resources.iter().map(|r| s.mean / r.speed).collect()),
+            },
             spread: snap.spread.unwrap_or(Spread { mean: 1.0, cv: 1.0 }),
+            miss: MISS,
         }
     }
 
@@ -70,7 +81,23 @@ impl<'a> Step<'a> {
     pub fn tail(&self, class: usize, at_once: f64) -> Secs {
         let e = self.estimates.as_ref().map_or(0.0, |e| e[class]);
         let k = at_once.max(1.0);
-        self.spread.quantile(e, 1.0 - MISS / k).max(e)
+        self.spread.quantile(e, 1.0 - self.miss / k).max(e)
+    }
+
+    /// How long after the fluid finish the last of `at_once` slots of
+    /// `class` is done, later with chance [`MISS`].
+    pub fn overrun(&self, class: usize, at_once: f64) -> Secs {
+        let e = self.estimates.as_ref().map_or(0.0, |e| e[class]);
+        self.spread.overrun(e, at_once, self.miss)
+    }
+
+    /// The same step projecting at the median: a plan that meets the
+    /// deadline even chance, when none meets it with chance `1 - MISS`.
+    pub fn median(&self) -> Step<'a> {
+        Step {
+            miss: 0.5,
+            ..self.clone()
+        }
     }
 
     /// No machines added.
@@ -168,8 +195,9 @@ impl<'a> Step<'a> {
     /// With a `budget`, paid machines stop when it runs out: per-second ones
     /// when the money left is burnt, per-hour ones at the end of the hours
     /// paid (a new one pays its first hour up front). The finish is the fluid
-    /// finish plus one task of the slowest class in use (the tail), and one
-    /// more for each stage ahead (it starts when the one before is done).
+    /// finish plus the overrun of the last tasks on the slowest class in use,
+    /// and one task more for each stage ahead (it starts when the one before
+    /// is done).
     pub fn project(&self, extra: &[u32], gone: &[MachineId], budget: Option<f64>) -> (Secs, f64) {
         let Some(estimates) = &self.estimates else {
             return (Secs::INFINITY, self.snap.spent);
@@ -241,15 +269,15 @@ impl<'a> Step<'a> {
         for m in &machines {
             used[m.0] = true;
         }
-        let last = (0..r.len())
-            .filter(|&c| used[c])
-            .map(|c| self.tail(c, at_once))
-            .fold(0.0, f64::max);
-        let tail = last * f64::from(1 + self.snap.tasks.stages_ahead);
+        let worst = |f: &dyn Fn(usize) -> Secs| {
+            (0..r.len()).filter(|&c| used[c]).map(f).fold(0.0, f64::max)
+        };
+        let overrun = worst(&|c| self.overrun(c, at_once));
+        let stages = worst(&|c| self.tail(c, at_once)) * f64::from(self.snap.tasks.stages_ahead);
         let finish = if work == 0.0 {
             now
         } else {
-            fluid_finish(now, work, &caps) + tail
+            fluid_finish(now, work, &caps) + overrun + stages
         };
         let spend: f64 = machines
             .iter()
@@ -267,23 +295,54 @@ impl<'a> Step<'a> {
         (finish, self.snap.spent + spend)
     }
 
-    /// The fewest, cheapest machines to add so the projected finish meets
-    /// `deadline`; `false` if even all that help do not.
+    /// The cheapest machines to add so the projected finish meets
+    /// `deadline`; `false` if even all that help do not. A small search,
+    /// as for a fixed fleet: machines added one at a time, the best class
+    /// by cost per task first, or one class first (to its max) and then
+    /// the others, or one class alone to its max; of the mixes that meet
+    /// the deadline the one projected cheapest in all (boots and billing
+    /// granularity counted), and of those within 2% of it the one
+    /// finishing first.
     pub fn cheapest_meeting(&self, deadline: Secs) -> (Extra, bool) {
-        let mut extra = self.none();
-        loop {
-            if self.finish(&extra, &[]) <= deadline {
-                return (extra, true);
-            }
-            let pick = self
-                .order()
-                .into_iter()
-                .find(|&c| self.room(c, &extra) > 0 && self.helps(c, deadline));
-            match pick {
-                Some(c) => extra[c] += 1,
-                None => return (extra, false),
+        let order = self.order();
+        let mut firsts: Vec<Option<usize>> = vec![None];
+        firsts.extend(order.iter().map(|&c| Some(c)));
+        let mut found: Vec<(Extra, Secs, f64)> = Vec::new();
+        let mut fallback = self.none();
+        for first in firsts {
+            let mut extra = self.none();
+            loop {
+                let finish = self.finish(&extra, &[]);
+                if finish <= deadline {
+                    let (_, cost) = self.project(&extra, &[], None);
+                    found.push((extra, finish, cost));
+                    break;
+                }
+                let pick = first
+                    .into_iter()
+                    .chain(order.iter().copied())
+                    .find(|&c| self.room(c, &extra) > 0 && self.helps(c, deadline));
+                match pick {
+                    Some(c) => extra[c] += 1,
+                    None => {
+                        if first.is_none() {
+                            fallback = extra;
+                        }
+                        break;
+                    }
+                }
             }
         }
+        let Some(least) = found.iter().map(|f| f.2).min_by(f64::total_cmp) else {
+            return (fallback, false);
+        };
+        let best = found
+            .into_iter()
+            .filter(|f| f.2 <= least * 1.02 + 1e-9)
+            .min_by(|a, b| a.1.total_cmp(&b.1).then(a.2.total_cmp(&b.2)))
+            .map(|f| f.0)
+            .unwrap_or(fallback);
+        (best, true)
     }
 
     /// Machines to add, one at a time, while each makes the projected finish
@@ -411,9 +470,9 @@ impl<'a> Step<'a> {
         }
         let mut without = gone.to_vec();
         without.push(m.id);
-        // Twice the scale-out margin as slack: no release now and rebuy later.
+        // The scale-out margin as slack: an hour not renewed costs nothing.
         objective.deadline.is_none_or(|d| {
-            let slack = 2.0 * self.margin();
+            let slack = self.margin();
             self.finish(&self.none(), &without) > d - slack
         })
     }

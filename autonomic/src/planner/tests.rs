@@ -300,6 +300,7 @@ fn an_objective_waits_for_a_first_estimate_and_says_so_once() {
     let mut planner = Planner::new();
     let mut snap = snapshot(0.0, 100, 2, campus());
     snap.estimates = vec![None; 3];
+    snap.spread = None;
     assert_eq!(
         reasons(&planner.plan(&p, &snap)),
         [
@@ -465,11 +466,32 @@ fn no_machine_starts_that_the_budget_cannot_pay() {
 }
 
 #[test]
+fn before_any_task_ends_the_ages_of_the_running_ones_are_planned_on() {
+    // Two tasks have run for 2 minutes, none has ended: a task takes at
+    // least that (the censored estimate), so 100 of them need more than
+    // the two campus slots before 30m.
+    let p = policy("[objective]\ndeadline = \"30m\"");
+    let mut snap = snapshot(120.0, 98, 2, campus());
+    snap.estimates = vec![None; 3];
+    snap.spread = Some(Spread {
+        mean: 120.0,
+        cv: 0.5,
+    });
+    assert_eq!(
+        plan(&p, &snap),
+        [
+            "+7 cloud.small: projected 1h42m > deadline 30m00s less a margin of 1m34s (the last tasks at their p80 duration); with them 27m28s, about $1.07 in all"
+        ]
+    );
+}
+
+#[test]
 fn paid_classes_alone_and_no_estimate_start_one_machine_of_the_cheapest_to_learn() {
     let p = policy("[objective]\ndeadline = \"10m\"");
     let mut planner = Planner::new();
     let mut snap = snapshot(0.0, 100, 0, Vec::new());
     snap.estimates = vec![None; 3];
+    snap.spread = None;
     assert_eq!(
         reasons(&planner.plan(&p, &snap)),
         [
@@ -504,5 +526,45 @@ fn a_budget_that_cannot_finish_the_job_says_what_it_would_need() {
     assert_eq!(
         decisions[0],
         "the budget $0.10 cannot finish the job: about $0.31 is needed"
+    );
+}
+
+#[test]
+fn a_deadline_out_of_reach_at_p80_is_planned_at_even_odds_not_with_everything() {
+    // Tasks of 30 s on average with cv 1: every class at its max does not
+    // finish before 6m at p80 (6m20s), but a smaller fleet does at the median.
+    let p = policy("[objective]\ndeadline = \"6m\"");
+    let mut snap = snapshot(0.0, 100, 0, campus());
+    snap.spread = Some(Spread {
+        mean: 30.0,
+        cv: 1.0,
+    });
+    assert_eq!(
+        plan(&p, &snap),
+        [
+            "+10 cloud.small: projected 25m39s > deadline 6m00s (the last tasks at their p50 duration); with them 5m49s, about $2.35 in all",
+            "+2 cloud.hourly: projected 25m39s > deadline 6m00s (the last tasks at their p50 duration); with them 5m49s, about $2.35 in all"
+        ],
+        "two of the four hourly machines, not all"
+    );
+}
+
+#[test]
+fn the_cheapest_fleet_in_all_wins_over_the_cheapest_per_task() {
+    // `slow` costs less per task but boots for 10 minutes, billed: for a
+    // 20-minute deadline, fewer `quick` machines cost less in all.
+    let p = Policy::parse(
+        "test.toml",
+        "[objective]\ndeadline = \"20m\"\n\
+         [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\
+         [[resources]]\nname = \"slow\"\nprovider = \"local\"\nprice_per_hour = 0.36\nboot_time = \"10m\"\nmax = 20\n\
+         [[resources]]\nname = \"quick\"\nprovider = \"local\"\nprice_per_hour = 0.40\nmax = 20\n",
+    )
+    .unwrap();
+    assert_eq!(
+        plan(&p, &snapshot(0.0, 200, 0, campus())),
+        [
+            "+4 quick: projected 50m30s > deadline 20m00s less a margin of 1m10s (the last tasks at their p80 duration); with them 17m10s, about $0.46 in all"
+        ]
     );
 }
