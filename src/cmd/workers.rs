@@ -41,8 +41,8 @@ use halley_autonomic::policy::{Policy, ProviderKind};
 use halley_paradigms::master::{Master, MasterError, Progress};
 use halley_substrate::embedded::EmbeddedSpace;
 use halley_substrate::net::{PreSharedKey, Protocol};
-use halley_substrate::node::Node;
 use halley_substrate::node::gate::Grants;
+use halley_substrate::node::{Node, Served};
 use halley_substrate::{Multiaddr, PeerId, Space};
 
 use crate::exit::{Failure, Outcome};
@@ -199,67 +199,41 @@ pub(crate) fn with_space(
                 // Paid machines never hold the overlay's key: they reach
                 // a gateway this process serves on --listen, which relays
                 // what their capability allows to the peer.
-                let listen = &args.listen;
-                let grants = Arc::new(Grants::default());
-                let gateway = Node::start_gateway(listen.clone(), space.clone(), grants.clone())
-                    .await
-                    .map_err(|e| {
-                        let context = format!("{command}: --listen {listen}: cannot serve the job's gateway");
-                        Failure::unreachable(anyhow!(e).context(context))
-                    })?;
-                let join = join_address(
-                    advertise.clone(),
-                    &gateway.address().to_string(),
-                    gateway.peer_id(),
-                );
-                tracing::info!(%join, "machines of paid classes reach the job's gateway");
+                let (node, gateway) =
+                    open_gateway(command, &args.listen, advertise, space.clone()).await?;
+                tracing::info!(join = %gateway.join, "machines of paid classes reach the job's gateway");
                 let reach = Reach {
                     peer: peer.clone(),
                     join: peer.clone(),
                     key,
-                    gateway: Some(Gateway {
-                        peer: gateway.address().to_string(),
-                        join,
-                        grants: grants.clone(),
-                    }),
+                    gateway: Some(gateway.clone()),
                 };
                 let outcome = job.with(space, reach).await;
-                grants.revoke_all();
-                gateway.stop().await;
+                close_gateway(node, &gateway).await;
                 outcome
             }
             None => {
                 let space = EmbeddedSpace::new();
                 let listen = &args.listen;
-                let serve_error = |flag: &str, addr: &Multiaddr| {
-                    let context = format!("{command}: {flag} {addr}: cannot serve the embedded space");
-                    move |e: halley_substrate::node::NodeError| {
-                        Failure::unreachable(anyhow!(e).context(context))
-                    }
-                };
-                let grants = Arc::new(Grants::default());
                 let (node, gateway) = if isolate {
                     let loopback: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().expect("a multiaddr");
                     let node = Node::start_with(loopback.clone(), space.clone(), key)
                         .await
-                        .map_err(serve_error("the trusted workers' address", &loopback))?;
-                    let gateway = Node::start_gateway(listen.clone(), space.clone(), grants.clone())
-                        .await
-                        .map_err(serve_error("--listen", listen))?;
+                        .map_err(serve_error(command, "the trusted workers' address", &loopback))?;
+                    let gateway =
+                        open_gateway(command, listen, advertise.clone(), space.clone()).await?;
                     (node, Some(gateway))
                 } else {
                     let node = Node::start_with(listen.clone(), space.clone(), key)
                         .await
-                        .map_err(serve_error("--listen", listen))?;
+                        .map_err(serve_error(command, "--listen", listen))?;
                     (node, None)
                 };
                 let peer = node.address().to_string();
-                let exposed = gateway.as_ref().unwrap_or(&node);
-                let join = join_address(
-                    advertise.clone(),
-                    &exposed.address().to_string(),
-                    exposed.peer_id(),
-                );
+                let join = match &gateway {
+                    Some((_, gateway)) => gateway.join.clone(),
+                    None => join_address(advertise.clone(), &peer, node.peer_id()),
+                };
                 if needs.private || isolate {
                     tracing::info!(%join, "machines of paid classes reach the job's space");
                     if advertise.is_none() && unspecified(listen) {
@@ -272,25 +246,55 @@ pub(crate) fn with_space(
                 }
                 let reach = Reach {
                     peer,
-                    join: join.clone(),
+                    join,
                     key,
-                    gateway: gateway.as_ref().map(|g| Gateway {
-                        peer: g.address().to_string(),
-                        join,
-                        grants: grants.clone(),
-                    }),
+                    gateway: gateway.as_ref().map(|(_, g)| g.clone()),
                 };
                 let outcome = job.with(space, reach).await;
-                // The job is over: its capabilities no longer open anything.
-                grants.revoke_all();
-                if let Some(gateway) = gateway {
-                    gateway.stop().await;
+                if let Some((gateway_node, gateway)) = gateway {
+                    close_gateway(gateway_node, &gateway).await;
                 }
                 node.stop().await;
                 outcome
             }
         }
     })
+}
+
+/// What to say when a node of the job cannot listen on `addr` (given by
+/// `flag`).
+fn serve_error(
+    command: &str,
+    flag: &str,
+    addr: &Multiaddr,
+) -> impl FnOnce(halley_substrate::node::NodeError) -> Failure {
+    let context = format!("{command}: {flag} {addr}: cannot serve the job's space");
+    move |e| Failure::unreachable(anyhow!(e).context(context))
+}
+
+/// Starts the job's gateway on `listen`: it serves `space` to machines
+/// presenting a capability of fresh [`Grants`] (the space itself, or a
+/// relay to a `--peer`); the node, and how paid machines reach it.
+async fn open_gateway<S: Served>(
+    command: &str,
+    listen: &Multiaddr,
+    advertise: Option<Multiaddr>,
+    space: S,
+) -> Result<(Node, Gateway), Failure> {
+    let grants = Arc::new(Grants::default());
+    let node = Node::start_gateway(listen.clone(), space, grants.clone())
+        .await
+        .map_err(serve_error(command, "--listen", listen))?;
+    let peer = node.address().to_string();
+    let join = join_address(advertise, &peer, node.peer_id());
+    Ok((node, Gateway { peer, join, grants }))
+}
+
+/// The job is over: its capabilities no longer open anything, and the
+/// gateway stops.
+async fn close_gateway(node: Node, gateway: &Gateway) {
+    gateway.grants.revoke_all();
+    node.stop().await;
 }
 
 /// HALLEY_JOIN: the `--advertise` address with the space's peer id, or
