@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use halley_substrate::{Field, RemoteSpace, Space, Template};
 
-use common::{DEADLINE, Node, eventually, ring_size, run, status};
+use common::{DEADLINE, Node, eventually, logs, ring_size, run, status};
 
 /// Tuples bulk-loaded (the kill test loads [`MANY`]).
 const TUPLES: usize = 3_000;
@@ -47,13 +47,6 @@ fn sees_ring_of(peer: &str, n: usize) {
     eventually(&format!("{peer} to see a ring of {n}"), || {
         ring_size(peer, &[]) == Some(n)
     });
-}
-
-/// What `nodes` logged, each under its address: for a failure's message.
-fn logs<'a>(nodes: impl Iterator<Item = &'a Node>) -> String {
-    nodes
-        .map(|node| format!("=== {}\n{}", node.addr, node.stderr()))
-        .collect()
 }
 
 /// Bulk-loads `n` tuples ([`bulk`]) through `peer`.

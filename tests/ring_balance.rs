@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use halley_substrate::{Field, Kind, RemoteSpace, Space, Template};
 
-use common::{DEADLINE, Node, eventually, ring_size, run, status};
+use common::{DEADLINE, Node, eventually, logs, ring_size, run, status};
 
 /// Tuples of each kind of key.
 const EACH: usize = 10_000;
@@ -82,11 +82,7 @@ fn skewed_keys_spread_over_five_peers_and_stay_exactly_once() {
         assert!(
             started.elapsed() < SPREAD_WITHIN,
             "not spread after {SPREAD_WITHIN:?}: {now:?} (at first {before:?})\n{}",
-            nodes
-                .iter()
-                .map(Node::stderr)
-                .collect::<Vec<_>>()
-                .join("\n---\n")
+            logs(&nodes)
         );
         std::thread::sleep(Duration::from_millis(500));
         if let Some(c) = counts(&nodes[2].addr) {

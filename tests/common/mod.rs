@@ -21,6 +21,14 @@ pub fn halley() -> Command {
     Command::new(env!("CARGO_BIN_EXE_halley"))
 }
 
+/// What `nodes` logged, each under its address: for a failure's message.
+pub fn logs<'a>(nodes: impl IntoIterator<Item = &'a Node>) -> String {
+    nodes
+        .into_iter()
+        .map(|node| format!("=== {}\n{}", node.addr, node.stderr()))
+        .collect()
+}
+
 /// A child process killed (SIGKILL) and reaped on drop.
 #[derive(Debug)]
 pub struct Proc {
