@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::{AsyncWriteExt, StreamExt};
 use halley_substrate::net;
-use halley_substrate::wire::{self, Member, Message, PEER_PROTOCOL, PeerMessage};
+use halley_substrate::wire::{self, LinkFrame, Member, Message, PEER_PROTOCOL, PeerMessage};
 use halley_substrate::{Multiaddr, PeerId};
 use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
@@ -70,6 +70,11 @@ async fn deaf_member(node: &str) -> tokio::task::JoinHandle<()> {
         .expect("open the peer stream in time")
         .expect("the node accepts the peer protocol");
     let mut buf = Vec::new();
+    let hello = LinkFrame::Hello {
+        session: 1,
+        first: 0,
+    };
+    wire::encode(&mut buf, &Message::Link(hello)).unwrap();
     wire::encode(&mut buf, &Message::Peer(PeerMessage::Join { member })).unwrap();
     stream.write_all(&buf).await.unwrap();
     stream.flush().await.unwrap();

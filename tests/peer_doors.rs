@@ -1,4 +1,4 @@
-//! Issue 9's doors on `/halley/peer/1`, tried as an adversary would: a
+//! Issue 9's doors on `/halley/peer/2`, tried as an adversary would: a
 //! small libp2p client built on the project's own wire types opens the
 //! peer protocol on one peer of a real three-node ring and sends malformed
 //! member addresses (a short peer id, no peer id, no TCP port, junk, a
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::{AsyncWriteExt, StreamExt};
 use halley_substrate::net::{self, Protocol};
-use halley_substrate::wire::{self, Member, Message, PEER_PROTOCOL, PeerMessage};
+use halley_substrate::wire::{self, LinkFrame, Member, Message, PEER_PROTOCOL, PeerMessage};
 use halley_substrate::{Field, Multiaddr, PeerId, RemoteSpace, Space, Template, Tuple, Value};
 use libp2p::identity::Keypair;
 
@@ -82,6 +82,11 @@ impl Attacker {
             .expect("open the peer stream in time")
             .expect("the node accepts the peer protocol");
         let mut buf = Vec::new();
+        let hello = LinkFrame::Hello {
+            session: rand::random(),
+            first: 0,
+        };
+        wire::encode(&mut buf, &Message::Link(hello)).unwrap();
         for msg in messages {
             wire::encode(&mut buf, &Message::Peer(msg)).unwrap();
         }

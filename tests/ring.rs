@@ -234,7 +234,13 @@ async fn a_sixth_peer_joining_while_four_clients_take_loses_and_doubles_nothing(
     let taken = taken.lock().unwrap().clone();
     let distinct: BTreeSet<&String> = taken.iter().collect();
     assert_eq!(distinct.len(), taken.len(), "a tuple was taken twice");
-    assert_eq!(taken.len(), TUPLES, "tuples lost");
+    if taken.len() != TUPLES {
+        panic!(
+            "tuples lost: {} of {TUPLES} taken;\n{}",
+            taken.len(),
+            logs(nodes.iter().chain([&newcomer]))
+        );
+    }
     let nodes_then: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     tokio::task::spawn_blocking(move || {
         let seen = std::panic::catch_unwind(|| {

@@ -37,9 +37,16 @@ fn spread(counts: &[u64]) -> f64 {
     max as f64 * counts.len() as f64 / total.max(1) as f64
 }
 
-fn load(peer: &str, lines: String) {
-    let out = run(&["out", "--peer", peer, "-"], Some(&lines));
-    assert_eq!(out.code, Some(0), "bulk out: {}", out.stderr);
+/// Writes `lines` through the first of `nodes`.
+fn load(nodes: &[Node], lines: String) {
+    let out = run(&["out", "--peer", &nodes[0].addr, "-"], Some(&lines));
+    assert_eq!(
+        out.code,
+        Some(0),
+        "bulk out: {}\n{}",
+        out.stderr,
+        logs(nodes)
+    );
 }
 
 /// Every line a scan for `template` through `peer` prints.
@@ -72,8 +79,8 @@ fn skewed_keys_spread_over_five_peers_and_stay_exactly_once() {
             format!("(\"{:08x}\", {i})\n", x as u32)
         })
         .collect();
-    load(&nodes[0].addr, counted);
-    load(&nodes[1].addr, random);
+    load(&nodes, counted);
+    load(&nodes[1..], random);
     let total = 2 * EACH as u64;
     let before = counts(&nodes[2].addr).expect("status");
     let started = Instant::now();

@@ -64,7 +64,7 @@ pub(super) async fn read<R: AsyncRead + Unpin>(
                     }
                 }
             },
-            Some(Ok(Message::Request { .. } | Message::Peer(_))) => {
+            Some(Ok(Message::Request { .. } | Message::Peer(_) | Message::Link(_))) => {
                 break format!("{peer} sent a request to a client");
             }
             Some(Err(e)) => break format!("connection to {peer} broken: {e}"),

@@ -115,7 +115,7 @@ pub(super) async fn serve<S: Served>(
                     tracing::warn!(%peer, id, "closing a stream that sent a response to a node");
                     break;
                 }
-                Some(Ok(Message::Peer(_))) => {
+                Some(Ok(Message::Peer(_) | Message::Link(_))) => {
                     tracing::warn!(%peer, "closing a client stream that sent a peer message");
                     break;
                 }

@@ -267,7 +267,7 @@ mod tests {
             match &m {
                 Message::Request { id, request } => encode_request(&mut borrowed, *id, request),
                 Message::Response { id, response } => encode_response(&mut borrowed, *id, response),
-                Message::Peer(_) => encode(&mut borrowed, &m),
+                Message::Peer(_) | Message::Link(_) => encode(&mut borrowed, &m),
             }
             .unwrap();
             assert_eq!(owned, borrowed);

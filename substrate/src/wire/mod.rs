@@ -17,7 +17,7 @@ pub use frame::{
     FrameError, FrameReader, MAX_FRAME, encode, encode_request, encode_response, frames,
 };
 pub use message::{ErrorKind, Message, PeerStatus, Request, Response, Status};
-pub use peer::{Member, PEER_PROTOCOL, PeerMessage};
+pub use peer::{LinkFrame, Member, PEER_PROTOCOL, PeerMessage};
 
 use libp2p::StreamProtocol;
 

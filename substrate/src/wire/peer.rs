@@ -1,4 +1,4 @@
-//! The messages of `/halley/peer/1`: what the peers of one ring say to each
+//! The messages of `/halley/peer/2`: what the peers of one ring say to each
 //! other, framed like `/halley/space/1` (a [`super::Message::Peer`] each).
 //!
 //! Membership: a joining peer sends [`PeerMessage::Join`] to the member it
@@ -10,6 +10,14 @@
 //! [`PeerMessage::CountAsk`]. A heavy peer asks a light one to move
 //! into its arc with [`PeerMessage::Move`]; the light one hands its tuples
 //! to its successor and tells everyone [`PeerMessage::Moved`].
+//!
+//! A link is reliable while both peers live, even when the connection under
+//! it is replaced: each stream begins with [`LinkFrame::Hello`], naming the
+//! writer's session and the number of the stream's first message (the
+//! others follow in order, one more each); the reader answers
+//! [`LinkFrame::Ack`] on the same stream now and then, and a writer whose
+//! stream breaks sends what is not yet acknowledged again on a fresh one,
+//! where the reader skips what it has already delivered.
 
 use libp2p::StreamProtocol;
 use serde::{Deserialize, Serialize};
@@ -17,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::overlay::Msg;
 
 /// The protocol peers negotiate for their own traffic.
-pub const PEER_PROTOCOL: StreamProtocol = StreamProtocol::new("/halley/peer/1");
+pub const PEER_PROTOCOL: StreamProtocol = StreamProtocol::new("/halley/peer/2");
 
 /// One member of the ring: its listening address, ending in
 /// `/p2p/<peer id>`, and its place on the ring when it has moved there to
@@ -74,6 +82,20 @@ pub enum PeerMessage {
         member: Member,
         epoch: u64,
     },
+}
+
+/// The sequencing of one peer stream (a [`super::Message::Link`] each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkFrame {
+    /// Writer → reader, first on every stream: the writer's `session` (a
+    /// random number per link it opens) and the number of the stream's
+    /// first [`PeerMessage`]; each one after it is numbered one more.
+    Hello { session: u64, first: u64 },
+    /// Reader → writer: every message up to number `through` is delivered.
+    Ack { through: u64 },
+    /// Writer → reader: nothing, to find out whether the stream still
+    /// carries (a write to a dead connection fails).
+    Ping,
 }
 
 #[cfg(test)]

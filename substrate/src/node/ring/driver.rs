@@ -306,14 +306,16 @@ impl Driver {
     fn on_link(&mut self, event: LinkEvent) {
         match event {
             LinkEvent::Ended { peer } => {
-                // Alive peers keep their streams open: probe with a fresh
-                // link, which reports `Lost` if the peer cannot be reached.
+                // Alive peers keep their streams open (a writer whose
+                // stream broke opens another): probe the link, which
+                // reports `Lost` if the peer cannot be reached.
                 let Some(id) = self.id_of(&peer) else { return };
-                if let Some((_, member)) = self.members.get(&id).cloned() {
-                    self.links.remove(&id);
-                    if let Ok(addr) = member.addr.parse() {
-                        self.connect(&addr);
-                    }
+                if let Some(link) = self.links.get(&id) {
+                    link.probe();
+                } else if let Some((_, member)) = self.members.get(&id).cloned()
+                    && let Ok(addr) = member.addr.parse()
+                {
+                    self.connect(&addr);
                 }
             }
             LinkEvent::Lost { peer } => {

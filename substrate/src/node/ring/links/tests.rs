@@ -1,12 +1,18 @@
-//! The writers' bounds, without a network: a stream that takes nothing
-//! stalls a write after the bound, one that takes a little at a time does
-//! not, and a peer's queue holds [`QUEUE`] messages, congested past
-//! [`HIGH`].
+//! The links without a network: a stream that takes nothing stalls a write
+//! after the bound, one that takes a little at a time does not; a peer's
+//! queue holds [`QUEUE`] messages, congested past [`HIGH`]; a writer holds
+//! what is unacknowledged; a reader delivers each message of a session
+//! once, in order, across the streams that carry it, and acknowledges it.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use futures::{AsyncRead, AsyncWrite};
+
+use super::read::{ACK_EVERY, Sessions, read};
+use super::write::{BATCH, Failure, Unacked, batch, write_within};
 use super::*;
+use crate::wire::{self, LinkFrame, Message};
 
 /// A stream that never takes a byte.
 struct Stuck;
@@ -93,7 +99,10 @@ fn ping(token: u64) -> PeerMessage {
 #[tokio::test]
 async fn a_queue_is_congested_past_high_and_refuses_past_its_bound() {
     let (queue, mut receiver) = mpsc::channel(QUEUE);
-    let out = Outbound { queue };
+    let out = Outbound {
+        queue,
+        probe: Arc::default(),
+    };
     for token in 0..HIGH as u64 {
         out.send(ping(token)).expect("room");
     }
@@ -106,9 +115,11 @@ async fn a_queue_is_congested_past_high_and_refuses_past_its_bound() {
     assert_eq!(out.send(ping(0)), Err(Unsent::Full));
 
     // The writer takes a batch: there is room again.
-    let mut buf = Vec::new();
     let peer = PeerId::random();
-    assert!(batch(&mut receiver, &mut buf, peer).await);
+    let (buf, count) = batch(&mut receiver, Vec::new(), peer)
+        .await
+        .expect("a batch");
+    assert_eq!(count, BATCH as u64);
     let mut expected = Vec::new();
     for token in 0..BATCH as u64 {
         wire::encode(&mut expected, &Message::Peer(ping(token))).unwrap();
@@ -124,11 +135,239 @@ async fn a_queue_is_congested_past_high_and_refuses_past_its_bound() {
 #[tokio::test]
 async fn a_batch_ends_when_the_driver_drops_the_queue() {
     let (queue, mut receiver) = mpsc::channel(QUEUE);
-    let out = Outbound { queue };
+    let out = Outbound {
+        queue,
+        probe: Arc::default(),
+    };
     out.send(ping(7)).expect("room");
     drop(out);
-    let mut buf = Vec::new();
-    assert!(batch(&mut receiver, &mut buf, PeerId::random()).await);
+    let (buf, count) = batch(&mut receiver, Vec::new(), PeerId::random())
+        .await
+        .expect("the queued message");
     assert!(!buf.is_empty());
-    assert!(!batch(&mut receiver, &mut buf, PeerId::random()).await);
+    assert_eq!(count, 1);
+    assert!(batch(&mut receiver, buf, PeerId::random()).await.is_none());
+}
+
+#[test]
+fn a_writer_holds_batches_until_every_message_in_them_is_acknowledged() {
+    let mut unacked = Unacked::default();
+    assert_eq!(unacked.first(), 0);
+    unacked.push(b"first".to_vec(), 3); // messages 0, 1, 2
+    unacked.push(b"second".to_vec(), 2); // 3, 4
+    assert_eq!(unacked.first(), 0);
+    unacked.ack(2); // 0 and 1: the first batch is still partly owed
+    assert_eq!(unacked.first(), 0);
+    unacked.ack(3);
+    assert_eq!(unacked.first(), 3, "the first batch let go");
+    assert_eq!(
+        unacked.buffer(),
+        Vec::<u8>::new(),
+        "its buffer, emptied, for reuse"
+    );
+    unacked.ack(5);
+    assert_eq!(unacked.first(), 5, "none held: the next message's number");
+    assert!(!unacked.full());
+    unacked.push(Vec::new(), QUEUE as u64);
+    assert!(unacked.full(), "{QUEUE} messages owed");
+}
+
+/// An in-memory stream: reads `input` (then ends, or waits forever if
+/// `open`), keeps what is written.
+struct Pipe {
+    input: futures::io::Cursor<Vec<u8>>,
+    open: bool,
+    output: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl AsyncRead for Pipe {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let read = Pin::new(&mut self.input).poll_read(cx, buf);
+        match read {
+            Poll::Ready(Ok(0)) if self.open => Poll::Pending,
+            read => read,
+        }
+    }
+}
+
+impl AsyncWrite for Pipe {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.output.lock().unwrap().extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A stream that says `hello`, then carries `tokens` as messages; and
+/// where what the reader writes back lands.
+fn stream(
+    hello: LinkFrame,
+    tokens: std::ops::Range<u64>,
+) -> (Pipe, Arc<std::sync::Mutex<Vec<u8>>>) {
+    let mut input = Vec::new();
+    wire::encode(&mut input, &Message::Link(hello)).unwrap();
+    for token in tokens {
+        wire::encode(&mut input, &Message::Peer(ping(token))).unwrap();
+    }
+    let output = Arc::default();
+    let pipe = Pipe {
+        input: futures::io::Cursor::new(input),
+        open: false,
+        output: Arc::clone(&output),
+    };
+    (pipe, output)
+}
+
+/// Reads `pipe` as from `peer`, a member; the tokens the driver heard.
+async fn delivered(peer: PeerId, pipe: Pipe, sessions: &Sessions) -> Vec<u64> {
+    let (events, mut heard) = mpsc::channel(4 * EVENTS);
+    let (_publish, known) = watch::channel(Arc::new(HashSet::from([peer])));
+    read(peer, pipe, events, known, sessions.clone()).await;
+    let mut tokens = Vec::new();
+    while let Ok(event) = heard.try_recv() {
+        match event {
+            LinkEvent::Message {
+                msg: PeerMessage::CountAsk { token },
+                ..
+            } => tokens.push(token),
+            LinkEvent::Ended { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    tokens
+}
+
+/// The acknowledgements a reader wrote back.
+fn acks(output: &std::sync::Mutex<Vec<u8>>) -> Vec<u64> {
+    let bytes = output.lock().unwrap().clone();
+    futures::executor::block_on_stream(wire::frames(futures::io::Cursor::new(bytes)))
+        .map(|frame| match frame {
+            Ok(Message::Link(LinkFrame::Ack { through })) => through,
+            other => panic!("not an ack: {other:?}"),
+        })
+        .collect()
+}
+
+// A real key's peer id (the reader checks that the id names a key).
+fn member() -> PeerId {
+    libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_resent_on_a_fresh_stream_is_delivered_once_and_in_order() {
+    let (peer, sessions) = (member(), Sessions::default());
+    let (first, back) = stream(
+        LinkFrame::Hello {
+            session: 9,
+            first: 0,
+        },
+        0..5,
+    );
+    assert_eq!(delivered(peer, first, &sessions).await, vec![0, 1, 2, 3, 4]);
+    assert_eq!(acks(&back), vec![4], "acknowledged as the stream ended");
+
+    // The writer's stream broke before it heard the ack: it resends from
+    // message 2, and goes on.
+    let (again, back) = stream(
+        LinkFrame::Hello {
+            session: 9,
+            first: 2,
+        },
+        2..8,
+    );
+    assert_eq!(delivered(peer, again, &sessions).await, vec![5, 6, 7]);
+    assert_eq!(acks(&back), vec![7]);
+
+    // A new session (the peer's next link) starts afresh.
+    let (fresh, _) = stream(
+        LinkFrame::Hello {
+            session: 10,
+            first: 0,
+        },
+        0..2,
+    );
+    assert_eq!(delivered(peer, fresh, &sessions).await, vec![0, 1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_acknowledges_at_once_every_ack_every_messages() {
+    let (peer, sessions) = (member(), Sessions::default());
+    let (pipe, back) = stream(
+        LinkFrame::Hello {
+            session: 1,
+            first: 0,
+        },
+        0..ACK_EVERY + 3,
+    );
+    assert_eq!(
+        delivered(peer, pipe, &sessions).await.len() as u64,
+        ACK_EVERY + 3
+    );
+    assert_eq!(acks(&back), vec![ACK_EVERY - 1, ACK_EVERY + 2]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_acknowledges_a_quiet_stream_within_the_bound() {
+    let peer = member();
+    let (mut pipe, back) = stream(
+        LinkFrame::Hello {
+            session: 2,
+            first: 40,
+        },
+        40..43,
+    );
+    pipe.open = true;
+    let (events, mut heard) = mpsc::channel(EVENTS);
+    let (_publish, known) = watch::channel(Arc::new(HashSet::from([peer])));
+    let reader = tokio::spawn(read(peer, pipe, events, known, Sessions::default()));
+    for _ in 0..3 {
+        heard.recv().await.expect("a message");
+    }
+    assert_eq!(acks(&back), Vec::<u64>::new(), "not at once");
+    tokio::time::sleep(super::read::ACK_WITHIN + Duration::from_millis(1)).await;
+    tokio::task::yield_now().await;
+    assert_eq!(acks(&back), vec![42]);
+    reader.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_that_skips_messages_or_says_no_hello_is_closed_unheard() {
+    let (peer, sessions) = (member(), Sessions::default());
+    let (pipe, _) = stream(
+        LinkFrame::Hello {
+            session: 3,
+            first: 0,
+        },
+        0..2,
+    );
+    assert_eq!(delivered(peer, pipe, &sessions).await, vec![0, 1]);
+    let (gap, _) = stream(
+        LinkFrame::Hello {
+            session: 3,
+            first: 5,
+        },
+        5..7,
+    );
+    assert_eq!(delivered(peer, gap, &sessions).await, Vec::<u64>::new());
+
+    let (mut bare, _) = stream(LinkFrame::Ping, 0..2);
+    let mut input = Vec::new();
+    wire::encode(&mut input, &Message::Peer(ping(0))).unwrap();
+    bare.input = futures::io::Cursor::new(input);
+    assert_eq!(delivered(peer, bare, &sessions).await, Vec::<u64>::new());
 }
