@@ -400,7 +400,7 @@ impl<S: Space> Worker<S> {
                     finished_us: finished,
                     payload,
                 }
-                .to_tuple()
+                .into_tuple()
             })
             .collect()
     }
