@@ -5,24 +5,36 @@
 //! connection to one `halley node` process — the layout of the Redis peer
 //! (`redisbench w4`).
 //!
-//! `cargo bench --bench w4 [-- <rounds>]` (default 10,000 rounds, after
-//! 1,000 warm-up rounds); prints the median, p99 and mean in microseconds,
-//! and the same for one request's round trip (`status`) for comparison,
-//! first through a plain `halley node` (a ring peer, alone), then through
-//! `halley node --solo` (the space without the overlay).
+//! `cargo bench --bench w4 [-- <rounds> [<runs>]]` (default 10,000 rounds
+//! after 1,000 warm-up rounds, 1 run). Each run measures, one after the
+//! other: a plain `halley node` (a ring peer, alone), `halley node --solo`
+//! (the space without the overlay), and Redis at 127.0.0.1:$REDIS_PORT
+//! (default 6390) if one answers — A `LPUSH req` then `BRPOP rep`, B (its
+//! own process again) `BRPOP req` then `LPUSH rep`, with the `redis` crate
+//! the peers use. It prints the median, p99 and mean in microseconds of
+//! every run, one request's round trip (`status`) for comparison, and at
+//! the end the medians over the runs and each run's ratio to Redis.
+//! The nodes inherit `HALLEY_SPIN_US` (0 turns their spin window off).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use halley_substrate::{Field, Kind, RemoteSpace, Space, Template, tuple};
+use redis::Commands;
 
 const WARMUP: usize = 1_000;
 const DEFAULT_ROUNDS: usize = 10_000;
 
 /// The argument that makes this binary client B: `echo <node> <rounds>`.
 const ECHO: &str = "echo";
+/// The argument that makes this binary Redis's client B:
+/// `redis-echo <port> <rounds>`.
+const REDIS_ECHO: &str = "redis-echo";
+const REQ: &str = "halley-w4:req";
+const REP: &str = "halley-w4:rep";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,41 +42,90 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    let operand = |at: usize, what: &str| args.get(at).expect(what).clone();
     if let Some(at) = args.iter().position(|a| a == ECHO) {
-        let node = args.get(at + 1).expect("echo <node> <rounds>");
-        let rounds = args
-            .get(at + 2)
-            .and_then(|r| r.parse().ok())
-            .expect("rounds");
-        runtime.block_on(echo(node, rounds));
+        let node = operand(at + 1, "echo <node> <rounds>");
+        let rounds = operand(at + 2, "rounds").parse().expect("rounds");
+        runtime.block_on(echo(&node, rounds));
         return;
     }
-    let rounds = args
-        .iter()
-        .find_map(|a| a.parse::<usize>().ok())
-        .unwrap_or(DEFAULT_ROUNDS);
-    for (layout, flags) in [("ring peer", &[][..]), ("solo", &["--solo"][..])] {
-        let node = common::Node::start_with(flags);
-        let (requests, trips) = runtime.block_on(measure(&node.addr, WARMUP + rounds));
-        report(&format!("{layout}: one request (status)"), requests);
-        report(&format!("{layout}: W4 round trip"), trips);
+    if let Some(at) = args.iter().position(|a| a == REDIS_ECHO) {
+        let port = operand(at + 1, "redis-echo <port> <rounds>");
+        let rounds = operand(at + 2, "rounds").parse().expect("rounds");
+        redis_echo(port.parse().expect("port"), rounds);
+        return;
     }
+    let numbers: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let rounds = numbers.first().copied().unwrap_or(DEFAULT_ROUNDS);
+    let runs = numbers.get(1).copied().unwrap_or(1).max(1);
+    let port: u16 = std::env::var("REDIS_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(6390);
+    let redis = redis_open(port).is_ok().then_some(port);
+    if redis.is_none() {
+        println!("no Redis at 127.0.0.1:{port}: Halley alone");
+    }
+    let ring = common::Node::start_with(&[]);
+    let solo = common::Node::start_with(&["--solo"]);
+    let mut medians: Vec<[Option<f64>; 3]> = Vec::new();
+    for run in 0..runs {
+        println!("run {}", run + 1);
+        let mut row = [None; 3];
+        for (slot, (layout, node)) in [("ring peer", &ring), ("solo", &solo)].iter().enumerate() {
+            let (requests, trips) = runtime.block_on(measure(&node.addr, WARMUP + rounds));
+            report(&format!("{layout}: one request (status)"), requests);
+            row[slot] = Some(report(&format!("{layout}: W4 round trip"), trips));
+        }
+        if let Some(port) = redis {
+            row[2] = Some(report(
+                "Redis: W4 round trip",
+                redis_trips(port, WARMUP + rounds),
+            ));
+        }
+        medians.push(row);
+    }
+    summarize(&medians);
 }
 
-fn report(what: &str, mut samples: Vec<Duration>) {
+/// Prints the sample's median, p99 and mean; returns the median in µs.
+fn report(what: &str, mut samples: Vec<Duration>) -> f64 {
     let mut samples = samples.split_off(WARMUP);
     samples.sort_unstable();
     let micros = |d: Duration| d.as_secs_f64() * 1e6;
     let at = |q: f64| micros(samples[((samples.len() - 1) as f64 * q).round() as usize]);
     let mean = micros(samples.iter().sum::<Duration>()) / samples.len() as f64;
     println!(
-        "{what} over {} rounds: median {:.0} µs, p99 {:.0} µs, mean {:.0} µs, max {:.0} µs",
+        "  {what} over {} rounds: median {:.0} µs, p99 {:.0} µs, mean {:.0} µs, max {:.0} µs",
         samples.len(),
         at(0.5),
         at(0.99),
         mean,
         at(1.0)
     );
+    at(0.5)
+}
+
+/// The medians over the runs, and the median of each run's ratio to Redis.
+fn summarize(runs: &[[Option<f64>; 3]]) {
+    let median = |mut v: Vec<f64>| -> Option<f64> {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    let column = |i: usize| runs.iter().filter_map(|r| r[i]).collect::<Vec<f64>>();
+    println!("over {} runs (median of the runs' medians):", runs.len());
+    for (i, name) in ["ring peer", "solo", "Redis"].iter().enumerate() {
+        if let Some(m) = median(column(i)) {
+            println!("  W4 {name}: {m:.0} µs");
+        }
+    }
+    for (i, name) in ["ring peer", "solo"].iter().enumerate() {
+        let ratios: Vec<f64> = runs.iter().filter_map(|r| Some(r[i]? / r[2]?)).collect();
+        let shown: Vec<String> = ratios.iter().map(|x| format!("{x:.2}")).collect();
+        if let Some(m) = median(ratios.clone()) {
+            println!("  {name} / Redis: {m:.2}x (runs: {})", shown.join(", "));
+        }
+    }
 }
 
 async fn connect(addr: &str) -> RemoteSpace {
@@ -82,16 +143,15 @@ async fn measure(addr: &str, rounds: usize) -> (Vec<Duration>, Vec<Duration>) {
         a.status().await.expect("status");
         requests.push(start.elapsed());
     }
-    let mut b = common::Proc::spawn(
-        std::process::Command::new(std::env::current_exe().expect("this binary")).args([
-            ECHO,
-            addr,
-            &rounds.to_string(),
-        ]),
-    );
+    let mut b =
+        common::Proc::spawn(Command::new(this_binary()).args([ECHO, addr, &rounds.to_string()]));
     let trips = round_trips(&a, rounds).await;
     b.wait(Duration::from_secs(60));
     (requests, trips)
+}
+
+fn this_binary() -> std::path::PathBuf {
+    std::env::current_exe().expect("this binary")
 }
 
 /// Client B: answers `rounds` pings with pongs.
@@ -119,4 +179,40 @@ async fn round_trips(a: &RemoteSpace, rounds: usize) -> Vec<Duration> {
         assert_eq!(pong, Some(tuple!("pong", i)));
     }
     samples
+}
+
+fn redis_open(port: u16) -> redis::RedisResult<redis::Connection> {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))?.get_connection()
+}
+
+/// Redis's W4, as `redisbench w4` does it: A here, B its own process.
+fn redis_trips(port: u16, rounds: usize) -> Vec<Duration> {
+    let mut a = redis_open(port).expect("Redis A");
+    let _: () = a.del(&[REQ, REP]).expect("DEL");
+    let mut b = common::Proc::spawn(Command::new(this_binary()).args([
+        REDIS_ECHO,
+        &port.to_string(),
+        &rounds.to_string(),
+    ]));
+    let payload = b"ping-00000000".repeat(8);
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        let _: () = a.lpush(REQ, &payload).expect("A's LPUSH");
+        let got: Option<(String, Vec<u8>)> = a.brpop(REP, 30.0).expect("A's BRPOP");
+        samples.push(start.elapsed());
+        assert_eq!(got.expect("A's BRPOP timed out").1, payload);
+    }
+    b.wait(Duration::from_secs(60));
+    samples
+}
+
+/// Redis's client B: `rounds` times `BRPOP req`, `LPUSH rep`.
+fn redis_echo(port: u16, rounds: usize) {
+    let mut b = redis_open(port).expect("Redis B");
+    for _ in 0..rounds {
+        let popped: Option<(String, Vec<u8>)> = b.brpop(REQ, 30.0).expect("B's BRPOP");
+        let (_, got) = popped.expect("B's BRPOP timed out");
+        let _: () = b.lpush(REP, got).expect("B's LPUSH");
+    }
 }

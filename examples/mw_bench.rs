@@ -4,6 +4,7 @@
 //!
 //! ```sh
 //! cargo run --release --example mw_bench -- w1   # 20,000 no-op tasks, 100-byte payloads
+//! cargo run --release --example mw_bench -- w1 200000   # as many tasks as asked
 //! cargo run --release --example mw_bench -- w2   # 2,000 tasks of 5 ms CPU
 //! cargo build --release --bin halley && cargo run --release --example mw_bench -- w1-ring
 //! ```
@@ -12,7 +13,9 @@
 //! worker on each of the others.
 //! Each prints its 3 runs and their median. Timing covers submitting the
 //! first task to collecting the last result; the workers are connected and
-//! waiting before it starts.
+//! (W1) have run 200 warm-up tasks of the same job before it starts (as
+//! `redisbench w1b` warms up with 200), so they know the task time and take
+//! full batches from the first.
 
 use std::hint::black_box;
 use std::process::{Child, Command, Stdio};
@@ -28,6 +31,8 @@ use halley_substrate::{Space, Template, Tuple};
 
 const WORKERS: usize = 2;
 const RUNS: usize = 3;
+/// W1 tasks run before the timing starts.
+const WARMUP: usize = 200;
 
 /// Kills the worker processes when dropped.
 struct Workers(Vec<Child>);
@@ -46,6 +51,10 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["w1"] => bench("w1", Layout::Embedded, 20_000, |_| vec![7u8; 100]).await,
+        ["w1", tasks] => {
+            let tasks = tasks.parse().context("w1 <tasks>: a number")?;
+            bench("w1", Layout::Embedded, tasks, |_| vec![7u8; 100]).await
+        }
         ["w1-ring"] => bench("w1", Layout::Ring, 20_000, |_| vec![7u8; 100]).await,
         ["w2"] => {
             let iterations = calibrate(Duration::from_millis(5));
@@ -54,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
             bench("w2", Layout::Embedded, 2_000, payload).await
         }
         ["worker", peer, job] => work(peer, job).await,
-        _ => bail!("usage: mw_bench w1|w2|w1-ring"),
+        _ => bail!("usage: mw_bench w1 [<tasks>]|w2|w1-ring"),
     }
 }
 
@@ -135,8 +144,14 @@ async fn once<S: Space>(
             .await?
             .context("a worker never connected")?;
     }
-    let began = Instant::now();
     let mut master = Master::new(space.clone(), job);
+    if name == "w1" {
+        master
+            .submit(payloads[..WARMUP.min(tasks)].to_vec())
+            .await?;
+        master.collect().await?;
+    }
+    let began = Instant::now();
     master.submit(payloads).await?;
     let results = master.collect().await?;
     let wall = began.elapsed().as_secs_f64();

@@ -1,6 +1,6 @@
 //! [`RemoteSpace`] against a real `halley node` process: multiplexed
 //! requests, chunked bulk transfers, subscriptions, cancellation, and what
-//! a lost connection does to waiting calls.
+//! a lost connection does to waiting calls; steps in one request.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use halley_substrate::wire::MAX_FRAME;
 use halley_substrate::{
-    Field, Kind, RemoteSpace, Space, SpaceError, Subscription, Template, Tuple, Value, tuple,
+    Field, Kind, RemoteSpace, Space, SpaceError, Step, Subscription, Template, Tuple, Value, tuple,
 };
 
 use common::Node;
@@ -236,4 +236,147 @@ async fn a_lost_node_fails_every_waiting_and_later_call() {
         matches!(later, Err(SpaceError::Unreachable(_))),
         "{later:?}"
     );
+}
+
+fn put(tuples: Vec<Tuple>) -> Step {
+    Step::Out { tuples, ttl: None }
+}
+
+fn take(template: Template, max: u32, timeout: Option<Duration>) -> Step {
+    Step::Take {
+        template,
+        max,
+        timeout,
+    }
+}
+
+/// Polls the node's tuple count until it is `want` (bounded by `WAIT`).
+async fn until_count(space: &RemoteSpace, want: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = space.status().await.unwrap().tuples;
+        if now == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{now} tuples, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_take_effect_in_order_in_one_request() {
+    let node = Node::start();
+    let space = connect(&node).await;
+    let taken = space
+        .steps(vec![
+            put(vec![tuple!("s", 1_i64), tuple!("s", 2_i64)]),
+            take(
+                Template::exact(&tuple!("s", 1_i64)),
+                8,
+                Some(Duration::ZERO),
+            ),
+            take(template("s", 1), 10, Some(Duration::ZERO)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        taken,
+        vec![vec![], vec![tuple!("s", 1_i64)], vec![tuple!("s", 2_i64)]]
+    );
+    assert_eq!(space.status().await.unwrap().tuples, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_last_step_waits() {
+    let node = Node::start();
+    let space = connect(&node).await;
+    let writer = connect(&node).await;
+    // A waiting take before the last step: refused, and nothing ran.
+    let refused = space
+        .steps(vec![
+            take(template("w", 0), 1, None),
+            put(vec![tuple!("never")]),
+        ])
+        .await;
+    assert!(
+        matches!(refused, Err(SpaceError::Refused(_))),
+        "{refused:?}"
+    );
+    assert_eq!(space.status().await.unwrap().tuples, 0);
+    // The last one waits for a tuple written after the steps before it ran.
+    let waiting = {
+        let space = space.clone();
+        tokio::spawn(async move {
+            space
+                .steps(vec![
+                    put(vec![tuple!("x")]),
+                    take(template("late", 1), 4, None),
+                ])
+                .await
+        })
+    };
+    let x = writer.read(template("x", 0), Some(WAIT)).await.unwrap();
+    assert_eq!(x, Some(tuple!("x")));
+    writer.out(tuple!("late", 1_i64)).await.unwrap();
+    let taken = tokio::time::timeout(WAIT, waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken, vec![vec![], vec![tuple!("late", 1_i64)]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_given_up_while_waiting_give_back_what_they_took() {
+    let node = Node::start();
+    let space = connect(&node).await;
+    space.out(tuple!("a", 1_i64)).await.unwrap();
+    let mut steps = Box::pin(space.steps(vec![
+        take(template("a", 1), 1, Some(Duration::ZERO)),
+        take(template("b", 0), 1, None),
+    ]));
+    // Running (it polls on while the count is watched) until its first step took ("a", 1).
+    let watch = until_count(&space, 0);
+    tokio::select! {
+        done = &mut steps => panic!("the steps ended: {done:?}"),
+        () = watch => {}
+    }
+    drop(steps);
+    let back = space.take(template("a", 1), Some(WAIT)).await.unwrap();
+    assert_eq!(back, Some(tuple!("a", 1_i64)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_step_taking_more_than_a_frame_comes_in_chunks() {
+    let node = Node::start();
+    let space = connect(&node).await;
+    let blob = vec![7u8; MAX_FRAME / 3];
+    let big: Vec<Tuple> = (0..5_i64)
+        .map(|i| tuple!("blob", i, blob.clone()))
+        .collect();
+    space.out_all(big.clone(), None).await.unwrap();
+    let taken = space
+        .steps(vec![
+            put(vec![tuple!("small", 1_i64)]),
+            take(template("small", 1), 1, Some(Duration::ZERO)),
+            take(template("blob", 2), 10, Some(Duration::ZERO)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        taken,
+        vec![vec![], vec![tuple!("small", 1_i64)], big.clone()]
+    );
+    // Outs above a frame go one step at a time, in chunks.
+    let taken = space
+        .steps(vec![
+            put(big.clone()),
+            take(template("blob", 2), 10, Some(Duration::ZERO)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(taken, vec![vec![], big]);
 }

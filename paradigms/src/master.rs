@@ -379,7 +379,7 @@ impl<S: Space> Master<S> {
                 attempt,
                 payload,
             };
-            batch.push(task.to_tuple());
+            batch.push(task.into_tuple());
             if batch.len() == BATCH || bytes >= BATCH_BYTES {
                 self.space.out_all(std::mem::take(&mut batch), None).await?;
                 bytes = 0;

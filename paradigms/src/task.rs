@@ -40,12 +40,17 @@ pub struct Task {
 
 impl Task {
     pub fn to_tuple(&self) -> Tuple {
+        self.clone().into_tuple()
+    }
+
+    /// The task's tuple, its job and payload moved in (not copied).
+    pub fn into_tuple(self) -> Tuple {
         Tuple::new(vec![
             TASK.into(),
-            self.job.as_str().into(),
+            Value::Str(self.job),
             int(self.id),
             int(self.attempt),
-            Value::Bytes(self.payload.clone()),
+            Value::Bytes(self.payload),
         ])
     }
 
@@ -89,16 +94,21 @@ pub struct TaskResult {
 
 impl TaskResult {
     pub fn to_tuple(&self) -> Tuple {
+        self.clone().into_tuple()
+    }
+
+    /// The result's tuple, its strings and payload moved in (not copied).
+    pub fn into_tuple(self) -> Tuple {
         Tuple::new(vec![
             RESULT.into(),
-            self.job.as_str().into(),
+            Value::Str(self.job),
             int(self.id),
             int(self.attempt),
-            self.worker.as_str().into(),
-            self.resource.as_str().into(),
+            Value::Str(self.worker),
+            Value::Str(self.resource),
             Value::Int(self.started_us),
             Value::Int(self.finished_us),
-            Value::Bytes(self.payload.clone()),
+            Value::Bytes(self.payload),
         ])
     }
 

@@ -13,15 +13,17 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Inside, `slots` lanes run at once. Each lane takes up to `n` tasks with
-//! one `take_up_to`, puts one claim for the batch (see [`crate::lease`]),
-//! runs the tasks one after the other, and puts all their results with one
-//! `out_all`, then takes its claim back. `n` adapts: it aims at batches of
-//! about 20 ms of work (from the measured task time), between 1 and
-//! `max_batch` (1024), so short tasks travel in bulk and long ones one by
-//! one. While a batch runs, the lane reports the previous one and, if tasks
-//! are short, already takes and claims the next: round trips hide behind
-//! the work. A renewal loop re-puts the claims of taken batches, and a
+//! Inside, `slots` lanes run at once. Each lane takes up to `n` tasks,
+//! puts one claim for the batch (see [`crate::lease`]), runs the tasks one
+//! after the other, and puts all their results, then takes its claim back.
+//! A lane's turn is two round trips ([`Space::steps`]): the previous
+//! batch's results out, its claim taken back and the next batch taken, in
+//! this order, in one request; then the new batch's claim out. `n` adapts:
+//! it aims at batches of about 20 ms of work (from the measured task time),
+//! between 1 and `max_batch` (1024), so short tasks travel in bulk and long
+//! ones one by one. While a batch runs, the lane reports the previous one
+//! and, if tasks are short, already takes and claims the next: round trips
+//! hide behind the work. A renewal loop re-puts the claims of taken batches, and a
 //! [`Heartbeat`] of the worker, every third of the lease; a stop loop polls
 //! for `("stop", <worker id>)` (taken) and `("stop", <job>)` (read). On
 //! either, or on [`Stopper::stop`], lanes finish what they took and the
@@ -38,7 +40,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use halley_substrate::{Space, SpaceError, Template, Tuple};
+use halley_substrate::{MAX_STEPS, Space, SpaceError, Step, Template, Tuple};
 use tokio::task::JoinSet;
 
 use crate::lease::Claim;
@@ -278,15 +280,8 @@ impl<S: Space> Worker<S> {
             let current = match next.take() {
                 Some(fetched) => fetched,
                 None => {
-                    let fetch = async {
-                        if stopping {
-                            return Ok(None);
-                        }
-                        self.fetch(&shared, n, self.poll).await
-                    };
-                    let (fetched, ()) =
-                        tokio::try_join!(fetch, self.report(&shared, ran_batch.take()))?;
-                    match fetched {
+                    let fetch = (!stopping).then_some((n, self.poll));
+                    match self.turn(&shared, ran_batch.take(), fetch).await? {
                         Some(fetched) => fetched,
                         None if stopping => return Ok(report),
                         None => continue,
@@ -305,12 +300,8 @@ impl<S: Space> Worker<S> {
                 }
             };
             let ran = tokio::try_join!(run_or_abort, async {
-                self.report(&shared, ran_batch.take()).await?;
-                if prefetch {
-                    self.fetch(&shared, n, Duration::ZERO).await
-                } else {
-                    Ok(None)
-                }
+                let fetch = prefetch.then_some((n, Duration::ZERO));
+                self.turn(&shared, ran_batch.take(), fetch).await
             });
             shared.busy.fetch_sub(1, Ordering::Relaxed);
             let (ran, fetched) = ran?;
@@ -331,16 +322,51 @@ impl<S: Space> Worker<S> {
         }
     }
 
-    /// Takes up to `n` tasks (waiting up to `wait` for the first) and claims
-    /// them; `None` if none came.
-    async fn fetch(
+    /// One turn of a lane, in one round trip where it can: puts the
+    /// results of `ran` (if any) and takes its claims back, then, if `fetch`
+    /// is `(n, wait)`, takes up to `n` tasks (waiting up to `wait` for the
+    /// first); then claims what it took. `None` if no task came.
+    async fn turn(
         &self,
         shared: &Shared,
-        n: usize,
-        wait: Duration,
+        ran: Option<RanBatch>,
+        fetch: Option<(usize, Duration)>,
     ) -> Result<Option<Fetched>, WorkerError> {
-        let template = Task::template(self.job.as_deref());
-        let tuples = self.space.take_up_to(template, n, Some(wait)).await?;
+        let mut steps = Vec::new();
+        if let Some(RanBatch { ran, claims }) = ran {
+            steps.push(Step::Out {
+                tuples: self.results(ran),
+                ttl: None,
+            });
+            // The results come first: a claim gone with no result would
+            // mean this worker died.
+            forget(shared, &claims);
+            steps.extend(claims.iter().map(|(_, claim)| Step::Take {
+                template: Template::exact(claim),
+                max: 8,
+                timeout: Some(Duration::ZERO),
+            }));
+        }
+        if let Some((n, wait)) = fetch {
+            steps.push(Step::Take {
+                template: Task::template(self.job.as_deref()),
+                max: u32::try_from(n).unwrap_or(u32::MAX),
+                timeout: Some(wait),
+            });
+        }
+        // Only the last step may wait, and one request holds MAX_STEPS.
+        let mut taken = Vec::new();
+        while !steps.is_empty() {
+            let rest = steps.split_off(steps.len().min(MAX_STEPS));
+            taken = self
+                .space
+                .steps(std::mem::replace(&mut steps, rest))
+                .await?;
+        }
+        if fetch.is_none() {
+            return Ok(None);
+        }
+        let tuples = taken.pop().unwrap_or_default();
         let tasks: Vec<Task> = tuples.into_iter().filter_map(Task::from_tuple).collect();
         if tasks.is_empty() {
             return Ok(None);
@@ -360,36 +386,28 @@ impl<S: Space> Worker<S> {
         Ok(Some(Fetched { tasks, claims }))
     }
 
-    /// Puts a batch's results, then takes its claims back.
-    async fn report(&self, shared: &Shared, batch: Option<RanBatch>) -> Result<(), WorkerError> {
-        let Some(RanBatch { ran, claims }) = batch else {
-            return Ok(());
-        };
-        let results = ran.into_iter().map(|(task, started, finished, payload)| {
-            TaskResult {
-                job: task.job,
-                id: task.id,
-                attempt: task.attempt,
-                worker: self.id.clone(),
-                resource: self.resource.clone(),
-                started_us: started,
-                finished_us: finished,
-                payload,
-            }
-            .to_tuple()
-        });
-        self.space.out_all(results.collect(), None).await?;
-        self.withdraw(shared, &claims).await
+    /// The result tuples of the tasks that ran.
+    fn results(&self, ran: Vec<Ran>) -> Vec<Tuple> {
+        ran.into_iter()
+            .map(|(task, started, finished, payload)| {
+                TaskResult {
+                    job: task.job,
+                    id: task.id,
+                    attempt: task.attempt,
+                    worker: self.id.clone(),
+                    resource: self.resource.clone(),
+                    started_us: started,
+                    finished_us: finished,
+                    payload,
+                }
+                .into_tuple()
+            })
+            .collect()
     }
 
     /// Stops renewing `claims` and takes them back.
     async fn withdraw(&self, shared: &Shared, claims: &[(u64, Tuple)]) -> Result<(), WorkerError> {
-        {
-            let mut leases = shared.leases.lock().unwrap_or_else(|e| e.into_inner());
-            for (key, _) in claims {
-                leases.remove(key);
-            }
-        }
+        forget(shared, claims);
         for (_, claim) in claims {
             self.space
                 .take_up_to(Template::exact(claim), 8, Some(Duration::ZERO))
@@ -527,6 +545,14 @@ impl Shared {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// Stops renewing `claims`.
+fn forget(shared: &Shared, claims: &[(u64, Tuple)]) {
+    let mut leases = shared.leases.lock().unwrap_or_else(|e| e.into_inner());
+    for (key, _) in claims {
+        leases.remove(key);
     }
 }
 

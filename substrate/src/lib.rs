@@ -24,7 +24,7 @@ pub use client::RemoteSpace;
 pub use embedded::EmbeddedSpace;
 pub use libp2p::{Multiaddr, PeerId};
 pub use node::{Node, Served};
-pub use space::{Space, SpaceError, Subscription};
+pub use space::{MAX_STEPS, Space, SpaceError, Step, Subscription};
 pub use syntax::{ParseError, parse_template, parse_tuple};
 pub use template::{Field, Range, Template, TemplateError};
 pub use tuple::{Kind, Tuple, Value};

@@ -9,6 +9,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::template::Template;
 use crate::tuple::Tuple;
 
@@ -22,6 +24,45 @@ pub enum SpaceError {
     /// The space refused the request (too large, malformed, ...).
     #[error("the space refused the request: {0}")]
     Refused(String),
+}
+
+/// One step of [`Space::steps`] (and of a `Steps` request on the wire).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Step {
+    /// [`Space::out_all`].
+    Out {
+        tuples: Vec<Tuple>,
+        ttl: Option<Duration>,
+    },
+    /// [`Space::take_up_to`].
+    Take {
+        template: Template,
+        max: u32,
+        timeout: Option<Duration>,
+    },
+}
+
+/// The most steps one [`Space::steps`] may hold.
+pub const MAX_STEPS: usize = 16;
+
+/// Why `steps` cannot run as they are: between 1 and [`MAX_STEPS`] of
+/// them, and only the last may wait.
+pub fn check_steps(steps: &[Step]) -> Result<(), SpaceError> {
+    if steps.is_empty() || steps.len() > MAX_STEPS {
+        return Err(SpaceError::Refused(format!(
+            "steps: between 1 and {MAX_STEPS}, not {}",
+            steps.len()
+        )));
+    }
+    let last = steps.len() - 1;
+    match steps[..last].iter().position(
+        |step| matches!(step, Step::Take { timeout, .. } if *timeout != Some(Duration::ZERO)),
+    ) {
+        Some(i) => Err(SpaceError::Refused(format!(
+            "step {i}: only the last step may wait (a take before it has timeout 0)"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A stream of the tuples written after `subscribe` that match its template.
@@ -78,6 +119,19 @@ pub trait Space: Clone + Send + Sync + 'static {
         self.out_all(vec![tuple], None)
     }
 
+    /// Runs `steps` one after the other, each once the one before has
+    /// finished (their effects happen in this order), and returns what each
+    /// took (empty for an `Out`). Only the last step may wait: an earlier
+    /// take must have a zero timeout, or nothing runs ([`check_steps`]). A
+    /// remote space sends them in one round trip. On an error the steps
+    /// before it stand, but what their takes took goes back to the space.
+    fn steps(
+        &self,
+        steps: Vec<Step>,
+    ) -> impl Future<Output = Result<Vec<Vec<Tuple>>, SpaceError>> + Send {
+        one_by_one(self, steps)
+    }
+
     /// Linda `in`: removes and returns one matching tuple; `None` on timeout.
     fn take(
         &self,
@@ -92,4 +146,37 @@ pub trait Space: Clone + Send + Sync + 'static {
                 .next())
         }
     }
+}
+
+/// [`Space::steps`] done with one call of `space` a step.
+pub async fn one_by_one<S: Space>(
+    space: &S,
+    steps: Vec<Step>,
+) -> Result<Vec<Vec<Tuple>>, SpaceError> {
+    check_steps(&steps)?;
+    let mut taken: Vec<Vec<Tuple>> = Vec::with_capacity(steps.len());
+    for step in steps {
+        let done = match step {
+            Step::Out { tuples, ttl } => space.out_all(tuples, ttl).await.map(|()| Vec::new()),
+            Step::Take {
+                template,
+                max,
+                timeout,
+            } => {
+                let max = usize::try_from(max).unwrap_or(usize::MAX);
+                space.take_up_to(template, max, timeout).await
+            }
+        };
+        match done {
+            Ok(tuples) => taken.push(tuples),
+            Err(e) => {
+                let back: Vec<Tuple> = taken.into_iter().flatten().collect();
+                if !back.is_empty() {
+                    space.out_all(back, None).await?;
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(taken)
 }

@@ -28,7 +28,7 @@ use tokio::task::AbortHandle;
 use tracing::Instrument;
 
 use crate::net::{self, DialFailure, NetError, PreSharedKey};
-use crate::space::{Space, SpaceError, Subscription};
+use crate::space::{Space, SpaceError, Step, Subscription, check_steps};
 use crate::template::Template;
 use crate::tuple::Tuple;
 use crate::wire::{self, Message, Request, Response, Status};
@@ -262,10 +262,8 @@ impl Drop for Call {
             // The answer came: if it is waiting unread, a take's tuples
             // in it go back.
             None if self.takes => {
-                if let Some(Ok(Response::Tuples(taken))) =
-                    self.answer.as_mut().map(oneshot::Receiver::try_recv)
-                {
-                    self.put_back(taken);
+                if let Some(Ok(answer)) = self.answer.as_mut().map(oneshot::Receiver::try_recv) {
+                    self.put_back(answer.into_tuples());
                 }
             }
             None => {}
@@ -378,6 +376,54 @@ impl Space for RemoteSpace {
             )
             .await?,
         )
+    }
+
+    /// One `Steps` request: one round trip for all of them, unless the
+    /// tuples they put would not fit in one frame (then one a step, the
+    /// outs in chunks).
+    async fn steps(&self, steps: Vec<Step>) -> Result<Vec<Vec<Tuple>>, SpaceError> {
+        check_steps(&steps)?;
+        let putting: usize = steps
+            .iter()
+            .map(|step| match step {
+                Step::Out { tuples, .. } => tuples.iter().map(Tuple::encoded_len_hint).sum(),
+                Step::Take { .. } => 0,
+            })
+            .sum();
+        if putting > wire::CHUNK_BYTES {
+            return crate::space::one_by_one(self, steps).await;
+        }
+        let count = steps.len();
+        let answers = match self.call(Request::Steps(steps), true).await? {
+            Response::Steps(answers) => answers,
+            other => return Err(unexpected(&other)),
+        };
+        let mut taken = Vec::with_capacity(count);
+        let mut failure = None;
+        for answer in answers {
+            match answer {
+                Response::Ack => taken.push(Vec::new()),
+                Response::Tuples(tuples) => taken.push(tuples),
+                Response::Error { kind, message } => failure = Some(kind.into_error(message)),
+                other => failure = Some(unexpected(&other)),
+            }
+        }
+        if failure.is_none() && taken.len() != count {
+            failure = Some(SpaceError::Refused(format!(
+                "{} answers to {count} steps",
+                taken.len()
+            )));
+        }
+        match failure {
+            None => Ok(taken),
+            Some(e) => {
+                let back: Vec<Tuple> = taken.into_iter().flatten().collect();
+                if !back.is_empty() {
+                    self.out_all(back, None).await?;
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn read(

@@ -154,6 +154,15 @@ impl Pending {
                             all.extend(last);
                             Response::Tuples(all)
                         }
+                        // The chunks were the last step's.
+                        Response::Steps(mut answers) if !more.is_empty() => {
+                            if let Some(Response::Tuples(last)) = answers.last_mut() {
+                                let mut all = more;
+                                all.append(last);
+                                *last = all;
+                            }
+                            Response::Steps(answers)
+                        }
                         other => other,
                     };
                     let _ = reply.send(response);
@@ -164,10 +173,14 @@ impl Pending {
                     let _ = ack.send(response);
                     Delivered::Done
                 }
-                Some(Waiter::GaveUp { put_back: true, .. }) => match response {
-                    Response::Tuples(tuples) if !tuples.is_empty() => Delivered::PutBack(tuples),
-                    _ => Delivered::Done,
-                },
+                Some(Waiter::GaveUp { put_back: true, .. }) => {
+                    let taken = response.into_tuples();
+                    if taken.is_empty() {
+                        Delivered::Done
+                    } else {
+                        Delivered::PutBack(taken)
+                    }
+                }
                 Some(Waiter::Feed { ack: None, .. } | Waiter::GaveUp { .. }) | None => {
                     Delivered::Done
                 }

@@ -278,3 +278,58 @@ async fn a_tuple_declined_by_a_dropped_take_goes_to_the_next_taker() {
     assert!(space.is_empty());
     assert_eq!(space.shared.lock().store.reserved(), 0);
 }
+
+#[tokio::test]
+async fn steps_run_in_order_and_a_failed_one_gives_back_what_came_before() {
+    use crate::space::Step;
+    let space = EmbeddedSpace::with_limits(Limits {
+        max_tuples: 3,
+        ..Limits::default()
+    });
+    let take = |template: Template, timeout| Step::Take {
+        template,
+        max: 8,
+        timeout,
+    };
+    let put = |tuples| Step::Out { tuples, ttl: None };
+    let taken = space
+        .steps(vec![
+            put(vec![
+                tuple!("job", 1_i64, 1_i64),
+                tuple!("job", 2_i64, 2_i64),
+            ]),
+            take(
+                Template::exact(&tuple!("job", 1_i64, 1_i64)),
+                Some(Duration::ZERO),
+            ),
+            take(job(), None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        taken,
+        vec![
+            vec![],
+            vec![tuple!("job", 1_i64, 1_i64)],
+            vec![tuple!("job", 2_i64, 2_i64)]
+        ]
+    );
+    // A waiting take before the last step: nothing runs.
+    let early = space
+        .steps(vec![
+            take(job(), None),
+            put(vec![tuple!("job", 3_i64, 3_i64)]),
+        ])
+        .await;
+    assert!(matches!(early, Err(SpaceError::Refused(_))), "{early:?}");
+    assert!(space.is_empty());
+    // The out past the limit fails: the take before it gives its tuple back.
+    space.out(tuple!("job", 4_i64, 4_i64)).await.unwrap();
+    let full = (5..9_i64).map(|i| tuple!("job", i, i)).collect();
+    let failed = space
+        .steps(vec![take(job(), Some(Duration::ZERO)), put(full)])
+        .await;
+    assert!(matches!(failed, Err(SpaceError::Refused(_))), "{failed:?}");
+    let back = space.take(job(), Some(Duration::ZERO)).await.unwrap();
+    assert_eq!(back, Some(tuple!("job", 4_i64, 4_i64)));
+}

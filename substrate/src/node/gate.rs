@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use libp2p::PeerId;
 
+use crate::space::Step;
 use crate::template::{Field, Template};
 use crate::tuple::{Kind, Tuple};
 use crate::wire::{Request, Response};
@@ -282,19 +283,29 @@ impl Scope {
     /// `Ok` when the scope allows `request`; else what it does not allow.
     pub fn allows(&self, request: &Request) -> Result<(), String> {
         match request {
-            Request::Out { tuples, .. } => match tuples
-                .iter()
-                .find(|t| !self.write.iter().any(|w| w.matches(t)))
-            {
-                None => Ok(()),
-                Some(tuple) => Err(format!("writing {}", brief(tuple))),
-            },
+            Request::Out { tuples, .. } => self.allows_out(tuples),
             Request::Take { template, .. } => inside(template, &self.take, "taking"),
             Request::Read { template, .. } => inside(template, &self.read, "reading"),
             Request::Scan { template, .. } => Err(format!("scanning {template}")),
             Request::Subscribe { template } => Err(format!("subscribing to {template}")),
             Request::Status => Err("status".into()),
             Request::Cancel | Request::Present { .. } => Ok(()),
+            // Each step is judged as if it came alone.
+            Request::Steps(steps) => steps.iter().try_for_each(|step| match step {
+                Step::Out { tuples, .. } => self.allows_out(tuples),
+                Step::Take { template, .. } => inside(template, &self.take, "taking"),
+            }),
+        }
+    }
+
+    /// `Ok` when the scope allows writing every one of `tuples`.
+    fn allows_out(&self, tuples: &[Tuple]) -> Result<(), String> {
+        match tuples
+            .iter()
+            .find(|t| !self.write.iter().any(|w| w.matches(t)))
+        {
+            None => Ok(()),
+            Some(tuple) => Err(format!("writing {}", brief(tuple))),
         }
     }
 }

@@ -25,7 +25,7 @@ use super::gate::{Door, Verdict};
 use super::metrics::Metrics;
 use super::shares::{self, Shares};
 use super::{Me, Served};
-use crate::space::{Space, SpaceError, Subscription};
+use crate::space::{Space, SpaceError, Step, Subscription, check_steps};
 use crate::tuple::Tuple;
 use crate::wire::{self, Message, PeerStatus, Request, Response, Status};
 
@@ -173,7 +173,7 @@ impl Outbox {
             let refusal = Response::refused(format!("the answer does not fit in a frame: {e}"));
             let too_big = std::mem::replace(&mut answer.response, refusal);
             if std::mem::take(&mut answer.taken) {
-                put_back(space, tuples_of(too_big)).await;
+                put_back(space, Response::into_tuples(too_big)).await;
             }
             if let Err(e) = wire::encode_response(&mut self.buf, answer.id, &answer.response) {
                 tracing::error!(error = %e, "cannot encode a refusal");
@@ -185,7 +185,7 @@ impl Outbox {
     /// Keeps the tuples `answer` took until they are written.
     fn keep(&mut self, answer: Outgoing) {
         if answer.taken {
-            self.taken.extend(tuples_of(answer.response));
+            self.taken.extend(Response::into_tuples(answer.response));
         }
     }
 
@@ -274,6 +274,7 @@ async fn run<S: Served>(
             }
             Err(e) => Response::error(&e),
         },
+        Request::Steps(steps) => return run_steps(id, steps, &space, &queue, cancelled).await,
         Request::Status => match space.status().await {
             Some(status) => Response::Status(status),
             None => single_status(&space, &me),
@@ -309,10 +310,93 @@ async fn send_tuples<S: Space>(
         };
         if let Err(mpsc::error::SendError(lost)) = queue.send(outgoing).await {
             if taken {
-                let mut back = tuples_of(lost.response);
+                let mut back = Response::into_tuples(lost.response);
                 back.extend(chunks.flatten());
                 put_back(space, back).await;
             }
+            break;
+        }
+    }
+    id
+}
+
+/// Runs the steps of request `id` in order and queues their answers: the
+/// last step's taken tuples as `More` chunks but the last, then one
+/// `Steps`. A step that fails ends the run; only the last step may wait,
+/// and only it is cancelled (the steps before it stand, and what they took
+/// goes to the client with the answer, or back to the space).
+async fn run_steps<S: Space>(
+    id: u64,
+    steps: Vec<Step>,
+    space: &S,
+    queue: &mpsc::Sender<Outgoing>,
+    mut cancelled: oneshot::Receiver<()>,
+) -> u64 {
+    if let Err(e) = check_steps(&steps) {
+        let refusal = Outgoing {
+            id,
+            response: Response::error(&e),
+            taken: false,
+        };
+        let _ = queue.send(refusal).await;
+        return id;
+    }
+    let last = steps.len() - 1;
+    let mut answers = Vec::with_capacity(steps.len());
+    let mut chunks = Vec::new();
+    for (i, step) in steps.into_iter().enumerate() {
+        let answer = match step {
+            Step::Out { tuples, ttl } => match space.out_all(tuples, ttl).await {
+                Ok(()) => Response::Ack,
+                Err(e) => Response::error(&e),
+            },
+            Step::Take {
+                template,
+                max,
+                timeout,
+            } => {
+                let max = usize::try_from(max).unwrap_or(usize::MAX).max(1);
+                let take = space.take_up_to(template, max, timeout);
+                let taken = if i == last {
+                    tokio::select! {
+                        biased;
+                        _ = &mut cancelled => None,
+                        taken = take => Some(taken),
+                    }
+                } else {
+                    Some(take.await)
+                };
+                match taken {
+                    None => Response::Cancelled,
+                    Some(Ok(tuples)) if i == last => {
+                        chunks = wire::chunks(tuples);
+                        Response::Tuples(chunks.pop().unwrap_or_default())
+                    }
+                    Some(Ok(tuples)) => Response::Tuples(tuples),
+                    Some(Err(e)) => Response::error(&e),
+                }
+            }
+        };
+        let ends = !matches!(answer, Response::Ack | Response::Tuples(_));
+        answers.push(answer);
+        if ends {
+            break;
+        }
+    }
+    let mut outgoing = chunks
+        .into_iter()
+        .map(Response::More)
+        .chain([Response::Steps(answers)])
+        .map(|response| Outgoing {
+            id,
+            response,
+            taken: true,
+        });
+    while let Some(next) = outgoing.next() {
+        if let Err(mpsc::error::SendError(lost)) = queue.send(next).await {
+            let mut back = lost.response.into_tuples();
+            back.extend(outgoing.flat_map(|o| o.response.into_tuples()));
+            put_back(space, back).await;
             break;
         }
     }
@@ -354,13 +438,6 @@ async fn notify<T: Subscription>(
         if queue.send(answer(response)).await.is_err() {
             return;
         }
-    }
-}
-
-fn tuples_of(response: Response) -> Vec<Tuple> {
-    match response {
-        Response::Tuples(tuples) | Response::More(tuples) => tuples,
-        _ => Vec::new(),
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use libp2p::PeerId;
 
+use crate::space::Step;
 use crate::wire::Request;
 
 /// Waiting requests one client may hold at once.
@@ -39,6 +40,9 @@ pub(super) fn waits(request: &Request) -> bool {
             timeout.is_none_or(|t| !t.is_zero())
         }
         Request::Subscribe { .. } => true,
+        Request::Steps(steps) => steps.last().is_some_and(
+            |step| matches!(step, Step::Take { timeout, .. } if timeout.is_none_or(|t| !t.is_zero())),
+        ),
         Request::Out { .. }
         | Request::Scan { .. }
         | Request::Cancel

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::space::SpaceError;
+use crate::space::{SpaceError, Step};
 use crate::template::Template;
 use crate::tuple::Tuple;
 
@@ -75,6 +75,14 @@ pub enum Request {
     /// gateway: the stream may then do what it allows, and nothing else
     /// (see `node::gate`). Answered `Ack`, or refused.
     Present { capability: String },
+    /// Run these steps one after the other, each once the one before has
+    /// finished (so their effects happen in this order), in one round trip:
+    /// answered by one [`Response::Steps`]. At most
+    /// [`crate::space::MAX_STEPS`] steps, and only the last may wait (every
+    /// earlier take has a zero timeout), or the request is refused whole
+    /// before any step runs ([`crate::space::check_steps`]). The tuples the last step takes may come first as `More`
+    /// chunks, as a take's do.
+    Steps(Vec<Step>),
 }
 
 /// What the node answers.
@@ -95,6 +103,11 @@ pub enum Response {
     Error { kind: ErrorKind, message: String },
     /// The request was cancelled before it finished: nothing was taken.
     Cancelled,
+    /// The answers to the steps of a [`Request::Steps`], in order: `Ack`
+    /// for an `Out`, `Tuples` for a `Take`. A step that failed (or a last
+    /// step cancelled) ends the list with its `Error` (or `Cancelled`): the
+    /// steps before it took effect, the ones after it never ran.
+    Steps(Vec<Response>),
 }
 
 /// Why a request failed, as a [`SpaceError`] says it.
@@ -121,6 +134,21 @@ impl Response {
         Response::Error {
             kind: ErrorKind::Refused,
             message: message.into(),
+        }
+    }
+}
+
+impl Response {
+    /// The tuples this answer hands over: those of `Tuples` and `More`,
+    /// and of every `Tuples` among a `Steps`' answers.
+    pub fn into_tuples(self) -> Vec<Tuple> {
+        match self {
+            Response::Tuples(tuples) | Response::More(tuples) => tuples,
+            Response::Steps(answers) => answers
+                .into_iter()
+                .flat_map(Response::into_tuples)
+                .collect(),
+            _ => Vec::new(),
         }
     }
 }

@@ -245,3 +245,41 @@ fn an_open_door_serves_everything_and_takes_no_capability() {
     };
     assert!(refusal(door.check(&peer, &present)).contains("not a job's gateway"));
 }
+
+#[test]
+fn steps_are_judged_step_by_step() {
+    let grants = Arc::new(Grants::default());
+    let cap = grants.issue("A", scope());
+    let peer = PeerId::random();
+    let mut door = gated(&grants);
+    let present = Request::Present {
+        capability: cap.to_string(),
+    };
+    assert!(matches!(
+        door.check(&peer, &present),
+        Verdict::Answer(Response::Ack)
+    ));
+    let step_out = |tuple: &str| Step::Out {
+        tuples: vec![parse_tuple(tuple).unwrap()],
+        ttl: None,
+    };
+    let step_take = |template: &str| Step::Take {
+        template: t(template),
+        max: 8,
+        timeout: None,
+    };
+    let allowed = Request::Steps(vec![
+        step_out(r#"("result", "A", 1, b"00")"#),
+        step_take(r#"("task", "A", ?int, ?int, ?bytes)"#),
+    ]);
+    assert!(matches!(door.check(&peer, &allowed), Verdict::Run));
+    // One step outside the capability refuses the whole request.
+    for (smuggled, says) in [
+        (step_take(r#"("task", "B", ?int, ?int, ?bytes)"#), "taking"),
+        (step_out(r#"("task", "A", 1, 1, b"00")"#), "writing"),
+    ] {
+        let request = Request::Steps(vec![step_out(r#"("result", "A", 1, b"00")"#), smuggled]);
+        let refused = refusal(door.check(&peer, &request));
+        assert!(refused.contains(says), "{refused}");
+    }
+}

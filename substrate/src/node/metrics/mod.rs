@@ -9,6 +9,7 @@ pub(super) mod http;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::space::Step;
 use crate::wire::Request;
 
 /// The request kinds, in the order they are reported.
@@ -60,6 +61,22 @@ impl Metrics {
             Request::Cancel => 5,
             Request::Status => 6,
             Request::Present { .. } => 7,
+            // Counted as the outs and takes it holds.
+            Request::Steps(steps) => {
+                for step in steps {
+                    match step {
+                        Step::Out { tuples, .. } => {
+                            self.tuples_out
+                                .fetch_add(tuples.len() as u64, Ordering::Relaxed);
+                            self.requests[0].fetch_add(1, Ordering::Relaxed);
+                        }
+                        Step::Take { .. } => {
+                            self.requests[1].fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                return;
+            }
         };
         self.requests[op].fetch_add(1, Ordering::Relaxed);
     }
