@@ -173,18 +173,8 @@ async fn takes_given_up_mid_flight_lose_nothing() {
         }
     }
     // Tuples taken for a caller that gave up come back asynchronously.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let left = space.status().await.unwrap().tuples as i64;
-        if taken + left == rounds {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{taken} taken + {left} left != {rounds}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let left = u64::try_from(rounds - taken).expect("no more taken than written");
+    until_count(&space, left).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
