@@ -141,6 +141,11 @@ pub enum Command {
 pub enum Ask {
     /// Reserve up to this many matches and offer them.
     Take(usize),
+    /// A take asked of its only candidate: remove up to this many matches
+    /// at once and send them (`Taken`, no offer); with none, park as
+    /// `Take` does and say `Waiting` (a later match is offered), so that
+    /// the asker always hears whether a take is on its way.
+    Direct(usize),
     /// Send a copy of a match.
     Read,
     /// Send copies of up to this many matches now.

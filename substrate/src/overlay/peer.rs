@@ -192,10 +192,12 @@ impl Peer {
         {
             self.epoch = self.epoch.max(epoch);
             // Most changes are far away: only the view and router change.
-            if !self.on_view(view, changed, now) && self.early.is_empty() {
+            let moved = self.on_view(view, changed, now);
+            if !moved && self.early.is_empty() && self.queries.is_empty() {
                 return Vec::new();
             }
             self.replay_early(now);
+            self.reask(now);
             return self.finish_event(now);
         }
         match event {
