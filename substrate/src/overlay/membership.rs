@@ -76,7 +76,6 @@ impl Peer {
         self.subscribed.clear();
         self.copies.clear();
         self.copy_expiries.clear();
-        self.replicating.clear();
     }
 
     /// Caches the replica targets and the stretch of ring whose changes
@@ -141,7 +140,7 @@ impl Peer {
                 for batch in tuples.chunks(BATCH) {
                     let msg = Msg::Replicate {
                         tuples: batch.to_vec(),
-                        token: None,
+                        ack: None,
                     };
                     self.send(to, msg);
                 }

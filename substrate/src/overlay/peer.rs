@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::msg::{Ask, View};
 use super::query::Query;
 use super::serve::{Held, Parked};
-use super::write::{Replicating, Writing};
+use super::write::Writing;
 use super::{Command, Config, Event, Msg, Op, OpId, Reply, Tagged, TupleId};
 use crate::keyspace::Keyspace;
 use crate::ring::{Ring, Router};
@@ -44,11 +44,9 @@ pub struct Peer {
     pub(super) tombstones: BTreeMap<TupleId, u64>,
     pub(super) tombstone_ends: BTreeSet<(u64, TupleId)>,
     pub(super) next_seq: u64,
-    pub(super) next_token: u64,
     pub(super) outs: BTreeMap<OpId, Writing>,
     /// Put-backs not yet acknowledged, by their new id.
     pub(super) returns: BTreeMap<TupleId, Writing>,
-    pub(super) replicating: BTreeMap<u64, Replicating>,
     pub(super) queries: BTreeMap<OpId, Query>,
     pub(super) held: BTreeMap<ReservationId, Held>,
     pub(super) waiters: BTreeMap<WaiterId, Parked>,
@@ -90,10 +88,8 @@ impl Peer {
             tombstones: BTreeMap::new(),
             tombstone_ends: BTreeSet::new(),
             next_seq: 0,
-            next_token: 0,
             outs: BTreeMap::new(),
             returns: BTreeMap::new(),
-            replicating: BTreeMap::new(),
             queries: BTreeMap::new(),
             held: BTreeMap::new(),
             waiters: BTreeMap::new(),
@@ -284,21 +280,24 @@ impl Peer {
                     self.reply(op, Reply::Failed(super::OverlayError::Full));
                 }
             }
-            Msg::Stored { op, id, hops } => {
-                if self.returns.remove(&id).is_none() && self.outs.remove(&op).is_some() {
-                    self.reply(op, Reply::Stored { id, hops });
-                }
-            }
-            Msg::Replicate { tuples, token } => {
+            Msg::Stored {
+                op,
+                id,
+                hops,
+                replicas,
+            } => self.on_stored(op, id, hops, replicas),
+            Msg::Replicate { tuples, ack } => {
+                // Evicted, it keeps nothing: no confirmation either.
+                let ack = ack.filter(|_| self.member());
                 for wire in tuples {
+                    let id = wire.0.id;
                     self.place(wire, false, now);
-                }
-                // Evicted, it keeps nothing: no acknowledgement either.
-                if let Some(token) = token.filter(|_| self.member()) {
-                    self.send(from, Msg::ReplicaAck { token });
+                    if let Some((origin, op)) = ack {
+                        self.send(origin, Msg::Copied { op, id });
+                    }
                 }
             }
-            Msg::ReplicaAck { token } => self.replica_acked(token, from),
+            Msg::Copied { op, id } => self.on_copied(from, op, id),
             Msg::Handover { tuples, adopt } => {
                 for wire in tuples {
                     if adopt && self.member() {
@@ -308,7 +307,7 @@ impl Peer {
                     }
                 }
             }
-            Msg::Remove { tuple } => self.on_remove(tuple, now),
+            Msg::Remove { tuples } => self.on_remove(tuples, now),
             Msg::Ask {
                 op,
                 round,

@@ -6,6 +6,8 @@
 //! it on if the arc moved meanwhile); register subscriptions and forward
 //! their notifications.
 
+use std::collections::BTreeMap;
+
 use super::msg::{Ask, Wire};
 use super::{Msg, OpId, Peer, Tagged, with_id_field};
 use crate::store::{Effect, ReservationId, WaitKind};
@@ -173,11 +175,13 @@ impl Peer {
             };
             taken.extend(self.remove_reserved(reservation, tuple, now));
         }
+        self.remove_copies(&taken);
         taken
     }
 
-    /// Removes a reserved tuple here and at its replicas: the tuple with
-    /// its time left, `None` if the reservation has lapsed.
+    /// Removes a reserved tuple here (its copies go with
+    /// [`Peer::remove_copies`]): the tuple with its time left, `None` if
+    /// the reservation has lapsed.
     fn remove_reserved(
         &mut self,
         reservation: ReservationId,
@@ -186,14 +190,24 @@ impl Peer {
     ) -> Option<Wire> {
         let (_, expires_at) = self.store.accept_expiring(reservation)?;
         self.tombstone(tuple.id, now);
-        let index = self.index_of(&tuple);
-        for to in self.view.replicas(index, self.config.replicas) {
-            if to != self.id {
-                let tuple = tuple.clone();
-                self.send(to, Msg::Remove { tuple });
+        Some((tuple, expires_at.map(|e| e.saturating_sub(now))))
+    }
+
+    /// Tells the replicas of taken tuples to drop their copies: one
+    /// message to each replica for all the tuples it holds.
+    fn remove_copies(&mut self, taken: &[Wire]) {
+        let mut removals: BTreeMap<u64, Vec<Tagged>> = BTreeMap::new();
+        for (tuple, _) in taken {
+            let index = self.index_of(tuple);
+            for to in self.view.replicas(index, self.config.replicas) {
+                if to != self.id {
+                    removals.entry(to).or_default().push(tuple.clone());
+                }
             }
         }
-        Some((tuple, expires_at.map(|e| e.saturating_sub(now))))
+        for (to, tuples) in removals {
+            self.send(to, Msg::Remove { tuples });
+        }
     }
 
     fn copies_to(&mut self, to: u64, op: OpId, round: u32, stored: Vec<crate::tuple::Tuple>) {
@@ -296,6 +310,7 @@ impl Peer {
                 taken.push(wire);
             }
         }
+        self.remove_copies(&taken);
         self.send(from, Msg::Taken { op, tuples: taken });
     }
 
@@ -335,19 +350,24 @@ impl Peer {
         self.hand_over(back, now);
     }
 
-    /// A taken tuple: drop every copy here and remember the id.
-    pub(super) fn on_remove(&mut self, tuple: Tagged, now: u64) {
-        self.tombstone(tuple.id, now);
-        let exact = Template::exact(&tuple.stored());
-        if !self.store.take(&exact, 1, now).is_empty() {
-            for to in self.successors.clone() {
-                self.send(
-                    to,
-                    Msg::Remove {
-                        tuple: tuple.clone(),
-                    },
-                );
+    /// Taken tuples: drop every copy here and remember the ids; those
+    /// this peer held as primary (it took the arc over meanwhile) go from
+    /// its replicas too.
+    pub(super) fn on_remove(&mut self, tuples: Vec<Tagged>, now: u64) {
+        let mut primary = Vec::new();
+        for tuple in tuples {
+            self.tombstone(tuple.id, now);
+            let exact = Template::exact(&tuple.stored());
+            if !self.store.take(&exact, 1, now).is_empty() {
+                primary.push(tuple);
             }
+        }
+        if primary.is_empty() {
+            return;
+        }
+        for to in self.successors.clone() {
+            let tuples = primary.clone();
+            self.send(to, Msg::Remove { tuples });
         }
     }
 }

@@ -20,7 +20,7 @@ fn name(msg: &Msg) -> &'static str {
         Msg::Route { .. } => "Route",
         Msg::Stored { .. } => "Stored",
         Msg::Replicate { .. } => "Replicate",
-        Msg::ReplicaAck { .. } => "ReplicaAck",
+        Msg::Copied { .. } => "Copied",
         Msg::Handover { .. } => "Handover",
         Msg::Remove { .. } => "Remove",
         Msg::Ask {
@@ -269,4 +269,79 @@ fn a_cancel_while_a_direct_take_travels_waits_for_it_and_puts_it_back_once() {
     let held = ring.peers.iter().find(|p| p.id() == primary).unwrap();
     assert_eq!(held.primary_ids(), vec![new]);
     assert_eq!(ring.counts(), (1, 1));
+}
+
+#[test]
+fn an_out_from_a_non_primary_is_acknowledged_when_the_replica_confirms_to_its_origin() {
+    let t = tuple("job", 1);
+    let mut ring = Small::new(&IDS);
+    let primary = ring.view.owner(Keyspace::default().index_of(&t)).unwrap();
+    let replica = ring.view.successors(primary, 1)[0];
+    let writer = IDS
+        .into_iter()
+        .find(|&p| p != primary && p != replica)
+        .unwrap();
+    let is_copied = |m: &Msg| matches!(m, Msg::Copied { .. });
+    let written = trace(&mut ring, writer, client(1, out(&t)), 0, is_copied);
+    // Stored at the primary, but no acknowledgement before the replica's.
+    assert_eq!(written.replies, vec![]);
+    assert_eq!(written.sent, ["Route", "Replicate", "Stored"]);
+    assert_eq!(written.held.len(), 1);
+    assert_eq!(ring.counts(), (1, 1));
+    let (from, command) = written.held.into_iter().next().unwrap();
+    let Command::Send { to, msg, epoch } = command else {
+        unreachable!("held messages")
+    };
+    assert_eq!(to, writer, "the replica confirms to the origin");
+    let confirmed = trace(
+        &mut ring,
+        to,
+        Event::Message { from, msg, epoch },
+        1,
+        nothing,
+    );
+    assert!(matches!(
+        confirmed.replies[..],
+        [(OpId(1), Reply::Stored { hops: 1, .. })]
+    ));
+    assert_eq!(confirmed.sent, Vec::<&str>::new());
+}
+
+#[test]
+fn an_out_at_its_primary_waits_for_the_replica_only() {
+    let t = tuple("job", 1);
+    let mut ring = Small::new(&IDS);
+    let primary = ring.view.owner(Keyspace::default().index_of(&t)).unwrap();
+    let written = trace(&mut ring, primary, client(1, out(&t)), 0, nothing);
+    assert!(matches!(
+        written.replies[..],
+        [(OpId(1), Reply::Stored { hops: 0, .. })]
+    ));
+    assert_eq!(written.sent, ["Replicate", "Copied"]);
+    assert_eq!(ring.counts(), (1, 1));
+}
+
+#[test]
+fn a_replica_gone_before_it_confirms_is_not_waited_for() {
+    let t = tuple("job", 1);
+    let mut ring = Small::new(&IDS);
+    let primary = ring.view.owner(Keyspace::default().index_of(&t)).unwrap();
+    let replica = ring.view.successors(primary, 1)[0];
+    let writer = IDS
+        .into_iter()
+        .find(|&p| p != primary && p != replica)
+        .unwrap();
+    let to_replica = |m: &Msg| matches!(m, Msg::Replicate { .. });
+    let written = trace(&mut ring, writer, client(1, out(&t)), 0, to_replica);
+    assert_eq!(written.replies, vec![]);
+    // The replica crashes with the copy on its way; the view drops it.
+    ring.peers.retain(|p| p.id() != replica);
+    ring.view.remove(replica);
+    let replies = ring.change(replica, 1);
+    assert!(
+        replies
+            .iter()
+            .any(|r| matches!(r, (OpId(1), Reply::Stored { .. }))),
+        "{replies:?}"
+    );
 }
