@@ -45,6 +45,10 @@ pub struct Peer {
     pub(super) tombstone_ends: BTreeSet<(u64, TupleId)>,
     pub(super) next_seq: u64,
     pub(super) outs: BTreeMap<OpId, Writing>,
+    /// When the timer must look at the writes (`outs`, `returns`) at the
+    /// latest: exact after each timer, lowered as writes start, and left
+    /// early when they end (a spurious timer is harmless).
+    pub(super) writes_due: Option<u64>,
     /// Put-backs not yet acknowledged, by their new id.
     pub(super) returns: BTreeMap<TupleId, Writing>,
     pub(super) queries: BTreeMap<OpId, Query>,
@@ -89,6 +93,7 @@ impl Peer {
             tombstone_ends: BTreeSet::new(),
             next_seq: 0,
             outs: BTreeMap::new(),
+            writes_due: None,
             returns: BTreeMap::new(),
             queries: BTreeMap::new(),
             held: BTreeMap::new(),
@@ -364,8 +369,7 @@ impl Peer {
     fn arm(&mut self) {
         let due = [
             self.store.next_deadline(),
-            self.outs.values().map(|w| w.retry_at.min(w.deadline)).min(),
-            self.returns.values().map(|w| w.retry_at).min(),
+            self.writes_due,
             self.queries.values().filter_map(Query::due).min(),
             self.held.values().map(|h| h.lease_end).min(),
             self.tombstone_ends.first().map(|&(at, _)| at),

@@ -49,18 +49,31 @@ impl Writing {
 
 impl Peer {
     pub(super) fn start_out(&mut self, op: OpId, tuple: Tuple, ttl_ms: Option<u64>, now: u64) {
-        let writing = self.writing(tuple, ttl_ms, now + self.config.out_timeout_ms, now);
+        let deadline = now + self.config.out_timeout_ms;
+        let mut writing = self.writing(tuple, ttl_ms, deadline, now);
+        let (index, wire) = self.first_attempt(&mut writing, now);
         self.outs.insert(op, writing);
-        self.retry_outs(now);
+        self.route(index, 0, self.id, op, wire, now);
     }
 
     /// Writes back a tuple taken for a client that went away; its new id.
     pub(super) fn start_return(&mut self, tuple: Tuple, ttl_ms: Option<u64>, now: u64) -> TupleId {
-        let writing = self.writing(tuple, ttl_ms, u64::MAX, now);
+        let mut writing = self.writing(tuple, ttl_ms, u64::MAX, now);
         let id = writing.tuple.id;
+        let (index, wire) = self.first_attempt(&mut writing, now);
         self.returns.insert(id, writing);
-        self.retry_outs(now);
+        self.route(index, 0, self.id, RETURN_OP, wire, now);
         id
+    }
+
+    /// Schedules a new write's retry (no walk over the others: a bulk
+    /// `out` has hundreds in flight); what its first attempt routes.
+    fn first_attempt(&mut self, w: &mut Writing, now: u64) -> (u64, Wire) {
+        w.retry_at = now + self.config.retry_ms;
+        let due = w.retry_at.min(w.deadline);
+        self.writes_due = Some(self.writes_due.map_or(due, |d| d.min(due)));
+        let ttl = w.expires_at.map(|e| e.saturating_sub(now));
+        (w.index, (w.tuple.clone(), ttl))
     }
 
     fn writing(&mut self, tuple: Tuple, ttl_ms: Option<u64>, deadline: u64, now: u64) -> Writing {
@@ -214,6 +227,8 @@ impl Peer {
         for (op, index, wire) in due {
             self.route(index, 0, self.id, op, wire, now);
         }
+        let outs = self.outs.values().chain(self.returns.values());
+        self.writes_due = outs.map(|w| w.retry_at.min(w.deadline)).min();
     }
 
     pub(super) fn outs_pending(&self) -> impl Iterator<Item = &OpId> {
