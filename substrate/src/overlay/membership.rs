@@ -32,6 +32,9 @@ fn within(a: u64, x: u64, b: u64) -> bool {
 
 impl Peer {
     /// Takes a new view; false if nothing but the view and router changed.
+    /// The queries are re-asked by the caller ([`Peer::reask`]), after the
+    /// messages held back for this view: what a peer now gone sent before
+    /// it went must count before its candidacy is dropped.
     pub(super) fn on_view(&mut self, view: View, changed: u64, now: u64) -> bool {
         let was_member = self.member();
         self.view = view;
@@ -41,7 +44,6 @@ impl Peer {
                 self.evicted();
             }
             self.refresh_neighbourhood();
-            self.reask(now);
             return true;
         }
         let near = self.span.is_none_or(|(a, b)| within(a, changed, b));
@@ -50,10 +52,7 @@ impl Peer {
             self.refresh_neighbourhood();
         }
         let waiting = self.drop_dead_replicas();
-        if !self.queries.is_empty() {
-            self.reask(now);
-        }
-        near || waiting || !self.queries.is_empty()
+        near || waiting
     }
 
     /// Whether this peer is in its view. A peer the others declared gone
@@ -77,7 +76,6 @@ impl Peer {
         self.subscribed.clear();
         self.copies.clear();
         self.copy_expiries.clear();
-        self.replicating.clear();
     }
 
     /// Caches the replica targets and the stretch of ring whose changes
@@ -142,7 +140,7 @@ impl Peer {
                 for batch in tuples.chunks(BATCH) {
                     let msg = Msg::Replicate {
                         tuples: batch.to_vec(),
-                        token: None,
+                        ack: None,
                     };
                     self.send(to, msg);
                 }

@@ -14,7 +14,7 @@
 //!   the same id every `retry_ms`. Replicas' copies and tombstones.
 //! - `query`: the asking side of `in`/`rd`/`scan`/`subscribe`: every
 //!   candidate peer of the template's keyspace cover is asked; offers are
-//!   accepted or declined.
+//!   accepted or declined; a take's only candidate takes at once.
 //! - `serve`: the candidate side: reservations under a lease, parked
 //!   waiters, accept (remove here and at the replicas) and decline,
 //!   subscriptions and their notifications.
@@ -46,7 +46,7 @@
 //!
 //! `sim` (tests only) is the seeded simulation of thousands of peers;
 //! `tests_cancel` drives the races of cancel and multi-tuple takes by
-//! hand.
+//! hand; `tests_direct` counts the messages of an `out` and an `in`.
 
 mod balance;
 mod membership;
@@ -62,6 +62,8 @@ mod sim;
 mod tests;
 #[cfg(test)]
 mod tests_cancel;
+#[cfg(test)]
+mod tests_direct;
 
 pub use balance::{Move, plan as plan_move, spread};
 pub use msg::{Command, Event, Msg, Op, OpId, OverlayError, Reply};

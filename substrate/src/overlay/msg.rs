@@ -141,6 +141,11 @@ pub enum Command {
 pub enum Ask {
     /// Reserve up to this many matches and offer them.
     Take(usize),
+    /// A take asked of its only candidate: remove up to this many matches
+    /// at once and send them (`Taken`, no offer); with none, park as
+    /// `Take` does and say `Waiting` (a later match is offered), so that
+    /// the asker always hears whether a take is on its way.
+    Direct(usize),
     /// Send a copy of a match.
     Read,
     /// Send copies of up to this many matches now.
@@ -163,19 +168,25 @@ pub enum Msg {
         op: OpId,
         tuple: Wire,
     },
-    /// Primary → origin: the `out` is held by all live replicas.
+    /// Primary → origin: the `out` is stored at the primary, which sent
+    /// copies to `replicas`; each confirms to the origin ([`Msg::Copied`]),
+    /// and the origin acknowledges the `out` once all live ones have.
     Stored {
         op: OpId,
         id: TupleId,
         hops: u32,
+        replicas: Vec<u64>,
     },
-    /// Primary → replica: keep copies; acknowledge `token` if set.
+    /// Primary → replica: keep copies; with `ack`, the (origin, `out`) to
+    /// confirm each to.
     Replicate {
         tuples: Vec<Wire>,
-        token: Option<u64>,
+        ack: Option<(u64, OpId)>,
     },
-    ReplicaAck {
-        token: u64,
+    /// Replica → origin: it holds a copy of tuple `id` of the `out` `op`.
+    Copied {
+        op: OpId,
+        id: TupleId,
     },
     /// Old primary → new primary: the tuples of an arc that moved. With
     /// `adopt` the receiver stores them as primary whatever its view says
@@ -184,9 +195,9 @@ pub enum Msg {
         tuples: Vec<Wire>,
         adopt: bool,
     },
-    /// Remove this id everywhere (it was taken).
+    /// Remove these ids everywhere (they were taken).
     Remove {
-        tuple: Tagged,
+        tuples: Vec<Tagged>,
     },
     /// Requester → candidate.
     Ask {

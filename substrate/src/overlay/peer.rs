@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::msg::{Ask, View};
 use super::query::Query;
 use super::serve::{Held, Parked};
-use super::write::{Replicating, Writing};
+use super::write::Writing;
 use super::{Command, Config, Event, Msg, Op, OpId, Reply, Tagged, TupleId};
 use crate::keyspace::Keyspace;
 use crate::ring::{Ring, Router};
@@ -44,11 +44,13 @@ pub struct Peer {
     pub(super) tombstones: BTreeMap<TupleId, u64>,
     pub(super) tombstone_ends: BTreeSet<(u64, TupleId)>,
     pub(super) next_seq: u64,
-    pub(super) next_token: u64,
     pub(super) outs: BTreeMap<OpId, Writing>,
+    /// When the timer must look at the writes (`outs`, `returns`) at the
+    /// latest: exact after each timer, lowered as writes start, and left
+    /// early when they end (a spurious timer is harmless).
+    pub(super) writes_due: Option<u64>,
     /// Put-backs not yet acknowledged, by their new id.
     pub(super) returns: BTreeMap<TupleId, Writing>,
-    pub(super) replicating: BTreeMap<u64, Replicating>,
     pub(super) queries: BTreeMap<OpId, Query>,
     pub(super) held: BTreeMap<ReservationId, Held>,
     pub(super) waiters: BTreeMap<WaiterId, Parked>,
@@ -90,10 +92,9 @@ impl Peer {
             tombstones: BTreeMap::new(),
             tombstone_ends: BTreeSet::new(),
             next_seq: 0,
-            next_token: 0,
             outs: BTreeMap::new(),
+            writes_due: None,
             returns: BTreeMap::new(),
-            replicating: BTreeMap::new(),
             queries: BTreeMap::new(),
             held: BTreeMap::new(),
             waiters: BTreeMap::new(),
@@ -192,10 +193,12 @@ impl Peer {
         {
             self.epoch = self.epoch.max(epoch);
             // Most changes are far away: only the view and router change.
-            if !self.on_view(view, changed, now) && self.early.is_empty() {
+            let moved = self.on_view(view, changed, now);
+            if !moved && self.early.is_empty() && self.queries.is_empty() {
                 return Vec::new();
             }
             self.replay_early(now);
+            self.reask(now);
             return self.finish_event(now);
         }
         match event {
@@ -282,21 +285,24 @@ impl Peer {
                     self.reply(op, Reply::Failed(super::OverlayError::Full));
                 }
             }
-            Msg::Stored { op, id, hops } => {
-                if self.returns.remove(&id).is_none() && self.outs.remove(&op).is_some() {
-                    self.reply(op, Reply::Stored { id, hops });
-                }
-            }
-            Msg::Replicate { tuples, token } => {
+            Msg::Stored {
+                op,
+                id,
+                hops,
+                replicas,
+            } => self.on_stored(op, id, hops, replicas),
+            Msg::Replicate { tuples, ack } => {
+                // Evicted, it keeps nothing: no confirmation either.
+                let ack = ack.filter(|_| self.member());
                 for wire in tuples {
+                    let id = wire.0.id;
                     self.place(wire, false, now);
-                }
-                // Evicted, it keeps nothing: no acknowledgement either.
-                if let Some(token) = token.filter(|_| self.member()) {
-                    self.send(from, Msg::ReplicaAck { token });
+                    if let Some((origin, op)) = ack {
+                        self.send(origin, Msg::Copied { op, id });
+                    }
                 }
             }
-            Msg::ReplicaAck { token } => self.replica_acked(token, from),
+            Msg::Copied { op, id } => self.on_copied(from, op, id),
             Msg::Handover { tuples, adopt } => {
                 for wire in tuples {
                     if adopt && self.member() {
@@ -306,7 +312,7 @@ impl Peer {
                     }
                 }
             }
-            Msg::Remove { tuple } => self.on_remove(tuple, now),
+            Msg::Remove { tuples } => self.on_remove(tuples, now),
             Msg::Ask {
                 op,
                 round,
@@ -363,8 +369,7 @@ impl Peer {
     fn arm(&mut self) {
         let due = [
             self.store.next_deadline(),
-            self.outs.values().map(|w| w.retry_at.min(w.deadline)).min(),
-            self.returns.values().map(|w| w.retry_at).min(),
+            self.writes_due,
             self.queries.values().filter_map(Query::due).min(),
             self.held.values().map(|h| h.lease_end).min(),
             self.tombstone_ends.first().map(|&(at, _)| at),

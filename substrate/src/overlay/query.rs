@@ -1,4 +1,7 @@
 //! The asking side of `in`, `rd` and `scan`: ask every candidate peer;
+//! a take with one candidate asks it to take at once ([`Ask::Direct`]:
+//! `Ask`, `Taken`, no offer and accept while it holds a match; the query
+//! does not end while such a take may be on its way);
 //! a take accepts offers until it holds its `max` (declining the rest),
 //! starts a new round when accepted reservations were gone and it holds
 //! nothing, and re-asks when the view changes; every query gives up at its
@@ -36,6 +39,12 @@ pub(super) struct Query {
     /// Tuples accepted and not yet confirmed, by the peer they were
     /// accepted at.
     accepting: BTreeMap<u64, usize>,
+    /// Asked directly ([`Ask::Direct`]) and not answered: a take may be on
+    /// its way from there.
+    direct: BTreeSet<u64>,
+    /// The view changed while taken tuples were on their way: the new
+    /// candidates are asked once they are not.
+    stale: bool,
     /// Some accepted reservations were gone (lapsed, or their peer left).
     short: bool,
     /// What a take has taken so far, with the tuples' time left.
@@ -46,13 +55,14 @@ pub(super) struct Query {
 }
 
 impl Query {
+    /// Whether taken tuples may be on their way to this query.
     pub(super) fn accepting(&self) -> bool {
-        !self.accepting.is_empty()
+        !self.accepting.is_empty() || !self.direct.is_empty()
     }
 
     /// When the timer must look at this query.
     pub(super) fn due(&self) -> Option<u64> {
-        self.deadline.filter(|_| self.accepting.is_empty())
+        self.deadline.filter(|_| !self.accepting())
     }
 
     /// The peers that may have a waiter parked for this query.
@@ -84,6 +94,8 @@ impl Peer {
             waiting: BTreeSet::new(),
             parked: BTreeSet::new(),
             accepting: BTreeMap::new(),
+            direct: BTreeSet::new(),
+            stale: false,
             short: false,
             got: Vec::new(),
             cancelled: false,
@@ -93,12 +105,14 @@ impl Peer {
         self.ask_all(op, now);
     }
 
-    /// Asks every current candidate (again, in the query's current round).
+    /// Asks every current candidate (again, in the query's current round);
+    /// a take with one candidate asks it to take at once.
     fn ask_all(&mut self, op: OpId, now: u64) {
         let Some(candidates) = self.candidates_of(op) else {
             return;
         };
-        self.ask_some(op, candidates, now);
+        let direct = candidates.len() == 1;
+        self.ask_some(op, candidates, direct, now);
     }
 
     /// The current candidates of query `op`: this peer alone, or the
@@ -120,7 +134,8 @@ impl Peer {
         Some(self.view.owners_of(&cover))
     }
 
-    fn ask_some(&mut self, op: OpId, peers: Vec<u64>, now: u64) {
+    /// Asks `peers`; `direct`: they are the take's only candidates.
+    fn ask_some(&mut self, op: OpId, peers: Vec<u64>, direct: bool, now: u64) {
         let Some(q) = self.queries.get_mut(&op) else {
             return;
         };
@@ -128,7 +143,14 @@ impl Peer {
             true => Some(0),
             false => q.deadline.map(|d| d.saturating_sub(now)),
         };
-        let (round, ask, template) = (q.round, q.ask, q.template.clone());
+        let (round, template) = (q.round, q.template.clone());
+        let ask = match q.ask {
+            Ask::Take(max) if direct => {
+                q.direct.extend(&peers);
+                Ask::Direct(max)
+            }
+            ask => ask,
+        };
         q.asked.extend(&peers);
         q.waiting.extend(&peers);
         for to in peers {
@@ -169,6 +191,7 @@ impl Peer {
         };
         q.waiting.remove(&from);
         q.parked.remove(&from);
+        q.direct.remove(&from);
         let held = q.got.len() + q.accepting.values().sum::<usize>();
         let room = max.saturating_sub(held);
         let declined = reservations.split_off(room.min(reservations.len()));
@@ -190,23 +213,43 @@ impl Peer {
 
     /// A candidate has nothing for a take of several now, and parked it.
     pub(super) fn on_waiting(&mut self, from: u64, op: OpId, round: u32, now: u64) {
-        if let Some(q) = self.queries.get_mut(&op).filter(|q| q.round == round)
-            && q.waiting.remove(&from)
-        {
-            q.parked.insert(from);
-            self.maybe_finish(op, now);
+        if let Some(q) = self.queries.get_mut(&op).filter(|q| q.round == round) {
+            // Cancelled meanwhile, it no longer waits, but must hear that
+            // no direct take is on its way.
+            let direct = q.direct.remove(&from);
+            let waited = q.waiting.remove(&from);
+            if waited {
+                q.parked.insert(from);
+            }
+            if q.stale && !q.accepting() {
+                self.ask_new_candidates(op, now);
+            } else if waited || direct {
+                self.maybe_finish(op, now);
+            }
         }
     }
 
-    /// Accepted tuples arrived; if their query is gone they go back.
-    pub(super) fn on_taken(&mut self, from: u64, op: OpId, tuples: Vec<Wire>, now: u64) {
+    /// Accepted (or directly taken) tuples arrived; if their query is gone
+    /// they go back, and so do any past the take's `max`.
+    pub(super) fn on_taken(&mut self, from: u64, op: OpId, mut tuples: Vec<Wire>, now: u64) {
         let Some(q) = self.queries.get_mut(&op) else {
             self.put_back(tuples, now);
             return;
         };
+        if q.direct.remove(&from) {
+            q.waiting.remove(&from);
+        }
         let accepted = q.accepting.remove(&from).unwrap_or(0);
         q.short |= tuples.len() < accepted;
+        let max = match q.ask {
+            Ask::Take(max) => max,
+            _ => 0,
+        };
+        let extra = tuples.split_off(max.saturating_sub(q.got.len()).min(tuples.len()));
         q.got.extend(tuples);
+        if !extra.is_empty() {
+            self.put_back(extra, now);
+        }
         self.maybe_finish(op, now);
     }
 
@@ -224,6 +267,7 @@ impl Peer {
             q.round += 1;
             q.short = false;
             q.accepting.clear();
+            q.direct.clear();
             q.asked.clear();
             q.waiting.clear();
             q.parked.clear();
@@ -255,7 +299,7 @@ impl Peer {
                 }
             }
             Ask::Scan(_) => q.found.extend(tuples.into_iter().map(|t| (t.id, t))),
-            Ask::Take(_) | Ask::Subscribe => {}
+            Ask::Take(_) | Ask::Direct(_) | Ask::Subscribe => {}
         }
         self.maybe_finish(op, now);
     }
@@ -264,6 +308,7 @@ impl Peer {
         if let Some(q) = self.queries.get_mut(&op).filter(|q| q.round == round) {
             q.waiting.remove(&from);
             q.parked.remove(&from);
+            q.direct.remove(&from);
             self.maybe_finish(op, now);
         }
     }
@@ -286,11 +331,11 @@ impl Peer {
         let answered = q.waiting.is_empty();
         let done = match q.ask {
             Ask::Subscribe => false,
-            Ask::Take(_) if q.got.is_empty() && q.short => {
+            Ask::Take(_) | Ask::Direct(_) if q.got.is_empty() && q.short => {
                 self.new_round(op, now);
                 return;
             }
-            Ask::Take(max) => {
+            Ask::Take(max) | Ask::Direct(max) => {
                 q.got.len() >= max || (answered && (!q.got.is_empty() || q.parked.is_empty()))
             }
             Ask::Read | Ask::Scan(_) => answered,
@@ -309,7 +354,9 @@ impl Peer {
         }
         let reply = match q.ask {
             Ask::Scan(limit) => Reply::Listed(q.found.into_values().take(limit).collect()),
-            Ask::Take(_) => Reply::Taken(q.got.into_iter().map(|(t, _)| t).collect()),
+            Ask::Take(_) | Ask::Direct(_) => {
+                Reply::Taken(q.got.into_iter().map(|(t, _)| t).collect())
+            }
             Ask::Read => Reply::Found(None),
             Ask::Subscribe => Reply::Ended,
         };
@@ -398,23 +445,37 @@ impl Peer {
             q.waiting.retain(|&p| view.contains(p));
             q.parked.retain(|&p| view.contains(p));
             q.asked.retain(|&p| view.contains(p));
-            let before = q.accepting.len();
+            let before = q.accepting.len() + q.direct.len();
             q.accepting.retain(|&p, _| view.contains(p));
-            q.short |= q.accepting.len() < before;
+            // A direct take unanswered by a peer gone took nothing (what
+            // a peer sent arrives before it is found gone): ask again.
+            q.direct.retain(|&p| view.contains(p));
+            q.short |= q.accepting.len() + q.direct.len() < before;
             if q.accepting() {
+                // Asked once nothing is on its way any more.
+                q.stale = true;
                 continue;
             }
-            if q.short || q.cancelled {
-                self.maybe_finish(op, now);
-                continue;
-            }
-            let candidates = self.candidates_of(op).unwrap_or_default();
-            let q = self.queries.get(&op).expect("listed");
-            let fresh: Vec<u64> = candidates
-                .into_iter()
-                .filter(|p| !q.asked.contains(p))
-                .collect();
-            self.ask_some(op, fresh, now);
+            self.ask_new_candidates(op, now);
         }
+    }
+
+    /// Asks the candidates of `op` not asked yet, after a view change.
+    fn ask_new_candidates(&mut self, op: OpId, now: u64) {
+        let Some(q) = self.queries.get_mut(&op) else {
+            return;
+        };
+        q.stale = false;
+        if q.short || q.cancelled {
+            self.maybe_finish(op, now);
+            return;
+        }
+        let candidates = self.candidates_of(op).unwrap_or_default();
+        let q = self.queries.get(&op).expect("listed");
+        let fresh: Vec<u64> = candidates
+            .into_iter()
+            .filter(|p| !q.asked.contains(p))
+            .collect();
+        self.ask_some(op, fresh, false, now);
     }
 }

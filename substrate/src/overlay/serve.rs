@@ -1,10 +1,14 @@
 //! The candidate side of `in`, `rd` and `scan`: match now or park a
-//! waiter; reserve under a lease and offer; on accept remove the tuple here
+//! waiter; a take's only candidate removes what matches now and sends it
+//! at once ([`Ask::Direct`]); otherwise, and when a parked waiter wakes,
+//! reserve under a lease and offer; on accept remove the tuple here
 //! and at the replicas; on decline or a lapsed lease put it back (and hand
 //! it on if the arc moved meanwhile); register subscriptions and forward
 //! their notifications.
 
-use super::msg::Ask;
+use std::collections::BTreeMap;
+
+use super::msg::{Ask, Wire};
 use super::{Msg, OpId, Peer, Tagged, with_id_field};
 use crate::store::{Effect, ReservationId, WaitKind};
 use crate::template::Template;
@@ -43,7 +47,9 @@ impl Peer {
         if !self.member() {
             // Evicted: nothing here is the ring's.
             match ask {
-                Ask::Take(_) | Ask::Read => self.send(from, Msg::NoMatch { op, round }),
+                Ask::Take(_) | Ask::Direct(_) | Ask::Read => {
+                    self.send(from, Msg::NoMatch { op, round })
+                }
                 Ask::Scan(_) => self.copies_to(from, op, round, Vec::new()),
                 Ask::Subscribe => {}
             }
@@ -52,6 +58,14 @@ impl Peer {
         let template = with_id_field(&template);
         let lease_ms = self.config.lease_ms;
         let kind = match ask {
+            Ask::Direct(max) => {
+                let tuples = self.take_now(&template, max, now);
+                if !tuples.is_empty() {
+                    self.send(from, Msg::Taken { op, tuples });
+                    return;
+                }
+                WaitKind::Reserve { lease_ms }
+            }
             Ask::Take(max) => {
                 let mut found = Vec::new();
                 while found.len() < max.max(1) {
@@ -107,8 +121,9 @@ impl Peer {
                 );
                 self.parked.insert((from, op), waiter);
                 // A take of several gathers what every candidate holds now:
-                // it needs to hear that this one holds nothing.
-                if matches!(ask, Ask::Take(max) if max > 1) {
+                // it needs to hear that this one holds nothing; a direct
+                // take, that nothing is on its way.
+                if matches!(ask, Ask::Take(max) if max > 1) || matches!(ask, Ask::Direct(_)) {
                     self.send(from, Msg::Waiting { op, round });
                 }
             }
@@ -140,6 +155,59 @@ impl Peer {
             tuples.push((reservation, tuple));
         }
         self.send(to, Msg::Offer { op, round, tuples });
+    }
+
+    /// Removes up to `max` matches here and at the replicas at once: a
+    /// take's only candidate answers with them, no offer and accept.
+    fn take_now(&mut self, template: &Template, max: usize, now: u64) -> Vec<Wire> {
+        let mut taken = Vec::new();
+        while taken.len() < max.max(1) {
+            let Some((reservation, stored)) =
+                self.store.reserve(template, self.config.lease_ms, now)
+            else {
+                break;
+            };
+            let Some(tuple) = Tagged::from_stored(stored) else {
+                // Not a tuple of the overlay's (no id): left where it is.
+                let effects = self.store.decline(reservation, now);
+                self.on_effects(effects, now);
+                break;
+            };
+            taken.extend(self.remove_reserved(reservation, tuple, now));
+        }
+        self.remove_copies(&taken);
+        taken
+    }
+
+    /// Removes a reserved tuple here (its copies go with
+    /// [`Peer::remove_copies`]): the tuple with its time left, `None` if
+    /// the reservation has lapsed.
+    fn remove_reserved(
+        &mut self,
+        reservation: ReservationId,
+        tuple: Tagged,
+        now: u64,
+    ) -> Option<Wire> {
+        let (_, expires_at) = self.store.accept_expiring(reservation)?;
+        self.tombstone(tuple.id, now);
+        Some((tuple, expires_at.map(|e| e.saturating_sub(now))))
+    }
+
+    /// Tells the replicas of taken tuples to drop their copies: one
+    /// message to each replica for all the tuples it holds.
+    fn remove_copies(&mut self, taken: &[Wire]) {
+        let mut removals: BTreeMap<u64, Vec<Tagged>> = BTreeMap::new();
+        for (tuple, _) in taken {
+            let index = self.index_of(tuple);
+            for to in self.view.replicas(index, self.config.replicas) {
+                if to != self.id {
+                    removals.entry(to).or_default().push(tuple.clone());
+                }
+            }
+        }
+        for (to, tuples) in removals {
+            self.send(to, Msg::Remove { tuples });
+        }
     }
 
     fn copies_to(&mut self, to: u64, op: OpId, round: u32, stored: Vec<crate::tuple::Tuple>) {
@@ -232,27 +300,17 @@ impl Peer {
     ) {
         let mut taken = Vec::with_capacity(reservations.len());
         for reservation in reservations {
-            let mine = self
-                .held
-                .get(&reservation)
-                .is_some_and(|h| h.requester == from);
-            let Some((_, expires_at)) = mine
-                .then(|| self.store.accept_expiring(reservation))
-                .flatten()
-            else {
+            let mine = self.held.get(&reservation).filter(|h| h.requester == from);
+            let Some(tuple) = mine.map(|h| h.tuple.clone()) else {
                 continue;
             };
-            let held = self.held.remove(&reservation).expect("checked");
-            self.tombstone(held.tuple.id, now);
-            let index = self.index_of(&held.tuple);
-            for to in self.view.replicas(index, self.config.replicas) {
-                if to != self.id {
-                    let tuple = held.tuple.clone();
-                    self.send(to, Msg::Remove { tuple });
-                }
+            // Lapsed in the store: the timer forgets (and rehomes) it.
+            if let Some(wire) = self.remove_reserved(reservation, tuple, now) {
+                self.held.remove(&reservation);
+                taken.push(wire);
             }
-            taken.push((held.tuple, expires_at.map(|e| e.saturating_sub(now))));
         }
+        self.remove_copies(&taken);
         self.send(from, Msg::Taken { op, tuples: taken });
     }
 
@@ -292,19 +350,24 @@ impl Peer {
         self.hand_over(back, now);
     }
 
-    /// A taken tuple: drop every copy here and remember the id.
-    pub(super) fn on_remove(&mut self, tuple: Tagged, now: u64) {
-        self.tombstone(tuple.id, now);
-        let exact = Template::exact(&tuple.stored());
-        if !self.store.take(&exact, 1, now).is_empty() {
-            for to in self.successors.clone() {
-                self.send(
-                    to,
-                    Msg::Remove {
-                        tuple: tuple.clone(),
-                    },
-                );
+    /// Taken tuples: drop every copy here and remember the ids; those
+    /// this peer held as primary (it took the arc over meanwhile) go from
+    /// its replicas too.
+    pub(super) fn on_remove(&mut self, tuples: Vec<Tagged>, now: u64) {
+        let mut primary = Vec::new();
+        for tuple in tuples {
+            self.tombstone(tuple.id, now);
+            let exact = Template::exact(&tuple.stored());
+            if !self.store.take(&exact, 1, now).is_empty() {
+                primary.push(tuple);
             }
+        }
+        if primary.is_empty() {
+            return;
+        }
+        for to in self.successors.clone() {
+            let tuples = primary.clone();
+            self.send(to, Msg::Remove { tuples });
         }
     }
 }

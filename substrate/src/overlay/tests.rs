@@ -452,7 +452,7 @@ impl Small {
 
     /// Every peer takes the new view before any message sent under it
     /// arrives (as in the simulation).
-    fn change(&mut self, changed: u64, now: u64) -> Vec<(OpId, Reply)> {
+    pub(super) fn change(&mut self, changed: u64, now: u64) -> Vec<(OpId, Reply)> {
         self.epoch += 1;
         let shared = Arc::new(self.view.clone());
         let mut pending = Vec::new();

@@ -1,7 +1,11 @@
 //! Writing: an `out` routed hop by hop to its primary (and re-routed by
 //! its origin under the same id until acknowledged), the primary storing it
 //! and replicating it to its next R−1 peers, copies kept by replicas, and
-//! tombstones for removed ids. Put-backs (tuples taken for a client that
+//! tombstones for removed ids. The origin acknowledges an `out` once the
+//! primary has said it stored it and to which replicas it sent copies
+//! (`Stored`), and each of those still live has confirmed its copy to the
+//! origin (`Copied`): the replicas' confirmations do not pass through the
+//! primary, which saves a hop. Put-backs (tuples taken for a client that
 //! went away) are `out`s with no client and no deadline: retried until
 //! stored, re-sent once more on a graceful leave.
 
@@ -9,7 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::msg::Wire;
-use super::{Msg, OpId, Peer, Tagged, TupleId};
+use super::{Msg, OpId, Peer, Reply, Tagged, TupleId};
 use crate::ring::Hop;
 use crate::store::Effect;
 use crate::template::Template;
@@ -18,16 +22,6 @@ use crate::tuple::Tuple;
 /// The operation id a put-back is routed under (its acknowledgement is
 /// matched by tuple id).
 const RETURN_OP: OpId = OpId(u64::MAX);
-
-/// A primary's `out` waiting for its replicas' acknowledgements.
-#[derive(Debug)]
-pub(super) struct Replicating {
-    origin: u64,
-    op: OpId,
-    id: TupleId,
-    hops: u32,
-    waiting: BTreeSet<u64>,
-}
 
 /// A client's `out` waiting for its acknowledgement; re-sent (same id, so
 /// the primary stores it once) every `retry_ms` until the deadline.
@@ -38,22 +32,48 @@ pub(super) struct Writing {
     index: u64,
     tuple: Tagged,
     expires_at: Option<u64>,
+    /// Once the primary has stored it: the replicas it copied it to, and
+    /// the routing hops it took.
+    stored: Option<(BTreeSet<u64>, u32)>,
+    /// The replicas that confirmed their copy.
+    copied: BTreeSet<u64>,
+}
+
+impl Writing {
+    /// Whether the primary and every replica it named hold the tuple.
+    fn done(&self) -> Option<u32> {
+        let (replicas, hops) = self.stored.as_ref()?;
+        replicas.is_subset(&self.copied).then_some(*hops)
+    }
 }
 
 impl Peer {
     pub(super) fn start_out(&mut self, op: OpId, tuple: Tuple, ttl_ms: Option<u64>, now: u64) {
-        let writing = self.writing(tuple, ttl_ms, now + self.config.out_timeout_ms, now);
+        let deadline = now + self.config.out_timeout_ms;
+        let mut writing = self.writing(tuple, ttl_ms, deadline, now);
+        let (index, wire) = self.first_attempt(&mut writing, now);
         self.outs.insert(op, writing);
-        self.retry_outs(now);
+        self.route(index, 0, self.id, op, wire, now);
     }
 
     /// Writes back a tuple taken for a client that went away; its new id.
     pub(super) fn start_return(&mut self, tuple: Tuple, ttl_ms: Option<u64>, now: u64) -> TupleId {
-        let writing = self.writing(tuple, ttl_ms, u64::MAX, now);
+        let mut writing = self.writing(tuple, ttl_ms, u64::MAX, now);
         let id = writing.tuple.id;
+        let (index, wire) = self.first_attempt(&mut writing, now);
         self.returns.insert(id, writing);
-        self.retry_outs(now);
+        self.route(index, 0, self.id, RETURN_OP, wire, now);
         id
+    }
+
+    /// Schedules a new write's retry (no walk over the others: a bulk
+    /// `out` has hundreds in flight); what its first attempt routes.
+    fn first_attempt(&mut self, w: &mut Writing, now: u64) -> (u64, Wire) {
+        w.retry_at = now + self.config.retry_ms;
+        let due = w.retry_at.min(w.deadline);
+        self.writes_due = Some(self.writes_due.map_or(due, |d| d.min(due)));
+        let ttl = w.expires_at.map(|e| e.saturating_sub(now));
+        (w.index, (w.tuple.clone(), ttl))
     }
 
     fn writing(&mut self, tuple: Tuple, ttl_ms: Option<u64>, deadline: u64, now: u64) -> Writing {
@@ -68,6 +88,8 @@ impl Peer {
             index: self.keyspace.index_of(&tuple),
             tuple: Tagged { id, tuple },
             expires_at: ttl_ms.map(|t| now.saturating_add(t)),
+            stored: None,
+            copied: BTreeSet::new(),
         }
     }
 
@@ -132,7 +154,8 @@ impl Peer {
     }
 
     /// Stores a tuple as its primary and replicates it; `ack` is the `out`
-    /// to acknowledge once the replicas hold it.
+    /// (origin, op, hops) to tell that it is stored and where the copies
+    /// go, whose replicas confirm to its origin.
     pub(super) fn adopt(&mut self, wire: Wire, ack: Option<(u64, OpId, u32)>, now: u64) {
         let (tagged, ttl) = wire;
         let expires_at = ttl.map(|t| now.saturating_add(t));
@@ -162,29 +185,28 @@ impl Peer {
             }
         }
         let targets = self.successors.clone();
-        let token = ack.map(|(origin, op, hops)| {
-            let token = self.next_token;
-            self.next_token += 1;
-            let waiting = targets.iter().copied().collect();
-            let id = tagged.id;
-            self.replicating.insert(
-                token,
-                Replicating {
-                    origin,
+        let confirm = ack.map(|(origin, op, _)| (origin, op));
+        for &to in &targets {
+            let tuples = vec![(tagged.clone(), ttl)];
+            self.send(
+                to,
+                Msg::Replicate {
+                    tuples,
+                    ack: confirm,
+                },
+            );
+        }
+        if let Some((origin, op, hops)) = ack {
+            let (id, replicas) = (tagged.id, targets);
+            self.send(
+                origin,
+                Msg::Stored {
                     op,
                     id,
                     hops,
-                    waiting,
+                    replicas,
                 },
             );
-            token
-        });
-        for &to in &targets {
-            let tuples = vec![(tagged.clone(), ttl)];
-            self.send(to, Msg::Replicate { tuples, token });
-        }
-        if let Some(token) = token {
-            self.check_replicated(token);
         }
     }
 
@@ -205,6 +227,8 @@ impl Peer {
         for (op, index, wire) in due {
             self.route(index, 0, self.id, op, wire, now);
         }
+        let outs = self.outs.values().chain(self.returns.values());
+        self.writes_due = outs.map(|w| w.retry_at.min(w.deadline)).min();
     }
 
     pub(super) fn outs_pending(&self) -> impl Iterator<Item = &OpId> {
@@ -215,43 +239,60 @@ impl Peer {
         self.outs.clear();
     }
 
-    pub(super) fn replica_acked(&mut self, token: u64, from: u64) {
-        if let Some(r) = self.replicating.get_mut(&token) {
-            r.waiting.remove(&from);
-            self.check_replicated(token);
+    /// The write of tuple `id` by operation `op`, a client's or a put-back.
+    fn written(&mut self, op: OpId, id: TupleId) -> Option<&mut Writing> {
+        match self.returns.contains_key(&id) {
+            true => self.returns.get_mut(&id),
+            false => self.outs.get_mut(&op).filter(|w| w.tuple.id == id),
         }
     }
 
-    /// Acknowledges an `out` whose live replicas all hold it.
-    pub(super) fn check_replicated(&mut self, token: u64) {
-        if let Some(r) = self.replicating.get(&token)
-            && r.waiting.is_empty()
-        {
-            let r = self.replicating.remove(&token).expect("just seen");
-            let msg = Msg::Stored {
-                op: r.op,
-                id: r.id,
-                hops: r.hops,
-            };
-            self.send(r.origin, msg);
-        }
-    }
-
-    /// Stops waiting for acknowledgements from peers no longer in the view;
-    /// false if no `out` was waiting.
-    pub(super) fn drop_dead_replicas(&mut self) -> bool {
-        if self.replicating.is_empty() {
-            return false;
-        }
+    /// The primary stored tuple `id` and sent copies to `replicas`.
+    pub(super) fn on_stored(&mut self, op: OpId, id: TupleId, hops: u32, replicas: Vec<u64>) {
         let view = Arc::clone(&self.view);
-        let tokens: Vec<u64> = self.replicating.keys().copied().collect();
-        for token in tokens {
-            if let Some(r) = self.replicating.get_mut(&token) {
-                r.waiting.retain(|&p| view.contains(p));
-            }
-            self.check_replicated(token);
+        if let Some(w) = self.written(op, id) {
+            let live = replicas.into_iter().filter(|&p| view.contains(p));
+            w.stored = Some((live.collect(), hops));
+            self.check_written(op, id);
         }
-        true
+    }
+
+    /// Replica `from` holds a copy of tuple `id`.
+    pub(super) fn on_copied(&mut self, from: u64, op: OpId, id: TupleId) {
+        if let Some(w) = self.written(op, id) {
+            w.copied.insert(from);
+            self.check_written(op, id);
+        }
+    }
+
+    /// Acknowledges a write held by its primary and all its live replicas.
+    fn check_written(&mut self, op: OpId, id: TupleId) {
+        let Some(hops) = self.written(op, id).and_then(|w| w.done()) else {
+            return;
+        };
+        if self.returns.remove(&id).is_none() && self.outs.remove(&op).is_some() {
+            self.reply(op, Reply::Stored { id, hops });
+        }
+    }
+
+    /// Stops waiting for confirmations from peers no longer in the view;
+    /// false if no write was waiting for any.
+    pub(super) fn drop_dead_replicas(&mut self) -> bool {
+        let view = Arc::clone(&self.view);
+        let mut settled = Vec::new();
+        let outs = self.outs.iter_mut().map(|(&op, w)| (op, w));
+        let returns = self.returns.values_mut().map(|w| (RETURN_OP, w));
+        for (op, w) in outs.chain(returns) {
+            if let Some((replicas, _)) = &mut w.stored {
+                replicas.retain(|&p| view.contains(p));
+                settled.push((op, w.tuple.id));
+            }
+        }
+        let waiting = !settled.is_empty();
+        for (op, id) in settled {
+            self.check_written(op, id);
+        }
+        waiting
     }
 
     /// Puts a tuple that arrived from another peer where it belongs: in the

@@ -1,12 +1,14 @@
 //! Checks on what other peers say, before the driver uses any of it: a
-//! member's address ([`member`]), a peer id's ring place ([`ring_id`]) and
-//! a view epoch ([`epoch_plausible`]). A peer is an adversary: nothing it
+//! member's address ([`member`]), a peer id's ring place ([`ring_id`]), a
+//! view epoch ([`epoch_plausible`]) and the lists inside overlay messages
+//! ([`overlay`]). A peer is an adversary: nothing it
 //! sends is sliced, indexed or added to before it has passed here.
 
 use libp2p::identity::PublicKey;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 
+use crate::overlay::Msg;
 use crate::wire::Member;
 
 /// The longest member address accepted, in bytes of text.
@@ -15,6 +17,10 @@ pub(super) const MAX_ADDR: usize = 512;
 /// ring changes its view a few times a second at most, so a jump this
 /// large is a lie (and would otherwise push the epoch to `u64::MAX`).
 pub(super) const MAX_EPOCH_JUMP: u64 = 1 << 20;
+
+/// The most replicas a `Stored` may name: far more than any space keeps
+/// copies (`--replicas`), far fewer than a message could carry.
+pub(super) const MAX_REPLICAS: usize = 64;
 
 /// Multihash codes a libp2p peer id is made with.
 const IDENTITY: u64 = 0x00;
@@ -86,6 +92,25 @@ pub(super) fn ring_id(peer: &PeerId) -> Option<u64> {
     Some(u64::from_be_bytes(tail))
 }
 
+/// Why an overlay message was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(super) enum BadOverlay {
+    #[error("a Stored naming {0} replicas (at most {MAX_REPLICAS})")]
+    TooManyReplicas(usize),
+}
+
+/// Checks the fields of an overlay message that the overlay would
+/// otherwise keep as they came: the replicas a `Stored` names are what its
+/// origin waits for.
+pub(super) fn overlay(msg: &Msg) -> Result<(), BadOverlay> {
+    match msg {
+        Msg::Stored { replicas, .. } if replicas.len() > MAX_REPLICAS => {
+            Err(BadOverlay::TooManyReplicas(replicas.len()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Whether `theirs`, an epoch a peer sent, is one this peer (at `ours`)
 /// can believe.
 pub(super) fn epoch_plausible(theirs: u64, ours: u64) -> bool {
@@ -147,6 +172,21 @@ mod tests {
         assert_eq!(ring_id(&short_sha), None);
         let not_a_key = PeerId::from_bytes(&[0x00, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
         assert_eq!(ring_id(&not_a_key), None);
+    }
+
+    #[test]
+    fn a_stored_naming_too_many_replicas_is_refused() {
+        use crate::overlay::{OpId, TupleId};
+        let stored = |n: usize| Msg::Stored {
+            op: OpId(1),
+            id: TupleId { origin: 2, seq: 3 },
+            hops: 1,
+            replicas: (0..n as u64).collect(),
+        };
+        assert_eq!(overlay(&stored(1)), Ok(()));
+        assert_eq!(overlay(&stored(MAX_REPLICAS)), Ok(()));
+        let err = overlay(&stored(MAX_REPLICAS + 1)).unwrap_err();
+        assert_eq!(err, BadOverlay::TooManyReplicas(MAX_REPLICAS + 1));
     }
 
     #[test]

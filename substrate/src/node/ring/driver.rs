@@ -451,6 +451,10 @@ impl Driver {
                 }
             }
             PeerMessage::Overlay { msg, epoch } => {
+                if let Err(e) = checks::overlay(&msg) {
+                    tracing::warn!(%from, error = %e, "dropping a malformed overlay message");
+                    return;
+                }
                 self.feed(Event::Message {
                     from: from_id,
                     msg,

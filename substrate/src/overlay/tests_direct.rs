@@ -1,0 +1,347 @@
+//! The hops of an `out` and an `in` on a hand-driven ring, message by
+//! message: a take whose template has one candidate is served at once
+//! (`Ask`, `Taken`), one with several goes through offers and accepts,
+//! and a direct take still travelling when its client cancels is put back
+//! once.
+
+use std::collections::VecDeque;
+
+use super::tests::{Small, exact, tuple};
+use super::*;
+use crate::keyspace::Keyspace;
+use crate::template::Field;
+use crate::tuple::Value;
+
+const IDS: [u64; 3] = [1 << 62, 2 << 62, 3 << 62];
+
+/// A message's name, for the logs the tests compare.
+fn name(msg: &Msg) -> &'static str {
+    match msg {
+        Msg::Route { .. } => "Route",
+        Msg::Stored { .. } => "Stored",
+        Msg::Replicate { .. } => "Replicate",
+        Msg::Copied { .. } => "Copied",
+        Msg::Handover { .. } => "Handover",
+        Msg::Remove { .. } => "Remove",
+        Msg::Ask {
+            ask: msg::Ask::Direct(_),
+            ..
+        } => "Ask(direct)",
+        Msg::Ask { .. } => "Ask",
+        Msg::Offer { .. } => "Offer",
+        Msg::Waiting { .. } => "Waiting",
+        Msg::Copies { .. } => "Copies",
+        Msg::NoMatch { .. } => "NoMatch",
+        Msg::Accept { .. } => "Accept",
+        Msg::Decline { .. } => "Decline",
+        Msg::Taken { .. } => "Taken",
+        Msg::Cancel { .. } => "Cancel",
+        Msg::Notified { .. } => "Notified",
+        Msg::Full { .. } => "Full",
+    }
+}
+
+/// What one event led to: the replies, the messages between different
+/// peers in the order they were sent (a peer's messages to itself are not
+/// on any link), and those `hold` kept back undelivered.
+struct Trace {
+    replies: Vec<(OpId, Reply)>,
+    sent: Vec<&'static str>,
+    held: Vec<(u64, Command)>,
+}
+
+/// Runs `event` at `at`, delivering in order (as links do) every message
+/// but those `hold` picks.
+fn trace(ring: &mut Small, at: u64, event: Event, now: u64, hold: impl Fn(&Msg) -> bool) -> Trace {
+    let peer = ring.peers.iter_mut().find(|p| p.id() == at).unwrap();
+    let mut pending: VecDeque<(u64, Command)> = peer
+        .handle(event, now)
+        .into_iter()
+        .map(|c| (at, c))
+        .collect();
+    let mut trace = Trace {
+        replies: Vec::new(),
+        sent: Vec::new(),
+        held: Vec::new(),
+    };
+    while let Some((from, command)) = pending.pop_front() {
+        match command {
+            Command::Send { ref msg, .. } if hold(msg) => trace.held.push((from, command)),
+            Command::Send { to, msg, epoch } => {
+                if to != from {
+                    trace.sent.push(name(&msg));
+                }
+                let peer = ring.peers.iter_mut().find(|p| p.id() == to).unwrap();
+                let out = peer.handle(Event::Message { from, msg, epoch }, now);
+                pending.extend(out.into_iter().map(|c| (to, c)));
+            }
+            Command::Reply { op, reply } => trace.replies.push((op, reply)),
+            Command::ArmTimer { .. } => {}
+        }
+    }
+    trace
+}
+
+fn nothing(_: &Msg) -> bool {
+    false
+}
+
+fn client(op: u64, request: Op) -> Event {
+    Event::Client {
+        op: OpId(op),
+        request,
+    }
+}
+
+fn out(t: &Tuple) -> Op {
+    Op::Out {
+        tuple: t.clone(),
+        ttl_ms: None,
+    }
+}
+
+fn take(template: Template, wait_ms: Option<u64>) -> Op {
+    Op::In {
+        template,
+        wait_ms,
+        max: 1,
+    }
+}
+
+/// A ring holding `t`, its primary, and two peers that are not.
+fn ring_with(t: &Tuple) -> (Small, u64, u64, u64) {
+    let mut ring = Small::new(&IDS);
+    let primary = ring.view.owner(Keyspace::default().index_of(t)).unwrap();
+    let mut others = IDS.iter().copied().filter(|&p| p != primary);
+    let (requester, writer) = (others.next().unwrap(), others.next().unwrap());
+    let written = trace(&mut ring, writer, client(1, out(t)), 0, nothing);
+    assert!(matches!(
+        written.replies[..],
+        [(OpId(1), Reply::Stored { .. })]
+    ));
+    (ring, primary, requester, writer)
+}
+
+#[test]
+fn a_take_with_one_candidate_is_served_at_once_without_offer_or_accept() {
+    let t = tuple("job", 1);
+    let (mut ring, _, requester, _) = ring_with(&t);
+    let taken = trace(
+        &mut ring,
+        requester,
+        client(2, take(exact(&t), Some(0))),
+        1,
+        nothing,
+    );
+    assert!(
+        matches!(&taken.replies[..], [(OpId(2), Reply::Taken(f))] if f.len() == 1 && f[0].tuple == t),
+        "{:?}",
+        taken.replies
+    );
+    // Ask, then the tuple and its removal at the replica: the client's
+    // answer is two hops away instead of four.
+    assert_eq!(taken.sent, ["Ask(direct)", "Remove", "Taken"]);
+    assert_eq!(ring.counts(), (0, 0));
+}
+
+#[test]
+fn a_take_at_its_only_candidate_crosses_no_link() {
+    let t = tuple("job", 1);
+    let (mut ring, primary, _, _) = ring_with(&t);
+    let taken = trace(
+        &mut ring,
+        primary,
+        client(2, take(exact(&t), None)),
+        1,
+        nothing,
+    );
+    assert!(matches!(&taken.replies[..], [(OpId(2), Reply::Taken(f))] if f.len() == 1));
+    assert_eq!(taken.sent, ["Remove"]);
+    assert_eq!(ring.counts(), (0, 0));
+}
+
+#[test]
+fn a_take_with_several_candidates_still_reserves_offers_and_accepts() {
+    // Peers placed where keys `job0`, `job5` and `job11` go: `(*, 7)`
+    // has several candidates.
+    let keyspace = Keyspace::default();
+    let ids = [0, 5, 11].map(|k| keyspace.index_of(&tuple(&format!("job{k}"), 7)));
+    let t = tuple("job5", 7);
+    let mut ring = Small::new(&ids);
+    trace(&mut ring, ids[0], client(1, out(&t)), 0, nothing);
+    let any = Template::new(vec![Field::Any, Field::Actual(Value::Int(7))]);
+    let candidates = ring.peers[0].candidates(&any);
+    assert!(candidates.len() > 1, "{candidates:?}");
+    let primary = ring.view.owner(keyspace.index_of(&t)).unwrap();
+    let requester = ids.into_iter().find(|&p| p != primary).unwrap();
+    let taken = trace(
+        &mut ring,
+        requester,
+        client(2, take(any, Some(0))),
+        1,
+        nothing,
+    );
+    assert!(matches!(&taken.replies[..], [(OpId(2), Reply::Taken(f))] if f.len() == 1));
+    for step in ["Ask", "Offer", "Accept", "Taken"] {
+        assert!(taken.sent.contains(&step), "{step} in {:?}", taken.sent);
+    }
+    assert!(!taken.sent.contains(&"Ask(direct)"));
+    assert_eq!(ring.counts(), (0, 0));
+}
+
+#[test]
+fn a_blocking_direct_take_hears_that_it_waits_and_is_offered_a_later_write() {
+    let t = tuple("late", 1);
+    let mut ring = Small::new(&IDS);
+    let primary = ring.view.owner(Keyspace::default().index_of(&t)).unwrap();
+    let requester = IDS.into_iter().find(|&p| p != primary).unwrap();
+    let parked = trace(
+        &mut ring,
+        requester,
+        client(1, take(exact(&t), None)),
+        0,
+        nothing,
+    );
+    assert_eq!(parked.replies, vec![]);
+    assert_eq!(parked.sent, ["Ask(direct)", "Waiting"]);
+    // A parked waiter is offered under a lease, as before: a requester
+    // that crashed meanwhile loses nothing.
+    let written = trace(&mut ring, primary, client(2, out(&t)), 1, nothing);
+    assert!(
+        written
+            .replies
+            .iter()
+            .any(|r| matches!(r, (OpId(1), Reply::Taken(f)) if f.len() == 1))
+    );
+    for step in ["Offer", "Accept", "Taken"] {
+        assert!(written.sent.contains(&step), "{step} in {:?}", written.sent);
+    }
+    assert_eq!(ring.counts(), (0, 0));
+}
+
+#[test]
+fn a_cancel_while_a_direct_take_travels_waits_for_it_and_puts_it_back_once() {
+    let t = tuple("job", 1);
+    let (mut ring, primary, requester, _) = ring_with(&t);
+    let old = ring
+        .peers
+        .iter()
+        .find(|p| p.id() == primary)
+        .unwrap()
+        .primary_ids()[0];
+    let is_taken = |m: &Msg| matches!(m, Msg::Taken { .. });
+    let asked = trace(
+        &mut ring,
+        requester,
+        client(2, take(exact(&t), None)),
+        1,
+        is_taken,
+    );
+    assert_eq!(asked.replies, vec![]);
+    assert_eq!(asked.held.len(), 1, "the tuple is on its way");
+    let requester_peer = || ring.peers.iter().find(|p| p.id() == requester).unwrap();
+    assert_eq!(requester_peer().accepting(), 1);
+    // The cancel does not end the query while the tuple travels.
+    let cancelled = trace(
+        &mut ring,
+        requester,
+        Event::Cancel { op: OpId(2) },
+        2,
+        nothing,
+    );
+    assert_eq!(cancelled.replies, vec![]);
+    let mut arrived = Vec::new();
+    for (from, command) in asked.held {
+        let Command::Send { to, msg, epoch } = command else {
+            unreachable!("held messages")
+        };
+        let event = Event::Message { from, msg, epoch };
+        arrived.extend(trace(&mut ring, to, event, 3, nothing).replies);
+    }
+    let new = match &arrived[..] {
+        [(OpId(2), Reply::Cancelled { returned })] if returned.len() == 1 => {
+            assert_eq!(returned[0].0, old);
+            returned[0].1
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(new, old);
+    let held = ring.peers.iter().find(|p| p.id() == primary).unwrap();
+    assert_eq!(held.primary_ids(), vec![new]);
+    assert_eq!(ring.counts(), (1, 1));
+}
+
+#[test]
+fn an_out_from_a_non_primary_is_acknowledged_when_the_replica_confirms_to_its_origin() {
+    let t = tuple("job", 1);
+    let mut ring = Small::new(&IDS);
+    let primary = ring.view.owner(Keyspace::default().index_of(&t)).unwrap();
+    let replica = ring.view.successors(primary, 1)[0];
+    let writer = IDS
+        .into_iter()
+        .find(|&p| p != primary && p != replica)
+        .unwrap();
+    let is_copied = |m: &Msg| matches!(m, Msg::Copied { .. });
+    let written = trace(&mut ring, writer, client(1, out(&t)), 0, is_copied);
+    // Stored at the primary, but no acknowledgement before the replica's.
+    assert_eq!(written.replies, vec![]);
+    assert_eq!(written.sent, ["Route", "Replicate", "Stored"]);
+    assert_eq!(written.held.len(), 1);
+    assert_eq!(ring.counts(), (1, 1));
+    let (from, command) = written.held.into_iter().next().unwrap();
+    let Command::Send { to, msg, epoch } = command else {
+        unreachable!("held messages")
+    };
+    assert_eq!(to, writer, "the replica confirms to the origin");
+    let confirmed = trace(
+        &mut ring,
+        to,
+        Event::Message { from, msg, epoch },
+        1,
+        nothing,
+    );
+    assert!(matches!(
+        confirmed.replies[..],
+        [(OpId(1), Reply::Stored { hops: 1, .. })]
+    ));
+    assert_eq!(confirmed.sent, Vec::<&str>::new());
+}
+
+#[test]
+fn an_out_at_its_primary_waits_for_the_replica_only() {
+    let t = tuple("job", 1);
+    let mut ring = Small::new(&IDS);
+    let primary = ring.view.owner(Keyspace::default().index_of(&t)).unwrap();
+    let written = trace(&mut ring, primary, client(1, out(&t)), 0, nothing);
+    assert!(matches!(
+        written.replies[..],
+        [(OpId(1), Reply::Stored { hops: 0, .. })]
+    ));
+    assert_eq!(written.sent, ["Replicate", "Copied"]);
+    assert_eq!(ring.counts(), (1, 1));
+}
+
+#[test]
+fn a_replica_gone_before_it_confirms_is_not_waited_for() {
+    let t = tuple("job", 1);
+    let mut ring = Small::new(&IDS);
+    let primary = ring.view.owner(Keyspace::default().index_of(&t)).unwrap();
+    let replica = ring.view.successors(primary, 1)[0];
+    let writer = IDS
+        .into_iter()
+        .find(|&p| p != primary && p != replica)
+        .unwrap();
+    let to_replica = |m: &Msg| matches!(m, Msg::Replicate { .. });
+    let written = trace(&mut ring, writer, client(1, out(&t)), 0, to_replica);
+    assert_eq!(written.replies, vec![]);
+    // The replica crashes with the copy on its way; the view drops it.
+    ring.peers.retain(|p| p.id() != replica);
+    ring.view.remove(replica);
+    let replies = ring.change(replica, 1);
+    assert!(
+        replies
+            .iter()
+            .any(|r| matches!(r, (OpId(1), Reply::Stored { .. }))),
+        "{replies:?}"
+    );
+}
