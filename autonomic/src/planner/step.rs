@@ -299,10 +299,12 @@ impl<'a> Step<'a> {
     /// `deadline`; `false` if even all that help do not. A small search,
     /// as for a fixed fleet: machines added one at a time, the best class
     /// by cost per task first, or one class first (to its max) and then
-    /// the others, or one class alone to its max; of the mixes that meet
-    /// the deadline the one projected cheapest in all (boots and billing
-    /// granularity counted), and of those within 2% of it the one
-    /// finishing first.
+    /// the others, or one class alone to its max. On each path the first
+    /// mix that meets the deadline is a candidate, and so is any wider one
+    /// after it that costs no more (more per-hour machines may pay fewer
+    /// hours); of the candidates the one projected cheapest in all (boots
+    /// and billing granularity counted), and of those within 2% of it the
+    /// one finishing first.
     pub fn cheapest_meeting(&self, deadline: Secs) -> (Extra, bool) {
         let order = self.order();
         let mut firsts: Vec<Option<usize>> = vec![None];
@@ -311,12 +313,13 @@ impl<'a> Step<'a> {
         let mut fallback = self.none();
         for first in firsts {
             let mut extra = self.none();
+            // The cheapest mix of this path so far that meets the deadline.
+            let mut meeting: Option<f64> = None;
             loop {
-                let finish = self.finish(&extra, &[]);
-                if finish <= deadline {
-                    let (_, cost) = self.project(&extra, &[], None);
-                    found.push((extra, finish, cost));
-                    break;
+                let (finish, cost) = self.project(&extra, &[], None);
+                if finish <= deadline && meeting.is_none_or(|least| cost <= least + 1e-9) {
+                    meeting = Some(cost);
+                    found.push((extra.clone(), finish, cost));
                 }
                 let pick = first
                     .into_iter()
@@ -325,7 +328,7 @@ impl<'a> Step<'a> {
                 match pick {
                     Some(c) => extra[c] += 1,
                     None => {
-                        if first.is_none() {
+                        if first.is_none() && meeting.is_none() {
                             fallback = extra;
                         }
                         break;

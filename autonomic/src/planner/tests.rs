@@ -568,3 +568,25 @@ fn the_cheapest_fleet_in_all_wins_over_the_cheapest_per_task() {
         ]
     );
 }
+
+#[test]
+fn more_per_hour_machines_for_fewer_paid_hours_when_that_costs_less() {
+    // 1,000 tasks of 30 s and a 90-minute deadline: four hourly machines
+    // meet it (1h25m) but run into a second paid hour ($8); seven finish
+    // within the first ($7).
+    let p = Policy::parse(
+        "test.toml",
+        "[objective]\ndeadline = \"90m\"\n\
+         [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\
+         [[resources]]\nname = \"hourly\"\nprovider = \"local\"\nprice_per_hour = 1.0\nbilling = \"per-hour\"\nboot_time = \"1m\"\nmax = 20\n",
+    )
+    .unwrap();
+    let mut snap = snapshot(0.0, 1000, 0, campus());
+    snap.estimates.truncate(2);
+    assert_eq!(
+        plan(&p, &snap),
+        [
+            "+7 hourly: projected 4h10m > deadline 1h30m less a margin of 4m40s (the last tasks at their p80 duration); with them 56m50s, about $7.00 in all"
+        ]
+    );
+}
