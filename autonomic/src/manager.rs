@@ -255,11 +255,13 @@ impl Manager {
     pub fn step(&mut self, now: Secs, tasks: Tasks, provider: &mut dyn Provider) -> Vec<Decision> {
         self.collect_gone(now, provider);
         let snapshot = self.snapshot(now, tasks);
+        // Recorded already, when the machines were found gone.
         let mut decisions = std::mem::take(&mut self.unseen);
         let planned = self.planner.plan(&self.policy, &snapshot);
-        decisions.extend(self.queued_instead(now, &planned, provider));
-        decisions.extend(planned);
-        self.execute(now, decisions, provider)
+        let mut fresh = self.queued_instead(now, &planned, provider);
+        fresh.extend(planned);
+        decisions.extend(self.execute(now, fresh, provider));
+        decisions
     }
 
     /// Has `provider` carry out `decisions` (the planner's, or a baseline's
@@ -669,7 +671,11 @@ mod tests {
                 ..
             }
         ));
-        assert!(m.decisions().contains(&next[0]));
+        assert_eq!(
+            m.decisions().iter().filter(|d| **d == next[0]).count(),
+            1,
+            "recorded once"
+        );
         assert!(
             next[1..].iter().any(|d| d.reason.starts_with("+1 hpc")),
             "replaced: {next:?}"
