@@ -136,14 +136,24 @@ impl<'a> Step<'a> {
         r.limit().saturating_sub(self.paying(class) + extra[class])
     }
 
-    /// What one task costs on `class` (price per slot-second at its speed).
+    /// What one task costs on `class` (price per slot-second at its speed,
+    /// and for a preemptible class the work it loses counted).
     fn cost_per_task(&self, class: usize) -> f64 {
         let r = &self.policy.resources[class];
         let duration = match &self.estimates {
             Some(e) => e[class],
             None => 1.0 / r.speed,
         };
-        r.price_per_hour * duration / r.slots as f64
+        r.price_per_hour * duration / r.slots as f64 / self.useful(class).max(f64::MIN_POSITIVE)
+    }
+
+    /// The share of a machine of `class`'s time that does work kept: less
+    /// than 1 for a preemptible class ([`Resource::useful`]).
+    ///
+    /// [`Resource::useful`]: crate::policy::Resource::useful
+    fn useful(&self, class: usize) -> f64 {
+        let task = self.estimates.as_ref().map_or(0.0, |e| e[class]);
+        self.policy.resources[class].useful(task)
     }
 
     /// Classes that may be started, the best first: private, then by cost per
@@ -154,7 +164,8 @@ impl<'a> Step<'a> {
             .filter(|&c| r[c].provider != ProviderKind::Static)
             .collect();
         let rate = |c: usize| {
-            r[c].slots as f64 / self.estimates.as_ref().map_or(1.0 / r[c].speed, |e| e[c])
+            r[c].slots as f64 * self.useful(c)
+                / self.estimates.as_ref().map_or(1.0 / r[c].speed, |e| e[c])
         };
         order.sort_by(|&a, &b| {
             (!r[a].is_private())
@@ -192,7 +203,9 @@ impl<'a> Step<'a> {
     }
 
     /// Projected finish and total spend with `extra` added and `gone` removed.
-    /// With a `budget`, paid machines stop when it runs out: per-second ones
+    /// A preemptible machine works at the share of its rate that is kept
+    /// (taken back, it is replaced). With a `budget`, paid machines stop
+    /// when it runs out: per-second ones
     /// when the money left is burnt, per-hour ones at the end of the hours
     /// paid (a new one pays its first hour up front). The finish is the fluid
     /// finish plus the overrun of the last tasks on the slowest class in use,
@@ -259,7 +272,7 @@ impl<'a> Step<'a> {
             .map(|&(class, ready, requested)| Capacity {
                 ready,
                 until: until(class, requested),
-                rate: r[class].slots as f64 / estimates[class],
+                rate: r[class].slots as f64 * self.useful(class) / estimates[class],
             })
             .collect();
         let work = self.work();

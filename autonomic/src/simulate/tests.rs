@@ -327,3 +327,48 @@ fn a_small_sweep_keeps_every_budget_and_meets_the_feasible_deadlines() {
         summary.table()
     );
 }
+
+#[test]
+fn preempted_machines_lose_their_tasks_to_a_new_attempt_and_are_replaced() {
+    // Spot machines at a quarter of the price, taken back after 10 minutes
+    // on average: the deadline is planned on them, each one taken back is
+    // a decision, its tasks run again, and every task finishes.
+    let p = Policy::parse(
+        "p.toml",
+        "[objective]\ndeadline = \"30m\"\n[scaling]\ntask_estimate = \"30s\"\n\
+         [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 4\n\
+         [[resources]]\nname = \"cloud.small\"\nprovider = \"local\"\nprice_per_hour = 0.10\nboot_time = \"30s\"\nmax = 40\n\
+         [[resources]]\nname = \"spot\"\nprovider = \"local\"\nprice_per_hour = 0.025\nboot_time = \"30s\"\nmax = 40\n\
+         preemptible = true\nmean_time_to_preemption = \"10m\"\n",
+    )
+    .unwrap();
+    let w = workload(2000);
+    let r = run(&p, &w, 1);
+    assert!(r.finished);
+    assert_eq!(r.deadline_met, Some(true), "makespan {}", r.makespan_s);
+    let lost = r
+        .decisions
+        .iter()
+        .filter(|d| d.reason.contains("lost: preempted by the provider"))
+        .count() as u64;
+    assert!(r.preemptions > 0);
+    assert_eq!(lost, r.preemptions, "each machine taken back is a decision");
+    assert!(
+        r.stopped_tasks > 0,
+        "tasks lost with their machine run again"
+    );
+    let spot_started: u32 = r
+        .decisions
+        .iter()
+        .filter_map(|d| match &d.action {
+            Action::Start { class, count } if class == "spot" => Some(*count),
+            _ => None,
+        })
+        .sum();
+    assert!(
+        u64::from(spot_started) > r.preemptions,
+        "spot machines are preferred and replaced: {spot_started} started"
+    );
+    assert_eq!(run(&p, &w, 1), r, "preemptions are seeded");
+    assert!(r.cost >= r.oracle_cost);
+}
