@@ -372,3 +372,44 @@ fn preempted_machines_lose_their_tasks_to_a_new_attempt_and_are_replaced() {
     assert_eq!(run(&p, &w, 1), r, "preemptions are seeded");
     assert!(r.cost >= r.oracle_cost);
 }
+
+#[test]
+fn a_grid_may_draw_preemptible_classes_and_without_the_key_draws_as_before() {
+    let plain = sweep::Grid::parse("grid.toml", SMALL_GRID).unwrap();
+    let spot = format!("{SMALL_GRID}preemptible = [\"0s\", \"30m\"]\n");
+    let spot = sweep::Grid::parse("grid.toml", &spot).unwrap();
+    let names =
+        |g: &sweep::Grid| -> Vec<String> { g.scenarios().into_iter().map(|s| s.name).collect() };
+    assert_eq!(
+        names(&plain)[0],
+        "s00 100 lognormal 30s cv0.5 priv2 paid2 budget"
+    );
+    assert!(
+        plain
+            .scenarios()
+            .iter()
+            .all(|s| s.policy.resources.iter().all(|r| !r.preemptible))
+    );
+    let drawn: Vec<sweep::Scenario> = spot.scenarios();
+    let preemptible = drawn
+        .iter()
+        .filter(|s| s.policy.resources.iter().any(|r| r.preemptible))
+        .count();
+    assert!(
+        preemptible > 0 && preemptible < drawn.len(),
+        "{preemptible}"
+    );
+    assert!(
+        drawn
+            .iter()
+            .all(|s| s.name.contains(" spot") == s.policy.resources.iter().any(|r| r.preemptible))
+    );
+    let bad = format!("{SMALL_GRID}preemptible = [\"soon\"]\n");
+    let message = sweep::Grid::parse("grid.toml", &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("preemptible: expected a duration like \"30m\" (\"0s\": not preemptible), found \"soon\""),
+        "{message}"
+    );
+}
