@@ -19,7 +19,7 @@ fn every_example_policy_parses() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 6);
+    assert_eq!(seen, 7);
 }
 
 #[test]
