@@ -324,7 +324,7 @@ impl Manager {
                 id,
                 format!("lost: {why}; its tasks run again elsewhere"),
             );
-            tracing::warn!(target: "halley::autonomic", "{decision}");
+            tracing::info!(target: "halley::autonomic", "{decision}");
             self.decisions.push(decision.clone());
             self.unseen.push(decision);
         }
