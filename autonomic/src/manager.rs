@@ -513,6 +513,7 @@ mod tests {
         running: 2,
         done: 0,
         stages_ahead: 0,
+        due: None,
     };
 
     #[test]
@@ -626,6 +627,7 @@ mod tests {
         running: 0,
         done: 0,
         stages_ahead: 0,
+        due: None,
     };
 
     #[test]

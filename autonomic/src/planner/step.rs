@@ -3,7 +3,7 @@
 
 use crate::clock::{HOUR, Secs};
 use crate::estimate::{Spread, billed, into_hour};
-use crate::machine::{Machine, MachineId, MachineState, Snapshot};
+use crate::machine::{Machine, MachineId, MachineState, Snapshot, Tasks};
 use crate::planner::project::{Capacity, fluid_finish};
 use crate::policy::{Billing, Policy, ProviderKind};
 
@@ -23,6 +23,10 @@ pub struct Step<'a> {
     pub spread: Spread,
     /// The chance a projected finish is allowed to be late.
     pub miss: f64,
+    /// The tasks planned for: the job's, or a stage's ([`Step::due`]).
+    pub tasks: Tasks,
+    /// The deadline they are planned for.
+    pub deadline: Option<Secs>,
 }
 
 /// The chance the projected finish is allowed to be late: projections are
@@ -60,18 +64,35 @@ impl<'a> Step<'a> {
             },
             spread: snap.spread.unwrap_or(Spread { mean: 1.0, cv: 1.0 }),
             miss: MISS,
+            tasks: snap.tasks,
+            deadline: policy.objective.deadline,
         }
+    }
+
+    /// The step for the tasks due before the job's deadline (a workflow
+    /// stage's): those alone, no stage after them, planned for their due
+    /// time (the job's deadline if sooner).
+    pub fn due(&self) -> Option<Step<'a>> {
+        let due = self.tasks.due?;
+        let at = self.deadline.map_or(due.at, |d| d.min(due.at));
+        Some(Step {
+            tasks: Tasks {
+                queued: due.queued,
+                running: due.running,
+                done: self.tasks.done,
+                stages_ahead: 0,
+                due: None,
+            },
+            deadline: Some(at),
+            ..self.clone()
+        })
     }
 
     /// The margin kept between the projected finish and the deadline when
     /// scaling out (twice that when scaling in): two planning intervals and
     /// a twentieth of the time left.
     pub fn margin(&self) -> Secs {
-        let left = self
-            .policy
-            .objective
-            .deadline
-            .map_or(0.0, |d| (d - self.snap.now).max(0.0));
+        let left = self.deadline.map_or(0.0, |d| (d - self.snap.now).max(0.0));
         2.0 * self.policy.scaling.interval + 0.05 * left
     }
 
@@ -193,7 +214,7 @@ impl<'a> Step<'a> {
 
     /// Tasks left: the queued and half the running.
     fn work(&self) -> f64 {
-        self.snap.tasks.queued as f64 + self.snap.tasks.running as f64 / 2.0
+        self.tasks.queued as f64 + self.tasks.running as f64 / 2.0
     }
 
     /// Projected finish with `extra` added and `gone` removed, every machine
@@ -277,7 +298,7 @@ impl<'a> Step<'a> {
             .collect();
         let work = self.work();
         let slots: f64 = machines.iter().map(|m| f64::from(r[m.0].slots)).sum();
-        let at_once = slots.min((self.snap.tasks.queued + self.snap.tasks.running) as f64);
+        let at_once = slots.min((self.tasks.queued + self.tasks.running) as f64);
         let mut used = vec![false; r.len()];
         for m in &machines {
             used[m.0] = true;
@@ -286,7 +307,7 @@ impl<'a> Step<'a> {
             (0..r.len()).filter(|&c| used[c]).map(f).fold(0.0, f64::max)
         };
         let overrun = worst(&|c| self.overrun(c, at_once));
-        let stages = worst(&|c| self.tail(c, at_once)) * f64::from(self.snap.tasks.stages_ahead);
+        let stages = worst(&|c| self.tail(c, at_once)) * f64::from(self.tasks.stages_ahead);
         let finish = if work == 0.0 {
             now
         } else {
@@ -436,12 +457,13 @@ impl<'a> Step<'a> {
     /// With a deadline and work queued: the running paid per-second
     /// machine (without `gone`) that costs most per task (newest on ties),
     /// if the projected finish without it and `gone` stays within the
-    /// deadline less twice the scale-out margin; with that finish. The
+    /// deadline less twice the scale-out margin (and a stage due sooner
+    /// within its own); with that finish. The
     /// wider margin in than out keeps a machine released now from being
     /// bought back later, after a boot.
     pub fn surplus(&self, gone: &[MachineId]) -> Option<(&'a Machine, Secs)> {
-        let deadline = self.policy.objective.deadline?;
-        if self.estimates.is_none() || self.snap.tasks.queued == 0 {
+        let deadline = self.deadline?;
+        if self.estimates.is_none() || self.tasks.queued == 0 {
             return None;
         }
         let m = self
@@ -457,7 +479,12 @@ impl<'a> Step<'a> {
         without.push(m.id);
         let slack = 2.0 * self.margin();
         let finish = self.finish(&self.none(), &without);
-        (finish <= deadline - slack).then_some((m, finish))
+        let stage_spares = self.due().is_none_or(|stage| {
+            let due = stage.deadline.unwrap_or(Secs::INFINITY);
+            stage.tasks.queued == 0
+                || stage.finish(&stage.none(), &without) <= due - 2.0 * stage.margin()
+        });
+        (finish <= deadline - slack && stage_spares).then_some((m, finish))
     }
 
     /// Seconds until a per-hour machine's next hour is charged.
@@ -472,12 +499,16 @@ impl<'a> Step<'a> {
     }
 
     /// Whether a per-hour machine earns another hour: work is queued, the
-    /// budget affords it, and without it the deadline would be missed or
-    /// nearly (within a tenth of the time left).
+    /// budget affords it, and without it the deadline (or a stage's due
+    /// sooner) would be missed or nearly (within the scale-out margin).
     pub fn needed_another_hour(&self, m: &Machine, gone: &[MachineId]) -> bool {
+        self.needs_hour(m, gone) || self.due().is_some_and(|stage| stage.needs_hour(m, gone))
+    }
+
+    fn needs_hour(&self, m: &Machine, gone: &[MachineId]) -> bool {
         let objective = &self.policy.objective;
         let price = self.policy.resources[m.class].price_per_hour;
-        if self.snap.tasks.queued == 0
+        if self.tasks.queued == 0
             || objective
                 .budget
                 .is_some_and(|b| self.snap.spent + price > b + 1e-9)
@@ -487,7 +518,7 @@ impl<'a> Step<'a> {
         let mut without = gone.to_vec();
         without.push(m.id);
         // The scale-out margin as slack: an hour not renewed costs nothing.
-        objective.deadline.is_none_or(|d| {
+        self.deadline.is_none_or(|d| {
             let slack = self.margin();
             self.finish(&self.none(), &without) > d - slack
         })

@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::estimate::Spread;
-use crate::machine::{Machine, Tasks};
+use crate::machine::{Due, Machine, Tasks};
 
 const CLASSES: &str = r#"
 [[resources]]
@@ -73,6 +73,7 @@ fn snapshot(now: Secs, queued: u64, running: u64, mut machines: Vec<Machine>) ->
             running,
             done: 0,
             stages_ahead: 0,
+            due: None,
         },
         machines,
         estimates: vec![Some(30.0); 3],
@@ -281,6 +282,7 @@ fn hysteresis_holds_idle_machines_through_the_cooldown() {
         running: 2,
         done: 20,
         stages_ahead: 0,
+        due: None,
     };
     snap.machines
         .extend((1..=9).map(|id| machine(id, SMALL, MachineState::Running, 0.0, 0)));
@@ -380,6 +382,63 @@ fn each_stage_ahead_adds_a_tail_to_the_projected_finish() {
         [
             "+6 cloud.small: projected 26m30s > deadline 10m00s less a margin of 40s (the last tasks at their p80 duration); with them 8m30s, about $0.31 in all"
         ]
+    );
+}
+
+/// A running stage of `queued` tasks due at `at`.
+fn due(at: Secs, queued: u64, running: u64) -> Option<Due> {
+    Some(Due {
+        at,
+        queued,
+        running,
+    })
+}
+
+#[test]
+fn a_stage_due_before_the_job_gets_machines_for_its_own_tasks() {
+    // 200 tasks of 30 s: the campus alone finishes them in 50m00s, inside
+    // the job's 2h. The running stage's 100 of them are due at 10m00s:
+    // the machines of the tight deadline above, for them.
+    let p = policy("[objective]\ndeadline = \"2h\"");
+    let mut snap = snapshot(0.0, 200, 0, campus());
+    assert!(plan(&p, &snap).is_empty());
+    snap.tasks.due = due(600.0, 100, 0);
+    assert_eq!(
+        plan(&p, &snap),
+        [
+            "+5 cloud.small: the running stage's tasks: projected 25m30s > deadline 10m00s less a margin of 40s (the last tasks at their p80 duration); with them 8m21s, about $0.25 in all"
+        ]
+    );
+    // With no objective of the job's own, the stage's alone.
+    let none = policy("");
+    assert_eq!(
+        plan(&none, &snap),
+        [
+            "+5 cloud.small: the running stage's tasks: projected 25m30s > deadline 10m00s less a margin of 40s (the last tasks at their p80 duration); with them 8m21s, about $0.25 in all"
+        ]
+    );
+    // A job's deadline sooner than the stage's is the one planned for.
+    let sooner = policy("[objective]\ndeadline = \"8m\"");
+    snap.tasks.due = due(600.0, 50, 0);
+    let job = plan(&sooner, &snapshot(0.0, 200, 0, campus()));
+    assert_eq!(plan(&sooner, &snap), job);
+}
+
+#[test]
+fn a_machine_a_stage_due_soon_needs_is_not_released() {
+    // As above: at 2m50s m1 is not needed for the job's 20m00s (projected
+    // 9m20s without it). The running stage holds all 28 tasks and is due
+    // at 8m00s: kept for it (nothing more bought); due at 20m00s, released.
+    let p = policy("[objective]\ndeadline = \"20m\"");
+    let mut machines = campus();
+    machines.push(machine(1, SMALL, MachineState::Running, 0.0, 1));
+    let mut snap = snapshot(170.0, 20, 8, machines);
+    snap.tasks.due = due(480.0, 20, 8);
+    assert_eq!(plan(&p, &snap), Vec::<String>::new());
+    snap.tasks.due = due(1200.0, 20, 8);
+    assert_eq!(
+        plan(&p, &snap),
+        ["-1 cloud.small (m1): not needed for the deadline 20m00s (projected 9m20s without it)"]
     );
 }
 

@@ -129,6 +129,7 @@ impl<'a> Engine<'a> {
                 running: 0,
                 done: 0,
                 stages_ahead: 0,
+                due: None,
             },
             timeline: Vec::new(),
             peak: 0,
