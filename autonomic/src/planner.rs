@@ -369,7 +369,7 @@ impl Planner {
                 human(task),
                 human(deadline - now)
             );
-            self.report(out, now, &format!("boot:{}", r.name), why);
+            self.report_on(step, out, &format!("boot:{}", r.name), why);
         }
         let planned = if quantile < 1.0 - step::MISS {
             &median
@@ -383,7 +383,7 @@ impl Planner {
                 human(deadline),
                 human(after)
             );
-            self.report(out, now, "unreachable", why);
+            self.report_on(step, out, "unreachable", why);
         }
         match budget {
             Some(budget) if cost > budget + 1e-9 => {
@@ -393,7 +393,7 @@ impl Planner {
                          going as fast as the budget allows",
                         human(deadline)
                     );
-                    self.report(out, now, "infeasible", why);
+                    self.report_on(step, out, "infeasible", why);
                 }
                 self.fastest_within(step, budget)
             }
@@ -536,6 +536,24 @@ impl Planner {
     }
 
     /// Adds a warning once per `key`.
+    /// Reports for `step`'s tasks: a stage's ([`Step::due`]) once for each
+    /// due time, and saying so.
+    fn report_on(&mut self, step: &Step, out: &mut Vec<Decision>, key: &str, reason: String) {
+        let now = step.snap.now;
+        match (step.stage, step.deadline) {
+            (true, Some(due)) => {
+                let key = format!("stage@{due:.0}:{key}");
+                self.report(
+                    out,
+                    now,
+                    &key,
+                    format!("the running stage's tasks: {reason}"),
+                );
+            }
+            _ => self.report(out, now, key, reason),
+        }
+    }
+
     fn report(&mut self, out: &mut Vec<Decision>, at: Secs, key: &str, reason: String) {
         if self.reported.insert(key.to_string()) {
             out.push(Decision {

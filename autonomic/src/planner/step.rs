@@ -27,6 +27,8 @@ pub struct Step<'a> {
     pub tasks: Tasks,
     /// The deadline they are planned for.
     pub deadline: Option<Secs>,
+    /// Whether they are a stage's ([`Step::due`]), not the job's.
+    pub stage: bool,
 }
 
 /// The chance the projected finish is allowed to be late: projections are
@@ -66,15 +68,20 @@ impl<'a> Step<'a> {
             miss: MISS,
             tasks: snap.tasks,
             deadline: policy.objective.deadline,
+            stage: false,
         }
     }
 
     /// The step for the tasks due before the job's deadline (a workflow
     /// stage's): those alone, no stage after them, planned for their due
-    /// time (the job's deadline if sooner).
+    /// time. None when the job's deadline is as soon: the job's plan,
+    /// which counts them, meets it.
     pub fn due(&self) -> Option<Step<'a>> {
         let due = self.tasks.due?;
-        let at = self.deadline.map_or(due.at, |d| d.min(due.at));
+        if self.deadline.is_some_and(|d| d <= due.at) {
+            return None;
+        }
+        let at = due.at;
         Some(Step {
             tasks: Tasks {
                 queued: due.queued,
@@ -84,6 +91,7 @@ impl<'a> Step<'a> {
                 due: None,
             },
             deadline: Some(at),
+            stage: true,
             ..self.clone()
         })
     }

@@ -425,6 +425,38 @@ fn a_stage_due_before_the_job_gets_machines_for_its_own_tasks() {
 }
 
 #[test]
+fn a_stage_due_out_of_reach_is_reported_as_the_stage_s_not_the_job_s() {
+    // 100 tasks due at 1m30s: out of reach; the job's 2h needs nothing
+    // paid. As for a job's deadline out of reach: said (for the stage),
+    // and as fast as possible.
+    let p = policy("[objective]\ndeadline = \"2h\"");
+    let mut snap = snapshot(0.0, 100, 0, campus());
+    snap.tasks.due = due(90.0, 100, 0);
+    let mut planner = Planner::new();
+    assert_eq!(
+        reasons(&planner.plan(&p, &snap)),
+        [
+            "the running stage's tasks: the deadline 1m30s cannot be met: with every usable class at its max the projected finish is 4m30s",
+            "+10 cloud.small: the running stage's tasks: as fast as possible: projected 25m30s → 4m30s, about $4.27 in all",
+            "+4 cloud.hourly: the running stage's tasks: as fast as possible: projected 25m30s → 4m30s, about $4.27 in all"
+        ]
+    );
+    // A job's deadline sooner than the stage's: the job's plan alone, its
+    // own report (the stage's, already made, not in the way).
+    let tight = policy("[objective]\ndeadline = \"1m20s\"");
+    assert_eq!(
+        reasons(&planner.plan(&tight, &snap)),
+        [
+            "cloud.small cannot help: boot 1m00s and a 30s task > time left 1m20s",
+            "cloud.hourly cannot help: boot 1m00s and a 30s task > time left 1m20s",
+            "the deadline 1m20s cannot be met: with every usable class at its max the projected finish is 25m30s",
+            "+10 cloud.small: as fast as possible: projected 25m30s → 4m30s, about $4.27 in all",
+            "+4 cloud.hourly: as fast as possible: projected 25m30s → 4m30s, about $4.27 in all"
+        ]
+    );
+}
+
+#[test]
 fn a_machine_a_stage_due_soon_needs_is_not_released() {
     // As above: at 2m50s m1 is not needed for the job's 20m00s (projected
     // 9m20s without it). The running stage holds all 28 tasks and is due
