@@ -535,7 +535,6 @@ impl Planner {
         }
     }
 
-    /// Adds a warning once per `key`.
     /// Reports for `step`'s tasks: a stage's ([`Step::due`]) once for each
     /// due time, and saying so.
     fn report_on(&mut self, step: &Step, out: &mut Vec<Decision>, key: &str, reason: String) {
@@ -554,6 +553,7 @@ impl Planner {
         }
     }
 
+    /// Adds a warning once per `key`.
     fn report(&mut self, out: &mut Vec<Decision>, at: Secs, key: &str, reason: String) {
         if self.reported.insert(key.to_string()) {
             out.push(Decision {
