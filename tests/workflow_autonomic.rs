@@ -1,6 +1,8 @@
 //! `halley workflow` under the autonomic manager, with real worker
 //! processes: two stages of 20 × `sleep 1` (the second after the first),
-//! one private slot and a 20 s deadline that needs paid local machines.
+//! one private slot and a 20 s deadline that needs paid local machines;
+//! and a job deadline the private slot meets alone, with a stage deadline
+//! that needs paid machines for that stage.
 //! Every process of the test carries a marker in its environment, so the
 //! test can check that none is left.
 
@@ -93,6 +95,46 @@ fn paid_machines_meet_a_two_stage_deadline_and_are_released() {
     let paid = tasks.iter().filter(|t| t["resource"] == "paid").count();
     assert!(paid > 0, "no command ran on the paid class");
     assert!(summary["cost"].as_f64().unwrap() > 0.0);
+    assert_billed(&summary, "paid", PRICE_PER_SECOND);
+    assert_none_left(&marker);
+}
+
+#[test]
+fn a_stage_deadline_gets_paid_machines_the_job_deadline_does_not_need() {
+    // 40 × 1 s on the private slot: well inside the job's 10 minutes;
+    // stage `a`'s 20 are due 8 s after its release, which needs paid ones.
+    let dir = Scratch::new("wf-auto-stage-deadline");
+    let marker = format!("wf-stage-deadline-{}", std::process::id());
+    let file = dir.write(
+        "wf.toml",
+        &WORKFLOW.replacen("[stages.a]\n", "[stages.a]\ndeadline = \"8s\"\n", 1),
+    );
+    let policy = dir.write("policy.toml", &POLICY.replacen("\"20s\"", "\"10m\"", 1));
+    let out = dir.path("out");
+    let mut command = halley();
+    command
+        .arg("workflow")
+        .arg(&file)
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--out")
+        .arg(&out);
+    let code = run_marked(&mut command, &dir, &marker, Duration::from_secs(180));
+    let summary = workflow_json(&out);
+    assert_eq!(code, 0, "{summary}");
+    let decisions = summary["decisions"].as_array().unwrap();
+    let for_stage = decisions
+        .iter()
+        .filter(|d| {
+            d["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("+") && r.contains("the running stage's tasks"))
+        })
+        .count();
+    assert!(for_stage > 0, "no machine bought for the stage: {summary}");
+    let tasks = summary["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 40);
+    assert!(tasks.iter().any(|t| t["resource"] == "paid"), "{summary}");
     assert_billed(&summary, "paid", PRICE_PER_SECOND);
     assert_none_left(&marker);
 }

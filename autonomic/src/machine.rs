@@ -63,7 +63,7 @@ impl Machine {
 }
 
 /// Task counters of the job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Tasks {
     pub queued: u64,
     pub running: u64,
@@ -72,6 +72,19 @@ pub struct Tasks {
     /// (a workflow's; 0 for a bag): each waits for the last task of the one
     /// before, so each adds a tail to the finish.
     pub stages_ahead: u32,
+    /// Part of the work due before the job's deadline (a workflow stage
+    /// with a deadline of its own), planned for as well.
+    pub due: Option<Due>,
+}
+
+/// Tasks of the job due at a time of their own: a running workflow stage's
+/// unfinished tasks and its deadline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Due {
+    /// Seconds since the job started.
+    pub at: Secs,
+    pub queued: u64,
+    pub running: u64,
 }
 
 /// Everything the planner knows at one moment.

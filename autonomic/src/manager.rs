@@ -255,11 +255,13 @@ impl Manager {
     pub fn step(&mut self, now: Secs, tasks: Tasks, provider: &mut dyn Provider) -> Vec<Decision> {
         self.collect_gone(now, provider);
         let snapshot = self.snapshot(now, tasks);
+        // Recorded already, when the machines were found gone.
         let mut decisions = std::mem::take(&mut self.unseen);
         let planned = self.planner.plan(&self.policy, &snapshot);
-        decisions.extend(self.queued_instead(now, &planned, provider));
-        decisions.extend(planned);
-        self.execute(now, decisions, provider)
+        let mut fresh = self.queued_instead(now, &planned, provider);
+        fresh.extend(planned);
+        decisions.extend(self.execute(now, fresh, provider));
+        decisions
     }
 
     /// Has `provider` carry out `decisions` (the planner's, or a baseline's
@@ -322,7 +324,7 @@ impl Manager {
                 id,
                 format!("lost: {why}; its tasks run again elsewhere"),
             );
-            tracing::warn!(target: "halley::autonomic", "{decision}");
+            tracing::info!(target: "halley::autonomic", "{decision}");
             self.decisions.push(decision.clone());
             self.unseen.push(decision);
         }
@@ -511,6 +513,7 @@ mod tests {
         running: 2,
         done: 0,
         stages_ahead: 0,
+        due: None,
     };
 
     #[test]
@@ -624,6 +627,7 @@ mod tests {
         running: 0,
         done: 0,
         stages_ahead: 0,
+        due: None,
     };
 
     #[test]
@@ -669,7 +673,11 @@ mod tests {
                 ..
             }
         ));
-        assert!(m.decisions().contains(&next[0]));
+        assert_eq!(
+            m.decisions().iter().filter(|d| **d == next[0]).count(),
+            1,
+            "recorded once"
+        );
         assert!(
             next[1..].iter().any(|d| d.reason.starts_with("+1 hpc")),
             "replaced: {next:?}"

@@ -97,7 +97,10 @@ impl Planner {
         let step = Step::new(policy, snap, &failed);
         let mut stopped = self.hard_stops(&step, &failed, &mut out);
         let objective = &policy.objective;
-        let extra = if objective.deadline.is_none() && objective.budget.is_none() {
+        let extra = if objective.deadline.is_none()
+            && objective.budget.is_none()
+            && snap.tasks.due.is_none()
+        {
             self.workload(&step)
         } else if step.estimates.is_none() {
             self.learn(&step, &mut out)
@@ -286,11 +289,32 @@ impl Planner {
         (extra.iter().any(|&n| n > 0)).then_some((extra, why))
     }
 
-    /// Deadline and/or budget: what to add, and the warnings on the way.
+    /// Deadline and/or budget, and a stage due sooner ([`Step::due`]):
+    /// what the job's plan adds, and more of a class if the stage's wants
+    /// more; with the warnings on the way.
     fn objective(&mut self, step: &Step, out: &mut Vec<Decision>) -> Option<(Vec<u32>, String)> {
+        let job = self.meet(step, out);
+        let Some(stage) = step.due() else {
+            return job;
+        };
+        let Some((more, why)) = self.meet(&stage, out) else {
+            return job;
+        };
+        let mut extra = job.as_ref().map_or_else(|| step.none(), |(e, _)| e.clone());
+        if more.iter().zip(&extra).all(|(m, e)| m <= e) {
+            return job;
+        }
+        for (e, m) in extra.iter_mut().zip(&more) {
+            *e = (*e).max(*m);
+        }
+        Some((extra, format!("the running stage's tasks: {why}")))
+    }
+
+    /// What to add for `step`'s deadline and/or the budget.
+    fn meet(&mut self, step: &Step, out: &mut Vec<Decision>) -> Option<(Vec<u32>, String)> {
         let now = step.snap.now;
         let budget = step.policy.objective.budget;
-        let Some(deadline) = step.policy.objective.deadline else {
+        let Some(deadline) = step.deadline else {
             let budget = budget?;
             let plan = self.fastest_within(step, budget);
             let extra = plan
@@ -345,7 +369,7 @@ impl Planner {
                 human(task),
                 human(deadline - now)
             );
-            self.report(out, now, &format!("boot:{}", r.name), why);
+            self.report_on(step, out, &format!("boot:{}", r.name), why);
         }
         let planned = if quantile < 1.0 - step::MISS {
             &median
@@ -359,7 +383,7 @@ impl Planner {
                 human(deadline),
                 human(after)
             );
-            self.report(out, now, "unreachable", why);
+            self.report_on(step, out, "unreachable", why);
         }
         match budget {
             Some(budget) if cost > budget + 1e-9 => {
@@ -369,7 +393,7 @@ impl Planner {
                          going as fast as the budget allows",
                         human(deadline)
                     );
-                    self.report(out, now, "infeasible", why);
+                    self.report_on(step, out, "infeasible", why);
                 }
                 self.fastest_within(step, budget)
             }
@@ -508,6 +532,24 @@ impl Planner {
                 m.id,
                 why,
             ));
+        }
+    }
+
+    /// Reports for `step`'s tasks: a stage's ([`Step::due`]) once for each
+    /// due time, and saying so.
+    fn report_on(&mut self, step: &Step, out: &mut Vec<Decision>, key: &str, reason: String) {
+        let now = step.snap.now;
+        match (step.stage, step.deadline) {
+            (true, Some(due)) => {
+                let key = format!("stage@{due:.0}:{key}");
+                self.report(
+                    out,
+                    now,
+                    &key,
+                    format!("the running stage's tasks: {reason}"),
+                );
+            }
+            _ => self.report(out, now, key, reason),
         }
     }
 

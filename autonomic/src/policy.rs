@@ -95,6 +95,14 @@ pub struct Resource {
     /// Prior speed relative to 1.0, until measured.
     #[serde(default = "unit")]
     pub speed: f64,
+    /// The provider may take a machine back at any time (spot, preemptible
+    /// instances): its running tasks are lost and run again.
+    #[serde(default)]
+    pub preemptible: bool,
+    /// With `preemptible`: how long a machine runs on average before it is
+    /// taken back.
+    #[serde(default, deserialize_with = "some_secs")]
+    pub mean_time_to_preemption: Option<Secs>,
     /// `command`: prints the new machine's id.
     pub start: Option<String>,
     /// `command`: stops the machine named by `HALLEY_ID`.
@@ -143,6 +151,19 @@ impl Resource {
     /// Free to use: the manager fills these first.
     pub fn is_private(&self) -> bool {
         self.price_per_hour == 0.0
+    }
+
+    /// The share of a machine's billed time that does work that is kept:
+    /// 1 unless preemptible; then, with machines replaced as they are taken
+    /// back, each life of `mean_time_to_preemption` on average comes after
+    /// a boot and loses the task it runs (half a `task` on average).
+    pub fn useful(&self, task: Secs) -> f64 {
+        match self.mean_time_to_preemption {
+            Some(life) if self.preemptible => {
+                ((life - task / 2.0) / (life + self.boot_time)).clamp(0.0, 1.0)
+            }
+            _ => 1.0,
+        }
     }
 
     /// The most machines of this class that may run at once.
@@ -274,6 +295,34 @@ impl Policy {
                         return bad(field("max"), "expected the most machines at once (max = 4)");
                     }
                 }
+            }
+            match (r.preemptible, r.mean_time_to_preemption) {
+                (true, _) if r.provider == ProviderKind::Static => {
+                    return bad(
+                        field("preemptible"),
+                        "not used by provider \"static\" (workers that exist already)",
+                    );
+                }
+                (true, None) => {
+                    return bad(
+                        field("mean_time_to_preemption"),
+                        "a preemptible class needs how long a machine runs on average before \
+                         it is taken back (mean_time_to_preemption = \"2h\")",
+                    );
+                }
+                (true, Some(t)) if t <= 0.0 => {
+                    return bad(
+                        field("mean_time_to_preemption"),
+                        "expected a duration above 0",
+                    );
+                }
+                (false, Some(_)) => {
+                    return bad(
+                        field("mean_time_to_preemption"),
+                        "only for a class with preemptible = true",
+                    );
+                }
+                _ => {}
             }
             let command = r.provider == ProviderKind::Command;
             for (name, value) in [("start", &r.start), ("stop", &r.stop)] {

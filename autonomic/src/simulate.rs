@@ -37,6 +37,8 @@ pub struct Report {
     /// Tasks stopped with their machine and run again (rather than overspend
     /// or pay another hour): attempts, not failures.
     pub stopped_tasks: u64,
+    /// Preemptible machines the provider took back (their tasks ran again).
+    pub preemptions: u64,
     /// The least any policy could pay to finish by the deadline (or, without
     /// one, as soon as this run did): perfect knowledge, perfect packing.
     pub oracle_cost: f64,

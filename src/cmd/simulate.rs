@@ -161,6 +161,12 @@ fn table(policy: &Policy, r: &Report) -> String {
         .map_or("none".into(), |b| format!("${b:.2}"));
     out += &format!("budget         {budget:<10} {}\n", met(r.budget_met));
     out += &format!("peak workers   {}\n", r.peak_workers);
+    if r.preemptions > 0 || r.stopped_tasks > 0 {
+        out += &format!(
+            "taken back     {} machines preempted; {} tasks stopped and run again\n",
+            r.preemptions, r.stopped_tasks
+        );
+    }
     out += &format!("decisions      {}\n", r.decisions.len());
     for d in &r.decisions {
         out += &format!("  {d}\n");

@@ -29,7 +29,7 @@ pub mod results;
 pub mod running;
 
 pub use managed::{MachineRecord, ManagedPool};
-pub use pool::WorkerPool;
+pub use pool::{StageDue, WorkerPool};
 pub use progress::Display;
 pub use results::{Results, with_pending};
 

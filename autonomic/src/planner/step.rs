@@ -3,7 +3,7 @@
 
 use crate::clock::{HOUR, Secs};
 use crate::estimate::{Spread, billed, into_hour};
-use crate::machine::{Machine, MachineId, MachineState, Snapshot};
+use crate::machine::{Machine, MachineId, MachineState, Snapshot, Tasks};
 use crate::planner::project::{Capacity, fluid_finish};
 use crate::policy::{Billing, Policy, ProviderKind};
 
@@ -23,6 +23,12 @@ pub struct Step<'a> {
     pub spread: Spread,
     /// The chance a projected finish is allowed to be late.
     pub miss: f64,
+    /// The tasks planned for: the job's, or a stage's ([`Step::due`]).
+    pub tasks: Tasks,
+    /// The deadline they are planned for.
+    pub deadline: Option<Secs>,
+    /// Whether they are a stage's ([`Step::due`]), not the job's.
+    pub stage: bool,
 }
 
 /// The chance the projected finish is allowed to be late: projections are
@@ -60,18 +66,41 @@ impl<'a> Step<'a> {
             },
             spread: snap.spread.unwrap_or(Spread { mean: 1.0, cv: 1.0 }),
             miss: MISS,
+            tasks: snap.tasks,
+            deadline: policy.objective.deadline,
+            stage: false,
         }
+    }
+
+    /// The step for the tasks due before the job's deadline (a workflow
+    /// stage's): those alone, no stage after them, planned for their due
+    /// time. None when the job's deadline is as soon: the job's plan,
+    /// which counts them, meets it.
+    pub fn due(&self) -> Option<Step<'a>> {
+        let due = self.tasks.due?;
+        if self.deadline.is_some_and(|d| d <= due.at) {
+            return None;
+        }
+        let at = due.at;
+        Some(Step {
+            tasks: Tasks {
+                queued: due.queued,
+                running: due.running,
+                done: self.tasks.done,
+                stages_ahead: 0,
+                due: None,
+            },
+            deadline: Some(at),
+            stage: true,
+            ..self.clone()
+        })
     }
 
     /// The margin kept between the projected finish and the deadline when
     /// scaling out (twice that when scaling in): two planning intervals and
     /// a twentieth of the time left.
     pub fn margin(&self) -> Secs {
-        let left = self
-            .policy
-            .objective
-            .deadline
-            .map_or(0.0, |d| (d - self.snap.now).max(0.0));
+        let left = self.deadline.map_or(0.0, |d| (d - self.snap.now).max(0.0));
         2.0 * self.policy.scaling.interval + 0.05 * left
     }
 
@@ -136,14 +165,24 @@ impl<'a> Step<'a> {
         r.limit().saturating_sub(self.paying(class) + extra[class])
     }
 
-    /// What one task costs on `class` (price per slot-second at its speed).
+    /// What one task costs on `class` (price per slot-second at its speed,
+    /// and for a preemptible class the work it loses counted).
     fn cost_per_task(&self, class: usize) -> f64 {
         let r = &self.policy.resources[class];
         let duration = match &self.estimates {
             Some(e) => e[class],
             None => 1.0 / r.speed,
         };
-        r.price_per_hour * duration / r.slots as f64
+        r.price_per_hour * duration / r.slots as f64 / self.useful(class).max(f64::MIN_POSITIVE)
+    }
+
+    /// The share of a machine of `class`'s time that does work kept: less
+    /// than 1 for a preemptible class ([`Resource::useful`]).
+    ///
+    /// [`Resource::useful`]: crate::policy::Resource::useful
+    fn useful(&self, class: usize) -> f64 {
+        let task = self.estimates.as_ref().map_or(0.0, |e| e[class]);
+        self.policy.resources[class].useful(task)
     }
 
     /// Classes that may be started, the best first: private, then by cost per
@@ -154,7 +193,8 @@ impl<'a> Step<'a> {
             .filter(|&c| r[c].provider != ProviderKind::Static)
             .collect();
         let rate = |c: usize| {
-            r[c].slots as f64 / self.estimates.as_ref().map_or(1.0 / r[c].speed, |e| e[c])
+            r[c].slots as f64 * self.useful(c)
+                / self.estimates.as_ref().map_or(1.0 / r[c].speed, |e| e[c])
         };
         order.sort_by(|&a, &b| {
             (!r[a].is_private())
@@ -182,7 +222,7 @@ impl<'a> Step<'a> {
 
     /// Tasks left: the queued and half the running.
     fn work(&self) -> f64 {
-        self.snap.tasks.queued as f64 + self.snap.tasks.running as f64 / 2.0
+        self.tasks.queued as f64 + self.tasks.running as f64 / 2.0
     }
 
     /// Projected finish with `extra` added and `gone` removed, every machine
@@ -192,7 +232,9 @@ impl<'a> Step<'a> {
     }
 
     /// Projected finish and total spend with `extra` added and `gone` removed.
-    /// With a `budget`, paid machines stop when it runs out: per-second ones
+    /// A preemptible machine works at the share of its rate that is kept
+    /// (taken back, it is replaced). With a `budget`, paid machines stop
+    /// when it runs out: per-second ones
     /// when the money left is burnt, per-hour ones at the end of the hours
     /// paid (a new one pays its first hour up front). The finish is the fluid
     /// finish plus the overrun of the last tasks on the slowest class in use,
@@ -259,12 +301,12 @@ impl<'a> Step<'a> {
             .map(|&(class, ready, requested)| Capacity {
                 ready,
                 until: until(class, requested),
-                rate: r[class].slots as f64 / estimates[class],
+                rate: r[class].slots as f64 * self.useful(class) / estimates[class],
             })
             .collect();
         let work = self.work();
         let slots: f64 = machines.iter().map(|m| f64::from(r[m.0].slots)).sum();
-        let at_once = slots.min((self.snap.tasks.queued + self.snap.tasks.running) as f64);
+        let at_once = slots.min((self.tasks.queued + self.tasks.running) as f64);
         let mut used = vec![false; r.len()];
         for m in &machines {
             used[m.0] = true;
@@ -273,7 +315,7 @@ impl<'a> Step<'a> {
             (0..r.len()).filter(|&c| used[c]).map(f).fold(0.0, f64::max)
         };
         let overrun = worst(&|c| self.overrun(c, at_once));
-        let stages = worst(&|c| self.tail(c, at_once)) * f64::from(self.snap.tasks.stages_ahead);
+        let stages = worst(&|c| self.tail(c, at_once)) * f64::from(self.tasks.stages_ahead);
         let finish = if work == 0.0 {
             now
         } else {
@@ -299,10 +341,12 @@ impl<'a> Step<'a> {
     /// `deadline`; `false` if even all that help do not. A small search,
     /// as for a fixed fleet: machines added one at a time, the best class
     /// by cost per task first, or one class first (to its max) and then
-    /// the others, or one class alone to its max; of the mixes that meet
-    /// the deadline the one projected cheapest in all (boots and billing
-    /// granularity counted), and of those within 2% of it the one
-    /// finishing first.
+    /// the others, or one class alone to its max. On each path the first
+    /// mix that meets the deadline is a candidate, and so is any wider one
+    /// after it that costs no more (more per-hour machines may pay fewer
+    /// hours); of the candidates the one projected cheapest in all (boots
+    /// and billing granularity counted), and of those within 2% of it the
+    /// one finishing first.
     pub fn cheapest_meeting(&self, deadline: Secs) -> (Extra, bool) {
         let order = self.order();
         let mut firsts: Vec<Option<usize>> = vec![None];
@@ -311,12 +355,13 @@ impl<'a> Step<'a> {
         let mut fallback = self.none();
         for first in firsts {
             let mut extra = self.none();
+            // The cheapest mix of this path so far that meets the deadline.
+            let mut meeting: Option<f64> = None;
             loop {
-                let finish = self.finish(&extra, &[]);
-                if finish <= deadline {
-                    let (_, cost) = self.project(&extra, &[], None);
-                    found.push((extra, finish, cost));
-                    break;
+                let (finish, cost) = self.project(&extra, &[], None);
+                if finish <= deadline && meeting.is_none_or(|least| cost <= least + 1e-9) {
+                    meeting = Some(cost);
+                    found.push((extra.clone(), finish, cost));
                 }
                 let pick = first
                     .into_iter()
@@ -325,7 +370,7 @@ impl<'a> Step<'a> {
                 match pick {
                     Some(c) => extra[c] += 1,
                     None => {
-                        if first.is_none() {
+                        if first.is_none() && meeting.is_none() {
                             fallback = extra;
                         }
                         break;
@@ -420,12 +465,13 @@ impl<'a> Step<'a> {
     /// With a deadline and work queued: the running paid per-second
     /// machine (without `gone`) that costs most per task (newest on ties),
     /// if the projected finish without it and `gone` stays within the
-    /// deadline less twice the scale-out margin; with that finish. The
+    /// deadline less twice the scale-out margin (and a stage due sooner
+    /// within its own); with that finish. The
     /// wider margin in than out keeps a machine released now from being
     /// bought back later, after a boot.
     pub fn surplus(&self, gone: &[MachineId]) -> Option<(&'a Machine, Secs)> {
-        let deadline = self.policy.objective.deadline?;
-        if self.estimates.is_none() || self.snap.tasks.queued == 0 {
+        let deadline = self.deadline?;
+        if self.estimates.is_none() || self.tasks.queued == 0 {
             return None;
         }
         let m = self
@@ -441,7 +487,12 @@ impl<'a> Step<'a> {
         without.push(m.id);
         let slack = 2.0 * self.margin();
         let finish = self.finish(&self.none(), &without);
-        (finish <= deadline - slack).then_some((m, finish))
+        let stage_spares = self.due().is_none_or(|stage| {
+            let due = stage.deadline.unwrap_or(Secs::INFINITY);
+            stage.tasks.queued == 0
+                || stage.finish(&stage.none(), &without) <= due - 2.0 * stage.margin()
+        });
+        (finish <= deadline - slack && stage_spares).then_some((m, finish))
     }
 
     /// Seconds until a per-hour machine's next hour is charged.
@@ -456,12 +507,16 @@ impl<'a> Step<'a> {
     }
 
     /// Whether a per-hour machine earns another hour: work is queued, the
-    /// budget affords it, and without it the deadline would be missed or
-    /// nearly (within a tenth of the time left).
+    /// budget affords it, and without it the deadline (or a stage's due
+    /// sooner) would be missed or nearly (within the scale-out margin).
     pub fn needed_another_hour(&self, m: &Machine, gone: &[MachineId]) -> bool {
+        self.needs_hour(m, gone) || self.due().is_some_and(|stage| stage.needs_hour(m, gone))
+    }
+
+    fn needs_hour(&self, m: &Machine, gone: &[MachineId]) -> bool {
         let objective = &self.policy.objective;
         let price = self.policy.resources[m.class].price_per_hour;
-        if self.snap.tasks.queued == 0
+        if self.tasks.queued == 0
             || objective
                 .budget
                 .is_some_and(|b| self.snap.spent + price > b + 1e-9)
@@ -471,7 +526,7 @@ impl<'a> Step<'a> {
         let mut without = gone.to_vec();
         without.push(m.id);
         // The scale-out margin as slack: an hour not renewed costs nothing.
-        objective.deadline.is_none_or(|d| {
+        self.deadline.is_none_or(|d| {
             let slack = self.margin();
             self.finish(&self.none(), &without) > d - slack
         })

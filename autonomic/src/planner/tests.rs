@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::estimate::Spread;
-use crate::machine::{Machine, Tasks};
+use crate::machine::{Due, Machine, Tasks};
 
 const CLASSES: &str = r#"
 [[resources]]
@@ -73,6 +73,7 @@ fn snapshot(now: Secs, queued: u64, running: u64, mut machines: Vec<Machine>) ->
             running,
             done: 0,
             stages_ahead: 0,
+            due: None,
         },
         machines,
         estimates: vec![Some(30.0); 3],
@@ -281,6 +282,7 @@ fn hysteresis_holds_idle_machines_through_the_cooldown() {
         running: 2,
         done: 20,
         stages_ahead: 0,
+        due: None,
     };
     snap.machines
         .extend((1..=9).map(|id| machine(id, SMALL, MachineState::Running, 0.0, 0)));
@@ -380,6 +382,95 @@ fn each_stage_ahead_adds_a_tail_to_the_projected_finish() {
         [
             "+6 cloud.small: projected 26m30s > deadline 10m00s less a margin of 40s (the last tasks at their p80 duration); with them 8m30s, about $0.31 in all"
         ]
+    );
+}
+
+/// A running stage of `queued` tasks due at `at`.
+fn due(at: Secs, queued: u64, running: u64) -> Option<Due> {
+    Some(Due {
+        at,
+        queued,
+        running,
+    })
+}
+
+#[test]
+fn a_stage_due_before_the_job_gets_machines_for_its_own_tasks() {
+    // 200 tasks of 30 s: the campus alone finishes them in 50m00s, inside
+    // the job's 2h. The running stage's 100 of them are due at 10m00s:
+    // the machines of the tight deadline above, for them.
+    let p = policy("[objective]\ndeadline = \"2h\"");
+    let mut snap = snapshot(0.0, 200, 0, campus());
+    assert!(plan(&p, &snap).is_empty());
+    snap.tasks.due = due(600.0, 100, 0);
+    assert_eq!(
+        plan(&p, &snap),
+        [
+            "+5 cloud.small: the running stage's tasks: projected 25m30s > deadline 10m00s less a margin of 40s (the last tasks at their p80 duration); with them 8m21s, about $0.25 in all"
+        ]
+    );
+    // With no objective of the job's own, the stage's alone.
+    let none = policy("");
+    assert_eq!(
+        plan(&none, &snap),
+        [
+            "+5 cloud.small: the running stage's tasks: projected 25m30s > deadline 10m00s less a margin of 40s (the last tasks at their p80 duration); with them 8m21s, about $0.25 in all"
+        ]
+    );
+    // A job's deadline sooner than the stage's is the one planned for.
+    let sooner = policy("[objective]\ndeadline = \"8m\"");
+    snap.tasks.due = due(600.0, 50, 0);
+    let job = plan(&sooner, &snapshot(0.0, 200, 0, campus()));
+    assert_eq!(plan(&sooner, &snap), job);
+}
+
+#[test]
+fn a_stage_due_out_of_reach_is_reported_as_the_stage_s_not_the_job_s() {
+    // 100 tasks due at 1m30s: out of reach; the job's 2h needs nothing
+    // paid. As for a job's deadline out of reach: said (for the stage),
+    // and as fast as possible.
+    let p = policy("[objective]\ndeadline = \"2h\"");
+    let mut snap = snapshot(0.0, 100, 0, campus());
+    snap.tasks.due = due(90.0, 100, 0);
+    let mut planner = Planner::new();
+    assert_eq!(
+        reasons(&planner.plan(&p, &snap)),
+        [
+            "the running stage's tasks: the deadline 1m30s cannot be met: with every usable class at its max the projected finish is 4m30s",
+            "+10 cloud.small: the running stage's tasks: as fast as possible: projected 25m30s → 4m30s, about $4.27 in all",
+            "+4 cloud.hourly: the running stage's tasks: as fast as possible: projected 25m30s → 4m30s, about $4.27 in all"
+        ]
+    );
+    // A job's deadline sooner than the stage's: the job's plan alone, its
+    // own report (the stage's, already made, not in the way).
+    let tight = policy("[objective]\ndeadline = \"1m20s\"");
+    assert_eq!(
+        reasons(&planner.plan(&tight, &snap)),
+        [
+            "cloud.small cannot help: boot 1m00s and a 30s task > time left 1m20s",
+            "cloud.hourly cannot help: boot 1m00s and a 30s task > time left 1m20s",
+            "the deadline 1m20s cannot be met: with every usable class at its max the projected finish is 25m30s",
+            "+10 cloud.small: as fast as possible: projected 25m30s → 4m30s, about $4.27 in all",
+            "+4 cloud.hourly: as fast as possible: projected 25m30s → 4m30s, about $4.27 in all"
+        ]
+    );
+}
+
+#[test]
+fn a_machine_a_stage_due_soon_needs_is_not_released() {
+    // As above: at 2m50s m1 is not needed for the job's 20m00s (projected
+    // 9m20s without it). The running stage holds all 28 tasks and is due
+    // at 8m00s: kept for it (nothing more bought); due at 20m00s, released.
+    let p = policy("[objective]\ndeadline = \"20m\"");
+    let mut machines = campus();
+    machines.push(machine(1, SMALL, MachineState::Running, 0.0, 1));
+    let mut snap = snapshot(170.0, 20, 8, machines);
+    snap.tasks.due = due(480.0, 20, 8);
+    assert_eq!(plan(&p, &snap), Vec::<String>::new());
+    snap.tasks.due = due(1200.0, 20, 8);
+    assert_eq!(
+        plan(&p, &snap),
+        ["-1 cloud.small (m1): not needed for the deadline 20m00s (projected 9m20s without it)"]
     );
 }
 
@@ -565,6 +656,68 @@ fn the_cheapest_fleet_in_all_wins_over_the_cheapest_per_task() {
         plan(&p, &snapshot(0.0, 200, 0, campus())),
         [
             "+4 quick: projected 50m30s > deadline 20m00s less a margin of 1m10s (the last tasks at their p80 duration); with them 17m10s, about $0.46 in all"
+        ]
+    );
+}
+
+#[test]
+fn more_per_hour_machines_for_fewer_paid_hours_when_that_costs_less() {
+    // 1,000 tasks of 30 s and a 90-minute deadline: four hourly machines
+    // meet it (1h25m) but run into a second paid hour ($8); seven finish
+    // within the first ($7).
+    let p = Policy::parse(
+        "test.toml",
+        "[objective]\ndeadline = \"90m\"\n\
+         [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\
+         [[resources]]\nname = \"hourly\"\nprovider = \"local\"\nprice_per_hour = 1.0\nbilling = \"per-hour\"\nboot_time = \"1m\"\nmax = 20\n",
+    )
+    .unwrap();
+    let mut snap = snapshot(0.0, 1000, 0, campus());
+    snap.estimates.truncate(2);
+    assert_eq!(
+        plan(&p, &snap),
+        [
+            "+7 hourly: projected 4h10m > deadline 1h30m less a margin of 4m40s (the last tasks at their p80 duration); with them 56m50s, about $7.00 in all"
+        ]
+    );
+}
+
+/// Campus, `cloud.small` ($0.36/h) and a preemptible `spot` class at a
+/// third of the price, taken back after `life` on average.
+fn with_spot(life: &str) -> Policy {
+    Policy::parse(
+        "test.toml",
+        &format!(
+            "[objective]\ndeadline = \"10m\"\n\
+             [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\
+             [[resources]]\nname = \"cloud.small\"\nprovider = \"local\"\nprice_per_hour = 0.36\nboot_time = \"1m\"\nmax = 10\n\
+             [[resources]]\nname = \"spot\"\nprovider = \"local\"\nprice_per_hour = 0.12\nboot_time = \"1m\"\nmax = 10\n\
+             preemptible = true\nmean_time_to_preemption = \"{life}\"\n"
+        ),
+    )
+    .unwrap()
+}
+
+#[test]
+fn preemptible_machines_are_preferred_where_the_work_they_lose_leaves_them_cheaper() {
+    // Taken back after 30 minutes on average, a spot machine loses a
+    // quarter of a 30 s task an hour: it does 96% of the work of a
+    // `cloud.small` at a third of the price, so the deadline buys spot
+    // machines, as many as it would of `cloud.small` (5, 8m21s), finishing
+    // a little later for the work they lose.
+    let snap = snapshot(0.0, 100, 0, campus());
+    assert_eq!(
+        plan(&with_spot("30m"), &snap),
+        [
+            "+5 spot: projected 25m30s > deadline 10m00s less a margin of 40s (the last tasks at their p80 duration); with them 8m34s, about $0.09 in all"
+        ]
+    );
+    // Taken back every 40 s: a quarter of its time does work kept, which
+    // costs more than `cloud.small`'s.
+    assert_eq!(
+        plan(&with_spot("40s"), &snap),
+        [
+            "+5 cloud.small: projected 25m30s > deadline 10m00s less a margin of 40s (the last tasks at their p80 duration); with them 8m21s, about $0.25 in all"
         ]
     );
 }

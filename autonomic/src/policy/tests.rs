@@ -19,7 +19,7 @@ fn every_example_policy_parses() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 6);
+    assert_eq!(seen, 7);
 }
 
 #[test]
@@ -116,4 +116,37 @@ fn a_missing_field_is_named() {
     );
     let message = error("[[resources]]\nprovider = \"local\"\nmax = 1\n");
     assert!(message.ends_with("resources[0].name: missing"), "{message}");
+}
+
+#[test]
+fn a_preemptible_class_needs_its_mean_time_to_preemption() {
+    let spot = format!(
+        "{CLOUD}preemptible = true\nmean_time_to_preemption = \"2h\"\nboot_time = \"1m\"\n"
+    );
+    let policy = Policy::parse("p", &spot).unwrap();
+    let cloud = &policy.resources[1];
+    assert!(cloud.preemptible);
+    assert_eq!(cloud.mean_time_to_preemption, Some(7200.0));
+    // A 10-minute task: 5 minutes lost a life of 2 hours, after a minute's boot.
+    assert_eq!(cloud.useful(600.0), (7200.0 - 300.0) / 7260.0);
+    assert_eq!(policy.resources[0].useful(600.0), 1.0);
+    assert_eq!(
+        error(&format!("{CLOUD}preemptible = true\n")),
+        "policy.toml:6:1: resources[1].mean_time_to_preemption: a preemptible class needs how long a machine runs on average before it is taken back (mean_time_to_preemption = \"2h\")"
+    );
+    assert_eq!(
+        error(&format!("{CLOUD}mean_time_to_preemption = \"2h\"\n")),
+        "policy.toml:11:1: resources[1].mean_time_to_preemption: only for a class with preemptible = true"
+    );
+    assert_eq!(
+        error(&format!(
+            "{CLOUD}preemptible = true\nmean_time_to_preemption = \"0s\"\n"
+        )),
+        "policy.toml:12:1: resources[1].mean_time_to_preemption: expected a duration above 0"
+    );
+    let fixed = CLOUD.replace("count = 2", "count = 2\npreemptible = true");
+    assert_eq!(
+        error(&fixed),
+        "policy.toml:5:1: resources[0].preemptible: not used by provider \"static\" (workers that exist already)"
+    );
 }

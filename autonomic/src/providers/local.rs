@@ -1,8 +1,15 @@
 //! The `local` provider: one worker process per machine on this machine, after
-//! an emulated boot (`sleep boot_time`, then `exec` the worker).
+//! an emulated boot (`sleep boot_time`, then `exec` the worker). A machine of
+//! a preemptible class is taken back as a cloud would: killed with its tasks
+//! after an exponential time of the class's mean (seeded by the machine id),
+//! and reported lost.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 
 use crate::clock::Secs;
 use crate::machine::MachineId;
@@ -15,6 +22,10 @@ use crate::providers::{WorkerLine, terminate};
 pub struct LocalProvider {
     worker: WorkerLine,
     children: BTreeMap<MachineId, Child>,
+    /// When each machine of a preemptible class is taken back.
+    preempt_at: BTreeMap<MachineId, Instant>,
+    /// Machines taken back, not yet reported.
+    lost: Vec<(MachineId, String)>,
 }
 
 impl LocalProvider {
@@ -22,6 +33,37 @@ impl LocalProvider {
         LocalProvider {
             worker,
             children: BTreeMap::new(),
+            preempt_at: BTreeMap::new(),
+            lost: Vec::new(),
+        }
+    }
+
+    /// How long after it is ready machine `id` of a class with mean time to
+    /// preemption `mean` runs: an exponential draw seeded by the id.
+    pub fn preempted_after(id: MachineId, mean: Secs) -> Duration {
+        let u: f64 = StdRng::seed_from_u64(0x5907 ^ id.0).random();
+        Duration::from_secs_f64(-mean * (1.0 - u).ln())
+    }
+
+    /// Kills the preemptible machines whose time has come, as lost.
+    fn preempt_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<MachineId> = self
+            .preempt_at
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.preempt_at.remove(&id);
+            if self.children.contains_key(&id) && self.kill(id, 0.0).is_ok() {
+                if let Some(child) = self.children.get_mut(&id) {
+                    // Killed: reaped at once, so `gone` sees it now.
+                    let _ = child.wait();
+                }
+                self.lost
+                    .push((id, "preempted by the provider (local, emulated)".into()));
+            }
         }
     }
 
@@ -59,6 +101,11 @@ impl Provider for LocalProvider {
                 message: format!("could not spawn the worker: {e}"),
             })?;
         self.children.insert(id, child);
+        if let Some(mean) = class.mean_time_to_preemption.filter(|_| class.preemptible) {
+            let ready = Instant::now() + Duration::from_secs_f64(class.boot_time);
+            self.preempt_at
+                .insert(id, ready + Self::preempted_after(id, mean));
+        }
         Ok(())
     }
 
@@ -89,6 +136,7 @@ impl Provider for LocalProvider {
     }
 
     fn gone(&mut self) -> Vec<MachineId> {
+        self.preempt_due();
         let ended: Vec<MachineId> = self
             .children
             .iter_mut()
@@ -96,8 +144,13 @@ impl Provider for LocalProvider {
             .collect();
         for id in &ended {
             self.children.remove(id);
+            self.preempt_at.remove(id);
         }
         ended
+    }
+
+    fn lost(&mut self) -> Vec<(MachineId, String)> {
+        std::mem::take(&mut self.lost)
     }
 }
 
@@ -150,6 +203,37 @@ mod tests {
             std::fs::read_to_string(&out).unwrap(),
             "--resource cloud --slots 1 c0ffee\n"
         );
+    }
+
+    #[test]
+    fn a_preemptible_machine_is_taken_back_with_its_tasks_and_reported_lost() {
+        let text = "[[resources]]\nname = \"spot\"\nprovider = \"local\"\nmax = 2\n\
+                    preemptible = true\nmean_time_to_preemption = \"1s\"\n";
+        let spot = Policy::parse("p", text).unwrap().resources.remove(0);
+        let after = LocalProvider::preempted_after(MachineId(1), 1.0);
+        assert_eq!(
+            after,
+            LocalProvider::preempted_after(MachineId(1), 1.0),
+            "seeded"
+        );
+        assert!(after < Duration::from_secs(5), "{after:?}");
+        let mut p = LocalProvider::new(WorkerLine {
+            program: "sh".into(),
+            args: vec!["-c".into(), "exec sleep 30".into()],
+            env: Vec::new(),
+        });
+        let started = std::time::Instant::now();
+        p.start(MachineId(1), &spot, 0.0).unwrap();
+        assert!(super::super::gone_within_10s(&mut p, MachineId(1)));
+        assert!(started.elapsed() >= after, "not before its time");
+        assert_eq!(
+            p.lost(),
+            [(
+                MachineId(1),
+                "preempted by the provider (local, emulated)".to_string()
+            )]
+        );
+        assert_eq!(p.alive(), 0);
     }
 
     #[test]

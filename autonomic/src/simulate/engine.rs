@@ -1,11 +1,12 @@
 //! The discrete-event engine: a virtual clock, an event queue (machine ready,
-//! task done, planning tick) and the manager driving a simulated provider.
+//! task done, machine preempted, planning tick) and the manager driving a
+//! simulated provider.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 
 use crate::clock::Secs;
 use crate::machine::{MachineId, Tasks};
@@ -30,6 +31,8 @@ enum Kind {
     Ready(MachineId),
     /// Task (index) done on a machine, unless the machine was stopped first.
     Done(MachineId, usize),
+    /// A preemptible machine taken back by the provider, with its tasks.
+    Preempt(MachineId),
     Tick,
 }
 
@@ -91,6 +94,11 @@ pub struct Engine<'a> {
     requeued: Vec<usize>,
     /// How many times a task was stopped and queued again.
     stopped_tasks: u64,
+    /// When each preemptible machine is taken back, drawn apart from the
+    /// durations.
+    preemption: StdRng,
+    /// Machines taken back.
+    preemptions: u64,
     tasks: Tasks,
     timeline: Vec<Sample>,
     peak: u32,
@@ -114,11 +122,14 @@ impl<'a> Engine<'a> {
             next_task: 0,
             requeued: Vec::new(),
             stopped_tasks: 0,
+            preemption: StdRng::seed_from_u64(seed ^ 0x5907),
+            preemptions: 0,
             tasks: Tasks {
                 queued: workload.tasks,
                 running: 0,
                 done: 0,
                 stages_ahead: 0,
+                due: None,
             },
             timeline: Vec::new(),
             peak: 0,
@@ -178,7 +189,14 @@ impl<'a> Engine<'a> {
                 Kind::Ready(id) => {
                     if let Some(node) = self.nodes.get_mut(&id) {
                         node.ready = true;
+                        let class = node.class;
                         self.manager.heard(id, now, 0);
+                        self.arm_preemption(id, class, now);
+                        self.dispatch(now);
+                    }
+                }
+                Kind::Preempt(id) => {
+                    if self.preempt(id, now) {
                         self.dispatch(now);
                     }
                 }
@@ -257,15 +275,47 @@ impl<'a> Engine<'a> {
         }
         for id in std::mem::take(&mut self.provider.killed) {
             if let Some(node) = self.nodes.remove(&id) {
-                let n = node.running.len() as u64;
-                self.tasks.running -= n;
-                self.tasks.queued += n;
-                self.stopped_tasks += n;
-                self.requeued
-                    .extend(node.running.iter().rev().map(|&(task, _)| task));
+                self.requeue(&node);
             }
         }
         self.peak = self.peak.max(self.nodes.len() as u32);
+    }
+
+    /// The tasks of a machine stopped with them run again first.
+    fn requeue(&mut self, node: &Node) {
+        let n = node.running.len() as u64;
+        self.tasks.running -= n;
+        self.tasks.queued += n;
+        self.stopped_tasks += n;
+        self.requeued
+            .extend(node.running.iter().rev().map(|&(task, _)| task));
+    }
+
+    /// Draws when a machine of a preemptible class, ready now, is taken
+    /// back: an exponential time of the class's mean.
+    fn arm_preemption(&mut self, id: MachineId, class: usize, now: Secs) {
+        let r = &self.policy.resources[class];
+        let Some(mean) = r.mean_time_to_preemption.filter(|_| r.preemptible) else {
+            return;
+        };
+        let u: f64 = self.preemption.random();
+        self.push(now - mean * (1.0 - u).ln(), Kind::Preempt(id), 0.0);
+    }
+
+    /// The provider takes machine `id` back: its tasks are queued again
+    /// (an attempt, not a failure) and the manager hears it is lost;
+    /// `false` if it was gone already.
+    fn preempt(&mut self, id: MachineId, now: Secs) -> bool {
+        let Some(node) = self.nodes.remove(&id) else {
+            return false;
+        };
+        self.requeue(&node);
+        self.preemptions += 1;
+        self.provider
+            .lost
+            .push((id, "preempted by the provider".to_string()));
+        self.manager.collect_gone(now, &mut self.provider);
+        true
     }
 
     /// Task `task` ended on machine `id`; `false` if the machine was
@@ -342,6 +392,7 @@ impl<'a> Engine<'a> {
             budget_met: objective.budget.map(|b| cost <= b + 1e-9),
             peak_workers: self.peak,
             stopped_tasks: self.stopped_tasks,
+            preemptions: self.preemptions,
             oracle_cost: oracle.cost,
             oracle_makespan_s: oracle.makespan,
             decisions: self.manager.decisions().to_vec(),

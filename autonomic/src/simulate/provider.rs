@@ -1,7 +1,7 @@
 //! The `simulated` provider: machines that boot in exactly their class's boot
 //! time on the virtual clock — or, for a `slurm` class with a queue wait in
 //! the workload, after a wait drawn from it — started and stopped by the
-//! engine.
+//! engine, which also takes preemptible machines back.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +23,9 @@ pub struct SimulatedProvider {
     pub stopped: Vec<MachineId>,
     /// Machines stopped with their tasks.
     pub killed: Vec<MachineId>,
+    /// Machines taken back by the provider (preempted), with why: the
+    /// manager hears of them as lost.
+    pub lost: Vec<(MachineId, String)>,
     /// Queue waits by class name, drawn with `rng`.
     waits: BTreeMap<String, Duration>,
     rng: StdRng,
@@ -36,6 +39,7 @@ impl SimulatedProvider {
             started: Vec::new(),
             stopped: Vec::new(),
             killed: Vec::new(),
+            lost: Vec::new(),
             waits,
             rng: StdRng::seed_from_u64(seed),
         }
@@ -60,5 +64,13 @@ impl Provider for SimulatedProvider {
     fn kill(&mut self, id: MachineId, _now: Secs) -> Result<(), ProviderError> {
         self.killed.push(id);
         Ok(())
+    }
+
+    fn gone(&mut self) -> Vec<MachineId> {
+        self.lost.iter().map(|(id, _)| *id).collect()
+    }
+
+    fn lost(&mut self) -> Vec<(MachineId, String)> {
+        std::mem::take(&mut self.lost)
     }
 }

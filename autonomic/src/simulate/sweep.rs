@@ -25,7 +25,12 @@
 //! deadline_factor = [0.8, 1.5, 3.0]  # × the soonest finish, every class at its max from t=0
 //! budget_factor = [0.7, 1.5, 3.0]    # × the oracle's cost (at the deadline, or twice the soonest finish)
 //! task_estimate_factor = [0.0, 0.5, 2.0]  # scaling.task_estimate = this × the mean (0: none)
+//! preemptible = ["0s", "30m", "2h"]   # optional: each paid class's mean time to
+//!                                     # preemption ("0s": not preemptible)
 //! ```
+//!
+//! `preemptible` is drawn only when given, so a grid without it draws the
+//! same scenarios as before it existed.
 
 use std::path::Path;
 
@@ -67,6 +72,10 @@ pub struct Grid {
     /// The policy's `scaling.task_estimate` as a multiple of the true mean
     /// (0: none, the manager learns it).
     pub task_estimate_factor: Vec<f64>,
+    /// Each paid class's mean time to preemption ("0s": not preemptible);
+    /// empty: no class is.
+    #[serde(default)]
+    pub preemptible: Vec<String>,
 }
 
 /// One scenario: a policy, a workload and a seed.
@@ -203,6 +212,7 @@ impl Grid {
         let private = *pick(rng, &self.private_slots);
         let paid = *pick(rng, &self.paid_classes);
         let mut classes = String::new();
+        let mut spot = 0;
         if private > 0 {
             classes += &format!(
                 "[[resources]]\nname = \"private\"\nprovider = \"static\"\ncount = {private}\n"
@@ -219,6 +229,25 @@ impl Grid {
                 pick(rng, &self.boot_time),
                 pick(rng, &self.billing),
             );
+            if !self.preemptible.is_empty() {
+                let life = pick(rng, &self.preemptible);
+                match humantime::parse_duration(life.trim()) {
+                    Ok(d) if d.is_zero() => {}
+                    Ok(_) => {
+                        spot += 1;
+                        classes +=
+                            &format!("preemptible = true\nmean_time_to_preemption = \"{life}\"\n");
+                    }
+                    Err(_) => {
+                        return Err((
+                            "preemptible",
+                            format!(
+                                "expected a duration like \"30m\" (\"0s\": not preemptible), found \"{life}\""
+                            ),
+                        ));
+                    }
+                }
+            }
         }
         let objective = pick(rng, &self.objective).clone();
         let deadline_factor = *pick(rng, &self.deadline_factor);
@@ -269,8 +298,13 @@ impl Grid {
         }
         let policy =
             Policy::parse("scenario", &format!("{head}{classes}")).map_err(bad("objective"))?;
+        let spot = if spot > 0 {
+            format!(" spot{spot}")
+        } else {
+            String::new()
+        };
         let name = format!(
-            "s{i:02} {tasks} {dist} {} cv{cv} priv{private} paid{paid} {objective}",
+            "s{i:02} {tasks} {dist} {} cv{cv} priv{private} paid{paid}{spot} {objective}",
             crate::clock::human(mean.round())
         );
         Ok(Scenario {

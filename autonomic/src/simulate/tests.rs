@@ -327,3 +327,89 @@ fn a_small_sweep_keeps_every_budget_and_meets_the_feasible_deadlines() {
         summary.table()
     );
 }
+
+#[test]
+fn preempted_machines_lose_their_tasks_to_a_new_attempt_and_are_replaced() {
+    // Spot machines at a quarter of the price, taken back after 10 minutes
+    // on average: the deadline is planned on them, each one taken back is
+    // a decision, its tasks run again, and every task finishes.
+    let p = Policy::parse(
+        "p.toml",
+        "[objective]\ndeadline = \"30m\"\n[scaling]\ntask_estimate = \"30s\"\n\
+         [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 4\n\
+         [[resources]]\nname = \"cloud.small\"\nprovider = \"local\"\nprice_per_hour = 0.10\nboot_time = \"30s\"\nmax = 40\n\
+         [[resources]]\nname = \"spot\"\nprovider = \"local\"\nprice_per_hour = 0.025\nboot_time = \"30s\"\nmax = 40\n\
+         preemptible = true\nmean_time_to_preemption = \"10m\"\n",
+    )
+    .unwrap();
+    let w = workload(2000);
+    let r = run(&p, &w, 1);
+    assert!(r.finished);
+    assert_eq!(r.deadline_met, Some(true), "makespan {}", r.makespan_s);
+    let lost = r
+        .decisions
+        .iter()
+        .filter(|d| d.reason.contains("lost: preempted by the provider"))
+        .count() as u64;
+    assert!(r.preemptions > 0);
+    assert_eq!(lost, r.preemptions, "each machine taken back is a decision");
+    assert!(
+        r.stopped_tasks > 0,
+        "tasks lost with their machine run again"
+    );
+    let spot_started: u32 = r
+        .decisions
+        .iter()
+        .filter_map(|d| match &d.action {
+            Action::Start { class, count } if class == "spot" => Some(*count),
+            _ => None,
+        })
+        .sum();
+    assert!(
+        u64::from(spot_started) > r.preemptions,
+        "spot machines are preferred and replaced: {spot_started} started"
+    );
+    assert_eq!(run(&p, &w, 1), r, "preemptions are seeded");
+    assert!(r.cost >= r.oracle_cost);
+}
+
+#[test]
+fn a_grid_may_draw_preemptible_classes_and_without_the_key_draws_as_before() {
+    let plain = sweep::Grid::parse("grid.toml", SMALL_GRID).unwrap();
+    let spot = format!("{SMALL_GRID}preemptible = [\"0s\", \"30m\"]\n");
+    let spot = sweep::Grid::parse("grid.toml", &spot).unwrap();
+    let names =
+        |g: &sweep::Grid| -> Vec<String> { g.scenarios().into_iter().map(|s| s.name).collect() };
+    assert_eq!(
+        names(&plain)[0],
+        "s00 100 lognormal 30s cv0.5 priv2 paid2 budget"
+    );
+    assert!(
+        plain
+            .scenarios()
+            .iter()
+            .all(|s| s.policy.resources.iter().all(|r| !r.preemptible))
+    );
+    let drawn: Vec<sweep::Scenario> = spot.scenarios();
+    let preemptible = drawn
+        .iter()
+        .filter(|s| s.policy.resources.iter().any(|r| r.preemptible))
+        .count();
+    assert!(
+        preemptible > 0 && preemptible < drawn.len(),
+        "{preemptible}"
+    );
+    assert!(
+        drawn
+            .iter()
+            .all(|s| s.name.contains(" spot") == s.policy.resources.iter().any(|r| r.preemptible))
+    );
+    let bad = format!("{SMALL_GRID}preemptible = [\"soon\"]\n");
+    let message = sweep::Grid::parse("grid.toml", &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("preemptible: expected a duration like \"30m\" (\"0s\": not preemptible), found \"soon\""),
+        "{message}"
+    );
+}

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use halley_autonomic::clock::{Secs, human};
 use halley_autonomic::estimate::billed;
-use halley_autonomic::machine::{MachineId, Tasks};
+use halley_autonomic::machine::{Due, MachineId, Tasks};
 use halley_autonomic::manager::{Manager, Provider};
 use halley_autonomic::planner::Decision;
 use halley_autonomic::policy::{Policy, ProviderKind};
@@ -43,7 +43,7 @@ use halley_paradigms::task::{Heartbeat, TaskResult};
 use halley_substrate::net::PreSharedKey;
 use serde::Serialize;
 
-use super::pool::{Account, WorkerPool};
+use super::pool::{Account, StageDue, WorkerPool};
 use super::running::Running;
 use super::{Gateway, Reach};
 use crate::cmd::token;
@@ -91,6 +91,9 @@ pub struct ManagedPool {
     records: BTreeMap<MachineId, MachineRecord>,
     /// Stages that follow the running ones on the longest chain.
     stages_ahead: u32,
+    /// The running stage due soonest: when (seconds since the pool
+    /// began) and its tasks still to end.
+    stage_due: Option<(Secs, usize)>,
     /// Flags every worker this pool starts gets (`--max-output`, …).
     worker_flags: Vec<OsString>,
     /// The tasks running now, for the manager's estimate.
@@ -114,6 +117,7 @@ impl ManagedPool {
             aliases: HashMap::new(),
             records: BTreeMap::new(),
             stages_ahead: 0,
+            stage_due: None,
             worker_flags: Vec::new(),
             running: Running::default(),
         }
@@ -158,6 +162,25 @@ impl ManagedPool {
 
     fn now(&self) -> Secs {
         self.began.elapsed().as_secs_f64()
+    }
+
+    /// The job's counters for the manager; a running stage's tasks due
+    /// sooner counted as running as far as the job's running ones go.
+    fn tasks(&self, progress: &Progress) -> Tasks {
+        Tasks {
+            queued: progress.queued as u64,
+            running: progress.running as u64,
+            done: progress.done as u64,
+            stages_ahead: self.stages_ahead,
+            due: self.stage_due.map(|(at, tasks)| {
+                let running = tasks.min(progress.running);
+                Due {
+                    at,
+                    queued: (tasks - running) as u64,
+                    running: running as u64,
+                }
+            }),
+        }
     }
 
     /// The machine a worker stands for: `m<N>` by its id, else (a worker
@@ -228,13 +251,12 @@ impl ManagedPool {
     }
 
     fn step(&mut self, now: Secs, progress: &Progress) -> Vec<Decision> {
+        let tasks = self.tasks(progress);
         let Some(providers) = self.providers.as_mut() else {
             return Vec::new();
         };
         self.manager.tasks_running(self.running.tasks());
-        let decisions = self
-            .manager
-            .step(now, tasks(progress, self.stages_ahead), providers);
+        let decisions = self.manager.step(now, tasks, providers);
         self.next_step = now + self.manager.policy().scaling.interval;
         self.reconcile(now);
         decisions
@@ -353,15 +375,6 @@ fn end_worker(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn tasks(progress: &Progress, stages_ahead: u32) -> Tasks {
-    Tasks {
-        queued: progress.queued as u64,
-        running: progress.running as u64,
-        done: progress.done as u64,
-        stages_ahead,
-    }
-}
-
 impl WorkerPool for ManagedPool {
     fn start(&mut self, peer: &str, job: &str) -> anyhow::Result<Vec<Decision>> {
         let exe = std::env::current_exe().context("cannot find the halley executable")?;
@@ -414,6 +427,11 @@ impl WorkerPool for ManagedPool {
 
     fn stages_ahead(&mut self, stages: u32) {
         self.stages_ahead = stages;
+    }
+
+    fn stage_due(&mut self, due: Option<StageDue>) {
+        let now = self.now();
+        self.stage_due = due.map(|d| (now + d.left.as_secs_f64(), d.tasks));
     }
 
     fn task_finished(&mut self, result: &TaskResult) {
@@ -481,9 +499,7 @@ impl WorkerPool for ManagedPool {
         } else if workers == 0 && progress.running == 0 {
             "; waiting for workers".to_owned()
         } else {
-            let (finish, _) = self
-                .manager
-                .projected(now, tasks(progress, self.stages_ahead));
+            let (finish, _) = self.manager.projected(now, self.tasks(progress));
             let deadline = deadline.map_or(String::new(), |d| {
                 format!(" (deadline in {})", human((d - now).max(0.0)))
             });

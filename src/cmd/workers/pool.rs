@@ -25,6 +25,10 @@ pub trait WorkerPool {
     /// chain (0 for a bag, the default): each adds a task's wait to the
     /// projected finish.
     fn stages_ahead(&mut self, stages: u32);
+    /// A workflow's running stage with a deadline of its own, the one due
+    /// soonest (`None` for a bag, the default): its tasks get machines
+    /// for it.
+    fn stage_due(&mut self, due: Option<StageDue>);
     /// Called with each task's accepted result (its machine and duration
     /// feed the manager's estimates).
     fn task_finished(&mut self, result: &TaskResult);
@@ -38,6 +42,13 @@ pub trait WorkerPool {
     /// The job is over (the workers were told to stop): stops every machine,
     /// waits up to `grace` for the workers to exit, kills those left.
     fn finish(&mut self, grace: Duration) -> Account;
+}
+
+/// A running stage's deadline: the time left and its tasks still to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageDue {
+    pub left: Duration,
+    pub tasks: usize,
 }
 
 /// What the workers of a job cost, and why.

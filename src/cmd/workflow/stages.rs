@@ -9,7 +9,9 @@
 //! for the whole workflow, with the stages ahead on its longest chain
 //! ([`Walk::stages_ahead`]: each adds a task's wait to the projected
 //! finish). (A MapReduce stage not yet released counts no tasks, its splits
-//! unknown until its input exists.)
+//! unknown until its input exists.) A running stage with a deadline of its
+//! own is planned for too ([`WorkerPool::stage_due`], the one due soonest):
+//! its tasks get the machines that meet it, if the job's plan has fewer.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,7 +26,7 @@ use tokio::time::Instant;
 
 use super::stage::{Maker, Running, TaskRecord};
 use crate::cmd::workers::interrupt::Signal;
-use crate::cmd::workers::{self, MachineRecord, Results, WorkerPool, with_pending};
+use crate::cmd::workers::{self, MachineRecord, Results, StageDue, WorkerPool, with_pending};
 use crate::exit::Failure;
 
 /// A checked workflow and where it runs.
@@ -139,6 +141,7 @@ pub async fn drive<S: Space>(
         let pending = walk.pending().map(commands).sum::<usize>() + later;
         // A MapReduce stage's reduces wait for its maps as a stage would.
         pool.stages_ahead(walk.stages_ahead() + u32::from(later > 0));
+        pool.stage_due(soonest_due(wf, &running, began.elapsed()));
         let Some(done) = results
             .next(&mut master, &mut pool, pending)
             .await
@@ -218,4 +221,21 @@ async fn submit<S: Space>(
         .submit(tasks.into_iter().map(String::into_bytes))
         .await?;
     Ok(())
+}
+
+/// The running stage with a deadline due soonest (its deadline counts from
+/// its release): the time left and its tasks still to end, a MapReduce
+/// stage's reduces to come included.
+fn soonest_due(wf: &Workflow, running: &[Option<Running>], elapsed: Duration) -> Option<StageDue> {
+    running
+        .iter()
+        .zip(&wf.stages)
+        .filter_map(|(run, stage)| {
+            let run = run.as_ref()?;
+            Some(StageDue {
+                left: (run.released + stage.deadline?).saturating_sub(elapsed),
+                tasks: run.left + run.phase.later(),
+            })
+        })
+        .min_by_key(|due| due.left)
 }
