@@ -108,6 +108,19 @@ fn take(template: Template, wait_ms: Option<u64>) -> Op {
     }
 }
 
+/// An empty ring, the replica `t` would get, and the peer that is
+/// neither its primary nor its replica.
+fn empty_ring_for(t: &Tuple) -> (Small, u64, u64) {
+    let ring = Small::new(&IDS);
+    let primary = ring.view.owner(Keyspace::default().index_of(t)).unwrap();
+    let replica = ring.view.successors(primary, 1)[0];
+    let writer = IDS
+        .into_iter()
+        .find(|&p| p != primary && p != replica)
+        .unwrap();
+    (ring, replica, writer)
+}
+
 /// A ring holding `t`, its primary, and two peers that are not.
 fn ring_with(t: &Tuple) -> (Small, u64, u64, u64) {
     let mut ring = Small::new(&IDS);
@@ -274,13 +287,7 @@ fn a_cancel_while_a_direct_take_travels_waits_for_it_and_puts_it_back_once() {
 #[test]
 fn an_out_from_a_non_primary_is_acknowledged_when_the_replica_confirms_to_its_origin() {
     let t = tuple("job", 1);
-    let mut ring = Small::new(&IDS);
-    let primary = ring.view.owner(Keyspace::default().index_of(&t)).unwrap();
-    let replica = ring.view.successors(primary, 1)[0];
-    let writer = IDS
-        .into_iter()
-        .find(|&p| p != primary && p != replica)
-        .unwrap();
+    let (mut ring, _, writer) = empty_ring_for(&t);
     let is_copied = |m: &Msg| matches!(m, Msg::Copied { .. });
     let written = trace(&mut ring, writer, client(1, out(&t)), 0, is_copied);
     // Stored at the primary, but no acknowledgement before the replica's.
@@ -324,13 +331,7 @@ fn an_out_at_its_primary_waits_for_the_replica_only() {
 #[test]
 fn a_replica_gone_before_it_confirms_is_not_waited_for() {
     let t = tuple("job", 1);
-    let mut ring = Small::new(&IDS);
-    let primary = ring.view.owner(Keyspace::default().index_of(&t)).unwrap();
-    let replica = ring.view.successors(primary, 1)[0];
-    let writer = IDS
-        .into_iter()
-        .find(|&p| p != primary && p != replica)
-        .unwrap();
+    let (mut ring, replica, writer) = empty_ring_for(&t);
     let to_replica = |m: &Msg| matches!(m, Msg::Replicate { .. });
     let written = trace(&mut ring, writer, client(1, out(&t)), 0, to_replica);
     assert_eq!(written.replies, vec![]);
