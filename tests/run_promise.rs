@@ -8,7 +8,7 @@ mod run_util;
 
 use std::time::Duration;
 
-use run_util::{Scratch, assert_billed, assert_none_left, halley, run_marked, summary};
+use run_util::{Scratch, assert_billed, assert_none_left, job, run_marked, summary};
 use serde_json::Value;
 
 /// $3.60 an hour: $0.001 a second.
@@ -51,14 +51,7 @@ fn run(name: &str, tasks: &str, policy: &str) -> (i32, Value, String) {
     let tasks = dir.write("tasks.txt", tasks);
     let policy = dir.write("policy.toml", policy);
     let out = dir.path("out");
-    let mut command = halley();
-    command
-        .arg("run")
-        .arg(&tasks)
-        .arg("--policy")
-        .arg(&policy)
-        .arg("--out")
-        .arg(&out);
+    let mut command = job("run", &tasks, &policy, &out);
     let code = run_marked(&mut command, &dir, &marker, Duration::from_secs(180));
     (code, summary(&out), marker)
 }

@@ -8,7 +8,7 @@ mod run_util;
 
 use std::time::Duration;
 
-use run_util::{Scratch, assert_billed, assert_none_left, halley, run_marked, summary};
+use run_util::{Scratch, assert_billed, assert_none_left, job, run_marked, summary};
 
 #[test]
 fn preempted_machines_lose_no_task() {
@@ -27,14 +27,7 @@ fn preempted_machines_lose_no_task() {
     );
     let tasks = dir.write("tasks.txt", &"sleep 2\n".repeat(12));
     let out = dir.path("out");
-    let mut command = halley();
-    command
-        .arg("run")
-        .arg(&tasks)
-        .arg("--policy")
-        .arg(&policy)
-        .arg("--out")
-        .arg(&out);
+    let mut command = job("run", &tasks, &policy, &out);
     run_marked(&mut command, &dir, &marker, Duration::from_secs(120));
     let summary = summary(&out);
     let preempted = summary["decisions"]

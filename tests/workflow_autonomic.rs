@@ -10,7 +10,7 @@ mod run_util;
 
 use std::time::Duration;
 
-use run_util::{Scratch, assert_billed, assert_none_left, halley, run_marked};
+use run_util::{Scratch, assert_billed, assert_none_left, job, run_marked};
 use serde_json::Value;
 
 /// $3.60 an hour: $0.001 a second.
@@ -58,14 +58,7 @@ fn paid_machines_meet_a_two_stage_deadline_and_are_released() {
     let file = dir.write("wf.toml", WORKFLOW);
     let policy = dir.write("policy.toml", POLICY);
     let out = dir.path("out");
-    let mut command = halley();
-    command
-        .arg("workflow")
-        .arg(&file)
-        .arg("--policy")
-        .arg(&policy)
-        .arg("--out")
-        .arg(&out);
+    let mut command = job("workflow", &file, &policy, &out);
     let code = run_marked(&mut command, &dir, &marker, Duration::from_secs(180));
     let summary = workflow_json(&out);
     assert_eq!(code, 0, "{summary}");
@@ -111,14 +104,7 @@ fn a_stage_deadline_gets_paid_machines_the_job_deadline_does_not_need() {
     );
     let policy = dir.write("policy.toml", &POLICY.replacen("\"20s\"", "\"10m\"", 1));
     let out = dir.path("out");
-    let mut command = halley();
-    command
-        .arg("workflow")
-        .arg(&file)
-        .arg("--policy")
-        .arg(&policy)
-        .arg("--out")
-        .arg(&out);
+    let mut command = job("workflow", &file, &policy, &out);
     let code = run_marked(&mut command, &dir, &marker, Duration::from_secs(180));
     let summary = workflow_json(&out);
     assert_eq!(code, 0, "{summary}");

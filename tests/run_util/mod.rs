@@ -84,6 +84,19 @@ pub fn halley() -> Command {
     command
 }
 
+/// `halley <verb> <input> --policy <policy> --out <out>`, to add to.
+pub fn job(verb: &str, input: &Path, policy: &Path, out: &Path) -> Command {
+    let mut command = halley();
+    command
+        .arg(verb)
+        .arg(input)
+        .arg("--policy")
+        .arg(policy)
+        .arg("--out")
+        .arg(out);
+    command
+}
+
 /// Polls `probe` every 20 ms for at most `limit`.
 pub fn wait_for<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
     let until = Instant::now() + limit;
