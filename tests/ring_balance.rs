@@ -8,6 +8,7 @@
 //! killed on drop.
 
 mod common;
+mod run_util;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use halley_substrate::{Field, Kind, RemoteSpace, Space, Template};
 
 use common::{DEADLINE, Node, eventually, logs, ring_size, run, status};
+use run_util::Scratch;
 
 /// Tuples of each kind of key.
 const EACH: usize = 10_000;
@@ -163,4 +165,81 @@ async fn take_all(nodes: &[Node], n: usize) -> Vec<String> {
     }
     let taken = Arc::try_unwrap(taken).expect("the clients are done");
     taken.into_inner().unwrap()
+}
+
+/// Key seeds for which 2,000 `("t", i)` stay with the balancing peer.
+const HEAVY_SEED: u8 = 2;
+const STILL_SEED: u8 = 1;
+
+/// Writes a node key file for the fixed `seed` (its peer id, and so its
+/// place on the ring, is the same on every run).
+fn key_file(dir: &Scratch, seed: u8) -> String {
+    let key = libp2p::identity::Keypair::ed25519_from_bytes([seed; 32]).unwrap();
+    let path = dir.write(&format!("{seed}.key"), "");
+    std::fs::write(&path, key.to_protobuf_encoding().unwrap()).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// A peer started with `--no-balance` stays at the place its id gives:
+/// a heavy peer asks it to move into its arc, and it says no. (The keys
+/// are fixed so that the skewed tuples stay with the balancing peer.)
+#[test]
+fn a_peer_without_balancing_stays_at_its_place_when_asked_to_move() {
+    let dir = Scratch::new("no-balance");
+    let heavy = Node::start_with(&["--key-file", &key_file(&dir, HEAVY_SEED)]);
+    let counted: String = (0..2_000).map(|i| format!("(\"t\", {i})\n")).collect();
+    load(std::slice::from_ref(&heavy), counted);
+    let still = Node::start_with(&[
+        "--join",
+        &heavy.addr,
+        "--no-balance",
+        "--key-file",
+        &key_file(&dir, STILL_SEED),
+    ]);
+    let nodes = [heavy, still];
+    for node in &nodes {
+        eventually("both peers to see the ring of two", || {
+            ring_size(&node.addr, &[]) == Some(2)
+        });
+    }
+    let sorted = |counts: Vec<u64>| {
+        let mut counts = counts;
+        counts.sort_unstable();
+        counts
+    };
+    let held = counts(&nodes[0].addr).map(sorted);
+    assert_eq!(held, Some(vec![0, 2_000]), "{}", logs(&nodes));
+    let status = status(&nodes[0].addr).expect("status");
+    let light = status["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["addr"] == nodes[1].addr.as_str())
+        .map(|p| p["tuples"].clone());
+    assert_eq!(
+        light,
+        Some(0.into()),
+        "the seeds keep the load away: {status}"
+    );
+    let before = places(&nodes[0].addr);
+    eventually("the heavy peer to ask the still one to move", || {
+        nodes[1]
+            .stderr()
+            .contains("asked to move, but balancing is off here")
+    });
+    assert_eq!(places(&nodes[0].addr), before, "{}", logs(&nodes));
+    assert_eq!(counts(&nodes[0].addr).map(sorted), held);
+}
+
+/// Each member's place on the ring, as `status` through `peer` reports.
+fn places(peer: &str) -> Vec<serde_json::Value> {
+    let status = status(peer).expect("status");
+    let mut places: Vec<serde_json::Value> = status["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["place"].clone())
+        .collect();
+    places.sort_by_key(|p| p.to_string());
+    places
 }

@@ -65,6 +65,10 @@ pub struct Args {
     /// same across restarts.
     #[arg(long)]
     key_file: Option<PathBuf>,
+    /// Take no part in spreading the load: never ask another peer to move,
+    /// and stay at the place this peer's id gives when asked to.
+    #[arg(long, conflicts_with = "solo")]
+    no_balance: bool,
 }
 
 pub fn run(args: Args) -> Outcome {
@@ -120,6 +124,7 @@ async fn serve(args: Args, secret: Option<PreSharedKey>, identity: Identity) -> 
         let config = Config {
             replicas,
             max_tuples,
+            balance: !args.no_balance,
             ..Config::default()
         };
         Node::start_ring_configured(args.listen, args.join, config, secret, identity)

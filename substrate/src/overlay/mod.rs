@@ -161,6 +161,10 @@ pub struct Config {
     /// Tuples one peer holds as primary at most (stored plus reserved); a
     /// write past it fails with [`OverlayError::Full`].
     pub max_tuples: usize,
+    /// Whether this peer takes part in spreading the load: asks a light
+    /// peer to move into its arc, and moves when asked (the ring driver's;
+    /// off, it stays at the place its peer id gives).
+    pub balance: bool,
 }
 
 impl Default for Config {
@@ -180,6 +184,7 @@ impl Default for Config {
             successors: 8,
             max_pending: 4_096,
             max_tuples: crate::store::Limits::default().max_tuples,
+            balance: true,
         }
     }
 }

@@ -87,6 +87,9 @@ impl Balancer {
 impl Driver {
     /// Counts the ring's load, when due, settled, and holding enough.
     pub(super) fn balance_round(&mut self) {
+        if !self.config.balance {
+            return;
+        }
         let now = Instant::now();
         if now < self.balancer.next_round {
             return;
@@ -141,6 +144,14 @@ impl Driver {
     /// Member `from` asks this peer to move to `at`: done if nothing of
     /// this peer's clients is pending and the ring is settled.
     pub(super) fn move_asked(&mut self, from: u64, at: u64) {
+        if !self.config.balance {
+            tracing::info!(
+                from,
+                at,
+                "asked to move, but balancing is off here (--no-balance)"
+            );
+            return;
+        }
         let now = Instant::now();
         let ready = !self.evicted
             && self.joining.is_empty()
