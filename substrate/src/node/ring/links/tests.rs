@@ -177,7 +177,14 @@ fn a_writer_holds_batches_until_every_message_in_them_is_acknowledged() {
 struct Pipe {
     input: futures::io::Cursor<Vec<u8>>,
     open: bool,
-    output: Arc<std::sync::Mutex<Vec<u8>>>,
+    output: Arc<Written>,
+}
+
+/// What was written to a [`Pipe`], and a kick each time more is.
+#[derive(Default)]
+struct Written {
+    bytes: std::sync::Mutex<Vec<u8>>,
+    more: Notify,
 }
 
 impl AsyncRead for Pipe {
@@ -200,7 +207,8 @@ impl AsyncWrite for Pipe {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        self.output.lock().unwrap().extend_from_slice(buf);
+        self.output.bytes.lock().unwrap().extend_from_slice(buf);
+        self.output.more.notify_one();
         Poll::Ready(Ok(buf.len()))
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -213,10 +221,7 @@ impl AsyncWrite for Pipe {
 
 /// A stream that says `hello`, then carries `tokens` as messages; and
 /// where what the reader writes back lands.
-fn stream(
-    hello: LinkFrame,
-    tokens: std::ops::Range<u64>,
-) -> (Pipe, Arc<std::sync::Mutex<Vec<u8>>>) {
+fn stream(hello: LinkFrame, tokens: std::ops::Range<u64>) -> (Pipe, Arc<Written>) {
     let mut input = Vec::new();
     wire::encode(&mut input, &Message::Link(hello)).unwrap();
     for token in tokens {
@@ -251,8 +256,8 @@ async fn delivered(peer: PeerId, pipe: Pipe, sessions: &Sessions) -> Vec<u64> {
 }
 
 /// The acknowledgements a reader wrote back.
-fn acks(output: &std::sync::Mutex<Vec<u8>>) -> Vec<u64> {
-    let bytes = output.lock().unwrap().clone();
+fn acks(output: &Written) -> Vec<u64> {
+    let bytes = output.bytes.lock().unwrap().clone();
     futures::executor::block_on_stream(wire::frames(futures::io::Cursor::new(bytes)))
         .map(|frame| match frame {
             Ok(Message::Link(LinkFrame::Ack { through })) => through,
@@ -339,8 +344,9 @@ async fn a_reader_acknowledges_a_quiet_stream_within_the_bound() {
         heard.recv().await.expect("a message");
     }
     assert_eq!(acks(&back), Vec::<u64>::new(), "not at once");
-    tokio::time::sleep(super::read::ACK_WITHIN + Duration::from_millis(1)).await;
-    tokio::task::yield_now().await;
+    let delivered = tokio::time::Instant::now();
+    back.more.notified().await;
+    assert!(delivered.elapsed() <= super::read::ACK_WITHIN);
     assert_eq!(acks(&back), vec![42]);
     reader.abort();
 }
