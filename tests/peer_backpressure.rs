@@ -8,14 +8,14 @@ mod common;
 
 use std::time::Duration;
 
-use futures::{AsyncWriteExt, StreamExt};
+use futures::StreamExt;
 use halley_substrate::net;
-use halley_substrate::wire::{self, LinkFrame, Member, Message, PEER_PROTOCOL, PeerMessage};
+use halley_substrate::wire::{Member, PEER_PROTOCOL, PeerMessage};
 use halley_substrate::{Multiaddr, PeerId};
 use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
 
-use common::{DEADLINE, Node, eventually, ring_size, run, spawn};
+use common::{DEADLINE, Node, eventually, open_peer_stream, ring_size, run, spawn};
 
 /// Tuples written while the member reads nothing, each with this many
 /// bytes: far more than a stream's flow-control window.
@@ -64,20 +64,12 @@ async fn deaf_member(node: &str) -> tokio::task::JoinHandle<()> {
         addr: format!("{addr}/p2p/{me}"),
         at: None,
     };
-    let open = control.open_stream(target_peer, PEER_PROTOCOL);
-    let mut stream = tokio::time::timeout(DEADLINE, open)
-        .await
-        .expect("open the peer stream in time")
-        .expect("the node accepts the peer protocol");
-    let mut buf = Vec::new();
-    let hello = LinkFrame::Hello {
-        session: 1,
-        first: 0,
-    };
-    wire::encode(&mut buf, &Message::Link(hello)).unwrap();
-    wire::encode(&mut buf, &Message::Peer(PeerMessage::Join { member })).unwrap();
-    stream.write_all(&buf).await.unwrap();
-    stream.flush().await.unwrap();
+    let stream = open_peer_stream(
+        &mut control,
+        target_peer,
+        vec![PeerMessage::Join { member }],
+    )
+    .await;
     tokio::spawn(async move {
         let _stream = stream;
         let _ = deaf.await;

@@ -12,13 +12,13 @@ mod common;
 
 use std::time::Duration;
 
-use futures::{AsyncWriteExt, StreamExt};
+use futures::StreamExt;
 use halley_substrate::net::{self, Protocol};
-use halley_substrate::wire::{self, LinkFrame, Member, Message, PEER_PROTOCOL, PeerMessage};
+use halley_substrate::wire::{self, Member, PEER_PROTOCOL, PeerMessage};
 use halley_substrate::{Field, Multiaddr, PeerId, RemoteSpace, Space, Template, Tuple, Value};
 use libp2p::identity::Keypair;
 
-use common::{DEADLINE, Node, eventually, ring_size, run, status};
+use common::{DEADLINE, Node, eventually, open_peer_stream, ring_size, run, status};
 
 const TUPLES: usize = 300;
 
@@ -76,23 +76,7 @@ impl Attacker {
 
     /// Opens a peer stream and sends `messages` on it.
     async fn send(&mut self, messages: Vec<PeerMessage>) -> libp2p::Stream {
-        let open = self.control.open_stream(self.target, PEER_PROTOCOL);
-        let mut stream = tokio::time::timeout(DEADLINE, open)
-            .await
-            .expect("open the peer stream in time")
-            .expect("the node accepts the peer protocol");
-        let mut buf = Vec::new();
-        let hello = LinkFrame::Hello {
-            session: rand::random(),
-            first: 0,
-        };
-        wire::encode(&mut buf, &Message::Link(hello)).unwrap();
-        for msg in messages {
-            wire::encode(&mut buf, &Message::Peer(msg)).unwrap();
-        }
-        stream.write_all(&buf).await.unwrap();
-        stream.flush().await.unwrap();
-        stream
+        open_peer_stream(&mut self.control, self.target, messages).await
     }
 }
 

@@ -13,6 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use futures::AsyncWriteExt;
+use halley_substrate::PeerId;
+use halley_substrate::wire::{self, LinkFrame, Message, PEER_PROTOCOL, PeerMessage};
+
 /// How long a command may run before the test gives up on it.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -259,4 +263,30 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         assert!(Instant::now() < end, "gave up waiting for {what}");
         thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Opens a `/halley/peer/2` stream to `target` as a peer would (its
+/// `Hello` first, a fresh session) and sends `messages` on it.
+pub async fn open_peer_stream(
+    control: &mut libp2p_stream::Control,
+    target: PeerId,
+    messages: Vec<PeerMessage>,
+) -> libp2p::Stream {
+    let open = control.open_stream(target, PEER_PROTOCOL);
+    let mut stream = tokio::time::timeout(DEADLINE, open)
+        .await
+        .expect("open the peer stream in time")
+        .expect("the node accepts the peer protocol");
+    let mut buf = Vec::new();
+    let hello = LinkFrame::Hello {
+        session: rand::random(),
+        first: 0,
+    };
+    wire::encode(&mut buf, &Message::Link(hello)).unwrap();
+    for msg in messages {
+        wire::encode(&mut buf, &Message::Peer(msg)).unwrap();
+    }
+    stream.write_all(&buf).await.unwrap();
+    stream.flush().await.unwrap();
+    stream
 }
