@@ -21,6 +21,17 @@ async fn connect(node: &Node) -> RemoteSpace {
         .expect("connect to the node")
 }
 
+/// Writes five tuples of a third of a frame each, more than one frame in
+/// all; what it wrote.
+async fn out_blobs(space: &RemoteSpace) -> Vec<Tuple> {
+    let blob = vec![7u8; MAX_FRAME / 3];
+    let big: Vec<Tuple> = (0..5_i64)
+        .map(|i| tuple!("blob", i, blob.clone()))
+        .collect();
+    space.out_all(big.clone(), None).await.unwrap();
+    big
+}
+
 fn template(name: &str, rest: usize) -> Template {
     let mut fields = vec![Field::Actual(Value::from(name))];
     fields.extend(std::iter::repeat_n(Field::Any, rest));
@@ -90,11 +101,7 @@ async fn clients_connecting_at_once_are_all_served() {
 async fn bulk_transfers_above_the_frame_size_are_chunked() {
     let node = Node::start();
     let space = connect(&node).await;
-    let blob = vec![7u8; MAX_FRAME / 3];
-    let big: Vec<Tuple> = (0..5_i64)
-        .map(|i| tuple!("blob", i, blob.clone()))
-        .collect();
-    space.out_all(big.clone(), None).await.unwrap();
+    let big = out_blobs(&space).await;
     assert_eq!(space.status().await.unwrap().tuples, 5);
 
     let scanned = space.scan(template("blob", 2), None).await.unwrap();
@@ -343,11 +350,7 @@ async fn steps_given_up_while_waiting_give_back_what_they_took() {
 async fn a_last_step_taking_more_than_a_frame_comes_in_chunks() {
     let node = Node::start();
     let space = connect(&node).await;
-    let blob = vec![7u8; MAX_FRAME / 3];
-    let big: Vec<Tuple> = (0..5_i64)
-        .map(|i| tuple!("blob", i, blob.clone()))
-        .collect();
-    space.out_all(big.clone(), None).await.unwrap();
+    let big = out_blobs(&space).await;
     let taken = space
         .steps(vec![
             put(vec![tuple!("small", 1_i64)]),
