@@ -52,7 +52,8 @@ impl Peer {
             self.refresh_neighbourhood();
         }
         let waiting = self.drop_dead_replicas();
-        near || waiting
+        let released = self.check_view(now);
+        near || waiting || released
     }
 
     /// Whether this peer is in its view. A peer the others declared gone
@@ -76,6 +77,7 @@ impl Peer {
         self.subscribed.clear();
         self.copies.clear();
         self.copy_expiries.clear();
+        self.quarantine = None;
     }
 
     /// Caches the replica targets and the stretch of ring whose changes

@@ -21,6 +21,8 @@
 //! - `membership`: a changed view hands tuples over to new primaries, takes
 //!   over a failed predecessor's arc, re-replicates, re-asks candidates; a
 //!   graceful leave hands everything to the successor.
+//! - `reconcile`: a peer found gone while alive sets what it holds aside
+//!   until the peers around it say which ids they removed meanwhile.
 //! - `balance`: which peer moves where so that the load spreads (a leave
 //!   and a join at a split point of the heaviest peer's arc).
 //!
@@ -53,6 +55,7 @@ mod membership;
 mod msg;
 mod peer;
 mod query;
+mod reconcile;
 mod serve;
 mod write;
 
@@ -64,10 +67,13 @@ mod tests;
 mod tests_cancel;
 #[cfg(test)]
 mod tests_direct;
+#[cfg(test)]
+mod tests_reconcile;
 
 pub use balance::{Move, plan as plan_move, spread};
 pub use msg::{Command, Event, Msg, Op, OpId, OverlayError, Reply};
 pub use peer::Peer;
+pub use reconcile::CHECK_BATCH;
 
 use crate::template::{Field, Template};
 use crate::tuple::{Tuple, Value};

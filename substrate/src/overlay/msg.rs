@@ -114,6 +114,10 @@ pub enum Event {
     /// Tuples taken for a client that could not deliver them: write them
     /// back (new ids, retried until stored, no reply).
     PutBack { tuples: Vec<(Tuple, Option<u64>)> },
+    /// A member said this peer is gone while it is alive: what it holds is
+    /// set aside until the peers around it say what they removed meanwhile
+    /// (see `reconcile`).
+    Doubted,
 }
 
 /// What the driver must do.
@@ -258,6 +262,17 @@ pub enum Msg {
     /// its [`super::Config::max_tuples`].
     Full {
         op: OpId,
+    },
+    /// A peer found gone while alive → the peers around it: which of these
+    /// ids (part `chunk` of what it holds) were removed here?
+    Check {
+        chunk: u32,
+        ids: Vec<TupleId>,
+    },
+    /// The answer to a [`Msg::Check`]: the ids of `chunk` tombstoned here.
+    Checked {
+        chunk: u32,
+        removed: Vec<TupleId>,
     },
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::msg::{Ask, View};
 use super::query::Query;
+use super::reconcile::Quarantine;
 use super::serve::{Held, Parked};
 use super::write::Writing;
 use super::{Command, Config, Event, Msg, Op, OpId, Reply, Tagged, TupleId};
@@ -65,6 +66,9 @@ pub struct Peer {
     pub(super) early: Vec<(u64, Msg, u64)>,
     pub(super) inbox: VecDeque<Msg>,
     pub(super) commands: Vec<Command>,
+    /// What this peer set aside when a member said it was gone, until the
+    /// peers around it say what they removed meanwhile.
+    pub(super) quarantine: Option<Quarantine>,
     /// Covers of recent templates' keyword fields: a cover of a box is
     /// costly (milliseconds), and clients repeat their templates.
     covers: HashMap<Vec<Field>, Cover>,
@@ -106,6 +110,7 @@ impl Peer {
             early: Vec::new(),
             inbox: VecDeque::new(),
             commands: Vec::new(),
+            quarantine: None,
             covers: HashMap::new(),
         };
         peer.refresh_neighbourhood();
@@ -220,6 +225,7 @@ impl Peer {
                     self.start_return(tuple, ttl_ms, now);
                 }
             }
+            Event::Doubted => self.doubted(now),
         }
         self.finish_event(now)
     }
@@ -329,6 +335,8 @@ impl Peer {
             Msg::Taken { op, tuples } => self.on_taken(from, op, tuples, now),
             Msg::Cancel { op } => self.on_cancel(from, op, now),
             Msg::Notified { op, tuple } => self.on_notified(op, tuple),
+            Msg::Check { chunk, ids } => self.on_check(from, chunk, ids),
+            Msg::Checked { chunk, removed } => self.on_checked(from, chunk, removed, now),
         }
     }
 
@@ -349,6 +357,7 @@ impl Peer {
             self.reply(op, Reply::Failed(super::OverlayError::Timeout));
         }
         self.retry_outs(now);
+        self.check_again(now);
         while let Some(&(at, id)) = self.tombstone_ends.first() {
             if at > now {
                 break;
@@ -374,6 +383,7 @@ impl Peer {
             self.held.values().map(|h| h.lease_end).min(),
             self.tombstone_ends.first().map(|&(at, _)| at),
             self.copy_expiries.first().map(|&(at, _)| at),
+            self.quarantine.as_ref().map(Quarantine::due),
         ]
         .into_iter()
         .flatten()

@@ -500,7 +500,7 @@ impl Small {
     }
 }
 
-fn write_all(ring: &mut Small, n: i64) {
+pub(super) fn write_all(ring: &mut Small, n: i64) {
     let at = ring.peers[0].id();
     for k in 0..n {
         let out = Op::Out {

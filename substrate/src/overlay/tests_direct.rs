@@ -38,6 +38,8 @@ fn name(msg: &Msg) -> &'static str {
         Msg::Cancel { .. } => "Cancel",
         Msg::Notified { .. } => "Notified",
         Msg::Full { .. } => "Full",
+        Msg::Check { .. } => "Check",
+        Msg::Checked { .. } => "Checked",
     }
 }
 

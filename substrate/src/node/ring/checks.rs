@@ -8,7 +8,7 @@ use libp2p::identity::PublicKey;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 
-use crate::overlay::Msg;
+use crate::overlay::{CHECK_BATCH, Msg};
 use crate::wire::Member;
 
 /// The longest member address accepted, in bytes of text.
@@ -97,15 +97,20 @@ pub(super) fn ring_id(peer: &PeerId) -> Option<u64> {
 pub(super) enum BadOverlay {
     #[error("a Stored naming {0} replicas (at most {MAX_REPLICAS})")]
     TooManyReplicas(usize),
+    #[error("a Check or Checked naming {0} ids (at most {CHECK_BATCH})")]
+    TooManyIds(usize),
 }
 
 /// Checks the fields of an overlay message that the overlay would
 /// otherwise keep as they came: the replicas a `Stored` names are what its
-/// origin waits for.
+/// origin waits for; a `Check` or `Checked` carries at most one chunk.
 pub(super) fn overlay(msg: &Msg) -> Result<(), BadOverlay> {
     match msg {
         Msg::Stored { replicas, .. } if replicas.len() > MAX_REPLICAS => {
             Err(BadOverlay::TooManyReplicas(replicas.len()))
+        }
+        Msg::Check { ids, .. } | Msg::Checked { removed: ids, .. } if ids.len() > CHECK_BATCH => {
+            Err(BadOverlay::TooManyIds(ids.len()))
         }
         _ => Ok(()),
     }
@@ -187,6 +192,29 @@ mod tests {
         assert_eq!(overlay(&stored(MAX_REPLICAS)), Ok(()));
         let err = overlay(&stored(MAX_REPLICAS + 1)).unwrap_err();
         assert_eq!(err, BadOverlay::TooManyReplicas(MAX_REPLICAS + 1));
+    }
+
+    #[test]
+    fn a_check_or_checked_past_one_chunk_is_refused() {
+        use crate::overlay::TupleId;
+        let ids = |n: usize| {
+            (0..n as u64)
+                .map(|seq| TupleId { origin: 1, seq })
+                .collect()
+        };
+        let check = |n| Msg::Check {
+            chunk: 0,
+            ids: ids(n),
+        };
+        let checked = |n| Msg::Checked {
+            chunk: 0,
+            removed: ids(n),
+        };
+        assert_eq!(overlay(&check(CHECK_BATCH)), Ok(()));
+        assert_eq!(overlay(&checked(CHECK_BATCH)), Ok(()));
+        let too_many = || Err(BadOverlay::TooManyIds(CHECK_BATCH + 1));
+        assert_eq!(overlay(&check(CHECK_BATCH + 1)), too_many());
+        assert_eq!(overlay(&checked(CHECK_BATCH + 1)), too_many());
     }
 
     #[test]

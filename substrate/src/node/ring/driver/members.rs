@@ -12,6 +12,7 @@ use super::super::checks;
 use super::super::links::peer_of;
 use super::super::trust::Verdict;
 use super::{DEPARTED, Driver, TELL_EVERY};
+use crate::overlay::Event;
 use crate::wire::{Member, PeerMessage};
 
 /// How long a lost member is told, unasked, that it was found lost: long
@@ -67,8 +68,11 @@ impl Driver {
     }
 
     /// Asks peer `id` (a member, or one found lost) to let this peer in
-    /// again, opening the link if need be.
+    /// again, opening the link if need be. Found gone, this peer first sets
+    /// aside what it holds until the peers around it say what they took
+    /// meanwhile (`overlay::reconcile`).
     pub(super) fn rejoin_through(&mut self, id: u64) {
+        self.feed(Event::Doubted);
         let addr = match (self.members.get(&id), self.departed.get(&id)) {
             (Some((_, member)), _) | (None, Some(Departed { member, .. })) => member.addr.parse(),
             (None, None) => return,
