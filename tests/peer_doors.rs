@@ -12,9 +12,9 @@ mod common;
 
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use halley_substrate::net::{self, Protocol};
-use halley_substrate::wire::{self, Member, PEER_PROTOCOL, PeerMessage};
+use halley_substrate::wire::{self, LinkFrame, Member, Message, PEER_PROTOCOL, PeerMessage};
 use halley_substrate::{Field, Multiaddr, PeerId, RemoteSpace, Space, Template, Tuple, Value};
 use libp2p::identity::Keypair;
 
@@ -236,6 +236,29 @@ async fn extremes(node: &Node) {
     assert_eq!(status["tuples"], 1, "{status}");
 }
 
+/// Reads a peer stream to its end, acknowledging every message as a
+/// member's link does.
+async fn acknowledge_all(stream: libp2p::Stream) {
+    let (source, mut sink) = stream.split();
+    let mut frames = wire::frames(source);
+    let mut next = 0;
+    while let Some(Ok(message)) = frames.next().await {
+        match message {
+            Message::Link(LinkFrame::Hello { first, .. }) => next = first,
+            Message::Peer(_) => {
+                let mut ack = Vec::new();
+                let frame = Message::Link(LinkFrame::Ack { through: next });
+                wire::encode(&mut ack, &frame).unwrap();
+                next += 1;
+                if sink.write_all(&ack).await.is_err() || sink.flush().await.is_err() {
+                    return;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 fn tuple(key: &str, n: i64) -> Tuple {
     Tuple::new(vec![Value::from(key), Value::from(n)])
 }
@@ -263,14 +286,12 @@ async fn a_member_saying_others_are_gone_evicts_no_one() {
         }
     };
     let mut control = swarm.behaviour().stream.new_control();
-    // Streams the ring opens to its new member are read and dropped.
+    // Streams the ring opens to its new member are read, acknowledged (a
+    // member that acknowledges nothing is dropped) and otherwise ignored.
     let mut incoming = control.accept(PEER_PROTOCOL).unwrap();
     let sink = tokio::spawn(async move {
         while let Some((_, stream)) = incoming.next().await {
-            tokio::spawn(async move {
-                let mut frames = wire::frames(stream);
-                while frames.next().await.is_some() {}
-            });
+            tokio::spawn(acknowledge_all(stream));
         }
     });
     net::dial(&mut swarm, &target.addr.parse().unwrap(), DEADLINE)

@@ -357,3 +357,123 @@ async fn a_take_of_several_gathers_across_the_ring() {
     put.expect("out");
     assert_eq!(got.expect("blocking take").len(), 1);
 }
+
+/// Sends `signal` (`-STOP`, `-CONT`) to `node`'s process.
+fn signal(node: &Node, signal: &str) {
+    let pid = node.proc.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {signal} {pid}");
+}
+
+/// Runs a blocking wait (`sees_ring_of` and the like) off the runtime.
+async fn blocking(wait: impl FnOnce() + Send + 'static) {
+    tokio::task::spawn_blocking(wait).await.unwrap();
+}
+
+/// The busiest of three peers is frozen (SIGSTOP) while two clients take:
+/// the others drop it once it leaves what they sent it unacknowledged, and
+/// serve its arc from their copies. Resumed, it is told it was gone, and
+/// comes back holding what it held: the tuples taken meanwhile must not be
+/// taken again, and none of the others may be lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_frozen_until_dropped_comes_back_without_doubling_a_tuple() {
+    const HALF: usize = TUPLES / 2;
+    let nodes = ring(3, 2);
+    load(&nodes[0].addr, TUPLES);
+    let frozen = busiest(&nodes, &nodes[0].addr);
+    let others: Vec<String> = (0..nodes.len())
+        .filter(|&i| i != frozen)
+        .map(|i| nodes[i].addr.clone())
+        .collect();
+    signal(&nodes[frozen], "-STOP");
+
+    // Two clients on the other peers take, one tuple at a time; those
+    // asked of the frozen peer wait until it is dropped.
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let goal = Arc::new(AtomicUsize::new(HALF));
+    let end = Instant::now() + 4 * DEADLINE;
+    let mut clients = Vec::new();
+    for addr in &others {
+        let space = RemoteSpace::connect(addr.parse().unwrap(), DEADLINE)
+            .await
+            .expect("connect");
+        let (taken, count, goal) = (taken.clone(), count.clone(), goal.clone());
+        clients.push(tokio::spawn(async move {
+            let any = Template::new(vec![Field::Any, Field::Any]);
+            while Instant::now() < end {
+                if count.load(Ordering::SeqCst) >= goal.load(Ordering::SeqCst) {
+                    if goal.load(Ordering::SeqCst) == TUPLES {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                let got = space.take(any.clone(), Some(Duration::from_secs(1))).await;
+                if let Some(tuple) = got.expect("take") {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    taken.lock().unwrap().push(tuple.to_string());
+                }
+            }
+        }));
+    }
+    let survivors = others.clone();
+    blocking(move || survivors.iter().for_each(|p| sees_ring_of(p, 2))).await;
+    while count.load(Ordering::SeqCst) < HALF && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let while_frozen = count.load(Ordering::SeqCst);
+    assert!(
+        while_frozen >= HALF,
+        "{while_frozen} taken while frozen;\n{}",
+        logs(&nodes)
+    );
+
+    // Thawed: it must rejoin, and every tuple left is taken exactly once.
+    signal(&nodes[frozen], "-CONT");
+    let all: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    blocking(move || all.iter().for_each(|p| sees_ring_of(p, 3))).await;
+    goal.store(TUPLES, Ordering::SeqCst);
+    for client in clients {
+        let bound = end.saturating_duration_since(Instant::now()) + DEADLINE;
+        if tokio::time::timeout(bound, client).await.is_err() {
+            let taken = count.load(Ordering::SeqCst);
+            panic!(
+                "a take was never answered ({taken} taken);\n{}",
+                logs(&nodes)
+            );
+        }
+    }
+    let taken = taken.lock().unwrap().clone();
+    let mut seen = BTreeSet::new();
+    let twice: Vec<&String> = taken.iter().filter(|t| !seen.insert(*t)).collect();
+    assert!(
+        twice.is_empty(),
+        "{} tuples taken twice (e.g. {:?}), {while_frozen} taken while frozen;\n{}",
+        twice.len(),
+        twice.first(),
+        logs(&nodes)
+    );
+    assert_eq!(
+        taken.len(),
+        TUPLES,
+        "tuples lost, {while_frozen} taken while frozen;\n{}",
+        logs(&nodes)
+    );
+    for node in &nodes {
+        let args = ["in", "--peer", &node.addr, "(?str, ?int)", "--timeout", "0"];
+        let mut left = common::spawn(&args, None);
+        let Some(status) = left.proc.try_wait(DEADLINE) else {
+            panic!(
+                "an in --timeout 0 through {} hangs;\n{}",
+                node.addr,
+                logs(&nodes)
+            );
+        };
+        let left = left.finish(status);
+        assert_eq!(left.code, Some(1), "left at {}: {}", node.addr, left.stdout);
+    }
+}

@@ -16,6 +16,13 @@ use crate::template::{Field, Template};
 
 /// Messages from a newer view held back at most.
 const MAX_EARLY: usize = 4_096;
+/// How long a message from a newer view waits for that view at most. Views
+/// are numbered by each peer (one past the highest it has seen), so a peer
+/// that changed its view alone (it dropped and let back a member the others
+/// never dropped) runs ahead of the others for good: past this wait its
+/// messages count under the view the receiver has, whose number rises to
+/// theirs.
+const EARLY_WAIT_MS: u64 = 2_000;
 /// Template covers remembered at most (then forgotten all at once).
 const MAX_COVERS: usize = 1_024;
 
@@ -62,8 +69,9 @@ pub struct Peer {
     pub(super) armed: Option<u64>,
     /// The epoch of the newest view taken.
     pub(super) epoch: u64,
-    /// Messages sent under a newer view than this peer's, held back.
-    pub(super) early: Vec<(u64, Msg, u64)>,
+    /// Messages sent under a newer view than this peer's, held back: the
+    /// sender, the message, its view's number and when it arrived.
+    pub(super) early: Vec<(u64, Msg, u64, u64)>,
     pub(super) inbox: VecDeque<Msg>,
     pub(super) commands: Vec<Command>,
     /// What this peer set aside when a member said it was gone, until the
@@ -212,7 +220,7 @@ impl Peer {
                 // Sent under a view this peer has not seen yet: held back
                 // until it has (beyond the bound, dropped: senders retry).
                 if self.early.len() < MAX_EARLY {
-                    self.early.push((from, msg, epoch));
+                    self.early.push((from, msg, epoch, now));
                 }
             }
             Event::Message { from, msg, .. } => self.on_message(from, msg, now),
@@ -234,10 +242,25 @@ impl Peer {
         let epoch = self.epoch;
         let (due, later) = std::mem::take(&mut self.early)
             .into_iter()
-            .partition(|&(_, _, e)| e <= epoch);
+            .partition(|&(_, _, e, _)| e <= epoch);
         self.early = later;
-        for (from, msg, _) in due {
+        for (from, msg, _, _) in due {
             self.on_message(from, msg, now);
+        }
+    }
+
+    /// Messages held back for [`EARLY_WAIT_MS`] without their view
+    /// arriving: this peer takes their view's number and hears them.
+    fn overdue_early(&mut self, now: u64) {
+        let overdue = self
+            .early
+            .iter()
+            .filter(|&&(_, _, _, at)| at + EARLY_WAIT_MS <= now)
+            .map(|&(_, _, epoch, _)| epoch)
+            .max();
+        if let Some(epoch) = overdue {
+            self.epoch = self.epoch.max(epoch);
+            self.replay_early(now);
         }
     }
 
@@ -342,6 +365,7 @@ impl Peer {
 
     fn on_timer(&mut self, now: u64) {
         self.armed = None;
+        self.overdue_early(now);
         let effects = self.store.tick(now);
         self.on_effects(effects, now);
         self.lapse_reservations(now);
@@ -384,6 +408,10 @@ impl Peer {
             self.tombstone_ends.first().map(|&(at, _)| at),
             self.copy_expiries.first().map(|&(at, _)| at),
             self.quarantine.as_ref().map(Quarantine::due),
+            self.early
+                .iter()
+                .map(|&(_, _, _, at)| at + EARLY_WAIT_MS)
+                .min(),
         ]
         .into_iter()
         .flatten()

@@ -807,3 +807,46 @@ fn a_leave_hands_a_large_arc_over_in_bounded_batches() {
         .collect();
     assert_eq!(sizes, vec![256, 256, 88]);
 }
+
+/// A message sent under a view the receiver never gets (its sender changed
+/// its view alone) is held back for a while, then heard under the
+/// receiver's view, whose number rises to the sender's.
+#[test]
+fn a_message_from_a_view_that_never_comes_is_heard_after_a_wait() {
+    let ids = [1u64 << 62, 2 << 62];
+    let view = Arc::new(Ring::from_iter(ids));
+    let mut peer = Peer::new(ids[0], Config::default(), view).unwrap();
+    let check = Msg::Check {
+        chunk: 0,
+        ids: vec![TupleId { origin: 9, seq: 1 }],
+    };
+    let from = ids[1];
+    let held = peer.handle(
+        Event::Message {
+            from,
+            msg: check,
+            epoch: 5,
+        },
+        100,
+    );
+    let answered = |commands: &[Command]| {
+        commands
+            .iter()
+            .any(|c| matches!(c, Command::Send { to, msg: Msg::Checked { .. }, .. } if *to == from))
+    };
+    assert!(!answered(&held), "held back: {held:?}");
+    let armed = held.iter().find_map(|c| match c {
+        Command::ArmTimer { at } => Some(*at),
+        _ => None,
+    });
+    assert_eq!(armed, Some(2_100), "{held:?}");
+    assert!(!answered(&peer.handle(Event::Timer, 2_099)));
+    let heard = peer.handle(Event::Timer, 2_100);
+    assert!(answered(&heard), "{heard:?}");
+    assert!(
+        heard
+            .iter()
+            .all(|c| !matches!(c, Command::Send { epoch, .. } if *epoch != 5)),
+        "answered under the sender's view number: {heard:?}"
+    );
+}

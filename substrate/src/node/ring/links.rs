@@ -23,7 +23,11 @@
 //! A peer that does not drain is disconnected: a write that makes no
 //! progress for [`STALL`] reports it [`LinkEvent::Lost`] (logged), and so
 //! does a full queue (the driver's side, [`Outbound::send`]), and so does a
-//! reader that acknowledges nothing while [`QUEUE`] messages wait for it.
+//! reader that acknowledges nothing while [`QUEUE`] messages wait for it,
+//! and one that leaves a message unacknowledged for [`STALL`] (a frozen
+//! process whose socket still takes bytes: it gets [`ACK_GRACE`] more once
+//! the bound is up, for acknowledgements that waited behind a freeze of
+//! this very peer).
 //!
 //! Anyone who can connect may open `/halley/peer/2`, but only a peer the
 //! driver knows ([`Known`]: members, the peers it joins through, and lost
@@ -60,6 +64,10 @@ pub(super) const HIGH: usize = QUEUE / 2;
 /// How long a write to a peer may make no progress before the peer counts
 /// as not draining its stream, and is disconnected.
 const STALL: Duration = Duration::from_secs(10);
+/// How long a writer waits for acknowledgements once its oldest message
+/// is [`STALL`] old, before it counts the peer lost: if this very peer was
+/// the one frozen, the acknowledgements are on their way.
+const ACK_GRACE: Duration = Duration::from_secs(1);
 /// Link events queued for the driver at most.
 pub(super) const EVENTS: usize = 1_024;
 /// How long a message from a peer that is not a member waits for it to

@@ -172,6 +172,27 @@ fn a_writer_holds_batches_until_every_message_in_them_is_acknowledged() {
     assert!(unacked.full(), "{QUEUE} messages owed");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_batch_left_unacknowledged_for_the_bound_is_overdue() {
+    let mut unacked = Unacked::default();
+    assert!(!unacked.overdue(STALL), "nothing held, nothing owed");
+    unacked.push(b"first".to_vec(), 2);
+    tokio::time::advance(STALL / 2).await;
+    unacked.push(b"second".to_vec(), 2);
+    assert!(!unacked.overdue(STALL));
+    tokio::time::advance(STALL / 2).await;
+    assert!(
+        unacked.overdue(STALL),
+        "the first batch is owed for the bound"
+    );
+    unacked.ack(2);
+    assert!(!unacked.overdue(STALL), "the second is half as old");
+    tokio::time::advance(STALL / 2).await;
+    assert!(unacked.overdue(STALL));
+    unacked.ack(4);
+    assert!(!unacked.overdue(STALL));
+}
+
 /// An in-memory stream: reads `input` (then ends, or waits forever if
 /// `open`), keeps what is written.
 struct Pipe {

@@ -5,7 +5,8 @@
 //! connection that closed under it is lost. It holds at most [`QUEUE`]
 //! unacknowledged messages: past that it waits for acknowledgements, and a
 //! reader that gives none for [`STALL`] gets the peer disconnected, like
-//! one that takes nothing.
+//! one that takes nothing; so does one that leaves a message
+//! unacknowledged for [`STALL`] (and [`ACK_GRACE`] more).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,10 +18,11 @@ use libp2p::{Multiaddr, PeerId};
 use libp2p_stream::Control;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::super::super::Command;
-use super::{Drained, LinkEvent, QUEUE, STALL};
+use super::{ACK_GRACE, Drained, LinkEvent, QUEUE, STALL};
 use crate::spin::Spin;
 use crate::wire::{self, LinkFrame, Message, PEER_PROTOCOL, PeerMessage};
 
@@ -60,9 +62,17 @@ impl Writer {
                 tracing::warn!(peer = %self.peer, stall = ?STALL, "disconnecting a peer that acknowledges nothing");
                 return self.lost().await;
             }
+            let overdue_at = unacked.oldest_at().map(|at| at + STALL);
             let written = tokio::select! {
                 biased;
                 () = probe.notified() => stream.write(&link_frame(LinkFrame::Ping)).await,
+                () = sleep_until(overdue_at) => {
+                    if !caught_up(&stream.acked, &mut unacked).await {
+                        tracing::warn!(peer = %self.peer, stall = ?STALL, "disconnecting a peer that acknowledges nothing it was sent");
+                        return self.lost().await;
+                    }
+                    continue;
+                }
                 more = batch(&mut queue, unacked.buffer(), self.peer) => {
                     let Some((bytes, count)) = more else { break };
                     self.drained.notify_one();
@@ -222,6 +232,8 @@ struct Sent {
     first: u64,
     count: u64,
     bytes: Vec<u8>,
+    /// When it was first sent.
+    at: Instant,
 }
 
 impl Unacked {
@@ -239,6 +251,7 @@ impl Unacked {
             first,
             count,
             bytes,
+            at: Instant::now(),
         });
         &self.batches.back().expect("just pushed").bytes
     }
@@ -252,6 +265,16 @@ impl Unacked {
             self.held -= usize::try_from(sent.count).expect("a batch fits in memory");
             self.spare = Some(sent.bytes);
         }
+    }
+
+    /// When the oldest batch held was first sent.
+    pub(super) fn oldest_at(&self) -> Option<Instant> {
+        self.batches.front().map(|sent| sent.at)
+    }
+
+    /// Whether a batch has waited `bound` or longer for its acknowledgement.
+    pub(super) fn overdue(&self, bound: std::time::Duration) -> bool {
+        self.oldest_at().is_some_and(|at| at.elapsed() >= bound)
     }
 
     /// Whether [`QUEUE`] messages or more wait for an acknowledgement.
@@ -295,6 +318,31 @@ pub(super) async fn batch(
         }
     }
     Some((buf, count))
+}
+
+/// Whether the reader acknowledges, within [`ACK_GRACE`], every batch
+/// held for [`STALL`] or longer (it may be this very peer that was frozen,
+/// with the acknowledgements waiting to be read).
+async fn caught_up(acked: &Acked, unacked: &mut Unacked) -> bool {
+    let grace_end = Instant::now() + ACK_GRACE;
+    loop {
+        unacked.ack(acked.below());
+        if !unacked.overdue(STALL) {
+            return true;
+        }
+        if Instant::now() >= grace_end {
+            return false;
+        }
+        let _ = tokio::time::timeout_at(grace_end, acked.more.notified()).await;
+    }
+}
+
+/// Sleeps until `at`; for ever if `None`.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Why a write failed.
