@@ -325,6 +325,9 @@ impl Peer {
                 let ack = ack.filter(|_| self.member());
                 for wire in tuples {
                     let id = wire.0.id;
+                    let Some(wire) = self.set_aside(wire, false, now) else {
+                        continue;
+                    };
                     self.place(wire, false, now);
                     if let Some((origin, op)) = ack {
                         self.send(origin, Msg::Copied { op, id });
@@ -334,6 +337,9 @@ impl Peer {
             Msg::Copied { op, id } => self.on_copied(from, op, id),
             Msg::Handover { tuples, adopt } => {
                 for wire in tuples {
+                    let Some(wire) = self.set_aside(wire, true, now) else {
+                        continue;
+                    };
                     if adopt && self.member() {
                         self.adopt(wire, None, now);
                     } else {

@@ -19,6 +19,12 @@
 //! view, or after half the tombstone lifetime, past which answers would
 //! mean little.
 //!
+//! What reaches this peer in its first `retry_ms` after it was told (an
+//! `out` routed here, copies, handovers) is set aside and checked too: it
+//! may have been sent before the others dropped it and waited in the
+//! sockets while it was frozen. An `out` set aside is not acknowledged;
+//! its origin sends it again.
+//!
 //! Set aside, the tuples are not served: a take on this peer's arc waits
 //! for them. A member that lies with `Gone` costs this peer one round of
 //! checks, not its data: only the peers around it are asked, and only the
@@ -43,8 +49,14 @@ pub(super) struct Quarantine {
     tuples: BTreeMap<TupleId, Aside>,
     /// The ids asked about, chunk by chunk, each sorted.
     chunks: Vec<Vec<TupleId>>,
+    /// The peers asked.
+    asked: BTreeSet<u64>,
     /// Per asked peer, the chunks it has not answered.
     unanswered: BTreeMap<u64, BTreeSet<u32>>,
+    /// Ids set aside on arrival, not yet asked about.
+    late: Vec<TupleId>,
+    /// Until when what arrives is set aside.
+    late_until: u64,
     /// When the unanswered chunks are sent again.
     retry_at: u64,
     /// When what is left goes back whatever the answers.
@@ -101,27 +113,40 @@ impl Peer {
             };
             tuples.entry(id).or_insert(aside);
         }
-        if tuples.is_empty() {
-            return;
-        }
-        let ids: Vec<TupleId> = tuples.keys().copied().collect();
-        let chunks: Vec<Vec<TupleId>> = ids.chunks(CHECK_BATCH).map(<[_]>::to_vec).collect();
-        let all: BTreeSet<u32> = (0..chunks.len())
-            .map(|c| u32::try_from(c).expect("chunks of a store fit in u32"))
-            .collect();
-        let unanswered = self
-            .around()
-            .into_iter()
-            .map(|peer| (peer, all.clone()))
-            .collect();
+        let late: Vec<TupleId> = tuples.keys().copied().collect();
         self.quarantine = Some(Quarantine {
             tuples,
-            chunks,
-            unanswered,
+            chunks: Vec::new(),
+            asked: self.around(),
+            unanswered: BTreeMap::new(),
+            late,
+            late_until: now + self.config.retry_ms,
             retry_at: now,
             until: now + self.config.tombstone_ms / 2,
         });
         self.check_again(now);
+    }
+
+    /// Sets a tuple that arrived (routed, copied, handed over) aside while
+    /// what arrives may be stale; gives it back otherwise.
+    pub(super) fn set_aside(&mut self, wire: Wire, stored: bool, now: u64) -> Option<Wire> {
+        let Some(q) = self.quarantine.as_mut().filter(|q| now < q.late_until) else {
+            return Some(wire);
+        };
+        let (tagged, ttl) = wire;
+        let id = tagged.id;
+        if q.tuples.contains_key(&id) {
+            return None;
+        }
+        let aside = Aside {
+            tagged,
+            expires_at: ttl.map(|t| now.saturating_add(t)),
+            stored,
+        };
+        q.tuples.insert(id, aside);
+        q.late.push(id);
+        q.retry_at = now;
+        None
     }
 
     /// The peers that may have removed this peer's tuples or copies while
@@ -149,6 +174,17 @@ impl Peer {
         let Some(q) = &mut self.quarantine else {
             return;
         };
+        if !q.late.is_empty() {
+            let mut late = std::mem::take(&mut q.late);
+            late.sort_unstable();
+            for ids in late.chunks(CHECK_BATCH) {
+                let chunk = u32::try_from(q.chunks.len()).expect("chunks of a store fit in u32");
+                q.chunks.push(ids.to_vec());
+                for &peer in q.asked.iter().filter(|&&p| self.view.contains(p)) {
+                    q.unanswered.entry(peer).or_default().insert(chunk);
+                }
+            }
+        }
         if now >= q.until || q.unanswered.is_empty() {
             return self.release(now);
         }
@@ -200,7 +236,7 @@ impl Peer {
         for id in &gone {
             q.tuples.remove(id);
         }
-        let done = q.unanswered.is_empty();
+        let done = q.unanswered.is_empty() && q.late.is_empty();
         for id in gone {
             self.tombstone(id, now);
         }
@@ -217,7 +253,7 @@ impl Peer {
             return false;
         };
         q.unanswered.retain(|&peer, _| view.contains(peer));
-        let done = q.unanswered.is_empty();
+        let done = q.unanswered.is_empty() && q.late.is_empty();
         if done {
             self.release(now);
         }

@@ -8,7 +8,12 @@
 //! With `evictions`, some live peers are wrongly declared gone and
 //! re-admitted `SETTLE_MS` later: the peer learns first (it is fenced: it
 //! drops what it held and serves only its clients, through the others),
-//! the others `DETECT_MS` later (they take its arc over).
+//! the others `DETECT_MS` later (they take its arc over). With `freezes`,
+//! some live peers stop (a frozen process: what reaches them waits), the
+//! others drop them `DETECT_MS` later and serve their arcs from the
+//! copies, and `SETTLE_MS / 2` after that they resume: told they were gone
+//! ([`Event::Doubted`], its messages unheard by the others, which have not
+//! let it in again yet), then let back in, then handed what waited.
 //! Some blocking `in`s and `rd`s are cancelled a random time after they
 //! start (their client went away); what a cancelled take had taken must be
 //! back in the space under its new id.
@@ -75,6 +80,14 @@ enum Item {
     Readmit {
         peer: u64,
     },
+    Freeze,
+    /// The others drop the frozen `peer`.
+    DropFrozen {
+        peer: u64,
+    },
+    Thaw {
+        peer: u64,
+    },
     Cancel {
         peer: u64,
         op: OpId,
@@ -112,6 +125,7 @@ pub(super) struct Outcome {
     pub(super) leaves: usize,
     pub(super) crashes: usize,
     pub(super) evictions: usize,
+    pub(super) freezes: usize,
     /// Balancing moves (a leave and a join each).
     pub(super) moves: usize,
     pub(super) peers_at_end: usize,
@@ -135,6 +149,8 @@ pub(super) struct Plan {
     pub(super) churn: usize,
     /// Live peers wrongly declared gone (and re-admitted) during the run.
     pub(super) evictions: usize,
+    /// Live peers frozen until dropped, then resumed and re-admitted.
+    pub(super) freezes: usize,
     /// Virtual milliseconds over which operations and churn are spread.
     pub(super) span_ms: u64,
 }
@@ -160,8 +176,16 @@ pub(super) struct Sim {
     taken: BTreeMap<TupleId, u32>,
     /// New ids of tuples put back by cancelled takes.
     returned: BTreeSet<TupleId>,
+    /// The tuples of `out`s in flight, and of every id acknowledged or
+    /// taken: a take answered after its query ended (a frozen candidate
+    /// serving it late) is put back under a new id no reply names, found
+    /// again by its fields.
+    writing: BTreeMap<(u64, OpId), Tuple>,
+    fields: BTreeMap<TupleId, Tuple>,
     /// Keys crowded as real ones are (see the module docs).
     skewed: bool,
+    /// Frozen peers, and what reached them meanwhile.
+    frozen: BTreeMap<u64, Vec<Item>>,
     outcome: Outcome,
 }
 
@@ -196,7 +220,10 @@ impl Sim {
             expiring: BTreeSet::new(),
             taken: BTreeMap::new(),
             returned: BTreeSet::new(),
+            writing: BTreeMap::new(),
+            fields: BTreeMap::new(),
             skewed: false,
+            frozen: BTreeMap::new(),
             outcome: Outcome::default(),
         }
     }
@@ -260,6 +287,10 @@ impl Sim {
             let at = plan.span_ms / 8 + n as u64 * (plan.span_ms * 7 / 10) / plan.evictions as u64;
             sim.push(at, Item::Evict);
         }
+        for n in 0..plan.freezes {
+            let at = plan.span_ms / 7 + n as u64 * (plan.span_ms * 7 / 10) / plan.freezes as u64;
+            sim.push(at, Item::Freeze);
+        }
     }
 
     fn finish(&mut self) -> Outcome {
@@ -279,6 +310,17 @@ impl Sim {
     }
 
     fn step(&mut self, item: Item) {
+        let target = match &item {
+            Item::Deliver { to, .. } => Some(*to),
+            Item::Timer { peer } | Item::Client { peer, .. } | Item::Cancel { peer, .. } => {
+                Some(*peer)
+            }
+            _ => None,
+        };
+        if let Some(waiting) = target.and_then(|p| self.frozen.get_mut(&p)) {
+            waiting.push(item);
+            return;
+        }
         match item {
             Item::Deliver {
                 to,
@@ -303,6 +345,9 @@ impl Sim {
                     self.push(at, Item::Cancel { peer, op });
                 }
                 self.kinds.insert((peer, op), kind);
+                if let Op::Out { tuple, .. } = &request {
+                    self.writing.insert((peer, op), tuple.clone());
+                }
                 self.feed(peer, Event::Client { op, request });
             }
             Item::Cancel { peer, op } => self.feed(peer, Event::Cancel { op }),
@@ -318,6 +363,16 @@ impl Sim {
                 self.ring = Arc::new(ring);
                 self.broadcast(peer);
             }
+            Item::Freeze => self.freeze(),
+            Item::DropFrozen { peer } => {
+                let mut ring = (*self.ring).clone();
+                ring.remove(peer);
+                self.ring = Arc::new(ring);
+                self.epoch += 1;
+                self.send_view(peer, |p| p != peer);
+                self.push(self.now + SETTLE_MS / 2, Item::Thaw { peer });
+            }
+            Item::Thaw { peer } => self.thaw(peer),
             Item::Churn => self.churn(),
             Item::Balance => self.balance(),
             Item::Arrive { peer } => self.arrive(peer),
@@ -362,6 +417,10 @@ impl Sim {
 
     fn record(&mut self, peer: u64, op: OpId, reply: Reply) {
         let kind = self.kinds.remove(&(peer, op)).expect("a reply per op");
+        let written = self.writing.remove(&(peer, op));
+        if let (Reply::Stored { id, .. }, Some(tuple)) = (&reply, written) {
+            self.fields.insert(*id, tuple);
+        }
         let line = format!("{} {peer} {} {kind} {reply:?}", self.now, op.0);
         self.outcome.digest = fnv(self.outcome.digest, line.as_bytes());
         match (kind, reply) {
@@ -390,6 +449,7 @@ impl Sim {
                 for t in tuples {
                     self.outcome.tuples_taken += 1;
                     *self.taken.entry(t.id).or_default() += 1;
+                    self.fields.insert(t.id, t.tuple);
                 }
             }
             ('i', Reply::Taken(_) | Reply::Failed(_)) => self.outcome.ins_empty += 1,
@@ -639,6 +699,50 @@ impl Sim {
         panic!("no quiet place for an eviction at {}", self.now);
     }
 
+    /// Freezes a live peer: what reaches it waits; the others drop it
+    /// `DETECT_MS` later.
+    fn freeze(&mut self) {
+        let r = self.config.replicas;
+        for _ in 0..50 {
+            let id = self.victim();
+            let busy = self.peers.get(&id).is_none_or(|p| p.accepting() > 0);
+            if busy || !self.quiet_around(id, r) {
+                continue;
+            }
+            let back = self.now + DETECT_MS + SETTLE_MS / 2;
+            self.recent.push((self.now, id));
+            self.recent.push((back, id));
+            self.frozen.insert(id, Vec::new());
+            self.push(self.now + DETECT_MS, Item::DropFrozen { peer: id });
+            self.outcome.freezes += 1;
+            return;
+        }
+        panic!("no quiet place for a freeze at {}", self.now);
+    }
+
+    /// The frozen peer resumes and is told it was gone (the others do not
+    /// hear what it sends until they let it in again), is let in again,
+    /// and gets what waited for it.
+    fn thaw(&mut self, peer: u64) {
+        let waiting = self.frozen.remove(&peer).unwrap_or_default();
+        let now = self.now;
+        if let Some(p) = self.peers.get_mut(&peer) {
+            let commands = p.handle(Event::Doubted, now);
+            let heard = commands
+                .into_iter()
+                .filter(|c| !matches!(c, Command::Send { to, .. } if *to != peer))
+                .collect();
+            self.apply(peer, heard);
+        }
+        let mut ring = (*self.ring).clone();
+        ring.insert(peer);
+        self.ring = Arc::new(ring);
+        self.broadcast(peer);
+        for item in waiting {
+            self.push(self.now, item);
+        }
+    }
+
     fn broadcast(&mut self, changed: u64) {
         self.epoch += 1;
         self.send_view(changed, |_| true);
@@ -650,7 +754,9 @@ impl Sim {
         let (now, epoch) = (self.now, self.epoch);
         let mut busy = Vec::new();
         for (&id, peer) in &mut self.peers {
-            if !to(id) {
+            // A frozen peer learns of changes when it resumes (its own
+            // view keeps it a member: its driver never drops itself).
+            if !to(id) || self.frozen.contains_key(&id) {
                 continue;
             }
             let view = Arc::clone(&self.ring);
@@ -669,6 +775,33 @@ impl Sim {
         }
     }
 
+    /// The ids held or taken that no reply named (put back after a late
+    /// `Taken`), with their fields.
+    fn put_back_unnamed(&self, held: &BTreeMap<TupleId, u64>) -> Vec<(TupleId, Tuple)> {
+        let named = |id: &TupleId| {
+            self.acked.contains(id) || self.returned.contains(id) || self.expiring.contains(id)
+        };
+        let mut unnamed: Vec<(TupleId, Tuple)> = self
+            .taken
+            .keys()
+            .filter(|id| !named(id))
+            .filter_map(|id| Some((*id, self.fields.get(id)?.clone())))
+            .collect();
+        for (&p, peer) in &self.peers {
+            if !held.values().any(|&q| q == p) {
+                continue;
+            }
+            for (stored, _) in peer.store.stored() {
+                if let Some(tagged) = super::Tagged::from_stored(stored)
+                    && !named(&tagged.id)
+                {
+                    unnamed.push((tagged.id, tagged.tuple));
+                }
+            }
+        }
+        unnamed
+    }
+
     /// The invariants after quiescence.
     fn check(&mut self) {
         assert!(self.kinds.is_empty(), "unanswered: {:?}", self.kinds);
@@ -682,10 +815,18 @@ impl Sim {
                 assert!(held.insert(id, p).is_none(), "{id:?} held by two primaries");
             }
         }
+        let mut put_back = self.put_back_unnamed(&held);
         for id in self.acked.iter().chain(&self.returned) {
             let present = held.contains_key(id);
             let taken = self.taken.contains_key(id);
-            assert!(present != taken, "{id:?}: present {present}, taken {taken}");
+            let mut moved = || {
+                let fields = self.fields.get(id)?;
+                let at = put_back.iter().position(|(_, f)| f == fields)?;
+                Some(put_back.swap_remove(at))
+            };
+            let found = present || taken || moved().is_some();
+            assert!(!(present && taken), "{id:?}: present and taken");
+            assert!(found, "{id:?}: present {present}, taken {taken}");
         }
         for id in self.taken.keys() {
             assert!(!held.contains_key(id), "{id:?} taken and still held");

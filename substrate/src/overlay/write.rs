@@ -123,7 +123,11 @@ impl Peer {
         match next {
             // Evicted with no one to send it to: the origin retries.
             None if !self.member() => {}
-            None => self.adopt(wire, Some((origin, op, hops)), now),
+            None => {
+                if let Some(wire) = self.set_aside(wire, true, now) {
+                    self.adopt(wire, Some((origin, op, hops)), now);
+                }
+            }
             Some(p) if hops < self.config.max_hops => {
                 let msg = Msg::Route {
                     index,
