@@ -53,6 +53,9 @@ impl Writer {
         let Some(mut stream) = self.start(session, &unacked).await else {
             return self.lost().await;
         };
+        // One timer for the oldest batch's bound, moved only when that
+        // batch changes (not armed afresh for every batch written).
+        let mut overdue = Box::pin(tokio::time::sleep_until(never()));
         loop {
             unacked.ack(stream.acked.below());
             if unacked.full() {
@@ -62,11 +65,17 @@ impl Writer {
                 tracing::warn!(peer = %self.peer, stall = ?STALL, "disconnecting a peer that acknowledges nothing");
                 return self.lost().await;
             }
-            let overdue_at = unacked.oldest_at().map(|at| at + STALL);
+            match unacked.oldest_at() {
+                Some(at) if overdue.deadline() != at + STALL => overdue.as_mut().reset(at + STALL),
+                None if overdue.deadline() < Instant::now() + STALL => {
+                    overdue.as_mut().reset(never());
+                }
+                _ => {}
+            }
             let written = tokio::select! {
                 biased;
                 () = probe.notified() => stream.write(&link_frame(LinkFrame::Ping)).await,
-                () = sleep_until(overdue_at) => {
+                () = overdue.as_mut() => {
                     if !caught_up(&stream.acked, &mut unacked).await {
                         tracing::warn!(peer = %self.peer, stall = ?STALL, "disconnecting a peer that acknowledges nothing it was sent");
                         return self.lost().await;
@@ -337,12 +346,9 @@ async fn caught_up(acked: &Acked, unacked: &mut Unacked) -> bool {
     }
 }
 
-/// Sleeps until `at`; for ever if `None`.
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
+/// A time no bound reaches: a day from now.
+fn never() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(86_400)
 }
 
 /// Why a write failed.
