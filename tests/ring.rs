@@ -219,18 +219,8 @@ async fn a_sixth_peer_joining_while_four_clients_take_loses_and_doubles_nothing(
     let when_joined = count.load(Ordering::SeqCst);
     assert!(when_joined < TUPLES, "the takes were over before the join");
     eprintln!("{when_joined} of {TUPLES} tuples taken when the sixth peer was up");
-    // Each take waits 1 s at most: a client still busy well past the end
-    // has a take the ring never answered.
-    for client in clients {
-        let bound = end.saturating_duration_since(Instant::now()) + DEADLINE;
-        if tokio::time::timeout(bound, client).await.is_err() {
-            let taken = count.load(Ordering::SeqCst);
-            panic!(
-                "a take was never answered ({taken} taken);\n{}",
-                logs(nodes.iter().chain([&newcomer]))
-            );
-        }
-    }
+    let all: Vec<&Node> = nodes.iter().chain([&newcomer]).collect();
+    clients_done(clients, end, &count, all).await;
     let taken = taken.lock().unwrap().clone();
     let distinct: BTreeSet<&String> = taken.iter().collect();
     assert_eq!(distinct.len(), taken.len(), "a tuple was taken twice");
@@ -358,6 +348,26 @@ async fn a_take_of_several_gathers_across_the_ring() {
     assert_eq!(got.expect("blocking take").len(), 1);
 }
 
+/// Waits for the taking clients, whose takes each wait 1 s at most: one
+/// still busy well past `end` has a take the ring never answered.
+async fn clients_done<'a>(
+    clients: Vec<tokio::task::JoinHandle<()>>,
+    end: Instant,
+    count: &AtomicUsize,
+    nodes: impl IntoIterator<Item = &'a Node>,
+) {
+    for client in clients {
+        let bound = end.saturating_duration_since(Instant::now()) + DEADLINE;
+        if tokio::time::timeout(bound, client).await.is_err() {
+            let taken = count.load(Ordering::SeqCst);
+            panic!(
+                "a take was never answered ({taken} taken);\n{}",
+                logs(nodes)
+            );
+        }
+    }
+}
+
 /// Sends `signal` (`-STOP`, `-CONT`) to `node`'s process.
 fn signal(node: &Node, signal: &str) {
     let pid = node.proc.id().to_string();
@@ -437,16 +447,7 @@ async fn a_peer_frozen_until_dropped_comes_back_without_doubling_a_tuple() {
     let all: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     blocking(move || all.iter().for_each(|p| sees_ring_of(p, 3))).await;
     goal.store(TUPLES, Ordering::SeqCst);
-    for client in clients {
-        let bound = end.saturating_duration_since(Instant::now()) + DEADLINE;
-        if tokio::time::timeout(bound, client).await.is_err() {
-            let taken = count.load(Ordering::SeqCst);
-            panic!(
-                "a take was never answered ({taken} taken);\n{}",
-                logs(&nodes)
-            );
-        }
-    }
+    clients_done(clients, end, &count, &nodes).await;
     let taken = taken.lock().unwrap().clone();
     let mut seen = BTreeSet::new();
     let twice: Vec<&String> = taken.iter().filter(|t| !seen.insert(*t)).collect();

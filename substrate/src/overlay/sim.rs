@@ -672,52 +672,49 @@ impl Sim {
             .all(|&(_, c)| c.wrapping_sub(before) > reach)
     }
 
-    /// Wrongly declares a live peer gone: it learns at once, the others
-    /// `DETECT_MS` later.
-    fn evict(&mut self) {
+    /// A live peer no change is near and no accept is in flight at, for a
+    /// wrong word that it is gone; `what` names it in the panic if there
+    /// is none.
+    fn quiet_victim(&mut self, what: &str) -> u64 {
         let r = self.config.replicas;
         for _ in 0..50 {
             let id = self.victim();
             let busy = self.peers.get(&id).is_none_or(|p| p.accepting() > 0);
-            if busy || !self.quiet_around(id, r) {
-                continue;
+            if !busy && self.quiet_around(id, r) {
+                return id;
             }
-            // The re-admission is a change too: nothing may change near it
-            // from now until it has settled.
-            let readmit = self.now + DETECT_MS + SETTLE_MS;
-            self.recent.push((self.now, id));
-            self.recent.push((readmit, id));
-            let mut ring = (*self.ring).clone();
-            ring.remove(id);
-            self.ring = Arc::new(ring);
-            self.epoch += 1;
-            self.send_view(id, |p| p == id);
-            self.push(self.now + DETECT_MS, Item::Expel { peer: id });
-            self.outcome.evictions += 1;
-            return;
         }
-        panic!("no quiet place for an eviction at {}", self.now);
+        panic!("no quiet place for {what} at {}", self.now);
+    }
+
+    /// Wrongly declares a live peer gone: it learns at once, the others
+    /// `DETECT_MS` later.
+    fn evict(&mut self) {
+        let id = self.quiet_victim("an eviction");
+        // The re-admission is a change too: nothing may change near it
+        // from now until it has settled.
+        let readmit = self.now + DETECT_MS + SETTLE_MS;
+        self.recent.push((self.now, id));
+        self.recent.push((readmit, id));
+        let mut ring = (*self.ring).clone();
+        ring.remove(id);
+        self.ring = Arc::new(ring);
+        self.epoch += 1;
+        self.send_view(id, |p| p == id);
+        self.push(self.now + DETECT_MS, Item::Expel { peer: id });
+        self.outcome.evictions += 1;
     }
 
     /// Freezes a live peer: what reaches it waits; the others drop it
     /// `DETECT_MS` later.
     fn freeze(&mut self) {
-        let r = self.config.replicas;
-        for _ in 0..50 {
-            let id = self.victim();
-            let busy = self.peers.get(&id).is_none_or(|p| p.accepting() > 0);
-            if busy || !self.quiet_around(id, r) {
-                continue;
-            }
-            let back = self.now + DETECT_MS + SETTLE_MS / 2;
-            self.recent.push((self.now, id));
-            self.recent.push((back, id));
-            self.frozen.insert(id, Vec::new());
-            self.push(self.now + DETECT_MS, Item::DropFrozen { peer: id });
-            self.outcome.freezes += 1;
-            return;
-        }
-        panic!("no quiet place for a freeze at {}", self.now);
+        let id = self.quiet_victim("a freeze");
+        let back = self.now + DETECT_MS + SETTLE_MS / 2;
+        self.recent.push((self.now, id));
+        self.recent.push((back, id));
+        self.frozen.insert(id, Vec::new());
+        self.push(self.now + DETECT_MS, Item::DropFrozen { peer: id });
+        self.outcome.freezes += 1;
     }
 
     /// The frozen peer resumes and is told it was gone (the others do not

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::sim::{Plan, Sim};
+use super::sim::{Outcome, Plan, Sim};
 use super::*;
 use crate::ring::Ring;
 
@@ -253,30 +253,38 @@ fn ten_thousand_peers_with_churn_lose_and_double_nothing() {
     churned_run(10_000, 6_000, 60_000);
 }
 
+/// Ten seeds of 40 peers under `plan`'s churn, evictions and freezes;
+/// the outcomes, each run's peer count checked.
+fn ten_seeds(plan: Plan) -> Vec<Outcome> {
+    (0..10)
+        .map(|seed| {
+            let outcome = Sim::run(Plan { seed, ..plan }, Config::default());
+            assert_eq!(
+                outcome.peers_at_end,
+                plan.peers + outcome.joins - outcome.leaves - outcome.crashes,
+                "seed {seed}: {outcome:?}"
+            );
+            outcome
+        })
+        .collect()
+}
+
 /// Live peers wrongly declared gone and re-admitted, beside crashes,
 /// leaves and joins: nothing lost, nothing taken twice, copies restored.
 #[test]
 fn peers_wrongly_declared_gone_come_back_without_duplicates() {
-    let mut evicted = 0;
-    for seed in 0..10 {
-        let plan = Plan {
-            seed,
-            peers: 40,
-            ops: 800,
-            churn: 6,
-            evictions: 6,
-            freezes: 0,
-            span_ms: 12_000,
-        };
-        let outcome = Sim::run(plan, Config::default());
-        assert_eq!(outcome.evictions, 6, "seed {seed}: {outcome:?}");
-        assert_eq!(
-            outcome.peers_at_end,
-            40 + outcome.joins - outcome.leaves - outcome.crashes
-        );
-        evicted += outcome.evictions;
+    let plan = Plan {
+        seed: 0,
+        peers: 40,
+        ops: 800,
+        churn: 6,
+        evictions: 6,
+        freezes: 0,
+        span_ms: 12_000,
+    };
+    for outcome in ten_seeds(plan) {
+        assert_eq!(outcome.evictions, 6, "{outcome:?}");
     }
-    assert_eq!(evicted, 60);
 }
 
 /// Live peers frozen until the others drop them and serve their arcs from
@@ -284,26 +292,18 @@ fn peers_wrongly_declared_gone_come_back_without_duplicates() {
 /// crashes, leaves and joins: nothing lost, nothing taken twice.
 #[test]
 fn frozen_peers_dropped_and_resumed_take_nothing_twice() {
-    let mut frozen = 0;
-    for seed in 0..10 {
-        let plan = Plan {
-            seed,
-            peers: 40,
-            ops: 1_200,
-            churn: 4,
-            evictions: 0,
-            freezes: 6,
-            span_ms: 12_000,
-        };
-        let outcome = Sim::run(plan, Config::default());
-        assert_eq!(outcome.freezes, 6, "seed {seed}: {outcome:?}");
-        assert_eq!(
-            outcome.peers_at_end,
-            40 + outcome.joins - outcome.leaves - outcome.crashes
-        );
-        frozen += outcome.freezes;
+    let plan = Plan {
+        seed: 0,
+        peers: 40,
+        ops: 1_200,
+        churn: 4,
+        evictions: 0,
+        freezes: 6,
+        span_ms: 12_000,
+    };
+    for outcome in ten_seeds(plan) {
+        assert_eq!(outcome.freezes, 6, "{outcome:?}");
     }
-    assert_eq!(frozen, 60);
 }
 
 /// The checker is not vacuous: with one copy per tuple, crashes lose
