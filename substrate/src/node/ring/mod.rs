@@ -5,8 +5,9 @@
 //! ([`links`]).
 //!
 //! Every client request becomes one overlay operation
-//! ([`crate::overlay::Event::Client`]); its replies come back through a
-//! channel per operation. A take or read whose future is dropped (its
+//! ([`crate::overlay::Event::Client`]), a bulk `out` one batch `out` per
+//! [`crate::overlay::MAX_BATCH`] tuples ([`crate::overlay::Op::OutAll`]);
+//! its replies come back through a channel per operation. A take or read whose future is dropped (its
 //! client went away, or cancelled it) cancels the operation in the overlay
 //! ([`crate::overlay::Event::Cancel`]): it is unregistered at every
 //! candidate, offers to it are declined, and tuples already taken for it
