@@ -42,7 +42,7 @@ pub enum Op {
     Subscribe { template: Template },
     /// Ends the subscription made by operation `subscription`.
     Unsubscribe { subscription: OpId },
-    /// Writes many tuples at once (see [`super::bulk`]): each is an `out`
+    /// Writes many tuples at once (the overlay's `bulk` module): each is an `out`
     /// under an id of its own, routed in batches, and the operation is
     /// acknowledged ([`Reply::StoredAll`]) once every one is held as a
     /// single `out` is. Its tuples count one each against
@@ -273,7 +273,7 @@ pub enum Msg {
     },
     /// Tuples of the batch `out` `op` on their way to their primaries, each
     /// with its index; a peer owning some stores them, and sends the rest
-    /// on grouped by next hop (at most [`super::bulk::MAX_BATCH`] a message).
+    /// on grouped by next hop (at most [`super::MAX_BATCH`] a message).
     RouteBatch {
         hops: u32,
         origin: u64,
