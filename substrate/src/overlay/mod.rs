@@ -12,6 +12,8 @@
 //!   stores it, replicates it to its next R−1 peers and acknowledges once
 //!   they all hold it; the origin re-routes an unacknowledged `out` under
 //!   the same id every `retry_ms`. Replicas' copies and tombstones.
+//! - `bulk`: a batch `out`: many tuples routed, stored, replicated and
+//!   confirmed with a message per batch and peer instead of per tuple.
 //! - `query`: the asking side of `in`/`rd`/`scan`/`subscribe`: every
 //!   candidate peer of the template's keyspace cover is asked; offers are
 //!   accepted or declined; a take's only candidate takes at once.
@@ -48,9 +50,11 @@
 //!
 //! `sim` (tests only) is the seeded simulation of thousands of peers;
 //! `tests_cancel` drives the races of cancel and multi-tuple takes by
-//! hand; `tests_direct` counts the messages of an `out` and an `in`.
+//! hand; `tests_direct` counts the messages of an `out` and an `in`,
+//! `tests_bulk` those of a batch `out`.
 
 mod balance;
+mod bulk;
 mod membership;
 mod msg;
 mod peer;
@@ -64,6 +68,8 @@ mod sim;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_bulk;
+#[cfg(test)]
 mod tests_cancel;
 #[cfg(test)]
 mod tests_direct;
@@ -71,6 +77,7 @@ mod tests_direct;
 mod tests_reconcile;
 
 pub use balance::{Move, plan as plan_move, spread};
+pub use bulk::{MAX_BATCH, MAX_BATCH_BYTES, batches};
 pub use msg::{Command, Event, Msg, Op, OpId, OverlayError, Reply};
 pub use peer::Peer;
 pub use reconcile::CHECK_BATCH;

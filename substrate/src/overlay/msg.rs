@@ -42,6 +42,15 @@ pub enum Op {
     Subscribe { template: Template },
     /// Ends the subscription made by operation `subscription`.
     Unsubscribe { subscription: OpId },
+    /// Writes many tuples at once (the overlay's `bulk` module): each is an `out`
+    /// under an id of its own, routed in batches, and the operation is
+    /// acknowledged ([`Reply::StoredAll`]) once every one is held as a
+    /// single `out` is. Its tuples count one each against
+    /// [`super::Config::max_pending`].
+    OutAll {
+        tuples: Vec<Tuple>,
+        ttl_ms: Option<u64>,
+    },
 }
 
 /// The answer to a client operation.
@@ -69,6 +78,9 @@ pub enum Reply {
     Ended,
     /// The operation failed.
     Failed(OverlayError),
+    /// Every tuple of an [`Op::OutAll`] is held by its primary and live
+    /// replicas: their ids, in the order they were given.
+    StoredAll { ids: Vec<TupleId> },
 }
 
 /// Why an operation failed.
@@ -273,6 +285,35 @@ pub enum Msg {
     Checked {
         chunk: u32,
         removed: Vec<TupleId>,
+    },
+    /// Tuples of the batch `out` `op` on their way to their primaries, each
+    /// with its index; a peer owning some stores them, and sends the rest
+    /// on grouped by next hop (at most [`super::MAX_BATCH`] a message).
+    RouteBatch {
+        hops: u32,
+        origin: u64,
+        op: OpId,
+        tuples: Vec<(u64, Wire)>,
+    },
+    /// Primary → replica: keep copies of these tuples of the batch `out`
+    /// `op`, and confirm them all to `origin` in one [`Msg::CopiedBatch`].
+    ReplicateBatch {
+        tuples: Vec<Wire>,
+        origin: u64,
+        op: OpId,
+    },
+    /// Primary → origin: tuples `ids` of the batch `out` `op` are stored,
+    /// with copies sent to `replicas` (as [`Msg::Stored`] for each).
+    StoredBatch {
+        op: OpId,
+        ids: Vec<TupleId>,
+        replicas: Vec<u64>,
+    },
+    /// Replica → origin: it holds copies of tuples `ids` of the batch
+    /// `out` `op`.
+    CopiedBatch {
+        op: OpId,
+        ids: Vec<TupleId>,
     },
 }
 

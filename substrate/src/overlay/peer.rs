@@ -53,6 +53,8 @@ pub struct Peer {
     pub(super) tombstone_ends: BTreeSet<(u64, TupleId)>,
     pub(super) next_seq: u64,
     pub(super) outs: BTreeMap<OpId, Writing>,
+    /// Batch `out`s ([`Op::OutAll`]) waiting for their acknowledgement.
+    pub(super) batches: super::bulk::Batches,
     /// When the timer must look at the writes (`outs`, `returns`) at the
     /// latest: exact after each timer, lowered as writes start, and left
     /// early when they end (a spurious timer is harmless).
@@ -105,6 +107,7 @@ impl Peer {
             tombstone_ends: BTreeSet::new(),
             next_seq: 0,
             outs: BTreeMap::new(),
+            batches: Default::default(),
             writes_due: None,
             returns: BTreeMap::new(),
             queries: BTreeMap::new(),
@@ -139,7 +142,7 @@ impl Peer {
 
     /// Client operations still in flight here.
     pub fn pending(&self) -> usize {
-        self.outs.len() + self.queries.len()
+        self.outs.len() + self.batches.len() + self.queries.len()
     }
 
     /// Queries whose accept is in flight, and put-backs not yet stored: a
@@ -277,7 +280,8 @@ impl Peer {
         // many, never leave a write without room.
         let busy = match request {
             Op::Unsubscribe { .. } => false,
-            Op::Out { .. } => self.outs.len() >= self.config.max_pending,
+            Op::Out { .. } => self.batch_busy(1),
+            Op::OutAll { ref tuples, .. } => self.batch_busy(tuples.len()),
             _ => self.queries.len() >= self.config.max_pending,
         };
         if busy {
@@ -297,6 +301,7 @@ impl Peer {
             }
             Op::Subscribe { template } => self.start(op, Ask::Subscribe, template, None, now),
             Op::Unsubscribe { subscription } => self.unsubscribe(op, subscription),
+            Op::OutAll { tuples, ttl_ms } => self.start_batch(op, tuples, ttl_ms, now),
         }
     }
 
@@ -309,11 +314,7 @@ impl Peer {
                 op,
                 tuple,
             } => self.route(index, hops, origin, op, tuple, now),
-            Msg::Full { op } => {
-                if self.outs.remove(&op).is_some() {
-                    self.reply(op, Reply::Failed(super::OverlayError::Full));
-                }
-            }
+            Msg::Full { op } => self.on_full(op),
             Msg::Stored {
                 op,
                 id,
@@ -366,6 +367,17 @@ impl Peer {
             Msg::Notified { op, tuple } => self.on_notified(op, tuple),
             Msg::Check { chunk, ids } => self.on_check(from, chunk, ids),
             Msg::Checked { chunk, removed } => self.on_checked(from, chunk, removed, now),
+            Msg::RouteBatch {
+                hops,
+                origin,
+                op,
+                tuples,
+            } => self.route_batch(hops, origin, op, tuples, now),
+            Msg::ReplicateBatch { tuples, origin, op } => {
+                self.on_replicate_batch(tuples, origin, op, now)
+            }
+            Msg::StoredBatch { op, ids, replicas } => self.on_stored_batch(op, ids, replicas),
+            Msg::CopiedBatch { op, ids } => self.on_copied_batch(from, op, ids),
         }
     }
 

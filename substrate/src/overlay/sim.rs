@@ -20,7 +20,8 @@
 //! [`Sim::run_skewed`] writes skewed keys (`("t", i)` and random hex
 //! strings, which an order-preserving keyspace crowds on one peer) and
 //! moves peers as [`super::balance`] plans, every `BALANCE_MS`, under the
-//! same invariants.
+//! same invariants. [`Sim::run_with_batches`] mixes batch `out`s
+//! ([`Op::OutAll`]) of 2 to 8 tuples into the writes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -106,6 +107,8 @@ enum Item {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Outcome {
     pub(super) outs_acked: usize,
+    /// Tuples of the batch `out`s acknowledged.
+    pub(super) batch_tuples_acked: usize,
     /// Outs that timed out.
     pub(super) outs_failed: usize,
     /// Outs whose peer left before they were acknowledged.
@@ -174,16 +177,19 @@ pub(super) struct Sim {
     /// Acknowledged outs with a TTL, all expired by the end of the run.
     expiring: BTreeSet<TupleId>,
     taken: BTreeMap<TupleId, u32>,
-    /// New ids of tuples put back by cancelled takes.
-    returned: BTreeSet<TupleId>,
+    /// New ids of tuples put back by cancelled takes, and the ids they
+    /// were taken under.
+    returned: BTreeMap<TupleId, TupleId>,
+    /// Keys crowded as real ones are (see the module docs).
+    skewed: bool,
+    /// A third of the writes are batch `out`s.
+    batches: bool,
     /// The tuples of `out`s in flight, and of every id acknowledged or
     /// taken: a take answered after its query ended (a frozen candidate
     /// serving it late) is put back under a new id no reply names, found
     /// again by its fields.
-    writing: BTreeMap<(u64, OpId), Tuple>,
+    writing: BTreeMap<(u64, OpId), Vec<Tuple>>,
     fields: BTreeMap<TupleId, Tuple>,
-    /// Keys crowded as real ones are (see the module docs).
-    skewed: bool,
     /// Frozen peers, and what reached them meanwhile.
     frozen: BTreeMap<u64, Vec<Item>>,
     outcome: Outcome,
@@ -219,10 +225,11 @@ impl Sim {
             acked: BTreeSet::new(),
             expiring: BTreeSet::new(),
             taken: BTreeMap::new(),
-            returned: BTreeSet::new(),
+            returned: BTreeMap::new(),
+            skewed: false,
+            batches: false,
             writing: BTreeMap::new(),
             fields: BTreeMap::new(),
-            skewed: false,
             frozen: BTreeMap::new(),
             outcome: Outcome::default(),
         }
@@ -236,6 +243,14 @@ impl Sim {
     /// Runs a plan to quiescence and checks the invariants.
     pub(super) fn run(plan: Plan, config: Config) -> Outcome {
         let mut sim = Sim::new(plan.seed, plan.peers, config);
+        sim.schedule(plan);
+        sim.finish()
+    }
+
+    /// Runs a plan with batch `out`s among the writes.
+    pub(super) fn run_with_batches(plan: Plan, config: Config) -> Outcome {
+        let mut sim = Sim::new(plan.seed, plan.peers, config);
+        sim.batches = true;
         sim.schedule(plan);
         sim.finish()
     }
@@ -345,8 +360,14 @@ impl Sim {
                     self.push(at, Item::Cancel { peer, op });
                 }
                 self.kinds.insert((peer, op), kind);
-                if let Op::Out { tuple, .. } = &request {
-                    self.writing.insert((peer, op), tuple.clone());
+                match &request {
+                    Op::Out { tuple, .. } => {
+                        self.writing.insert((peer, op), vec![tuple.clone()]);
+                    }
+                    Op::OutAll { tuples, .. } => {
+                        self.writing.insert((peer, op), tuples.clone());
+                    }
+                    _ => {}
                 }
                 self.feed(peer, Event::Client { op, request });
             }
@@ -417,10 +438,14 @@ impl Sim {
 
     fn record(&mut self, peer: u64, op: OpId, reply: Reply) {
         let kind = self.kinds.remove(&(peer, op)).expect("a reply per op");
-        let written = self.writing.remove(&(peer, op));
-        if let (Reply::Stored { id, .. }, Some(tuple)) = (&reply, written) {
-            self.fields.insert(*id, tuple);
-        }
+        let written = self.writing.remove(&(peer, op)).unwrap_or_default();
+        let ids = match &reply {
+            Reply::Stored { id, .. } => std::slice::from_ref(id),
+            Reply::StoredAll { ids } => ids.as_slice(),
+            _ => &[],
+        };
+        // A batch's ids are given in the order of its tuples.
+        self.fields.extend(ids.iter().copied().zip(written));
         let line = format!("{} {peer} {} {kind} {reply:?}", self.now, op.0);
         self.outcome.digest = fnv(self.outcome.digest, line.as_bytes());
         match (kind, reply) {
@@ -435,8 +460,24 @@ impl Sim {
                 };
                 assert!(set.insert(id), "{id:?} acknowledged twice");
             }
-            ('o' | 't', Reply::Failed(OverlayError::Timeout)) => self.outcome.outs_failed += 1,
-            ('o' | 't', Reply::Failed(OverlayError::Leaving)) => self.outcome.outs_left += 1,
+            ('b' | 'e', Reply::StoredAll { ids }) => {
+                self.outcome.outs_acked += 1;
+                self.outcome.batch_tuples_acked += ids.len();
+                let set = if kind == 'e' {
+                    &mut self.expiring
+                } else {
+                    &mut self.acked
+                };
+                for id in ids {
+                    assert!(set.insert(id), "{id:?} acknowledged twice");
+                }
+            }
+            ('o' | 't' | 'b' | 'e', Reply::Failed(OverlayError::Timeout)) => {
+                self.outcome.outs_failed += 1
+            }
+            ('o' | 't' | 'b' | 'e', Reply::Failed(OverlayError::Leaving)) => {
+                self.outcome.outs_left += 1
+            }
             ('s', Reply::Listed(found)) => {
                 self.outcome.scanned += found.len();
                 assert!(
@@ -458,12 +499,8 @@ impl Sim {
                 for (old, new) in returned {
                     self.outcome.put_back += 1;
                     *self.taken.entry(old).or_default() += 1;
-                    // A put-back keeps its time to live.
-                    let set = match self.expiring.contains(&old) {
-                        true => &mut self.expiring,
-                        false => &mut self.returned,
-                    };
-                    assert!(set.insert(new), "{new:?} put back twice");
+                    let again = self.returned.insert(new, old);
+                    assert!(again.is_none(), "{new:?} put back twice");
                 }
             }
             ('r', Reply::Found(found)) => self.outcome.rds_found += usize::from(found.is_some()),
@@ -472,42 +509,24 @@ impl Sim {
         }
     }
 
-    /// Outs (half, one in eight with a TTL), ins (a third, half of them
+    /// Outs (half, one in eight with a TTL; with `batches`, a third of
+    /// them batches of 2 to 8 tuples), ins (a third, half of them
     /// blocking), rds and scans; templates name a written tuple's keywords
     /// exactly, or range over the second.
     fn random_op(&mut self) -> (char, Op) {
         let roll = self.rng.below(24);
         if roll < 12 || self.written.is_empty() {
-            // Hot string keys crowd a few peers; random ints spread over
-            // all. Skewed: one key and counted ints, or random hex strings.
-            let n = self.written.len() as i64;
-            let (key, second) = match (self.skewed, self.rng.below(2)) {
-                (false, 0) => (Value::Str(format!("k{}", self.rng.below(40))), None),
-                (false, _) => (Value::Int(self.rng.next() as i64), None),
-                (true, 0) => (Value::Str("t".into()), Some(n)),
-                (true, _) => (
-                    Value::Str(format!("{:08x}", self.rng.next() as u32)),
-                    Some(n),
-                ),
-            };
-            let second = second.unwrap_or_else(|| self.rng.below(1_000) as i64);
-            let tuple = Tuple::new(vec![
-                key,
-                Value::Int(second),
-                Value::Int(self.rng.next() as i64),
-            ]);
-            self.written.push(tuple.clone());
-            if self.rng.below(8) == 0 {
-                let ttl_ms = Some(500 + self.rng.below(2_000));
-                return ('t', Op::Out { tuple, ttl_ms });
+            if self.batches && self.rng.below(3) == 0 {
+                let n = 2 + self.rng.below(7);
+                let tuples = (0..n).map(|_| self.random_tuple()).collect();
+                let ttl_ms = (self.rng.below(8) == 0).then(|| 500 + self.rng.below(2_000));
+                let kind = if ttl_ms.is_some() { 'e' } else { 'b' };
+                return (kind, Op::OutAll { tuples, ttl_ms });
             }
-            return (
-                'o',
-                Op::Out {
-                    tuple,
-                    ttl_ms: None,
-                },
-            );
+            let tuple = self.random_tuple();
+            let ttl_ms = (self.rng.below(8) == 0).then(|| 500 + self.rng.below(2_000));
+            let kind = if ttl_ms.is_some() { 't' } else { 'o' };
+            return (kind, Op::Out { tuple, ttl_ms });
         }
         let like = self.written[self.rng.below(self.written.len() as u64) as usize].clone();
         let first = Field::Actual(like.fields()[0].clone());
@@ -546,6 +565,30 @@ impl Sim {
                 },
             ),
         }
+    }
+
+    /// A tuple to write. Hot string keys crowd a few peers; random ints
+    /// spread over all. Skewed: one key and counted ints, or random hex
+    /// strings.
+    fn random_tuple(&mut self) -> Tuple {
+        let n = self.written.len() as i64;
+        let (key, second) = match (self.skewed, self.rng.below(2)) {
+            (false, 0) => (Value::Str(format!("k{}", self.rng.below(40))), None),
+            (false, _) => (Value::Int(self.rng.next() as i64), None),
+            (true, 0) => (Value::Str("t".into()), Some(n)),
+            (true, _) => (
+                Value::Str(format!("{:08x}", self.rng.next() as u32)),
+                Some(n),
+            ),
+        };
+        let second = second.unwrap_or_else(|| self.rng.below(1_000) as i64);
+        let tuple = Tuple::new(vec![
+            key,
+            Value::Int(second),
+            Value::Int(self.rng.next() as i64),
+        ]);
+        self.written.push(tuple.clone());
+        tuple
     }
 
     fn churn(&mut self) {
@@ -776,7 +819,7 @@ impl Sim {
     /// `Taken`), with their fields.
     fn put_back_unnamed(&self, held: &BTreeMap<TupleId, u64>) -> Vec<(TupleId, Tuple)> {
         let named = |id: &TupleId| {
-            self.acked.contains(id) || self.returned.contains(id) || self.expiring.contains(id)
+            self.acked.contains(id) || self.returned.contains_key(id) || self.expiring.contains(id)
         };
         let mut unnamed: Vec<(TupleId, Tuple)> = self
             .taken
@@ -812,8 +855,19 @@ impl Sim {
                 assert!(held.insert(id, p).is_none(), "{id:?} held by two primaries");
             }
         }
+        // A put-back keeps its time to live. Whether its tuple was written
+        // with one is known once that write is acknowledged, which may come
+        // after the take (a batch waits for all its tuples).
+        let written_with_ttl = |mut id: TupleId| {
+            while let Some(&old) = self.returned.get(&id) {
+                id = old;
+            }
+            self.expiring.contains(&id)
+        };
+        let (expiring, returned): (Vec<TupleId>, Vec<TupleId>) =
+            self.returned.keys().partition(|&&id| written_with_ttl(id));
         let mut put_back = self.put_back_unnamed(&held);
-        for id in self.acked.iter().chain(&self.returned) {
+        for id in self.acked.iter().chain(&returned) {
             let present = held.contains_key(id);
             let taken = self.taken.contains_key(id);
             let mut moved = || {
@@ -828,7 +882,7 @@ impl Sim {
         for id in self.taken.keys() {
             assert!(!held.contains_key(id), "{id:?} taken and still held");
         }
-        for id in &self.expiring {
+        for id in self.expiring.iter().chain(&expiring) {
             assert!(!held.contains_key(id), "{id:?} outlived its TTL");
         }
         let r = self.config.replicas;

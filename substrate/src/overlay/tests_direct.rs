@@ -15,7 +15,7 @@ use crate::tuple::Value;
 const IDS: [u64; 3] = [1 << 62, 2 << 62, 3 << 62];
 
 /// A message's name, for the logs the tests compare.
-fn name(msg: &Msg) -> &'static str {
+pub(super) fn name(msg: &Msg) -> &'static str {
     match msg {
         Msg::Route { .. } => "Route",
         Msg::Stored { .. } => "Stored",
@@ -40,21 +40,31 @@ fn name(msg: &Msg) -> &'static str {
         Msg::Full { .. } => "Full",
         Msg::Check { .. } => "Check",
         Msg::Checked { .. } => "Checked",
+        Msg::RouteBatch { .. } => "RouteBatch",
+        Msg::ReplicateBatch { .. } => "ReplicateBatch",
+        Msg::StoredBatch { .. } => "StoredBatch",
+        Msg::CopiedBatch { .. } => "CopiedBatch",
     }
 }
 
 /// What one event led to: the replies, the messages between different
 /// peers in the order they were sent (a peer's messages to itself are not
 /// on any link), and those `hold` kept back undelivered.
-struct Trace {
-    replies: Vec<(OpId, Reply)>,
-    sent: Vec<&'static str>,
-    held: Vec<(u64, Command)>,
+pub(super) struct Trace {
+    pub(super) replies: Vec<(OpId, Reply)>,
+    pub(super) sent: Vec<&'static str>,
+    pub(super) held: Vec<(u64, Command)>,
 }
 
 /// Runs `event` at `at`, delivering in order (as links do) every message
 /// but those `hold` picks.
-fn trace(ring: &mut Small, at: u64, event: Event, now: u64, hold: impl Fn(&Msg) -> bool) -> Trace {
+pub(super) fn trace(
+    ring: &mut Small,
+    at: u64,
+    event: Event,
+    now: u64,
+    hold: impl Fn(&Msg) -> bool,
+) -> Trace {
     let peer = ring.peers.iter_mut().find(|p| p.id() == at).unwrap();
     let mut pending: VecDeque<(u64, Command)> = peer
         .handle(event, now)
@@ -84,11 +94,11 @@ fn trace(ring: &mut Small, at: u64, event: Event, now: u64, hold: impl Fn(&Msg) 
     trace
 }
 
-fn nothing(_: &Msg) -> bool {
+pub(super) fn nothing(_: &Msg) -> bool {
     false
 }
 
-fn client(op: u64, request: Op) -> Event {
+pub(super) fn client(op: u64, request: Op) -> Event {
     Event::Client {
         op: OpId(op),
         request,

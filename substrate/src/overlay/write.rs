@@ -162,31 +162,12 @@ impl Peer {
     /// go, whose replicas confirm to its origin.
     pub(super) fn adopt(&mut self, wire: Wire, ack: Option<(u64, OpId, u32)>, now: u64) {
         let (tagged, ttl) = wire;
-        let expires_at = ttl.map(|t| now.saturating_add(t));
-        let here = self.held.values().any(|h| h.tuple.id == tagged.id)
-            || self
-                .store
-                .read(&Template::exact(&tagged.stored()), now)
-                .is_some();
-        if !self.tombstones.contains_key(&tagged.id) && !here {
-            self.drop_copy(tagged.id);
-            match self.store.out(tagged.stored(), expires_at, now) {
-                Ok(mut effects) => {
-                    // A tuple moving between peers was written before:
-                    // only a client's write notifies subscribers.
-                    if ack.is_none() {
-                        effects.retain(|e| !matches!(e, Effect::Notify { .. }));
-                    }
-                    self.on_effects(effects, now)
-                }
-                // Full: not stored; the origin of a client's write is told.
-                Err(_) => {
-                    if let Some((origin, op, _)) = ack {
-                        self.send(origin, Msg::Full { op });
-                    }
-                    return;
-                }
+        if !self.hold(&tagged, ttl, ack.is_some(), now) {
+            // Full: not stored; the origin of a client's write is told.
+            if let Some((origin, op, _)) = ack {
+                self.send(origin, Msg::Full { op });
             }
+            return;
         }
         let targets = self.successors.clone();
         let confirm = ack.map(|(origin, op, _)| (origin, op));
@@ -214,6 +195,39 @@ impl Peer {
         }
     }
 
+    /// Stores `tagged` (with `ttl_ms` left) as its primary, unless it is
+    /// here already or was removed (a late or repeated attempt); `client`:
+    /// a client's write, which notifies subscribers (a tuple moving between
+    /// peers was written before). False if the store is full.
+    pub(super) fn hold(
+        &mut self,
+        tagged: &Tagged,
+        ttl: Option<u64>,
+        client: bool,
+        now: u64,
+    ) -> bool {
+        let here = self.held.values().any(|h| h.tuple.id == tagged.id)
+            || self
+                .store
+                .read(&Template::exact(&tagged.stored()), now)
+                .is_some();
+        if self.tombstones.contains_key(&tagged.id) || here {
+            return true;
+        }
+        self.drop_copy(tagged.id);
+        let expires_at = ttl.map(|t| now.saturating_add(t));
+        match self.store.out(tagged.stored(), expires_at, now) {
+            Ok(mut effects) => {
+                if !client {
+                    effects.retain(|e| !matches!(e, Effect::Notify { .. }));
+                }
+                self.on_effects(effects, now);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Routes the `out`s due for a (first or further) attempt.
     pub(super) fn retry_outs(&mut self, now: u64) {
         let retry_ms = self.config.retry_ms;
@@ -231,16 +245,30 @@ impl Peer {
         for (op, index, wire) in due {
             self.route(index, 0, self.id, op, wire, now);
         }
+        self.retry_batches(now);
         let outs = self.outs.values().chain(self.returns.values());
-        self.writes_due = outs.map(|w| w.retry_at.min(w.deadline)).min();
+        let single = outs.map(|w| w.retry_at.min(w.deadline)).min();
+        self.writes_due = single.into_iter().chain(self.batches.due()).min();
     }
 
+    /// The client writes in flight: single and batch `out`s.
     pub(super) fn outs_pending(&self) -> impl Iterator<Item = &OpId> {
-        self.outs.keys()
+        self.outs.keys().chain(self.batches.ops())
     }
 
     pub(super) fn clear_outs(&mut self) {
         self.outs.clear();
+        self.batches.clear();
+    }
+
+    /// The primary of the `out` (or of tuples of the batch `out`) `op`
+    /// holds its `max_tuples`: the write fails.
+    pub(super) fn on_full(&mut self, op: OpId) {
+        if self.outs.remove(&op).is_some() {
+            self.reply(op, Reply::Failed(super::OverlayError::Full));
+        } else {
+            self.batch_full(op);
+        }
     }
 
     /// The write of tuple `id` by operation `op`, a client's or a put-back.
@@ -296,7 +324,8 @@ impl Peer {
         for (op, id) in settled {
             self.check_written(op, id);
         }
-        waiting
+        let batches = self.drop_dead_batch_replicas();
+        waiting || batches
     }
 
     /// Puts a tuple that arrived from another peer where it belongs: in the

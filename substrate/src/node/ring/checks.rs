@@ -8,7 +8,7 @@ use libp2p::identity::PublicKey;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 
-use crate::overlay::{CHECK_BATCH, Msg};
+use crate::overlay::{CHECK_BATCH, MAX_BATCH, Msg};
 use crate::wire::Member;
 
 /// The longest member address accepted, in bytes of text.
@@ -97,22 +97,36 @@ pub(super) fn ring_id(peer: &PeerId) -> Option<u64> {
 pub(super) enum BadOverlay {
     #[error("a Stored naming {0} replicas (at most {MAX_REPLICAS})")]
     TooManyReplicas(usize),
+    #[error("a batch message of {0} tuples (at most {MAX_BATCH})")]
+    BatchTooLong(usize),
     #[error("a Check or Checked naming {0} ids (at most {CHECK_BATCH})")]
     TooManyIds(usize),
 }
 
 /// Checks the fields of an overlay message that the overlay would
 /// otherwise keep as they came: the replicas a `Stored` names are what its
-/// origin waits for; a `Check` or `Checked` carries at most one chunk.
+/// origin waits for; a batch message's tuples or ids, each handled in
+/// turn, are at most what a peer sends ([`MAX_BATCH`]), so that one
+/// message's work stays bounded whatever the frame could hold; a `Check`
+/// or `Checked` carries at most one chunk of ids.
 pub(super) fn overlay(msg: &Msg) -> Result<(), BadOverlay> {
-    match msg {
-        Msg::Stored { replicas, .. } if replicas.len() > MAX_REPLICAS => {
-            Err(BadOverlay::TooManyReplicas(replicas.len()))
+    let batch = match msg {
+        Msg::Stored { replicas, .. } | Msg::StoredBatch { replicas, .. }
+            if replicas.len() > MAX_REPLICAS =>
+        {
+            return Err(BadOverlay::TooManyReplicas(replicas.len()));
         }
         Msg::Check { ids, .. } | Msg::Checked { removed: ids, .. } if ids.len() > CHECK_BATCH => {
-            Err(BadOverlay::TooManyIds(ids.len()))
+            return Err(BadOverlay::TooManyIds(ids.len()));
         }
-        _ => Ok(()),
+        Msg::RouteBatch { tuples, .. } => tuples.len(),
+        Msg::ReplicateBatch { tuples, .. } => tuples.len(),
+        Msg::StoredBatch { ids, .. } | Msg::CopiedBatch { ids, .. } => ids.len(),
+        _ => 0,
+    };
+    match batch > MAX_BATCH {
+        true => Err(BadOverlay::BatchTooLong(batch)),
+        false => Ok(()),
     }
 }
 
@@ -215,6 +229,54 @@ mod tests {
         let too_many = || Err(BadOverlay::TooManyIds(CHECK_BATCH + 1));
         assert_eq!(overlay(&check(CHECK_BATCH + 1)), too_many());
         assert_eq!(overlay(&checked(CHECK_BATCH + 1)), too_many());
+    }
+
+    #[test]
+    fn batch_messages_past_the_bound_are_refused() {
+        use crate::overlay::{OpId, Tagged, TupleId};
+        let id = |seq| TupleId { origin: 2, seq };
+        let wire = |seq| {
+            let tuple = crate::tuple::Tuple::new(vec![1i64.into()]);
+            (Tagged { id: id(seq), tuple }, None)
+        };
+        let messages = |n: usize| {
+            let ids: Vec<TupleId> = (0..n as u64).map(id).collect();
+            let wires: Vec<_> = (0..n as u64).map(wire).collect();
+            let (op, origin) = (OpId(1), 2);
+            vec![
+                Msg::RouteBatch {
+                    hops: 1,
+                    origin,
+                    op,
+                    tuples: wires.iter().cloned().map(|w| (7, w)).collect(),
+                },
+                Msg::ReplicateBatch {
+                    tuples: wires,
+                    origin,
+                    op,
+                },
+                Msg::StoredBatch {
+                    op,
+                    ids: ids.clone(),
+                    replicas: vec![3],
+                },
+                Msg::CopiedBatch { op, ids },
+            ]
+        };
+        for msg in messages(MAX_BATCH) {
+            assert_eq!(overlay(&msg), Ok(()));
+        }
+        for msg in messages(MAX_BATCH + 1) {
+            let err = overlay(&msg).unwrap_err();
+            assert_eq!(err, BadOverlay::BatchTooLong(MAX_BATCH + 1));
+        }
+        let stored = Msg::StoredBatch {
+            op: OpId(1),
+            ids: vec![id(1)],
+            replicas: (0..=MAX_REPLICAS as u64).collect(),
+        };
+        let err = overlay(&stored).unwrap_err();
+        assert_eq!(err, BadOverlay::TooManyReplicas(MAX_REPLICAS + 1));
     }
 
     #[test]

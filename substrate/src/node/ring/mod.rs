@@ -5,8 +5,9 @@
 //! ([`links`]).
 //!
 //! Every client request becomes one overlay operation
-//! ([`crate::overlay::Event::Client`]); its replies come back through a
-//! channel per operation. A take or read whose future is dropped (its
+//! ([`crate::overlay::Event::Client`]), a bulk `out` one batch `out` per
+//! [`crate::overlay::MAX_BATCH`] tuples ([`crate::overlay::Op::OutAll`]);
+//! its replies come back through a channel per operation. A take or read whose future is dropped (its
 //! client went away, or cancelled it) cancels the operation in the overlay
 //! ([`crate::overlay::Event::Cancel`]): it is unregistered at every
 //! candidate, offers to it are declined, and tuples already taken for it
@@ -40,7 +41,9 @@ use crate::template::Template;
 use crate::tuple::Tuple;
 use crate::wire::Status;
 
-/// Operations of one bulk `out` in flight at once.
+/// Tuples of one bulk `out` in flight at once (in batches of at most
+/// [`crate::overlay::MAX_BATCH`]): an eighth of the overlay's default
+/// `max_pending`, so that several clients' bulk writes fit at once.
 const OUT_WINDOW: usize = 512;
 /// Operations queued for the driver at most.
 const OPS: usize = 1_024;
@@ -204,6 +207,15 @@ fn failed(error: OverlayError) -> SpaceError {
     }
 }
 
+/// Waits for a batch `out`'s acknowledgement.
+async fn stored(mut replies: mpsc::Receiver<Reply>) -> Result<(), SpaceError> {
+    match replies.recv().await.ok_or_else(gone)? {
+        Reply::StoredAll { .. } => Ok(()),
+        Reply::Failed(e) => Err(failed(e)),
+        other => Err(SpaceError::Unreachable(format!("out answered {other:?}"))),
+    }
+}
+
 fn gone() -> SpaceError {
     SpaceError::Unreachable("the ring driver has stopped".into())
 }
@@ -246,22 +258,24 @@ impl Space for RingSpace {
     type Subscription = RingSubscription;
 
     async fn out_all(&self, tuples: Vec<Tuple>, ttl: Option<Duration>) -> Result<(), SpaceError> {
+        // One overlay operation a batch; a sliding window of them.
         let ttl_ms = wait_ms(ttl);
-        let mut tuples = tuples.into_iter().peekable();
-        while tuples.peek().is_some() {
-            let mut waiting = Vec::new();
-            for tuple in tuples.by_ref().take(OUT_WINDOW) {
-                waiting.push(self.submit(Op::Out { tuple, ttl_ms }).await?.1);
+        let mut waiting = std::collections::VecDeque::new();
+        let mut in_flight = 0;
+        for tuples in crate::overlay::batches(tuples) {
+            while in_flight + tuples.len() > OUT_WINDOW
+                && let Some((count, replies)) = waiting.pop_front()
+            {
+                stored(replies).await?;
+                in_flight -= count;
             }
-            for mut replies in waiting {
-                match replies.recv().await.ok_or_else(gone)? {
-                    Reply::Stored { .. } => {}
-                    Reply::Failed(e) => return Err(failed(e)),
-                    other => {
-                        return Err(SpaceError::Unreachable(format!("out answered {other:?}")));
-                    }
-                }
-            }
+            in_flight += tuples.len();
+            let count = tuples.len();
+            let (_, replies) = self.submit(Op::OutAll { tuples, ttl_ms }).await?;
+            waiting.push_back((count, replies));
+        }
+        for (_, replies) in waiting {
+            stored(replies).await?;
         }
         Ok(())
     }
