@@ -1,7 +1,8 @@
 //! Batch `out`s on a hand-driven ring, message by message (one message of
 //! each kind per batch and primary, however many tuples), their retries
 //! (nothing stored twice), their bounds (`max_pending`, a full primary),
-//! and the churn simulation with batches among the writes.
+//! the churn simulation with batches among the writes, and what a take of
+//! several moves when three candidates hold plenty (the take side of W1).
 
 use std::sync::Arc;
 
@@ -277,4 +278,50 @@ fn a_thousand_peers_with_batches_and_churn_lose_and_double_nothing() {
     assert!(outcome.crashes > 0 && outcome.leaves > 0 && outcome.joins > 0);
     assert_eq!(outcome.outs_failed, 0, "retries get every batch through");
     assert!(outcome.batch_tuples_acked > 1_000, "{outcome:?}");
+}
+
+/// What a take of several costs when three candidates hold plenty (W1's
+/// workers and master, with a backlog): each candidate reserves and offers
+/// up to the take's `max`, the asker accepts `max` and declines the rest,
+/// and the accepted tuples travel again in `Taken` and `Remove`. Counted
+/// on the links only: the asker, a candidate too, serves itself in-process.
+#[test]
+fn a_take_of_several_from_three_stocked_candidates_offers_twice_what_it_takes() {
+    let all = tuples(3_000);
+    let (mut ring, ids) = ring_over(&all);
+    let written = trace(&mut ring, ids[0], client(1, out_all(&all)), 0, nothing);
+    stored_all(&written.replies, 1, 3_000);
+    let any = Template::new(vec![
+        crate::template::Field::Typed(crate::tuple::Kind::Str),
+        crate::template::Field::Typed(crate::tuple::Kind::Int),
+    ]);
+    assert_eq!(ring.peers[1].candidates(&any).len(), 3);
+    let moved = std::cell::Cell::new([0usize; 4]);
+    let count = |msg: &Msg| {
+        let mut n = moved.get();
+        match msg {
+            Msg::Offer { tuples, .. } => n[0] += tuples.len(),
+            Msg::Decline { reservations } => n[1] += reservations.len(),
+            Msg::Taken { tuples, .. } => n[2] += tuples.len(),
+            Msg::Remove { tuples } => n[3] += tuples.len(),
+            _ => {}
+        }
+        moved.set(n);
+        false
+    };
+    let take = Op::In {
+        template: any,
+        wait_ms: Some(0),
+        max: 1_024,
+    };
+    let taken = trace(&mut ring, ids[1], client(2, take), 1, count);
+    let [(_, Reply::Taken(got))] = &taken.replies[..] else {
+        panic!("{:?}", taken.replies);
+    };
+    assert_eq!(got.len(), 1_024);
+    // The other two candidates offer all they hold (1,000 each, under the
+    // max); the asker takes its own 1,000 and 24 of one offer, declines
+    // the other 1,976, and each taken tuple is removed at its replica:
+    // 2,000 tuples offered across links for 1,024 taken.
+    assert_eq!(moved.get(), [2_000, 1_976, 24, 1_024]);
 }
