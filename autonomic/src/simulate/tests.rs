@@ -285,6 +285,33 @@ fn the_oracle_is_never_above_a_schedule_the_simulator_produces() {
 }
 
 #[test]
+fn the_spending_adds_up_to_the_cost() {
+    let grid = sweep::Grid::parse("grid.toml", SMALL_GRID).unwrap();
+    for s in grid.scenarios() {
+        for control in [Control::Planner, Control::Queue] {
+            let r = run_with(&s.policy, &s.workload, s.seed, &control);
+            let spent = r.spending;
+            assert!(
+                (spent.total() - r.cost).abs() < 1e-6,
+                "{} {control:?}: {spent:?} adds up to ${}, not ${}",
+                s.name,
+                spent.total(),
+                r.cost
+            );
+            for part in [
+                spent.work,
+                spent.lost,
+                spent.boot,
+                spent.idle,
+                spent.unused_hour,
+            ] {
+                assert!(part >= -1e-9, "{} {control:?}: {spent:?}", s.name);
+            }
+        }
+    }
+}
+
+#[test]
 fn the_oracle_bills_boots_and_whole_hours() {
     let p = Policy::parse(
         "p.toml",
@@ -303,6 +330,26 @@ fn the_oracle_bills_boots_and_whole_hours() {
     assert!((oracle::least_cost(&hourly, &w, 1800.0, 1800.0) - 1.0).abs() < 1e-9);
     // 7200 s of work by 1800 s: four machines, four hours.
     assert!((oracle::least_cost(&hourly, &w, 7200.0, 1800.0) - 4.0).abs() < 1e-9);
+}
+
+#[test]
+fn the_oracle_buys_per_hour_machines_whole() {
+    let hourly = Policy::parse(
+        "p.toml",
+        "[[resources]]\nname = \"a\"\nprovider = \"local\"\nprice_per_hour = 1.0\nbilling = \"per-hour\"\nmax = 10\n\
+         [[resources]]\nname = \"b\"\nprovider = \"local\"\nprice_per_hour = 3.6\nmax = 10\n",
+    )
+    .unwrap();
+    let w = workload(1);
+    // 600 s of work by 1800 s: the fluid bound pays a third of an hour of
+    // `a`; a whole machine of `a` ($1) costs more than 600 s of `b` ($0.60).
+    assert!((oracle::fluid_cost(&hourly, &w, 600.0, 1800.0) - 1.0 / 3.0).abs() < 1e-9);
+    assert!((oracle::least_cost(&hourly, &w, 600.0, 1800.0) - 0.6).abs() < 1e-9);
+    // 2000 s by 1800 s: one machine of `a` and 200 s of `b`.
+    assert!((oracle::least_cost(&hourly, &w, 2000.0, 1800.0) - 1.2).abs() < 1e-9);
+    // 5400 s by 2 h: 1.5 machine-hours of `a` cannot be bought, 2 can; or
+    // one hour and 1800 s of `b` at $1.80: two hours.
+    assert!((oracle::least_cost(&hourly, &w, 5400.0, 7200.0) - 2.0).abs() < 1e-9);
 }
 
 #[test]
