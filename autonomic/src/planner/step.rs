@@ -392,7 +392,11 @@ impl<'a> Step<'a> {
 
     /// Machines to add, one at a time, while each makes the projected finish
     /// (paid machines stopping when the budget runs out) earlier by 1% or more;
-    /// with that finish and the projected spend.
+    /// with that finish and the projected spend. Each is of the first class
+    /// by cost per task that does; once the job finishes at all and no
+    /// deadline is planned for (a budget alone), of the class that saves the
+    /// most time per dollar more (a per-hour machine pays its whole hour for
+    /// a job of minutes).
     pub fn fastest_within(&self, budget: f64) -> (Extra, Secs, f64) {
         let limit = (budget < f64::INFINITY).then_some(budget);
         let mut extra = self.none();
@@ -404,7 +408,7 @@ impl<'a> Step<'a> {
             } else {
                 0.0
             };
-            let next = self.order().into_iter().find_map(|c| {
+            let candidates = self.order().into_iter().filter_map(|c| {
                 if self.room(c, &extra) == 0 || !self.helps(c, finish) {
                     return None;
                 }
@@ -413,6 +417,16 @@ impl<'a> Step<'a> {
                 let (sooner, spend) = self.project(&more, &[], limit);
                 (sooner < finish - gain && spend <= budget + 1e-9).then_some((more, sooner, spend))
             });
+            // Once the job finishes at all, and no deadline is planned
+            // for: the machine that saves the most time per dollar more.
+            let next = if finish.is_finite() && self.deadline.is_none() {
+                let value = |&(_, sooner, more): &(Extra, Secs, f64)| {
+                    (finish - sooner) / (more - spend).max(1e-9)
+                };
+                candidates.max_by(|a, b| value(a).total_cmp(&value(b)))
+            } else {
+                candidates.into_iter().next()
+            };
             match next {
                 Some(better) => (extra, finish, spend) = better,
                 None => return (extra, finish, spend),

@@ -153,6 +153,31 @@ fn a_budget_alone_buys_speed_until_it_runs_out() {
 }
 
 #[test]
+fn a_budget_alone_buys_the_most_time_saved_per_dollar() {
+    // A per-hour class cheaper per task than cloud.small, for a job of
+    // minutes: its machines pay a whole hour each for the same minutes.
+    let p = Policy::parse(
+        "test.toml",
+        &format!(
+            "[objective]\nbudget = 0.5\n{}",
+            CLASSES.replace(
+                "price_per_hour = 1.0\nbilling = \"per-hour\"",
+                "price_per_hour = 0.3\nbilling = \"per-hour\""
+            )
+        ),
+    )
+    .unwrap();
+    // Cheapest per task first would buy one per-hour machine and two
+    // small ones: 11m06s for about $0.43.
+    assert_eq!(
+        plan(&p, &snapshot(0.0, 100, 0, campus())),
+        [
+            "+10 cloud.small: fastest within the budget $0.50: projected 25m30s → 5m30s, about $0.33 in all"
+        ]
+    );
+}
+
+#[test]
 fn a_deadline_the_budget_cannot_pay_is_reported_and_the_budget_honoured() {
     let p = policy("[objective]\ndeadline = \"10m\"\nbudget = 0.2");
     let mut planner = Planner::new();
