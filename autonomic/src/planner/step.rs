@@ -156,10 +156,18 @@ impl<'a> Step<'a> {
         active + extra.iter().zip(r).map(|(n, c)| n * c.slots).sum::<u32>()
     }
 
-    /// Machines of `class` that may still be started.
+    /// Machines of `class` that may still be started: within its max, and
+    /// while the machines added have fewer slots than there are tasks
+    /// queued (a new machine takes only queued tasks: more cannot help
+    /// the last running ones end sooner).
     pub fn room(&self, class: usize, extra: &[u32]) -> u32 {
         let r = &self.policy.resources[class];
-        if r.provider == ProviderKind::Static {
+        let added: u32 = extra
+            .iter()
+            .zip(&self.policy.resources)
+            .map(|(n, c)| n * c.slots)
+            .sum();
+        if r.provider == ProviderKind::Static || u64::from(added) >= self.tasks.queued {
             return 0;
         }
         r.limit().saturating_sub(self.paying(class) + extra[class])

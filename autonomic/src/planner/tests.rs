@@ -178,6 +178,21 @@ fn a_budget_alone_buys_the_most_time_saved_per_dollar() {
 }
 
 #[test]
+fn no_more_machines_are_bought_than_there_are_tasks_queued() {
+    // 8 tasks queued, 2 running, a deadline out of reach: as fast as
+    // possible is one slot for each queued task; the 2 more of cloud.small's
+    // max (bought before) would sit idle while the last tasks run.
+    let p = policy("[objective]\ndeadline = \"1m35s\"");
+    assert_eq!(
+        plan(&p, &snapshot(0.0, 8, 2, campus())),
+        [
+            "the deadline 1m35s cannot be met: with every usable class at its max the projected finish is 1m45s",
+            "+8 cloud.small: as fast as possible: projected 2m45s → 1m45s, about $0.08 in all"
+        ]
+    );
+}
+
+#[test]
 fn a_deadline_the_budget_cannot_pay_is_reported_and_the_budget_honoured() {
     let p = policy("[objective]\ndeadline = \"10m\"\nbudget = 0.2");
     let mut planner = Planner::new();
