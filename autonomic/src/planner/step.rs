@@ -245,9 +245,10 @@ impl<'a> Step<'a> {
     /// when it runs out: per-second ones
     /// when the money left is burnt, per-hour ones at the end of the hours
     /// paid (a new one pays its first hour up front). The finish is the fluid
-    /// finish plus the overrun of the last tasks on the slowest class in use,
-    /// and one task more for each stage ahead (it starts when the one before
-    /// is done).
+    /// finish plus the largest overrun of the last tasks of a class in use
+    /// (among the busy slots of that class and the slower ones), and one
+    /// task more for each stage ahead (it starts when the one before is
+    /// done).
     pub fn project(&self, extra: &[u32], gone: &[MachineId], budget: Option<f64>) -> (Secs, f64) {
         let Some(estimates) = &self.estimates else {
             return (Secs::INFINITY, self.snap.spent);
@@ -313,16 +314,29 @@ impl<'a> Step<'a> {
             })
             .collect();
         let work = self.work();
-        let slots: f64 = machines.iter().map(|m| f64::from(r[m.0].slots)).sum();
-        let at_once = slots.min((self.tasks.queued + self.tasks.running) as f64);
-        let mut used = vec![false; r.len()];
+        let mut class_slots = vec![0.0; r.len()];
         for m in &machines {
-            used[m.0] = true;
+            class_slots[m.0] += f64::from(r[m.0].slots);
         }
-        let worst = |f: &dyn Fn(usize) -> Secs| {
-            (0..r.len()).filter(|&c| used[c]).map(f).fold(0.0, f64::max)
+        let slots: f64 = class_slots.iter().sum();
+        let at_once = slots.min((self.tasks.queued + self.tasks.running) as f64);
+        // The busy slots of the classes as slow as `c` or slower (the slots
+        // of all classes busy in proportion): a slow class's last task is
+        // late among its own few slots, not among all.
+        let busy = |c: usize| {
+            let slower: f64 = (0..r.len())
+                .filter(|&o| r[o].speed <= r[c].speed)
+                .map(|o| class_slots[o])
+                .sum();
+            slower * at_once / slots.max(1.0)
         };
-        let overrun = worst(&|c| self.overrun(c, at_once));
+        let worst = |f: &dyn Fn(usize) -> Secs| {
+            (0..r.len())
+                .filter(|&c| class_slots[c] > 0.0)
+                .map(f)
+                .fold(0.0, f64::max)
+        };
+        let overrun = worst(&|c| self.overrun(c, busy(c)));
         let stages = worst(&|c| self.tail(c, at_once)) * f64::from(self.tasks.stages_ahead);
         let finish = if work == 0.0 {
             now

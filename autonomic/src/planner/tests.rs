@@ -193,6 +193,34 @@ fn no_more_machines_are_bought_than_there_are_tasks_queued() {
 }
 
 #[test]
+fn a_slow_class_s_last_task_is_late_among_its_own_slots() {
+    // Campus (2 slots) at half cloud.fast's speed: its last task's overrun
+    // is that of 2 slots of 1-minute tasks, not of all the slots busy.
+    let p = Policy::parse(
+        "test.toml",
+        "[objective]\ndeadline = \"10m\"\n\
+         [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\
+         [[resources]]\nname = \"cloud.fast\"\nprovider = \"local\"\nprice_per_hour = 0.36\n\
+         speed = 2.0\nboot_time = \"1m\"\nmax = 40\n",
+    )
+    .unwrap();
+    let mut snap = snapshot(0.0, 400, 0, campus());
+    snap.estimates = vec![Some(60.0), Some(30.0)];
+    snap.spread = Some(Spread {
+        mean: 60.0,
+        cv: 0.5,
+    });
+    // Counted among all the slots busy, campus's last task overran so long
+    // that 31 machines were bought, finishing at 9m11s.
+    assert_eq!(
+        plan(&p, &snap),
+        [
+            "+26 cloud.fast: projected 3h20m > deadline 10m00s less a margin of 40s (the last tasks at their p80 duration); with them 9m19s, about $1.45 in all"
+        ]
+    );
+}
+
+#[test]
 fn a_deadline_the_budget_cannot_pay_is_reported_and_the_budget_honoured() {
     let p = policy("[objective]\ndeadline = \"10m\"\nbudget = 0.2");
     let mut planner = Planner::new();
