@@ -5,6 +5,7 @@
 
 mod baseline;
 mod engine;
+mod forecast;
 pub mod oracle;
 mod plot;
 mod provider;
@@ -18,6 +19,7 @@ use crate::policy::Policy;
 use crate::workload::Workload;
 
 pub use baseline::{Baseline, Control, fixed_search};
+pub use forecast::{Forecast, MOST_RUNS, forecast};
 pub use oracle::Oracle;
 pub use plot::svg;
 pub use provider::SimulatedProvider;

@@ -474,7 +474,7 @@ impl Summary {
 }
 
 /// The `q` quantile (nearest rank) of `xs`; NaN when empty.
-fn quantile(xs: &mut [f64], q: f64) -> f64 {
+pub(crate) fn quantile(xs: &mut [f64], q: f64) -> f64 {
     if xs.is_empty() {
         return f64::NAN;
     }

@@ -460,3 +460,37 @@ fn a_grid_may_draw_preemptible_classes_and_without_the_key_draws_as_before() {
         "{message}"
     );
 }
+
+#[test]
+fn a_forecast_gives_the_spread_of_seeded_runs() {
+    let p = policy("[objective]\ndeadline = \"20m\"\n[scaling]\ntask_estimate = \"30s\"");
+    let w = Workload::parse(
+        "w.toml",
+        "tasks = 300\nduration = { dist = \"lognormal\", mean = \"30s\", cv = 1.0 }\n",
+    )
+    .unwrap();
+    let f = forecast(&p, &w, 7, 9);
+    assert_eq!((f.runs, f.first_seed, f.finished), (9, 7, 9));
+    // The 9 runs one by one: p10, p50 and p90 are the 1st, 5th and 9th.
+    let mut costs: Vec<f64> = (7..16).map(|seed| run(&p, &w, seed).cost).collect();
+    let mut finishes: Vec<Secs> = (7..16).map(|seed| run(&p, &w, seed).makespan_s).collect();
+    costs.sort_by(f64::total_cmp);
+    finishes.sort_by(f64::total_cmp);
+    assert_eq!(f.cost, [costs[0], costs[4], costs[8]]);
+    assert_eq!(f.finish, [finishes[0], finishes[4], finishes[8]]);
+    assert!(
+        costs[0] < costs[8],
+        "the seeds draw different jobs: {costs:?}"
+    );
+    let met = (7..16)
+        .filter(|&seed| run(&p, &w, seed).deadline_met == Some(true))
+        .count() as u32;
+    assert_eq!(f.deadline_met, Some(met));
+    assert_eq!(f.budget_kept, None, "no budget");
+    assert_eq!(
+        forecast(&p, &w, 7, 9),
+        f,
+        "the same seeds, the same forecast"
+    );
+    assert_eq!(forecast(&p, &w, 7, 0).runs, 1, "at least one run");
+}
