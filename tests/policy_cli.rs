@@ -311,3 +311,70 @@ fn simulate_sweep_prints_the_promise_table_and_names_a_bad_grid_field() {
         "{stderr}"
     );
 }
+
+#[test]
+fn policy_check_with_a_workload_forecasts_cost_and_finish() {
+    let (policy, workload) = ("policies/deadline.toml", "policies/workloads/2k-30s.toml");
+    let out = halley(&[
+        "policy",
+        "check",
+        policy,
+        "--workload",
+        workload,
+        "--runs",
+        "3",
+        "--seed",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "ok");
+    assert_eq!(lines[1], "forecast over 3 simulated runs (seeds 5 to 7):");
+    // The same runs one by one: p10, p50, p90 of 3 are the least, the
+    // middle and the most.
+    let mut costs: Vec<f64> = (5..=7)
+        .map(|seed| {
+            let seed = seed.to_string();
+            let run = halley(&[
+                "simulate",
+                "--policy",
+                policy,
+                "--workload",
+                workload,
+                "--seed",
+                &seed,
+                "--json",
+            ]);
+            let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+            report["cost"].as_f64().unwrap()
+        })
+        .collect();
+    costs.sort_by(f64::total_cmp);
+    assert_eq!(
+        lines[2],
+        format!(
+            "  cost      p10 ${:.2}  p50 ${:.2}  p90 ${:.2}",
+            costs[0], costs[1], costs[2]
+        )
+    );
+    assert!(lines[3].starts_with("  finish    p10 "), "{stdout}");
+    assert_eq!(lines[4], "  finished  3/3 runs");
+    assert!(lines[5].starts_with("  deadline  met in "), "{stdout}");
+
+    let out = halley(&[
+        "policy",
+        "check",
+        policy,
+        "--workload",
+        workload,
+        "--runs",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "no run is no forecast");
+    assert!(
+        text(&out.stderr).contains("--runs"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -10,7 +10,8 @@
 //!   boots after the deadline does not help); with a budget too, an infeasible
 //!   pair is reported with what the deadline would cost, and the planner goes
 //!   as fast as the budget allows.
-//! - With a budget only: as fast as the budget allows.
+//! - With a budget only: as fast as the budget allows, buying the machines
+//!   that save the most time per dollar.
 //! - With neither: a workload target of unfinished tasks per slot.
 //! - Per-hour machines are kept until shortly before their next paid hour and
 //!   released then unless still needed; per-second machines when idle, and

@@ -5,6 +5,7 @@
 
 mod baseline;
 mod engine;
+mod forecast;
 pub mod oracle;
 mod plot;
 mod provider;
@@ -18,6 +19,7 @@ use crate::policy::Policy;
 use crate::workload::Workload;
 
 pub use baseline::{Baseline, Control, fixed_search};
+pub use forecast::{Forecast, MOST_RUNS, forecast};
 pub use oracle::Oracle;
 pub use plot::svg;
 pub use provider::SimulatedProvider;
@@ -39,6 +41,8 @@ pub struct Report {
     pub stopped_tasks: u64,
     /// Preemptible machines the provider took back (their tasks ran again).
     pub preemptions: u64,
+    /// Where the money went.
+    pub spending: Spending,
     /// The least any policy could pay to finish by the deadline (or, without
     /// one, as soon as this run did): perfect knowledge, perfect packing.
     pub oracle_cost: f64,
@@ -51,6 +55,26 @@ pub struct Report {
     /// Class names, in policy order (the columns of `Sample::workers`).
     #[serde(skip)]
     pub classes: Vec<String>,
+}
+
+/// Where a run's money went, in dollars: the paid machines' billed time
+/// split into the slot time of tasks run to the end (`work`), of tasks
+/// stopped or taken back with their machine (`lost`), boots (`boot`),
+/// slots up and idle (`idle`), and per-hour time paid after a machine was
+/// released (`unused_hour`). They add up to the run's cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Spending {
+    pub work: f64,
+    pub lost: f64,
+    pub boot: f64,
+    pub idle: f64,
+    pub unused_hour: f64,
+}
+
+impl Spending {
+    pub fn total(&self) -> f64 {
+        self.work + self.lost + self.boot + self.idle + self.unused_hour
+    }
 }
 
 /// The state of a simulated run at one planning step.

@@ -154,6 +154,11 @@ fn table(policy: &Policy, r: &Report) -> String {
         "cost           ${:<9.2} oracle ${:.2}\n",
         r.cost, r.oracle_cost
     );
+    let spent = &r.spending;
+    out += &format!(
+        "spent on       work ${:.2}, boots ${:.2}, idle slots ${:.2}, hours after release ${:.2}, work lost ${:.2}\n",
+        spent.work, spent.boot, spent.idle, spent.unused_hour, spent.lost
+    );
     let deadline = objective.deadline.map_or("none".into(), human);
     out += &format!("deadline       {deadline:<10} {}\n", met(r.deadline_met));
     let budget = objective

@@ -156,10 +156,18 @@ impl<'a> Step<'a> {
         active + extra.iter().zip(r).map(|(n, c)| n * c.slots).sum::<u32>()
     }
 
-    /// Machines of `class` that may still be started.
+    /// Machines of `class` that may still be started: within its max, and
+    /// while the machines added have fewer slots than there are tasks
+    /// queued (a new machine takes only queued tasks: more cannot help
+    /// the last running ones end sooner).
     pub fn room(&self, class: usize, extra: &[u32]) -> u32 {
         let r = &self.policy.resources[class];
-        if r.provider == ProviderKind::Static {
+        let added: u32 = extra
+            .iter()
+            .zip(&self.policy.resources)
+            .map(|(n, c)| n * c.slots)
+            .sum();
+        if r.provider == ProviderKind::Static || u64::from(added) >= self.tasks.queued {
             return 0;
         }
         r.limit().saturating_sub(self.paying(class) + extra[class])
@@ -237,9 +245,10 @@ impl<'a> Step<'a> {
     /// when it runs out: per-second ones
     /// when the money left is burnt, per-hour ones at the end of the hours
     /// paid (a new one pays its first hour up front). The finish is the fluid
-    /// finish plus the overrun of the last tasks on the slowest class in use,
-    /// and one task more for each stage ahead (it starts when the one before
-    /// is done).
+    /// finish plus the largest overrun of the last tasks of a class in use
+    /// (among the busy slots of that class and the slower ones), and one
+    /// task more for each stage ahead (it starts when the one before is
+    /// done).
     pub fn project(&self, extra: &[u32], gone: &[MachineId], budget: Option<f64>) -> (Secs, f64) {
         let Some(estimates) = &self.estimates else {
             return (Secs::INFINITY, self.snap.spent);
@@ -305,16 +314,29 @@ impl<'a> Step<'a> {
             })
             .collect();
         let work = self.work();
-        let slots: f64 = machines.iter().map(|m| f64::from(r[m.0].slots)).sum();
-        let at_once = slots.min((self.tasks.queued + self.tasks.running) as f64);
-        let mut used = vec![false; r.len()];
+        let mut class_slots = vec![0.0; r.len()];
         for m in &machines {
-            used[m.0] = true;
+            class_slots[m.0] += f64::from(r[m.0].slots);
         }
-        let worst = |f: &dyn Fn(usize) -> Secs| {
-            (0..r.len()).filter(|&c| used[c]).map(f).fold(0.0, f64::max)
+        let slots: f64 = class_slots.iter().sum();
+        let at_once = slots.min((self.tasks.queued + self.tasks.running) as f64);
+        // The busy slots of the classes as slow as `c` or slower (the slots
+        // of all classes busy in proportion): a slow class's last task is
+        // late among its own few slots, not among all.
+        let busy = |c: usize| {
+            let slower: f64 = (0..r.len())
+                .filter(|&o| r[o].speed <= r[c].speed)
+                .map(|o| class_slots[o])
+                .sum();
+            slower * at_once / slots.max(1.0)
         };
-        let overrun = worst(&|c| self.overrun(c, at_once));
+        let worst = |f: &dyn Fn(usize) -> Secs| {
+            (0..r.len())
+                .filter(|&c| class_slots[c] > 0.0)
+                .map(f)
+                .fold(0.0, f64::max)
+        };
+        let overrun = worst(&|c| self.overrun(c, busy(c)));
         let stages = worst(&|c| self.tail(c, at_once)) * f64::from(self.tasks.stages_ahead);
         let finish = if work == 0.0 {
             now
@@ -392,7 +414,11 @@ impl<'a> Step<'a> {
 
     /// Machines to add, one at a time, while each makes the projected finish
     /// (paid machines stopping when the budget runs out) earlier by 1% or more;
-    /// with that finish and the projected spend.
+    /// with that finish and the projected spend. Each is of the first class
+    /// by cost per task that does; once the job finishes at all and no
+    /// deadline is planned for (a budget alone), of the class that saves the
+    /// most time per dollar more (a per-hour machine pays its whole hour for
+    /// a job of minutes).
     pub fn fastest_within(&self, budget: f64) -> (Extra, Secs, f64) {
         let limit = (budget < f64::INFINITY).then_some(budget);
         let mut extra = self.none();
@@ -404,7 +430,7 @@ impl<'a> Step<'a> {
             } else {
                 0.0
             };
-            let next = self.order().into_iter().find_map(|c| {
+            let candidates = self.order().into_iter().filter_map(|c| {
                 if self.room(c, &extra) == 0 || !self.helps(c, finish) {
                     return None;
                 }
@@ -413,6 +439,16 @@ impl<'a> Step<'a> {
                 let (sooner, spend) = self.project(&more, &[], limit);
                 (sooner < finish - gain && spend <= budget + 1e-9).then_some((more, sooner, spend))
             });
+            // Once the job finishes at all, and no deadline is planned
+            // for: the machine that saves the most time per dollar more.
+            let next = if finish.is_finite() && self.deadline.is_none() {
+                let value = |&(_, sooner, more): &(Extra, Secs, f64)| {
+                    (finish - sooner) / (more - spend).max(1e-9)
+                };
+                candidates.max_by(|a, b| value(a).total_cmp(&value(b)))
+            } else {
+                candidates.into_iter().next()
+            };
             match next {
                 Some(better) => (extra, finish, spend) = better,
                 None => return (extra, finish, spend),

@@ -153,6 +153,74 @@ fn a_budget_alone_buys_speed_until_it_runs_out() {
 }
 
 #[test]
+fn a_budget_alone_buys_the_most_time_saved_per_dollar() {
+    // A per-hour class cheaper per task than cloud.small, for a job of
+    // minutes: its machines pay a whole hour each for the same minutes.
+    let p = Policy::parse(
+        "test.toml",
+        &format!(
+            "[objective]\nbudget = 0.5\n{}",
+            CLASSES.replace(
+                "price_per_hour = 1.0\nbilling = \"per-hour\"",
+                "price_per_hour = 0.3\nbilling = \"per-hour\""
+            )
+        ),
+    )
+    .unwrap();
+    // Cheapest per task first would buy one per-hour machine and two
+    // small ones: 11m06s for about $0.43.
+    assert_eq!(
+        plan(&p, &snapshot(0.0, 100, 0, campus())),
+        [
+            "+10 cloud.small: fastest within the budget $0.50: projected 25m30s → 5m30s, about $0.33 in all"
+        ]
+    );
+}
+
+#[test]
+fn no_more_machines_are_bought_than_there_are_tasks_queued() {
+    // 8 tasks queued, 2 running, a deadline out of reach: as fast as
+    // possible is one slot for each queued task; the 2 more of cloud.small's
+    // max (bought before) would sit idle while the last tasks run.
+    let p = policy("[objective]\ndeadline = \"1m35s\"");
+    assert_eq!(
+        plan(&p, &snapshot(0.0, 8, 2, campus())),
+        [
+            "the deadline 1m35s cannot be met: with every usable class at its max the projected finish is 1m45s",
+            "+8 cloud.small: as fast as possible: projected 2m45s → 1m45s, about $0.08 in all"
+        ]
+    );
+}
+
+#[test]
+fn a_slow_class_s_last_task_is_late_among_its_own_slots() {
+    // Campus (2 slots) at half cloud.fast's speed: its last task's overrun
+    // is that of 2 slots of 1-minute tasks, not of all the slots busy.
+    let p = Policy::parse(
+        "test.toml",
+        "[objective]\ndeadline = \"10m\"\n\
+         [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\
+         [[resources]]\nname = \"cloud.fast\"\nprovider = \"local\"\nprice_per_hour = 0.36\n\
+         speed = 2.0\nboot_time = \"1m\"\nmax = 40\n",
+    )
+    .unwrap();
+    let mut snap = snapshot(0.0, 400, 0, campus());
+    snap.estimates = vec![Some(60.0), Some(30.0)];
+    snap.spread = Some(Spread {
+        mean: 60.0,
+        cv: 0.5,
+    });
+    // Counted among all the slots busy, campus's last task overran so long
+    // that 31 machines were bought, finishing at 9m11s.
+    assert_eq!(
+        plan(&p, &snap),
+        [
+            "+26 cloud.fast: projected 3h20m > deadline 10m00s less a margin of 40s (the last tasks at their p80 duration); with them 9m19s, about $1.45 in all"
+        ]
+    );
+}
+
+#[test]
 fn a_deadline_the_budget_cannot_pay_is_reported_and_the_budget_honoured() {
     let p = policy("[objective]\ndeadline = \"10m\"\nbudget = 0.2");
     let mut planner = Planner::new();

@@ -9,10 +9,11 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use crate::clock::Secs;
+use crate::estimate::billed;
 use crate::machine::{MachineId, Tasks};
 use crate::manager::Manager;
 use crate::policy::Policy;
-use crate::simulate::{Control, Oracle, Report, Sample, SimulatedProvider};
+use crate::simulate::{Control, Oracle, Report, Sample, SimulatedProvider, Spending};
 use crate::workload::Workload;
 
 /// Virtual time after which a run is given up as stuck (30 days).
@@ -75,6 +76,13 @@ struct Node {
     running: Vec<(usize, Secs)>,
     ready: bool,
     draining: bool,
+    /// When it was asked for (its billing starts) and when it was ready.
+    requested: Secs,
+    ready_at: Option<Secs>,
+    /// Slot-seconds of tasks it ran to the end, and of tasks stopped or
+    /// taken back with it.
+    kept: Secs,
+    lost: Secs,
 }
 
 #[derive(Debug)]
@@ -102,6 +110,8 @@ pub struct Engine<'a> {
     tasks: Tasks,
     timeline: Vec<Sample>,
     peak: u32,
+    /// Where the money of the machines gone so far went.
+    spending: Spending,
 }
 
 impl<'a> Engine<'a> {
@@ -133,17 +143,19 @@ impl<'a> Engine<'a> {
             },
             timeline: Vec::new(),
             peak: 0,
+            spending: Spending::default(),
             manager,
         };
         let statics: Vec<(MachineId, usize)> =
             engine.manager.machines().map(|m| (m.id, m.class)).collect();
         for (id, class) in statics {
-            engine.add_node(id, class, true);
+            engine.add_node(id, class, Some(0.0), 0.0);
         }
         engine
     }
 
-    fn add_node(&mut self, id: MachineId, class: usize, ready: bool) {
+    /// A machine asked for at `requested`; `ready_at` if it is already.
+    fn add_node(&mut self, id: MachineId, class: usize, ready_at: Option<Secs>, requested: Secs) {
         let r = &self.policy.resources[class];
         self.nodes.insert(
             id,
@@ -152,10 +164,33 @@ impl<'a> Engine<'a> {
                 slots: r.slots,
                 speed: self.workload.speed_of(&r.name),
                 running: Vec::new(),
-                ready,
+                ready: ready_at.is_some(),
                 draining: false,
+                requested,
+                ready_at,
+                kept: 0.0,
+                lost: 0.0,
             },
         );
+    }
+
+    /// Machine `id` is gone at `now`: what it was billed is added to
+    /// [`Engine::spending`].
+    fn gone(&mut self, id: MachineId, now: Secs) -> Option<Node> {
+        let node = self.nodes.remove(&id)?;
+        let r = &self.policy.resources[node.class];
+        let per_second = r.price_per_hour / crate::clock::HOUR;
+        let ready = node.ready_at.unwrap_or(now).min(now);
+        let slots = f64::from(node.slots);
+        let work = per_second * node.kept / slots;
+        let lost = per_second * node.lost / slots;
+        let s = &mut self.spending;
+        s.work += work;
+        s.lost += lost;
+        s.boot += per_second * (ready - node.requested);
+        s.idle += per_second * (now - ready) - work - lost;
+        s.unused_hour += billed(r, node.requested, now) - per_second * (now - node.requested);
+        Some(node)
     }
 
     fn push(&mut self, at: Secs, kind: Kind, took: Secs) {
@@ -189,6 +224,7 @@ impl<'a> Engine<'a> {
                 Kind::Ready(id) => {
                     if let Some(node) = self.nodes.get_mut(&id) {
                         node.ready = true;
+                        node.ready_at = Some(now);
                         let class = node.class;
                         self.manager.heard(id, now, 0);
                         self.arm_preemption(id, class, now);
@@ -213,7 +249,7 @@ impl<'a> Engine<'a> {
             }
         }
         self.manager.finish(end, &mut self.provider);
-        self.apply();
+        self.apply(end);
         self.sample(end);
         self.report(end, finished)
     }
@@ -243,7 +279,7 @@ impl<'a> Engine<'a> {
                 self.manager.execute(now, decisions, &mut self.provider)
             }
         };
-        self.apply();
+        self.apply(now);
         // Tasks stopped with their machine run again on a free slot.
         self.dispatch(now);
         self.sample(now);
@@ -251,8 +287,8 @@ impl<'a> Engine<'a> {
         can_run || !decisions.is_empty()
     }
 
-    /// Turns what the provider was asked into nodes and events.
-    fn apply(&mut self) {
+    /// Turns what the provider was asked at `now` into nodes and events.
+    fn apply(&mut self, now: Secs) {
         for (id, ready_at) in std::mem::take(&mut self.provider.started) {
             let class = self
                 .manager
@@ -260,7 +296,7 @@ impl<'a> Engine<'a> {
                 .find(|m| m.id == id)
                 .map(|m| m.class);
             if let Some(class) = class {
-                self.add_node(id, class, false);
+                self.add_node(id, class, None, now);
                 self.push(ready_at, Kind::Ready(id), 0.0);
             }
         }
@@ -270,15 +306,23 @@ impl<'a> Engine<'a> {
                 node.running.is_empty()
             });
             if idle {
-                self.nodes.remove(&id);
+                self.gone(id, now);
             }
         }
         for id in std::mem::take(&mut self.provider.killed) {
-            if let Some(node) = self.nodes.remove(&id) {
+            if let Some(node) = self.lose(id, now) {
                 self.requeue(&node);
             }
         }
         self.peak = self.peak.max(self.nodes.len() as u32);
+    }
+
+    /// Machine `id` is gone at `now` with the tasks it runs (their time
+    /// counted as lost).
+    fn lose(&mut self, id: MachineId, now: Secs) -> Option<Node> {
+        let node = self.nodes.get_mut(&id)?;
+        node.lost += node.running.iter().map(|&(_, at)| now - at).sum::<Secs>();
+        self.gone(id, now)
     }
 
     /// The tasks of a machine stopped with them run again first.
@@ -306,7 +350,7 @@ impl<'a> Engine<'a> {
     /// (an attempt, not a failure) and the manager hears it is lost;
     /// `false` if it was gone already.
     fn preempt(&mut self, id: MachineId, now: Secs) -> bool {
-        let Some(node) = self.nodes.remove(&id) else {
+        let Some(node) = self.lose(id, now) else {
             return false;
         };
         self.requeue(&node);
@@ -328,13 +372,14 @@ impl<'a> Engine<'a> {
             return false;
         };
         node.running.swap_remove(at);
+        node.kept += took;
         let busy = node.running.len() as u32;
         let gone = node.draining && busy == 0;
         self.tasks.running -= 1;
         self.tasks.done += 1;
         self.manager.task_finished(id, took);
         if gone {
-            self.nodes.remove(&id);
+            self.gone(id, now);
             self.manager.released(id, now);
         } else {
             self.manager.heard(id, now, busy);
@@ -379,7 +424,11 @@ impl<'a> Engine<'a> {
         });
     }
 
-    fn report(self, end: Secs, finished: bool) -> Report {
+    fn report(mut self, end: Secs, finished: bool) -> Report {
+        let left: Vec<MachineId> = self.nodes.keys().copied().collect();
+        for id in left {
+            self.lose(id, end);
+        }
         let objective = &self.policy.objective;
         let cost = self.manager.spent(end);
         let oracle = Oracle::new(self.policy, self.workload, &self.durations, end);
@@ -393,6 +442,7 @@ impl<'a> Engine<'a> {
             peak_workers: self.peak,
             stopped_tasks: self.stopped_tasks,
             preemptions: self.preemptions,
+            spending: self.spending,
             oracle_cost: oracle.cost,
             oracle_makespan_s: oracle.makespan,
             decisions: self.manager.decisions().to_vec(),

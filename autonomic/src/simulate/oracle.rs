@@ -80,19 +80,28 @@ impl Oracle {
 }
 
 /// The least any schedule that does `work` (base-seconds) by `horizon`
-/// can pay: work divides freely across machines, but a paid machine is
-/// billed from its request, its boot included, and a per-hour one for at
-/// least a whole hour. A class's machines each work at most `horizon -
-/// boot`, so work `w` on class `c` needs at least `w / (rate (H - boot))`
-/// machines and costs at least
+/// can pay: the larger of two lower bounds, [`fluid_cost`] (work divides
+/// freely across machines) and [`whole_machines_cost`] (a per-hour machine
+/// is bought whole: one that does a third of an hour's work pays the hour).
+pub fn least_cost(policy: &Policy, workload: &Workload, work: f64, horizon: Secs) -> f64 {
+    let fluid = fluid_cost(policy, workload, work, horizon);
+    whole_machines_cost(policy, workload, work, horizon).map_or(fluid, |whole| whole.max(fluid))
+}
+
+/// A lower bound with work divided freely across machines, but a paid
+/// machine billed from its request, its boot included, and a per-hour one
+/// for at least a whole hour. A class's machines each work at most
+/// `horizon - boot`, so work `w` on class `c` needs at least
+/// `w / (rate (H - boot))` machines and costs at least
 ///
 /// - per second: `price/3600 · w/rate · H/(H - boot)` (work and boots),
 /// - per hour: `price · w/(rate (H - boot)) · max(1, H/3600)` (machines ×
 ///   whole hours, or the billed seconds rounded up),
 ///
 /// both linear in `w`, so filling the cheapest classes first is optimal
-/// for this relaxation and the answer a true lower bound.
-pub fn least_cost(policy: &Policy, workload: &Workload, work: f64, horizon: Secs) -> f64 {
+/// for this relaxation and the answer a true lower bound. The grid of
+/// `halley simulate --sweep` draws its budgets from this bound.
+pub fn fluid_cost(policy: &Policy, workload: &Workload, work: f64, horizon: Secs) -> f64 {
     // (price per base-second, capacity in base-seconds) per usable class.
     let mut classes: Vec<(f64, f64)> = policy
         .resources
@@ -128,4 +137,129 @@ pub fn least_cost(policy: &Policy, workload: &Workload, work: f64, horizon: Secs
         cost += left * price;
     }
     cost
+}
+
+/// Most combinations of per-hour billed hours [`whole_machines_cost`]
+/// tries; past it, it gives no bound (the fluid one stands alone).
+const MOST_COMBINATIONS: u64 = 200_000;
+
+/// A lower bound that buys per-hour machines whole: the cheapest choice
+/// of billed hours `K` per per-hour class, the rest of the work on the
+/// private and per-second classes as in [`fluid_cost`]. `K` hours of a
+/// class bought as `n` machines (`n ≤ K`) do at most `rate · min(n (H −
+/// boot), 3600 K − n boot, max H − n boot)` base-seconds of work: each
+/// machine works at most the horizon less its boot and less than its
+/// billed hours less its boot, and at most `max` are paid for at once.
+/// `None` when the per-hour classes' choices are too many to try.
+pub fn whole_machines_cost(
+    policy: &Policy,
+    workload: &Workload,
+    work: f64,
+    horizon: Secs,
+) -> Option<f64> {
+    // (price per base-second, capacity) of the private and per-second
+    // classes, cheapest first; (price an hour, capacity of K hours for
+    // K = 0, 1, …) of the per-hour ones.
+    let mut linear: Vec<(f64, f64)> = Vec::new();
+    let mut hourly: Vec<(f64, Vec<f64>)> = Vec::new();
+    for r in &policy.resources {
+        let boot = match r.provider {
+            ProviderKind::Static => 0.0,
+            _ => r.boot_time,
+        };
+        let window = horizon - boot;
+        let rate = f64::from(r.slots) * workload.speed_of(&r.name);
+        if window <= 0.0 || r.limit() == 0 {
+            continue;
+        }
+        let most = f64::from(r.limit()) * rate * window;
+        if r.is_private() {
+            linear.push((0.0, most));
+        } else if r.billing == Billing::PerSecond {
+            linear.push((r.price_per_hour / HOUR / rate * horizon / window, most));
+        } else {
+            hourly.push((
+                r.price_per_hour,
+                hours_capacity(r.limit(), rate, boot, horizon, work),
+            ));
+        }
+    }
+    linear.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let combinations = hourly
+        .iter()
+        .try_fold(1_u64, |n, (_, caps)| n.checked_mul(caps.len() as u64))?;
+    if combinations > MOST_COMBINATIONS {
+        return None;
+    }
+    let rest = |mut left: f64| {
+        let mut cost = 0.0;
+        for &(price, capacity) in &linear {
+            let take = left.min(capacity);
+            cost += take * price;
+            left -= take;
+        }
+        (left <= 1e-9).then_some(cost)
+    };
+    let mut best: Option<f64> = None;
+    let mut hours = vec![0_usize; hourly.len()];
+    loop {
+        let (paid, done) = hours
+            .iter()
+            .zip(&hourly)
+            .fold((0.0, 0.0), |(paid, done), (&k, (price, caps))| {
+                (paid + k as f64 * price, done + caps[k])
+            });
+        if best.is_none_or(|b| paid < b)
+            && let Some(cost) = rest((work - done).max(0.0))
+        {
+            best = Some(best.map_or(paid + cost, |b: f64| b.min(paid + cost)));
+        }
+        // The next combination, like an odometer.
+        let mut i = 0;
+        loop {
+            if i == hours.len() {
+                return best;
+            }
+            hours[i] += 1;
+            if hours[i] < hourly[i].1.len() {
+                break;
+            }
+            hours[i] = 0;
+            i += 1;
+        }
+    }
+}
+
+/// The most base-seconds `K` billed hours of one per-hour class can work
+/// by `horizon`, for `K` = 0, 1, … up to the first that does all of `work`
+/// or adds nothing more.
+fn hours_capacity(most: u32, rate: f64, boot: Secs, horizon: Secs, work: f64) -> Vec<f64> {
+    let of = |k: u32| {
+        // min(n (H − boot), 3600 K − n boot, max H − n boot) rises then
+        // falls in n: the best n is next to where the first meets another.
+        let meet = (f64::from(k) * HOUR / horizon).min(f64::from(most));
+        [meet.floor(), meet.ceil()]
+            .into_iter()
+            .map(|n| n.clamp(1.0, f64::from(k)))
+            .map(|n| {
+                (n * (horizon - boot))
+                    .min(f64::from(k) * HOUR - n * boot)
+                    .min(f64::from(most) * horizon - n * boot)
+                    .max(0.0)
+            })
+            .fold(0.0, f64::max)
+            * rate
+    };
+    let mut caps = vec![0.0];
+    for k in 1.. {
+        let cap = of(k);
+        if cap <= caps[caps.len() - 1] + 1e-9 {
+            break;
+        }
+        caps.push(cap);
+        if cap >= work {
+            break;
+        }
+    }
+    caps
 }

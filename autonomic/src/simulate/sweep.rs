@@ -23,7 +23,7 @@
 //! billing = ["per-second", "per-hour"]
 //! objective = ["deadline", "budget", "both"]
 //! deadline_factor = [0.8, 1.5, 3.0]  # × the soonest finish, every class at its max from t=0
-//! budget_factor = [0.7, 1.5, 3.0]    # × the oracle's cost (at the deadline, or twice the soonest finish)
+//! budget_factor = [0.7, 1.5, 3.0]    # × the fluid oracle bound (at the deadline, or twice the soonest finish)
 //! task_estimate_factor = [0.0, 0.5, 2.0]  # scaling.task_estimate = this × the mean (0: none)
 //! preemptible = ["0s", "30m", "2h"]   # optional: each paid class's mean time to
 //!                                     # preemption ("0s": not preemptible)
@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Secs;
 use crate::policy::{Policy, ProviderKind};
-use crate::simulate::{Control, Oracle, Report, fixed_search, oracle, run_with};
+use crate::simulate::{Control, Oracle, Report, Spending, fixed_search, oracle, run_with};
 use crate::source::{self, SourceError};
 use crate::workload::Workload;
 
@@ -98,6 +98,8 @@ pub struct Row {
     /// started at t=0.
     pub feasible: Option<bool>,
     pub halley: Outcome,
+    /// Where Halley's money went.
+    pub spending: Spending,
     pub oracle_cost: f64,
     /// The cheapest fixed fleet that meets the deadline (or the fastest
     /// within the budget), if any.
@@ -276,12 +278,12 @@ impl Grid {
         let (deadline, budget) = match objective.as_str() {
             "deadline" => (Some(deadline_factor * soonest), None),
             "budget" => {
-                let least = oracle::least_cost(&open, &workload, work, 2.0 * soonest);
+                let least = oracle::fluid_cost(&open, &workload, work, 2.0 * soonest);
                 (None, Some(budget_factor * least))
             }
             _ => {
                 let deadline = deadline_factor * soonest;
-                let least = oracle::least_cost(&open, &workload, work, deadline);
+                let least = oracle::fluid_cost(&open, &workload, work, deadline);
                 (Some(deadline), Some(budget_factor * least))
             }
         };
@@ -336,6 +338,7 @@ impl Scenario {
             budget: objective.budget,
             feasible,
             oracle_cost: halley.oracle_cost,
+            spending: halley.spending,
             halley: Outcome::from(&halley),
             fixed: fixed.as_ref().map(|(_, f)| Outcome::from(f)),
             queue: Outcome::from(&queue),
@@ -471,7 +474,7 @@ impl Summary {
 }
 
 /// The `q` quantile (nearest rank) of `xs`; NaN when empty.
-fn quantile(xs: &mut [f64], q: f64) -> f64 {
+pub(crate) fn quantile(xs: &mut [f64], q: f64) -> f64 {
     if xs.is_empty() {
         return f64::NAN;
     }
@@ -480,7 +483,9 @@ fn quantile(xs: &mut [f64], q: f64) -> f64 {
     xs[rank - 1]
 }
 
-/// One line per scenario, for people.
+/// One line per scenario, for people: the outcomes, and of Halley's cost
+/// what paid for boots, idle slots, per-hour time after a release and
+/// work lost ([`Spending`]).
 pub fn rows_table(rows: &[Row]) -> String {
     let mut out = String::new();
     let money = |o: Option<&Outcome>| o.map_or("-".to_string(), |o| format!("{:.2}", o.cost));
@@ -490,8 +495,19 @@ pub fn rows_table(rows: &[Row]) -> String {
         _ => "ok",
     };
     out += &format!(
-        "{:<52} {:>5} {:>9} {:>9} {:>5} {:>9} {:>9} {:>9}\n",
-        "scenario", "feas", "halley$", "oracle$", "met", "fixed$", "queue$", "queue"
+        "{:<52} {:>5} {:>9} {:>9} {:>5} {:>9} {:>9} {:>9}  {:>6} {:>6} {:>6} {:>6}\n",
+        "scenario",
+        "feas",
+        "halley$",
+        "oracle$",
+        "met",
+        "fixed$",
+        "queue$",
+        "queue",
+        "boot$",
+        "idle$",
+        "hour$",
+        "lost$"
     );
     for r in rows {
         let feasible = match r.feasible {
@@ -499,8 +515,9 @@ pub fn rows_table(rows: &[Row]) -> String {
             Some(false) => "no",
             None => "-",
         };
+        let spent = &r.spending;
         out += &format!(
-            "{:<52} {:>5} {:>9.2} {:>9.2} {:>5} {:>9} {:>9} {:>9}\n",
+            "{:<52} {:>5} {:>9.2} {:>9.2} {:>5} {:>9} {:>9} {:>9}  {:>6.2} {:>6.2} {:>6.2} {:>6.2}\n",
             r.name,
             feasible,
             r.halley.cost,
@@ -509,6 +526,10 @@ pub fn rows_table(rows: &[Row]) -> String {
             money(r.fixed.as_ref()),
             money(Some(&r.queue)),
             met(&r.queue),
+            spent.boot,
+            spent.idle,
+            spent.unused_hour,
+            spent.lost,
         );
     }
     out

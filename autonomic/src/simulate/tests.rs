@@ -285,6 +285,33 @@ fn the_oracle_is_never_above_a_schedule_the_simulator_produces() {
 }
 
 #[test]
+fn the_spending_adds_up_to_the_cost() {
+    let grid = sweep::Grid::parse("grid.toml", SMALL_GRID).unwrap();
+    for s in grid.scenarios() {
+        for control in [Control::Planner, Control::Queue] {
+            let r = run_with(&s.policy, &s.workload, s.seed, &control);
+            let spent = r.spending;
+            assert!(
+                (spent.total() - r.cost).abs() < 1e-6,
+                "{} {control:?}: {spent:?} adds up to ${}, not ${}",
+                s.name,
+                spent.total(),
+                r.cost
+            );
+            for part in [
+                spent.work,
+                spent.lost,
+                spent.boot,
+                spent.idle,
+                spent.unused_hour,
+            ] {
+                assert!(part >= -1e-9, "{} {control:?}: {spent:?}", s.name);
+            }
+        }
+    }
+}
+
+#[test]
 fn the_oracle_bills_boots_and_whole_hours() {
     let p = Policy::parse(
         "p.toml",
@@ -303,6 +330,26 @@ fn the_oracle_bills_boots_and_whole_hours() {
     assert!((oracle::least_cost(&hourly, &w, 1800.0, 1800.0) - 1.0).abs() < 1e-9);
     // 7200 s of work by 1800 s: four machines, four hours.
     assert!((oracle::least_cost(&hourly, &w, 7200.0, 1800.0) - 4.0).abs() < 1e-9);
+}
+
+#[test]
+fn the_oracle_buys_per_hour_machines_whole() {
+    let hourly = Policy::parse(
+        "p.toml",
+        "[[resources]]\nname = \"a\"\nprovider = \"local\"\nprice_per_hour = 1.0\nbilling = \"per-hour\"\nmax = 10\n\
+         [[resources]]\nname = \"b\"\nprovider = \"local\"\nprice_per_hour = 3.6\nmax = 10\n",
+    )
+    .unwrap();
+    let w = workload(1);
+    // 600 s of work by 1800 s: the fluid bound pays a third of an hour of
+    // `a`; a whole machine of `a` ($1) costs more than 600 s of `b` ($0.60).
+    assert!((oracle::fluid_cost(&hourly, &w, 600.0, 1800.0) - 1.0 / 3.0).abs() < 1e-9);
+    assert!((oracle::least_cost(&hourly, &w, 600.0, 1800.0) - 0.6).abs() < 1e-9);
+    // 2000 s by 1800 s: one machine of `a` and 200 s of `b`.
+    assert!((oracle::least_cost(&hourly, &w, 2000.0, 1800.0) - 1.2).abs() < 1e-9);
+    // 5400 s by 2 h: 1.5 machine-hours of `a` cannot be bought, 2 can; or
+    // one hour and 1800 s of `b` at $1.80: two hours.
+    assert!((oracle::least_cost(&hourly, &w, 5400.0, 7200.0) - 2.0).abs() < 1e-9);
 }
 
 #[test]
@@ -412,4 +459,38 @@ fn a_grid_may_draw_preemptible_classes_and_without_the_key_draws_as_before() {
         message.contains("preemptible: expected a duration like \"30m\" (\"0s\": not preemptible), found \"soon\""),
         "{message}"
     );
+}
+
+#[test]
+fn a_forecast_gives_the_spread_of_seeded_runs() {
+    let p = policy("[objective]\ndeadline = \"20m\"\n[scaling]\ntask_estimate = \"30s\"");
+    let w = Workload::parse(
+        "w.toml",
+        "tasks = 300\nduration = { dist = \"lognormal\", mean = \"30s\", cv = 1.0 }\n",
+    )
+    .unwrap();
+    let f = forecast(&p, &w, 7, 9);
+    assert_eq!((f.runs, f.first_seed, f.finished), (9, 7, 9));
+    // The 9 runs one by one: p10, p50 and p90 are the 1st, 5th and 9th.
+    let mut costs: Vec<f64> = (7..16).map(|seed| run(&p, &w, seed).cost).collect();
+    let mut finishes: Vec<Secs> = (7..16).map(|seed| run(&p, &w, seed).makespan_s).collect();
+    costs.sort_by(f64::total_cmp);
+    finishes.sort_by(f64::total_cmp);
+    assert_eq!(f.cost, [costs[0], costs[4], costs[8]]);
+    assert_eq!(f.finish, [finishes[0], finishes[4], finishes[8]]);
+    assert!(
+        costs[0] < costs[8],
+        "the seeds draw different jobs: {costs:?}"
+    );
+    let met = (7..16)
+        .filter(|&seed| run(&p, &w, seed).deadline_met == Some(true))
+        .count() as u32;
+    assert_eq!(f.deadline_met, Some(met));
+    assert_eq!(f.budget_kept, None, "no budget");
+    assert_eq!(
+        forecast(&p, &w, 7, 9),
+        f,
+        "the same seeds, the same forecast"
+    );
+    assert_eq!(forecast(&p, &w, 7, 0).runs, 1, "at least one run");
 }
