@@ -79,6 +79,8 @@ pub struct Peer {
     /// What this peer set aside when a member said it was gone, until the
     /// peers around it say what they removed meanwhile.
     pub(super) quarantine: Option<Quarantine>,
+    /// The number the next chunk of a `Check` gets.
+    pub(super) next_chunk: u32,
     /// Covers of recent templates' keyword fields: a cover of a box is
     /// costly (milliseconds), and clients repeat their templates.
     covers: HashMap<Vec<Field>, Cover>,
@@ -122,6 +124,7 @@ impl Peer {
             inbox: VecDeque::new(),
             commands: Vec::new(),
             quarantine: None,
+            next_chunk: 0,
             covers: HashMap::new(),
         };
         peer.refresh_neighbourhood();

@@ -47,8 +47,10 @@ pub const CHECK_BATCH: usize = 4_096;
 pub(super) struct Quarantine {
     /// The tuples set aside.
     tuples: BTreeMap<TupleId, Aside>,
-    /// The ids asked about, chunk by chunk, each sorted.
-    chunks: Vec<Vec<TupleId>>,
+    /// The ids asked about, chunk by chunk (numbered by the peer, never
+    /// twice: a late answer to an earlier round matches nothing), each
+    /// sorted.
+    chunks: BTreeMap<u32, Vec<TupleId>>,
     /// The peers asked.
     asked: BTreeSet<u64>,
     /// Per asked peer, the chunks it has not answered.
@@ -116,7 +118,7 @@ impl Peer {
         let late: Vec<TupleId> = tuples.keys().copied().collect();
         self.quarantine = Some(Quarantine {
             tuples,
-            chunks: Vec::new(),
+            chunks: BTreeMap::new(),
             asked: self.around(),
             unanswered: BTreeMap::new(),
             late,
@@ -178,8 +180,9 @@ impl Peer {
             let mut late = std::mem::take(&mut q.late);
             late.sort_unstable();
             for ids in late.chunks(CHECK_BATCH) {
-                let chunk = u32::try_from(q.chunks.len()).expect("chunks of a store fit in u32");
-                q.chunks.push(ids.to_vec());
+                let chunk = self.next_chunk;
+                self.next_chunk = self.next_chunk.wrapping_add(1);
+                q.chunks.insert(chunk, ids.to_vec());
                 for &peer in q.asked.iter().filter(|&&p| self.view.contains(p)) {
                     q.unanswered.entry(peer).or_default().insert(chunk);
                 }
@@ -195,7 +198,7 @@ impl Peer {
         let mut checks = Vec::new();
         for (&peer, chunks) in &q.unanswered {
             for &chunk in chunks {
-                let ids = q.chunks[chunk as usize].clone();
+                let ids = q.chunks[&chunk].clone();
                 checks.push((peer, Msg::Check { chunk, ids }));
             }
         }
@@ -228,7 +231,7 @@ impl Peer {
         if owed.is_empty() {
             q.unanswered.remove(&from);
         }
-        let asked = &q.chunks[chunk as usize];
+        let asked = &q.chunks[&chunk];
         let gone: Vec<TupleId> = removed
             .into_iter()
             .filter(|id| asked.binary_search(id).is_ok())

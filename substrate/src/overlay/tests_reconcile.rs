@@ -140,3 +140,54 @@ fn a_gone_nobody_acted_on_loses_and_doubles_nothing() {
     }
     assert_eq!(ring.counts(), (0, 0));
 }
+
+/// The `Check` chunks of one round, as (to, chunk) pairs.
+fn checks(commands: &[Command]) -> Vec<(u64, u32)> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Send {
+                to,
+                msg: Msg::Check { chunk, .. },
+                ..
+            } => Some((*to, *chunk)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_late_answer_to_an_earlier_round_settles_nothing() {
+    let mut ring = Small::new(&IDS[..2]);
+    write_all(&mut ring, WRITTEN);
+    let at = ring
+        .peers
+        .iter()
+        .position(|p| !p.primary_ids().is_empty())
+        .unwrap();
+    let held = ring.peers[at].primary_ids();
+    let peer = &mut ring.peers[at];
+    let first = checks(&peer.handle(Event::Doubted, 1));
+    // Unanswered, the first round gives up at half the tombstone lifetime.
+    let give_up = 1 + Config::default().tombstone_ms / 2;
+    peer.handle(Event::Timer, give_up);
+    assert_eq!(peer.primary_ids(), held, "put back when the time was up");
+    let second = checks(&peer.handle(Event::Doubted, give_up + 1));
+    assert_eq!((first.len(), second.len()), (1, 1));
+    assert_ne!(
+        first[0].1, second[0].1,
+        "each round numbers its chunks anew"
+    );
+    let answer = |(from, chunk): (u64, u32)| Event::Message {
+        from,
+        msg: Msg::Checked {
+            chunk,
+            removed: Vec::new(),
+        },
+        epoch: 0,
+    };
+    peer.handle(answer(first[0]), give_up + 2);
+    assert!(peer.primary_ids().is_empty(), "still set aside");
+    peer.handle(answer(second[0]), give_up + 3);
+    assert_eq!(peer.primary_ids(), held);
+}
