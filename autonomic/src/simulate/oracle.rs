@@ -5,7 +5,7 @@
 
 use crate::clock::{HOUR, Secs};
 use crate::planner::{Capacity, fluid_finish};
-use crate::policy::{Billing, Policy, ProviderKind};
+use crate::policy::{Billing, Policy, ProviderKind, Resource};
 use crate::workload::Workload;
 
 /// The best any policy could do.
@@ -107,15 +107,7 @@ pub fn fluid_cost(policy: &Policy, workload: &Workload, work: f64, horizon: Secs
         .resources
         .iter()
         .filter_map(|r| {
-            let boot = match r.provider {
-                ProviderKind::Static => 0.0,
-                _ => r.boot_time,
-            };
-            let window = horizon - boot;
-            let rate = f64::from(r.slots) * workload.speed_of(&r.name);
-            if window <= 0.0 || r.limit() == 0 {
-                return None;
-            }
+            let (_, window, rate) = usable(r, workload, horizon)?;
             let price = match r.billing {
                 _ if r.is_private() => 0.0,
                 Billing::PerSecond => r.price_per_hour / HOUR / rate * horizon / window,
@@ -163,15 +155,9 @@ pub fn whole_machines_cost(
     let mut linear: Vec<(f64, f64)> = Vec::new();
     let mut hourly: Vec<(f64, Vec<f64>)> = Vec::new();
     for r in &policy.resources {
-        let boot = match r.provider {
-            ProviderKind::Static => 0.0,
-            _ => r.boot_time,
-        };
-        let window = horizon - boot;
-        let rate = f64::from(r.slots) * workload.speed_of(&r.name);
-        if window <= 0.0 || r.limit() == 0 {
+        let Some((boot, window, rate)) = usable(r, workload, horizon) else {
             continue;
-        }
+        };
         let most = f64::from(r.limit()) * rate * window;
         if r.is_private() {
             linear.push((0.0, most));
@@ -233,6 +219,19 @@ pub fn whole_machines_cost(
 /// The most base-seconds `K` billed hours of one per-hour class can work
 /// by `horizon`, for `K` = 0, 1, … up to the first that does all of `work`
 /// or adds nothing more.
+/// A class's boot, the time its machines can work before `horizon`, and a
+/// machine's rate (base-seconds of work a second); `None` if it can do no
+/// work by then (no time left after its boot, or no machine allowed).
+fn usable(r: &Resource, workload: &Workload, horizon: Secs) -> Option<(Secs, Secs, f64)> {
+    let boot = match r.provider {
+        ProviderKind::Static => 0.0,
+        _ => r.boot_time,
+    };
+    let window = horizon - boot;
+    let rate = f64::from(r.slots) * workload.speed_of(&r.name);
+    (window > 0.0 && r.limit() > 0).then_some((boot, window, rate))
+}
+
 fn hours_capacity(most: u32, rate: f64, boot: Secs, horizon: Secs, work: f64) -> Vec<f64> {
     let of = |k: u32| {
         // min(n (H − boot), 3600 K − n boot, max H − n boot) rises then
