@@ -400,41 +400,54 @@ async fn a_peer_frozen_until_dropped_comes_back_without_doubling_a_tuple() {
         .collect();
     signal(&nodes[frozen], "-STOP");
 
-    // Two clients on the other peers take, one tuple at a time; those
-    // asked of the frozen peer wait until it is dropped.
+    // Two clients on the other peers take, one tuple at a time, until
+    // `goal` tuples are taken; those asked of the frozen peer wait until it
+    // is dropped. Each take says so on `progress`.
     let taken = Arc::new(Mutex::new(Vec::new()));
     let count = Arc::new(AtomicUsize::new(0));
-    let goal = Arc::new(AtomicUsize::new(HALF));
+    let progress = Arc::new(tokio::sync::Notify::new());
+    let (goal, goal_seen) = tokio::sync::watch::channel(HALF);
     let end = Instant::now() + 4 * DEADLINE;
+    let end_at = tokio::time::Instant::from_std(end);
     let mut clients = Vec::new();
     for addr in &others {
         let space = RemoteSpace::connect(addr.parse().unwrap(), DEADLINE)
             .await
             .expect("connect");
-        let (taken, count, goal) = (taken.clone(), count.clone(), goal.clone());
+        let (taken, count, progress) = (taken.clone(), count.clone(), progress.clone());
+        let mut goal = goal_seen.clone();
         clients.push(tokio::spawn(async move {
             let any = Template::new(vec![Field::Any, Field::Any]);
             while Instant::now() < end {
-                if count.load(Ordering::SeqCst) >= goal.load(Ordering::SeqCst) {
-                    if goal.load(Ordering::SeqCst) == TUPLES {
+                let target = *goal.borrow_and_update();
+                if count.load(Ordering::SeqCst) >= target {
+                    if target == TUPLES {
                         return;
                     }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    // Wait for the goal to rise, at most until the end.
+                    let raised = tokio::time::timeout_at(end_at, goal.changed()).await;
+                    if !matches!(raised, Ok(Ok(()))) {
+                        return;
+                    }
                     continue;
                 }
                 let got = space.take(any.clone(), Some(Duration::from_secs(1))).await;
                 if let Some(tuple) = got.expect("take") {
                     count.fetch_add(1, Ordering::SeqCst);
                     taken.lock().unwrap().push(tuple.to_string());
+                    progress.notify_one();
                 }
             }
         }));
     }
     let survivors = others.clone();
     blocking(move || survivors.iter().for_each(|p| sees_ring_of(p, 2))).await;
-    while count.load(Ordering::SeqCst) < HALF && Instant::now() < end {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let half_taken = async {
+        while count.load(Ordering::SeqCst) < HALF {
+            progress.notified().await;
+        }
+    };
+    let _ = tokio::time::timeout_at(end_at, half_taken).await;
     let while_frozen = count.load(Ordering::SeqCst);
     assert!(
         while_frozen >= HALF,
@@ -446,7 +459,7 @@ async fn a_peer_frozen_until_dropped_comes_back_without_doubling_a_tuple() {
     signal(&nodes[frozen], "-CONT");
     let all: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     blocking(move || all.iter().for_each(|p| sees_ring_of(p, 3))).await;
-    goal.store(TUPLES, Ordering::SeqCst);
+    goal.send_replace(TUPLES);
     clients_done(clients, end, &count, &nodes).await;
     let taken = taken.lock().unwrap().clone();
     let mut seen = BTreeSet::new();
