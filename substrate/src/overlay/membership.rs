@@ -209,7 +209,7 @@ impl Peer {
 
     /// Sends tuples in batches of at most [`BATCH`], so that no message
     /// passes the wire's size limit however large the arc.
-    fn send_handover(&mut self, to: u64, tuples: Vec<Wire>, adopt: bool) {
+    pub(super) fn send_handover(&mut self, to: u64, tuples: Vec<Wire>, adopt: bool) {
         for batch in tuples.chunks(BATCH) {
             let tuples = batch.to_vec();
             self.send(to, Msg::Handover { tuples, adopt });

@@ -303,16 +303,7 @@ impl Peer {
             }
         }
         for (to, tuples) in elsewhere {
-            for batch in tuples.chunks(BATCH) {
-                let tuples = batch.to_vec();
-                self.send(
-                    to,
-                    Msg::Handover {
-                        tuples,
-                        adopt: false,
-                    },
-                );
-            }
+            self.send_handover(to, tuples, false);
         }
     }
 
