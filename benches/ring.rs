@@ -15,6 +15,12 @@
 //!   over the ring. Redis: each client `LPUSH`es to its own list and
 //!   `RPOP`s it back, one pair after the other.
 //!
+//! - **the same through [`DirectSpace`]**: each client sends every
+//!   operation straight to the peer holding what it touches (an `out` to
+//!   the tuple's primary, a take with one candidate peer to it), as a
+//!   Redis Cluster client sends each key to its slot's node; A and B, and
+//!   the 4 clients, enter the ring at the same peers as above.
+//!
 //! Both Redis loads use the `redis` crate's blocking client (one TCP
 //! connection per client, as `../shared/peers/rust` does), so both sides
 //! do the same thing.
@@ -32,7 +38,9 @@ mod redis_peer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use halley_substrate::{Field, Kind, Multiaddr, RemoteSpace, Space, Template, Tuple, tuple};
+use halley_substrate::{
+    DirectSpace, Field, Kind, Multiaddr, RemoteSpace, Space, Template, Tuple, tuple,
+};
 
 use common::Node;
 
@@ -52,8 +60,13 @@ struct Run {
     /// formal field, so the take asks one peer instead of every peer.
     w4_apart_exact: f64,
     w4_same_exact: f64,
+    /// W4 apart with both clients [`DirectSpace`]s.
+    w4_direct: f64,
+    w4_direct_exact: f64,
     w4_redis: Option<f64>,
     pairs: f64,
+    /// Pairs with every client a [`DirectSpace`].
+    pairs_direct: f64,
     pairs_redis: Option<f64>,
 }
 
@@ -82,37 +95,76 @@ fn main() {
         "3-peer ring; W4 {rounds} rounds (+{WARMUP} warm-up), {CLIENTS} clients × {pairs} \
          out+in pairs; {runs} runs, interleaved with Redis"
     );
-    let (out_us, in_us) = runtime.block_on(one_client(&addrs[0]));
+    let (out_us, in_us) = runtime.block_on(async { one_client(remote(&addrs[0]).await).await });
     println!(
         "one client alone, peer 0: out median {out_us:.0} µs, in (present, exact) {in_us:.0} µs"
+    );
+    let (out_us, in_us) = runtime.block_on(async { one_client(direct(&addrs[0]).await).await });
+    println!(
+        "one direct client alone, entering at peer 0: out median {out_us:.0} µs, \
+         in (present, exact) {in_us:.0} µs"
     );
     let mut results = Vec::new();
     for run in 0..runs {
         let base = (run * (WARMUP + rounds)) as i64;
-        let w4 = |a: usize, b: usize, offset: i64, exact: bool| {
+        let w4_remote = |a: usize, b: usize, offset: i64, exact: bool| {
             let base = base + (offset << 40);
-            runtime.block_on(w4(&addrs[a], &addrs[b], base, rounds, exact))
+            runtime.block_on(async {
+                w4(
+                    remote(&addrs[a]).await,
+                    remote(&addrs[b]).await,
+                    base,
+                    rounds,
+                    exact,
+                )
+                .await
+            })
+        };
+        let w4_direct = |offset: i64, exact: bool| {
+            let base = base + (offset << 40);
+            runtime.block_on(async {
+                w4(
+                    direct(&addrs[0]).await,
+                    direct(&addrs[1]).await,
+                    base,
+                    rounds,
+                    exact,
+                )
+                .await
+            })
         };
         let mut r = Run {
-            w4_apart: w4(0, 1, 0, false),
+            w4_apart: w4_remote(0, 1, 0, false),
             ..Run::default()
         };
         r.w4_redis = redis.map(|p| median(redis_peer::w4(p, WARMUP, rounds)));
-        r.w4_same = w4(0, 0, 1, false);
-        r.w4_apart_exact = w4(0, 1, 2, true);
-        r.w4_same_exact = w4(0, 0, 3, true);
-        r.pairs = runtime.block_on(out_in(&addrs, run, pairs));
+        r.w4_same = w4_remote(0, 0, 1, false);
+        r.w4_apart_exact = w4_remote(0, 1, 2, true);
+        r.w4_same_exact = w4_remote(0, 0, 3, true);
+        r.w4_direct = w4_direct(4, false);
+        r.w4_direct_exact = w4_direct(5, true);
+        r.pairs = runtime.block_on(async {
+            let spaces = futures::future::join_all(addrs.iter().cycle().take(CLIENTS).map(remote));
+            out_in(spaces.await, run, pairs).await
+        });
+        r.pairs_direct = runtime.block_on(async {
+            let spaces = futures::future::join_all(addrs.iter().cycle().take(CLIENTS).map(direct));
+            out_in(spaces.await, run + runs, pairs).await
+        });
         r.pairs_redis = redis.map(|p| redis_peer::pairs(p, CLIENTS, pairs));
         println!(
             "run {}: W4 median apart {:.0} µs, same peer {:.0} µs (exact takes: {:.0}, {:.0}), \
-             Redis {}; pairs/s Halley {:.0}, Redis {}",
+             direct {:.0} µs (exact {:.0}), Redis {}; pairs/s Halley {:.0}, direct {:.0}, Redis {}",
             run + 1,
             r.w4_apart,
             r.w4_same,
             r.w4_apart_exact,
             r.w4_same_exact,
+            r.w4_direct,
+            r.w4_direct_exact,
             show(r.w4_redis, "µs"),
             r.pairs,
+            r.pairs_direct,
             show(r.pairs_redis, ""),
         );
         results.push(r);
@@ -137,12 +189,30 @@ fn ring() -> Vec<Node> {
     nodes
 }
 
-/// The median W4 round trip in µs, A connected to `a`, B to `b`, tuples
+/// A client of the peer at `addr`.
+async fn remote(addr: &Multiaddr) -> RemoteSpace {
+    RemoteSpace::connect(addr.clone(), CONNECT)
+        .await
+        .expect("connect")
+}
+
+/// A client entering the ring at `addr` and talking to every peer.
+async fn direct(addr: &Multiaddr) -> DirectSpace {
+    let space = DirectSpace::connect(addr.clone(), CONNECT)
+        .await
+        .expect("connect");
+    assert_eq!(
+        space.direct_members(),
+        3,
+        "a direct client reaches all three peers"
+    );
+    space
+}
+
+/// The median W4 round trip in µs between clients `a` and `b`, tuples
 /// numbered from `base`; B takes `("ping", ?int)`, or with `exact`
 /// `("ping", i)`.
-async fn w4(a: &Multiaddr, b: &Multiaddr, base: i64, rounds: usize, exact: bool) -> f64 {
-    let a = RemoteSpace::connect(a.clone(), CONNECT).await.expect("A");
-    let b = RemoteSpace::connect(b.clone(), CONNECT).await.expect("B");
+async fn w4<S: Space>(a: S, b: S, base: i64, rounds: usize, exact: bool) -> f64 {
     let total = WARMUP + rounds;
     let pings = Template::new(vec![Field::Actual("ping".into()), Field::Typed(Kind::Int)]);
     let echo = tokio::spawn(async move {
@@ -172,11 +242,8 @@ async fn w4(a: &Multiaddr, b: &Multiaddr, base: i64, rounds: usize, exact: bool)
 }
 
 /// Median µs of one `out`, and of one `in` of a tuple that is there
-/// (exact template), for a lone client on `addr`.
-async fn one_client(addr: &Multiaddr) -> (f64, f64) {
-    let space = RemoteSpace::connect(addr.clone(), CONNECT)
-        .await
-        .expect("connect");
+/// (exact template), for a lone client.
+async fn one_client<S: Space>(space: S) -> (f64, f64) {
     let (mut outs, mut ins) = (Vec::new(), Vec::new());
     for i in 0..1_000 {
         let t = pair_tuple(10_000, 0, i);
@@ -191,14 +258,9 @@ async fn one_client(addr: &Multiaddr) -> (f64, f64) {
     (median(outs), median(ins))
 }
 
-/// Out+in pairs per second of [`CLIENTS`] clients at once, client `c`
-/// on peer `c % 3`.
-async fn out_in(addrs: &[Multiaddr], run: usize, pairs: usize) -> f64 {
-    let mut spaces = Vec::new();
-    for c in 0..CLIENTS {
-        let addr = addrs[c % addrs.len()].clone();
-        spaces.push(RemoteSpace::connect(addr, CONNECT).await.expect("connect"));
-    }
+/// Out+in pairs per second of the clients `spaces` at once (the bench
+/// connects client `c` to peer `c % 3`), tuples of run `run`.
+async fn out_in<S: Space>(spaces: Vec<S>, run: usize, pairs: usize) -> f64 {
     let ready = Arc::new(tokio::sync::Barrier::new(CLIENTS + 1));
     let mut clients = Vec::new();
     for (c, space) in spaces.into_iter().enumerate() {
@@ -282,8 +344,23 @@ fn summary(results: &[Run]) {
         &|r| Some(r.w4_same_exact),
         " µs",
     );
+    line(
+        "W4 through the ring, direct clients",
+        &|r| Some(r.w4_direct),
+        " µs",
+    );
+    line(
+        "W4 through the ring, direct clients, B takes exactly",
+        &|r| Some(r.w4_direct_exact),
+        " µs",
+    );
     line("W4 Redis", &|r| r.w4_redis, " µs");
     line("out+in pairs/s, 4 clients, ring", &|r| Some(r.pairs), "");
+    line(
+        "out+in pairs/s, 4 direct clients, ring",
+        &|r| Some(r.pairs_direct),
+        "",
+    );
     line(
         "out+in pairs/s, 4 clients, Redis LPUSH+RPOP",
         &|r| r.pairs_redis,
@@ -298,7 +375,16 @@ fn summary(results: &[Run]) {
     ratio("W4 apart, exact takes / Redis, per run", &|r| {
         r.w4_redis.map(|x| r.w4_apart_exact / x)
     });
+    ratio("W4 direct / Redis, per run", &|r| {
+        r.w4_redis.map(|x| r.w4_direct / x)
+    });
+    ratio("W4 direct, exact takes / Redis, per run", &|r| {
+        r.w4_redis.map(|x| r.w4_direct_exact / x)
+    });
     ratio("pairs/s ring / Redis, per run", &|r| {
         r.pairs_redis.map(|x| r.pairs / x)
+    });
+    ratio("pairs/s direct / Redis, per run", &|r| {
+        r.pairs_redis.map(|x| r.pairs_direct / x)
     });
 }

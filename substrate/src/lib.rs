@@ -20,7 +20,7 @@ pub mod template;
 pub mod tuple;
 pub mod wire;
 
-pub use client::RemoteSpace;
+pub use client::{DirectSpace, RemoteSpace};
 pub use embedded::EmbeddedSpace;
 pub use libp2p::{Multiaddr, PeerId};
 pub use node::{Node, Served};

@@ -7,6 +7,7 @@
 #![allow(dead_code)] // Each test file uses its own subset.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -289,4 +290,35 @@ pub async fn open_peer_stream(
     stream.write_all(&buf).await.unwrap();
     stream.flush().await.unwrap();
     stream
+}
+
+/// The `host:port` the node said it serves metrics on.
+pub fn metrics_addr(node: &Node) -> String {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let stderr = node.stderr();
+        if let Some(rest) = stderr.split("metrics at http://").nth(1) {
+            return rest.split('/').next().expect("host:port").to_owned();
+        }
+        assert!(Instant::now() < end, "no metrics line; stderr: {stderr}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `GET <path>` on `addr`: the status line and the body.
+pub fn get(addr: &str, path: &str) -> (String, String) {
+    let mut socket = TcpStream::connect(addr).expect("connect to the metrics port");
+    socket.set_read_timeout(Some(DEADLINE)).unwrap();
+    write!(socket, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).expect("an answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+/// The value of the sample `name` in a metrics `body`.
+pub fn sample(body: &str, name: &str) -> u64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} in\n{body}"))
 }

@@ -14,7 +14,10 @@
 //! [`SpaceError::Unreachable`], and so does every later one.
 
 mod connection;
+mod direct;
 mod pending;
+
+pub use direct::{DirectSpace, MAX_DIRECT, REFRESH};
 
 use std::sync::Arc;
 use std::time::Duration;
