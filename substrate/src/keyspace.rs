@@ -20,7 +20,10 @@
 
 mod coord;
 mod cover;
+mod covers;
 mod hilbert;
+
+pub use covers::{Cover, Covers, MAX_COVERS};
 
 use std::ops::RangeInclusive;
 

@@ -28,14 +28,14 @@
 //! have been stored: sending it again could store it twice).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use libp2p::Multiaddr;
 use tokio::task::AbortHandle;
 
 use super::{ConnectError, RemoteSpace, RemoteSubscription};
-use crate::keyspace::Keyspace;
+use crate::keyspace::{Cover, Covers, Keyspace};
 use crate::net::PreSharedKey;
 use crate::overlay;
 use crate::ring::Ring;
@@ -62,7 +62,8 @@ pub struct DirectSpace {
 struct Inner {
     entry: RemoteSpace,
     keyspace: Keyspace,
-    max_ranges: usize,
+    /// Templates' covers, remembered as the peers remember them.
+    covers: Mutex<Covers>,
     routes: RwLock<Routes>,
     refresher: RwLock<Option<AbortHandle>>,
 }
@@ -96,10 +97,12 @@ impl DirectSpace {
     ) -> Result<DirectSpace, ConnectError> {
         let entry = RemoteSpace::connect_with(addr, timeout, secret).await?;
         let config = overlay::Config::default();
+        let keyspace =
+            Keyspace::new(config.dims).expect("the overlay's default keyspace is valid");
         let inner = Arc::new(Inner {
             entry,
-            keyspace: Keyspace::new(config.dims).expect("the overlay's default keyspace is valid"),
-            max_ranges: config.max_ranges,
+            keyspace,
+            covers: Mutex::new(Covers::new(keyspace, config.max_ranges)),
             routes: RwLock::default(),
             refresher: RwLock::default(),
         });
@@ -135,7 +138,7 @@ impl DirectSpace {
     /// The member to send an operation on `template` to.
     fn for_template(&self, template: &Template) -> RemoteSpace {
         let inner = &self.inner;
-        let ranges = inner.keyspace.ranges_for(template, inner.max_ranges);
+        let ranges = inner.cover(template);
         let routes = inner.routes();
         let candidates = routes.ring.owners_of(&ranges);
         let entry = inner.entry.peer();
@@ -168,8 +171,7 @@ impl DirectSpace {
                 .map(|t| routes.ring.owner(inner.keyspace.index_of(t)))
                 .collect::<Vec<_>>(),
             Step::Take { template, .. } => {
-                let ranges = inner.keyspace.ranges_for(template, inner.max_ranges);
-                let owners = routes.ring.owners_of(&ranges);
+                let owners = routes.ring.owners_of(&inner.cover(template));
                 match owners[..] {
                     [one] => vec![Some(one)],
                     _ => vec![None],
@@ -203,6 +205,12 @@ impl DirectSpace {
 }
 
 impl Inner {
+    /// The keyspace cover of `template`, remembered.
+    fn cover(&self, template: &Template) -> Cover {
+        let mut covers = self.covers.lock().unwrap_or_else(|e| e.into_inner());
+        covers.cover(template)
+    }
+
     fn routes(&self) -> std::sync::RwLockReadGuard<'_, Routes> {
         self.routes.read().unwrap_or_else(|e| e.into_inner())
     }

@@ -1,6 +1,6 @@
 //! One peer's state, the event dispatch, routing, `out` and replication.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use super::msg::{Ask, View};
@@ -9,10 +9,10 @@ use super::reconcile::Quarantine;
 use super::serve::{Held, Parked};
 use super::write::Writing;
 use super::{Command, Config, Event, Msg, Op, OpId, Reply, Tagged, TupleId};
-use crate::keyspace::Keyspace;
+use crate::keyspace::{Cover, Covers, Keyspace};
 use crate::ring::{Ring, Router};
 use crate::store::{ReservationId, Store, SubscriptionId, WaiterId};
-use crate::template::{Field, Template};
+use crate::template::Template;
 
 /// Messages from a newer view held back at most.
 const MAX_EARLY: usize = 4_096;
@@ -23,11 +23,6 @@ const MAX_EARLY: usize = 4_096;
 /// messages count under the view the receiver has, whose number rises to
 /// theirs.
 const EARLY_WAIT_MS: u64 = 2_000;
-/// Template covers remembered at most (then forgotten all at once).
-const MAX_COVERS: usize = 1_024;
-
-/// A template's keyspace cover: the ring ranges its candidates own.
-pub(super) type Cover = Arc<Vec<std::ops::RangeInclusive<u64>>>;
 
 /// One peer of the overlay. See the module docs.
 #[derive(Debug)]
@@ -83,7 +78,7 @@ pub struct Peer {
     pub(super) next_chunk: u32,
     /// Covers of recent templates' keyword fields: a cover of a box is
     /// costly (milliseconds), and clients repeat their templates.
-    covers: HashMap<Vec<Field>, Cover>,
+    covers: Covers,
 }
 
 impl Peer {
@@ -93,10 +88,11 @@ impl Peer {
         config: Config,
         view: Arc<Ring>,
     ) -> Result<Peer, crate::keyspace::KeyspaceError> {
+        let keyspace = Keyspace::new(config.dims)?;
         let mut peer = Peer {
             id,
             config,
-            keyspace: Keyspace::new(config.dims)?,
+            keyspace,
             view,
             router: None,
             span: None,
@@ -125,7 +121,7 @@ impl Peer {
             commands: Vec::new(),
             quarantine: None,
             next_chunk: 0,
-            covers: HashMap::new(),
+            covers: Covers::new(keyspace, config.max_ranges),
         };
         peer.refresh_neighbourhood();
         Ok(peer)
@@ -189,17 +185,7 @@ impl Peer {
 
     /// The keyspace cover of `template`, remembered.
     pub(super) fn cover(&mut self, template: &Template) -> Cover {
-        let dims = self.keyspace.dims();
-        let keywords = &template.fields()[..template.len().min(dims)];
-        if let Some(cover) = self.covers.get(keywords) {
-            return Arc::clone(cover);
-        }
-        let cover = Arc::new(self.keyspace.ranges_for(template, self.config.max_ranges));
-        if self.covers.len() >= MAX_COVERS {
-            self.covers.clear();
-        }
-        self.covers.insert(keywords.to_vec(), Arc::clone(&cover));
-        cover
+        self.covers.cover(template)
     }
 
     /// Feeds one event at time `now`; returns what the driver must do.

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::msg::{Ask, Wire};
-use super::peer::Cover;
+use crate::keyspace::Cover;
 use super::{Msg, OpId, Peer, Reply, Tagged, TupleId};
 use crate::store::ReservationId;
 use crate::template::Template;
