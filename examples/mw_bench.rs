@@ -7,10 +7,13 @@
 //! cargo run --release --example mw_bench -- w1 200000   # as many tasks as asked
 //! cargo run --release --example mw_bench -- w2   # 2,000 tasks of 5 ms CPU
 //! cargo build --release --bin halley && cargo run --release --example mw_bench -- w1-ring
+//! cargo build --release --bin halley && cargo run --release --example mw_bench -- w1-ring-direct
 //! ```
 //! `w1-ring` runs W1 through a ring of three `halley node` processes (the
 //! release binary beside this one): the master on the first peer, one
-//! worker on each of the others.
+//! worker on each of the others; `w1-ring-direct` the same with every
+//! client a `DirectSpace` entering there (each operation sent straight to
+//! the peer holding what it touches).
 //! Each prints its 3 runs and their median. Timing covers submitting the
 //! first task to collecting the last result; the workers are connected and
 //! (W1) have run 200 warm-up tasks of the same job before it starts (as
@@ -24,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use halley_paradigms::master::Master;
 use halley_paradigms::worker::Worker;
-use halley_substrate::client::RemoteSpace;
+use halley_substrate::client::{DirectSpace, RemoteSpace};
 use halley_substrate::embedded::EmbeddedSpace;
 use halley_substrate::node::Node;
 use halley_substrate::{Space, Template, Tuple};
@@ -56,14 +59,22 @@ async fn main() -> anyhow::Result<()> {
             bench("w1", Layout::Embedded, tasks, |_| vec![7u8; 100]).await
         }
         ["w1-ring"] => bench("w1", Layout::Ring, 20_000, |_| vec![7u8; 100]).await,
+        ["w1-ring-direct"] => bench("w1", Layout::RingDirect, 20_000, |_| vec![7u8; 100]).await,
         ["w2"] => {
             let iterations = calibrate(Duration::from_millis(5));
             println!("w2: {iterations} busy-loop iterations ~ 5 ms here");
             let payload = move |_| iterations.to_le_bytes().to_vec();
             bench("w2", Layout::Embedded, 2_000, payload).await
         }
-        ["worker", peer, job] => work(peer, job).await,
-        _ => bail!("usage: mw_bench w1 [<tasks>]|w2|w1-ring"),
+        ["worker", peer, job] => {
+            let space = RemoteSpace::connect(peer.parse()?, Duration::from_secs(10)).await?;
+            work(space, job).await
+        }
+        ["worker-direct", peer, job] => {
+            let space = DirectSpace::connect(peer.parse()?, Duration::from_secs(10)).await?;
+            work(space, job).await
+        }
+        _ => bail!("usage: mw_bench w1 [<tasks>]|w2|w1-ring|w1-ring-direct"),
     }
 }
 
@@ -74,6 +85,8 @@ enum Layout {
     Embedded,
     /// A ring of three `halley node` processes.
     Ring,
+    /// The same ring, every client a [`DirectSpace`].
+    RingDirect,
 }
 
 async fn bench(
@@ -91,7 +104,8 @@ async fn bench(
                 let space = EmbeddedSpace::new();
                 let node = Node::start("/ip4/127.0.0.1/tcp/0".parse()?, space.clone()).await?;
                 let peer = node.address().to_string();
-                let figure = once(name, run, space, &[peer.clone(), peer], &job, payloads).await;
+                let peers = [peer.clone(), peer];
+                let figure = once(name, run, space, &peers, "worker", &job, payloads).await;
                 node.stop().await;
                 figure?
             }
@@ -99,28 +113,37 @@ async fn bench(
                 let ring = Ring::start()?;
                 let space =
                     RemoteSpace::connect(ring.peers[0].parse()?, Duration::from_secs(10)).await?;
-                once(name, run, space, &ring.peers[1..], &job, payloads).await?
+                once(name, run, space, &ring.peers[1..], "worker", &job, payloads).await?
+            }
+            Layout::RingDirect => {
+                let ring = Ring::start()?;
+                let space =
+                    DirectSpace::connect(ring.peers[0].parse()?, Duration::from_secs(10)).await?;
+                let peers = &ring.peers[1..];
+                once(name, run, space, peers, "worker-direct", &job, payloads).await?
             }
         };
         figures.push(figure);
     }
     figures.sort_by(f64::total_cmp);
-    let name = if layout == Layout::Ring {
-        format!("{name}-ring")
-    } else {
-        name.to_owned()
+    let name = match layout {
+        Layout::Embedded => name.to_owned(),
+        Layout::Ring => format!("{name}-ring"),
+        Layout::RingDirect => format!("{name}-ring-direct"),
     };
     println!("{name} median of {RUNS}: {:.3}", figures[RUNS / 2]);
     Ok(())
 }
 
-/// One run: a worker process on each of `peers`, the master on `space`;
-/// returns tasks/s (W1) or the efficiency (W2).
+/// One run: a worker process (this binary in mode `mode`) on each of
+/// `peers`, the master on `space`; returns tasks/s (W1) or the efficiency
+/// (W2).
 async fn once<S: Space>(
     name: &str,
     run: usize,
     space: S,
     peers: &[String],
+    mode: &str,
     job: &str,
     payloads: Vec<Vec<u8>>,
 ) -> anyhow::Result<f64> {
@@ -131,7 +154,7 @@ async fn once<S: Space>(
             .iter()
             .map(|peer| {
                 Command::new(&exe)
-                    .args(["worker", peer, job])
+                    .args([mode, peer, job])
                     .stdin(Stdio::null())
                     .spawn()
             })
@@ -229,8 +252,7 @@ impl Ring {
 }
 
 /// Worker mode: no-op tasks echo a 100-byte result; W2 tasks spin.
-async fn work(peer: &str, job: &str) -> anyhow::Result<()> {
-    let space = RemoteSpace::connect(peer.parse()?, Duration::from_secs(10)).await?;
+async fn work<S: Space>(space: S, job: &str) -> anyhow::Result<()> {
     space.out(Tuple::new(vec!["ready".into()])).await?;
     Worker::new(space, job)
         .run(|payload| match <[u8; 8]>::try_from(payload) {

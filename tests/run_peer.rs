@@ -1,6 +1,7 @@
 //! `halley run --peer` against a `halley node`, with two `halley worker`
 //! processes started here: SIGKILL the one running a task → the task runs
-//! again on the other and appears exactly once in summary.json.
+//! again on the other and appears exactly once in summary.json. And
+//! `halley worker --direct` on a 3-peer ring: every task once.
 
 mod common;
 mod run_util;
@@ -12,6 +13,10 @@ use common::{Node, Proc};
 use run_util::{Guard, Scratch, summary, wait_for};
 
 fn worker(node: &Node, id: &str) -> Proc {
+    worker_with(node, id, &[])
+}
+
+fn worker_with(node: &Node, id: &str, extra: &[&str]) -> Proc {
     Proc::spawn(
         common::halley()
             .args([
@@ -25,6 +30,7 @@ fn worker(node: &Node, id: &str) -> Proc {
                 "--resource",
                 "campus",
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
@@ -92,4 +98,62 @@ fn a_killed_worker_on_a_peer_has_its_task_rerun_once() {
         "slow\n"
     );
     assert_eq!(std::fs::read_to_string(&marks).unwrap().lines().count(), 2);
+}
+
+/// Two `--direct` workers entering a 3-peer ring at the peers the job does
+/// not use: each sends its takes and results straight to the peers
+/// holding them, and every task runs once.
+#[test]
+fn direct_workers_on_a_ring_run_every_task_once() {
+    const TASKS: usize = 40;
+    let dir = Scratch::new("peer-direct");
+    let first = Node::start_with(&["--ring"]);
+    let nodes = [
+        Node::start_with(&["--join", &first.addr]),
+        Node::start_with(&["--join", &first.addr]),
+    ];
+    for node in nodes.iter().chain([&first]) {
+        common::eventually("every peer to see the ring of three", || {
+            common::ring_size(&node.addr, &[]) == Some(3)
+        });
+    }
+    let _workers = [
+        worker_with(&nodes[0], "da", &["--direct"]),
+        worker_with(&nodes[1], "db", &["--direct"]),
+    ];
+    let lines: String = (0..TASKS).map(|i| format!("echo task-{i}\n")).collect();
+    let tasks = dir.write("tasks.txt", &lines);
+    let out = dir.path("out");
+    let run = Guard::spawn(
+        run_util::halley()
+            .args(["run", "--peer", &first.addr, "--out"])
+            .arg(&out)
+            .arg(&tasks),
+    );
+    let output = run.wait(Duration::from_secs(60));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = summary(&out);
+    let tasks = summary["tasks"].as_array().unwrap();
+    let ids: Vec<u64> = tasks.iter().map(|t| t["id"].as_u64().unwrap()).collect();
+    assert_eq!(
+        ids,
+        (0..TASKS as u64).collect::<Vec<_>>(),
+        "each task exactly once"
+    );
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t["exit_code"] == 0 && t["attempts"] == 1)
+    );
+    for (i, task) in tasks.iter().enumerate() {
+        assert_eq!(
+            std::fs::read_to_string(out.join(format!("tasks/{i}.out"))).unwrap(),
+            format!("task-{i}\n")
+        );
+        assert!(task["worker"] == "da" || task["worker"] == "db", "{task}");
+    }
 }

@@ -32,7 +32,7 @@ use anyhow::anyhow;
 use halley_paradigms::bag::{DEFAULT_OUTPUT_CAP, TaskSpec};
 use halley_paradigms::worker::{Worker, WorkerError};
 use halley_substrate::Multiaddr;
-use halley_substrate::client::{ConnectError, RemoteSpace};
+use halley_substrate::client::{ConnectError, DirectSpace, RemoteSpace};
 use halley_substrate::net::PreSharedKey;
 use halley_substrate::{Space, SpaceError};
 
@@ -87,6 +87,12 @@ pub struct Args {
     /// Bytes of stdout and of stderr kept in each result.
     #[arg(long, default_value_t = DEFAULT_OUTPUT_CAP)]
     pub max_output: usize,
+    /// Send each operation straight to the ring peer that holds what it
+    /// touches, connecting to every peer of the ring (as a Redis Cluster
+    /// client does) instead of through --peer alone. Not with a job's
+    /// capability: its gateway is the one door such a worker has.
+    #[arg(long)]
+    pub direct: bool,
 }
 
 pub fn run(args: Args) -> Outcome {
@@ -98,6 +104,12 @@ pub fn run(args: Args) -> Outcome {
         match credential(&args)? {
             Some(Credential::Capability(capability)) => {
                 let job = capability.label().to_owned();
+                if args.direct {
+                    return Err(Failure::bad_input(anyhow!(
+                        "worker: --direct: a worker holding a job's capability reaches the \
+                         space through its gateway only"
+                    )));
+                }
                 if let Some(given) = args.job.as_ref().filter(|given| **given != job) {
                     return Err(Failure::bad_input(anyhow!(
                         "worker: --job {given}: the capability is for job {job}"
@@ -119,7 +131,11 @@ pub fn run(args: Args) -> Outcome {
                 )
                 .await
             }
+            Some(Credential::Key(key)) if args.direct => {
+                work(connect_direct(&args.peer, Some(key)).await?, args).await
+            }
             Some(Credential::Key(key)) => work(connect(&args.peer, Some(key)).await?, args).await,
+            None if args.direct => work(connect_direct(&args.peer, None).await?, args).await,
             None => work(connect(&args.peer, None).await?, args).await,
         }
     })
@@ -274,18 +290,33 @@ fn credential(args: &Args) -> Result<Option<Credential>, Failure> {
 /// malformed address, 3 when the peer cannot be reached (a refused
 /// handshake: most likely a missing or wrong key).
 pub(crate) async fn connect(peer: &str, key: Option<PreSharedKey>) -> Result<RemoteSpace, Failure> {
-    let addr: Multiaddr = peer
-        .parse()
-        .map_err(|e| Failure::bad_input(anyhow!("--peer {peer}: not a multiaddr: {e}")))?;
+    let addr = address(peer)?;
     RemoteSpace::connect_with(addr, CONNECT_TIMEOUT, key)
         .await
-        .map_err(|e| match e {
-            // Says "cannot reach <addr>: …" itself.
-            ConnectError::Reach(_) => Failure::unreachable(e),
-            other => Failure::unreachable(
-                anyhow!(other).context(format!("cannot reach the space at {peer}")),
-            ),
-        })
+        .map_err(|e| unreachable(peer, e))
+}
+
+/// Like [`connect`], for a [`DirectSpace`] entering the ring at `peer`.
+async fn connect_direct(peer: &str, key: Option<PreSharedKey>) -> Result<DirectSpace, Failure> {
+    let addr = address(peer)?;
+    DirectSpace::connect_with(addr, CONNECT_TIMEOUT, key)
+        .await
+        .map_err(|e| unreachable(peer, e))
+}
+
+fn address(peer: &str) -> Result<Multiaddr, Failure> {
+    peer.parse()
+        .map_err(|e| Failure::bad_input(anyhow!("--peer {peer}: not a multiaddr: {e}")))
+}
+
+fn unreachable(peer: &str, e: ConnectError) -> Failure {
+    match e {
+        // Says "cannot reach <addr>: …" itself.
+        ConnectError::Reach(_) => Failure::unreachable(e),
+        other => Failure::unreachable(
+            anyhow!(other).context(format!("cannot reach the space at {peer}")),
+        ),
+    }
 }
 
 #[cfg(test)]

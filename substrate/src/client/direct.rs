@@ -97,8 +97,7 @@ impl DirectSpace {
     ) -> Result<DirectSpace, ConnectError> {
         let entry = RemoteSpace::connect_with(addr, timeout, secret).await?;
         let config = overlay::Config::default();
-        let keyspace =
-            Keyspace::new(config.dims).expect("the overlay's default keyspace is valid");
+        let keyspace = Keyspace::new(config.dims).expect("the overlay's default keyspace is valid");
         let inner = Arc::new(Inner {
             entry,
             keyspace,

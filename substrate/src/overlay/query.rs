@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::msg::{Ask, Wire};
-use crate::keyspace::Cover;
 use super::{Msg, OpId, Peer, Reply, Tagged, TupleId};
+use crate::keyspace::Cover;
 use crate::store::ReservationId;
 use crate::template::Template;
 
