@@ -1,0 +1,106 @@
+//! A peer SIGKILLed while clients take from it: every tuple is taken once,
+//! and none comes back afterwards (a tuple whose take was answered but
+//! whose copies outlived the crash would be found by the final scan).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use halley_substrate::{Field, Kind, RemoteSpace, Space, Template, Tuple, tuple};
+
+use common::{DEADLINE, Node, eventually, logs, ring_size, status};
+
+const TUPLES: usize = 3_000;
+const CLIENTS: usize = 2;
+
+fn spread(i: usize) -> Tuple {
+    tuple!(
+        format!("w{:08x}", (i as u64).wrapping_mul(2_654_435_761) as u32),
+        i as i64
+    )
+}
+
+/// The node holding the most tuples as their primary.
+fn busiest(nodes: &[Node]) -> usize {
+    let status = status(&nodes[0].addr).expect("status");
+    let peers = status["peers"].as_array().expect("peers");
+    let addr = peers
+        .iter()
+        .max_by_key(|p| p["tuples"].as_u64().unwrap())
+        .expect("a peer")["addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    nodes.iter().position(|n| n.addr == addr).expect("ours")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_killed_while_clients_take_doubles_nothing() {
+    let first = Node::start();
+    let mut nodes = vec![
+        Node::start_with(&["--join", &first.addr]),
+        Node::start_with(&["--join", &first.addr]),
+    ];
+    nodes.insert(0, first);
+    for node in &nodes {
+        eventually("a ring of three", || ring_size(&node.addr, &[]) == Some(3));
+    }
+    let loader = RemoteSpace::connect(nodes[0].addr.parse().unwrap(), DEADLINE)
+        .await
+        .unwrap();
+    loader
+        .out_all((0..TUPLES).map(spread).collect(), None)
+        .await
+        .unwrap();
+    let victim = busiest(&nodes);
+    let others: Vec<usize> = (0..3).filter(|&n| n != victim).collect();
+
+    let taken = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for c in 0..CLIENTS {
+        let addr = nodes[others[c % others.len()]].addr.parse().unwrap();
+        let space = RemoteSpace::connect(addr, DEADLINE).await.unwrap();
+        let taken = taken.clone();
+        clients.push(tokio::spawn(async move {
+            let mut missed = Vec::new();
+            for i in (c..TUPLES).step_by(CLIENTS) {
+                let t = spread(i);
+                let got = space.take(Template::exact(&t), Some(DEADLINE)).await;
+                match got.expect("take") {
+                    Some(got) => assert_eq!(got, t),
+                    None => missed.push(i),
+                }
+                taken.fetch_add(1, Ordering::SeqCst);
+            }
+            missed
+        }));
+    }
+    while taken.load(Ordering::SeqCst) < TUPLES / 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    nodes[victim].proc.kill();
+    let mut missed = Vec::new();
+    for client in clients {
+        missed.extend(client.await.expect("a client failed"));
+    }
+    let alive: Vec<&Node> = others.iter().map(|&n| &nodes[n]).collect();
+    assert!(
+        missed.is_empty(),
+        "tuples lost: {missed:?}\n{}",
+        logs(alive.clone())
+    );
+    let survivor = RemoteSpace::connect(alive[0].addr.parse().unwrap(), DEADLINE)
+        .await
+        .unwrap();
+    let any = Template::new(vec![Field::Typed(Kind::Str), Field::Typed(Kind::Int)]);
+    let left = survivor.scan(any, None).await.unwrap();
+    let left: BTreeSet<String> = left.iter().map(ToString::to_string).collect();
+    assert!(
+        left.is_empty(),
+        "{} tuples taken once came back after the crash: {left:?}",
+        left.len()
+    );
+}
