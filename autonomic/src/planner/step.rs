@@ -544,7 +544,10 @@ impl<'a> Step<'a> {
 
     /// Whether a per-hour machine earns another hour: work is queued, the
     /// budget affords it, and without it the deadline (or a stage's due
-    /// sooner) would be missed or nearly (within the scale-out margin).
+    /// sooner) would be missed or nearly (within twice the scale-out
+    /// margin, as per-second machines are released: a machine let go at
+    /// its hour is bought back, a whole hour again, when the projection
+    /// next swings up).
     pub fn needed_another_hour(&self, m: &Machine, gone: &[MachineId]) -> bool {
         self.needs_hour(m, gone) || self.due().is_some_and(|stage| stage.needs_hour(m, gone))
     }
@@ -561,9 +564,8 @@ impl<'a> Step<'a> {
         }
         let mut without = gone.to_vec();
         without.push(m.id);
-        // The scale-out margin as slack: an hour not renewed costs nothing.
         self.deadline.is_none_or(|d| {
-            let slack = self.margin();
+            let slack = 2.0 * self.margin();
             self.finish(&self.none(), &without) > d - slack
         })
     }

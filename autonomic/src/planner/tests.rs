@@ -280,6 +280,30 @@ fn a_per_hour_machine_is_kept_through_its_paid_hour_while_there_is_work() {
 }
 
 #[test]
+fn a_per_hour_machine_is_renewed_while_the_deadline_keeps_less_than_twice_the_margin_without_it() {
+    // Without the hourly machine: 11.5 tasks of 30 s on the 2 campus
+    // slots and a last task, 3772 s; the margin at 3570 s is 10 s and 5%
+    // of the time left.
+    let hourly = || {
+        let mut m = campus();
+        m.push(machine(7, HOURLY, MachineState::Running, 0.0, 1));
+        m
+    };
+    // 63m20s: 3772 s is within the margin (21.5 s) but not twice it.
+    let p = policy("[objective]\ndeadline = \"63m20s\"");
+    assert!(
+        plan(&p, &snapshot(3570.0, 10, 3, hourly())).is_empty(),
+        "within twice the margin: another hour is bought"
+    );
+    // 64m00s: 3772 s keeps twice the margin (2 × 23.5 s) to spare.
+    let p = policy("[objective]\ndeadline = \"64m\"");
+    assert_eq!(
+        plan(&p, &snapshot(3570.0, 10, 3, hourly())),
+        ["-1 cloud.hourly (m7): its paid hour ends in 30s and it is not needed for another"]
+    );
+}
+
+#[test]
 fn a_boot_longer_than_the_time_left_does_not_count_for_the_deadline() {
     let p = policy("[objective]\ndeadline = \"10m\"");
     assert_eq!(
