@@ -2,13 +2,14 @@
 //! tuple's primary straight from the client (each node's
 //! `halley_tuples_out_total` counts exactly the tuples it is primary of, by
 //! the peers' own keyspace), everything comes back exactly once, and a
-//! killed peer costs the client no tuple: its operations go to the peers
-//! left.
+//! killed peer costs the client no tuple and no failed operation once its
+//! connection is seen gone: its operations go to the peers left.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use libp2p::PeerId;
 use libp2p::identity::Keypair;
@@ -176,7 +177,13 @@ async fn each_out_goes_straight_to_its_primary() {
 async fn a_killed_peer_costs_a_direct_client_no_tuple() {
     let dir = scratch("killed");
     let mut nodes = ring(&dir);
-    let space = connect(&nodes[0]).await;
+    // No refresh during the test: the client learns of the loss from its
+    // connection alone.
+    let hour = Duration::from_secs(3_600);
+    let space =
+        DirectSpace::connect_refreshing(nodes[0].addr.parse().unwrap(), DEADLINE, None, hour)
+            .await
+            .expect("connect");
     assert_eq!(space.direct_members(), 3);
     let batch = (0..TUPLES).map(spread).collect();
     space.out_all(batch, None).await.expect("out_all");
@@ -188,9 +195,20 @@ async fn a_killed_peer_costs_a_direct_client_no_tuple() {
         });
     }
 
-    // A take sent on the killed peer's connection is asked again of the
-    // entry; the copies on the peers left hold every tuple.
-    for i in 0..TUPLES {
+    // The client sees the killed peer's connection gone and sends it
+    // nothing more: new outs, those of its arc included, all go through.
+    eventually(
+        "the client to see the killed peer's connection gone",
+        || space.direct_members() == 2,
+    );
+    let more = (TUPLES..2 * TUPLES).map(spread).collect();
+    space
+        .out_all(more, None)
+        .await
+        .expect("outs after the kill");
+
+    // The copies on the peers left hold every tuple.
+    for i in 0..2 * TUPLES {
         let t = spread(i);
         let got = space.take(Template::exact(&t), Some(DEADLINE)).await;
         assert_eq!(got.expect("take"), Some(t), "tuple {i} comes back once");

@@ -20,12 +20,13 @@
 //! Routing is only a choice of entry: every member serves any operation
 //! and routes what is not its own, so a stale view costs hops, never
 //! correctness, and every guarantee is the peers'. The view is refreshed
-//! every [`REFRESH`]; a member whose connection is lost is dropped from the
-//! routes at once, and operations go to the entry until the next refresh
-//! finds the new owner. A take, read or scan cut off by a lost member's
-//! connection is asked again of the entry; an `out` or `steps` cut off
-//! fails with [`SpaceError::Unreachable`], as on a `RemoteSpace` (it may
-//! have been stored: sending it again could store it twice).
+//! every [`REFRESH`]; a member whose connection is lost is sent nothing
+//! more (its operations go to the entry until the next refresh finds the
+//! new owner, and it is dialled again while it is still listed). A take,
+//! read or scan cut off by a lost member's connection is asked again of
+//! the entry; an `out` or `steps` cut off fails with
+//! [`SpaceError::Unreachable`], as on a `RemoteSpace` (it may have been
+//! stored: sending it again could store it twice).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -84,6 +85,14 @@ struct Routes {
     members: HashMap<u64, RemoteSpace>,
 }
 
+impl Routes {
+    /// The member at ring place `id`, if its connection still stands: one
+    /// known lost (a crashed peer) is sent nothing more.
+    fn member(&self, id: u64) -> Option<&RemoteSpace> {
+        self.members.get(&id).filter(|m| m.is_connected())
+    }
+}
+
 impl DirectSpace {
     /// Connects to the ring member at `addr` (ending in `/p2p/<peer id>`)
     /// and, through what it says of the ring, to up to [`MAX_DIRECT`]
@@ -94,6 +103,17 @@ impl DirectSpace {
         addr: Multiaddr,
         timeout: Duration,
         secret: Option<PreSharedKey>,
+    ) -> Result<DirectSpace, ConnectError> {
+        DirectSpace::connect_refreshing(addr, timeout, secret, REFRESH).await
+    }
+
+    /// Like [`DirectSpace::connect_with`], asking for the view of the ring
+    /// every `every` instead of every [`REFRESH`].
+    pub async fn connect_refreshing(
+        addr: Multiaddr,
+        timeout: Duration,
+        secret: Option<PreSharedKey>,
+        every: Duration,
     ) -> Result<DirectSpace, ConnectError> {
         let entry = RemoteSpace::connect_with(addr, timeout, secret).await?;
         let config = overlay::Config::default();
@@ -109,7 +129,7 @@ impl DirectSpace {
         let weak = Arc::downgrade(&inner);
         let task = tokio::spawn(async move {
             loop {
-                tokio::time::sleep(REFRESH).await;
+                tokio::time::sleep(every).await;
                 let Some(inner) = weak.upgrade() else { return };
                 refresh(&inner, timeout, secret).await;
             }
@@ -129,9 +149,10 @@ impl DirectSpace {
     }
 
     /// How many members this client talks to directly (the entry included
-    /// when it is a member).
+    /// when it is a member) over connections that still stand.
     pub fn direct_members(&self) -> usize {
-        self.inner.routes().members.len()
+        let routes = self.inner.routes();
+        routes.members.values().filter(|m| m.is_connected()).count()
     }
 
     /// The member to send an operation on `template` to.
@@ -141,7 +162,7 @@ impl DirectSpace {
         let routes = inner.routes();
         let candidates = routes.ring.owners_of(&ranges);
         let entry = inner.entry.peer();
-        let mut connected = candidates.iter().filter_map(|id| routes.members.get(id));
+        let mut connected = candidates.iter().filter_map(|&id| routes.member(id));
         if candidates.len() > 1 && connected.clone().any(|m| m.peer() == entry) {
             return inner.entry.clone();
         }
@@ -153,10 +174,7 @@ impl DirectSpace {
 
     /// The member that is the primary of index `index`, if connected.
     fn for_index(routes: &Routes, index: u64) -> Option<&RemoteSpace> {
-        routes
-            .ring
-            .owner(index)
-            .and_then(|id| routes.members.get(&id))
+        routes.ring.owner(index).and_then(|id| routes.member(id))
     }
 
     /// The one member every step touches, if there is one and it is
@@ -179,16 +197,7 @@ impl DirectSpace {
         });
         let first = owners.next()??;
         owners.all(|o| o == Some(first)).then_some(())?;
-        routes.members.get(&first).cloned()
-    }
-
-    /// Drops `failed` from the routes if its connection is gone, so later
-    /// operations go elsewhere until the next refresh.
-    fn forget_if_lost(&self, failed: &RemoteSpace, result: &Result<impl Sized, SpaceError>) {
-        if matches!(result, Err(SpaceError::Unreachable(_))) {
-            let mut routes = self.inner.routes_mut();
-            routes.members.retain(|_, m| m.peer() != failed.peer());
-        }
+        routes.member(first).cloned()
     }
 
     /// Whether a query sent to `member` should be asked again of the
@@ -197,7 +206,6 @@ impl DirectSpace {
     /// caller has (what the member had reserved for it is the member's to
     /// give back, or its replicas' to serve if it crashed).
     fn lost(&self, member: &RemoteSpace, result: &Result<impl Sized, SpaceError>) -> bool {
-        self.forget_if_lost(member, result);
         matches!(result, Err(SpaceError::Unreachable(_)))
             && member.peer() != self.inner.entry.peer()
     }
@@ -242,6 +250,7 @@ async fn refresh(inner: &Inner, timeout: Duration, secret: Option<PreSharedKey>)
         .routes()
         .members
         .values()
+        .filter(|m| m.is_connected())
         .map(|m| (m.peer().to_string(), m.clone()))
         .collect();
     let entry = inner.entry.peer().to_string();
@@ -297,11 +306,9 @@ impl Space for DirectSpace {
                 }
             }
         }
-        let sends = shares.into_iter().map(|(member, share)| async move {
-            let result = member.out_all(share, ttl).await;
-            self.forget_if_lost(&member, &result);
-            result
-        });
+        let sends = shares
+            .into_iter()
+            .map(|(member, share)| async move { member.out_all(share, ttl).await });
         futures::future::try_join_all(sends).await.map(|_| ())
     }
 
@@ -353,8 +360,6 @@ impl Space for DirectSpace {
         let member = self
             .for_steps(&steps)
             .unwrap_or_else(|| self.inner.entry.clone());
-        let result = member.steps(steps).await;
-        self.forget_if_lost(&member, &result);
-        result
+        member.steps(steps).await
     }
 }

@@ -160,6 +160,12 @@ impl RemoteSpace {
         self.inner.peer
     }
 
+    /// Whether the connection still stands: false once it was lost (every
+    /// call then fails with [`SpaceError::Unreachable`]).
+    pub fn is_connected(&self) -> bool {
+        !self.inner.pending.is_closed()
+    }
+
     /// The space as the node sees it: its peers and what they hold.
     pub async fn status(&self) -> Result<Status, SpaceError> {
         match self.call(Request::Status, false).await? {

@@ -188,6 +188,11 @@ impl Pending {
         }
     }
 
+    /// Whether the table was closed: the connection is gone.
+    pub(super) fn is_closed(&self) -> bool {
+        self.table().closed.is_some()
+    }
+
     /// Closes the table: every waiter learns the connection is gone because
     /// of `reason`; later registrations fail.
     pub(super) fn close(&self, reason: String) {
