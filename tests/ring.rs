@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use halley_substrate::{Field, RemoteSpace, Space, Template};
 
-use common::{DEADLINE, Node, eventually, logs, ring_size, run, status};
+use common::{DEADLINE, Node, busiest, eventually, logs, ring_size, run, status};
 
 /// Tuples bulk-loaded (the kill test loads [`MANY`]).
 const TUPLES: usize = 3_000;
@@ -53,23 +53,6 @@ fn sees_ring_of(peer: &str, n: usize) {
 fn load(peer: &str, n: usize) {
     let out = run(&["out", "--peer", peer, "-"], Some(&bulk(n)));
     assert_eq!(out.code, Some(0), "bulk out: {}", out.stderr);
-}
-
-/// The node of `nodes` holding the most tuples as their primary, as
-/// `status` through `peer` reports it.
-fn busiest(nodes: &[Node], peer: &str) -> usize {
-    let status = status(peer).expect("status");
-    let peers = status["peers"].as_array().expect("peers");
-    let addr = peers
-        .iter()
-        .max_by_key(|p| p["tuples"].as_u64().unwrap())
-        .expect("a peer")["addr"]
-        .as_str()
-        .unwrap();
-    nodes
-        .iter()
-        .position(|n| n.addr == addr)
-        .expect("one of our nodes")
 }
 
 /// The tuples of the bulk load, one a line, with keywords spread over the

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use halley_substrate::{Field, Kind, RemoteSpace, Space, Template, Tuple, tuple};
 
-use common::{DEADLINE, Node, eventually, logs, ring_size, status};
+use common::{DEADLINE, Node, busiest, eventually, logs, ring_size};
 
 const TUPLES: usize = 3_000;
 const CLIENTS: usize = 2;
@@ -21,20 +21,6 @@ fn spread(i: usize) -> Tuple {
         format!("w{:08x}", (i as u64).wrapping_mul(2_654_435_761) as u32),
         i as i64
     )
-}
-
-/// The node holding the most tuples as their primary.
-fn busiest(nodes: &[Node]) -> usize {
-    let status = status(&nodes[0].addr).expect("status");
-    let peers = status["peers"].as_array().expect("peers");
-    let addr = peers
-        .iter()
-        .max_by_key(|p| p["tuples"].as_u64().unwrap())
-        .expect("a peer")["addr"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    nodes.iter().position(|n| n.addr == addr).expect("ours")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,7 +41,7 @@ async fn a_peer_killed_while_clients_take_doubles_nothing() {
         .out_all((0..TUPLES).map(spread).collect(), None)
         .await
         .unwrap();
-    let victim = busiest(&nodes);
+    let victim = busiest(&nodes, &nodes[0].addr);
     let others: Vec<usize> = (0..3).filter(|&n| n != victim).collect();
 
     let taken = Arc::new(AtomicUsize::new(0));

@@ -322,3 +322,20 @@ pub fn sample(body: &str, name: &str) -> u64 {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no sample {name} in\n{body}"))
 }
+
+/// The node of `nodes` holding the most tuples as their primary, as
+/// `status` through `peer` reports it.
+pub fn busiest(nodes: &[Node], peer: &str) -> usize {
+    let status = status(peer).expect("status");
+    let peers = status["peers"].as_array().expect("peers");
+    let addr = peers
+        .iter()
+        .max_by_key(|p| p["tuples"].as_u64().unwrap())
+        .expect("a peer")["addr"]
+        .as_str()
+        .unwrap();
+    nodes
+        .iter()
+        .position(|n| n.addr == addr)
+        .expect("one of our nodes")
+}
