@@ -23,6 +23,13 @@ mod cmd;
 mod exit;
 mod store;
 
+/// mimalloc rather than glibc's malloc: a ring node allocates and frees
+/// a few small buffers per tuple per message (decoding, the store's rows,
+/// copies), and glibc's free lists took about a quarter of the nodes' CPU
+/// under W1 (BENCHMARKS.md, "the take side of W1").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 use crate::exit::Failure;

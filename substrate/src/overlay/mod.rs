@@ -17,6 +17,9 @@
 //! - `query`: the asking side of `in`/`rd`/`scan`/`subscribe`: every
 //!   candidate peer of the template's keyspace cover is asked; offers are
 //!   accepted or declined; a take's only candidate takes at once.
+//! - `take_share`: a take of several from several candidates asks each
+//!   for its share of the `max` at once, and tops up from those that had
+//!   more, instead of every candidate offering the whole `max`.
 //! - `serve`: the candidate side: reservations under a lease, parked
 //!   waiters, accept (remove here and at the replicas) and decline,
 //!   subscriptions and their notifications.
@@ -61,6 +64,7 @@ mod peer;
 mod query;
 mod reconcile;
 mod serve;
+mod take_share;
 mod write;
 
 #[cfg(test)]

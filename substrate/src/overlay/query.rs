@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::msg::{Ask, Wire};
+use super::take_share::Shares;
 use super::{Msg, OpId, Peer, Reply, Tagged, TupleId};
 use crate::keyspace::Cover;
 use crate::store::ReservationId;
@@ -21,8 +22,8 @@ use crate::template::Template;
 /// One client operation waiting for candidates.
 #[derive(Debug)]
 pub(super) struct Query {
-    ask: Ask,
-    template: Template,
+    pub(super) ask: Ask,
+    pub(super) template: Template,
     /// The template's keyspace cover: its candidates are their owners.
     /// Not needed (not computed) while this peer is alone.
     ranges: Option<Cover>,
@@ -30,10 +31,10 @@ pub(super) struct Query {
     /// the query ends when every candidate has answered.
     probe: bool,
     deadline: Option<u64>,
-    round: u32,
-    asked: BTreeSet<u64>,
+    pub(super) round: u32,
+    pub(super) asked: BTreeSet<u64>,
     /// Asked in this round and not answered.
-    waiting: BTreeSet<u64>,
+    pub(super) waiting: BTreeSet<u64>,
     /// Answered that a waiter is parked for this take.
     parked: BTreeSet<u64>,
     /// Tuples accepted and not yet confirmed, by the peer they were
@@ -41,16 +42,18 @@ pub(super) struct Query {
     accepting: BTreeMap<u64, usize>,
     /// Asked directly ([`Ask::Direct`]) and not answered: a take may be on
     /// its way from there.
-    direct: BTreeSet<u64>,
+    pub(super) direct: BTreeSet<u64>,
+    /// What a take of several asked each candidate for directly.
+    pub(super) shares: Shares,
     /// The view changed while taken tuples were on their way: the new
     /// candidates are asked once they are not.
     stale: bool,
     /// Some accepted reservations were gone (lapsed, or their peer left).
     short: bool,
     /// What a take has taken so far, with the tuples' time left.
-    got: Vec<Wire>,
+    pub(super) got: Vec<Wire>,
     /// The client went away: end as soon as no accept is in flight.
-    cancelled: bool,
+    pub(super) cancelled: bool,
     found: BTreeMap<TupleId, Tagged>,
 }
 
@@ -95,6 +98,7 @@ impl Peer {
             parked: BTreeSet::new(),
             accepting: BTreeMap::new(),
             direct: BTreeSet::new(),
+            shares: Shares::default(),
             stale: false,
             short: false,
             got: Vec::new(),
@@ -106,13 +110,33 @@ impl Peer {
     }
 
     /// Asks every current candidate (again, in the query's current round);
-    /// a take with one candidate asks it to take at once.
+    /// a take with one candidate asks it to take at once, a take of
+    /// several asks each of several candidates for its share at once
+    /// (`take_share`).
     fn ask_all(&mut self, op: OpId, now: u64) {
         let Some(candidates) = self.candidates_of(op) else {
             return;
         };
+        let q = self.queries.get(&op).expect("candidates of a query");
+        if let Ask::Take(max) = q.ask
+            && let Some(shares) = Shares::split(max, &candidates)
+        {
+            let wait_ms = self.wait_left(op, now);
+            self.ask_shares(op, shares, wait_ms);
+            self.maybe_finish(op, now);
+            return;
+        }
         let direct = candidates.len() == 1;
         self.ask_some(op, candidates, direct, now);
+    }
+
+    /// The `wait_ms` a query's asks carry now.
+    fn wait_left(&self, op: OpId, now: u64) -> Option<u64> {
+        let q = self.queries.get(&op)?;
+        match q.probe {
+            true => Some(0),
+            false => q.deadline.map(|d| d.saturating_sub(now)),
+        }
     }
 
     /// The current candidates of query `op`: this peer alone, or the
@@ -136,12 +160,9 @@ impl Peer {
 
     /// Asks `peers`; `direct`: they are the take's only candidates.
     fn ask_some(&mut self, op: OpId, peers: Vec<u64>, direct: bool, now: u64) {
+        let wait_ms = self.wait_left(op, now);
         let Some(q) = self.queries.get_mut(&op) else {
             return;
-        };
-        let wait_ms = match q.probe {
-            true => Some(0),
-            false => q.deadline.map(|d| d.saturating_sub(now)),
         };
         let (round, template) = (q.round, q.template.clone());
         let ask = match q.ask {
@@ -192,6 +213,7 @@ impl Peer {
         q.waiting.remove(&from);
         q.parked.remove(&from);
         q.direct.remove(&from);
+        q.shares.answered(from, 0);
         let held = q.got.len() + q.accepting.values().sum::<usize>();
         let room = max.saturating_sub(held);
         let declined = reservations.split_off(room.min(reservations.len()));
@@ -217,6 +239,7 @@ impl Peer {
             // Cancelled meanwhile, it no longer waits, but must hear that
             // no direct take is on its way.
             let direct = q.direct.remove(&from);
+            q.shares.answered(from, 0);
             let waited = q.waiting.remove(&from);
             if waited {
                 q.parked.insert(from);
@@ -238,6 +261,7 @@ impl Peer {
         };
         if q.direct.remove(&from) {
             q.waiting.remove(&from);
+            q.shares.answered(from, tuples.len());
         }
         let accepted = q.accepting.remove(&from).unwrap_or(0);
         q.short |= tuples.len() < accepted;
@@ -268,6 +292,7 @@ impl Peer {
             q.short = false;
             q.accepting.clear();
             q.direct.clear();
+            q.shares.clear();
             q.asked.clear();
             q.waiting.clear();
             q.parked.clear();
@@ -309,6 +334,7 @@ impl Peer {
             q.waiting.remove(&from);
             q.parked.remove(&from);
             q.direct.remove(&from);
+            q.shares.answered(from, 0);
             self.maybe_finish(op, now);
         }
     }
@@ -336,7 +362,12 @@ impl Peer {
                 return;
             }
             Ask::Take(max) | Ask::Direct(max) => {
-                q.got.len() >= max || (answered && (!q.got.is_empty() || q.parked.is_empty()))
+                let enough = q.got.len() >= max;
+                let settled = answered && (!q.got.is_empty() || q.parked.is_empty());
+                if !enough && settled && self.top_up(op) {
+                    return;
+                }
+                enough || settled
             }
             Ask::Read | Ask::Scan(_) => answered,
         };
@@ -450,6 +481,7 @@ impl Peer {
             // A direct take unanswered by a peer gone took nothing (what
             // a peer sent arrives before it is found gone): ask again.
             q.direct.retain(|&p| view.contains(p));
+            q.shares.retain(|p| view.contains(p));
             q.short |= q.accepting.len() + q.direct.len() < before;
             if q.accepting() {
                 // Asked once nothing is on its way any more.

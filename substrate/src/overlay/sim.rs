@@ -116,6 +116,9 @@ pub(super) struct Outcome {
     pub(super) ins_found: usize,
     /// Tuples taken by `in`s (several per `in` with a `max` above one).
     pub(super) tuples_taken: usize,
+    /// `in`s asked of several candidates for shares of their `max` (at
+    /// least one per candidate when they started).
+    pub(super) share_takes: usize,
     pub(super) ins_empty: usize,
     /// Operations ended by a cancel, and tuples they put back.
     pub(super) cancelled: usize,
@@ -184,6 +187,9 @@ pub(super) struct Sim {
     skewed: bool,
     /// A third of the writes are batch `out`s.
     batches: bool,
+    /// Half the takes range widely over the second field and take up to
+    /// 32: many take several from several candidates, by shares.
+    shares: bool,
     /// The tuples of `out`s in flight, and of every id acknowledged or
     /// taken: a take answered after its query ended (a frozen candidate
     /// serving it late) is put back under a new id no reply names, found
@@ -228,6 +234,7 @@ impl Sim {
             returned: BTreeMap::new(),
             skewed: false,
             batches: false,
+            shares: false,
             writing: BTreeMap::new(),
             fields: BTreeMap::new(),
             frozen: BTreeMap::new(),
@@ -251,6 +258,17 @@ impl Sim {
     pub(super) fn run_with_batches(plan: Plan, config: Config) -> Outcome {
         let mut sim = Sim::new(plan.seed, plan.peers, config);
         sim.batches = true;
+        sim.schedule(plan);
+        sim.finish()
+    }
+
+    /// Runs a plan whose takes often take several from several
+    /// candidates (by shares, `take_share`), batch `out`s among the
+    /// writes to stock them.
+    pub(super) fn run_with_shares(plan: Plan, config: Config) -> Outcome {
+        let mut sim = Sim::new(plan.seed, plan.peers, config);
+        sim.batches = true;
+        sim.shares = true;
         sim.schedule(plan);
         sim.finish()
     }
@@ -360,6 +378,10 @@ impl Sim {
                     self.push(at, Item::Cancel { peer, op });
                 }
                 self.kinds.insert((peer, op), kind);
+                if let Op::In { template, max, .. } = &request {
+                    let k = self.peers[&peer].candidates(template).len();
+                    self.outcome.share_takes += usize::from(k > 1 && *max >= k);
+                }
                 match &request {
                     Op::Out { tuple, .. } => {
                         self.writing.insert((peer, op), vec![tuple.clone()]);
@@ -529,10 +551,17 @@ impl Sim {
             return (kind, Op::Out { tuple, ttl_ms });
         }
         let like = self.written[self.rng.below(self.written.len() as u64) as usize].clone();
-        let first = Field::Actual(like.fields()[0].clone());
-        let second = if self.rng.below(4) == 0 {
-            let lo = self.rng.below(900) as i64;
-            let range = crate::template::Range::new(Value::Int(lo), Value::Int(lo + 100), false);
+        let wide = self.shares && self.rng.below(2) == 0;
+        let first = match &like.fields()[0] {
+            // Every key of the written tuple's kind: several candidates.
+            value if wide => Field::Typed(value.kind()),
+            value => Field::Actual(value.clone()),
+        };
+        let second = if wide || self.rng.below(4) == 0 {
+            let width = if wide { 600 } else { 100 };
+            let lo = self.rng.below(1_000 - width) as i64;
+            let range =
+                crate::template::Range::new(Value::Int(lo), Value::Int(lo + width as i64), false);
             Field::Range(range.expect("ints"))
         } else {
             Field::Actual(like.fields()[1].clone())
@@ -544,6 +573,7 @@ impl Sim {
             Some(3_000)
         };
         let max = match self.rng.below(3) {
+            _ if wide => 1 + self.rng.below(32) as usize,
             0 => 1 + self.rng.below(8) as usize,
             _ => 1,
         };

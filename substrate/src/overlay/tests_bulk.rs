@@ -281,12 +281,14 @@ fn a_thousand_peers_with_batches_and_churn_lose_and_double_nothing() {
 }
 
 /// What a take of several costs when three candidates hold plenty (W1's
-/// workers and master, with a backlog): each candidate reserves and offers
-/// up to the take's `max`, the asker accepts `max` and declines the rest,
-/// and the accepted tuples travel again in `Taken` and `Remove`. Counted
-/// on the links only: the asker, a candidate too, serves itself in-process.
+/// workers and master, with a backlog). Each candidate is asked directly
+/// for its share of the `max` (`take_share`): 342, 341 and 341 of 1,024,
+/// removed and sent at once. Before shares, each candidate reserved and
+/// offered up to the whole `max`: 2,000 tuples offered across the links
+/// and 1,976 declined, for 1,024 taken. Counted on the links only: the
+/// asker, a candidate too, serves itself in-process.
 #[test]
-fn a_take_of_several_from_three_stocked_candidates_offers_twice_what_it_takes() {
+fn a_take_of_several_from_three_stocked_candidates_moves_each_tuple_once() {
     let all = tuples(3_000);
     let (mut ring, ids) = ring_over(&all);
     let written = trace(&mut ring, ids[0], client(1, out_all(&all)), 0, nothing);
@@ -319,9 +321,57 @@ fn a_take_of_several_from_three_stocked_candidates_offers_twice_what_it_takes() 
         panic!("{:?}", taken.replies);
     };
     assert_eq!(got.len(), 1_024);
-    // The other two candidates offer all they hold (1,000 each, under the
-    // max); the asker takes its own 1,000 and 24 of one offer, declines
-    // the other 1,976, and each taken tuple is removed at its replica:
-    // 2,000 tuples offered across links for 1,024 taken.
-    assert_eq!(moved.get(), [2_000, 1_976, 24, 1_024]);
+    // Nothing offered or declined; the two other candidates' shares cross
+    // a link once in `Taken`, and each taken tuple is removed at its
+    // replica: 683 tuples (342 + 341) taken across links where 2,000
+    // were offered.
+    assert_eq!(moved.get(), [0, 0, 683, 1_024]);
+    assert_eq!(
+        taken.sent,
+        [
+            "Ask(direct)",
+            "Ask(direct)",
+            "Remove",
+            "Remove",
+            "Taken",
+            "Remove",
+            "Taken"
+        ]
+    );
+    assert_eq!(ring.counts(), (3_000 - 1_024, 3_000 - 1_024));
+}
+
+/// Churn, evictions and freezes while many takes take several from
+/// several candidates by shares (direct takes of a share each, then
+/// top-ups): nothing lost, nothing taken twice, copies restored.
+#[test]
+fn takes_by_shares_under_churn_keep_the_invariants() {
+    let (mut share_takes, mut taken, mut lost_peers) = (0, 0, 0);
+    for seed in 0..6 {
+        let config = Config {
+            replicas: 2 + seed as usize % 2,
+            ..Config::default()
+        };
+        let plan = Plan {
+            seed: 100 + seed,
+            peers: 30,
+            ops: 600,
+            churn: 6,
+            evictions: 1,
+            freezes: 1,
+            span_ms: 12_000,
+        };
+        let outcome = Sim::run_with_shares(plan, config);
+        assert_eq!(outcome.outs_failed, 0, "seed {seed}: {outcome:?}");
+        share_takes += outcome.share_takes;
+        taken += outcome.tuples_taken;
+        lost_peers += outcome.crashes + outcome.leaves;
+    }
+    println!(
+        "takes by shares {share_takes}, tuples taken {taken}, peers crashed or left {lost_peers}"
+    );
+    assert!(
+        share_takes > 100 && lost_peers > 0,
+        "{share_takes} {lost_peers}"
+    );
 }
