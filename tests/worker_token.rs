@@ -3,7 +3,8 @@
 //! `--token-file`: 64 hex digits) as it takes `--secret-file`, refuses two
 //! sources naming both and a malformed token naming its flag or variable
 //! (exit 2); `mapreduce` and `workflow` reach a private peer with
-//! `--secret-file`, as `run` does, and their workers hold the key.
+//! `--secret-file`, as `run` does, and their workers hold the key. A
+//! worker holding a job's capability refuses `--direct` (exit 2).
 
 mod common;
 mod run_util;
@@ -183,5 +184,24 @@ fn mapreduce_and_workflow_reach_a_private_peer_with_secret_file() {
     assert_eq!(
         std::fs::read_to_string(wf_out.join("two.txt")).unwrap(),
         "one\n"
+    );
+}
+
+/// `--direct` would have a worker reach every ring peer; one holding a
+/// job's capability has its gateway as its only door: exit 2, before any
+/// connection.
+#[test]
+fn a_worker_with_a_capability_cannot_go_direct() {
+    let capability = format!("hcap1-{}-job-1", "ab".repeat(32));
+    let peer = "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWHQLcftEmLFWqQB3yv3iUQ6eHnKcHqRevkfKo6FzKtNE7";
+    let out = run(
+        &["worker", "--peer", peer, "--token", &capability, "--direct"],
+        None,
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--direct") && out.stderr.contains("gateway"),
+        "{}",
+        out.stderr
     );
 }
