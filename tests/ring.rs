@@ -15,39 +15,11 @@ use std::time::{Duration, Instant};
 
 use halley_substrate::{Field, RemoteSpace, Space, Template};
 
-use common::{DEADLINE, Node, busiest, eventually, logs, ring_size, run, status};
+use common::{DEADLINE, Node, busiest, eventually, logs, ring, run, sees_ring_of, status};
 
 /// Tuples bulk-loaded (the kill test loads [`MANY`]).
 const TUPLES: usize = 3_000;
 const MANY: usize = 10_000;
-
-/// Starts a ring of `n` peers holding `replicas` copies of each tuple,
-/// and waits until every one sees all of them.
-fn ring(n: usize, replicas: u32) -> Vec<Node> {
-    let replicas = replicas.to_string();
-    let first = Node::start_with(&["--replicas", &replicas]);
-    let mut nodes = vec![first];
-    for _ in 1..n {
-        let join = nodes[0].addr.clone();
-        nodes.push(Node::start_with(&[
-            "--join",
-            &join,
-            "--replicas",
-            &replicas,
-        ]));
-    }
-    for node in &nodes {
-        sees_ring_of(&node.addr, n);
-    }
-    nodes
-}
-
-/// Waits until `status` through `peer` lists `n` peers.
-fn sees_ring_of(peer: &str, n: usize) {
-    eventually(&format!("{peer} to see a ring of {n}"), || {
-        ring_size(peer, &[]) == Some(n)
-    });
-}
 
 /// Bulk-loads `n` tuples ([`bulk`]) through `peer`.
 fn load(peer: &str, n: usize) {

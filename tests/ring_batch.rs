@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use halley_substrate::{RemoteSpace, Space, Tuple};
 
-use common::{DEADLINE, Node, eventually, logs, ring_size, run, status};
+use common::{DEADLINE, eventually, logs, ring, ring_size, run, status};
 
 /// Tuples written: enough that the load is still under way when the
 /// first of them show in `status`.
@@ -33,18 +33,7 @@ fn held(peer: &str) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_out_survives_a_killed_peer_without_loss_or_duplicate() {
-    let first = Node::start_with(&["--replicas", "2"]);
-    let join = first.addr.clone();
-    let mut nodes = vec![first];
-    for _ in 0..2 {
-        nodes.push(Node::start_with(&["--join", &join, "--replicas", "2"]));
-    }
-    for node in &nodes {
-        let addr = node.addr.clone();
-        eventually("every peer to see the ring of three", || {
-            ring_size(&addr, &[]) == Some(3)
-        });
-    }
+    let mut nodes = ring(3, 2);
     let space = RemoteSpace::connect(nodes[0].addr.parse().unwrap(), DEADLINE)
         .await
         .expect("connect");

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use halley_substrate::{RemoteSpace, Space, Tuple, parse_template};
 
-use common::{DEADLINE, Node, eventually, logs, ring_size, status};
+use common::{DEADLINE, eventually, logs, ring, ring_size, status};
 
 /// Tuples written before the takes start.
 const TUPLES: usize = 20_000;
@@ -39,18 +39,7 @@ fn held(peer: &str) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn takes_of_several_lose_and_double_nothing_when_a_candidate_is_killed() {
-    let first = Node::start_with(&["--replicas", "2"]);
-    let join = first.addr.clone();
-    let mut nodes = vec![first];
-    for _ in 0..2 {
-        nodes.push(Node::start_with(&["--join", &join, "--replicas", "2"]));
-    }
-    for node in &nodes {
-        let addr = node.addr.clone();
-        eventually("every peer to see the ring of three", || {
-            ring_size(&addr, &[]) == Some(3)
-        });
-    }
+    let mut nodes = ring(3, 2);
     let space = RemoteSpace::connect(nodes[0].addr.parse().unwrap(), DEADLINE)
         .await
         .expect("connect");

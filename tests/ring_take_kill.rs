@@ -6,12 +6,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use halley_substrate::{Field, Kind, RemoteSpace, Space, Template, Tuple, tuple};
 
-use common::{DEADLINE, Node, busiest, eventually, logs, ring_size};
+use tokio::sync::watch;
+
+use common::{DEADLINE, Node, busiest, logs, ring};
 
 const TUPLES: usize = 3_000;
 const CLIENTS: usize = 2;
@@ -25,15 +25,7 @@ fn spread(i: usize) -> Tuple {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_killed_while_clients_take_doubles_nothing() {
-    let first = Node::start();
-    let mut nodes = vec![
-        Node::start_with(&["--join", &first.addr]),
-        Node::start_with(&["--join", &first.addr]),
-    ];
-    nodes.insert(0, first);
-    for node in &nodes {
-        eventually("a ring of three", || ring_size(&node.addr, &[]) == Some(3));
-    }
+    let mut nodes = ring(3, 2);
     let loader = RemoteSpace::connect(nodes[0].addr.parse().unwrap(), DEADLINE)
         .await
         .unwrap();
@@ -44,7 +36,8 @@ async fn a_peer_killed_while_clients_take_doubles_nothing() {
     let victim = busiest(&nodes, &nodes[0].addr);
     let others: Vec<usize> = (0..3).filter(|&n| n != victim).collect();
 
-    let taken = Arc::new(AtomicUsize::new(0));
+    let (taken, mut progress) = watch::channel(0usize);
+    let taken = Arc::new(taken);
     let mut clients = Vec::new();
     for c in 0..CLIENTS {
         let addr = nodes[others[c % others.len()]].addr.parse().unwrap();
@@ -59,14 +52,15 @@ async fn a_peer_killed_while_clients_take_doubles_nothing() {
                     Some(got) => assert_eq!(got, t),
                     None => missed.push(i),
                 }
-                taken.fetch_add(1, Ordering::SeqCst);
+                taken.send_modify(|n| *n += 1);
             }
             missed
         }));
     }
-    while taken.load(Ordering::SeqCst) < TUPLES / 3 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    progress
+        .wait_for(|&n| n >= TUPLES / 3)
+        .await
+        .expect("the clients are taking");
     nodes[victim].proc.kill();
     let mut missed = Vec::new();
     for client in clients {

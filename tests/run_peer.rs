@@ -107,26 +107,17 @@ fn a_killed_worker_on_a_peer_has_its_task_rerun_once() {
 fn direct_workers_on_a_ring_run_every_task_once() {
     const TASKS: usize = 40;
     let dir = Scratch::new("peer-direct");
-    let first = Node::start_with(&["--ring"]);
-    let nodes = [
-        Node::start_with(&["--join", &first.addr]),
-        Node::start_with(&["--join", &first.addr]),
-    ];
-    for node in nodes.iter().chain([&first]) {
-        common::eventually("every peer to see the ring of three", || {
-            common::ring_size(&node.addr, &[]) == Some(3)
-        });
-    }
+    let nodes = common::ring(3, 2);
     let _workers = [
-        worker_with(&nodes[0], "da", &["--direct"]),
-        worker_with(&nodes[1], "db", &["--direct"]),
+        worker_with(&nodes[1], "da", &["--direct"]),
+        worker_with(&nodes[2], "db", &["--direct"]),
     ];
     let lines: String = (0..TASKS).map(|i| format!("echo task-{i}\n")).collect();
     let tasks = dir.write("tasks.txt", &lines);
     let out = dir.path("out");
     let run = Guard::spawn(
         run_util::halley()
-            .args(["run", "--peer", &first.addr, "--out"])
+            .args(["run", "--peer", &nodes[0].addr, "--out"])
             .arg(&out)
             .arg(&tasks),
     );

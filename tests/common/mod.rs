@@ -339,3 +339,31 @@ pub fn busiest(nodes: &[Node], peer: &str) -> usize {
         .position(|n| n.addr == addr)
         .expect("one of our nodes")
 }
+
+/// Starts a ring of `n` peers holding `replicas` copies of each tuple,
+/// and waits until every one sees all of them.
+pub fn ring(n: usize, replicas: u32) -> Vec<Node> {
+    let replicas = replicas.to_string();
+    let first = Node::start_with(&["--replicas", &replicas]);
+    let mut nodes = vec![first];
+    for _ in 1..n {
+        let join = nodes[0].addr.clone();
+        nodes.push(Node::start_with(&[
+            "--join",
+            &join,
+            "--replicas",
+            &replicas,
+        ]));
+    }
+    for node in &nodes {
+        sees_ring_of(&node.addr, n);
+    }
+    nodes
+}
+
+/// Waits until `status` through `peer` lists `n` peers.
+pub fn sees_ring_of(peer: &str, n: usize) {
+    eventually(&format!("{peer} to see a ring of {n}"), || {
+        ring_size(peer, &[]) == Some(n)
+    });
+}
