@@ -77,6 +77,7 @@ impl Peer {
         self.subscribed.clear();
         self.copies.clear();
         self.copy_expiries.clear();
+        self.passing.clear();
         self.quarantine = None;
     }
 
@@ -137,7 +138,12 @@ impl Peer {
                 .into_iter()
                 .filter_map(|(t, e)| Peer::wire(t, e, now))
                 .collect();
-            tuples.extend(self.held.values().map(|h| (h.tuple.clone(), None)));
+            // A reserved tuple keeps its time to live in its copies too.
+            let held = self.held.iter().map(|(&r, h)| {
+                let ttl = self.store.reserved_expiry(r).map(|e| e.saturating_sub(now));
+                (h.tuple.clone(), ttl)
+            });
+            tuples.extend(held);
             for to in fresh {
                 for batch in tuples.chunks(BATCH) {
                     let msg = Msg::Replicate {

@@ -21,8 +21,11 @@
 //!   for its share of the `max` at once, and tops up from those that had
 //!   more, instead of every candidate offering the whole `max`.
 //! - `serve`: the candidate side: reservations under a lease, parked
-//!   waiters, accept (remove here and at the replicas) and decline,
-//!   subscriptions and their notifications.
+//!   waiters, accept (remove here) and decline, subscriptions and their
+//!   notifications.
+//! - `answer`: a take is answered through the peers holding copies of
+//!   its tuples, the last of them answering, so that no crash can both
+//!   answer it and leave a copy, or neither.
 //! - `membership`: a changed view hands tuples over to new primaries, takes
 //!   over a failed predecessor's arc, re-replicates, re-asks candidates; a
 //!   graceful leave hands everything to the successor.
@@ -56,6 +59,7 @@
 //! hand; `tests_direct` counts the messages of an `out` and an `in`,
 //! `tests_bulk` those of a batch `out`.
 
+mod answer;
 mod balance;
 mod bulk;
 mod membership;
@@ -82,7 +86,7 @@ mod tests_reconcile;
 
 pub use balance::{Move, plan as plan_move, spread};
 pub use bulk::{MAX_BATCH, MAX_BATCH_BYTES, batches};
-pub use msg::{Command, Event, Msg, Op, OpId, OverlayError, Reply};
+pub use msg::{Chain, Command, Event, Msg, Op, OpId, OverlayError, Reply};
 pub use peer::Peer;
 pub use reconcile::CHECK_BATCH;
 

@@ -211,9 +211,18 @@ pub enum Msg {
         tuples: Vec<Wire>,
         adopt: bool,
     },
-    /// Remove these ids everywhere (they were taken).
+    /// Taken at their primary: drop your copies, then pass the chain on
+    /// (its next link) or, last of it, answer the asker
+    /// ([`Msg::Taken`]). A take is answered only once no copy is left to
+    /// bring it back.
     Remove {
-        tuples: Vec<Tagged>,
+        tuples: Vec<Wire>,
+        chain: Chain,
+    },
+    /// Asker → the earlier links of a [`Msg::Remove`] chain: the answer
+    /// of the take whose first tuple is `first` arrived.
+    Answered {
+        first: TupleId,
     },
     /// Requester → candidate.
     Ask {
@@ -253,12 +262,15 @@ pub enum Msg {
     Decline {
         reservations: Vec<ReservationId>,
     },
-    /// Candidate → requester: the accepted tuples still reserved, now
-    /// removed everywhere (fewer than accepted if reservations lapsed),
-    /// with their time left.
+    /// Candidate `by`, or the last link of its [`Msg::Remove`] chain
+    /// → requester: the accepted tuples still reserved, now removed
+    /// everywhere (fewer than accepted if reservations lapsed), with their
+    /// time left; the chain's earlier `links` wait to hear that it came.
     Taken {
         op: OpId,
+        by: u64,
         tuples: Vec<Wire>,
+        links: Vec<u64>,
     },
     /// Requester → candidate: stop waiting for `op` (or end its
     /// subscription).
@@ -315,6 +327,23 @@ pub enum Msg {
         op: OpId,
         ids: Vec<TupleId>,
     },
+}
+
+/// Where a take's tuples go once their copies are gone: a
+/// [`Msg::Remove`] passes from the primary through each replica, and the
+/// last answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chain {
+    /// The peer whose query took the tuples, and its operation.
+    pub asker: u64,
+    pub op: OpId,
+    /// The candidate that took them (the query counts answers by it).
+    pub by: u64,
+    /// The links still to drop their copies, in order.
+    pub rest: Vec<u64>,
+    /// The links that have, each keeping the chain until the asker says
+    /// the answer came ([`Msg::Answered`]).
+    pub done: Vec<u64>,
 }
 
 /// Shared with the routing code: a view the events carry.

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
+use super::answer::{Answers, Chains};
 use super::msg::{Ask, View};
 use super::query::Query;
 use super::reconcile::Quarantine;
@@ -76,6 +77,11 @@ pub struct Peer {
     pub(super) quarantine: Option<Quarantine>,
     /// The number the next chunk of a `Check` gets.
     pub(super) next_chunk: u32,
+    /// Takes answered down a chain of copy holders, passed on from here
+    /// and not answered yet.
+    pub(super) passing: Chains,
+    /// Takes answered at this peer as their asker.
+    pub(super) answers: Answers,
     /// Covers of recent templates' keyword fields: a cover of a box is
     /// costly (milliseconds), and clients repeat their templates.
     covers: Covers,
@@ -121,6 +127,8 @@ impl Peer {
             commands: Vec::new(),
             quarantine: None,
             next_chunk: 0,
+            passing: Chains::new(),
+            answers: Answers::default(),
             covers: Covers::new(keyspace, config.max_ranges),
         };
         peer.refresh_neighbourhood();
@@ -199,7 +207,9 @@ impl Peer {
             self.epoch = self.epoch.max(epoch);
             // Most changes are far away: only the view and router change.
             let moved = self.on_view(view, changed, now);
-            if !moved && self.early.is_empty() && self.queries.is_empty() {
+            self.resend_chains(now);
+            let resent = !self.commands.is_empty() || !self.inbox.is_empty();
+            if !moved && !resent && self.early.is_empty() && self.queries.is_empty() {
                 return Vec::new();
             }
             self.replay_early(now);
@@ -337,7 +347,8 @@ impl Peer {
                     }
                 }
             }
-            Msg::Remove { tuples } => self.on_remove(tuples, now),
+            Msg::Remove { tuples, chain } => self.on_remove(tuples, chain, now),
+            Msg::Answered { first } => self.on_answered(first),
             Msg::Ask {
                 op,
                 round,
@@ -351,7 +362,12 @@ impl Peer {
             Msg::NoMatch { op, round } => self.on_no_match(from, op, round, now),
             Msg::Accept { op, reservations } => self.on_accept(from, op, reservations, now),
             Msg::Decline { reservations } => self.on_decline(reservations, now),
-            Msg::Taken { op, tuples } => self.on_taken(from, op, tuples, now),
+            Msg::Taken {
+                op,
+                by,
+                tuples,
+                links,
+            } => self.on_taken(by, op, tuples, links, now),
             Msg::Cancel { op } => self.on_cancel(from, op, now),
             Msg::Notified { op, tuple } => self.on_notified(op, tuple),
             Msg::Check { chunk, ids } => self.on_check(from, chunk, ids),
@@ -377,6 +393,7 @@ impl Peer {
         self.on_effects(effects, now);
         self.lapse_reservations(now);
         self.expire_queries(now);
+        self.expire_chains(now);
         let late: Vec<OpId> = self
             .outs
             .iter()
@@ -415,6 +432,7 @@ impl Peer {
             self.tombstone_ends.first().map(|&(at, _)| at),
             self.copy_expiries.first().map(|&(at, _)| at),
             self.quarantine.as_ref().map(Quarantine::due),
+            self.chains_due(),
             self.early
                 .iter()
                 .map(|&(_, _, _, at)| at + EARLY_WAIT_MS)

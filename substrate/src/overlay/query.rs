@@ -252,9 +252,20 @@ impl Peer {
         }
     }
 
-    /// Accepted (or directly taken) tuples arrived; if their query is gone
-    /// they go back, and so do any past the take's `max`.
-    pub(super) fn on_taken(&mut self, from: u64, op: OpId, mut tuples: Vec<Wire>, now: u64) {
+    /// Tuples accepted at (or directly taken by) candidate `from` arrived;
+    /// if their query is gone they go back, and so do any past the take's
+    /// `max`. A take's second answer (its chain sent again) is dropped.
+    pub(super) fn on_taken(
+        &mut self,
+        from: u64,
+        op: OpId,
+        mut tuples: Vec<Wire>,
+        links: Vec<u64>,
+        now: u64,
+    ) {
+        if !self.first_answer(&tuples, links, now) {
+            return;
+        }
         let Some(q) = self.queries.get_mut(&op) else {
             self.put_back(tuples, now);
             return;

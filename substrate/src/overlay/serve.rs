@@ -2,11 +2,9 @@
 //! waiter; a take's only candidate removes what matches now and sends it
 //! at once ([`Ask::Direct`]); otherwise, and when a parked waiter wakes,
 //! reserve under a lease and offer; on accept remove the tuple here
-//! and at the replicas; on decline or a lapsed lease put it back (and hand
+//! and answer through the replicas (`answer`); on decline or a lapsed lease put it back (and hand
 //! it on if the arc moved meanwhile); register subscriptions and forward
 //! their notifications.
-
-use std::collections::BTreeMap;
 
 use super::msg::{Ask, Wire};
 use super::{Msg, OpId, Peer, Tagged, with_id_field};
@@ -61,7 +59,7 @@ impl Peer {
             Ask::Direct(max) => {
                 let tuples = self.take_now(&template, max, now);
                 if !tuples.is_empty() {
-                    self.send(from, Msg::Taken { op, tuples });
+                    self.answer_take(from, op, tuples, now);
                     return;
                 }
                 WaitKind::Reserve { lease_ms }
@@ -157,8 +155,9 @@ impl Peer {
         self.send(to, Msg::Offer { op, round, tuples });
     }
 
-    /// Removes up to `max` matches here and at the replicas at once: a
-    /// take's only candidate answers with them, no offer and accept.
+    /// Removes up to `max` matches here at once (their copies go as the
+    /// take is answered, [`Peer::answer_take`]): a take's only candidate
+    /// answers with them, no offer and accept.
     fn take_now(&mut self, template: &Template, max: usize, now: u64) -> Vec<Wire> {
         let mut taken = Vec::new();
         while taken.len() < max.max(1) {
@@ -175,12 +174,11 @@ impl Peer {
             };
             taken.extend(self.remove_reserved(reservation, tuple, now));
         }
-        self.remove_copies(&taken);
         taken
     }
 
     /// Removes a reserved tuple here (its copies go with
-    /// [`Peer::remove_copies`]): the tuple with its time left, `None` if
+    /// [`Peer::answer_take`]): the tuple with its time left, `None` if
     /// the reservation has lapsed.
     fn remove_reserved(
         &mut self,
@@ -191,23 +189,6 @@ impl Peer {
         let (_, expires_at) = self.store.accept_expiring(reservation)?;
         self.tombstone(tuple.id, now);
         Some((tuple, expires_at.map(|e| e.saturating_sub(now))))
-    }
-
-    /// Tells the replicas of taken tuples to drop their copies: one
-    /// message to each replica for all the tuples it holds.
-    fn remove_copies(&mut self, taken: &[Wire]) {
-        let mut removals: BTreeMap<u64, Vec<Tagged>> = BTreeMap::new();
-        for (tuple, _) in taken {
-            let index = self.index_of(tuple);
-            for to in self.view.replicas(index, self.config.replicas) {
-                if to != self.id {
-                    removals.entry(to).or_default().push(tuple.clone());
-                }
-            }
-        }
-        for (to, tuples) in removals {
-            self.send(to, Msg::Remove { tuples });
-        }
     }
 
     fn copies_to(&mut self, to: u64, op: OpId, round: u32, stored: Vec<crate::tuple::Tuple>) {
@@ -290,7 +271,7 @@ impl Peer {
     }
 
     /// Removes the accepted tuples still reserved for `from` here and at
-    /// the replicas, and sends them (possibly none) to `from`.
+    /// the replicas, and answers `from` with them (possibly none).
     pub(super) fn on_accept(
         &mut self,
         from: u64,
@@ -310,8 +291,7 @@ impl Peer {
                 taken.push(wire);
             }
         }
-        self.remove_copies(&taken);
-        self.send(from, Msg::Taken { op, tuples: taken });
+        self.answer_take(from, op, taken, now);
     }
 
     pub(super) fn on_decline(&mut self, reservations: Vec<ReservationId>, now: u64) {
@@ -348,26 +328,5 @@ impl Peer {
         let stored = tuple.stored();
         let back = self.store.drain_matching(|t| *t == stored);
         self.hand_over(back, now);
-    }
-
-    /// Taken tuples: drop every copy here and remember the ids; those
-    /// this peer held as primary (it took the arc over meanwhile) go from
-    /// its replicas too.
-    pub(super) fn on_remove(&mut self, tuples: Vec<Tagged>, now: u64) {
-        let mut primary = Vec::new();
-        for tuple in tuples {
-            self.tombstone(tuple.id, now);
-            let exact = Template::exact(&tuple.stored());
-            if !self.store.take(&exact, 1, now).is_empty() {
-                primary.push(tuple);
-            }
-        }
-        if primary.is_empty() {
-            return;
-        }
-        for to in self.successors.clone() {
-            let tuples = primary.clone();
-            self.send(to, Msg::Remove { tuples });
-        }
     }
 }

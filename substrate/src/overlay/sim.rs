@@ -130,6 +130,10 @@ pub(super) struct Outcome {
     pub(super) joins: usize,
     pub(super) leaves: usize,
     pub(super) crashes: usize,
+    /// Messages a crashed peer had not written (lossy crashes), and how
+    /// many of them answered or removed taken tuples.
+    pub(super) unwritten_lost: usize,
+    pub(super) take_answers_lost: usize,
     pub(super) evictions: usize,
     pub(super) freezes: usize,
     /// Balancing moves (a leave and a join each).
@@ -190,6 +194,12 @@ pub(super) struct Sim {
     /// Half the takes range widely over the second field and take up to
     /// 32: many take several from several candidates, by shares.
     shares: bool,
+    /// A crash also loses what the peer had sent but not yet written to
+    /// its sockets: each of its undelivered messages with probability ½
+    /// (a SIGKILLed process). A peer whose own query awaits taken tuples
+    /// is still not crashed: its client goes with it, and what was taken
+    /// for it is lost (see the README's guarantees).
+    lossy_crashes: bool,
     /// The tuples of `out`s in flight, and of every id acknowledged or
     /// taken: a take answered after its query ended (a frozen candidate
     /// serving it late) is put back under a new id no reply names, found
@@ -235,6 +245,7 @@ impl Sim {
             skewed: false,
             batches: false,
             shares: false,
+            lossy_crashes: false,
             writing: BTreeMap::new(),
             fields: BTreeMap::new(),
             frozen: BTreeMap::new(),
@@ -265,6 +276,15 @@ impl Sim {
     /// Runs a plan whose takes often take several from several
     /// candidates (by shares, `take_share`), batch `out`s among the
     /// writes to stock them.
+    /// Runs a plan whose crashes lose the crashed peer's unwritten
+    /// messages ([`Sim::lossy_crashes`]).
+    pub(super) fn run_with_lossy_crashes(plan: Plan, config: Config) -> Outcome {
+        let mut sim = Sim::new(plan.seed, plan.peers, config);
+        sim.lossy_crashes = true;
+        sim.schedule(plan);
+        sim.finish()
+    }
+
     pub(super) fn run_with_shares(plan: Plan, config: Config) -> Outcome {
         let mut sim = Sim::new(plan.seed, plan.peers, config);
         sim.batches = true;
@@ -623,11 +643,16 @@ impl Sim {
 
     fn churn(&mut self) {
         let r = self.config.replicas;
-        for _ in 0..50 {
-            let kind = self.rng.below(3);
+        for attempt in 0..50 {
+            // Lossy crashes strike a peer with a take's answer on its way
+            // whenever there is one (and it is quiet around).
+            let answering = (self.lossy_crashes && attempt < 25)
+                .then(|| self.answering())
+                .flatten();
+            let kind = answering.map_or_else(|| self.rng.below(3), |_| 2);
             let id = match kind {
                 0 => self.rng.next(),
-                _ => self.victim(),
+                _ => answering.unwrap_or_else(|| self.victim()),
             };
             // A leave fails the operations pending at the peer and a crash
             // drops them, which is fine, but not while an accept is in
@@ -656,6 +681,9 @@ impl Sim {
                 }
                 _ => {
                     self.peers.remove(&id);
+                    if self.lossy_crashes {
+                        self.lose_unwritten(id);
+                    }
                     self.kinds.retain(|&(p, _), _| p != id);
                     self.push(self.now + DETECT_MS, Item::Gone { peer: id });
                     self.outcome.crashes += 1;
@@ -664,6 +692,48 @@ impl Sim {
             return;
         }
         panic!("no quiet place for a membership change at {}", self.now);
+    }
+
+    /// A peer with a take's answer or removal not yet delivered, if any:
+    /// the crash the chain of copy holders (`answer`) is for.
+    fn answering(&mut self) -> Option<u64> {
+        let senders: Vec<u64> = self
+            .queue
+            .values()
+            .filter_map(|item| match item {
+                Item::Deliver {
+                    from,
+                    msg: Msg::Remove { .. } | Msg::Taken { .. },
+                    ..
+                } if self.peers.contains_key(from) => Some(*from),
+                _ => None,
+            })
+            .collect();
+        let n = senders.len() as u64;
+        (n > 0).then(|| senders[self.rng.below(n) as usize])
+    }
+
+    /// Drops each undelivered message from the crashed peer `id` with
+    /// probability ½: what it had not yet written when it was killed.
+    fn lose_unwritten(&mut self, id: u64) {
+        let unwritten: Vec<(u64, u64)> = self
+            .queue
+            .iter()
+            .filter(|(_, item)| matches!(item, Item::Deliver { from, .. } if *from == id))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in unwritten {
+            if self.rng.below(2) == 0 {
+                let lost = self.queue.remove(&key);
+                self.outcome.unwritten_lost += 1;
+                let answer = |msg: &Msg| matches!(msg, Msg::Remove { .. } | Msg::Taken { .. });
+                if let Some(Item::Deliver { msg, .. }) = &lost
+                    && answer(msg)
+                {
+                    self.outcome.take_answers_lost += 1;
+                }
+            }
+        }
     }
 
     /// Moves a peer as the balancer plans it, when the places it leaves

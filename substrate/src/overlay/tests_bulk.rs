@@ -305,7 +305,7 @@ fn a_take_of_several_from_three_stocked_candidates_moves_each_tuple_once() {
             Msg::Offer { tuples, .. } => n[0] += tuples.len(),
             Msg::Decline { reservations } => n[1] += reservations.len(),
             Msg::Taken { tuples, .. } => n[2] += tuples.len(),
-            Msg::Remove { tuples } => n[3] += tuples.len(),
+            Msg::Remove { tuples, .. } => n[3] += tuples.len(),
             _ => {}
         }
         moved.set(n);
@@ -321,11 +321,12 @@ fn a_take_of_several_from_three_stocked_candidates_moves_each_tuple_once() {
         panic!("{:?}", taken.replies);
     };
     assert_eq!(got.len(), 1_024);
-    // Nothing offered or declined; the two other candidates' shares cross
-    // a link once in `Taken`, and each taken tuple is removed at its
-    // replica: 683 tuples (342 + 341) taken across links where 2,000
-    // were offered.
-    assert_eq!(moved.get(), [0, 0, 683, 1_024]);
+    // Nothing offered or declined; each share goes once to its replica in
+    // `Remove`, and the replica answers: the shares whose replica is not
+    // the requester cross a link once more in `Taken` (682 tuples, where
+    // 2,000 were offered before shares); the requester releases those
+    // two chains.
+    assert_eq!(moved.get(), [0, 0, 682, 1_024]);
     assert_eq!(
         taken.sent,
         [
@@ -333,9 +334,11 @@ fn a_take_of_several_from_three_stocked_candidates_moves_each_tuple_once() {
             "Ask(direct)",
             "Remove",
             "Remove",
-            "Taken",
             "Remove",
-            "Taken"
+            "Taken",
+            "Answered",
+            "Taken",
+            "Answered"
         ]
     );
     assert_eq!(ring.counts(), (3_000 - 1_024, 3_000 - 1_024));

@@ -23,6 +23,7 @@ pub(super) fn name(msg: &Msg) -> &'static str {
         Msg::Copied { .. } => "Copied",
         Msg::Handover { .. } => "Handover",
         Msg::Remove { .. } => "Remove",
+        Msg::Answered { .. } => "Answered",
         Msg::Ask {
             ask: msg::Ask::Direct(_),
             ..
@@ -133,12 +134,16 @@ fn empty_ring_for(t: &Tuple) -> (Small, u64, u64) {
     (ring, replica, writer)
 }
 
-/// A ring holding `t`, its primary, and two peers that are not.
+/// A ring holding `t`, its primary, the peer that holds no copy of it
+/// (a requester), and its replica (the writer).
 fn ring_with(t: &Tuple) -> (Small, u64, u64, u64) {
     let mut ring = Small::new(&IDS);
     let primary = ring.view.owner(Keyspace::default().index_of(t)).unwrap();
-    let mut others = IDS.iter().copied().filter(|&p| p != primary);
-    let (requester, writer) = (others.next().unwrap(), others.next().unwrap());
+    let writer = ring.view.successors(primary, 1)[0];
+    let requester = IDS
+        .into_iter()
+        .find(|&p| p != primary && p != writer)
+        .unwrap();
     let written = trace(&mut ring, writer, client(1, out(t)), 0, nothing);
     assert!(matches!(
         written.replies[..],
@@ -163,14 +168,18 @@ fn a_take_with_one_candidate_is_served_at_once_without_offer_or_accept() {
         "{:?}",
         taken.replies
     );
-    // Ask, then the tuple and its removal at the replica: the client's
-    // answer is two hops away instead of four.
-    assert_eq!(taken.sent, ["Ask(direct)", "Remove", "Taken"]);
+    // Ask, then the removal at the replica, which answers: the client's
+    // answer is three hops away instead of four (an offer and accept),
+    // and no crash can both answer it and leave a copy. The requester
+    // then releases the chain.
+    assert_eq!(taken.sent, ["Ask(direct)", "Remove", "Taken", "Answered"]);
     assert_eq!(ring.counts(), (0, 0));
 }
 
+/// Even at its own primary a take is answered through the replica: the
+/// tuple crosses a link there and back.
 #[test]
-fn a_take_at_its_only_candidate_crosses_no_link() {
+fn a_take_at_its_only_candidate_is_answered_through_its_replica() {
     let t = tuple("job", 1);
     let (mut ring, primary, _, _) = ring_with(&t);
     let taken = trace(
@@ -181,7 +190,7 @@ fn a_take_at_its_only_candidate_crosses_no_link() {
         nothing,
     );
     assert!(matches!(&taken.replies[..], [(OpId(2), Reply::Taken(f))] if f.len() == 1));
-    assert_eq!(taken.sent, ["Remove"]);
+    assert_eq!(taken.sent, ["Remove", "Taken"]);
     assert_eq!(ring.counts(), (0, 0));
 }
 
@@ -207,7 +216,7 @@ fn a_take_with_several_candidates_still_reserves_offers_and_accepts() {
         nothing,
     );
     assert!(matches!(&taken.replies[..], [(OpId(2), Reply::Taken(f))] if f.len() == 1));
-    for step in ["Ask", "Offer", "Accept", "Taken"] {
+    for step in ["Ask", "Offer", "Accept", "Remove", "Answered"] {
         assert!(taken.sent.contains(&step), "{step} in {:?}", taken.sent);
     }
     assert!(!taken.sent.contains(&"Ask(direct)"));
@@ -238,7 +247,7 @@ fn a_blocking_direct_take_hears_that_it_waits_and_is_offered_a_later_write() {
             .iter()
             .any(|r| matches!(r, (OpId(1), Reply::Taken(f)) if f.len() == 1))
     );
-    for step in ["Offer", "Accept", "Taken"] {
+    for step in ["Offer", "Accept", "Remove", "Answered"] {
         assert!(written.sent.contains(&step), "{step} in {:?}", written.sent);
     }
     assert_eq!(ring.counts(), (0, 0));

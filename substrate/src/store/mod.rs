@@ -312,6 +312,12 @@ impl Store {
         ReservationId(id)
     }
 
+    /// When the reserved tuple of `id` expires, if it has a time to live
+    /// (`None` too if the reservation is unknown).
+    pub fn reserved_expiry(&self, id: ReservationId) -> Option<u64> {
+        self.reservations.get(&id.0)?.stored.expires_at
+    }
+
     /// Removes a reserved tuple for good. `None` if the reservation is
     /// unknown: never made, already accepted or declined, or lapsed.
     pub fn accept(&mut self, id: ReservationId) -> Option<Tuple> {

@@ -101,6 +101,8 @@ pub(super) enum BadOverlay {
     BatchTooLong(usize),
     #[error("a Check or Checked naming {0} ids (at most {CHECK_BATCH})")]
     TooManyIds(usize),
+    #[error("a take's chain naming {0} links (at most {MAX_REPLICAS})")]
+    TooManyLinks(usize),
 }
 
 /// Checks the fields of an overlay message that the overlay would
@@ -108,7 +110,9 @@ pub(super) enum BadOverlay {
 /// origin waits for; a batch message's tuples or ids, each handled in
 /// turn, are at most what a peer sends ([`MAX_BATCH`]), so that one
 /// message's work stays bounded whatever the frame could hold; a `Check`
-/// or `Checked` carries at most one chunk of ids.
+/// or `Checked` carries at most one chunk of ids; a take's chain (the
+/// links a `Remove` passes through, those a `Taken` releases) is at most
+/// a replica set long.
 pub(super) fn overlay(msg: &Msg) -> Result<(), BadOverlay> {
     let batch = match msg {
         Msg::Stored { replicas, .. } | Msg::StoredBatch { replicas, .. }
@@ -118,6 +122,14 @@ pub(super) fn overlay(msg: &Msg) -> Result<(), BadOverlay> {
         }
         Msg::Check { ids, .. } | Msg::Checked { removed: ids, .. } if ids.len() > CHECK_BATCH => {
             return Err(BadOverlay::TooManyIds(ids.len()));
+        }
+        Msg::Remove { chain, .. } if chain.rest.len() + chain.done.len() > MAX_REPLICAS => {
+            return Err(BadOverlay::TooManyLinks(
+                chain.rest.len() + chain.done.len(),
+            ));
+        }
+        Msg::Taken { links, .. } if links.len() > MAX_REPLICAS => {
+            return Err(BadOverlay::TooManyLinks(links.len()));
         }
         Msg::RouteBatch { tuples, .. } => tuples.len(),
         Msg::ReplicateBatch { tuples, .. } => tuples.len(),
@@ -206,6 +218,34 @@ mod tests {
         assert_eq!(overlay(&stored(MAX_REPLICAS)), Ok(()));
         let err = overlay(&stored(MAX_REPLICAS + 1)).unwrap_err();
         assert_eq!(err, BadOverlay::TooManyReplicas(MAX_REPLICAS + 1));
+    }
+
+    #[test]
+    fn a_take_chain_naming_too_many_links_is_refused() {
+        use crate::overlay::{Chain, OpId};
+        let chain = |rest: usize, done: usize| Msg::Remove {
+            tuples: Vec::new(),
+            chain: Chain {
+                asker: 1,
+                op: OpId(2),
+                by: 3,
+                rest: (0..rest as u64).collect(),
+                done: (0..done as u64).collect(),
+            },
+        };
+        let taken = |n: usize| Msg::Taken {
+            op: OpId(2),
+            by: 3,
+            tuples: Vec::new(),
+            links: (0..n as u64).collect(),
+        };
+        assert_eq!(overlay(&chain(1, 1)), Ok(()));
+        assert_eq!(overlay(&chain(MAX_REPLICAS / 2, MAX_REPLICAS / 2)), Ok(()));
+        let err = overlay(&chain(MAX_REPLICAS, 1)).unwrap_err();
+        assert_eq!(err, BadOverlay::TooManyLinks(MAX_REPLICAS + 1));
+        assert_eq!(overlay(&taken(MAX_REPLICAS)), Ok(()));
+        let err = overlay(&taken(MAX_REPLICAS + 1)).unwrap_err();
+        assert_eq!(err, BadOverlay::TooManyLinks(MAX_REPLICAS + 1));
     }
 
     #[test]
