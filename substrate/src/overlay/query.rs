@@ -489,8 +489,9 @@ impl Peer {
             q.asked.retain(|&p| view.contains(p));
             let before = q.accepting.len() + q.direct.len();
             q.accepting.retain(|&p, _| view.contains(p));
-            // A direct take unanswered by a peer gone took nothing (what
-            // a peer sent arrives before it is found gone): ask again.
+            // A direct take unanswered by a peer gone is asked again; if
+            // it had taken something, its replicas still answer (tuples
+            // that come after the query ends go back under new ids).
             q.direct.retain(|&p| view.contains(p));
             q.shares.retain(|p| view.contains(p));
             q.short |= q.accepting.len() + q.direct.len() < before;
