@@ -79,6 +79,7 @@ impl Peer {
         self.copy_expiries.clear();
         self.passing.clear();
         self.quarantine = None;
+        self.dropped = true;
     }
 
     /// Caches the replica targets and the stretch of ring whose changes

@@ -77,6 +77,10 @@ pub struct Peer {
     pub(super) quarantine: Option<Quarantine>,
     /// The number the next chunk of a `Check` gets.
     pub(super) next_chunk: u32,
+    /// The others dropped this peer from the ring (it was evicted, or
+    /// frozen past their patience): its queries' candidates forgot them,
+    /// and are asked again once a view has it back.
+    pub(super) dropped: bool,
     /// Takes answered down a chain of copy holders, passed on from here
     /// and not answered yet.
     pub(super) passing: Chains,
@@ -127,6 +131,7 @@ impl Peer {
             commands: Vec::new(),
             quarantine: None,
             next_chunk: 0,
+            dropped: false,
             passing: Chains::new(),
             answers: Answers::default(),
             covers: Covers::new(keyspace, config.max_ranges),
@@ -207,13 +212,16 @@ impl Peer {
             self.epoch = self.epoch.max(epoch);
             // Most changes are far away: only the view and router change.
             let moved = self.on_view(view, changed, now);
+            self.forget_departed(now);
             self.resend_chains(now);
             let resent = !self.commands.is_empty() || !self.inbox.is_empty();
+            let back = self.dropped && self.member();
+            self.dropped &= !back;
             if !moved && !resent && self.early.is_empty() && self.queries.is_empty() {
                 return Vec::new();
             }
             self.replay_early(now);
-            self.reask(now);
+            self.reask(back, now);
             return self.finish_event(now);
         }
         match event {

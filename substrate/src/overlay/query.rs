@@ -478,11 +478,18 @@ impl Peer {
 
     /// After a view change: forgets candidates that are gone (an accept
     /// at a peer that is gone comes back with nothing), asks new
-    /// candidates.
-    pub(super) fn reask(&mut self, now: u64) {
+    /// candidates; `all`: asks every candidate again (this peer is back
+    /// in the ring after the others dropped it, and they forgot its
+    /// waiters and subscriptions).
+    pub(super) fn reask(&mut self, all: bool, now: u64) {
         let ops: Vec<OpId> = self.queries.keys().copied().collect();
         for op in ops {
             let q = self.queries.get_mut(&op).expect("listed");
+            if all {
+                q.asked.clear();
+                q.waiting.clear();
+                q.parked.clear();
+            }
             let view = &self.view;
             q.waiting.retain(|&p| view.contains(p));
             q.parked.retain(|&p| view.contains(p));

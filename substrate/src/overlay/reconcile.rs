@@ -85,6 +85,7 @@ impl Peer {
     /// A member said this peer is gone: sets aside what it holds and asks
     /// the peers around it what was removed meanwhile.
     pub(super) fn doubted(&mut self, now: u64) {
+        self.dropped = true;
         if !self.member() || self.quarantine.is_some() {
             return;
         }

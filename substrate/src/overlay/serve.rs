@@ -270,6 +270,25 @@ impl Peer {
         }
     }
 
+    /// After a view change: requesters no longer in the view are gone
+    /// (crashed, left, or dropped while alive, in which case they ask
+    /// again once back): their waiters and subscriptions here end, and
+    /// what was offered to them goes back now, not when its lease lapses.
+    pub(super) fn forget_departed(&mut self, now: u64) {
+        let view = &self.view;
+        let gone: std::collections::BTreeSet<(u64, OpId)> = self
+            .parked
+            .keys()
+            .chain(self.subscribed.keys())
+            .copied()
+            .chain(self.held.values().map(|h| (h.requester, h.op)))
+            .filter(|&(requester, _)| !view.contains(requester))
+            .collect();
+        for (requester, op) in gone {
+            self.on_cancel(requester, op, now);
+        }
+    }
+
     /// Removes the accepted tuples still reserved for `from` here and at
     /// the replicas, and answers `from` with them (possibly none).
     pub(super) fn on_accept(

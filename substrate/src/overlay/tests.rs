@@ -507,7 +507,7 @@ impl Small {
 
     /// The new view reaches the peers one by one, in `order`, each peer's
     /// messages delivered before the next peer has it.
-    fn change_lagging(&mut self, changed: u64, order: &[u64], now: u64) {
+    pub(super) fn change_lagging(&mut self, changed: u64, order: &[u64], now: u64) {
         self.epoch += 1;
         let shared = Arc::new(self.view.clone());
         for &id in order {

@@ -367,3 +367,74 @@ fn a_replica_gone_before_it_confirms_is_not_waited_for() {
         "{replies:?}"
     );
 }
+
+/// A requester that crashed while its take waited: its waiter at the
+/// candidate ends with the view that drops it, and a later write is not
+/// offered to it (held under a lease for nobody).
+#[test]
+fn a_departed_requesters_waiter_and_subscription_end_with_the_view() {
+    let t = tuple("late", 1);
+    let mut ring = Small::new(&IDS);
+    let primary = ring.view.owner(Keyspace::default().index_of(&t)).unwrap();
+    let requester = IDS.into_iter().find(|&p| p != primary).unwrap();
+    trace(
+        &mut ring,
+        requester,
+        client(1, take(exact(&t), None)),
+        0,
+        nothing,
+    );
+    let subscribe = Op::Subscribe {
+        template: exact(&t),
+    };
+    trace(&mut ring, requester, client(2, subscribe), 0, nothing);
+    let at_primary = |ring: &Small| {
+        let p = ring.peers.iter().find(|p| p.id() == primary).unwrap();
+        (p.waiters.len(), p.subscribers.len())
+    };
+    assert_eq!(at_primary(&ring), (1, 1));
+    ring.peers.retain(|p| p.id() != requester);
+    ring.view.remove(requester);
+    ring.change(requester, 1);
+    assert_eq!(at_primary(&ring), (0, 0));
+    let written = trace(&mut ring, primary, client(3, out(&t)), 2, nothing);
+    assert!(!written.sent.contains(&"Offer"), "{:?}", written.sent);
+    assert!(!written.sent.contains(&"Notified"), "{:?}", written.sent);
+    assert_eq!(ring.counts(), (1, 1));
+}
+
+/// A requester the others dropped while it was alive (frozen past their
+/// patience) lost its waiter there; once back in the ring it asks again,
+/// and a later write reaches its take.
+#[test]
+fn a_requester_dropped_while_alive_asks_again_once_back() {
+    let t = tuple("late", 1);
+    let mut ring = Small::new(&IDS);
+    let primary = ring.view.owner(Keyspace::default().index_of(&t)).unwrap();
+    let requester = IDS.into_iter().find(|&p| p != primary).unwrap();
+    trace(
+        &mut ring,
+        requester,
+        client(1, take(exact(&t), None)),
+        0,
+        nothing,
+    );
+    let others: Vec<u64> = IDS.into_iter().filter(|&p| p != requester).collect();
+    ring.view.remove(requester);
+    ring.change_lagging(requester, &others, 1);
+    ring.run(requester, Event::Doubted, 2);
+    ring.view.insert(requester);
+    ring.change(requester, 3);
+    let primary_peer = ring.peers.iter().find(|p| p.id() == primary).unwrap();
+    assert_eq!(primary_peer.waiters.len(), 1, "asked again");
+    let written = trace(&mut ring, primary, client(2, out(&t)), 4, nothing);
+    assert!(
+        written
+            .replies
+            .iter()
+            .any(|r| matches!(r, (OpId(1), Reply::Taken(f)) if f.len() == 1 && f[0].tuple == t)),
+        "{:?}",
+        written.replies
+    );
+    assert_eq!(ring.counts(), (0, 0));
+}
