@@ -186,25 +186,31 @@ fn the_same_seed_gives_the_same_run() {
     assert_ne!(a.digest, c.digest);
 }
 
-/// Many small runs with heavy churn (30% of the peers), with two and three
-/// copies, each checked.
+/// A small run with heavy churn (30% of the peers: crashes, leaves and
+/// joins), with two copies for even seeds and three for odd ones.
+fn heavy_churn(seed: u64) -> (Plan, Config) {
+    let config = Config {
+        replicas: 2 + seed as usize % 2,
+        ..Config::default()
+    };
+    let plan = Plan {
+        seed,
+        peers: 60,
+        ops: 800,
+        churn: 18,
+        evictions: 0,
+        freezes: 0,
+        span_ms: 12_000,
+    };
+    (plan, config)
+}
+
+/// Many small runs with heavy churn, each checked.
 #[test]
 fn twenty_seeds_with_heavy_churn_keep_the_invariants() {
     let (mut cancelled, mut put_back, mut several) = (0, 0, 0);
     for seed in 0..20 {
-        let config = Config {
-            replicas: 2 + seed as usize % 2,
-            ..Config::default()
-        };
-        let plan = Plan {
-            seed,
-            peers: 60,
-            ops: 800,
-            churn: 18,
-            evictions: 0,
-            freezes: 0,
-            span_ms: 12_000,
-        };
+        let (plan, config) = heavy_churn(seed);
         let outcome = Sim::run(plan, config);
         assert!(
             outcome.crashes + outcome.leaves > 0,
@@ -893,19 +899,7 @@ fn a_message_from_a_view_that_never_comes_is_heard_after_a_wait() {
 fn crashes_that_lose_unwritten_messages_keep_the_invariants() {
     let (mut unwritten, mut answers) = (0, 0);
     for seed in 0..12 {
-        let config = Config {
-            replicas: 2 + seed as usize % 2,
-            ..Config::default()
-        };
-        let plan = Plan {
-            seed,
-            peers: 60,
-            ops: 800,
-            churn: 18,
-            evictions: 0,
-            freezes: 0,
-            span_ms: 12_000,
-        };
+        let (plan, config) = heavy_churn(seed);
         let outcome = Sim::run_with_lossy_crashes(plan, config);
         unwritten += outcome.unwritten_lost;
         answers += outcome.take_answers_lost;

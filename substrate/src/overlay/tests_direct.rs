@@ -368,22 +368,30 @@ fn a_replica_gone_before_it_confirms_is_not_waited_for() {
     );
 }
 
+/// An empty ring, `t`'s primary, and a peer whose take of `t` (op 1,
+/// waiting for ever) is parked there.
+fn parked_take(t: &Tuple) -> (Small, u64, u64) {
+    let mut ring = Small::new(&IDS);
+    let primary = ring.view.owner(Keyspace::default().index_of(t)).unwrap();
+    let requester = IDS.into_iter().find(|&p| p != primary).unwrap();
+    let parked = trace(
+        &mut ring,
+        requester,
+        client(1, take(exact(t), None)),
+        0,
+        nothing,
+    );
+    assert_eq!(parked.sent, ["Ask(direct)", "Waiting"]);
+    (ring, primary, requester)
+}
+
 /// A requester that crashed while its take waited: its waiter at the
 /// candidate ends with the view that drops it, and a later write is not
 /// offered to it (held under a lease for nobody).
 #[test]
 fn a_departed_requesters_waiter_and_subscription_end_with_the_view() {
     let t = tuple("late", 1);
-    let mut ring = Small::new(&IDS);
-    let primary = ring.view.owner(Keyspace::default().index_of(&t)).unwrap();
-    let requester = IDS.into_iter().find(|&p| p != primary).unwrap();
-    trace(
-        &mut ring,
-        requester,
-        client(1, take(exact(&t), None)),
-        0,
-        nothing,
-    );
+    let (mut ring, primary, requester) = parked_take(&t);
     let subscribe = Op::Subscribe {
         template: exact(&t),
     };
@@ -409,16 +417,7 @@ fn a_departed_requesters_waiter_and_subscription_end_with_the_view() {
 #[test]
 fn a_requester_dropped_while_alive_asks_again_once_back() {
     let t = tuple("late", 1);
-    let mut ring = Small::new(&IDS);
-    let primary = ring.view.owner(Keyspace::default().index_of(&t)).unwrap();
-    let requester = IDS.into_iter().find(|&p| p != primary).unwrap();
-    trace(
-        &mut ring,
-        requester,
-        client(1, take(exact(&t), None)),
-        0,
-        nothing,
-    );
+    let (mut ring, primary, requester) = parked_take(&t);
     let others: Vec<u64> = IDS.into_iter().filter(|&p| p != requester).collect();
     ring.view.remove(requester);
     ring.change_lagging(requester, &others, 1);
