@@ -32,6 +32,12 @@ use halley_substrate::embedded::EmbeddedSpace;
 use halley_substrate::node::Node;
 use halley_substrate::{Space, Template, Tuple};
 
+/// Every process of the bench (the space's host with the master, the
+/// workers) allocates as the `halley` binary does: mimalloc, without
+/// transparent huge pages. Redis, the peer, runs on jemalloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const WORKERS: usize = 2;
 const RUNS: usize = 3;
 /// W1 tasks run before the timing starts.

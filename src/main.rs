@@ -26,7 +26,10 @@ mod store;
 /// mimalloc rather than glibc's malloc: a ring node allocates and frees
 /// a few small buffers per tuple per message (decoding, the store's rows,
 /// copies), and glibc's free lists took about a quarter of the nodes' CPU
-/// under W1 (BENCHMARKS.md, "the take side of W1").
+/// under W1 (BENCHMARKS.md, "the take side of W1"). Built with `no_thp`:
+/// mimalloc does not ask for transparent huge pages, which had the kernel
+/// zero each fresh (or purged and reused) 2 MiB of heap at once, 9–11 % of
+/// a ring node's CPU under W1 (BENCHMARKS.md, "W1 per-tuple CPU").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -247,11 +247,11 @@ impl Peer {
             match next {
                 // Evicted with no one to send it to: the origin retries.
                 None if !member => {}
-                None => here.extend(self.set_aside(wire, true, now)),
+                None => here.extend(self.set_aside(wire, true, now).map(|w| (index, w))),
                 Some(p) => onward.entry(p).or_default().push((index, wire)),
             }
         }
-        for chunk in chunks(here, |w| &w.0.tuple) {
+        for chunk in chunks(here, |(_, w)| &w.0.tuple) {
             self.adopt_batch(chunk, origin, op, now);
         }
         // Past the hop limit they are dropped: the origin's timeout
@@ -275,13 +275,14 @@ impl Peer {
         }
     }
 
-    /// Stores tuples of a batch as their primary, replicates them in one
-    /// message a replica, and tells the origin which are stored.
-    fn adopt_batch(&mut self, wires: Vec<Wire>, origin: u64, op: OpId, now: u64) {
-        let count = wires.len();
-        let held: Vec<Wire> = wires
+    /// Stores tuples of a batch (with their indexes) as their primary,
+    /// replicates them in one message a replica, and tells the origin
+    /// which are stored.
+    fn adopt_batch(&mut self, items: Vec<(u64, Wire)>, origin: u64, op: OpId, now: u64) {
+        let count = items.len();
+        let held: Vec<(u64, Wire)> = items
             .into_iter()
-            .filter(|(tagged, ttl)| self.hold(tagged, *ttl, true, now))
+            .filter(|(_, (tagged, ttl))| self.hold(tagged, *ttl, true, now))
             .collect();
         if held.len() < count {
             self.send(origin, Msg::Full { op });
@@ -289,7 +290,7 @@ impl Peer {
         if held.is_empty() {
             return;
         }
-        let ids = held.iter().map(|(t, _)| t.id).collect();
+        let ids = held.iter().map(|(_, (t, _))| t.id).collect();
         let replicas = self.successors.clone();
         if let Some((&last, rest)) = replicas.split_last() {
             for &to in rest {
@@ -307,18 +308,18 @@ impl Peer {
     /// aside, it does not confirm).
     pub(super) fn on_replicate_batch(
         &mut self,
-        tuples: Vec<Wire>,
+        tuples: Vec<(u64, Wire)>,
         origin: u64,
         op: OpId,
         now: u64,
     ) {
         let mut ids = Vec::with_capacity(tuples.len());
-        for wire in tuples {
+        for (index, wire) in tuples {
             // Set aside by a peer just told it was gone: not confirmed
             // (see `reconcile`); the origin sends it again.
             if let Some(wire) = self.set_aside(wire, false, now) {
                 ids.push(wire.0.id);
-                self.place(wire, false, now);
+                self.place_at(index, wire, false, now);
             }
         }
         if self.member() && !ids.is_empty() {

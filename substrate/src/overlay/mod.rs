@@ -128,11 +128,19 @@ pub struct Tagged {
 }
 
 impl Tagged {
-    /// The stored form: the fields with the id appended.
+    /// The stored form: the fields with the id appended (one copy of the
+    /// fields, allocated at its final length).
     fn stored(&self) -> Tuple {
-        let mut fields = self.tuple.fields().to_vec();
+        let mut fields = Vec::with_capacity(self.tuple.len() + 1);
+        fields.extend_from_slice(self.tuple.fields());
         fields.push(self.id.to_value());
         Tuple::new(fields)
+    }
+
+    /// Whether `store` holds this tuple in stored form, visible (not under
+    /// reservation): its exact lookup, without building the stored form.
+    fn is_in(&self, store: &crate::store::Store, now: u64) -> bool {
+        store.contains(self.tuple.fields(), &self.id.to_value(), now)
     }
 
     /// Splits a stored tuple back; `None` if it carries no id.

@@ -309,8 +309,9 @@ pub enum Msg {
     },
     /// Primary → replica: keep copies of these tuples of the batch `out`
     /// `op`, and confirm them all to `origin` in one [`Msg::CopiedBatch`].
+    /// Each goes with its index, computed once at the origin.
     ReplicateBatch {
-        tuples: Vec<Wire>,
+        tuples: Vec<(u64, Wire)>,
         origin: u64,
         op: OpId,
     },

@@ -16,7 +16,6 @@ use super::msg::Wire;
 use super::{Msg, OpId, Peer, Reply, Tagged, TupleId};
 use crate::ring::Hop;
 use crate::store::Effect;
-use crate::template::Template;
 use crate::tuple::Tuple;
 
 /// The operation id a put-back is routed under (its acknowledgement is
@@ -147,10 +146,7 @@ impl Peer {
     pub(super) fn has(&self, tagged: &Tagged, now: u64) -> bool {
         self.copies.contains_key(&tagged.id)
             || self.held.values().any(|h| h.tuple.id == tagged.id)
-            || self
-                .store
-                .read(&Template::exact(&tagged.stored()), now)
-                .is_some()
+            || tagged.is_in(&self.store, now)
     }
 
     pub(super) fn index_of(&self, tagged: &Tagged) -> u64 {
@@ -206,11 +202,8 @@ impl Peer {
         client: bool,
         now: u64,
     ) -> bool {
-        let here = self.held.values().any(|h| h.tuple.id == tagged.id)
-            || self
-                .store
-                .read(&Template::exact(&tagged.stored()), now)
-                .is_some();
+        let here =
+            self.held.values().any(|h| h.tuple.id == tagged.id) || tagged.is_in(&self.store, now);
         if self.tombstones.contains_key(&tagged.id) || here {
             return true;
         }
@@ -333,10 +326,16 @@ impl Peer {
     /// otherwise a handover goes on to the owner and a replication is
     /// ignored.
     pub(super) fn place(&mut self, wire: Wire, forward: bool, now: u64) {
+        let index = self.index_of(&wire.0);
+        self.place_at(index, wire, forward, now);
+    }
+
+    /// [`Peer::place`] of a tuple whose index is known (carried with it
+    /// from its origin), so it is not computed again.
+    pub(super) fn place_at(&mut self, index: u64, wire: Wire, forward: bool, now: u64) {
         if self.tombstones.contains_key(&wire.0.id) {
             return;
         }
-        let index = self.index_of(&wire.0);
         let set = self.view.replicas(index, self.config.replicas);
         if set.first() == Some(&self.id) {
             self.adopt(wire, None, now);

@@ -50,7 +50,7 @@ use index::TemplateIndex;
 use table::{Slot, Stored, Table, tuple_key};
 
 use crate::template::Template;
-use crate::tuple::Tuple;
+use crate::tuple::{Tuple, Value};
 
 #[derive(Debug)]
 struct Waiter {
@@ -264,6 +264,13 @@ impl Store {
         self.table
             .first(template, now)
             .map(|(_, stored)| stored.tuple.clone())
+    }
+
+    /// Whether a live tuple whose fields are `head` then `last` is stored
+    /// and visible (not under reservation), as `read` of the exact template
+    /// would say, without building the template or copying the tuple.
+    pub fn contains(&self, head: &[Value], last: &Value, now: u64) -> bool {
+        self.table.contains(head, last, now)
     }
 
     /// Copies of up to `limit` tuples matching `template`, oldest first.

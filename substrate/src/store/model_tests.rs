@@ -201,6 +201,7 @@ enum Op {
     Subscribe(Template),
     Unsubscribe(u64),
     Advance(u64),
+    Contains(Tuple),
 }
 
 fn value() -> impl Strategy<Value = Value> {
@@ -264,6 +265,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => template().prop_map(Op::Subscribe),
         1 => (0_u64..4).prop_map(Op::Unsubscribe),
         2 => (0_u64..30).prop_map(Op::Advance),
+        2 => tuple().prop_map(Op::Contains),
     ]
 }
 
@@ -293,6 +295,15 @@ proptest! {
                     model.scan(&t, 1, now).into_iter().next()
                 ),
                 Op::Scan(t, n) => prop_assert_eq!(store.scan(&t, n, now), model.scan(&t, n, now)),
+                Op::Contains(t) => {
+                    if let Some((last, head)) = t.fields().split_last() {
+                        let exact = Template::exact(&t);
+                        prop_assert_eq!(
+                            store.contains(head, last, now),
+                            !model.scan(&exact, 1, now).is_empty()
+                        );
+                    }
+                }
                 Op::Reserve(t, lease) => prop_assert_eq!(
                     store.reserve(&t, lease, now),
                     model.reserve(&t, lease, now)

@@ -21,7 +21,7 @@ use std::ops::ControlFlow;
 
 use super::hash::{FastMap, index_key};
 use crate::template::Template;
-use crate::tuple::Tuple;
+use crate::tuple::{Tuple, Value};
 
 /// A stored tuple and when it expires (ms on the caller's clock).
 #[derive(Clone, Debug)]
@@ -358,6 +358,38 @@ impl Table {
         self.visit(template, now, |slot, stored| {
             ControlFlow::Break((slot, stored))
         })
+    }
+
+    /// Whether a live tuple whose fields are `head` then `last` is stored:
+    /// an exact lookup that builds no template and copies nothing (through
+    /// the exact index when the table keeps it, else the bucket of the
+    /// first field).
+    pub fn contains(&self, head: &[Value], last: &Value, now: u64) -> bool {
+        let arity = head.len() + 1;
+        let equal = |stored: &Stored| {
+            stored.live(now)
+                && stored
+                    .tuple
+                    .fields()
+                    .split_last()
+                    .is_some_and(|(l, h)| l == last && h == head)
+        };
+        if self.exact.is_some() {
+            let key = index_key(arity, Some(last));
+            let mut check = |_, stored: &Stored| match equal(stored) {
+                true => ControlFlow::Break(()),
+                false => ControlFlow::Continue(()),
+            };
+            return self.visit_exact(key, &mut check).is_break();
+        }
+        let first = head.first().unwrap_or(last);
+        let key = BucketKey {
+            arity,
+            hash: index_key(arity, Some(first)),
+        };
+        self.buckets
+            .get(&key)
+            .is_some_and(|bucket| bucket.iter().any(|(_, stored)| equal(stored)))
     }
 
     /// Removes every tuple whose expiry time is `now` or earlier.

@@ -291,7 +291,7 @@ mod tests {
                     tuples: wires.iter().cloned().map(|w| (7, w)).collect(),
                 },
                 Msg::ReplicateBatch {
-                    tuples: wires,
+                    tuples: wires.into_iter().map(|w| (7, w)).collect(),
                     origin,
                     op,
                 },
