@@ -585,3 +585,31 @@ fn a_forecast_gives_the_spread_of_seeded_runs() {
     );
     assert_eq!(forecast(&p, &w, 7, 0).runs, 1, "at least one run");
 }
+
+#[test]
+fn the_fixed_baseline_is_the_cheapest_fleet_not_the_fewest_machines() {
+    // 100 tasks of 2 minutes by 1h34m on a $1/h class billed by the hour:
+    // 3 machines (the fewest that meet it) run 34 tasks each, 1h08m, two
+    // hours each: $6; 4 machines end in 50 minutes, one hour each: $4.
+    let p = Policy::parse(
+        "p.toml",
+        "[objective]\ndeadline = \"94m\"\n[scaling]\ntask_estimate = \"2m\"\n\
+         [[resources]]\nname = \"a\"\nprovider = \"local\"\nprice_per_hour = 1.0\nbilling = \"per-hour\"\nmax = 20\n",
+    )
+    .unwrap();
+    let w = Workload::parse(
+        "w.toml",
+        "tasks = 100\nduration = { dist = \"fixed\", mean = \"2m\" }\n",
+    )
+    .unwrap();
+    let three = run_with(&p, &w, 1, &Control::Fixed(vec![3]));
+    assert_eq!(three.deadline_met, Some(true));
+    assert!((three.cost - 6.0).abs() < 1e-9, "{}", three.cost);
+    assert_eq!(
+        run_with(&p, &w, 1, &Control::Fixed(vec![2])).deadline_met,
+        Some(false)
+    );
+    let (counts, best) = fixed_search(&p, &w, 1).unwrap();
+    assert_eq!(counts, vec![4]);
+    assert!((best.cost - 4.0).abs() < 1e-9, "{}", best.cost);
+}
