@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::estimate::billed;
 use crate::machine::{MachineState, Snapshot};
 use crate::planner::{Action, Decision, release};
 use crate::policy::{Policy, ProviderKind};
@@ -131,9 +132,14 @@ fn start(snap: &Snapshot, class: &str, count: u32, why: &str) -> Decision {
 }
 
 /// The cheapest fixed fleet (one paid class, or every class at its max)
-/// that meets the deadline, by binary search on each class's count; with
-/// a budget and no deadline, the fleet that finishes first within it.
-/// `None` if no fleet does.
+/// that meets the deadline: per class, every count while it could still
+/// cost less than the cheapest found (`n` machines cost at least `n` times
+/// one billed for its boot: a whole hour if billed by the hour) — with
+/// hourly billing more machines inside one hour cost less than fewer for
+/// two, so the fewest that meet it is not the cheapest. With a budget and
+/// no deadline, the fleet that finishes first within it (the most
+/// machines within the budget, by binary search). `None` if no fleet
+/// does.
 pub fn fixed_search(policy: &Policy, workload: &Workload, seed: u64) -> Option<(Vec<u32>, Report)> {
     let r = &policy.resources;
     let paid: Vec<usize> = (0..r.len())
@@ -168,23 +174,40 @@ pub fn fixed_search(policy: &Policy, workload: &Workload, seed: u64) -> Option<(
         run_with(policy, workload, seed, &Control::Fixed(max)),
     );
     for &class in &paid {
-        // With a deadline: the fewest that meet it; else the most within the budget.
+        if objective.deadline.is_some() {
+            // Every count, cheapest kept: whether a fleet meets the deadline
+            // is not monotone in its size, nor its cost, once tasks and
+            // hours are whole. `n` machines cost at least `n` times one
+            // billed for its boot (a whole hour if billed by the hour), so
+            // the scan stops where that reaches the cheapest found.
+            let least = billed(&r[class], 0.0, r[class].boot_time);
+            let mut cheapest = f64::INFINITY;
+            for n in 0..=r[class].limit() {
+                if f64::from(n) * least >= cheapest {
+                    break;
+                }
+                let rep = run_with(policy, workload, seed, &Control::Fixed(fleet(class, n)));
+                if good(&rep) {
+                    cheapest = cheapest.min(rep.cost);
+                    consider(fleet(class, n), rep);
+                }
+            }
+            continue;
+        }
+        // The most within the budget, by binary search.
         let (mut lo, mut hi) = (0, r[class].limit());
         let mut found: Option<(u32, Report)> = None;
         while lo <= hi {
             let mid = (lo + hi) / 2;
             let rep = run_with(policy, workload, seed, &Control::Fixed(fleet(class, mid)));
-            let ok = good(&rep);
-            if ok {
+            if good(&rep) {
                 found = Some((mid, rep));
-            }
-            if objective.deadline.is_some() == ok {
+                lo = mid + 1;
+            } else {
                 if mid == 0 {
                     break;
                 }
                 hi = mid - 1;
-            } else {
-                lo = mid + 1;
             }
         }
         if let Some((n, rep)) = found {

@@ -250,22 +250,24 @@ budget_factor = [0.7, 1.5, 3.0]
 task_estimate_factor = [0.0, 0.5, 1.0, 2.0]
 "#;
 
-#[test]
-fn the_oracle_is_never_above_a_schedule_the_simulator_produces() {
-    let grid = sweep::Grid::parse("grid.toml", SMALL_GRID).unwrap();
+/// Runs every scenario with the planner, the queue baseline and three
+/// fixed fleets (every paid class at its max, at half of it, one machine
+/// each), and checks the oracle is never above what a finished run paid.
+fn the_oracle_is_below_every_run_of(grid: &sweep::Grid) {
     for s in grid.scenarios() {
-        let max: Vec<u32> = s
+        let paid: Vec<u32> = s
             .policy
             .resources
             .iter()
             .map(|r| if r.is_private() { 0 } else { r.limit() })
             .collect();
-        let one: Vec<u32> = max.iter().map(|&n| n.min(1)).collect();
+        let fleet = |f: fn(u32) -> u32| paid.iter().map(|&n| f(n)).collect::<Vec<u32>>();
         for control in [
             Control::Planner,
             Control::Queue,
-            Control::Fixed(max),
-            Control::Fixed(one),
+            Control::Fixed(fleet(|n| n)),
+            Control::Fixed(fleet(|n| n.div_ceil(2))),
+            Control::Fixed(fleet(|n| n.min(1))),
         ] {
             let r = run_with(&s.policy, &s.workload, s.seed, &control);
             if r.finished {
@@ -281,6 +283,40 @@ fn the_oracle_is_never_above_a_schedule_the_simulator_produces() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn the_oracle_is_never_above_a_schedule_the_simulator_produces() {
+    the_oracle_is_below_every_run_of(&sweep::Grid::parse("grid.toml", SMALL_GRID).unwrap());
+    // Equal and near-equal tasks long against tight deadlines, where
+    // whole tasks bound the packing (`oracle::Tasks::most_in`).
+    the_oracle_is_below_every_run_of(
+        &sweep::Grid::parse(
+            "grid.toml",
+            &SMALL_GRID
+                .replace("seed = 7", "seed = 8")
+                .replace(
+                    "dist = [\"lognormal\", \"uniform\", \"fixed\"]",
+                    "dist = [\"fixed\", \"uniform\"]",
+                )
+                .replace("mean = [\"30s\", \"2m\"]", "mean = [\"2m\", \"5m\"]")
+                .replace(
+                    "deadline_factor = [1.3, 2.0, 3.0]",
+                    "deadline_factor = [0.9, 1.1, 1.3]",
+                ),
+        )
+        .unwrap(),
+    );
+}
+
+/// The repo's grids, every scenario: slow in a debug build, so run with
+/// `cargo nextest run -p halley-autonomic --release --run-ignored all`.
+#[test]
+#[ignore]
+fn the_oracle_is_never_above_a_schedule_on_the_repo_s_grids() {
+    for file in ["../sweeps/grid.toml", "../sweeps/spot.toml"] {
+        the_oracle_is_below_every_run_of(&sweep::Grid::load(std::path::Path::new(file)).unwrap());
     }
 }
 
@@ -320,16 +356,16 @@ fn the_oracle_bills_boots_and_whole_hours() {
     .unwrap();
     let w = workload(1);
     // 900 s of work by 1000 s: at least one machine, billed its boot too.
-    assert!((oracle::least_cost(&p, &w, 900.0, 1000.0) - 1.0).abs() < 1e-9);
+    assert!((oracle::least_cost(&p, &w, &seconds(900), 1000.0) - 1.0).abs() < 1e-9);
     let hourly = Policy::parse(
         "p.toml",
         "[[resources]]\nname = \"a\"\nprovider = \"local\"\nprice_per_hour = 1.0\nbilling = \"per-hour\"\nmax = 10\n",
     )
     .unwrap();
     // 1800 s of work by 1800 s: one machine, a whole hour.
-    assert!((oracle::least_cost(&hourly, &w, 1800.0, 1800.0) - 1.0).abs() < 1e-9);
+    assert!((oracle::least_cost(&hourly, &w, &seconds(1800), 1800.0) - 1.0).abs() < 1e-9);
     // 7200 s of work by 1800 s: four machines, four hours.
-    assert!((oracle::least_cost(&hourly, &w, 7200.0, 1800.0) - 4.0).abs() < 1e-9);
+    assert!((oracle::least_cost(&hourly, &w, &seconds(7200), 1800.0) - 4.0).abs() < 1e-9);
 }
 
 #[test]
@@ -344,12 +380,67 @@ fn the_oracle_buys_per_hour_machines_whole() {
     // 600 s of work by 1800 s: the fluid bound pays a third of an hour of
     // `a`; a whole machine of `a` ($1) costs more than 600 s of `b` ($0.60).
     assert!((oracle::fluid_cost(&hourly, &w, 600.0, 1800.0) - 1.0 / 3.0).abs() < 1e-9);
-    assert!((oracle::least_cost(&hourly, &w, 600.0, 1800.0) - 0.6).abs() < 1e-9);
+    assert!((oracle::least_cost(&hourly, &w, &seconds(600), 1800.0) - 0.6).abs() < 1e-9);
     // 2000 s by 1800 s: one machine of `a` and 200 s of `b`.
-    assert!((oracle::least_cost(&hourly, &w, 2000.0, 1800.0) - 1.2).abs() < 1e-9);
+    assert!((oracle::least_cost(&hourly, &w, &seconds(2000), 1800.0) - 1.2).abs() < 1e-9);
     // 5400 s by 2 h: 1.5 machine-hours of `a` cannot be bought, 2 can; or
     // one hour and 1800 s of `b` at $1.80: two hours.
-    assert!((oracle::least_cost(&hourly, &w, 5400.0, 7200.0) - 2.0).abs() < 1e-9);
+    assert!((oracle::least_cost(&hourly, &w, &seconds(5400), 7200.0) - 2.0).abs() < 1e-9);
+}
+
+/// `n` tasks of one second: work that divides (almost) freely.
+fn seconds(n: usize) -> oracle::Tasks {
+    oracle::Tasks::new(&vec![1.0; n])
+}
+
+#[test]
+fn a_slot_ends_whole_tasks() {
+    let t = oracle::Tasks::new(&[30.0, 10.0, 40.0, 20.0]);
+    assert_eq!(t.work(), 100.0);
+    assert_eq!(t.most_in(5.0), 0.0);
+    // One task fits at a time below 30: the longest that fits.
+    assert_eq!(t.most_in(25.0), 20.0);
+    // Two fit (10 + 20), at most the two longest that fit (20 + 30), at
+    // most the capacity.
+    assert_eq!(t.most_in(35.0), 35.0);
+    assert_eq!(t.most_in(55.0), 55.0);
+    assert_eq!(t.most_in(100.0), 100.0);
+    assert_eq!(t.most_in(1000.0), 100.0);
+    // Equal tasks: exact.
+    let equal = oracle::Tasks::new(&[300.0; 10]);
+    assert_eq!(equal.most_in(577.0), 300.0);
+    assert_eq!(equal.most_in(600.0), 600.0);
+}
+
+#[test]
+fn the_oracle_packs_whole_tasks() {
+    let w = workload(1);
+    let tasks = oracle::Tasks::new(&[300.0; 10]);
+    // 10 tasks of 300 s by 650 s on a per-second class at $0.001/s with a
+    // 100 s boot: a machine works 550 s, which fits one task, not 1.83 —
+    // 10 machines of 400 s billed, $4.00 (the fluid bound: $3.55).
+    let per_second = Policy::parse(
+        "p.toml",
+        "[[resources]]\nname = \"a\"\nprovider = \"local\"\nprice_per_hour = 3.6\nboot_time = \"100s\"\nmax = 10\n",
+    )
+    .unwrap();
+    assert!(
+        (oracle::fluid_cost(&per_second, &w, 3000.0, 650.0) - 3000.0 * 0.001 * 650.0 / 550.0).abs()
+            < 1e-9
+    );
+    assert!((oracle::least_cost(&per_second, &w, &tasks, 650.0) - 4.0).abs() < 1e-9);
+    // By 700 s a machine fits two: five machines of 700 s, $3.50.
+    assert!((oracle::least_cost(&per_second, &w, &tasks, 700.0) - 3.5).abs() < 1e-9);
+    // A per-hour class of 2 slots at $1 an hour: by 450 s each slot fits
+    // one task, so five machines ($5), not the four that 900 s of work a
+    // machine would need.
+    let hourly = Policy::parse(
+        "p.toml",
+        "[[resources]]\nname = \"a\"\nprovider = \"local\"\nprice_per_hour = 1.0\nslots = 2\nbilling = \"per-hour\"\nmax = 10\n",
+    )
+    .unwrap();
+    assert!((oracle::least_cost(&hourly, &w, &seconds(3000), 450.0) - 4.0).abs() < 1e-9);
+    assert!((oracle::least_cost(&hourly, &w, &tasks, 450.0) - 5.0).abs() < 1e-9);
 }
 
 #[test]
@@ -493,4 +584,32 @@ fn a_forecast_gives_the_spread_of_seeded_runs() {
         "the same seeds, the same forecast"
     );
     assert_eq!(forecast(&p, &w, 7, 0).runs, 1, "at least one run");
+}
+
+#[test]
+fn the_fixed_baseline_is_the_cheapest_fleet_not_the_fewest_machines() {
+    // 100 tasks of 2 minutes by 1h34m on a $1/h class billed by the hour:
+    // 3 machines (the fewest that meet it) run 34 tasks each, 1h08m, two
+    // hours each: $6; 4 machines end in 50 minutes, one hour each: $4.
+    let p = Policy::parse(
+        "p.toml",
+        "[objective]\ndeadline = \"94m\"\n[scaling]\ntask_estimate = \"2m\"\n\
+         [[resources]]\nname = \"a\"\nprovider = \"local\"\nprice_per_hour = 1.0\nbilling = \"per-hour\"\nmax = 20\n",
+    )
+    .unwrap();
+    let w = Workload::parse(
+        "w.toml",
+        "tasks = 100\nduration = { dist = \"fixed\", mean = \"2m\" }\n",
+    )
+    .unwrap();
+    let three = run_with(&p, &w, 1, &Control::Fixed(vec![3]));
+    assert_eq!(three.deadline_met, Some(true));
+    assert!((three.cost - 6.0).abs() < 1e-9, "{}", three.cost);
+    assert_eq!(
+        run_with(&p, &w, 1, &Control::Fixed(vec![2])).deadline_met,
+        Some(false)
+    );
+    let (counts, best) = fixed_search(&p, &w, 1).unwrap();
+    assert_eq!(counts, vec![4]);
+    assert!((best.cost - 4.0).abs() < 1e-9, "{}", best.cost);
 }
