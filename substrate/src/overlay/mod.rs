@@ -44,9 +44,11 @@
 //! Views: each membership change reaches a peer as one event with the new
 //! view and an epoch; messages carry the sender's epoch, and one sent under
 //! a view the receiver has not seen yet waits until it has. Assumptions: a
-//! crashed peer is reported only after messages it sent have arrived
-//! (failure detectors take longer than a message), and fewer than R peers
-//! of one replica set fail before the survivors have re-replicated.
+//! crashed peer is reported only after the messages it did write have
+//! arrived (failure detectors take longer than a message), though any it
+//! had not yet written may be lost (a SIGKILL: the simulation's lossy
+//! crashes); and fewer than R peers of one replica set fail before the
+//! survivors have re-replicated.
 //!
 //! Cancel: a client that goes away cancels its query ([`Event::Cancel`]);
 //! its candidates drop their waiters, offers still coming are declined,
