@@ -21,7 +21,7 @@
 //! full batches from the first.
 
 use std::hint::black_box;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -31,6 +31,10 @@ use halley_substrate::client::{DirectSpace, RemoteSpace};
 use halley_substrate::embedded::EmbeddedSpace;
 use halley_substrate::node::Node;
 use halley_substrate::{Space, Template, Tuple};
+
+#[path = "common/ring.rs"]
+mod ring;
+use ring::{Children, Ring};
 
 /// Every process of the bench (the space's host with the master, the
 /// workers) allocates as the `halley` binary does: mimalloc, without
@@ -42,18 +46,6 @@ const WORKERS: usize = 2;
 const RUNS: usize = 3;
 /// W1 tasks run before the timing starts.
 const WARMUP: usize = 200;
-
-/// Kills the worker processes when dropped.
-struct Workers(Vec<Child>);
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
@@ -155,7 +147,7 @@ async fn once<S: Space>(
 ) -> anyhow::Result<f64> {
     let tasks = payloads.len();
     let exe = std::env::current_exe()?;
-    let workers = Workers(
+    let workers = Children(
         peers
             .iter()
             .map(|peer| {
@@ -209,51 +201,6 @@ async fn once<S: Space>(
             busy / WORKERS as f64 / wall
         );
         Ok(efficiency)
-    }
-}
-
-/// Three `halley node` processes joined into one ring; killed on drop.
-struct Ring {
-    nodes: Workers,
-    peers: Vec<String>,
-}
-
-impl Ring {
-    fn start() -> anyhow::Result<Ring> {
-        let halley = std::env::current_exe()?
-            .parent()
-            .and_then(|examples| examples.parent())
-            .map(|release| release.join("halley"))
-            .context("where is the halley binary?")?;
-        let mut ring = Ring {
-            nodes: Workers(Vec::new()),
-            peers: Vec::new(),
-        };
-        for i in 0..3 {
-            let mut command = Command::new(&halley);
-            command.args(["node", "--listen", "/ip4/127.0.0.1/tcp/0"]);
-            match ring.peers.first() {
-                None => command.arg("--ring"),
-                Some(first) => command.args(["--join", first]),
-            };
-            let mut child = command
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .spawn()
-                .with_context(|| {
-                    format!("starting {} (build it with --release)", halley.display())
-                })?;
-            let stdout = child.stdout.take().context("the node's stdout")?;
-            ring.nodes.0.push(child);
-            let mut line = String::new();
-            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
-            let addr = line
-                .trim()
-                .strip_prefix("listening ")
-                .with_context(|| format!("node {i} printed {line:?}"))?;
-            ring.peers.push(addr.to_owned());
-        }
-        Ok(ring)
     }
 }
 

@@ -14,12 +14,15 @@
 //! (user + system, from `/proc/<pid>/stat`) per tuple taken, over the
 //! takes only.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use halley_substrate::client::RemoteSpace;
 use halley_substrate::{Space, Tuple, parse_template};
+
+#[path = "common/ring.rs"]
+mod ring;
+use ring::Ring;
 
 const RUNS: usize = 3;
 /// Tuples one take asks for (W1's batch).
@@ -28,67 +31,11 @@ const MAX: usize = 1_024;
 /// every architecture it runs this on).
 const USER_HZ: f64 = 100.0;
 
-/// Three `halley node` processes joined into one ring; killed on drop.
-struct Ring {
-    nodes: Vec<Child>,
-    peers: Vec<String>,
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        for child in &mut self.nodes {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 impl Ring {
-    fn start() -> anyhow::Result<Ring> {
-        let halley = std::env::current_exe()?
-            .parent()
-            .and_then(|examples| examples.parent())
-            .map(|release| release.join("halley"))
-            .context("where is the halley binary?")?;
-        let mut ring = Ring {
-            nodes: Vec::new(),
-            peers: Vec::new(),
-        };
-        for i in 0..3 {
-            let mut command = Command::new(&halley);
-            command.args([
-                "node",
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-                "--replicas",
-                "2",
-            ]);
-            match ring.peers.first() {
-                None => command.arg("--ring"),
-                Some(first) => command.args(["--join", first]),
-            };
-            let mut child = command
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .spawn()
-                .with_context(|| format!("starting {}", halley.display()))?;
-            let stdout = child.stdout.take().context("the node's stdout")?;
-            ring.nodes.push(child);
-            let mut line = String::new();
-            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
-            let addr = line
-                .trim()
-                .strip_prefix("listening ")
-                .with_context(|| format!("node {i} printed {line:?}"))?;
-            ring.peers.push(addr.to_owned());
-        }
-        Ok(ring)
-    }
-
     /// The nodes' CPU time so far (user + system), in clock ticks.
     fn cpu_ticks(&self) -> anyhow::Result<u64> {
         let mut ticks = 0;
-        for child in &self.nodes {
+        for child in &self.nodes.0 {
             let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id()))?;
             // Fields after the command's closing parenthesis; utime and
             // stime are the 14th and 15th of the whole line.
