@@ -23,7 +23,13 @@
 //!
 //! Both Redis loads use the `redis` crate's blocking client (one TCP
 //! connection per client, as `../shared/peers/rust` does), so both sides
-//! do the same thing.
+//! do the same thing. When that Redis has a replica, both loads run a
+//! second time with a `WAIT 1` after each command that changes a list:
+//! the client goes on only once the replica has the change, as a Halley
+//! client does once R = 2 peers hold (or have dropped) the tuple — the
+//! like-for-like peer of the ring's R = 2 (`benches/ring/redis_peer.rs`).
+//! A replica: `redis-server --port <p2> --replicaof 127.0.0.1 <port>
+//! --save "" --appendonly no --daemonize yes`.
 //!
 //! `cargo bench --bench ring [-- <w4-rounds> <pairs-per-client> <runs>]`
 //! (default 3,000, 5,000, 5). Redis at 127.0.0.1:$REDIS_PORT (default
@@ -64,10 +70,13 @@ struct Run {
     w4_direct: f64,
     w4_direct_exact: f64,
     w4_redis: Option<f64>,
+    /// Redis with a `WAIT 1` after each change (a replica has it).
+    w4_redis_replicated: Option<f64>,
     pairs: f64,
     /// Pairs with every client a [`DirectSpace`].
     pairs_direct: f64,
     pairs_redis: Option<f64>,
+    pairs_redis_replicated: Option<f64>,
 }
 
 fn main() {
@@ -82,6 +91,10 @@ fn main() {
     let redis = redis_peer::reachable(port).then_some(port);
     if redis.is_none() {
         println!("no Redis at 127.0.0.1:{port}: Halley alone");
+    }
+    let replicated = redis.filter(|&p| redis_peer::replicas(p) > 0);
+    if redis.is_some() && replicated.is_none() {
+        println!("the Redis at 127.0.0.1:{port} has no replica: no replicated (WAIT 1) runs");
     }
 
     let ring = ring();
@@ -137,7 +150,8 @@ fn main() {
             w4_apart: w4_remote(0, 1, 0, false),
             ..Run::default()
         };
-        r.w4_redis = redis.map(|p| median(redis_peer::w4(p, WARMUP, rounds)));
+        r.w4_redis = redis.map(|p| median(redis_peer::w4(p, WARMUP, rounds, false)));
+        r.w4_redis_replicated = replicated.map(|p| median(redis_peer::w4(p, WARMUP, rounds, true)));
         r.w4_same = w4_remote(0, 0, 1, false);
         r.w4_apart_exact = w4_remote(0, 1, 2, true);
         r.w4_same_exact = w4_remote(0, 0, 3, true);
@@ -151,10 +165,12 @@ fn main() {
             let spaces = futures::future::join_all(addrs.iter().cycle().take(CLIENTS).map(direct));
             out_in(spaces.await, run + runs, pairs).await
         });
-        r.pairs_redis = redis.map(|p| redis_peer::pairs(p, CLIENTS, pairs));
+        r.pairs_redis = redis.map(|p| redis_peer::pairs(p, CLIENTS, pairs, false));
+        r.pairs_redis_replicated = replicated.map(|p| redis_peer::pairs(p, CLIENTS, pairs, true));
         println!(
             "run {}: W4 median apart {:.0} µs, same peer {:.0} µs (exact takes: {:.0}, {:.0}), \
-             direct {:.0} µs (exact {:.0}), Redis {}; pairs/s Halley {:.0}, direct {:.0}, Redis {}",
+             direct {:.0} µs (exact {:.0}), Redis {} (replicated {}); pairs/s Halley {:.0}, \
+             direct {:.0}, Redis {} (replicated {})",
             run + 1,
             r.w4_apart,
             r.w4_same,
@@ -163,9 +179,11 @@ fn main() {
             r.w4_direct,
             r.w4_direct_exact,
             show(r.w4_redis, "µs"),
+            show(r.w4_redis_replicated, "µs"),
             r.pairs,
             r.pairs_direct,
             show(r.pairs_redis, ""),
+            show(r.pairs_redis_replicated, ""),
         );
         results.push(r);
     }
@@ -355,6 +373,11 @@ fn summary(results: &[Run]) {
         " µs",
     );
     line("W4 Redis", &|r| r.w4_redis, " µs");
+    line(
+        "W4 Redis with a replica, WAIT 1 after each change",
+        &|r| r.w4_redis_replicated,
+        " µs",
+    );
     line("out+in pairs/s, 4 clients, ring", &|r| Some(r.pairs), "");
     line(
         "out+in pairs/s, 4 direct clients, ring",
@@ -364,6 +387,11 @@ fn summary(results: &[Run]) {
     line(
         "out+in pairs/s, 4 clients, Redis LPUSH+RPOP",
         &|r| r.pairs_redis,
+        "",
+    );
+    line(
+        "out+in pairs/s, 4 clients, Redis LPUSH+WAIT 1+RPOP+WAIT 1",
+        &|r| r.pairs_redis_replicated,
         "",
     );
     ratio("W4 apart / Redis, per run", &|r| {
@@ -386,5 +414,17 @@ fn summary(results: &[Run]) {
     });
     ratio("pairs/s direct / Redis, per run", &|r| {
         r.pairs_redis.map(|x| r.pairs_direct / x)
+    });
+    ratio("W4 apart / replicated Redis, per run", &|r| {
+        r.w4_redis_replicated.map(|x| r.w4_apart / x)
+    });
+    ratio("W4 direct / replicated Redis, per run", &|r| {
+        r.w4_redis_replicated.map(|x| r.w4_direct / x)
+    });
+    ratio("pairs/s ring / replicated Redis, per run", &|r| {
+        r.pairs_redis_replicated.map(|x| r.pairs / x)
+    });
+    ratio("pairs/s direct / replicated Redis, per run", &|r| {
+        r.pairs_redis_replicated.map(|x| r.pairs_direct / x)
     });
 }
