@@ -232,11 +232,13 @@ pub enum Msg {
         template: Template,
         wait_ms: Option<u64>,
     },
-    /// Candidate → requester: reserved matches.
+    /// Candidate → requester: matches reserved for it, by reservation
+    /// only. The requester accepts a number of them, not their contents;
+    /// the tuples travel once, with the answer ([`Msg::Taken`]).
     Offer {
         op: OpId,
         round: u32,
-        tuples: Vec<(ReservationId, Tagged)>,
+        reservations: Vec<ReservationId>,
     },
     /// Candidate → requester of a take of more than one: nothing matches
     /// now, a waiter is parked (an offer may follow).

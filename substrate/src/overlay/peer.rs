@@ -364,7 +364,11 @@ impl Peer {
                 template,
                 wait_ms,
             } => self.on_ask(from, op, round, ask, template, wait_ms, now),
-            Msg::Offer { op, round, tuples } => self.on_offer(from, op, round, tuples, now),
+            Msg::Offer {
+                op,
+                round,
+                reservations,
+            } => self.on_offer(from, op, round, reservations, now),
             Msg::Waiting { op, round } => self.on_waiting(from, op, round, now),
             Msg::Copies { op, round, tuples } => self.on_copies(from, op, round, tuples, now),
             Msg::NoMatch { op, round } => self.on_no_match(from, op, round, now),

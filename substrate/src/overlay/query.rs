@@ -195,10 +195,9 @@ impl Peer {
         from: u64,
         op: OpId,
         round: u32,
-        tuples: Vec<(ReservationId, Tagged)>,
+        mut reservations: Vec<ReservationId>,
         now: u64,
     ) {
-        let mut reservations: Vec<ReservationId> = tuples.into_iter().map(|(r, _)| r).collect();
         let wanted = self
             .queries
             .get_mut(&op)

@@ -138,7 +138,7 @@ impl Peer {
         now: u64,
     ) {
         let lease_end = now + self.config.lease_ms;
-        let mut tuples = Vec::with_capacity(reserved.len());
+        let mut reservations = Vec::with_capacity(reserved.len());
         for (reservation, stored) in reserved {
             let Some(tuple) = Tagged::from_stored(stored) else {
                 continue;
@@ -146,13 +146,20 @@ impl Peer {
             let held = Held {
                 requester: to,
                 op,
-                tuple: tuple.clone(),
+                tuple,
                 lease_end,
             };
             self.held.insert(reservation, held);
-            tuples.push((reservation, tuple));
+            reservations.push(reservation);
         }
-        self.send(to, Msg::Offer { op, round, tuples });
+        self.send(
+            to,
+            Msg::Offer {
+                op,
+                round,
+                reservations,
+            },
+        );
     }
 
     /// Removes up to `max` matches here at once (their copies go as the

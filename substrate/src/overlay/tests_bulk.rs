@@ -302,7 +302,7 @@ fn a_take_of_several_from_three_stocked_candidates_moves_each_tuple_once() {
     let count = |msg: &Msg| {
         let mut n = moved.get();
         match msg {
-            Msg::Offer { tuples, .. } => n[0] += tuples.len(),
+            Msg::Offer { reservations, .. } => n[0] += reservations.len(),
             Msg::Decline { reservations } => n[1] += reservations.len(),
             Msg::Taken { tuples, .. } => n[2] += tuples.len(),
             Msg::Remove { tuples, .. } => n[3] += tuples.len(),
