@@ -37,6 +37,10 @@ const BATCH: usize = 1024;
 const BATCH_BYTES: usize = 1 << 20;
 /// Longest gap between two queue scans while nothing runs.
 const MAX_QUEUE_SCAN_GAP: Duration = Duration::from_secs(30);
+/// How long a finished job's stop notice stays in the space: workers
+/// bound to the job read it within their poll period (200 ms by default),
+/// and one that connects later than this finds no notice and waits.
+pub const STOP_NOTICE_TTL: Duration = Duration::from_secs(3600);
 
 /// Why the master stopped.
 #[derive(Debug, thiserror::Error)]
@@ -232,8 +236,16 @@ impl<S: Space> Master<S> {
     }
 
     /// Tells the workers bound to this job to finish their batch and exit.
+    /// The notice lives [`STOP_NOTICE_TTL`], so a space that outlives many
+    /// jobs does not keep one for each.
     pub async fn stop_workers(&self) -> Result<(), MasterError> {
-        Ok(self.space.out(stop_tuple(&self.job)).await?)
+        self.stop_workers_for(STOP_NOTICE_TTL).await
+    }
+
+    /// [`Master::stop_workers`] with a notice that lives `ttl`.
+    pub async fn stop_workers_for(&self, ttl: Duration) -> Result<(), MasterError> {
+        let notice = vec![stop_tuple(&self.job)];
+        Ok(self.space.out_all(notice, Some(ttl)).await?)
     }
 
     /// Tells every worker to drop this job's running tasks now (an

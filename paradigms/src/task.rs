@@ -8,7 +8,7 @@
 //! | task | `("task", job: str, task_id: int, attempt: int, payload: bytes)` |
 //! | claim | `("claim", job: str, worker: str, batch: int, tasks: bytes)` |
 //! | result | `("result", job: str, task_id: int, attempt: int, worker: str, resource: str, started_us: int, finished_us: int, payload: bytes)` |
-//! | stop | `("stop", target: str)` — target is a worker id or a job id |
+//! | stop | `("stop", target: str)` — target is a worker id or a job id; a job's lives an hour ([`crate::master::STOP_NOTICE_TTL`]) |
 //! | abort | `("abort", job: str)` — kill the job's running tasks now |
 //! | heartbeat | `("worker", worker: str, resource: str, busy_slots: int)` |
 //!

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use halley_paradigms::master::Master;
 use halley_paradigms::worker::Worker;
+use halley_substrate::Space;
 use halley_substrate::embedded::EmbeddedSpace;
 use tokio::sync::mpsc;
 
@@ -140,4 +141,35 @@ async fn a_stopped_worker_drains_its_batch_and_returns() {
     assert_eq!(report.tasks, 1, "the running task finished");
     let done = master.next().await.unwrap().expect("its result was put");
     assert_eq!(done.result.payload, b"slow");
+}
+
+/// A finished job's stop notice leaves the space once its time is up: a
+/// space that outlives many jobs keeps none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_notice_expires() {
+    let space = EmbeddedSpace::new();
+    let master = Master::new(space.clone(), "brief");
+    let notice = halley_paradigms::task::stop_template("brief");
+    master
+        .stop_workers_for(Duration::from_secs(3))
+        .await
+        .unwrap();
+    let now = space
+        .read(notice.clone(), Some(Duration::ZERO))
+        .await
+        .unwrap();
+    assert!(now.is_some(), "the notice is there at first");
+    let gone = async {
+        while space
+            .read(notice.clone(), Some(Duration::ZERO))
+            .await
+            .unwrap()
+            .is_some()
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), gone)
+        .await
+        .expect("the notice expires");
 }
