@@ -29,7 +29,8 @@
 //! client does once R = 2 peers hold (or have dropped) the tuple — the
 //! like-for-like peer of the ring's R = 2 (`benches/ring/redis_peer.rs`).
 //! A replica: `redis-server --port <p2> --replicaof 127.0.0.1 <port>
-//! --save "" --appendonly no --daemonize yes`.
+//! --save "" --appendonly no --dir /tmp --daemonize yes` (the primary
+//! writes its snapshot for the replica in its `--dir`).
 //!
 //! `cargo bench --bench ring [-- <w4-rounds> <pairs-per-client> <runs>]`
 //! (default 3,000, 5,000, 5). Redis at 127.0.0.1:$REDIS_PORT (default
