@@ -157,9 +157,11 @@ impl<'a> Step<'a> {
     }
 
     /// Machines of `class` that may still be started: within its max, and
-    /// while the machines added have fewer slots than there are tasks
-    /// queued (a new machine takes only queued tasks: more cannot help
-    /// the last running ones end sooner).
+    /// while the machines added and those still booting that are ready
+    /// no later than one of `class` would be have fewer slots than there
+    /// are tasks queued (a new machine takes only queued tasks, and a
+    /// booting one takes them as soon: more cannot help the last running
+    /// ones end sooner).
     pub fn room(&self, class: usize, extra: &[u32]) -> u32 {
         let r = &self.policy.resources[class];
         let added: u32 = extra
@@ -167,10 +169,26 @@ impl<'a> Step<'a> {
             .zip(&self.policy.resources)
             .map(|(n, c)| n * c.slots)
             .sum();
-        if r.provider == ProviderKind::Static || u64::from(added) >= self.tasks.queued {
+        if r.provider == ProviderKind::Static
+            || u64::from(added + self.booting_slots(self.snap.now + r.boot_time))
+                >= self.tasks.queued
+        {
             return 0;
         }
         r.limit().saturating_sub(self.paying(class) + extra[class])
+    }
+
+    /// Slots of the machines still booting that are ready by `by`.
+    fn booting_slots(&self, by: Secs) -> u32 {
+        let r = &self.policy.resources;
+        self.active
+            .iter()
+            .filter(|m| {
+                matches!(m.state, MachineState::Requested | MachineState::Booting)
+                    && m.requested_at + r[m.class].boot_time <= by
+            })
+            .map(|m| r[m.class].slots)
+            .sum()
     }
 
     /// What one task costs on `class` (price per slot-second at its speed,

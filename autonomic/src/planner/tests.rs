@@ -193,6 +193,26 @@ fn no_more_machines_are_bought_than_there_are_tasks_queued() {
 }
 
 #[test]
+fn machines_still_booting_count_as_slots_for_the_tasks_queued() {
+    // As above, 10 s later, with 3 cloud.small booting since 0 s (ready at
+    // 1m00s, before one started now would be): they take 3 of the 8
+    // queued tasks, so 5 more slots are all that can help (counting the
+    // machines added alone, 6 were bought: one to sit idle).
+    let p = policy("[objective]\ndeadline = \"1m35s\"");
+    let mut machines = campus();
+    machines.extend((1..=3).map(|id| machine(id, SMALL, MachineState::Booting, 0.0, 0)));
+    assert_eq!(
+        plan(&p, &snapshot(10.0, 8, 2, machines)),
+        [
+            "cloud.small cannot help: boot 1m00s and a 30s task > time left 1m25s",
+            "cloud.hourly cannot help: boot 1m00s and a 30s task > time left 1m25s",
+            "the deadline 1m35s cannot be met: with every usable class at its max the projected finish is 2m04s",
+            "+5 cloud.small: as fast as possible: projected 2m04s → 1m52s, about $0.08 in all"
+        ]
+    );
+}
+
+#[test]
 fn a_slow_class_s_last_task_is_late_among_its_own_slots() {
     // Campus (2 slots) at half cloud.fast's speed: its last task's overrun
     // is that of 2 slots of 1-minute tasks, not of all the slots busy.
