@@ -178,6 +178,20 @@ fn a_budget_alone_buys_the_most_time_saved_per_dollar() {
 }
 
 #[test]
+fn a_budget_alone_buys_no_machine_that_costs_far_more_of_it_than_it_saves_of_the_time() {
+    // After 10 cloud.small (5m30s for $0.33), one cloud.hourly would still
+    // fit the $2 budget and end the job sooner (5m12s), but it adds half
+    // the budget for 18 s of 5m30s left: not bought (it was, for $1.31).
+    let p = policy("[objective]\nbudget = 2.0");
+    assert_eq!(
+        plan(&p, &snapshot(0.0, 100, 0, campus())),
+        [
+            "+10 cloud.small: fastest within the budget $2.00: projected 25m30s → 5m30s, about $0.33 in all"
+        ]
+    );
+}
+
+#[test]
 fn no_more_machines_are_bought_than_there_are_tasks_queued() {
     // 8 tasks queued, 2 running, a deadline out of reach: as fast as
     // possible is one slot for each queued task; the 2 more of cloud.small's
