@@ -11,7 +11,8 @@
 //!   pair is reported with what the deadline would cost, and the planner goes
 //!   as fast as the budget allows.
 //! - With a budget only: as fast as the budget allows, buying the machines
-//!   that save the most time per dollar.
+//!   that save the most time per dollar, each only while the share of the
+//!   time left it saves is at least half the share of the budget it adds.
 //! - With neither: a workload target of unfinished tasks per slot.
 //! - Per-hour machines are kept until shortly before their next paid hour and
 //!   released then unless still needed; per-second machines when idle, and

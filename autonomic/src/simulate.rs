@@ -61,7 +61,12 @@ pub struct Report {
 /// split into the slot time of tasks run to the end (`work`), of tasks
 /// stopped or taken back with their machine (`lost`), boots (`boot`),
 /// slots up and idle (`idle`), and per-hour time paid after a machine was
-/// released (`unused_hour`). They add up to the run's cost.
+/// released (`unused_hour`). They add up to the run's cost. Besides, what
+/// a part of them went on: of `idle`, the slots idle while no task was
+/// queued (`idle_tail`: the last tasks running elsewhere); of the cost,
+/// the machines that ended no task (`unused_machines`: their whole
+/// billing); and how many machines were started of a class after one of
+/// it was released while tasks were queued (`rebought`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Spending {
     pub work: f64,
@@ -69,6 +74,9 @@ pub struct Spending {
     pub boot: f64,
     pub idle: f64,
     pub unused_hour: f64,
+    pub idle_tail: f64,
+    pub unused_machines: f64,
+    pub rebought: u32,
 }
 
 impl Spending {

@@ -159,6 +159,10 @@ fn table(policy: &Policy, r: &Report) -> String {
         "spent on       work ${:.2}, boots ${:.2}, idle slots ${:.2}, hours after release ${:.2}, work lost ${:.2}\n",
         spent.work, spent.boot, spent.idle, spent.unused_hour, spent.lost
     );
+    out += &format!(
+        "of which       idle slots with no task queued ${:.2}, machines that ended no task ${:.2}; {} machines bought back\n",
+        spent.idle_tail, spent.unused_machines, spent.rebought
+    );
     let deadline = objective.deadline.map_or("none".into(), human);
     out += &format!("deadline       {deadline:<10} {}\n", met(r.deadline_met));
     let budget = objective

@@ -35,6 +35,13 @@ pub struct Step<'a> {
 /// made at the `1 - MISS` quantile of the last tasks' durations.
 pub const MISS: f64 = 0.2;
 
+/// With a budget alone, once a paid machine runs or is planned, another is
+/// bought only while the share of the time left it saves is at least this
+/// times the share of the budget it adds: speed is bought with the budget,
+/// but not at any price (a machine that costs a third of the budget must
+/// take a sixth off the time left).
+pub const WORTH: f64 = 0.5;
+
 impl<'a> Step<'a> {
     pub fn new(policy: &'a Policy, snap: &'a Snapshot, failed: &[MachineId]) -> Self {
         Step {
@@ -157,9 +164,11 @@ impl<'a> Step<'a> {
     }
 
     /// Machines of `class` that may still be started: within its max, and
-    /// while the machines added have fewer slots than there are tasks
-    /// queued (a new machine takes only queued tasks: more cannot help
-    /// the last running ones end sooner).
+    /// while the machines added and those still booting that are ready
+    /// no later than one of `class` would be have fewer slots than there
+    /// are tasks queued (a new machine takes only queued tasks, and a
+    /// booting one takes them as soon: more cannot help the last running
+    /// ones end sooner).
     pub fn room(&self, class: usize, extra: &[u32]) -> u32 {
         let r = &self.policy.resources[class];
         let added: u32 = extra
@@ -167,10 +176,26 @@ impl<'a> Step<'a> {
             .zip(&self.policy.resources)
             .map(|(n, c)| n * c.slots)
             .sum();
-        if r.provider == ProviderKind::Static || u64::from(added) >= self.tasks.queued {
+        if r.provider == ProviderKind::Static
+            || u64::from(added + self.booting_slots(self.snap.now + r.boot_time))
+                >= self.tasks.queued
+        {
             return 0;
         }
         r.limit().saturating_sub(self.paying(class) + extra[class])
+    }
+
+    /// Slots of the machines still booting that are ready by `by`.
+    fn booting_slots(&self, by: Secs) -> u32 {
+        let r = &self.policy.resources;
+        self.active
+            .iter()
+            .filter(|m| {
+                matches!(m.state, MachineState::Requested | MachineState::Booting)
+                    && m.requested_at + r[m.class].boot_time <= by
+            })
+            .map(|m| r[m.class].slots)
+            .sum()
     }
 
     /// What one task costs on `class` (price per slot-second at its speed,
@@ -418,7 +443,9 @@ impl<'a> Step<'a> {
     /// by cost per task that does; once the job finishes at all and no
     /// deadline is planned for (a budget alone), of the class that saves the
     /// most time per dollar more (a per-hour machine pays its whole hour for
-    /// a job of minutes).
+    /// a job of minutes), and once a paid machine is in the plan only while
+    /// it saves a share of the time left at least [`WORTH`] times the share
+    /// of the budget it adds.
     pub fn fastest_within(&self, budget: f64) -> (Extra, Secs, f64) {
         let limit = (budget < f64::INFINITY).then_some(budget);
         let mut extra = self.none();
@@ -436,8 +463,14 @@ impl<'a> Step<'a> {
                 }
                 let mut more = extra.clone();
                 more[c] += 1;
-                let (sooner, spend) = self.project(&more, &[], limit);
-                (sooner < finish - gain && spend <= budget + 1e-9).then_some((more, sooner, spend))
+                let (sooner, more_spend) = self.project(&more, &[], limit);
+                let worth = !finish.is_finite()
+                    || self.deadline.is_some()
+                    || !self.pays_for_any(&extra)
+                    || (finish - sooner) / (finish - self.snap.now).max(1e-9)
+                        >= WORTH * (more_spend - spend) / budget;
+                (sooner < finish - gain && more_spend <= budget + 1e-9 && worth)
+                    .then_some((more, sooner, more_spend))
             });
             // Once the job finishes at all, and no deadline is planned
             // for: the machine that saves the most time per dollar more.
@@ -454,6 +487,13 @@ impl<'a> Step<'a> {
                 None => return (extra, finish, spend),
             }
         }
+    }
+
+    /// Whether a paid machine is active or in `extra`.
+    fn pays_for_any(&self, extra: &[u32]) -> bool {
+        let r = &self.policy.resources;
+        self.active.iter().any(|m| !r[m.class].is_private())
+            || extra.iter().zip(r).any(|(&n, c)| n > 0 && !c.is_private())
     }
 
     /// What the paid per-second machines (without `gone`) may still cost

@@ -178,6 +178,20 @@ fn a_budget_alone_buys_the_most_time_saved_per_dollar() {
 }
 
 #[test]
+fn a_budget_alone_buys_no_machine_that_costs_far_more_of_it_than_it_saves_of_the_time() {
+    // After 10 cloud.small (5m30s for $0.33), one cloud.hourly would still
+    // fit the $2 budget and end the job sooner (5m12s), but it adds half
+    // the budget for 18 s of 5m30s left: not bought (it was, for $1.31).
+    let p = policy("[objective]\nbudget = 2.0");
+    assert_eq!(
+        plan(&p, &snapshot(0.0, 100, 0, campus())),
+        [
+            "+10 cloud.small: fastest within the budget $2.00: projected 25m30s → 5m30s, about $0.33 in all"
+        ]
+    );
+}
+
+#[test]
 fn no_more_machines_are_bought_than_there_are_tasks_queued() {
     // 8 tasks queued, 2 running, a deadline out of reach: as fast as
     // possible is one slot for each queued task; the 2 more of cloud.small's
@@ -188,6 +202,26 @@ fn no_more_machines_are_bought_than_there_are_tasks_queued() {
         [
             "the deadline 1m35s cannot be met: with every usable class at its max the projected finish is 1m45s",
             "+8 cloud.small: as fast as possible: projected 2m45s → 1m45s, about $0.08 in all"
+        ]
+    );
+}
+
+#[test]
+fn machines_still_booting_count_as_slots_for_the_tasks_queued() {
+    // As above, 10 s later, with 3 cloud.small booting since 0 s (ready at
+    // 1m00s, before one started now would be): they take 3 of the 8
+    // queued tasks, so 5 more slots are all that can help (counting the
+    // machines added alone, 6 were bought: one to sit idle).
+    let p = policy("[objective]\ndeadline = \"1m35s\"");
+    let mut machines = campus();
+    machines.extend((1..=3).map(|id| machine(id, SMALL, MachineState::Booting, 0.0, 0)));
+    assert_eq!(
+        plan(&p, &snapshot(10.0, 8, 2, machines)),
+        [
+            "cloud.small cannot help: boot 1m00s and a 30s task > time left 1m25s",
+            "cloud.hourly cannot help: boot 1m00s and a 30s task > time left 1m25s",
+            "the deadline 1m35s cannot be met: with every usable class at its max the projected finish is 2m04s",
+            "+5 cloud.small: as fast as possible: projected 2m04s → 1m52s, about $0.08 in all"
         ]
     );
 }

@@ -112,6 +112,11 @@ pub struct Engine<'a> {
     peak: u32,
     /// Where the money of the machines gone so far went.
     spending: Spending,
+    /// Per class: whether one of its machines was released while tasks
+    /// were queued (a machine started after that is bought back).
+    released: Vec<bool>,
+    /// The time up to which idle slots are counted in `spending.idle_tail`.
+    counted_to: Secs,
 }
 
 impl<'a> Engine<'a> {
@@ -144,6 +149,8 @@ impl<'a> Engine<'a> {
             timeline: Vec::new(),
             peak: 0,
             spending: Spending::default(),
+            released: vec![false; policy.resources.len()],
+            counted_to: 0.0,
             manager,
         };
         let statics: Vec<(MachineId, usize)> =
@@ -190,7 +197,31 @@ impl<'a> Engine<'a> {
         s.boot += per_second * (ready - node.requested);
         s.idle += per_second * (now - ready) - work - lost;
         s.unused_hour += billed(r, node.requested, now) - per_second * (now - node.requested);
+        if node.kept == 0.0 {
+            s.unused_machines += billed(r, node.requested, now);
+        }
         Some(node)
+    }
+
+    /// Counts the paid slots idle since the last event while no task is
+    /// queued (the state is constant between events).
+    fn count_idle(&mut self, now: Secs) {
+        let span = now - self.counted_to;
+        self.counted_to = now;
+        if self.tasks.queued > 0 || span <= 0.0 {
+            return;
+        }
+        let r = &self.policy.resources;
+        let idle: f64 = self
+            .nodes
+            .values()
+            .filter(|n| n.ready_at.is_some())
+            .map(|n| {
+                let per_slot = r[n.class].price_per_hour / crate::clock::HOUR / f64::from(n.slots);
+                per_slot * f64::from(n.slots - n.running.len() as u32)
+            })
+            .sum();
+        self.spending.idle_tail += idle * span;
     }
 
     fn push(&mut self, at: Secs, kind: Kind, took: Secs) {
@@ -214,6 +245,7 @@ impl<'a> Engine<'a> {
                 break;
             }
             end = now;
+            self.count_idle(now);
             match event.kind {
                 Kind::Tick => {
                     if !self.tick(now) {
@@ -296,11 +328,21 @@ impl<'a> Engine<'a> {
                 .find(|m| m.id == id)
                 .map(|m| m.class);
             if let Some(class) = class {
+                self.spending.rebought += u32::from(self.released[class]);
                 self.add_node(id, class, None, now);
                 self.push(ready_at, Kind::Ready(id), 0.0);
             }
         }
-        for id in std::mem::take(&mut self.provider.stopped) {
+        let stopped = std::mem::take(&mut self.provider.stopped);
+        let killed = std::mem::take(&mut self.provider.killed);
+        if self.tasks.queued > 0 {
+            for id in stopped.iter().chain(&killed) {
+                if let Some(node) = self.nodes.get(id) {
+                    self.released[node.class] = true;
+                }
+            }
+        }
+        for id in stopped {
             let idle = self.nodes.get_mut(&id).is_some_and(|node| {
                 node.draining = true;
                 node.running.is_empty()
@@ -309,7 +351,7 @@ impl<'a> Engine<'a> {
                 self.gone(id, now);
             }
         }
-        for id in std::mem::take(&mut self.provider.killed) {
+        for id in killed {
             if let Some(node) = self.lose(id, now) {
                 self.requeue(&node);
             }

@@ -485,7 +485,8 @@ pub(crate) fn quantile(xs: &mut [f64], q: f64) -> f64 {
 
 /// One line per scenario, for people: the outcomes, and of Halley's cost
 /// what paid for boots, idle slots, per-hour time after a release and
-/// work lost ([`Spending`]).
+/// work lost, and of those: idle slots with no task queued, machines that
+/// ended no task, machines bought back ([`Spending`]).
 pub fn rows_table(rows: &[Row]) -> String {
     let mut out = String::new();
     let money = |o: Option<&Outcome>| o.map_or("-".to_string(), |o| format!("{:.2}", o.cost));
@@ -495,7 +496,7 @@ pub fn rows_table(rows: &[Row]) -> String {
         _ => "ok",
     };
     out += &format!(
-        "{:<52} {:>5} {:>9} {:>9} {:>5} {:>9} {:>9} {:>9}  {:>6} {:>6} {:>6} {:>6}\n",
+        "{:<52} {:>5} {:>9} {:>9} {:>5} {:>9} {:>9} {:>9}  {:>6} {:>6} {:>6} {:>6}  {:>6} {:>7} {:>5}\n",
         "scenario",
         "feas",
         "halley$",
@@ -507,7 +508,10 @@ pub fn rows_table(rows: &[Row]) -> String {
         "boot$",
         "idle$",
         "hour$",
-        "lost$"
+        "lost$",
+        "tail$",
+        "unused$",
+        "rebuy"
     );
     for r in rows {
         let feasible = match r.feasible {
@@ -517,7 +521,7 @@ pub fn rows_table(rows: &[Row]) -> String {
         };
         let spent = &r.spending;
         out += &format!(
-            "{:<52} {:>5} {:>9.2} {:>9.2} {:>5} {:>9} {:>9} {:>9}  {:>6.2} {:>6.2} {:>6.2} {:>6.2}\n",
+            "{:<52} {:>5} {:>9.2} {:>9.2} {:>5} {:>9} {:>9} {:>9}  {:>6.2} {:>6.2} {:>6.2} {:>6.2}  {:>6.2} {:>7.2} {:>5}\n",
             r.name,
             feasible,
             r.halley.cost,
@@ -530,6 +534,9 @@ pub fn rows_table(rows: &[Row]) -> String {
             spent.idle,
             spent.unused_hour,
             spent.lost,
+            spent.idle_tail,
+            spent.unused_machines,
+            spent.rebought,
         );
     }
     out

@@ -343,6 +343,11 @@ fn the_spending_adds_up_to_the_cost() {
             ] {
                 assert!(part >= -1e-9, "{} {control:?}: {spent:?}", s.name);
             }
+            assert!(
+                spent.idle_tail <= spent.idle + 1e-9 && spent.unused_machines <= r.cost + 1e-9,
+                "{} {control:?}: {spent:?}",
+                s.name
+            );
         }
     }
 }
