@@ -305,7 +305,7 @@ async fn connect_direct(peer: &str, key: Option<PreSharedKey>) -> Result<DirectS
 }
 
 fn address(peer: &str) -> Result<Multiaddr, Failure> {
-    peer.parse()
+    halley_substrate::client::parse_address(peer)
         .map_err(|e| Failure::bad_input(anyhow!("--peer {peer}: not a multiaddr: {e}")))
 }
 

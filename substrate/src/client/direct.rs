@@ -27,6 +27,10 @@
 //! the entry; an `out` or `steps` cut off fails with
 //! [`SpaceError::Unreachable`], as on a `RemoteSpace` (it may have been
 //! stored: sending it again could store it twice).
+//!
+//! A node's local door (`/unix/<path>`) is refused
+//! ([`ConnectError::LocalDoor`]): a direct client reaches the members by
+//! their libp2p addresses, which a Unix socket does not give.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -115,6 +119,9 @@ impl DirectSpace {
         secret: Option<PreSharedKey>,
         every: Duration,
     ) -> Result<DirectSpace, ConnectError> {
+        if super::socket_path(&addr).is_some() {
+            return Err(ConnectError::LocalDoor(addr));
+        }
         let entry = RemoteSpace::connect_with(addr, timeout, secret).await?;
         let config = overlay::Config::default();
         let keyspace = Keyspace::new(config.dims).expect("the overlay's default keyspace is valid");

@@ -1,5 +1,6 @@
 use super::*;
 use crate::{parse_template, parse_tuple};
+use libp2p::PeerId;
 
 fn t(text: &str) -> Template {
     parse_template(text).unwrap()
