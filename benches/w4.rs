@@ -16,7 +16,7 @@
 //! `BRPOP req` then `LPUSH rep`, with the `redis` crate the peers use. It
 //! prints the median, p99 and mean in microseconds of every run, one
 //! request's round trip (`status`) for comparison, the node's CPU per
-//! round (`/proc/<pid>/stat`, status and W4 rounds together), and at the
+//! round (`/proc/<pid>/stat`: one status request and one W4 round), and at the
 //! end the medians over the runs and each run's ratio to Redis over the
 //! same kind of link (TCP to TCP, Unix socket to Unix socket).
 //! The nodes inherit `HALLEY_SPIN_US` (0 turns their spin window off).
@@ -98,9 +98,10 @@ fn main() {
             let ticks = cpu_ticks(node.proc.id()) - before;
             report(&format!("{layout}: one request (status)"), requests);
             row[slot] = Some(report(&format!("{layout}: W4 round trip"), trips));
-            // 10 ms a tick (USER_HZ 100); a status and a W4 round each.
-            let per_round = ticks as f64 * 10_000.0 / (2 * (WARMUP + rounds)) as f64;
-            println!("  {layout}: node CPU {ticks} ticks, {per_round:.0} µs a round");
+            // 10 ms a tick (USER_HZ 100); a round is one status request
+            // and one W4 round trip, as in BENCHMARKS.md's earlier figures.
+            let per_round = ticks as f64 * 10_000.0 / (WARMUP + rounds) as f64;
+            println!("  {layout}: node CPU {ticks} ticks, {per_round:.0} µs a (status + W4) round");
         }
         for (at, name) in [(4, "Redis, TCP"), (5, "Redis, unix")] {
             if let Some(url) = &redis[at - 4] {

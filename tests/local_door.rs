@@ -473,3 +473,12 @@ async fn a_direct_client_refuses_a_local_door_clearly() {
         other => panic!("a direct client took a local door: {other:?}"),
     }
 }
+
+#[test]
+fn a_direct_worker_refuses_a_local_door_as_bad_input() {
+    let path = SocketPath::new("worker");
+    let _node = node_with_door(&path, &[]);
+    let out = run(&["worker", "--peer", &path.addr(), "--direct"], None);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("is a local door"), "{}", out.stderr);
+}
