@@ -40,7 +40,7 @@ use crate::net::{self, DialFailure, NetError, PreSharedKey};
 use crate::space::{Space, SpaceError, Step, Subscription, check_steps};
 use crate::template::Template;
 use crate::tuple::Tuple;
-use crate::wire::{self, Message, Request, Response, Status};
+use crate::wire::{self, Message, Request, Response, RingMember, Status};
 
 use pending::{Pending, Waiter};
 
@@ -199,6 +199,16 @@ impl RemoteSpace {
     pub async fn status(&self) -> Result<Status, SpaceError> {
         match self.call(Request::Status, false).await? {
             Response::Status(status) => Ok(status),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The ring's members as the node sees them, without counting anything
+    /// (where [`RemoteSpace::status`] has every member count what it
+    /// holds): empty from a node serving alone.
+    pub async fn members(&self) -> Result<Vec<RingMember>, SpaceError> {
+        match self.call(Request::Members, false).await? {
+            Response::Members(members) => Ok(members),
             other => Err(unexpected(&other)),
         }
     }

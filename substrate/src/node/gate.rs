@@ -287,6 +287,9 @@ impl Scope {
             Request::Scan { template, .. } => Err(format!("scanning {template}")),
             Request::Subscribe { template } => Err(format!("subscribing to {template}")),
             Request::Status => Err("status".into()),
+            // The members' addresses, which any client of the space may
+            // know (a direct client routes with them).
+            Request::Members => Ok(()),
             Request::Cancel | Request::Present { .. } => Ok(()),
             // Each step is judged as if it came alone.
             Request::Steps(steps) => steps.iter().try_for_each(|step| match step {

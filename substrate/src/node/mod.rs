@@ -77,6 +77,12 @@ pub trait Served: Space {
     fn status(&self) -> impl std::future::Future<Output = Option<crate::wire::Status>> + Send {
         async { None }
     }
+
+    /// The ring's members as this node sees them, counting nothing: none
+    /// when it serves alone.
+    fn members(&self) -> impl std::future::Future<Output = Vec<crate::wire::RingMember>> + Send {
+        async { Vec::new() }
+    }
 }
 
 /// Why a node could not start.
@@ -305,6 +311,7 @@ impl Node {
             dial: commands.clone(),
             address: address.clone(),
             spin: spin.clone(),
+            metrics: metrics.clone(),
         });
         let span = tracing::info_span!("node", id = %peer_id);
         span.in_scope(|| tracing::info!(%address, "listening"));
@@ -396,6 +403,12 @@ impl Served for crate::client::RemoteSpace {
 
     async fn status(&self) -> Option<crate::wire::Status> {
         crate::client::RemoteSpace::status(self).await.ok()
+    }
+
+    async fn members(&self) -> Vec<crate::wire::RingMember> {
+        crate::client::RemoteSpace::members(self)
+            .await
+            .unwrap_or_default()
     }
 }
 

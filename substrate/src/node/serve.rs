@@ -302,6 +302,7 @@ async fn run<S: Served>(
             Err(e) => Response::error(&e),
         },
         Request::Steps(steps) => return run_steps(id, steps, &space, &queue, cancelled).await,
+        Request::Members => Response::Members(space.members().await),
         Request::Status => match space.status().await {
             Some(status) => Response::Status(status),
             None => single_status(&space, &me),

@@ -47,6 +47,7 @@ pub(super) fn waits(request: &Request) -> bool {
         | Request::Scan { .. }
         | Request::Cancel
         | Request::Status
+        | Request::Members
         | Request::Present { .. } => false,
     }
 }
