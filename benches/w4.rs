@@ -7,13 +7,18 @@
 //!
 //! `cargo bench --bench w4 [-- <rounds> [<runs>]]` (default 10,000 rounds
 //! after 1,000 warm-up rounds, 1 run). Each run measures, one after the
-//! other: a plain `halley node` (a ring peer, alone), `halley node --solo`
-//! (the space without the overlay), and Redis at 127.0.0.1:$REDIS_PORT
-//! (default 6390) if one answers — A `LPUSH req` then `BRPOP rep`, B (its
-//! own process again) `BRPOP req` then `LPUSH rep`, with the `redis` crate
-//! the peers use. It prints the median, p99 and mean in microseconds of
-//! every run, one request's round trip (`status`) for comparison, and at
-//! the end the medians over the runs and each run's ratio to Redis.
+//! other: a plain `halley node` (a ring peer, alone) and `halley node
+//! --solo` (the space without the overlay), each through libp2p (TCP,
+//! noise, yamux) and through its local door (`--unix`, a Unix socket);
+//! then Redis at 127.0.0.1:$REDIS_PORT (default 6390) if one answers, and
+//! at the Unix socket $REDIS_SOCKET if set (`redis-server --unixsocket
+//! <path>`) — A `LPUSH req` then `BRPOP rep`, B (its own process again)
+//! `BRPOP req` then `LPUSH rep`, with the `redis` crate the peers use. It
+//! prints the median, p99 and mean in microseconds of every run, one
+//! request's round trip (`status`) for comparison, the node's CPU per
+//! round (`/proc/<pid>/stat`: one status request and one W4 round), and at the
+//! end the medians over the runs and each run's ratio to Redis over the
+//! same kind of link (TCP to TCP, Unix socket to Unix socket).
 //! The nodes inherit `HALLEY_SPIN_US` (0 turns their spin window off).
 
 #[path = "../tests/common/mod.rs"]
@@ -31,7 +36,7 @@ const DEFAULT_ROUNDS: usize = 10_000;
 /// The argument that makes this binary client B: `echo <node> <rounds>`.
 const ECHO: &str = "echo";
 /// The argument that makes this binary Redis's client B:
-/// `redis-echo <port> <rounds>`.
+/// `redis-echo <url> <rounds>`.
 const REDIS_ECHO: &str = "redis-echo";
 const REQ: &str = "halley-w4:req";
 const REP: &str = "halley-w4:rep";
@@ -50,9 +55,9 @@ fn main() {
         return;
     }
     if let Some(at) = args.iter().position(|a| a == REDIS_ECHO) {
-        let port = operand(at + 1, "redis-echo <port> <rounds>");
+        let url = operand(at + 1, "redis-echo <url> <rounds>");
         let rounds = operand(at + 2, "rounds").parse().expect("rounds");
-        redis_echo(port.parse().expect("port"), rounds);
+        redis_echo(&url, rounds);
         return;
     }
     let numbers: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
@@ -62,30 +67,84 @@ fn main() {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(6390);
-    let redis = redis_open(port).is_ok().then_some(port);
-    if redis.is_none() {
-        println!("no Redis at 127.0.0.1:{port}: Halley alone");
+    let redis_tcp = format!("redis://127.0.0.1:{port}/");
+    let redis_unix = std::env::var("REDIS_SOCKET")
+        .ok()
+        .map(|path| format!("redis+unix://{path}"));
+    let redis = [Some(redis_tcp), redis_unix].map(|url| url.filter(|u| redis_open(u).is_ok()));
+    if redis[0].is_none() {
+        println!("no Redis at 127.0.0.1:{port}");
     }
-    let ring = common::Node::start_with(&[]);
-    let solo = common::Node::start_with(&["--solo"]);
-    let mut medians: Vec<[Option<f64>; 3]> = Vec::new();
+    if redis[1].is_none() {
+        println!("no Redis at $REDIS_SOCKET (unset or not answering)");
+    }
+    let ring_door = socket_path("ring");
+    let solo_door = socket_path("solo");
+    let ring = common::Node::start_with(&["--unix", &ring_door]);
+    let solo = common::Node::start_with(&["--solo", "--unix", &solo_door]);
+    let layouts = [
+        ("ring peer, libp2p", &ring, ring.addr.clone()),
+        ("ring peer, unix", &ring, format!("/unix{ring_door}")),
+        ("solo, libp2p", &solo, solo.addr.clone()),
+        ("solo, unix", &solo, format!("/unix{solo_door}")),
+    ];
+    let mut medians: Vec<Row> = Vec::new();
     for run in 0..runs {
         println!("run {}", run + 1);
-        let mut row = [None; 3];
-        for (slot, (layout, node)) in [("ring peer", &ring), ("solo", &solo)].iter().enumerate() {
-            let (requests, trips) = runtime.block_on(measure(&node.addr, WARMUP + rounds));
+        let mut row = [None; COLUMNS];
+        for (slot, (layout, node, addr)) in layouts.iter().enumerate() {
+            let before = cpu_ticks(node.proc.id());
+            let (requests, trips) = runtime.block_on(measure(addr, WARMUP + rounds));
+            let ticks = cpu_ticks(node.proc.id()) - before;
             report(&format!("{layout}: one request (status)"), requests);
             row[slot] = Some(report(&format!("{layout}: W4 round trip"), trips));
+            // 10 ms a tick (USER_HZ 100); a round is one status request
+            // and one W4 round trip, as in BENCHMARKS.md's earlier figures.
+            let per_round = ticks as f64 * 10_000.0 / (WARMUP + rounds) as f64;
+            println!("  {layout}: node CPU {ticks} ticks, {per_round:.0} µs a (status + W4) round");
         }
-        if let Some(port) = redis {
-            row[2] = Some(report(
-                "Redis: W4 round trip",
-                redis_trips(port, WARMUP + rounds),
-            ));
+        for (at, name) in [(4, "Redis, TCP"), (5, "Redis, unix")] {
+            if let Some(url) = &redis[at - 4] {
+                let trips = redis_trips(url, WARMUP + rounds);
+                row[at] = Some(report(&format!("{name}: W4 round trip"), trips));
+            }
         }
         medians.push(row);
     }
     summarize(&medians);
+    let _ = std::fs::remove_file(&ring_door);
+    let _ = std::fs::remove_file(&solo_door);
+}
+
+/// Halley's four layouts, then Redis over TCP and over its Unix socket.
+const COLUMNS: usize = 6;
+const NAMES: [&str; COLUMNS] = [
+    "ring peer, libp2p",
+    "ring peer, unix",
+    "solo, libp2p",
+    "solo, unix",
+    "Redis, TCP",
+    "Redis, unix",
+];
+/// Each Halley column's Redis peer: the same kind of link.
+const PEER: [usize; 4] = [4, 5, 4, 5];
+type Row = [Option<f64>; COLUMNS];
+
+/// A socket path for a node's local door, unique to this run.
+fn socket_path(name: &str) -> String {
+    let path = std::env::temp_dir().join(format!("halley-w4-{}-{name}.sock", std::process::id()));
+    path.to_str().expect("a UTF-8 temp path").to_owned()
+}
+
+/// User and system CPU ticks of process `pid` so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the node's stat");
+    // Fields after the command name (which may hold spaces), from field 3.
+    let after = stat.rsplit_once(')').expect("a stat line").1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: u64 = fields[11].parse().expect("utime");
+    let stime: u64 = fields[12].parse().expect("stime");
+    utime + stime
 }
 
 /// Prints the sample's median, p99 and mean; returns the median in µs.
@@ -106,30 +165,39 @@ fn report(what: &str, mut samples: Vec<Duration>) -> f64 {
     at(0.5)
 }
 
-/// The medians over the runs, and the median of each run's ratio to Redis.
-fn summarize(runs: &[[Option<f64>; 3]]) {
+/// The medians over the runs, and the median of each run's ratio to Redis
+/// over the same kind of link.
+fn summarize(runs: &[Row]) {
     let median = |mut v: Vec<f64>| -> Option<f64> {
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied()
     };
     let column = |i: usize| runs.iter().filter_map(|r| r[i]).collect::<Vec<f64>>();
     println!("over {} runs (median of the runs' medians):", runs.len());
-    for (i, name) in ["ring peer", "solo", "Redis"].iter().enumerate() {
+    for (i, name) in NAMES.iter().enumerate() {
         if let Some(m) = median(column(i)) {
             println!("  W4 {name}: {m:.0} µs");
         }
     }
-    for (i, name) in ["ring peer", "solo"].iter().enumerate() {
-        let ratios: Vec<f64> = runs.iter().filter_map(|r| Some(r[i]? / r[2]?)).collect();
+    for (i, peer) in PEER.iter().enumerate() {
+        let ratios: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| Some(r[i]? / r[*peer]?))
+            .collect();
         let shown: Vec<String> = ratios.iter().map(|x| format!("{x:.2}")).collect();
         if let Some(m) = median(ratios.clone()) {
-            println!("  {name} / Redis: {m:.2}x (runs: {})", shown.join(", "));
+            println!(
+                "  {} / {}: {m:.2}x (runs: {})",
+                NAMES[i],
+                NAMES[*peer],
+                shown.join(", ")
+            );
         }
     }
 }
 
 async fn connect(addr: &str) -> RemoteSpace {
-    let addr: halley_substrate::Multiaddr = addr.parse().expect("node address");
+    let addr = halley_substrate::client::parse_address(addr).expect("node address");
     RemoteSpace::connect(addr, Duration::from_secs(10))
         .await
         .expect("connects to the node")
@@ -181,17 +249,17 @@ async fn round_trips(a: &RemoteSpace, rounds: usize) -> Vec<Duration> {
     samples
 }
 
-fn redis_open(port: u16) -> redis::RedisResult<redis::Connection> {
-    redis::Client::open(format!("redis://127.0.0.1:{port}/"))?.get_connection()
+fn redis_open(url: &str) -> redis::RedisResult<redis::Connection> {
+    redis::Client::open(url)?.get_connection()
 }
 
 /// Redis's W4, as `redisbench w4` does it: A here, B its own process.
-fn redis_trips(port: u16, rounds: usize) -> Vec<Duration> {
-    let mut a = redis_open(port).expect("Redis A");
+fn redis_trips(url: &str, rounds: usize) -> Vec<Duration> {
+    let mut a = redis_open(url).expect("Redis A");
     let _: () = a.del(&[REQ, REP]).expect("DEL");
     let mut b = common::Proc::spawn(Command::new(this_binary()).args([
         REDIS_ECHO,
-        &port.to_string(),
+        url,
         &rounds.to_string(),
     ]));
     let payload = b"ping-00000000".repeat(8);
@@ -208,8 +276,8 @@ fn redis_trips(port: u16, rounds: usize) -> Vec<Duration> {
 }
 
 /// Redis's client B: `rounds` times `BRPOP req`, `LPUSH rep`.
-fn redis_echo(port: u16, rounds: usize) {
-    let mut b = redis_open(port).expect("Redis B");
+fn redis_echo(url: &str, rounds: usize) {
+    let mut b = redis_open(url).expect("Redis B");
     for _ in 0..rounds {
         let popped: Option<(String, Vec<u8>)> = b.brpop(REQ, 30.0).expect("B's BRPOP");
         let (_, got) = popped.expect("B's BRPOP timed out");

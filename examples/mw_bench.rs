@@ -5,11 +5,14 @@
 //! ```sh
 //! cargo run --release --example mw_bench -- w1   # 20,000 no-op tasks, 100-byte payloads
 //! cargo run --release --example mw_bench -- w1 200000   # as many tasks as asked
+//! cargo run --release --example mw_bench -- w1-unix [<tasks>]   # workers through the local door
 //! cargo run --release --example mw_bench -- w2   # 2,000 tasks of 5 ms CPU
 //! cargo build --release --bin halley && cargo run --release --example mw_bench -- w1-ring
 //! cargo build --release --bin halley && cargo run --release --example mw_bench -- w1-ring-direct
 //! ```
-//! `w1-ring` runs W1 through a ring of three `halley node` processes (the
+//! `w1-unix` is `w1` with the workers connected through the embedded
+//! node's local door (a Unix socket, `Node::serve_unix`) instead of
+//! libp2p. `w1-ring` runs W1 through a ring of three `halley node` processes (the
 //! release binary beside this one): the master on the first peer, one
 //! worker on each of the others; `w1-ring-direct` the same with every
 //! client a `DirectSpace` entering there (each operation sent straight to
@@ -56,6 +59,11 @@ async fn main() -> anyhow::Result<()> {
             let tasks = tasks.parse().context("w1 <tasks>: a number")?;
             bench("w1", Layout::Embedded, tasks, |_| vec![7u8; 100]).await
         }
+        ["w1-unix"] => bench("w1", Layout::EmbeddedUnix, 20_000, |_| vec![7u8; 100]).await,
+        ["w1-unix", tasks] => {
+            let tasks = tasks.parse().context("w1-unix <tasks>: a number")?;
+            bench("w1", Layout::EmbeddedUnix, tasks, |_| vec![7u8; 100]).await
+        }
         ["w1-ring"] => bench("w1", Layout::Ring, 20_000, |_| vec![7u8; 100]).await,
         ["w1-ring-direct"] => bench("w1", Layout::RingDirect, 20_000, |_| vec![7u8; 100]).await,
         ["w2"] => {
@@ -65,14 +73,15 @@ async fn main() -> anyhow::Result<()> {
             bench("w2", Layout::Embedded, 2_000, payload).await
         }
         ["worker", peer, job] => {
-            let space = RemoteSpace::connect(peer.parse()?, Duration::from_secs(10)).await?;
+            let peer = halley_substrate::client::parse_address(peer)?;
+            let space = RemoteSpace::connect(peer, Duration::from_secs(10)).await?;
             work(space, job).await
         }
         ["worker-direct", peer, job] => {
             let space = DirectSpace::connect(peer.parse()?, Duration::from_secs(10)).await?;
             work(space, job).await
         }
-        _ => bail!("usage: mw_bench w1 [<tasks>]|w2|w1-ring|w1-ring-direct"),
+        _ => bail!("usage: mw_bench w1 [<tasks>]|w1-unix [<tasks>]|w2|w1-ring|w1-ring-direct"),
     }
 }
 
@@ -81,6 +90,8 @@ async fn main() -> anyhow::Result<()> {
 enum Layout {
     /// Embedded in this process, served on 127.0.0.1.
     Embedded,
+    /// Embedded, the workers coming in through the node's local door.
+    EmbeddedUnix,
     /// A ring of three `halley node` processes.
     Ring,
     /// The same ring, every client a [`DirectSpace`].
@@ -107,6 +118,18 @@ async fn bench(
                 node.stop().await;
                 figure?
             }
+            Layout::EmbeddedUnix => {
+                let space = EmbeddedSpace::new();
+                let mut node = Node::start("/ip4/127.0.0.1/tcp/0".parse()?, space.clone()).await?;
+                let door =
+                    std::env::temp_dir().join(format!("mw-bench-{}.sock", std::process::id()));
+                let door = node.serve_unix(&door).await?;
+                let peer = halley_substrate::client::local_address(&door).to_string();
+                let peers = [peer.clone(), peer];
+                let figure = once(name, run, space, &peers, "worker", &job, payloads).await;
+                node.stop().await;
+                figure?
+            }
             Layout::Ring => {
                 let ring = Ring::start()?;
                 let space =
@@ -126,6 +149,7 @@ async fn bench(
     figures.sort_by(f64::total_cmp);
     let name = match layout {
         Layout::Embedded => name.to_owned(),
+        Layout::EmbeddedUnix => format!("{name}-unix"),
         Layout::Ring => format!("{name}-ring"),
         Layout::RingDirect => format!("{name}-ring-direct"),
     };

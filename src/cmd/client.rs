@@ -24,8 +24,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// `--secret-file`.
 #[derive(Debug, clap::Args)]
 pub struct NodeArgs {
-    /// The node to talk to: its `listening` address, ending in /p2p/<peer-id>.
-    #[arg(long)]
+    /// The node to talk to: its `listening` address, ending in /p2p/<peer-id>,
+    /// or its local door `/unix/<path>` (`halley node --unix <path>`).
+    #[arg(long, value_parser = halley_substrate::client::parse_address)]
     peer: Multiaddr,
     /// The private overlay's pre-shared key, as the node was given it
     /// (`halley node --secret-file`).

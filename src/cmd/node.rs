@@ -12,7 +12,10 @@
 //! peer with another key (or none) fails. `--metrics` serves counters in
 //! Prometheus's text format over HTTP. `--max-tuples` bounds what the node
 //! holds: writes past it are refused. `--key-file` keeps the node's
-//! identity, so its peer id and address survive a restart.
+//! identity, so its peer id and address survive a restart. `--unix` also
+//! serves the space on a Unix socket to this user's local processes (the
+//! local door, without noise and yamux); its address `/unix/<path>` is
+//! logged on stderr.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,6 +72,13 @@ pub struct Args {
     /// and stay at the place this peer's id gives when asked to.
     #[arg(long, conflicts_with = "solo")]
     no_balance: bool,
+    /// Also serve the space on a Unix-domain socket at this path, to
+    /// processes of this user (or root) only: clients connect with
+    /// `--peer /unix/<absolute path>`, skipping libp2p's encryption and
+    /// multiplexing. The file is made mode 0600 and removed on exit; a
+    /// stale socket there is replaced, any other file refused.
+    #[arg(long, value_name = "PATH")]
+    unix: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Outcome {
@@ -138,6 +148,16 @@ async fn serve(args: Args, secret: Option<PreSharedKey>, identity: Identity) -> 
             .await
             .map_err(|e| Failure::unreachable(anyhow!("node: --metrics {addr}: {e}")))?;
         eprintln!("halley: node: metrics at http://{bound}/metrics");
+    }
+    if let Some(path) = &args.unix {
+        let path = node
+            .serve_unix(path)
+            .await
+            .map_err(|e| Failure::bad_input(anyhow!("node: --unix: {e}")))?;
+        eprintln!(
+            "halley: node: local door at {}",
+            halley_substrate::client::local_address(&path)
+        );
     }
     // Handlers first: a signal sent as soon as the line is read is ours.
     let stopped = stopped().map_err(Failure::unreachable)?;

@@ -45,7 +45,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A peer of the space (its multiaddr, as `halley node` prints it).
+    /// A peer of the space (its multiaddr, as `halley node` prints it), or
+    /// a node's local door `/unix/<path>`.
     #[arg(long, env = "HALLEY_JOIN")]
     pub peer: String,
     /// Tasks run at once.
@@ -305,7 +306,7 @@ async fn connect_direct(peer: &str, key: Option<PreSharedKey>) -> Result<DirectS
 }
 
 fn address(peer: &str) -> Result<Multiaddr, Failure> {
-    peer.parse()
+    halley_substrate::client::parse_address(peer)
         .map_err(|e| Failure::bad_input(anyhow!("--peer {peer}: not a multiaddr: {e}")))
 }
 
@@ -313,6 +314,8 @@ fn unreachable(peer: &str, e: ConnectError) -> Failure {
     match e {
         // Says "cannot reach <addr>: …" itself.
         ConnectError::Reach(_) => Failure::unreachable(e),
+        // `--direct` with a local door: a wrong pairing, not a lost peer.
+        ConnectError::LocalDoor(_) => Failure::bad_input(anyhow!("worker --direct: {e}")),
         other => Failure::unreachable(
             anyhow!(other).context(format!("cannot reach the space at {peer}")),
         ),

@@ -6,8 +6,9 @@
 //! `out` to the tuple's primary and asks the candidate peers of every take,
 //! so an operation on another peer's arc costs two more peer messages on
 //! its critical path (`Route` and `Stored`, or `Ask` and `Taken`). A
-//! `DirectSpace` learns the ring from its entry's `Status` (each member's
-//! place and address), computes a tuple's index and a template's candidate
+//! `DirectSpace` learns the ring from its entry's `Members` (each member's
+//! place and address, from the entry's own view, counting nothing),
+//! computes a tuple's index and a template's candidate
 //! peers with the same keyspace the peers use, and connects to up to
 //! [`MAX_DIRECT`] members:
 //!
@@ -27,6 +28,10 @@
 //! the entry; an `out` or `steps` cut off fails with
 //! [`SpaceError::Unreachable`], as on a `RemoteSpace` (it may have been
 //! stored: sending it again could store it twice).
+//!
+//! A node's local door (`/unix/<path>`) is refused
+//! ([`ConnectError::LocalDoor`]): a direct client reaches the members by
+//! their libp2p addresses, which a Unix socket does not give.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -115,6 +120,9 @@ impl DirectSpace {
         secret: Option<PreSharedKey>,
         every: Duration,
     ) -> Result<DirectSpace, ConnectError> {
+        if super::socket_path(&addr).is_some() {
+            return Err(ConnectError::LocalDoor(addr));
+        }
         let entry = RemoteSpace::connect_with(addr, timeout, secret).await?;
         let config = overlay::Config::default();
         let keyspace = Keyspace::new(config.dims).expect("the overlay's default keyspace is valid");
@@ -229,19 +237,20 @@ impl Inner {
 
 /// Asks the entry for the ring, connects to members not yet connected (at
 /// most [`MAX_DIRECT`] in all) and forgets those that left. On a failed
-/// `Status` the routes stay as they were.
+/// `Members` the routes stay as they were.
 async fn refresh(inner: &Inner, timeout: Duration, secret: Option<PreSharedKey>) {
-    let status = match inner.entry.status().await {
-        Ok(status) => status,
+    // The entry's own view: asking for `status` would have it ask every
+    // member for its count, every refresh, for every direct client.
+    let members = match inner.entry.members().await {
+        Ok(members) => members,
         Err(e) => {
             tracing::debug!(error = %e, "no view of the ring this time");
             return;
         }
     };
-    let places: Vec<(u64, String, String)> = status
-        .peers
+    let places: Vec<(u64, String, String)> = members
         .into_iter()
-        .filter_map(|p| Some((p.place?, p.id, p.addr)))
+        .map(|m| (m.place, m.id, m.addr))
         .collect();
     let ring: Ring = places.iter().map(|(place, ..)| *place).collect();
     // By peer id: a member that moved to spread the load keeps its

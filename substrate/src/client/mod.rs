@@ -12,17 +12,23 @@
 //! goes back to the space); dropping a subscription ends it.
 //! When the connection is lost every waiting call fails with
 //! [`SpaceError::Unreachable`], and so does every later one.
+//!
+//! A `/unix/<path>` address reaches the node's local door ([`local`])
+//! instead: a Unix-domain socket, no swarm, the same frames, the same
+//! reader, writer and pending table.
 
 mod connection;
 mod direct;
+pub mod local;
 mod pending;
 
 pub use direct::{DirectSpace, MAX_DIRECT, REFRESH};
+pub use local::{local_address, parse_address, socket_path};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
@@ -34,7 +40,7 @@ use crate::net::{self, DialFailure, NetError, PreSharedKey};
 use crate::space::{Space, SpaceError, Step, Subscription, check_steps};
 use crate::template::Template;
 use crate::tuple::Tuple;
-use crate::wire::{self, Message, Request, Response, Status};
+use crate::wire::{self, Message, Request, Response, RingMember, Status};
 
 use pending::{Pending, Waiter};
 
@@ -58,6 +64,12 @@ pub enum ConnectError {
     Reach(#[from] DialFailure),
     #[error("cannot dial {addr}: {reason}")]
     Dial { addr: Multiaddr, reason: String },
+    /// A direct client needs the ring's members' libp2p addresses; a
+    /// local door has none to give.
+    #[error(
+        "{0} is a local door: a direct client needs a ring peer's libp2p address (use a plain client for the local door)"
+    )]
+    LocalDoor(Multiaddr),
     #[error("no answer from {addr} within {}", humanize(*.timeout))]
     Timeout { addr: Multiaddr, timeout: Duration },
 }
@@ -90,8 +102,9 @@ impl Drop for Inner {
 }
 
 impl RemoteSpace {
-    /// Connects to the node at `addr` (ending in `/p2p/<peer id>`), giving
-    /// up after `timeout`. For a node of a private overlay (one started
+    /// Connects to the node at `addr` (ending in `/p2p/<peer id>`, or a
+    /// local door's `/unix/<path>`: [`parse_address`]), giving up after
+    /// `timeout`. For a node of a private overlay (one started
     /// with a pre-shared key), use [`RemoteSpace::connect_with`].
     pub async fn connect(addr: Multiaddr, timeout: Duration) -> Result<RemoteSpace, ConnectError> {
         RemoteSpace::connect_with(addr, timeout, None).await
@@ -100,12 +113,18 @@ impl RemoteSpace {
     /// Like [`RemoteSpace::connect`], holding the overlay's pre-shared key
     /// `secret` when it has one. A node with a different key, or none (or
     /// a client without the node's key), fails the handshake:
-    /// [`ConnectError::Reach`] with [`DialFailure::Handshake`].
+    /// [`ConnectError::Reach`] with [`DialFailure::Handshake`]. A local
+    /// door needs no key (it serves its own user): `secret` is not used.
     pub async fn connect_with(
         addr: Multiaddr,
         timeout: Duration,
         secret: Option<PreSharedKey>,
     ) -> Result<RemoteSpace, ConnectError> {
+        if let Some(path) = socket_path(&addr) {
+            let (peer, reader, writer) = local::open(&addr, &path, timeout).await?;
+            let span = tracing::debug_span!("client", peer = %peer, door = %path.display());
+            return Ok(RemoteSpace::over(peer, reader, writer, Vec::new(), span));
+        }
         let Some(Protocol::P2p(peer)) = addr.iter().last() else {
             return Err(ConnectError::NoPeerId(addr));
         };
@@ -135,24 +154,34 @@ impl RemoteSpace {
             }
         };
         let (reader, writer) = stream.split();
+        let driver = vec![driver.abort_handle()];
+        Ok(RemoteSpace::over(peer, reader, writer, driver, span))
+    }
+
+    /// The space of `peer` over a connection served by the node, with the
+    /// tasks that keep the connection (a swarm's driver) in `tasks`.
+    fn over(
+        peer: PeerId,
+        reader: impl AsyncRead + Unpin + Send + 'static,
+        writer: impl AsyncWrite + Unpin + Send + 'static,
+        mut tasks: Vec<AbortHandle>,
+        span: tracing::Span,
+    ) -> RemoteSpace {
         let pending = Arc::new(Pending::default());
         let (requests, queue) = mpsc::channel(QUEUE);
         let spin = crate::spin::Spin::start();
         let read = connection::read(reader, peer, pending.clone(), requests.clone());
         let write = connection::write(writer, queue, pending.clone(), spin);
-        let tasks = vec![
-            driver.abort_handle(),
-            tokio::spawn(read.instrument(span.clone())).abort_handle(),
-            tokio::spawn(write.instrument(span)).abort_handle(),
-        ];
-        Ok(RemoteSpace {
+        tasks.push(tokio::spawn(read.instrument(span.clone())).abort_handle());
+        tasks.push(tokio::spawn(write.instrument(span)).abort_handle());
+        RemoteSpace {
             inner: Arc::new(Inner {
                 peer,
                 pending,
                 requests,
                 tasks,
             }),
-        })
+        }
     }
 
     /// The node's peer id.
@@ -170,6 +199,16 @@ impl RemoteSpace {
     pub async fn status(&self) -> Result<Status, SpaceError> {
         match self.call(Request::Status, false).await? {
             Response::Status(status) => Ok(status),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The ring's members as the node sees them, without counting anything
+    /// (where [`RemoteSpace::status`] has every member count what it
+    /// holds): empty from a node serving alone.
+    pub async fn members(&self) -> Result<Vec<RingMember>, SpaceError> {
+        match self.call(Request::Members, false).await? {
+            Response::Members(members) => Ok(members),
             other => Err(unexpected(&other)),
         }
     }

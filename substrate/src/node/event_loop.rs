@@ -3,8 +3,6 @@
 //! commands. When it ends, the swarm (so every connection) and every serving
 //! task go with it.
 
-use std::sync::Arc;
-
 use futures::StreamExt;
 use libp2p::Swarm;
 use libp2p::swarm::SwarmEvent;
@@ -14,36 +12,25 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::metrics::Metrics;
-use super::shares::Shares;
-use super::{Command, Me, Served, serve};
+use super::caller::Caller;
+use super::serve::{self, Serving};
+use super::{Command, Served};
 use crate::net::{Behaviour, BehaviourEvent};
 
 pub(super) async fn run<S: Served>(
     mut swarm: Swarm<Behaviour>,
     mut incoming: IncomingStreams,
     mut commands: mpsc::Receiver<Command>,
-    space: S,
-    me: Arc<Me>,
-    metrics: Arc<Metrics>,
-    spin: crate::spin::Spin,
+    serving: Serving<S>,
 ) {
     let mut streams = JoinSet::new();
-    let shares = Arc::new(Shares::default());
     loop {
         tokio::select! {
             event = swarm.select_next_some() => on_event(event),
             Some((peer, stream)) = incoming.next() => {
                 tracing::debug!(%peer, "stream opened");
-                let task = serve::serve(
-                    peer,
-                    stream,
-                    space.clone(),
-                    me.clone(),
-                    spin.clone(),
-                    metrics.clone(),
-                    shares.clone(),
-                );
+                let (reader, writer) = futures::AsyncReadExt::split(stream);
+                let task = serve::serve(Caller::Remote(peer), reader, writer, serving.clone());
                 streams.spawn(task.in_current_span());
             }
             Some(done) = streams.join_next(), if !streams.is_empty() => {

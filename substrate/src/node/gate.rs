@@ -24,8 +24,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use libp2p::PeerId;
-
 use crate::space::Step;
 use crate::template::{Field, Template};
 use crate::tuple::{Kind, Tuple};
@@ -213,7 +211,7 @@ impl Door {
     }
 
     /// Whether `request` from `peer` may run; refusals are logged.
-    pub(super) fn check(&mut self, peer: &PeerId, request: &Request) -> Verdict {
+    pub(super) fn check(&mut self, peer: &impl fmt::Display, request: &Request) -> Verdict {
         // Every client's connect probes the stream with a `Status`: its
         // refusal before a capability is presented is no news.
         let probe =
@@ -289,6 +287,9 @@ impl Scope {
             Request::Scan { template, .. } => Err(format!("scanning {template}")),
             Request::Subscribe { template } => Err(format!("subscribing to {template}")),
             Request::Status => Err("status".into()),
+            // The members' addresses, which any client of the space may
+            // know (a direct client routes with them).
+            Request::Members => Ok(()),
             Request::Cancel | Request::Present { .. } => Ok(()),
             // Each step is judged as if it came alone.
             Request::Steps(steps) => steps.iter().try_for_each(|step| match step {

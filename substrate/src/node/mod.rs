@@ -12,26 +12,35 @@
 //! wait side by side) and writes the answers through one bounded writer.
 //! Everything runs under the tracing span `node{id=<peer id>}`.
 //!
+//! The local door ([`Node::serve_unix`], [`local`]) serves the same space
+//! over a Unix-domain socket to processes of this machine run by the same
+//! user, without noise and yamux.
+//!
 //! What is served: [`Node::start_ring`] makes the node a ring peer
 //! ([`RingSpace`], what `halley node` always runs: alone it is a ring of
 //! one that others can join); [`Node::start`] serves any [`Served`] space,
 //! such as the embedded space `halley run` shares with its workers.
 
+mod caller;
 mod event_loop;
 pub mod gate;
 pub mod identity;
+pub mod local;
 pub mod metrics;
 mod ring;
 mod serve;
 mod shares;
 
+pub use local::{LocalDoorError, MAX_LOCAL};
 pub use ring::RingSpace;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::future::{BoxFuture, FutureExt};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
@@ -46,6 +55,8 @@ use crate::wire::PROTOCOL;
 pub use identity::Identity;
 use metrics::Metrics;
 use metrics::http::Probe;
+use serve::Serving;
+use shares::Shares;
 
 /// How long `start` waits for the listener to report its address.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,6 +76,12 @@ pub trait Served: Space {
     /// this node alone, holding [`Served::tuple_count`] tuples.
     fn status(&self) -> impl std::future::Future<Output = Option<crate::wire::Status>> + Send {
         async { None }
+    }
+
+    /// The ring's members as this node sees them, counting nothing: none
+    /// when it serves alone.
+    fn members(&self) -> impl std::future::Future<Output = Vec<crate::wire::RingMember>> + Send {
+        async { Vec::new() }
     }
 }
 
@@ -108,7 +125,21 @@ pub struct Node {
     task: JoinHandle<()>,
     metrics: Arc<Metrics>,
     probe: Arc<dyn Probe>,
+    opener: Opener,
     background: Vec<Background>,
+    /// Dropped after `background`: the doors' files go last.
+    doors: Vec<local::LocalDoor>,
+}
+
+/// Starts serving a bound local door: the accepting loop of
+/// [`local::accept`] over the node's space, whatever its type.
+#[derive(Clone)]
+struct Opener(Arc<dyn Fn(local::Bound) -> BoxFuture<'static, ()> + Send + Sync>);
+
+impl std::fmt::Debug for Opener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Opener")
+    }
 }
 
 /// A task that lives as long as the node: aborted when the node goes.
@@ -280,11 +311,23 @@ impl Node {
             dial: commands.clone(),
             address: address.clone(),
             spin: spin.clone(),
+            metrics: metrics.clone(),
         });
         let span = tracing::info_span!("node", id = %peer_id);
         span.in_scope(|| tracing::info!(%address, "listening"));
         let probe: Arc<dyn Probe> = Arc::new(space.clone());
-        let task = event_loop::run(swarm, incoming, receiver, space, me, metrics.clone(), spin);
+        let serving = Serving {
+            space,
+            me,
+            spin,
+            metrics: metrics.clone(),
+            shares: Arc::new(Shares::default()),
+        };
+        let local = serving.clone();
+        let opener = Opener(Arc::new(move |bound: local::Bound| {
+            local::accept(bound.listener, bound.owner, local.clone()).boxed()
+        }));
+        let task = event_loop::run(swarm, incoming, receiver, serving);
         let task = tokio::spawn(task.instrument(span));
         Ok(Node {
             peer_id,
@@ -293,7 +336,9 @@ impl Node {
             task,
             metrics,
             probe,
+            opener,
             background: Vec::new(),
+            doors: Vec::new(),
         })
     }
 
@@ -319,6 +364,26 @@ impl Node {
         Ok(bound)
     }
 
+    /// Also serves the space on a Unix-domain socket at `path` (the local
+    /// door, [`local`]) for as long as the node runs, to processes of this
+    /// user (or root); returns the socket's absolute path. A stale socket
+    /// there is replaced; any other file is refused.
+    pub async fn serve_unix(&mut self, path: &Path) -> Result<PathBuf, LocalDoorError> {
+        let absolute = std::path::absolute(path).map_err(|e| LocalDoorError {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let bound = local::bind(&absolute).await?;
+        let span = tracing::info_span!("node", id = %self.peer_id);
+        span.in_scope(|| tracing::info!(path = %absolute.display(), "local door open"));
+        let task = tokio::spawn((self.opener.0)(bound).instrument(span));
+        self.doors.push(local::LocalDoor {
+            task: task.abort_handle(),
+            path: absolute.clone(),
+        });
+        Ok(absolute)
+    }
+
     /// Closes every connection and waits for the event loop to end.
     pub async fn stop(self) {
         // A failed send means the loop has ended already.
@@ -338,6 +403,12 @@ impl Served for crate::client::RemoteSpace {
 
     async fn status(&self) -> Option<crate::wire::Status> {
         crate::client::RemoteSpace::status(self).await.ok()
+    }
+
+    async fn members(&self) -> Vec<crate::wire::RingMember> {
+        crate::client::RemoteSpace::members(self)
+            .await
+            .unwrap_or_default()
     }
 }
 

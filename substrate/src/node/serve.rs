@@ -1,4 +1,5 @@
-//! Serving one `/halley/space/1` stream.
+//! Serving one `/halley/space/1` stream: a libp2p stream, or a connection
+//! to the local door ([`super::local`]); both carry the same frames.
 //!
 //! One task per stream reads request frames and runs each request at once;
 //! a request that has to wait (a blocked take, a subscription) joins the
@@ -8,7 +9,7 @@
 //! buffer and writes it at once.
 //!
 //! A bad frame (malformed, or a length over the limit) is logged with the
-//! peer's id and ends this stream only. When the stream ends for any reason,
+//! caller's name ([`Caller`]) and ends this stream only. When the stream ends for any reason,
 //! every waiting take, read and subscription is cancelled, and tuples that
 //! were taken but could not be written back to the client are put back in
 //! the space: a vanished client never swallows a tuple.
@@ -17,10 +18,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::stream::FuturesUnordered;
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
-use libp2p::{PeerId, Stream};
+use futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
+use super::caller::Caller;
 use super::gate::{Door, Verdict};
 use super::metrics::Metrics;
 use super::shares::{self, Shares};
@@ -43,18 +44,44 @@ struct Outgoing {
     taken: bool,
 }
 
-/// Serves `stream` from `peer` until it ends or sends a bad frame.
+/// What every served stream shares: the space and who serves it.
+#[derive(Debug)]
+pub(super) struct Serving<S> {
+    pub space: S,
+    pub me: Arc<Me>,
+    pub spin: crate::spin::Spin,
+    pub metrics: Arc<Metrics>,
+    pub shares: Arc<Shares>,
+}
+
+impl<S: Clone> Clone for Serving<S> {
+    fn clone(&self) -> Self {
+        Serving {
+            space: self.space.clone(),
+            me: self.me.clone(),
+            spin: self.spin.clone(),
+            metrics: self.metrics.clone(),
+            shares: self.shares.clone(),
+        }
+    }
+}
+
+/// Serves the stream of `reader` and `writer` from `peer` until it ends or
+/// sends a bad frame.
 pub(super) async fn serve<S: Served>(
-    peer: PeerId,
-    stream: Stream,
-    space: S,
-    me: Arc<Me>,
-    spin: crate::spin::Spin,
-    metrics: Arc<Metrics>,
-    shares: Arc<Shares>,
+    peer: Caller,
+    reader: impl AsyncRead + Unpin,
+    mut writer: impl AsyncWrite + Unpin,
+    serving: Serving<S>,
 ) {
+    let Serving {
+        space,
+        me,
+        spin,
+        metrics,
+        shares,
+    } = serving;
     metrics.stream_opened();
-    let (reader, mut writer) = stream.split();
     let (queue, mut answers) = mpsc::channel(QUEUE);
     let mut frames = wire::frames(reader);
     let mut running = FuturesUnordered::new();
@@ -275,6 +302,7 @@ async fn run<S: Served>(
             Err(e) => Response::error(&e),
         },
         Request::Steps(steps) => return run_steps(id, steps, &space, &queue, cancelled).await,
+        Request::Members => Response::Members(space.members().await),
         Request::Status => match space.status().await {
             Some(status) => Response::Status(status),
             None => single_status(&space, &me),
@@ -448,8 +476,9 @@ async fn put_back<S: Space>(space: &S, tuples: Vec<Tuple>) {
     }
 }
 
-/// The status of a node serving alone.
-fn single_status<S: Served>(space: &S, me: &Me) -> Response {
+/// The status of a node serving alone; through the local door, also the
+/// node's greeting (it names the node).
+pub(super) fn single_status<S: Served>(space: &S, me: &Me) -> Response {
     let tuples = space.tuple_count();
     Response::Status(Status {
         peers: vec![PeerStatus {

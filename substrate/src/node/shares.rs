@@ -1,5 +1,6 @@
 //! Fair shares of a node's waiting requests: each client, known by the
-//! peer id its connection authenticated, may hold at most [`SHARE`]
+//! peer id its connection authenticated (or, through the local door, by
+//! its connection: [`Caller`]), may hold at most [`SHARE`]
 //! requests that wait (takes and reads with a wait, subscriptions) across
 //! all its streams, so one client parking its whole share cannot leave
 //! another without room (the ring's pool of queries is four shares deep,
@@ -10,8 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use libp2p::PeerId;
-
+use super::caller::Caller;
 use crate::space::Step;
 use crate::wire::Request;
 
@@ -23,14 +23,14 @@ pub(super) const FULL: &str = "this client holds its share of 1024 waiting reque
 /// Each client's waiting requests.
 #[derive(Debug, Default)]
 pub(super) struct Shares {
-    held: Mutex<HashMap<PeerId, usize>>,
+    held: Mutex<HashMap<Caller, usize>>,
 }
 
 /// One waiting request's place in its client's share, given back on drop.
 #[derive(Debug)]
 pub(super) struct Place {
     shares: Arc<Shares>,
-    peer: PeerId,
+    peer: Caller,
 }
 
 /// Whether `request` may wait (and so counts against a share).
@@ -47,13 +47,14 @@ pub(super) fn waits(request: &Request) -> bool {
         | Request::Scan { .. }
         | Request::Cancel
         | Request::Status
+        | Request::Members
         | Request::Present { .. } => false,
     }
 }
 
 impl Shares {
     /// A place in `peer`'s share, if it has one left.
-    pub fn take(self: &Arc<Self>, peer: PeerId) -> Option<Place> {
+    pub fn take(self: &Arc<Self>, peer: Caller) -> Option<Place> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let count = held.entry(peer).or_insert(0);
         if *count >= SHARE {
@@ -85,10 +86,12 @@ mod tests {
     use crate::template::Template;
     use std::time::Duration;
 
-    fn fresh() -> PeerId {
-        libp2p::identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id()
+    fn fresh() -> Caller {
+        Caller::Remote(
+            libp2p::identity::Keypair::generate_ed25519()
+                .public()
+                .to_peer_id(),
+        )
     }
 
     #[test]

@@ -83,6 +83,11 @@ pub enum Request {
     /// before any step runs ([`crate::space::check_steps`]). The tuples the last step takes may come first as `More`
     /// chunks, as a take's do.
     Steps(Vec<Step>),
+    /// The ring's members as this node sees them, without their counts:
+    /// answered at once from its own view by [`Response::Members`] (where
+    /// `Status` asks every member to count). Empty from a node serving
+    /// alone. What a direct client refreshes its routes with.
+    Members,
 }
 
 /// What the node answers.
@@ -108,6 +113,8 @@ pub enum Response {
     /// step cancelled) ends the list with its `Error` (or `Cancelled`): the
     /// steps before it took effect, the ones after it never ran.
     Steps(Vec<Response>),
+    /// The answer to `Members`.
+    Members(Vec<RingMember>),
 }
 
 /// Why a request failed, as a [`SpaceError`] says it.
@@ -170,6 +177,17 @@ pub struct Status {
     pub peers: Vec<PeerStatus>,
     /// Tuples in the space, each counted once.
     pub tuples: u64,
+}
+
+/// One member of the ring, as [`Request::Members`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RingMember {
+    /// Its peer id.
+    pub id: String,
+    /// The address it listens on, ending in `/p2p/<id>`.
+    pub addr: String,
+    /// Its place on the ring (the end of the arc it owns).
+    pub place: u64,
 }
 
 /// One member of the ring.

@@ -16,7 +16,7 @@ pub mod peer;
 pub use frame::{
     FrameError, FrameReader, MAX_FRAME, encode, encode_request, encode_response, frames,
 };
-pub use message::{ErrorKind, Message, PeerStatus, Request, Response, Status};
+pub use message::{ErrorKind, Message, PeerStatus, Request, Response, RingMember, Status};
 pub use peer::{LinkFrame, Member, PEER_PROTOCOL, PeerMessage};
 
 use libp2p::StreamProtocol;

@@ -1,5 +1,6 @@
 use super::*;
 use crate::{parse_template, parse_tuple};
+use libp2p::PeerId;
 
 fn t(text: &str) -> Template {
     parse_template(text).unwrap()
@@ -128,6 +129,8 @@ fn a_gated_stream_does_only_what_its_capability_allows() {
 
     let before = refusal(door.check(&peer, &take(r#"("task", "A", ?int, ?int, ?bytes)"#)));
     assert!(before.contains("present one first"), "{before}");
+    let members = refusal(door.check(&peer, &Request::Members));
+    assert!(members.contains("present one first"), "{members}");
     let present = |cap: &Capability| Request::Present {
         capability: cap.to_string(),
     };
@@ -145,6 +148,7 @@ fn a_gated_stream_does_only_what_its_capability_allows() {
         },
         out(&[r#"("result", "A", 1, b"00")"#, r#"("worker", "m3", 0)"#]),
         Request::Cancel,
+        Request::Members,
     ] {
         assert!(
             matches!(door.check(&peer, &allowed), Verdict::Run),

@@ -28,7 +28,8 @@ pub(in crate::node) trait Probe: Send + Sync + 'static {
 impl<S: Served> Probe for S {
     fn snapshot(&self) -> Pin<Box<dyn Future<Output = Snapshot> + Send + '_>> {
         Box::pin(async move {
-            let peers = self.status().await.map_or(1, |s| s.peers.len() as u64);
+            // The node's own view: a scrape asks no member to count.
+            let peers = (self.members().await.len() as u64).max(1);
             Snapshot {
                 tuples: self.tuple_count(),
                 peers,

@@ -13,7 +13,7 @@ use crate::space::Step;
 use crate::wire::Request;
 
 /// The request kinds, in the order they are reported.
-const OPS: [&str; 8] = [
+const OPS: [&str; 9] = [
     "out",
     "take",
     "read",
@@ -22,6 +22,7 @@ const OPS: [&str; 8] = [
     "cancel",
     "status",
     "present",
+    "members",
 ];
 
 /// Counters shared by every serving task of one node.
@@ -32,6 +33,7 @@ pub struct Metrics {
     tuples_taken: AtomicU64,
     refused: AtomicU64,
     bad_frames: AtomicU64,
+    count_asks: AtomicU64,
     streams_opened: AtomicU64,
     streams_closed: AtomicU64,
 }
@@ -61,6 +63,7 @@ impl Metrics {
             Request::Cancel => 5,
             Request::Status => 6,
             Request::Present { .. } => 7,
+            Request::Members => 8,
             // Counted as the outs and takes it holds.
             Request::Steps(steps) => {
                 for step in steps {
@@ -89,6 +92,12 @@ impl Metrics {
     /// A request was refused before it ran (too many in flight, id in use).
     pub(super) fn refused(&self) {
         self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Another ring peer asked this one to count what it holds (for a
+    /// `status`, or a round of spreading the load).
+    pub(crate) fn count_asked(&self) {
+        self.count_asks.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A stream sent a malformed or oversized frame.
@@ -144,6 +153,12 @@ impl Metrics {
             "counter",
             "Requests refused before they ran.",
             &[("", get(&self.refused))],
+        );
+        family(
+            "count_asks_total",
+            "counter",
+            "Counts other ring peers asked of this one (for a status, or to spread the load).",
+            &[("", get(&self.count_asks))],
         );
         family(
             "bad_frames_total",

@@ -50,7 +50,7 @@ use balance::Balancer;
 
 mod balance;
 mod members;
-use crate::wire::{Member, PeerMessage, PeerStatus, Status};
+use crate::wire::{Member, PeerMessage, PeerStatus, RingMember, Status};
 
 /// How long a graceful leave lets the handover drain.
 const DRAIN: Duration = Duration::from_secs(2);
@@ -299,6 +299,18 @@ impl Driver {
             }
             Input::PutBack(tuples) => self.put_back(tuples),
             Input::Status(answer) => self.start_count(Some(answer)),
+            Input::Members(answer) => {
+                let members = self
+                    .members
+                    .iter()
+                    .map(|(place, (peer, member))| RingMember {
+                        id: peer.to_string(),
+                        addr: member.addr.clone(),
+                        place: *place,
+                    })
+                    .collect();
+                let _ = answer.send(members);
+            }
             Input::Leave(_) => unreachable!("handled by the loop"),
         }
     }
@@ -462,6 +474,7 @@ impl Driver {
                 });
             }
             PeerMessage::CountAsk { token } => {
+                self.link.metrics.count_asked();
                 let tuples = self.primaries();
                 self.send(from_id, PeerMessage::Count { token, tuples });
             }

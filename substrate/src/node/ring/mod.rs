@@ -39,7 +39,7 @@ use crate::overlay::{Config, Op, OpId, OverlayError, Reply};
 use crate::space::{Space, SpaceError, Subscription};
 use crate::template::Template;
 use crate::tuple::Tuple;
-use crate::wire::Status;
+use crate::wire::{RingMember, Status};
 
 /// Tuples of one bulk `out` in flight at once (in batches of at most
 /// [`crate::overlay::MAX_BATCH`]): an eighth of the overlay's default
@@ -58,6 +58,8 @@ pub(super) struct Link {
     pub address: Multiaddr,
     /// Kicked after each message to a peer: its answer comes soon.
     pub spin: crate::spin::Spin,
+    /// The node's counters (the driver counts the counts it is asked for).
+    pub metrics: Arc<super::metrics::Metrics>,
 }
 
 /// What the space handle asks of the driver.
@@ -72,6 +74,8 @@ enum Input {
     /// Tuples taken for a client that never received them.
     PutBack(Vec<Tuple>),
     Status(oneshot::Sender<Status>),
+    /// The members of this peer's view, at once.
+    Members(oneshot::Sender<Vec<RingMember>>),
     Leave(oneshot::Sender<()>),
 }
 
@@ -344,5 +348,13 @@ impl Served for RingSpace {
         let (answer, status) = oneshot::channel();
         self.inputs.send(Input::Status(answer)).await.ok()?;
         status.await.ok()
+    }
+
+    async fn members(&self) -> Vec<RingMember> {
+        let (answer, members) = oneshot::channel();
+        if self.inputs.send(Input::Members(answer)).await.is_err() {
+            return Vec::new();
+        }
+        members.await.unwrap_or_default()
     }
 }
