@@ -10,21 +10,7 @@ use std::time::Duration;
 
 use halley_substrate::{DirectSpace, RemoteSpace, Space, tuple};
 
-use common::{DEADLINE, Node, eventually, get, ring_size, sample};
-
-/// The `host:port` of the node's metrics, once its whole line is logged.
-fn metrics_addr(node: &Node) -> String {
-    let mut addr = None;
-    eventually("the metrics line", || {
-        let stderr = node.stderr();
-        let line = stderr.split("metrics at http://").nth(1);
-        addr = line
-            .and_then(|rest| rest.split_once("/metrics\n"))
-            .map(|(addr, _)| addr.to_owned());
-        addr.is_some()
-    });
-    addr.expect("the metrics address")
-}
+use common::{DEADLINE, Node, eventually, get, metrics_addr, ring_size, sample};
 
 fn metric(addr: &str, name: &str) -> u64 {
     sample(&get(addr, "/metrics").1, name)

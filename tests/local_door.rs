@@ -24,7 +24,7 @@ use halley_substrate::{
     SpaceError, Subscription, Template, Value, tuple,
 };
 
-use common::{DEADLINE, Node, Proc, eventually, get, halley, run, sample};
+use common::{DEADLINE, Node, Proc, eventually, get, halley, metrics_addr, run, sample};
 
 /// A socket path for one test, removed when dropped (a SIGKILLed node
 /// leaves its file behind).
@@ -69,22 +69,6 @@ fn node_with_door(path: &SocketPath, extra: &[&str]) -> Node {
         node.stderr().contains("local door at /unix/")
     });
     node
-}
-
-/// The `host:port` of the node's metrics, once its whole line is logged
-/// (`eprintln!` may write it in pieces, which `common::metrics_addr` can
-/// catch half-written).
-fn metrics_addr(node: &Node) -> String {
-    let mut addr = None;
-    eventually("the metrics line", || {
-        let stderr = node.stderr();
-        let line = stderr.split("metrics at http://").nth(1);
-        addr = line
-            .and_then(|rest| rest.split_once("/metrics\n"))
-            .map(|(addr, _)| addr.to_owned());
-        addr.is_some()
-    });
-    addr.expect("the metrics address")
 }
 
 async fn connect(path: &SocketPath) -> RemoteSpace {

@@ -297,8 +297,11 @@ pub fn metrics_addr(node: &Node) -> String {
     let end = Instant::now() + DEADLINE;
     loop {
         let stderr = node.stderr();
-        if let Some(rest) = stderr.split("metrics at http://").nth(1) {
-            return rest.split('/').next().expect("host:port").to_owned();
+        // The whole line: `eprintln!` may write it in pieces, and a port
+        // read half-written is another port.
+        let line = stderr.split("metrics at http://").nth(1);
+        if let Some((addr, _)) = line.and_then(|rest| rest.split_once("/metrics\n")) {
+            return addr.to_owned();
         }
         assert!(Instant::now() < end, "no metrics line; stderr: {stderr}");
         thread::sleep(Duration::from_millis(20));
