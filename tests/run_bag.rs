@@ -155,3 +155,32 @@ fn the_policys_static_classes_are_the_workers() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("bad.toml"));
 }
+
+/// The workers `halley run` starts on this machine reach its embedded space
+/// through the local door (a Unix socket: no noise or yamux to pay), and
+/// the socket is gone once the job is.
+#[test]
+fn its_workers_reach_the_space_through_the_local_door() {
+    let dir = Scratch::new("door");
+    // A task's parent is its worker: its command line names the address.
+    let tasks = dir.write("tasks.txt", "tr '\\0' ' ' < /proc/$PPID/cmdline\n");
+    let out = dir.path("out");
+    let output = Guard::spawn(halley().arg("run").arg(&tasks).arg("--out").arg(&out))
+        .wait(Duration::from_secs(60));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let worker = std::fs::read_to_string(out.join("tasks/0.out")).unwrap();
+    let door = worker
+        .split_whitespace()
+        .skip_while(|&arg| arg != "--peer")
+        .nth(1)
+        .and_then(|addr| addr.strip_prefix("/unix"))
+        .unwrap_or_else(|| panic!("the worker dials a local door: {worker}"));
+    assert!(
+        !std::path::Path::new(door).exists(),
+        "{door} is removed with the job"
+    );
+}

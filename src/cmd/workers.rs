@@ -123,6 +123,10 @@ pub struct Reach {
     pub key: Option<PreSharedKey>,
     /// Where paid machines go instead, when they are isolated.
     pub gateway: Option<Gateway>,
+    /// The embedded space's local door (a Unix socket, `/unix/<path>`):
+    /// the workers this machine starts dial it in place of `peer`, with
+    /// no encryption or multiplexing to pay for.
+    pub local: Option<String>,
 }
 
 /// A job that needs a space its worker processes can reach.
@@ -193,6 +197,7 @@ pub(crate) fn with_space(
                         join: peer.clone(),
                         key,
                         gateway: None,
+                        local: None,
                     };
                     return job.with(space, reach).await;
                 }
@@ -207,6 +212,7 @@ pub(crate) fn with_space(
                     join: peer.clone(),
                     key,
                     gateway: Some(gateway.clone()),
+                    local: None,
                 };
                 let outcome = job.with(space, reach).await;
                 close_gateway(node, &gateway).await;
@@ -215,7 +221,7 @@ pub(crate) fn with_space(
             None => {
                 let space = EmbeddedSpace::new();
                 let listen = &args.listen;
-                let (node, gateway) = if isolate {
+                let (mut node, gateway) = if isolate {
                     let loopback: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().expect("a multiaddr");
                     let node = Node::start_with(loopback.clone(), space.clone(), key)
                         .await
@@ -244,11 +250,13 @@ pub(crate) fn with_space(
                         );
                     }
                 }
+                let local = open_local_door(&mut node).await;
                 let reach = Reach {
                     peer,
                     join,
                     key,
                     gateway: gateway.as_ref().map(|(_, g)| g.clone()),
+                    local,
                 };
                 let outcome = job.with(space, reach).await;
                 if let Some((gateway_node, gateway)) = gateway {
@@ -259,6 +267,26 @@ pub(crate) fn with_space(
             }
         }
     })
+}
+
+/// Opens the embedded node's local door in the temporary directory, for
+/// the workers this machine starts; without one (a directory that takes
+/// no socket), they dial its libp2p address as before. The node removes
+/// the socket when it stops.
+async fn open_local_door(node: &mut Node) -> Option<String> {
+    let name = format!(
+        "halley-{}-{:08x}.sock",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let path = std::env::temp_dir().join(name);
+    match node.serve_unix(&path).await {
+        Ok(path) => Some(format!("/unix{}", path.display())),
+        Err(e) => {
+            tracing::warn!(error = %e, "no local door: the workers dial the space's libp2p address");
+            None
+        }
+    }
 }
 
 /// What to say when a node of the job cannot listen on `addr` (given by

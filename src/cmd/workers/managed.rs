@@ -84,6 +84,9 @@ pub struct ManagedPool {
     join: Option<String>,
     /// Where paid machines present the job's capability, if isolated.
     gateway: Option<Gateway>,
+    /// The space's local door, which the workers of this machine dial in
+    /// place of the peer (see [`Reach::local`]).
+    local: Option<String>,
     next_step: Secs,
     samples: u64,
     /// Workers matched to machines by their reported id or resource.
@@ -112,6 +115,7 @@ impl ManagedPool {
             key: None,
             join: None,
             gateway: None,
+            local: None,
             next_step: 0.0,
             samples: 0,
             aliases: HashMap::new(),
@@ -135,6 +139,7 @@ impl ManagedPool {
         self.key = reach.key;
         self.join = Some(reach.join.clone());
         self.gateway = reach.gateway.clone();
+        self.local = reach.local.clone();
         self
     }
 
@@ -378,6 +383,11 @@ fn end_worker(child: &mut Child) {
 impl WorkerPool for ManagedPool {
     fn start(&mut self, peer: &str, job: &str) -> anyhow::Result<Vec<Decision>> {
         let exe = std::env::current_exe().context("cannot find the halley executable")?;
+        // The workers this machine starts (static, and `local` machines)
+        // dial the local door when the space has one; the others, the
+        // join address.
+        let peer = self.local.clone().unwrap_or_else(|| peer.to_owned());
+        let peer = peer.as_str();
         // Paid machines: the gateway and the job's capability, if isolated;
         // else the space and its key, as the static workers.
         let (paid_peer, join, token) = match &self.gateway {
