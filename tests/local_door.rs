@@ -176,32 +176,7 @@ async fn takes_given_up_mid_flight_through_the_door_lose_nothing() {
     let _node = node_with_door(&path, &[]);
     let space = connect(&path).await;
     let writer = connect(&path).await;
-    let rounds = 200_i64;
-    let mut taken = 0;
-    for i in 0..rounds {
-        // Give up anywhere between before and after the tuple arrives.
-        let patience = Duration::from_micros((i % 8) as u64 * 150);
-        let take = tokio::time::timeout(patience, space.take(template("race", 1), None));
-        let (got, put) = tokio::join!(take, writer.out(tuple!("race", i)));
-        put.unwrap();
-        if let Ok(got) = got {
-            assert!(got.unwrap().is_some());
-            taken += 1;
-        }
-    }
-    let left = u64::try_from(rounds - taken).unwrap();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let now = space.status().await.unwrap().tuples;
-        if now == left {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{now} tuples, not {left}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::takes_given_up_mid_flight_lose_nothing(&space, &writer).await;
 }
 
 #[test]

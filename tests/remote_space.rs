@@ -166,22 +166,7 @@ async fn takes_given_up_mid_flight_lose_nothing() {
     let node = Node::start();
     let space = connect(&node).await;
     let writer = connect(&node).await;
-    let rounds = 200_i64;
-    let mut taken = 0;
-    for i in 0..rounds {
-        // Give up anywhere between before and after the tuple arrives.
-        let patience = Duration::from_micros((i % 8) as u64 * 150);
-        let take = tokio::time::timeout(patience, space.take(template("race", 1), None));
-        let (got, put) = tokio::join!(take, writer.out(tuple!("race", i)));
-        put.unwrap();
-        if let Ok(got) = got {
-            assert!(got.unwrap().is_some());
-            taken += 1;
-        }
-    }
-    // Tuples taken for a caller that gave up come back asynchronously.
-    let left = u64::try_from(rounds - taken).expect("no more taken than written");
-    until_count(&space, left).await;
+    common::takes_given_up_mid_flight_lose_nothing(&space, &writer).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -370,3 +370,41 @@ pub fn sees_ring_of(peer: &str, n: usize) {
         ring_size(peer, &[]) == Some(n)
     });
 }
+
+/// Takes that `space`'s caller gives up anywhere between before and after
+/// their tuple arrives (from `writer`), 200 rounds: once what was taken
+/// for a caller that gave up has come back, the space holds exactly the
+/// tuples nobody got. A client that gives up never swallows a tuple.
+pub async fn takes_given_up_mid_flight_lose_nothing(
+    space: &halley_substrate::RemoteSpace,
+    writer: &halley_substrate::RemoteSpace,
+) {
+    use halley_substrate::{Field, Space, Template, Value, tuple};
+    let race = Template::new(vec![Field::Actual(Value::from("race")), Field::Any]);
+    let rounds = 200_i64;
+    let mut taken = 0;
+    for i in 0..rounds {
+        let patience = Duration::from_micros((i % 8) as u64 * 150);
+        let take = tokio::time::timeout(patience, space.take(race.clone(), None));
+        let (got, put) = tokio::join!(take, writer.out(tuple!("race", i)));
+        put.unwrap();
+        if let Ok(got) = got {
+            assert!(got.unwrap().is_some());
+            taken += 1;
+        }
+    }
+    // Tuples taken for a caller that gave up come back asynchronously.
+    let left = u64::try_from(rounds - taken).expect("no more taken than written");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let now = space.status().await.unwrap().tuples;
+        if now == left {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{now} tuples, not {left}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
