@@ -24,7 +24,7 @@ use halley_substrate::{
     SpaceError, Subscription, Template, Value, tuple,
 };
 
-use common::{DEADLINE, Node, Proc, eventually, get, halley, metrics_addr, run, sample};
+use common::{DEADLINE, Node, Output, Proc, eventually, get, halley, metrics_addr, run, sample};
 
 /// A socket path for one test, removed when dropped (a SIGKILLed node
 /// leaves its file behind).
@@ -230,21 +230,25 @@ fn a_stale_socket_is_replaced_and_the_file_removed_on_exit() {
     assert!(!path.0.exists(), "the socket file outlived the node");
 }
 
+/// Starts a node with its door at `path`, which it must refuse (exit 2).
+fn node_refused_at(path: &SocketPath) -> Output {
+    let args = [
+        "node",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--unix",
+        path.text(),
+    ];
+    let out = run(&args, None);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    out
+}
+
 #[test]
 fn a_file_that_is_not_a_socket_is_refused_naming_it() {
     let path = SocketPath::new("notsock");
     std::fs::write(&path.0, b"precious").unwrap();
-    let out = run(
-        &[
-            "node",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--unix",
-            path.text(),
-        ],
-        None,
-    );
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = node_refused_at(&path);
     assert!(
         out.stderr.contains(path.text()) && out.stderr.contains("not a socket"),
         "{}",
@@ -257,17 +261,7 @@ fn a_file_that_is_not_a_socket_is_refused_naming_it() {
 fn a_live_door_is_not_taken_over() {
     let path = SocketPath::new("live");
     let _node = node_with_door(&path, &[]);
-    let out = run(
-        &[
-            "node",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--unix",
-            path.text(),
-        ],
-        None,
-    );
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = node_refused_at(&path);
     assert!(
         out.stderr.contains("another process is listening"),
         "{}",

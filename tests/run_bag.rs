@@ -6,7 +6,7 @@ mod run_util;
 
 use std::time::Duration;
 
-use run_util::{Guard, Scratch, halley, summary};
+use run_util::{Guard, Scratch, halley, run_tasks, summary};
 
 #[test]
 fn a_small_bag_runs_each_task_once() {
@@ -72,8 +72,7 @@ fn a_failing_command_is_reported_not_retried() {
         &format!("echo x >> {}; exit 7\n", counter.display()),
     );
     let out = dir.path("out");
-    let output = Guard::spawn(halley().arg("run").arg(&tasks).arg("--out").arg(&out))
-        .wait(Duration::from_secs(60));
+    let output = run_tasks(&tasks, &out);
     assert!(
         output.status.success(),
         "{}",
@@ -165,8 +164,7 @@ fn its_workers_reach_the_space_through_the_local_door() {
     // A task's parent is its worker: its command line names the address.
     let tasks = dir.write("tasks.txt", "tr '\\0' ' ' < /proc/$PPID/cmdline\n");
     let out = dir.path("out");
-    let output = Guard::spawn(halley().arg("run").arg(&tasks).arg("--out").arg(&out))
-        .wait(Duration::from_secs(60));
+    let output = run_tasks(&tasks, &out);
     assert!(
         output.status.success(),
         "{}",

@@ -9,7 +9,7 @@ mod run_util;
 use std::process::Stdio;
 use std::time::Duration;
 
-use run_util::{Guard, Scratch, assert_none_left, halley, marked, summary, wait_for};
+use run_util::{Guard, Scratch, assert_none_left, halley, marked, run_tasks, summary, wait_for};
 
 #[test]
 fn tasks_time_out_retry_see_their_ids_and_report_truncation() {
@@ -67,8 +67,7 @@ fn verify_names_a_changed_missing_or_added_output() {
     let dir = Scratch::new("tasks-verify");
     let tasks = dir.write("tasks.txt", "echo a\necho b\necho c\n");
     let out = dir.path("out");
-    let output = Guard::spawn(halley().arg("run").arg(&tasks).arg("--out").arg(&out))
-        .wait(Duration::from_secs(60));
+    let output = run_tasks(&tasks, &out);
     assert_eq!(output.status.code(), Some(0));
     assert!(out.join("_SUCCESS").exists());
     let verify = || Guard::spawn(halley().arg("verify").arg(&out)).wait(Duration::from_secs(30));

@@ -84,6 +84,12 @@ pub fn halley() -> Command {
     command
 }
 
+/// `halley run <tasks> --out <out>` with no policy, waited for a minute at
+/// most (killed after).
+pub fn run_tasks(tasks: &Path, out: &Path) -> Output {
+    Guard::spawn(halley().arg("run").arg(tasks).arg("--out").arg(out)).wait(Duration::from_secs(60))
+}
+
 /// `halley <verb> <input> --policy <policy> --out <out>`, to add to.
 pub fn job(verb: &str, input: &Path, policy: &Path, out: &Path) -> Command {
     let mut command = halley();
