@@ -8,13 +8,16 @@
 //! cargo run --release --example mw_bench -- w1-unix [<tasks>]   # workers through the local door
 //! cargo run --release --example mw_bench -- w2   # 2,000 tasks of 5 ms CPU
 //! cargo build --release --bin halley && cargo run --release --example mw_bench -- w1-ring
+//! cargo build --release --bin halley && cargo run --release --example mw_bench -- w1-ring-unix
 //! cargo build --release --bin halley && cargo run --release --example mw_bench -- w1-ring-direct
 //! ```
 //! `w1-unix` is `w1` with the workers connected through the embedded
 //! node's local door (a Unix socket, `Node::serve_unix`) instead of
 //! libp2p. `w1-ring` runs W1 through a ring of three `halley node` processes (the
 //! release binary beside this one): the master on the first peer, one
-//! worker on each of the others; `w1-ring-direct` the same with every
+//! worker on each of the others; `w1-ring-unix` the same with every node's
+//! local door open and the master and each worker coming in through its
+//! peer's door (clients on their peer's machine); `w1-ring-direct` the same with every
 //! client a `DirectSpace` entering there (each operation sent straight to
 //! the peer holding what it touches).
 //! Each prints its 3 runs and their median. Timing covers submitting the
@@ -65,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
             bench("w1", Layout::EmbeddedUnix, tasks, |_| vec![7u8; 100]).await
         }
         ["w1-ring"] => bench("w1", Layout::Ring, 20_000, |_| vec![7u8; 100]).await,
+        ["w1-ring-unix"] => bench("w1", Layout::RingUnix, 20_000, |_| vec![7u8; 100]).await,
         ["w1-ring-direct"] => bench("w1", Layout::RingDirect, 20_000, |_| vec![7u8; 100]).await,
         ["w2"] => {
             let iterations = calibrate(Duration::from_millis(5));
@@ -81,7 +85,9 @@ async fn main() -> anyhow::Result<()> {
             let space = DirectSpace::connect(peer.parse()?, Duration::from_secs(10)).await?;
             work(space, job).await
         }
-        _ => bail!("usage: mw_bench w1 [<tasks>]|w1-unix [<tasks>]|w2|w1-ring|w1-ring-direct"),
+        _ => bail!(
+            "usage: mw_bench w1 [<tasks>]|w1-unix [<tasks>]|w2|w1-ring|w1-ring-unix|w1-ring-direct"
+        ),
     }
 }
 
@@ -94,6 +100,8 @@ enum Layout {
     EmbeddedUnix,
     /// A ring of three `halley node` processes.
     Ring,
+    /// The same ring, every client coming in through its peer's local door.
+    RingUnix,
     /// The same ring, every client a [`DirectSpace`].
     RingDirect,
 }
@@ -130,14 +138,14 @@ async fn bench(
                 node.stop().await;
                 figure?
             }
-            Layout::Ring => {
-                let ring = Ring::start()?;
-                let space =
-                    RemoteSpace::connect(ring.peers[0].parse()?, Duration::from_secs(10)).await?;
+            Layout::Ring | Layout::RingUnix => {
+                let ring = Ring::start(layout == Layout::RingUnix)?;
+                let entry = halley_substrate::client::parse_address(&ring.peers[0])?;
+                let space = RemoteSpace::connect(entry, Duration::from_secs(10)).await?;
                 once(name, run, space, &ring.peers[1..], "worker", &job, payloads).await?
             }
             Layout::RingDirect => {
-                let ring = Ring::start()?;
+                let ring = Ring::start(false)?;
                 let space =
                     DirectSpace::connect(ring.peers[0].parse()?, Duration::from_secs(10)).await?;
                 let peers = &ring.peers[1..];
@@ -151,6 +159,7 @@ async fn bench(
         Layout::Embedded => name.to_owned(),
         Layout::EmbeddedUnix => format!("{name}-unix"),
         Layout::Ring => format!("{name}-ring"),
+        Layout::RingUnix => format!("{name}-ring-unix"),
         Layout::RingDirect => format!("{name}-ring-direct"),
     };
     println!("{name} median of {RUNS}: {:.3}", figures[RUNS / 2]);
