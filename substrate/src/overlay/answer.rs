@@ -25,7 +25,6 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::msg::{Chain, Wire};
 use super::{Msg, OpId, Peer, TupleId};
-use crate::template::Template;
 
 /// Takes answered at this asker remembered at most (the oldest go first).
 const MAX_ANSWERS: usize = 1 << 16;
@@ -92,8 +91,7 @@ impl Peer {
         let mut primary = false;
         for (tuple, _) in &tuples {
             self.tombstone(tuple.id, now);
-            let exact = Template::exact(&tuple.stored());
-            primary |= !self.store.take(&exact, 1, now).is_empty();
+            primary |= tuple.take_from(&mut self.store, now);
         }
         if primary {
             for s in self.successors.clone() {
