@@ -206,10 +206,14 @@ impl Peer {
     /// view (their owners and replicas), except those in `skip`.
     fn copy_holders(&mut self, tuples: &[Wire], skip: &[u64]) -> Vec<u64> {
         let mut holders = Vec::new();
-        let mut last_index = None;
+        let mut last: Option<(&[crate::Value], u64)> = None;
         for (tuple, _) in tuples {
-            let index = self.index_of(tuple);
-            if last_index.replace(index) == Some(index) {
+            let fields = tuple.tuple.fields();
+            let index = self.keyspace.index_next_to(fields, last);
+            if last
+                .replace((fields, index))
+                .is_some_and(|(_, before)| before == index)
+            {
                 continue;
             }
             for to in self.view.replicas(index, self.config.replicas) {
