@@ -53,9 +53,24 @@ const RUNS: usize = 3;
 /// W1 tasks run before the timing starts.
 const WARMUP: usize = 200;
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
+/// The worker processes run on one thread, as `halley worker` does; the
+/// process hosting the space and the master on two, as `halley run` does.
+fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = match args.first().map(String::as_str) {
+        Some("worker" | "worker-direct") => tokio::runtime::Builder::new_current_thread(),
+        _ => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(2);
+            builder
+        }
+    }
+    .enable_all()
+    .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Vec<String>) -> anyhow::Result<()> {
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["w1"] => bench("w1", Layout::Embedded, 20_000, |_| vec![7u8; 100]).await,
         ["w1", tasks] => {
