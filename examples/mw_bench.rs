@@ -8,13 +8,16 @@
 //! cargo run --release --example mw_bench -- w1-unix [<tasks>]   # workers through the local door
 //! cargo run --release --example mw_bench -- w2   # 2,000 tasks of 5 ms CPU
 //! cargo build --release --bin halley && cargo run --release --example mw_bench -- w1-ring
+//! cargo build --release --bin halley && cargo run --release --example mw_bench -- w1-ring-unix
 //! cargo build --release --bin halley && cargo run --release --example mw_bench -- w1-ring-direct
 //! ```
 //! `w1-unix` is `w1` with the workers connected through the embedded
 //! node's local door (a Unix socket, `Node::serve_unix`) instead of
 //! libp2p. `w1-ring` runs W1 through a ring of three `halley node` processes (the
 //! release binary beside this one): the master on the first peer, one
-//! worker on each of the others; `w1-ring-direct` the same with every
+//! worker on each of the others; `w1-ring-unix` the same with every node's
+//! local door open and the master and each worker coming in through its
+//! peer's door (clients on their peer's machine); `w1-ring-direct` the same with every
 //! client a `DirectSpace` entering there (each operation sent straight to
 //! the peer holding what it touches).
 //! Each prints its 3 runs and their median. Timing covers submitting the
@@ -50,9 +53,24 @@ const RUNS: usize = 3;
 /// W1 tasks run before the timing starts.
 const WARMUP: usize = 200;
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
+/// The worker processes run on one thread, as `halley worker` does; the
+/// process hosting the space and the master on two, as `halley run` does.
+fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = match args.first().map(String::as_str) {
+        Some("worker" | "worker-direct") => tokio::runtime::Builder::new_current_thread(),
+        _ => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(2);
+            builder
+        }
+    }
+    .enable_all()
+    .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Vec<String>) -> anyhow::Result<()> {
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["w1"] => bench("w1", Layout::Embedded, 20_000, |_| vec![7u8; 100]).await,
         ["w1", tasks] => {
@@ -65,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
             bench("w1", Layout::EmbeddedUnix, tasks, |_| vec![7u8; 100]).await
         }
         ["w1-ring"] => bench("w1", Layout::Ring, 20_000, |_| vec![7u8; 100]).await,
+        ["w1-ring-unix"] => bench("w1", Layout::RingUnix, 20_000, |_| vec![7u8; 100]).await,
         ["w1-ring-direct"] => bench("w1", Layout::RingDirect, 20_000, |_| vec![7u8; 100]).await,
         ["w2"] => {
             let iterations = calibrate(Duration::from_millis(5));
@@ -81,7 +100,9 @@ async fn main() -> anyhow::Result<()> {
             let space = DirectSpace::connect(peer.parse()?, Duration::from_secs(10)).await?;
             work(space, job).await
         }
-        _ => bail!("usage: mw_bench w1 [<tasks>]|w1-unix [<tasks>]|w2|w1-ring|w1-ring-direct"),
+        _ => bail!(
+            "usage: mw_bench w1 [<tasks>]|w1-unix [<tasks>]|w2|w1-ring|w1-ring-unix|w1-ring-direct"
+        ),
     }
 }
 
@@ -94,6 +115,8 @@ enum Layout {
     EmbeddedUnix,
     /// A ring of three `halley node` processes.
     Ring,
+    /// The same ring, every client coming in through its peer's local door.
+    RingUnix,
     /// The same ring, every client a [`DirectSpace`].
     RingDirect,
 }
@@ -130,14 +153,14 @@ async fn bench(
                 node.stop().await;
                 figure?
             }
-            Layout::Ring => {
-                let ring = Ring::start()?;
-                let space =
-                    RemoteSpace::connect(ring.peers[0].parse()?, Duration::from_secs(10)).await?;
+            Layout::Ring | Layout::RingUnix => {
+                let ring = Ring::start(layout == Layout::RingUnix)?;
+                let entry = halley_substrate::client::parse_address(&ring.peers[0])?;
+                let space = RemoteSpace::connect(entry, Duration::from_secs(10)).await?;
                 once(name, run, space, &ring.peers[1..], "worker", &job, payloads).await?
             }
             Layout::RingDirect => {
-                let ring = Ring::start()?;
+                let ring = Ring::start(false)?;
                 let space =
                     DirectSpace::connect(ring.peers[0].parse()?, Duration::from_secs(10)).await?;
                 let peers = &ring.peers[1..];
@@ -151,6 +174,7 @@ async fn bench(
         Layout::Embedded => name.to_owned(),
         Layout::EmbeddedUnix => format!("{name}-unix"),
         Layout::Ring => format!("{name}-ring"),
+        Layout::RingUnix => format!("{name}-ring-unix"),
         Layout::RingDirect => format!("{name}-ring-direct"),
     };
     println!("{name} median of {RUNS}: {:.3}", figures[RUNS / 2]);

@@ -75,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
 /// One run on a fresh ring: tuples taken per second and node CPU (µs) per
 /// tuple taken.
 async fn once(tuples: usize) -> anyhow::Result<(f64, f64)> {
-    let ring = Ring::start()?;
+    let ring = Ring::start(false)?;
     let space = RemoteSpace::connect(ring.peers[0].parse()?, Duration::from_secs(10)).await?;
     let written: Vec<Tuple> = (0..tuples)
         .map(|i| {

@@ -1,7 +1,9 @@
 //! What the bench examples start: child processes killed on drop, and a
 //! ring of three `halley node` processes (the release `halley` binary
-//! beside the example; two replicas, the node's default).
+//! beside the example; two replicas, the node's default), each with its
+//! local door open if asked ([`Ring::start_with_doors`]).
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
@@ -18,15 +20,32 @@ impl Drop for Children {
     }
 }
 
-/// Three `halley node` processes joined into one ring; killed on drop.
+/// Three `halley node` processes joined into one ring; killed on drop
+/// (and their doors' sockets removed).
 pub struct Ring {
     pub nodes: Children,
-    /// Their addresses, the first one's first.
+    /// Where clients reach them, the first one's first: each node's local
+    /// door (`/unix/<path>`) if opened, else its libp2p address.
     pub peers: Vec<String>,
+    sockets: Vec<PathBuf>,
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        for child in &mut self.nodes.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for socket in &self.sockets {
+            let _ = std::fs::remove_file(socket);
+        }
+    }
 }
 
 impl Ring {
-    pub fn start() -> anyhow::Result<Ring> {
+    /// The ring; with `doors`, each node also opens its local door
+    /// (`--unix`, in the temporary directory) and clients are given that.
+    pub fn start(doors: bool) -> anyhow::Result<Ring> {
         let halley = std::env::current_exe()?
             .parent()
             .and_then(|examples| examples.parent())
@@ -35,14 +54,23 @@ impl Ring {
         let mut ring = Ring {
             nodes: Children(Vec::new()),
             peers: Vec::new(),
+            sockets: Vec::new(),
         };
+        let mut joined_at: Option<String> = None;
         for i in 0..3 {
             let mut command = Command::new(&halley);
             command.args(["node", "--listen", "/ip4/127.0.0.1/tcp/0"]);
-            match ring.peers.first() {
+            match &joined_at {
                 None => command.arg("--ring"),
                 Some(first) => command.args(["--join", first]),
             };
+            let door = doors.then(|| {
+                std::env::temp_dir().join(format!("halley-bench-{}-{i}.sock", std::process::id()))
+            });
+            if let Some(socket) = &door {
+                command.arg("--unix").arg(socket);
+                ring.sockets.push(socket.clone());
+            }
             let mut child = command
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -58,7 +86,11 @@ impl Ring {
                 .trim()
                 .strip_prefix("listening ")
                 .with_context(|| format!("node {i} printed {line:?}"))?;
-            ring.peers.push(addr.to_owned());
+            joined_at.get_or_insert_with(|| addr.to_owned());
+            ring.peers.push(match &door {
+                Some(socket) => format!("/unix{}", socket.display()),
+                None => addr.to_owned(),
+            });
         }
         Ok(ring)
     }

@@ -99,6 +99,24 @@ impl Keyspace {
         hilbert::encode(&mut point[..self.dims], self.bits) << self.shift()
     }
 
+    /// The ring index of a tuple with these fields, taken from `prev` (a
+    /// tuple's fields and their index) when both have the same keywords
+    /// (their first `dims` fields, all the index depends on): a run of
+    /// tuples of one kind, as a batch brings, is indexed once.
+    pub fn index_next_to(&self, fields: &[Value], prev: Option<(&[Value], u64)>) -> u64 {
+        match prev {
+            Some((before, index))
+                if before
+                    .iter()
+                    .take(self.dims)
+                    .eq(fields.iter().take(self.dims)) =>
+            {
+                index
+            }
+            _ => self.index_of_fields(fields),
+        }
+    }
+
     /// Sorted, disjoint ring ranges holding the index of every tuple that
     /// `template` can match: at most `max_ranges` of them (at least one,
     /// unless the template matches nothing). Fewer ranges cover more of the

@@ -10,6 +10,7 @@ use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 
+mod borrowed_str;
 mod raw_bytes;
 
 /// The type of a value, as written in a typed formal (`?int`).
@@ -52,7 +53,7 @@ impl Kind {
 pub enum Value {
     Int(i64),
     Float(f64),
-    Str(String),
+    Str(#[serde(deserialize_with = "borrowed_str::deserialize")] String),
     Bool(bool),
     Bytes(#[serde(with = "raw_bytes")] Vec<u8>),
 }

@@ -92,6 +92,29 @@ proptest! {
         let (ia, ib) = (keyspace.index_of(&Tuple::new(vec![a.clone()])), keyspace.index_of(&Tuple::new(vec![b.clone()])));
         prop_assert!(a > b || ia <= ib);
     }
+
+    /// An index reused from the tuple before is the one computed afresh,
+    /// whatever the two tuples and the number of keywords.
+    #[test]
+    fn an_index_next_to_another_is_its_own(
+        dims in 1_usize..=3,
+        before in prop::collection::vec(prop_oneof![arb_value(), Just(Value::Int(0))], 0..5),
+        after in prop::collection::vec(prop_oneof![arb_value(), Just(Value::Int(0))], 0..5),
+    ) {
+        let keyspace = Keyspace::new(dims).unwrap();
+        let prev = (&before[..], keyspace.index_of_fields(&before));
+        prop_assert_eq!(
+            keyspace.index_next_to(&after, Some(prev)),
+            keyspace.index_of_fields(&after)
+        );
+        prop_assert_eq!(keyspace.index_next_to(&after, None), keyspace.index_of_fields(&after));
+        let mut same_keywords = before.clone();
+        same_keywords.push(Value::Bool(true));
+        prop_assert_eq!(
+            keyspace.index_next_to(&same_keywords, Some(prev)),
+            keyspace.index_of_fields(&same_keywords)
+        );
+    }
 }
 
 #[test]

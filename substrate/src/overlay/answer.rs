@@ -25,7 +25,6 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::msg::{Chain, Wire};
 use super::{Msg, OpId, Peer, TupleId};
-use crate::template::Template;
 
 /// Takes answered at this asker remembered at most (the oldest go first).
 const MAX_ANSWERS: usize = 1 << 16;
@@ -92,8 +91,7 @@ impl Peer {
         let mut primary = false;
         for (tuple, _) in &tuples {
             self.tombstone(tuple.id, now);
-            let exact = Template::exact(&tuple.stored());
-            primary |= !self.store.take(&exact, 1, now).is_empty();
+            primary |= tuple.take_from(&mut self.store, now);
         }
         if primary {
             for s in self.successors.clone() {
@@ -208,10 +206,14 @@ impl Peer {
     /// view (their owners and replicas), except those in `skip`.
     fn copy_holders(&mut self, tuples: &[Wire], skip: &[u64]) -> Vec<u64> {
         let mut holders = Vec::new();
-        let mut last_index = None;
+        let mut last: Option<(&[crate::Value], u64)> = None;
         for (tuple, _) in tuples {
-            let index = self.index_of(tuple);
-            if last_index.replace(index) == Some(index) {
+            let fields = tuple.tuple.fields();
+            let index = self.keyspace.index_next_to(fields, last);
+            if last
+                .replace((fields, index))
+                .is_some_and(|(_, before)| before == index)
+            {
                 continue;
             }
             for to in self.view.replicas(index, self.config.replicas) {

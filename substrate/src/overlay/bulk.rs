@@ -188,11 +188,12 @@ impl Peer {
         let first = self.next_seq;
         self.next_seq += tuples.len() as u64;
         let expires_at = ttl_ms.map(|t| now.saturating_add(t));
-        let entries: Vec<Entry> = tuples
-            .into_iter()
-            .zip(first..)
-            .map(|(tuple, seq)| Entry {
-                index: self.keyspace.index_of(&tuple),
+        let mut entries: Vec<Entry> = Vec::with_capacity(tuples.len());
+        for (tuple, seq) in tuples.into_iter().zip(first..) {
+            let before = entries.last().map(|e| (e.tuple.tuple.fields(), e.index));
+            let index = self.keyspace.index_next_to(tuple.fields(), before);
+            entries.push(Entry {
+                index,
                 tuple: Tagged {
                     id: TupleId {
                         origin: self.id,
@@ -205,8 +206,8 @@ impl Peer {
                 awaiting: Vec::new(),
                 copied: Vec::new(),
                 done: false,
-            })
-            .collect();
+            });
+        }
         let items = entries.iter().map(|e| e.wire(now)).collect();
         let batch = Batch {
             deadline: now + self.config.out_timeout_ms,

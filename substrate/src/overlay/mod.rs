@@ -71,6 +71,7 @@ mod query;
 mod reconcile;
 mod serve;
 mod take_share;
+mod tombstones;
 mod write;
 
 #[cfg(test)]
@@ -107,7 +108,8 @@ pub struct TupleId {
 
 impl TupleId {
     fn to_value(self) -> Value {
-        let mut bytes = self.origin.to_be_bytes().to_vec();
+        let mut bytes = Vec::with_capacity(16);
+        bytes.extend_from_slice(&self.origin.to_be_bytes());
         bytes.extend_from_slice(&self.seq.to_be_bytes());
         Value::Bytes(bytes)
     }
@@ -143,6 +145,14 @@ impl Tagged {
     /// reservation): its exact lookup, without building the stored form.
     fn is_in(&self, store: &crate::store::Store, now: u64) -> bool {
         store.contains(self.tuple.fields(), &self.id.to_value(), now)
+    }
+
+    /// Takes this tuple's stored form out of `store` if it is there and
+    /// visible: the exact lookup of [`Tagged::is_in`], then its removal.
+    fn take_from(&self, store: &mut crate::store::Store, now: u64) -> bool {
+        store
+            .take_exact(self.tuple.fields(), &self.id.to_value(), now)
+            .is_some()
     }
 
     /// Splits a stored tuple back; `None` if it carries no id.

@@ -45,8 +45,7 @@ pub struct Peer {
     /// Copies held for the arcs this peer is a replica of.
     pub(super) copies: BTreeMap<TupleId, (Tagged, Option<u64>)>,
     pub(super) copy_expiries: BTreeSet<(u64, TupleId)>,
-    pub(super) tombstones: BTreeMap<TupleId, u64>,
-    pub(super) tombstone_ends: BTreeSet<(u64, TupleId)>,
+    pub(super) tombstones: super::tombstones::Tombstones,
     pub(super) next_seq: u64,
     pub(super) outs: BTreeMap<OpId, Writing>,
     /// Batch `out`s ([`Op::OutAll`]) waiting for their acknowledgement.
@@ -111,8 +110,7 @@ impl Peer {
             store: Store::with_exact_index().holding_at_most(config.max_tuples),
             copies: BTreeMap::new(),
             copy_expiries: BTreeSet::new(),
-            tombstones: BTreeMap::new(),
-            tombstone_ends: BTreeSet::new(),
+            tombstones: Default::default(),
             next_seq: 0,
             outs: BTreeMap::new(),
             batches: Default::default(),
@@ -418,13 +416,7 @@ impl Peer {
         }
         self.retry_outs(now);
         self.check_again(now);
-        while let Some(&(at, id)) = self.tombstone_ends.first() {
-            if at > now {
-                break;
-            }
-            self.tombstone_ends.pop_first();
-            self.tombstones.remove(&id);
-        }
+        self.tombstones.expire(now);
         while let Some(&(at, id)) = self.copy_expiries.first() {
             if at > now {
                 break;
@@ -441,7 +433,7 @@ impl Peer {
             self.writes_due,
             self.queries.values().filter_map(Query::due).min(),
             self.held.values().map(|h| h.lease_end).min(),
-            self.tombstone_ends.first().map(|&(at, _)| at),
+            self.tombstones.next_end(),
             self.copy_expiries.first().map(|&(at, _)| at),
             self.quarantine.as_ref().map(Quarantine::due),
             self.chains_due(),

@@ -212,7 +212,7 @@ impl Peer {
     pub(super) fn on_check(&mut self, from: u64, chunk: u32, ids: Vec<TupleId>) {
         let removed = ids
             .into_iter()
-            .filter(|id| self.tombstones.contains_key(id))
+            .filter(|id| self.tombstones.contains(id))
             .collect();
         self.send(from, Msg::Checked { chunk, removed });
     }
@@ -281,7 +281,7 @@ impl Peer {
                 expires_at,
                 stored,
             } = aside;
-            if expires_at.is_some_and(|at| at <= now) || self.tombstones.contains_key(&id) {
+            if expires_at.is_some_and(|at| at <= now) || self.tombstones.contains(&id) {
                 continue;
             }
             let index = self.index_of(&tagged);

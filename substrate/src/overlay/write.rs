@@ -204,7 +204,7 @@ impl Peer {
     ) -> bool {
         let here =
             self.held.values().any(|h| h.tuple.id == tagged.id) || tagged.is_in(&self.store, now);
-        if self.tombstones.contains_key(&tagged.id) || here {
+        if self.tombstones.contains(&tagged.id) || here {
             return true;
         }
         self.drop_copy(tagged.id);
@@ -333,7 +333,7 @@ impl Peer {
     /// [`Peer::place`] of a tuple whose index is known (carried with it
     /// from its origin), so it is not computed again.
     pub(super) fn place_at(&mut self, index: u64, wire: Wire, forward: bool, now: u64) {
-        if self.tombstones.contains_key(&wire.0.id) {
+        if self.tombstones.contains(&wire.0.id) {
             return;
         }
         let set = self.view.replicas(index, self.config.replicas);
@@ -374,10 +374,7 @@ impl Peer {
 
     pub(super) fn tombstone(&mut self, id: TupleId, now: u64) {
         let end = now + self.config.tombstone_ms;
-        if let Some(old) = self.tombstones.insert(id, end) {
-            self.tombstone_ends.remove(&(old, id));
-        }
-        self.tombstone_ends.insert((end, id));
+        self.tombstones.insert(id, end);
         self.drop_copy(id);
     }
 

@@ -270,7 +270,15 @@ impl Store {
     /// and visible (not under reservation), as `read` of the exact template
     /// would say, without building the template or copying the tuple.
     pub fn contains(&self, head: &[Value], last: &Value, now: u64) -> bool {
-        self.table.contains(head, last, now)
+        self.table.find(head, last, now).is_some()
+    }
+
+    /// Takes the live tuple whose fields are `head` then `last`, as `take`
+    /// of the exact template with `max` 1 would, without building the
+    /// template (or the tuple's fields in one vector) first.
+    pub fn take_exact(&mut self, head: &[Value], last: &Value, now: u64) -> Option<Tuple> {
+        let slot = self.table.find(head, last, now)?;
+        self.table.remove(slot).map(|stored| stored.tuple)
     }
 
     /// Copies of up to `limit` tuples matching `template`, oldest first.

@@ -202,6 +202,7 @@ enum Op {
     Unsubscribe(u64),
     Advance(u64),
     Contains(Tuple),
+    TakeExact(Tuple),
 }
 
 fn value() -> impl Strategy<Value = Value> {
@@ -266,6 +267,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0_u64..4).prop_map(Op::Unsubscribe),
         2 => (0_u64..30).prop_map(Op::Advance),
         2 => tuple().prop_map(Op::Contains),
+        2 => tuple().prop_map(Op::TakeExact),
     ]
 }
 
@@ -301,6 +303,15 @@ proptest! {
                         prop_assert_eq!(
                             store.contains(head, last, now),
                             !model.scan(&exact, 1, now).is_empty()
+                        );
+                    }
+                }
+                Op::TakeExact(t) => {
+                    if let Some((last, head)) = t.fields().split_last() {
+                        let exact = Template::exact(&t);
+                        prop_assert_eq!(
+                            store.take_exact(head, last, now),
+                            model.take(&exact, 1, now).into_iter().next()
                         );
                     }
                 }

@@ -360,11 +360,11 @@ impl Table {
         })
     }
 
-    /// Whether a live tuple whose fields are `head` then `last` is stored:
+    /// Where the oldest live tuple whose fields are `head` then `last` is:
     /// an exact lookup that builds no template and copies nothing (through
     /// the exact index when the table keeps it, else the bucket of the
     /// first field).
-    pub fn contains(&self, head: &[Value], last: &Value, now: u64) -> bool {
+    pub fn find(&self, head: &[Value], last: &Value, now: u64) -> Option<Slot> {
         let arity = head.len() + 1;
         let equal = |stored: &Stored| {
             stored.live(now)
@@ -376,20 +376,25 @@ impl Table {
         };
         if self.exact.is_some() {
             let key = index_key(arity, Some(last));
-            let mut check = |_, stored: &Stored| match equal(stored) {
-                true => ControlFlow::Break(()),
+            let mut check = |slot, stored: &Stored| match equal(stored) {
+                true => ControlFlow::Break(slot),
                 false => ControlFlow::Continue(()),
             };
-            return self.visit_exact(key, &mut check).is_break();
+            return match self.visit_exact(key, &mut check) {
+                ControlFlow::Break(slot) => Some(slot),
+                ControlFlow::Continue(()) => None,
+            };
         }
         let first = head.first().unwrap_or(last);
         let key = BucketKey {
             arity,
             hash: index_key(arity, Some(first)),
         };
-        self.buckets
-            .get(&key)
-            .is_some_and(|bucket| bucket.iter().any(|(_, stored)| equal(stored)))
+        let bucket = self.buckets.get(&key)?;
+        bucket
+            .iter()
+            .find(|(_, stored)| equal(stored))
+            .map(|(&seq, _)| Slot { key, seq })
     }
 
     /// Removes every tuple whose expiry time is `now` or earlier.
