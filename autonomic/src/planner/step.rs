@@ -154,11 +154,16 @@ impl<'a> Step<'a> {
 
     /// When the queue should be drained by ([`DRAIN_SHARE`] of the job's
     /// deadline), while that is still ahead: with a deadline alone (a
-    /// budget keeps its money for the deadline), and only for the job's
-    /// last tasks (not a stage's, nor with stages ahead: its queue is not
-    /// the job's).
+    /// budget keeps its money for the deadline), once a task has ended
+    /// (before, the duration is a prior or the running tasks' ages: a
+    /// guess to plan the deadline on, not to buy a guard with), and only
+    /// for the job's last tasks (not a stage's, nor with stages ahead: its
+    /// queue is not the job's).
     pub fn drain_by(&self) -> Option<Secs> {
-        if self.policy.objective.budget.is_some() || self.tasks.stages_ahead > 0 {
+        if self.policy.objective.budget.is_some()
+            || self.snap.tasks.done == 0
+            || self.tasks.stages_ahead > 0
+        {
             return None;
         }
         let by = DRAIN_SHARE * self.deadline?;
