@@ -10,9 +10,9 @@
 //!   boots after the deadline does not help); with a budget too, an infeasible
 //!   pair is reported with what the deadline would cost, and the planner goes
 //!   as fast as the budget allows.
-//! - With a deadline alone, the queue is also drained by half the deadline
-//!   when per-second machines do that for at most 30% more than the
-//!   deadline alone costs: a task many times the mean drawn late in the
+//! - With a deadline alone, once a task has ended, the queue is also
+//!   drained by half the deadline when per-second machines do that for at
+//!   most 30% more than the deadline alone costs: a task many times the mean drawn late in the
 //!   queue then still has the other half to run in (the decision says so).
 //! - With a budget only: as fast as the budget allows, buying the machines
 //!   that save the most time per dollar, each only while the share of the
