@@ -10,6 +10,18 @@ use crate::policy::{Billing, Policy, ProviderKind};
 /// Machines to add, per class index.
 pub type Extra = Vec<u32>;
 
+/// What a set of machines is projected to do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Projected {
+    /// When the work left is done on average (the fluid finish: the queue
+    /// drained, no task's tail counted).
+    pub drain: Secs,
+    /// When the last task is done, later with chance [`MISS`].
+    pub finish: Secs,
+    /// Total spend: billed so far and what the machines will be billed.
+    pub spend: f64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Step<'a> {
     pub policy: &'a Policy,
@@ -41,6 +53,19 @@ pub const MISS: f64 = 0.2;
 /// but not at any price (a machine that costs a third of the budget must
 /// take a sixth off the time left).
 pub const WORTH: f64 = 0.5;
+
+/// With a deadline, the queue is planned to drain by this share of it
+/// (from the job's start) when that costs at most [`DRAIN_PREMIUM`] more
+/// than the cheapest plan: a task drawn late and many times the mean long
+/// then still has the other half to run in.
+pub const DRAIN_SHARE: f64 = 0.5;
+
+/// How much more an early drain ([`DRAIN_SHARE`]) may cost than the
+/// deadline alone: the cheapest plan that meets it, with the per-second
+/// machines it would release gone (not the fleet as it stands, which
+/// earlier drains widened: the premium does not compound as the estimate
+/// climbs). 0.25 does not reach the grid's s13, 0.5 loses s35 (BENCHMARKS.md).
+pub const DRAIN_PREMIUM: f64 = 0.3;
 
 impl<'a> Step<'a> {
     pub fn new(policy: &'a Policy, snap: &'a Snapshot, failed: &[MachineId]) -> Self {
@@ -125,6 +150,24 @@ impl<'a> Step<'a> {
     pub fn overrun(&self, class: usize, at_once: f64) -> Secs {
         let e = self.estimates.as_ref().map_or(0.0, |e| e[class]);
         self.spread.overrun(e, at_once, self.miss)
+    }
+
+    /// When the queue should be drained by ([`DRAIN_SHARE`] of the job's
+    /// deadline), while that is still ahead: with a deadline alone (a
+    /// budget keeps its money for the deadline), once a task has ended
+    /// (before, the duration is a prior or the running tasks' ages: a
+    /// guess to plan the deadline on, not to buy a guard with), and only
+    /// for the job's last tasks (not a stage's, nor with stages ahead: its
+    /// queue is not the job's).
+    pub fn drain_by(&self) -> Option<Secs> {
+        if self.policy.objective.budget.is_some()
+            || self.snap.tasks.done == 0
+            || self.tasks.stages_ahead > 0
+        {
+            return None;
+        }
+        let by = DRAIN_SHARE * self.deadline?;
+        (!self.stage && by > self.snap.now).then_some(by)
     }
 
     /// The same step projecting at the median: a plan that meets the
@@ -264,8 +307,15 @@ impl<'a> Step<'a> {
         self.project(extra, gone, None).0
     }
 
-    /// Projected finish and total spend with `extra` added and `gone` removed.
-    /// A preemptible machine works at the share of its rate that is kept
+    /// Projected finish and total spend with `extra` added and `gone`
+    /// removed ([`Step::projection`]).
+    pub fn project(&self, extra: &[u32], gone: &[MachineId], budget: Option<f64>) -> (Secs, f64) {
+        let p = self.projection(extra, gone, budget);
+        (p.finish, p.spend)
+    }
+
+    /// Projected drain, finish and total spend with `extra` added and `gone`
+    /// removed. A preemptible machine works at the share of its rate that is kept
     /// (taken back, it is replaced). With a `budget`, paid machines stop
     /// when it runs out: per-second ones
     /// when the money left is burnt, per-hour ones at the end of the hours
@@ -274,9 +324,13 @@ impl<'a> Step<'a> {
     /// (among the busy slots of that class and the slower ones), and one
     /// task more for each stage ahead (it starts when the one before is
     /// done).
-    pub fn project(&self, extra: &[u32], gone: &[MachineId], budget: Option<f64>) -> (Secs, f64) {
+    pub fn projection(&self, extra: &[u32], gone: &[MachineId], budget: Option<f64>) -> Projected {
         let Some(estimates) = &self.estimates else {
-            return (Secs::INFINITY, self.snap.spent);
+            return Projected {
+                drain: Secs::INFINITY,
+                finish: Secs::INFINITY,
+                spend: self.snap.spent,
+            };
         };
         let now = self.snap.now;
         let r = &self.policy.resources;
@@ -363,10 +417,11 @@ impl<'a> Step<'a> {
         };
         let overrun = worst(&|c| self.overrun(c, busy(c)));
         let stages = worst(&|c| self.tail(c, at_once)) * f64::from(self.tasks.stages_ahead);
+        let drain = fluid_finish(now, work, &caps);
         let finish = if work == 0.0 {
             now
         } else {
-            fluid_finish(now, work, &caps) + overrun + stages
+            drain + overrun + stages
         };
         let spend: f64 = machines
             .iter()
@@ -381,7 +436,11 @@ impl<'a> Step<'a> {
                 billed(&r[class], requested, end) - before
             })
             .sum();
-        (finish, self.snap.spent + spend)
+        Projected {
+            drain,
+            finish,
+            spend: self.snap.spent + spend,
+        }
     }
 
     /// The cheapest machines to add so the projected finish meets
@@ -435,6 +494,40 @@ impl<'a> Step<'a> {
             .map(|f| f.0)
             .unwrap_or(fallback);
         (best, true)
+    }
+
+    /// `cheapest` (which meets `deadline`) widened with per-second machines
+    /// (the cheapest per task first) until the queue drains by
+    /// [`Step::drain_by`], when it does not already and the wider plan's
+    /// projected spend is at most [`DRAIN_PREMIUM`] more; with the drain
+    /// time aimed at. Per-hour machines are not bought for it: each pays a
+    /// whole hour however soon the queue drains.
+    pub fn drain_early(&self, deadline: Secs, cheapest: &[u32]) -> Option<(Extra, Secs)> {
+        let by = self.drain_by()?;
+        let base = self.projection(cheapest, &[], None);
+        if base.drain <= by {
+            return None;
+        }
+        let r = &self.policy.resources;
+        let per_second: Vec<usize> = self
+            .order()
+            .into_iter()
+            .filter(|&c| r[c].billing == Billing::PerSecond)
+            .collect();
+        let mut wide = cheapest.to_vec();
+        let wider = loop {
+            let c = per_second
+                .iter()
+                .copied()
+                .find(|&c| self.room(c, &wide) > 0 && self.helps(c, by))?;
+            wide[c] += 1;
+            let p = self.projection(&wide, &[], None);
+            if p.drain <= by {
+                break p;
+            }
+        };
+        (wider.finish <= deadline && self.drain_affordable(cheapest, wider.spend))
+            .then_some((wide, by))
     }
 
     /// Machines to add, one at a time, while each makes the projected finish
@@ -544,8 +637,17 @@ impl<'a> Step<'a> {
     /// deadline less twice the scale-out margin (and a stage due sooner
     /// within its own); with that finish. The
     /// wider margin in than out keeps a machine released now from being
-    /// bought back later, after a boot.
+    /// bought back later, after a boot. A machine an early drain
+    /// ([`Step::drain_early`]) needs is kept while the fleet costs at most
+    /// [`DRAIN_PREMIUM`] more than the deadline alone and the queue would
+    /// drain later than [`Step::drain_by`] less the margin without it.
     pub fn surplus(&self, gone: &[MachineId]) -> Option<(&'a Machine, Secs)> {
+        self.spare(gone, true)
+    }
+
+    /// [`Step::surplus`], keeping the machines an early drain needs
+    /// ([`Step::drain_by`]) if `drain`.
+    fn spare(&self, gone: &[MachineId], drain: bool) -> Option<(&'a Machine, Secs)> {
         let deadline = self.deadline?;
         if self.estimates.is_none() || self.tasks.queued == 0 {
             return None;
@@ -568,7 +670,29 @@ impl<'a> Step<'a> {
             stage.tasks.queued == 0
                 || stage.finish(&stage.none(), &without) <= due - 2.0 * stage.margin()
         });
-        (finish <= deadline - slack && stage_spares).then_some((m, finish))
+        let drains = !drain
+            || self.drain_by().is_none_or(|by| {
+                self.projection(&self.none(), &without, None).drain <= by - self.margin()
+                    || !self
+                        .drain_affordable(&self.none(), self.project(&self.none(), gone, None).1)
+            });
+        (finish <= deadline - slack && stage_spares && drains).then_some((m, finish))
+    }
+
+    /// The per-second machines the deadline alone would release.
+    fn lean(&self) -> Vec<MachineId> {
+        let mut gone = Vec::new();
+        while let Some((m, _)) = self.spare(&gone, false) {
+            gone.push(m.id);
+        }
+        gone
+    }
+
+    /// Whether `spend` is at most [`DRAIN_PREMIUM`] more than the deadline
+    /// alone costs: `cheapest` added and the machines it would release gone.
+    fn drain_affordable(&self, cheapest: &[u32], spend: f64) -> bool {
+        let alone = self.project(cheapest, &self.lean(), None).1;
+        spend <= (1.0 + DRAIN_PREMIUM) * alone + 1e-9
     }
 
     /// Seconds until a per-hour machine's next hour is charged.

@@ -847,3 +847,100 @@ fn preemptible_machines_are_preferred_where_the_work_they_lose_leaves_them_cheap
         ]
     );
 }
+
+/// `snap` after some tasks have ended.
+fn ended(mut snap: Snapshot) -> Snapshot {
+    snap.tasks.done = 10;
+    snap
+}
+
+/// Two campus workers and `quick`: $0.40/h per second, no boot.
+fn quick_policy(objective: &str) -> Policy {
+    Policy::parse(
+        "test.toml",
+        &format!(
+            "[objective]\n{objective}\n\
+             [[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 2\n\
+             [[resources]]\nname = \"quick\"\nprovider = \"local\"\nprice_per_hour = 0.40\nmax = 20\n"
+        ),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_deadline_alone_drains_the_queue_by_half_of_it_when_that_costs_little_more() {
+    // The deadline alone: 4 quick, done at 17m10s for $0.46. Draining the
+    // queue by 10m00s takes 8, $0.56: 22% more, within 30%.
+    let p = quick_policy("deadline = \"20m\"");
+    assert_eq!(
+        plan(&p, &ended(snapshot(0.0, 200, 0, campus()))),
+        [
+            "+8 quick: projected 50m30s > deadline 20m00s less a margin of 1m10s (the last tasks at their p80 duration); the queue drained by 10m00s (50% of the deadline, for at most 30% more): a task many times the mean drawn late still ends in time; with them 10m30s, about $0.56 in all"
+        ]
+    );
+    // Before a task has ended, the duration is a guess: the deadline alone.
+    assert_eq!(
+        plan(&p, &snapshot(0.0, 200, 0, campus())),
+        [
+            "+4 quick: projected 50m30s > deadline 20m00s less a margin of 1m10s (the last tasks at their p80 duration); with them 17m10s, about $0.46 in all"
+        ]
+    );
+    // With a budget too, the money is kept for the deadline.
+    let p = quick_policy("deadline = \"20m\"\nbudget = 5.0");
+    assert_eq!(
+        plan(&p, &ended(snapshot(0.0, 200, 0, campus()))),
+        [
+            "+4 quick: projected 50m30s > deadline 20m00s less a margin of 1m10s (the last tasks at their p80 duration); with them 17m10s, about $0.46 in all"
+        ]
+    );
+    // By 30m the deadline alone needs 2 quick ($0.34), and draining by
+    // 15m00s would move more of the campus's free work onto paid machines
+    // than 30% more pays for.
+    let p = quick_policy("deadline = \"30m\"");
+    assert_eq!(
+        plan(&p, &ended(snapshot(0.0, 200, 0, campus()))),
+        [
+            "+2 quick: projected 50m30s > deadline 30m00s less a margin of 1m40s (the last tasks at their p80 duration); with them 25m30s, about $0.34 in all"
+        ]
+    );
+    // A deadline the machines running meet, but a drain past half of it:
+    // 4 more quick.
+    let p = quick_policy("deadline = \"20m\"");
+    let mut machines = campus();
+    machines.extend((1..=4).map(|id| machine(id, 1, MachineState::Running, 0.0, 1)));
+    assert_eq!(
+        plan(&p, &ended(snapshot(120.0, 150, 10, machines))),
+        [
+            "+4 quick: projected 15m25s meets the deadline 20m00s, but the queue drained by 10m00s (50% of the deadline, for at most 30% more): a task many times the mean drawn late still ends in time; with them 10m15s, about $0.44 in all"
+        ]
+    );
+}
+
+#[test]
+fn machines_an_early_drain_needs_are_kept_until_it_is_past() {
+    // 8 quick at 2m00s: the deadline alone would let 4 go (as it does
+    // with a budget); the drain by 10m00s keeps them.
+    let mut machines = campus();
+    machines.extend((1..=8).map(|id| machine(id, 1, MachineState::Running, 0.0, 1)));
+    let p = quick_policy("deadline = \"20m\"");
+    assert!(plan(&p, &ended(snapshot(120.0, 150, 10, machines.clone()))).is_empty());
+    let budgeted = quick_policy("deadline = \"20m\"\nbudget = 5.0");
+    assert_eq!(
+        plan(
+            &budgeted,
+            &ended(snapshot(120.0, 150, 10, machines.clone()))
+        ),
+        [
+            "-1 quick (m8): not needed for the deadline 20m00s (projected 11m07s without it)",
+            "-1 quick (m7): not needed for the deadline 20m00s (projected 12m11s without it)",
+            "-1 quick (m6): not needed for the deadline 20m00s (projected 13m34s without it)",
+            "-1 quick (m5): not needed for the deadline 20m00s (projected 15m25s without it)",
+        ]
+    );
+    // Past 10m00s the deadline alone decides.
+    let released = plan(&p, &ended(snapshot(600.0, 10, 10, machines)));
+    assert_eq!(
+        released[0],
+        "-1 quick (m8): not needed for the deadline 20m00s (projected 11m20s without it)"
+    );
+}
