@@ -19,6 +19,7 @@ use std::time::Duration;
 use halley_substrate::client::{ConnectError, local_address};
 use halley_substrate::node::MAX_LOCAL;
 use halley_substrate::node::gate::{Grants, Scope};
+use halley_substrate::wire::{self, Request};
 use halley_substrate::{
     DirectSpace, EmbeddedSpace, Field, Kind, Multiaddr, Node as InProcessNode, RemoteSpace, Space,
     SpaceError, Subscription, Template, Value, tuple,
@@ -304,6 +305,25 @@ fn closed_by_peer(stream: &mut UnixStream) -> bool {
             Err(_) => return false,
         }
     }
+}
+
+/// A client that goes away in the middle of a frame (killed while
+/// writing) broke its stream; it sent no bad frame: nothing is counted or
+/// warned about (a job's workers ending must not fill its terminal).
+#[test]
+fn a_client_gone_mid_frame_is_not_a_bad_frame() {
+    let path = SocketPath::new("gone");
+    let node = node_with_door(&path, &["--metrics", "127.0.0.1:0"]);
+    let metrics = metrics_addr(&node);
+    let mut frame = Vec::new();
+    wire::encode_request(&mut frame, 1, &Request::Status).unwrap();
+    let mut stream = UnixStream::connect(&path.0).unwrap();
+    stream.write_all(&frame[..frame.len() - 1]).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(closed_by_peer(&mut stream), "not closed");
+    let body = get(&metrics, "/metrics").1;
+    assert_eq!(sample(&body, "halley_bad_frames_total"), 0, "{body}");
+    assert!(!node.stderr().contains("bad frame"), "{}", node.stderr());
 }
 
 #[test]

@@ -111,6 +111,10 @@ async fn junk_is_refused_and_the_node_goes_on() {
 
     let log = node.stderr();
     assert!(log.contains("refused an incoming connection"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log to a pipe: {log}"
+    );
     assert_eq!(
         log.matches("closing a stream that sent a bad frame")
             .count(),

@@ -8,10 +8,12 @@
 //! queue; the stream's task encodes every answer that is ready into one
 //! buffer and writes it at once.
 //!
-//! A bad frame (malformed, or a length over the limit) is logged with the
-//! caller's name ([`Caller`]) and ends this stream only. When the stream ends for any reason,
-//! every waiting take, read and subscription is cancelled, and tuples that
-//! were taken but could not be written back to the client are put back in
+//! A bad frame (malformed, or a length over the limit) is logged as a
+//! warning with the caller's name ([`Caller`]) and ends this stream only;
+//! a stream that breaks (a reset, an end mid-frame) is logged at debug
+//! level. When the stream ends for any reason, every waiting take, read
+//! and subscription is cancelled, and tuples that were taken but could not
+//! be written back to the client are put back in
 //! the space: a vanished client never swallows a tuple.
 
 use std::collections::HashMap;
@@ -92,9 +94,13 @@ pub(super) async fn serve<S: Served>(
         tokio::select! {
             frame = frames.next() => match frame {
                 None => break,
-                Some(Err(e)) => {
+                Some(Err(e)) if e.is_bad_frame() => {
                     metrics.bad_frame();
                     tracing::warn!(%peer, error = %e, "closing a stream that sent a bad frame");
+                    break;
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "a stream broke");
                     break;
                 }
                 Some(Ok(Message::Request { id, request: Request::Cancel })) => {

@@ -43,6 +43,15 @@ pub enum FrameError {
     Io(#[from] io::Error),
 }
 
+impl FrameError {
+    /// Whether the sender broke the protocol (a frame malformed or over
+    /// the limit), rather than the stream breaking under it (a reset, or
+    /// an end in the middle of a frame: a process killed while writing).
+    pub fn is_bad_frame(&self) -> bool {
+        !matches!(self, FrameError::Truncated | FrameError::Io(_))
+    }
+}
+
 /// Appends `message` as one frame to `buf`; on error `buf` is left as it was.
 pub fn encode(buf: &mut Vec<u8>, message: &Message) -> Result<(), FrameError> {
     encode_value(buf, message)

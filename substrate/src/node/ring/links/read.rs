@@ -124,8 +124,12 @@ pub(super) async fn read<S: AsyncRead + AsyncWrite>(
                 tracing::warn!(%peer, "closing a peer stream that sent what a peer does not send");
                 break;
             }
-            Some(Err(e)) => {
+            Some(Err(e)) if e.is_bad_frame() => {
                 tracing::warn!(%peer, error = %e, "closing a peer stream that sent a bad frame");
+                break;
+            }
+            Some(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "a peer stream broke");
                 break;
             }
             None => {
