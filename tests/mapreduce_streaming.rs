@@ -212,10 +212,8 @@ fn with_peer_the_tasks_go_through_that_node_space() {
         let node = Node::start("/ip4/127.0.0.1/tcp/0".parse().unwrap(), space.clone())
             .await
             .unwrap();
-        // Every task's result: ("result", job, id, attempt, worker, ...).
-        let mut fields = vec![Field::Actual("result".into())];
-        fields.extend(std::iter::repeat_n(Field::Any, 8));
-        let done = Template::new(fields);
+        // Every batch of results a worker puts.
+        let done = halley_paradigms::results::template(None);
         let done = space.subscribe(done).await.unwrap();
         (space, node, done)
     });
@@ -241,8 +239,8 @@ fn with_peer_the_tasks_go_through_that_node_space() {
     let mut results = 0;
     rt.block_on(async {
         let wait = std::time::Duration::from_millis(200);
-        while let Ok(Some(_)) = tokio::time::timeout(wait, done.next()).await {
-            results += 1;
+        while let Ok(Some(packed)) = tokio::time::timeout(wait, done.next()).await {
+            results += halley_paradigms::results::unpack(packed).unwrap().len();
         }
     });
     let summary: serde_json::Value =

@@ -18,7 +18,8 @@ use halley_substrate::node::gate::Scope;
 use halley_substrate::{Field, Kind, Template};
 
 use crate::lease::Claim;
-use crate::task::{Heartbeat, STOP, Task, TaskResult, abort_template, stop_template};
+use crate::results;
+use crate::task::{Heartbeat, STOP, Task, abort_template, stop_template};
 
 /// The scope of job `job`'s isolated workers.
 pub fn worker_scope(job: &str) -> Scope {
@@ -28,7 +29,7 @@ pub fn worker_scope(job: &str) -> Scope {
         read: vec![stop_template(job), abort_template(Some(job))],
         write: vec![
             Claim::template(job),
-            TaskResult::template(job),
+            results::template(Some(job)),
             Heartbeat::template(),
         ],
     }
@@ -117,7 +118,7 @@ mod tests {
         assert!(scope.allows(&take(Task::template(Some("A")))).is_ok());
         assert!(scope.allows(&take(Task::template(Some("B")))).is_err());
         assert!(scope.allows(&take(Task::template(None))).is_err());
-        assert!(scope.allows(&take(TaskResult::template("A"))).is_err());
+        assert!(scope.allows(&take(results::template(Some("A")))).is_err());
         let task = Task {
             job: "A".into(),
             id: 1,

@@ -1,6 +1,7 @@
 //! Paradigms over the Space API.
 //!
-//! Master-worker is the root: [`task`] holds the tuple layouts, [`master`]
+//! Master-worker is the root: [`task`] holds the tuple layouts ([`results`]
+//! packs a batch's results in one), [`master`]
 //! submits tasks and collects exactly one result each, [`worker`] takes and
 //! runs them under the leases of [`lease`]; [`bag`] runs bags of shell
 //! commands on top, each task run by [`shell`] (its own process group, a
@@ -13,6 +14,7 @@ pub mod isolated;
 pub mod lease;
 pub mod mapreduce;
 pub mod master;
+pub mod results;
 pub mod shell;
 pub mod task;
 pub mod worker;

@@ -13,8 +13,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The master talks to the space only: it puts task tuples, takes result
-//! tuples in batches, and every check period (default 1 s) scans the job's
+//! The master talks to the space only: it puts task tuples, takes packed
+//! result tuples ([`crate::results`]) in batches, and every check period (default 1 s) scans the job's
 //! claims to find lapsed leases (see [`crate::lease`]). It keeps each task's
 //! payload until the task is done, to re-queue it.
 
@@ -27,6 +27,7 @@ use halley_substrate::{Space, SpaceError, Tuple};
 use tokio::time::Instant;
 
 use crate::lease::{Claim, Ledger};
+use crate::results;
 use crate::task::{
     Heartbeat, Task, TaskResult, abort_template, abort_tuple, stop_template, stop_tuple,
 };
@@ -193,7 +194,7 @@ impl<S: Space> Master<S> {
                 return Ok(Next::Idle);
             }
             let wait = self.next_check.min(deadline) - now;
-            let template = TaskResult::template(&self.job);
+            let template = results::template(Some(&self.job));
             let got = self.space.take_up_to(template, BATCH, Some(wait)).await?;
             self.absorb(got);
         }
@@ -289,7 +290,11 @@ impl<S: Space> Master<S> {
         loop {
             let got = self
                 .space
-                .take_up_to(TaskResult::template(&self.job), BATCH, Some(Duration::ZERO))
+                .take_up_to(
+                    results::template(Some(&self.job)),
+                    BATCH,
+                    Some(Duration::ZERO),
+                )
                 .await?;
             if got.is_empty() {
                 break;
@@ -301,20 +306,27 @@ impl<S: Space> Master<S> {
 
     fn absorb(&mut self, tuples: Vec<Tuple>) {
         for tuple in tuples {
-            let Some(result) = TaskResult::from_tuple(tuple) else {
-                tracing::warn!(job = %self.job, "dropped a malformed result tuple");
+            let Some(results) = results::unpack(tuple) else {
+                tracing::warn!(job = %self.job, "dropped a malformed results tuple");
                 continue;
             };
-            match self.ledger.accept(result.id) {
-                Some(attempts) => {
-                    if let Some(slot) = self.payloads.get_mut(result.id as usize) {
-                        *slot = None;
-                    }
-                    self.results_since_check += 1;
-                    self.ready.push_back(Finished { result, attempts });
-                }
-                None => self.duplicates += 1,
+            for result in results {
+                self.accept(result);
             }
+        }
+    }
+
+    /// Keeps `result` if it is its task's first.
+    fn accept(&mut self, result: TaskResult) {
+        match self.ledger.accept(result.id) {
+            Some(attempts) => {
+                if let Some(slot) = self.payloads.get_mut(result.id as usize) {
+                    *slot = None;
+                }
+                self.results_since_check += 1;
+                self.ready.push_back(Finished { result, attempts });
+            }
+            None => self.duplicates += 1,
         }
     }
 
@@ -327,7 +339,7 @@ impl<S: Space> Master<S> {
             .flat_map(|c| c.tasks)
             .collect();
         loop {
-            let template = TaskResult::template(&self.job);
+            let template = results::template(Some(&self.job));
             let got = self
                 .space
                 .take_up_to(template, BATCH, Some(Duration::ZERO))

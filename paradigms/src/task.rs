@@ -7,7 +7,7 @@
 //! | --- | --- |
 //! | task | `("task", job: str, task_id: int, attempt: int, payload: bytes)` |
 //! | claim | `("claim", job: str, worker: str, batch: int, tasks: bytes)` |
-//! | result | `("result", job: str, task_id: int, attempt: int, worker: str, resource: str, started_us: int, finished_us: int, payload: bytes)` |
+//! | results | `("results", job: str, worker: str, resource: str, records: bytes)` — the results of tasks a worker ran, packed (see [`crate::results`]) |
 //! | stop | `("stop", target: str)` — target is a worker id or a job id; a job's lives an hour ([`crate::master::STOP_NOTICE_TTL`]) |
 //! | abort | `("abort", job: str)` — kill the job's running tasks now |
 //! | heartbeat | `("worker", worker: str, resource: str, busy_slots: int)` |
@@ -24,7 +24,7 @@ use halley_substrate::{Field, Kind, Template, Tuple, Value};
 /// Tags of the tuples above.
 pub const TASK: &str = "task";
 pub const CLAIM: &str = "claim";
-pub const RESULT: &str = "result";
+pub const RESULTS: &str = "results";
 pub const STOP: &str = "stop";
 pub const HEARTBEAT: &str = "worker";
 pub const ABORT: &str = "abort";
@@ -78,7 +78,8 @@ impl Task {
     }
 }
 
-/// What a worker reports for one task.
+/// What a worker reports for one task (packed with others of its batch
+/// by [`crate::results::pack`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskResult {
     pub job: String,
@@ -93,68 +94,6 @@ pub struct TaskResult {
 }
 
 impl TaskResult {
-    pub fn to_tuple(&self) -> Tuple {
-        self.clone().into_tuple()
-    }
-
-    /// The result's tuple, its strings and payload moved in (not copied).
-    pub fn into_tuple(self) -> Tuple {
-        Tuple::new(vec![
-            RESULT.into(),
-            Value::Str(self.job),
-            int(self.id),
-            int(self.attempt),
-            Value::Str(self.worker),
-            Value::Str(self.resource),
-            Value::Int(self.started_us),
-            Value::Int(self.finished_us),
-            Value::Bytes(self.payload),
-        ])
-    }
-
-    pub fn from_tuple(tuple: Tuple) -> Option<TaskResult> {
-        let [
-            tag,
-            job,
-            id,
-            attempt,
-            worker,
-            resource,
-            started,
-            finished,
-            payload,
-        ]: [Value; 9] = tuple.into_fields().try_into().ok()?;
-        (tag.as_str()? == RESULT).then_some(())?;
-        Some(TaskResult {
-            job: string(job)?,
-            id: uint(&id)?,
-            attempt: uint(&attempt)?,
-            worker: string(worker)?,
-            resource: string(resource)?,
-            started_us: started.as_int()?,
-            finished_us: finished.as_int()?,
-            payload: bytes(payload)?,
-        })
-    }
-
-    /// Results of `job`.
-    pub fn template(job: &str) -> Template {
-        let mut fields = vec![Field::Actual(RESULT.into()), job_field(Some(job))];
-        fields.extend(
-            [
-                Kind::Int,
-                Kind::Int,
-                Kind::Str,
-                Kind::Str,
-                Kind::Int,
-                Kind::Int,
-                Kind::Bytes,
-            ]
-            .map(Field::Typed),
-        );
-        Template::new(fields)
-    }
-
     /// Seconds the task ran, on the worker's clock.
     pub fn run_secs(&self) -> f64 {
         (self.finished_us - self.started_us) as f64 / 1e6
@@ -280,25 +219,6 @@ mod tests {
         assert!(Task::template(None).matches(&tuple));
         assert!(!Task::template(Some("k")).matches(&tuple));
         assert_eq!(Task::from_tuple(tuple), Some(task));
-    }
-
-    #[test]
-    fn result_round_trips_and_matches_its_template() {
-        let result = TaskResult {
-            job: "j".into(),
-            id: 3,
-            attempt: 1,
-            worker: "w".into(),
-            resource: "local".into(),
-            started_us: 10,
-            finished_us: 2_000_010,
-            payload: vec![1, 2],
-        };
-        let tuple = result.to_tuple();
-        assert!(TaskResult::template("j").matches(&tuple));
-        assert!(!TaskResult::template("x").matches(&tuple));
-        assert_eq!(result.run_secs(), 2.0);
-        assert_eq!(TaskResult::from_tuple(tuple), Some(result));
     }
 
     #[test]

@@ -44,9 +44,8 @@ use halley_substrate::{MAX_STEPS, Space, SpaceError, Step, Template, Tuple};
 use tokio::task::JoinSet;
 
 use crate::lease::Claim;
-use crate::task::{
-    Heartbeat, Task, TaskResult, abort_template, aborted_job, now_us, stop_template,
-};
+use crate::results::{self, Outcome};
+use crate::task::{Heartbeat, Task, abort_template, aborted_job, now_us, stop_template};
 
 /// Work a batch should hold, when the task time is known.
 const BATCH_TIME: Duration = Duration::from_millis(20);
@@ -335,7 +334,7 @@ impl<S: Space> Worker<S> {
         let mut steps = Vec::new();
         if let Some(RanBatch { ran, claims }) = ran {
             steps.push(Step::Out {
-                tuples: self.results(ran),
+                tuples: self.results(&ran),
                 ttl: None,
             });
             // The results come first: a claim gone with no result would
@@ -386,23 +385,19 @@ impl<S: Space> Worker<S> {
         Ok(Some(Fetched { tasks, claims }))
     }
 
-    /// The result tuples of the tasks that ran.
-    fn results(&self, ran: Vec<Ran>) -> Vec<Tuple> {
-        ran.into_iter()
-            .map(|(task, started, finished, payload)| {
-                TaskResult {
-                    job: task.job,
-                    id: task.id,
-                    attempt: task.attempt,
-                    worker: self.id.clone(),
-                    resource: self.resource.clone(),
-                    started_us: started,
-                    finished_us: finished,
-                    payload,
-                }
-                .into_tuple()
-            })
-            .collect()
+    /// The packed result tuples of the tasks that ran.
+    fn results(&self, ran: &[Ran]) -> Vec<Tuple> {
+        let outcomes = ran
+            .iter()
+            .map(|(task, started, finished, payload)| Outcome {
+                job: &task.job,
+                id: task.id,
+                attempt: task.attempt,
+                started_us: *started,
+                finished_us: *finished,
+                payload,
+            });
+        results::pack(&self.id, &self.resource, outcomes)
     }
 
     /// Stops renewing `claims` and takes them back.
