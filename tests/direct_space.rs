@@ -6,9 +6,10 @@
 //! connection is seen gone: its operations go to the peers left.
 
 mod common;
+mod run_util;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use libp2p::PeerId;
@@ -19,6 +20,7 @@ use halley_substrate::ring::Ring;
 use halley_substrate::{DirectSpace, RemoteSpace, Space, Template, Tuple, tuple};
 
 use common::{DEADLINE, Node, eventually, get, metrics_addr, ring_size, sample};
+use run_util::Scratch;
 
 const TUPLES: usize = 300;
 
@@ -84,14 +86,6 @@ fn places_over_the_tuples(dir: &Path) -> Vec<String> {
     files
 }
 
-/// A fresh directory for one test's key files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("halley-direct-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// A peer's place on the ring: the last 8 bytes of its id.
 fn place(peer: &PeerId) -> u64 {
     let bytes = peer.to_bytes();
@@ -112,8 +106,8 @@ async fn connect(node: &Node) -> DirectSpace {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_out_goes_straight_to_its_primary() {
-    let dir = scratch("primary");
-    let nodes = ring(&dir);
+    let dir = Scratch::new("direct-primary");
+    let nodes = ring(&dir.0);
     let space = connect(&nodes[0]).await;
     assert_eq!(space.direct_members(), 3, "the client reaches every peer");
 
@@ -175,8 +169,8 @@ async fn each_out_goes_straight_to_its_primary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_peer_costs_a_direct_client_no_tuple() {
-    let dir = scratch("killed");
-    let mut nodes = ring(&dir);
+    let dir = Scratch::new("direct-killed");
+    let mut nodes = ring(&dir.0);
     // No refresh during the test: the client learns of the loss from its
     // connection alone.
     let hour = Duration::from_secs(3_600);

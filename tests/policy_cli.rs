@@ -1,7 +1,11 @@
 //! `halley policy check` and `halley simulate` as users run them.
 
-use std::path::{Path, PathBuf};
+mod run_util;
+
+use std::path::Path;
 use std::process::{Command, Output};
+
+use run_util::Scratch;
 
 fn halley(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_halley"))
@@ -13,14 +17,6 @@ fn halley(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn scratch(name: &str, contents: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("halley-policy-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, contents).unwrap();
-    path
 }
 
 #[test]
@@ -44,7 +40,8 @@ fn policy_check_accepts_every_example() {
 
 #[test]
 fn policy_check_names_line_and_field_and_exits_2() {
-    let path = scratch(
+    let tmp = Scratch::new("policy-cli-policy_check_names_line_and_field_and_exits_2");
+    let path = tmp.write(
         "weekly.toml",
         "[[resources]]\nname = \"cloud\"\nprovider = \"local\"\nmax = 2\nbilling = \"weekly\"\n",
     );
@@ -60,8 +57,10 @@ fn policy_check_names_line_and_field_and_exits_2() {
 
 #[test]
 fn policy_check_warns_of_a_policy_with_no_way_to_learn_a_duration() {
+    let tmp =
+        Scratch::new("policy-cli-policy_check_warns_of_a_policy_with_no_way_to_learn_a_duration");
     let paid = "[objective]\ndeadline = \"1h\"\n[[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = 1.0\nmax = 4\n";
-    let path = scratch("paid-only.toml", paid);
+    let path = tmp.write("paid-only.toml", paid);
     let out = halley(&["policy", "check", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stdout), "ok\n");
@@ -73,7 +72,7 @@ fn policy_check_warns_of_a_policy_with_no_way_to_learn_a_duration() {
         )),
         "{stderr}"
     );
-    let path = scratch(
+    let path = tmp.write(
         "paid-with-prior.toml",
         &paid.replace(
             "[[resources]]",
@@ -97,7 +96,8 @@ const WORKLOAD: &str =
 
 #[test]
 fn simulate_json_has_the_contract_fields_and_is_seeded() {
-    let workload = scratch("w.toml", WORKLOAD);
+    let tmp = Scratch::new("policy-cli-simulate_json_has_the_contract_fields_and_is_seeded");
+    let workload = tmp.write("w.toml", WORKLOAD);
     let args = [
         "simulate",
         "--policy",
@@ -133,7 +133,8 @@ fn simulate_json_has_the_contract_fields_and_is_seeded() {
 
 #[test]
 fn simulate_prints_a_table_and_draws_a_plot() {
-    let workload = scratch("w2.toml", WORKLOAD);
+    let tmp = Scratch::new("policy-cli-simulate_prints_a_table_and_draws_a_plot");
+    let workload = tmp.write("w2.toml", WORKLOAD);
     let plot = workload.with_file_name("run.svg");
     let out = halley(&[
         "simulate",
@@ -155,7 +156,8 @@ fn simulate_prints_a_table_and_draws_a_plot() {
 
 #[test]
 fn simulate_names_a_bad_workload_line_and_exits_2() {
-    let workload = scratch(
+    let tmp = Scratch::new("policy-cli-simulate_names_a_bad_workload_line_and_exits_2");
+    let workload = tmp.write(
         "bad.toml",
         "tasks = 10\nduration = { dist = \"fixed\", mean = \"1s\" }\n[speed]\n\"cloud.huge\" = 2.0\n",
     );
@@ -179,15 +181,17 @@ fn simulate_names_a_bad_workload_line_and_exits_2() {
 /// private slot, a 40 s deadline, up to 6 paid machines.
 #[test]
 fn simulate_exits_1_when_the_budget_forbids_meeting_the_deadline() {
+    let tmp =
+        Scratch::new("policy-cli-simulate_exits_1_when_the_budget_forbids_meeting_the_deadline");
     let policy = "[objective]\ndeadline = \"40s\"\n[scaling]\ninterval = \"1s\"\n\
                   [[resources]]\nname = \"private\"\nprovider = \"static\"\ncount = 1\n\
                   [[resources]]\nname = \"paid\"\nprovider = \"local\"\nprice_per_hour = 3.6\nboot_time = \"2s\"\nmax = 6\n";
-    let workload = scratch(
+    let workload = tmp.write(
         "sleep2.toml",
         "tasks = 60\nduration = { dist = \"fixed\", mean = \"2s\" }\n",
     );
     let run = |name: &str, policy: &str| {
-        let path = scratch(name, policy);
+        let path = tmp.write(name, policy);
         let out = halley(&[
             "simulate",
             "--policy",
@@ -218,7 +222,8 @@ fn simulate_exits_1_when_the_budget_forbids_meeting_the_deadline() {
 
 #[test]
 fn simulate_baselines_run_the_same_world_without_the_planner() {
-    let workload = scratch(
+    let tmp = Scratch::new("policy-cli-simulate_baselines_run_the_same_world_without_the_planner");
+    let workload = tmp.write(
         "wang-w.toml",
         "tasks = 200\nduration = { dist = \"lognormal\", mean = \"120s\", cv = 0.8 }\n",
     );
@@ -250,12 +255,15 @@ fn simulate_baselines_run_the_same_world_without_the_planner() {
 
 #[test]
 fn simulate_sweep_prints_the_promise_table_and_names_a_bad_grid_field() {
+    let tmp = Scratch::new(
+        "policy-cli-simulate_sweep_prints_the_promise_table_and_names_a_bad_grid_field",
+    );
     let grid =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/grid.toml"))
             .unwrap()
             .replace("scenarios = 60", "scenarios = 3")
             .replace("max_work = \"60h\"", "max_work = \"2h\"");
-    let path = scratch("grid.toml", &grid);
+    let path = tmp.write("grid.toml", &grid);
     let out = halley(&["simulate", "--sweep", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -299,7 +307,7 @@ fn simulate_sweep_prints_the_promise_table_and_names_a_bad_grid_field() {
         "{}",
         text(&out.stderr)
     );
-    let bad = scratch(
+    let bad = tmp.write(
         "bad-grid.toml",
         &grid.replace("objective = [", "objective = [\"speed\", "),
     );

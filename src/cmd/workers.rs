@@ -21,6 +21,7 @@
 //! [`progress::Display`] draws the progress line with the pool's status
 //! (workers by class, spend, projected finish against the deadline).
 
+mod door;
 pub mod interrupt;
 pub mod managed;
 pub mod pool;
@@ -250,7 +251,7 @@ pub(crate) fn with_space(
                         );
                     }
                 }
-                let local = open_local_door(&mut node).await;
+                let local = door::open(&mut node).await;
                 let reach = Reach {
                     peer,
                     join,
@@ -267,26 +268,6 @@ pub(crate) fn with_space(
             }
         }
     })
-}
-
-/// Opens the embedded node's local door in the temporary directory, for
-/// the workers this machine starts; without one (a directory that takes
-/// no socket), they dial its libp2p address as before. The node removes
-/// the socket when it stops.
-async fn open_local_door(node: &mut Node) -> Option<String> {
-    let name = format!(
-        "halley-{}-{:08x}.sock",
-        std::process::id(),
-        rand::random::<u32>()
-    );
-    let path = std::env::temp_dir().join(name);
-    match node.serve_unix(&path).await {
-        Ok(path) => Some(format!("/unix{}", path.display())),
-        Err(e) => {
-            tracing::warn!(error = %e, "no local door: the workers dial the space's libp2p address");
-            None
-        }
-    }
 }
 
 /// What to say when a node of the job cannot listen on `addr` (given by

@@ -180,9 +180,8 @@ mod tests {
 
     #[test]
     fn a_worker_starts_after_its_boot_time_with_its_class() {
-        let dir = std::env::temp_dir().join(format!("halley-local-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("args");
+        let out = std::env::temp_dir().join(format!("halley-local-args-{}", std::process::id()));
+        let _ = std::fs::remove_file(&out);
         let script = format!("echo \"$@\" \"$HALLEY_TOKEN\" > {}", out.display());
         let line = WorkerLine {
             program: "sh".into(),
@@ -203,6 +202,7 @@ mod tests {
             std::fs::read_to_string(&out).unwrap(),
             "--resource cloud --slots 1 c0ffee\n"
         );
+        let _ = std::fs::remove_file(&out);
     }
 
     #[test]
