@@ -203,7 +203,7 @@ fn a_policy_is_checked_before_anything_runs() {
 
 #[test]
 fn with_peer_the_tasks_go_through_that_node_space() {
-    use halley_substrate::{EmbeddedSpace, Field, Node, Space, Subscription, Template};
+    use halley_substrate::{EmbeddedSpace, Node, Space, Subscription};
     let tmp = Scratch::new("mr-peer");
     let (texts, _, _) = corpus(&tmp.0);
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -249,9 +249,8 @@ fn with_peer_the_tasks_go_through_that_node_space() {
     let reduces = tasks.iter().filter(|t| t["phase"] == "reduce").count();
     assert_eq!(reduces, 2, "{summary}");
     assert_eq!(results, tasks.len(), "every result went through the node");
-    let mut task = vec![Field::Actual("task".into())];
-    task.extend(std::iter::repeat_n(Field::Any, 4));
-    let left = rt.block_on(space.scan(Template::new(task), None));
+    let chunks = halley_paradigms::chunks::template(None);
+    let left = rt.block_on(space.scan(chunks, None));
     assert!(left.unwrap().is_empty(), "every task tuple was taken");
     rt.block_on(node.stop());
     // c.txt is not part of this input: count the words of texts/ only.

@@ -44,16 +44,16 @@ fn outside_the_job(join: &str, capability: &str, job: &str) -> Vec<String> {
         let zero = Some(Duration::ZERO);
         let results: Vec<Result<(), SpaceError>> = vec![
             space
-                .take(t(r#"("task", "another-job", ?int, ?int, ?bytes)"#), zero)
+                .take(t(r#"("task", "another-job", ?bytes)"#), zero)
                 .await
                 .map(drop),
             space
-                .take(t(r#"("task", *, *, *, *)"#), zero)
+                .take(t(r#"("task", *, *)"#), zero)
                 .await
                 .map(drop),
             space
                 .read(
-                    t(&format!(r#"("task", "{job}", ?int, ?int, ?bytes)"#)),
+                    t(&format!(r#"("task", "{job}", ?bytes)"#)),
                     zero,
                 )
                 .await
@@ -61,7 +61,7 @@ fn outside_the_job(join: &str, capability: &str, job: &str) -> Vec<String> {
             space.scan(t("(*)"), None).await.map(drop),
             space.out(parse_tuple(r#"("anything", 1)"#).unwrap()).await,
             space
-                .out(parse_tuple(&format!(r#"("task", "{job}", 99, 1, b"00")"#)).unwrap())
+                .out(parse_tuple(&format!(r#"("task", "{job}", b"00")"#)).unwrap())
                 .await,
             space.status().await.map(drop),
         ];

@@ -17,15 +17,16 @@
 use halley_substrate::node::gate::Scope;
 use halley_substrate::{Field, Kind, Template};
 
+use crate::chunks;
 use crate::lease::Claim;
 use crate::results;
-use crate::task::{Heartbeat, STOP, Task, abort_template, stop_template};
+use crate::task::{Heartbeat, STOP, abort_template, stop_template};
 
 /// The scope of job `job`'s isolated workers.
 pub fn worker_scope(job: &str) -> Scope {
     let any_stop = Template::new(vec![Field::Actual(STOP.into()), Field::Typed(Kind::Str)]);
     Scope {
-        take: vec![Task::template(Some(job)), Claim::template(job), any_stop],
+        take: vec![chunks::template(Some(job)), Claim::template(job), any_stop],
         read: vec![stop_template(job), abort_template(Some(job))],
         write: vec![
             Claim::template(job),
@@ -79,12 +80,12 @@ mod tests {
         stopper.stop();
         run.await.unwrap().unwrap();
         let waiting = space
-            .scan(Task::template(Some("other")), None)
+            .scan(chunks::template(Some("other")), None)
             .await
             .unwrap();
         assert_eq!(waiting.len(), 5, "the other job's tasks are untouched");
         let stolen = remote
-            .take(Task::template(Some("other")), Some(Duration::ZERO))
+            .take(chunks::template(Some("other")), Some(Duration::ZERO))
             .await
             .unwrap_err();
         assert!(
@@ -93,11 +94,11 @@ mod tests {
         );
 
         // The same stream may not step outside the job.
-        let refused = remote.scan(Task::template(None), None).await.unwrap_err();
+        let refused = remote.scan(chunks::template(None), None).await.unwrap_err();
         assert!(matches!(refused, SpaceError::Refused(ref m) if m.contains("scanning")));
         grants.revoke("sq");
         let cut = remote
-            .take(Task::template(Some("sq")), Some(Duration::ZERO))
+            .take(chunks::template(Some("sq")), Some(Duration::ZERO))
             .await
             .unwrap_err();
         assert!(
@@ -115,18 +116,12 @@ mod tests {
             max: 1,
             timeout: None,
         };
-        assert!(scope.allows(&take(Task::template(Some("A")))).is_ok());
-        assert!(scope.allows(&take(Task::template(Some("B")))).is_err());
-        assert!(scope.allows(&take(Task::template(None))).is_err());
+        assert!(scope.allows(&take(chunks::template(Some("A")))).is_ok());
+        assert!(scope.allows(&take(chunks::template(Some("B")))).is_err());
+        assert!(scope.allows(&take(chunks::template(None))).is_err());
         assert!(scope.allows(&take(results::template(Some("A")))).is_err());
-        let task = Task {
-            job: "A".into(),
-            id: 1,
-            attempt: 1,
-            payload: b"rm -rf ~".to_vec(),
-        };
         let out = Request::Out {
-            tuples: vec![task.to_tuple()],
+            tuples: chunks::pack("A", [(1, 1, &b"rm -rf ~"[..])], 1),
             ttl: None,
         };
         assert!(scope.allows(&out).unwrap_err().contains("writing"));

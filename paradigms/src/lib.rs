@@ -1,7 +1,7 @@
 //! Paradigms over the Space API.
 //!
-//! Master-worker is the root: [`task`] holds the tuple layouts ([`results`]
-//! packs a batch's results in one), [`master`]
+//! Master-worker is the root: [`task`] holds the tuple layouts (short tasks
+//! travel in [`chunks`], a batch's results packed in one tuple: [`results`]), [`master`]
 //! submits tasks and collects exactly one result each, [`worker`] takes and
 //! runs them under the leases of [`lease`]; [`bag`] runs bags of shell
 //! commands on top, each task run by [`shell`] (its own process group, a
@@ -10,10 +10,12 @@
 //! [`isolated`] says what a job's isolated workers may do at a gateway.
 
 pub mod bag;
+pub mod chunks;
 pub mod isolated;
 pub mod lease;
 pub mod mapreduce;
 pub mod master;
+mod records;
 pub mod results;
 pub mod shell;
 pub mod task;

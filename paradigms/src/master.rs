@@ -26,11 +26,10 @@ use futures::Stream;
 use halley_substrate::{Space, SpaceError, Tuple};
 use tokio::time::Instant;
 
+use crate::chunks;
 use crate::lease::{Claim, Ledger};
 use crate::results;
-use crate::task::{
-    Heartbeat, Task, TaskResult, abort_template, abort_tuple, stop_template, stop_tuple,
-};
+use crate::task::{Heartbeat, TaskResult, abort_template, abort_tuple, stop_template, stop_tuple};
 
 /// Tuples per `out_all` / `take_up_to` call.
 const BATCH: usize = 1024;
@@ -98,6 +97,10 @@ pub struct Master<S> {
     next_queue_scan: Instant,
     requeued: u64,
     duplicates: u64,
+    /// Seconds the accepted results ran, and how many: the estimate of a
+    /// task's time that sizes chunks ([`chunks::per_chunk`]).
+    ran_secs: f64,
+    ran: u64,
 }
 
 impl<S: Space> Master<S> {
@@ -116,6 +119,8 @@ impl<S: Space> Master<S> {
             next_queue_scan: Instant::now() + check_every,
             requeued: 0,
             duplicates: 0,
+            ran_secs: 0.0,
+            ran: 0,
         }
     }
 
@@ -154,8 +159,8 @@ impl<S: Space> Master<S> {
         let tasks = ids
             .clone()
             .zip(&payloads)
-            .map(|(id, payload)| (id, 1, payload.clone()));
-        self.put(tasks.collect()).await?;
+            .map(|(id, p)| (id, 1, p.as_slice()));
+        self.put(tasks).await?;
         self.payloads.extend(payloads.into_iter().map(Some));
         Ok(ids)
     }
@@ -274,7 +279,7 @@ impl<S: Space> Master<S> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let templates = [
-            Task::template(Some(&self.job)),
+            chunks::template(Some(&self.job)),
             Claim::template(&self.job),
             stop_template(&self.job),
             abort_template(Some(&self.job)),
@@ -323,6 +328,8 @@ impl<S: Space> Master<S> {
                 if let Some(slot) = self.payloads.get_mut(result.id as usize) {
                     *slot = None;
                 }
+                self.ran_secs += result.run_secs().max(0.0);
+                self.ran += 1;
                 self.results_since_check += 1;
                 self.ready.push_back(Finished { result, attempts });
             }
@@ -359,10 +366,11 @@ impl<S: Space> Master<S> {
         } else if now >= self.next_queue_scan && !self.ledger.is_complete() {
             let queued: HashSet<(u64, u64)> = self
                 .space
-                .scan(Task::template(Some(&self.job)), None)
+                .scan(chunks::template(Some(&self.job)), None)
                 .await?
                 .into_iter()
-                .filter_map(Task::from_tuple)
+                .filter_map(chunks::unpack)
+                .flatten()
                 .map(|t| (t.id, t.attempt))
                 .collect();
             let missing = self.ledger.reconcile_queue(&queued);
@@ -377,13 +385,10 @@ impl<S: Space> Master<S> {
         if !requeue.is_empty() {
             tracing::info!(job = %self.job, tasks = requeue.len(), "re-queued tasks whose lease lapsed");
             self.requeued += requeue.len() as u64;
-            let tasks = requeue
-                .into_iter()
-                .filter_map(|(id, attempt)| {
-                    let payload = self.payloads.get(id as usize)?.clone()?;
-                    Some((id, attempt, payload))
-                })
-                .collect();
+            let tasks = requeue.into_iter().filter_map(|(id, attempt)| {
+                let payload = self.payloads.get(id as usize)?.as_deref()?;
+                Some((id, attempt, payload))
+            });
             self.put(tasks).await?;
         }
         self.results_since_check = 0;
@@ -391,19 +396,18 @@ impl<S: Space> Master<S> {
         Ok(())
     }
 
-    /// Puts `(id, attempt, payload)` tasks in bounded batches.
-    async fn put(&self, tasks: Vec<(u64, u64, Vec<u8>)>) -> Result<(), MasterError> {
+    /// Puts `(id, attempt, payload)` tasks, in chunks sized by the tasks'
+    /// time so far ([`chunks`]), in bounded batches of chunks.
+    async fn put(
+        &self,
+        tasks: impl IntoIterator<Item = (u64, u64, &[u8])>,
+    ) -> Result<(), MasterError> {
+        let estimate = (self.ran > 0).then(|| self.ran_secs / self.ran as f64);
         let mut batch = Vec::new();
         let mut bytes = 0;
-        for (id, attempt, payload) in tasks {
-            bytes += payload.len();
-            let task = Task {
-                job: self.job.clone(),
-                id,
-                attempt,
-                payload,
-            };
-            batch.push(task.into_tuple());
+        for chunk in chunks::pack(&self.job, tasks, chunks::per_chunk(estimate)) {
+            bytes += chunk.encoded_len_hint();
+            batch.push(chunk);
             if batch.len() == BATCH || bytes >= BATCH_BYTES {
                 self.space.out_all(std::mem::take(&mut batch), None).await?;
                 bytes = 0;

@@ -20,13 +20,14 @@
 
 use halley_substrate::{Field, Kind, Template, Tuple, Value};
 
+use crate::records::{PAYLOAD_PREFIX, Reader, Writer};
 use crate::task::{RESULTS, TaskResult, bytes, job_field, string};
 
 /// Bytes of records a packed tuple holds at most (one larger record
 /// travels alone): an eighth of a message's bound on the wire.
 pub const PACK_BYTES: usize = 1 << 20;
 /// Bytes of a record before its payload.
-const HEAD: usize = 8 + 8 + 8 + 8 + 4;
+const HEAD: usize = 8 + 8 + 8 + 8 + PAYLOAD_PREFIX;
 
 /// One task's result as a worker packs it (the worker and its resource
 /// are the tuple's, not the record's).
@@ -74,13 +75,12 @@ pub fn pack<'a>(
             done.push(tuple(outcome.job, std::mem::take(records)));
         }
         records.reserve(len);
-        records.extend_from_slice(&outcome.id.to_le_bytes());
-        records.extend_from_slice(&outcome.attempt.to_le_bytes());
-        records.extend_from_slice(&outcome.started_us.to_le_bytes());
-        records.extend_from_slice(&outcome.finished_us.to_le_bytes());
-        let payload_len = u32::try_from(outcome.payload.len()).unwrap_or(u32::MAX);
-        records.extend_from_slice(&payload_len.to_le_bytes());
-        records.extend_from_slice(&outcome.payload[..payload_len as usize]);
+        Writer(records)
+            .u64(outcome.id)
+            .u64(outcome.attempt)
+            .i64(outcome.started_us)
+            .i64(outcome.finished_us)
+            .payload(outcome.payload);
     }
     done.extend(open.into_iter().map(|(job, records)| tuple(job, records)));
     done
@@ -93,24 +93,19 @@ pub fn unpack(tuple: Tuple) -> Option<Vec<TaskResult>> {
     (tag.as_str()? == RESULTS).then_some(())?;
     let (job, worker, resource) = (string(job)?, string(worker)?, string(resource)?);
     let records = bytes(records)?;
-    let mut rest = records.as_slice();
+    let mut reader = Reader(&records);
     let mut results = Vec::new();
-    while !rest.is_empty() {
-        let (head, tail) = rest.split_first_chunk::<HEAD>()?;
-        let word = |at: usize| <[u8; 8]>::try_from(&head[at..at + 8]).expect("8 bytes");
-        let payload_len = u32::from_le_bytes(head[32..].try_into().expect("4 bytes")) as usize;
-        let (payload, tail) = tail.split_at_checked(payload_len)?;
+    while !reader.is_empty() {
         results.push(TaskResult {
             job: job.clone(),
-            id: u64::from_le_bytes(word(0)),
-            attempt: u64::from_le_bytes(word(8)),
+            id: reader.u64()?,
+            attempt: reader.u64()?,
             worker: worker.clone(),
             resource: resource.clone(),
-            started_us: i64::from_le_bytes(word(16)),
-            finished_us: i64::from_le_bytes(word(24)),
-            payload: payload.to_vec(),
+            started_us: reader.i64()?,
+            finished_us: reader.i64()?,
+            payload: reader.payload()?.to_vec(),
         });
-        rest = tail;
     }
     Some(results)
 }
@@ -211,13 +206,8 @@ mod tests {
         assert_eq!(unpack(Tuple::new(fields.clone())), None, "a stray byte");
         fields[4] = Value::Int(3);
         assert_eq!(unpack(Tuple::new(fields)), None, "records not bytes");
-        let task = crate::task::Task {
-            job: "j".into(),
-            id: 1,
-            attempt: 1,
-            payload: vec![],
-        };
-        assert_eq!(unpack(task.into_tuple()), None, "a task");
+        let chunk = crate::chunks::pack("j", [(1, 1, &b""[..])], 1).remove(0);
+        assert_eq!(unpack(chunk), None, "a chunk of tasks");
     }
 
     proptest! {

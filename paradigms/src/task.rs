@@ -5,7 +5,7 @@
 //!
 //! | tuple | fields |
 //! | --- | --- |
-//! | task | `("task", job: str, task_id: int, attempt: int, payload: bytes)` |
+//! | task | `("task", job: str, records: bytes)` — one task or a chunk of short ones (see [`crate::chunks`]) |
 //! | claim | `("claim", job: str, worker: str, batch: int, tasks: bytes)` |
 //! | results | `("results", job: str, worker: str, resource: str, records: bytes)` — the results of tasks a worker ran, packed (see [`crate::results`]) |
 //! | stop | `("stop", target: str)` — target is a worker id or a job id; a job's lives an hour ([`crate::master::STOP_NOTICE_TTL`]) |
@@ -29,53 +29,13 @@ pub const STOP: &str = "stop";
 pub const HEARTBEAT: &str = "worker";
 pub const ABORT: &str = "abort";
 
-/// A task as a worker receives it.
+/// A task as a worker receives it (from a chunk, [`crate::chunks::unpack`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Task {
     pub job: String,
     pub id: u64,
     pub attempt: u64,
     pub payload: Vec<u8>,
-}
-
-impl Task {
-    pub fn to_tuple(&self) -> Tuple {
-        self.clone().into_tuple()
-    }
-
-    /// The task's tuple, its job and payload moved in (not copied).
-    pub fn into_tuple(self) -> Tuple {
-        Tuple::new(vec![
-            TASK.into(),
-            Value::Str(self.job),
-            int(self.id),
-            int(self.attempt),
-            Value::Bytes(self.payload),
-        ])
-    }
-
-    /// The task a tuple holds, if it has the task layout.
-    pub fn from_tuple(tuple: Tuple) -> Option<Task> {
-        let [tag, job, id, attempt, payload]: [Value; 5] = tuple.into_fields().try_into().ok()?;
-        (tag.as_str()? == TASK).then_some(())?;
-        Some(Task {
-            job: string(job)?,
-            id: uint(&id)?,
-            attempt: uint(&attempt)?,
-            payload: bytes(payload)?,
-        })
-    }
-
-    /// Tasks of `job`, or of any job when `None`.
-    pub fn template(job: Option<&str>) -> Template {
-        Template::new(vec![
-            Field::Actual(TASK.into()),
-            job_field(job),
-            Field::Typed(Kind::Int),
-            Field::Typed(Kind::Int),
-            Field::Typed(Kind::Bytes),
-        ])
-    }
 }
 
 /// What a worker reports for one task (packed with others of its batch
@@ -207,21 +167,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn task_round_trips_and_matches_its_template() {
-        let task = Task {
-            job: "j".into(),
-            id: 7,
-            attempt: 2,
-            payload: b"echo".to_vec(),
-        };
-        let tuple = task.to_tuple();
-        assert!(Task::template(Some("j")).matches(&tuple));
-        assert!(Task::template(None).matches(&tuple));
-        assert!(!Task::template(Some("k")).matches(&tuple));
-        assert_eq!(Task::from_tuple(tuple), Some(task));
-    }
-
-    #[test]
     fn heartbeat_round_trips() {
         let beat = Heartbeat {
             worker: "w".into(),
@@ -230,18 +175,5 @@ mod tests {
         };
         assert!(Heartbeat::template().matches(&beat.to_tuple()));
         assert_eq!(Heartbeat::from_tuple(beat.to_tuple()), Some(beat));
-    }
-
-    #[test]
-    fn foreign_tuples_do_not_decode() {
-        assert_eq!(Task::from_tuple(stop_tuple("w")), None);
-        let negative = Tuple::new(vec![
-            TASK.into(),
-            "j".into(),
-            Value::Int(-1),
-            Value::Int(1),
-            Value::Bytes(vec![]),
-        ]);
-        assert_eq!(Task::from_tuple(negative), None);
     }
 }

@@ -13,8 +13,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Inside, `slots` lanes run at once. Each lane takes up to `n` tasks,
-//! puts one claim for the batch (see [`crate::lease`]), runs the tasks one
+//! Inside, `slots` lanes run at once. Each lane takes up to `n` tasks (as
+//! many chunks as hold about `n`, by the size of the chunks it took last:
+//! see [`crate::chunks`]), puts one claim for the batch (see [`crate::lease`]), runs the tasks one
 //! after the other, and puts all their results, then takes its claim back.
 //! A lane's turn is two round trips ([`Space::steps`]): the previous
 //! batch's results out, its claim taken back and the next batch taken, in
@@ -43,6 +44,7 @@ use std::time::{Duration, Instant};
 use halley_substrate::{MAX_STEPS, Space, SpaceError, Step, Template, Tuple};
 use tokio::task::JoinSet;
 
+use crate::chunks;
 use crate::lease::Claim;
 use crate::results::{self, Outcome};
 use crate::task::{Heartbeat, Task, abort_template, aborted_job, now_us, stop_template};
@@ -138,7 +140,10 @@ impl<S: Space> Worker<S> {
         self
     }
 
-    /// The most tasks one lane takes at once (default 1024).
+    /// The most tasks one lane takes at once (default 1024); a chunk
+    /// ([`crate::chunks`]) counts as one, so tasks the master packed (each
+    /// under [`crate::chunks::CHUNK_TIME`] by its estimate) may come more
+    /// to a batch.
     pub fn max_batch(mut self, max: usize) -> Self {
         self.max_batch = max.max(1);
         self
@@ -269,6 +274,8 @@ impl<S: Space> Worker<S> {
     {
         let mut report = Report::default();
         let mut per_task: Option<f64> = None;
+        // Tasks a chunk held in the last fetch ([`crate::chunks`]).
+        let mut per_chunk = 1.0f64;
         let mut ran_batch: Option<RanBatch> = None;
         let mut next: Option<Fetched> = None;
         loop {
@@ -276,10 +283,11 @@ impl<S: Space> Worker<S> {
             let n = per_task.map_or(1, |secs| {
                 ((BATCH_TIME.as_secs_f64() / secs.max(1e-9)) as usize).clamp(1, self.max_batch)
             });
+            let chunks = ((n as f64 / per_chunk).ceil() as usize).clamp(1, n);
             let current = match next.take() {
                 Some(fetched) => fetched,
                 None => {
-                    let fetch = (!stopping).then_some((n, self.poll));
+                    let fetch = (!stopping).then_some((chunks, self.poll));
                     match self.turn(&shared, ran_batch.take(), fetch).await? {
                         Some(fetched) => fetched,
                         None if stopping => return Ok(report),
@@ -289,6 +297,7 @@ impl<S: Space> Worker<S> {
             };
             let prefetch = !stopping && n > 1;
             let count = current.tasks.len();
+            per_chunk = count as f64 / current.chunks.max(1) as f64;
             let began = Instant::now();
             let jobs: HashSet<String> = current.tasks.iter().map(|t| t.job.clone()).collect();
             shared.busy.fetch_add(1, Ordering::Relaxed);
@@ -299,7 +308,7 @@ impl<S: Space> Worker<S> {
                 }
             };
             let ran = tokio::try_join!(run_or_abort, async {
-                let fetch = prefetch.then_some((n, Duration::ZERO));
+                let fetch = prefetch.then_some((chunks, Duration::ZERO));
                 self.turn(&shared, ran_batch.take(), fetch).await
             });
             shared.busy.fetch_sub(1, Ordering::Relaxed);
@@ -323,8 +332,9 @@ impl<S: Space> Worker<S> {
 
     /// One turn of a lane, in one round trip where it can: puts the
     /// results of `ran` (if any) and takes its claims back, then, if `fetch`
-    /// is `(n, wait)`, takes up to `n` tasks (waiting up to `wait` for the
-    /// first); then claims what it took. `None` if no task came.
+    /// is `(n, wait)`, takes up to `n` chunks of tasks (waiting up to
+    /// `wait` for the first); then claims what it took. `None` if no task
+    /// came.
     async fn turn(
         &self,
         shared: &Shared,
@@ -348,7 +358,7 @@ impl<S: Space> Worker<S> {
         }
         if let Some((n, wait)) = fetch {
             steps.push(Step::Take {
-                template: Task::template(self.job.as_deref()),
+                template: chunks::template(self.job.as_deref()),
                 max: u32::try_from(n).unwrap_or(u32::MAX),
                 timeout: Some(wait),
             });
@@ -366,7 +376,12 @@ impl<S: Space> Worker<S> {
             return Ok(None);
         }
         let tuples = taken.pop().unwrap_or_default();
-        let tasks: Vec<Task> = tuples.into_iter().filter_map(Task::from_tuple).collect();
+        let chunks = tuples.len();
+        let tasks: Vec<Task> = tuples
+            .into_iter()
+            .filter_map(chunks::unpack)
+            .flatten()
+            .collect();
         if tasks.is_empty() {
             return Ok(None);
         }
@@ -382,7 +397,11 @@ impl<S: Space> Worker<S> {
             .extend(claims.iter().cloned());
         let tuples = claims.iter().map(|(_, t)| t.clone()).collect();
         self.space.out_all(tuples, Some(self.lease)).await?;
-        Ok(Some(Fetched { tasks, claims }))
+        Ok(Some(Fetched {
+            tasks,
+            chunks,
+            claims,
+        }))
     }
 
     /// The packed result tuples of the tasks that ran.
@@ -503,6 +522,8 @@ type Ran = (Task, i64, i64, Vec<u8>);
 #[derive(Debug)]
 struct Fetched {
     tasks: Vec<Task>,
+    /// The chunks they came in.
+    chunks: usize,
     /// Its claims, by batch number.
     claims: Vec<(u64, Tuple)>,
 }

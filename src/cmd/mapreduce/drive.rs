@@ -15,8 +15,8 @@ use std::time::Duration;
 use halley_autonomic::planner::Decision;
 use halley_autonomic::policy::Objective;
 use halley_paradigms::bag::{CommandOutput, TaskSpec};
+use halley_paradigms::chunks;
 use halley_paradigms::master::{Finished, Master, Progress};
-use halley_paradigms::task::Task;
 use halley_substrate::Space;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -126,7 +126,7 @@ pub async fn drive<S: Space>(
         }
         if error.is_some() {
             // Withdraw what no worker took yet; running tasks finish first.
-            let template = Task::template(Some(&id));
+            let template = chunks::template(Some(&id));
             let _ = space
                 .take_up_to(template, maps + reduces, Some(Duration::ZERO))
                 .await;
