@@ -7,7 +7,7 @@
 //! cargo run --release --example mw_bench -- w1 200000   # as many tasks as asked
 //! cargo run --release --example mw_bench -- w1-unix [<tasks>]   # workers through the local door
 //! cargo run --release --example mw_bench -- w2   # 2,000 tasks of 5 ms CPU
-//! cargo build --release --bin halley && cargo run --release --example mw_bench -- w1-ring
+//! cargo build --release --bin halley && cargo run --release --example mw_bench -- w1-ring [<tasks>]
 //! cargo build --release --bin halley && cargo run --release --example mw_bench -- w1-ring-unix
 //! cargo build --release --bin halley && cargo run --release --example mw_bench -- w1-ring-direct
 //! ```
@@ -72,19 +72,24 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Vec<String>) -> anyhow::Result<()> {
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["w1"] => bench("w1", Layout::Embedded, 20_000, |_| vec![7u8; 100]).await,
-        ["w1", tasks] => {
-            let tasks = tasks.parse().context("w1 <tasks>: a number")?;
-            bench("w1", Layout::Embedded, tasks, |_| vec![7u8; 100]).await
+        [
+            w1 @ ("w1" | "w1-unix" | "w1-ring" | "w1-ring-unix" | "w1-ring-direct"),
+            ref rest @ ..,
+        ] => {
+            let layout = match w1 {
+                "w1" => Layout::Embedded,
+                "w1-unix" => Layout::EmbeddedUnix,
+                "w1-ring" => Layout::Ring,
+                "w1-ring-unix" => Layout::RingUnix,
+                _ => Layout::RingDirect,
+            };
+            let tasks = match rest {
+                [] => 20_000,
+                [tasks] => tasks.parse().context("<tasks>: a number")?,
+                _ => bail!("{w1} [<tasks>]"),
+            };
+            bench("w1", layout, tasks, |_| vec![7u8; 100]).await
         }
-        ["w1-unix"] => bench("w1", Layout::EmbeddedUnix, 20_000, |_| vec![7u8; 100]).await,
-        ["w1-unix", tasks] => {
-            let tasks = tasks.parse().context("w1-unix <tasks>: a number")?;
-            bench("w1", Layout::EmbeddedUnix, tasks, |_| vec![7u8; 100]).await
-        }
-        ["w1-ring"] => bench("w1", Layout::Ring, 20_000, |_| vec![7u8; 100]).await,
-        ["w1-ring-unix"] => bench("w1", Layout::RingUnix, 20_000, |_| vec![7u8; 100]).await,
-        ["w1-ring-direct"] => bench("w1", Layout::RingDirect, 20_000, |_| vec![7u8; 100]).await,
         ["w2"] => {
             let iterations = calibrate(Duration::from_millis(5));
             println!("w2: {iterations} busy-loop iterations ~ 5 ms here");
@@ -100,9 +105,7 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
             let space = DirectSpace::connect(peer.parse()?, Duration::from_secs(10)).await?;
             work(space, job).await
         }
-        _ => bail!(
-            "usage: mw_bench w1 [<tasks>]|w1-unix [<tasks>]|w2|w1-ring|w1-ring-unix|w1-ring-direct"
-        ),
+        _ => bail!("usage: mw_bench w1|w1-unix|w1-ring|w1-ring-unix|w1-ring-direct [<tasks>] | w2"),
     }
 }
 

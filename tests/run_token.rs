@@ -47,15 +47,9 @@ fn outside_the_job(join: &str, capability: &str, job: &str) -> Vec<String> {
                 .take(t(r#"("task", "another-job", ?bytes)"#), zero)
                 .await
                 .map(drop),
+            space.take(t(r#"("task", *, *)"#), zero).await.map(drop),
             space
-                .take(t(r#"("task", *, *)"#), zero)
-                .await
-                .map(drop),
-            space
-                .read(
-                    t(&format!(r#"("task", "{job}", ?bytes)"#)),
-                    zero,
-                )
+                .read(t(&format!(r#"("task", "{job}", ?bytes)"#)), zero)
                 .await
                 .map(drop),
             space.scan(t("(*)"), None).await.map(drop),

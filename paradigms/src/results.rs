@@ -6,7 +6,7 @@
 //! the space stored, indexed, replicated and handed back each; the master
 //! decoded each. Packed, the space moves one tuple of bytes per batch, so
 //! the cost per task of the way back is a copy of its record (measured in
-//! BENCHMARKS.md, "Packed results"). As with a claim, what matters to the
+//! BENCHMARKS.md, "Issue 13, packed results and chunked tasks"). As with a claim, what matters to the
 //! space (the job) stays a field, and the rest is bytes only the master
 //! reads.
 //!

@@ -145,6 +145,12 @@ pub fn batches(tuples: Vec<Tuple>) -> Vec<Vec<Tuple>> {
     chunks(tuples, |t| t)
 }
 
+/// Splits tuples on their way between peers (copies, handovers) the same
+/// way: no message passes the wire's limit, however large the tuples.
+pub(super) fn wire_batches(tuples: Vec<Wire>) -> Vec<Vec<Wire>> {
+    chunks(tuples, |(w, _)| &w.tuple)
+}
+
 /// Splits `items` into messages of at most [`MAX_BATCH`] tuples and
 /// [`MAX_BATCH_BYTES`] (a tuple larger than that alone).
 fn chunks<T>(items: Vec<T>, tuple: impl Fn(&T) -> &Tuple) -> Vec<Vec<T>> {

@@ -9,14 +9,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::bulk::wire_batches;
 use super::msg::{View, Wire};
 use super::{Msg, OverlayError, Peer, Reply};
 use crate::keyspace::Keyspace;
 use crate::store::Store;
 use crate::tuple::Tuple;
-
-/// Tuples per handover or replication message at most.
-pub(super) const BATCH: usize = 256;
 
 /// The ring index of a tuple in stored form (hidden id field last).
 pub(super) fn stored_index(keyspace: &Keyspace, stored: &Tuple) -> u64 {
@@ -145,13 +143,11 @@ impl Peer {
                 (h.tuple.clone(), ttl)
             });
             tuples.extend(held);
+            let batches = wire_batches(tuples);
             for to in fresh {
-                for batch in tuples.chunks(BATCH) {
-                    let msg = Msg::Replicate {
-                        tuples: batch.to_vec(),
-                        ack: None,
-                    };
-                    self.send(to, msg);
+                for tuples in &batches {
+                    let tuples = tuples.clone();
+                    self.send(to, Msg::Replicate { tuples, ack: None });
                 }
             }
         }
@@ -214,11 +210,12 @@ impl Peer {
         self.send_handover(to, tuples, true);
     }
 
-    /// Sends tuples in batches of at most [`BATCH`], so that no message
-    /// passes the wire's size limit however large the arc.
+    /// Sends tuples in batches of at most [`MAX_BATCH`](super::MAX_BATCH)
+    /// tuples and [`MAX_BATCH_BYTES`](super::MAX_BATCH_BYTES), so that no
+    /// message passes the wire's size limit however large the arc or its
+    /// tuples.
     pub(super) fn send_handover(&mut self, to: u64, tuples: Vec<Wire>, adopt: bool) {
-        for batch in tuples.chunks(BATCH) {
-            let tuples = batch.to_vec();
+        for tuples in wire_batches(tuples) {
             self.send(to, Msg::Handover { tuples, adopt });
         }
     }

@@ -34,7 +34,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::membership::BATCH;
+use super::bulk::wire_batches;
 use super::msg::Wire;
 use super::{Msg, Peer, Tagged, TupleId};
 use crate::store::Effect;
@@ -297,9 +297,10 @@ impl Peer {
                 elsewhere.entry(owner).or_default().push(wire);
             }
         }
+        let batches = wire_batches(mine);
         for to in self.successors.clone() {
-            for batch in mine.chunks(BATCH) {
-                let tuples = batch.to_vec();
+            for tuples in &batches {
+                let tuples = tuples.clone();
                 self.send(to, Msg::Replicate { tuples, ack: None });
             }
         }

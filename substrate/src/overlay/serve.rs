@@ -7,7 +7,7 @@
 //! their notifications.
 
 use super::msg::{Ask, Wire};
-use super::{Msg, OpId, Peer, Tagged, with_id_field};
+use super::{MAX_BATCH_BYTES, Msg, OpId, Peer, Tagged, with_id_field};
 use crate::store::{Effect, ReservationId, WaitKind};
 use crate::template::Template;
 
@@ -65,10 +65,13 @@ impl Peer {
                 WaitKind::Reserve { lease_ms }
             }
             Ask::Take(max) => {
-                let mut found = Vec::new();
-                while found.len() < max.max(1) {
+                let (mut found, mut bytes, limit) = (Vec::new(), 0, self.answer_bytes());
+                while found.len() < max.max(1) && bytes < limit {
                     match self.store.reserve(&template, lease_ms, now) {
-                        Some(reserved) => found.push(reserved),
+                        Some(reserved) => {
+                            bytes += reserved.1.encoded_len_hint();
+                            found.push(reserved);
+                        }
                         None => break,
                     }
                 }
@@ -164,10 +167,11 @@ impl Peer {
 
     /// Removes up to `max` matches here at once (their copies go as the
     /// take is answered, [`Peer::answer_take`]): a take's only candidate
-    /// answers with them, no offer and accept.
+    /// answers with them, no offer and accept. Stops once they reach
+    /// [`Peer::answer_bytes`] (the first always goes).
     fn take_now(&mut self, template: &Template, max: usize, now: u64) -> Vec<Wire> {
-        let mut taken = Vec::new();
-        while taken.len() < max.max(1) {
+        let (mut taken, mut bytes, limit) = (Vec::new(), 0, self.answer_bytes());
+        while taken.len() < max.max(1) && bytes < limit {
             let Some((reservation, stored)) =
                 self.store.reserve(template, self.config.lease_ms, now)
             else {
@@ -179,9 +183,24 @@ impl Peer {
                 self.on_effects(effects, now);
                 break;
             };
+            bytes += tuple.tuple.encoded_len_hint();
             taken.extend(self.remove_reserved(reservation, tuple, now));
         }
         taken
+    }
+
+    /// Bytes of tuples one candidate's answer to a take holds at most
+    /// (the first tuple always goes): [`MAX_BATCH_BYTES`], so that the
+    /// answer and its chain through the copies fit a message; the asker's
+    /// take returns fewer, as "up to" allows. A peer alone sends its
+    /// answer over no link: unbounded (a client's door splits a long
+    /// answer into frames).
+    pub(super) fn answer_bytes(&self) -> usize {
+        if self.view.len() == 1 && self.view.contains(self.id) {
+            usize::MAX
+        } else {
+            MAX_BATCH_BYTES
+        }
     }
 
     /// Removes a reserved tuple here (its copies go with

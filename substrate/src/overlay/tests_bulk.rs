@@ -378,3 +378,70 @@ fn takes_by_shares_under_churn_keep_the_invariants() {
         "{share_takes} {lost_peers}"
     );
 }
+
+/// A take of many large tuples: each candidate removes at most
+/// [`MAX_BATCH_BYTES`] of them for one answer (a message the wire can
+/// carry; 30 tuples of 300 kB in one would pass its 8 MiB frame), the
+/// take returns fewer than its `max`, and takes again get the rest, each
+/// tuple exactly once.
+#[test]
+fn a_take_of_large_tuples_is_answered_in_messages_the_wire_carries() {
+    let blob = vec![7u8; 300_000];
+    let all: Vec<Tuple> = (0..30)
+        .map(|k| {
+            let mut fields = tuple(&format!("u{k}"), k).into_fields();
+            fields.push(crate::tuple::Value::Bytes(blob.clone()));
+            Tuple::new(fields)
+        })
+        .collect();
+    let (mut ring, ids) = ring_over(&all);
+    let written = trace(&mut ring, ids[0], client(1, out_all(&all)), 0, nothing);
+    stored_all(&written.replies, 1, 30);
+    let any = Template::new(
+        [
+            crate::tuple::Kind::Str,
+            crate::tuple::Kind::Int,
+            crate::tuple::Kind::Bytes,
+        ]
+        .map(crate::template::Field::Typed)
+        .into(),
+    );
+    let largest = std::cell::Cell::new(0usize);
+    let bytes = |msg: &Msg| {
+        let size = |tuples: &[super::msg::Wire]| {
+            tuples.iter().map(|(t, _)| t.tuple.encoded_len_hint()).sum()
+        };
+        let n = match msg {
+            Msg::Taken { tuples, .. } | Msg::Remove { tuples, .. } => size(tuples),
+            _ => 0,
+        };
+        largest.set(largest.get().max(n));
+        false
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for op in 2.. {
+        let take = Op::In {
+            template: any.clone(),
+            wait_ms: Some(0),
+            max: 1_024,
+        };
+        let taken = trace(&mut ring, ids[1], client(op, take), 1, bytes);
+        let [(_, Reply::Taken(got))] = &taken.replies[..] else {
+            panic!("{:?}", taken.replies);
+        };
+        if got.is_empty() {
+            break;
+        }
+        assert!(got.len() < 30, "one take cannot carry them all");
+        for t in got {
+            assert!(seen.insert(t.tuple.fields()[1].clone()), "taken twice");
+        }
+    }
+    assert_eq!(seen.len(), 30, "every tuple taken once");
+    assert!(
+        largest.get() <= MAX_BATCH_BYTES + 300_100,
+        "an answer of {} bytes",
+        largest.get()
+    );
+    assert_eq!(ring.counts(), (0, 0));
+}
