@@ -282,9 +282,9 @@ impl<S: Space> Worker<S> {
             let stopping = shared.stop.load(Ordering::Relaxed);
             // Tasks wanted, and the chunks that hold them, at most `max_batch`.
             let n = per_task.map_or(1, |secs| {
-                ((BATCH_TIME.as_secs_f64() / secs.max(1e-9)) as usize).max(1)
+                ((BATCH_TIME.as_secs_f64() / secs.max(1e-9)) as usize).clamp(1, self.max_batch)
             });
-            let chunks = ((n as f64 / per_chunk).ceil() as usize).clamp(1, self.max_batch);
+            let chunks = ((n as f64 / per_chunk).ceil() as usize).clamp(1, n);
             let current = match next.take() {
                 Some(fetched) => fetched,
                 None => {
