@@ -173,3 +173,99 @@ async fn a_stop_notice_expires() {
         .await
         .expect("the notice expires");
 }
+
+/// Once the master knows its tasks are short it puts them in chunks; a
+/// worker that vanishes holding a chunk loses its claim on every task in
+/// it, and each of them runs again elsewhere: one result a task, attempt
+/// 2 for the chunk's tasks only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_workers_chunk_runs_again_with_one_result_a_task() {
+    let space = EmbeddedSpace::new();
+    let mut master = Master::new(space.clone(), "job").check_every(Duration::from_millis(100));
+    // A first batch teaches the master how long a task takes.
+    master
+        .submit((0..300u64).map(|i| i.to_le_bytes().to_vec()))
+        .await
+        .unwrap();
+    let learner = Worker::new(space.clone(), "job").with_id("learner");
+    let stop_learner = learner.stopper();
+    let learner = tokio::spawn(learner.run(square));
+    let first = tokio::time::timeout(Duration::from_secs(30), master.collect())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.len(), 300);
+    stop_learner.stop();
+    tokio::time::timeout(Duration::from_secs(10), learner)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    master
+        .submit((300..1300u64).map(|i| i.to_le_bytes().to_vec()))
+        .await
+        .unwrap();
+    let chunks = space
+        .scan(halley_paradigms::chunks::template(Some("job")), None)
+        .await
+        .unwrap();
+    assert!(
+        chunks.len() < 100,
+        "1,000 short tasks in {} tuples",
+        chunks.len()
+    );
+
+    // This worker takes one chunk and hangs on its first task.
+    let (started, mut has_started) = mpsc::channel(1);
+    let doomed = Worker::new(space.clone(), "job")
+        .with_id("doomed")
+        .max_batch(1)
+        .lease(Duration::from_millis(300))
+        .run_async(move |task| {
+            let started = started.clone();
+            async move {
+                let _ = started.send(task.id).await;
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Vec::new()
+            }
+        });
+    let doomed = tokio::spawn(doomed);
+    tokio::time::timeout(Duration::from_secs(10), has_started.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    doomed.abort();
+
+    let survivor = tokio::spawn(
+        Worker::new(space.clone(), "job")
+            .with_id("survivor")
+            .run(square),
+    );
+    let all = tokio::time::timeout(Duration::from_secs(30), master.collect())
+        .await
+        .unwrap()
+        .unwrap();
+    let ids: HashSet<u64> = all.iter().map(|d| d.result.id).collect();
+    assert_eq!((all.len(), ids.len()), (1000, 1000));
+    let again: Vec<u64> = all
+        .iter()
+        .filter(|d| d.attempts == 2)
+        .map(|d| d.result.id)
+        .collect();
+    let requeued = master.progress().requeued;
+    assert_eq!(again.len() as u64, requeued, "{again:?}");
+    assert!(requeued > 1, "the doomed worker held a chunk, not one task");
+    for done in &all {
+        assert_eq!(done.result.worker, "survivor");
+        assert_eq!(done.result.attempt, done.attempts);
+        assert_eq!(done.result.payload, square(&done.result.id.to_le_bytes()));
+    }
+    assert_eq!(master.progress().duplicates, 0);
+    master.stop_workers().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), survivor)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
