@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use halley_paradigms::master::Master;
-use halley_paradigms::worker::Worker;
+use halley_paradigms::master::{Finished, Master};
+use halley_paradigms::worker::{Report, Worker, WorkerError};
 use halley_substrate::Space;
 use halley_substrate::embedded::EmbeddedSpace;
 use tokio::sync::mpsc;
@@ -13,6 +13,49 @@ use tokio::sync::mpsc;
 fn square(payload: &[u8]) -> Vec<u8> {
     let x = u64::from_le_bytes(payload.try_into().expect("8 bytes"));
     (x * x).to_le_bytes().to_vec()
+}
+
+/// A worker of "job" that takes one batch (one task, or one chunk), starts
+/// its first task and vanishes (its future dropped: to the master it
+/// died, and its lease lapses); the id of that first task.
+async fn vanish_holding_a_batch(space: &EmbeddedSpace) -> u64 {
+    let (started, mut has_started) = mpsc::channel(1);
+    let doomed = Worker::new(space.clone(), "job")
+        .with_id("doomed")
+        .max_batch(1)
+        .lease(Duration::from_millis(300))
+        .run_async(move |task| {
+            let started = started.clone();
+            async move {
+                let _ = started.send(task.id).await;
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Vec::new()
+            }
+        });
+    let doomed = tokio::spawn(doomed);
+    let first = tokio::time::timeout(Duration::from_secs(10), has_started.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    doomed.abort();
+    first
+}
+
+/// Starts the worker "survivor" of "job" and collects every result.
+async fn survive(
+    space: &EmbeddedSpace,
+    master: &mut Master<EmbeddedSpace>,
+) -> (
+    tokio::task::JoinHandle<Result<Report, WorkerError>>,
+    Vec<Finished>,
+) {
+    let worker = Worker::new(space.clone(), "job").with_id("survivor");
+    let survivor = tokio::spawn(worker.run(square));
+    let all = tokio::time::timeout(Duration::from_secs(30), master.collect())
+        .await
+        .unwrap()
+        .unwrap();
+    (survivor, all)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,36 +108,10 @@ async fn a_vanished_workers_task_runs_again_with_one_result() {
         .await
         .unwrap();
 
-    // This worker takes one task and hangs on it until it is aborted.
-    let (started, mut has_started) = mpsc::channel(1);
-    let doomed = Worker::new(space.clone(), "job")
-        .with_id("doomed")
-        .max_batch(1)
-        .lease(Duration::from_millis(300))
-        .run_async(move |task| {
-            let started = started.clone();
-            async move {
-                let _ = started.send(task.id).await;
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-                Vec::new()
-            }
-        });
-    let doomed = tokio::spawn(doomed);
-    let lost = tokio::time::timeout(Duration::from_secs(10), has_started.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    doomed.abort();
+    // This worker takes one task and vanishes while it runs.
+    let lost = vanish_holding_a_batch(&space).await;
 
-    let survivor = tokio::spawn(
-        Worker::new(space.clone(), "job")
-            .with_id("survivor")
-            .run(square),
-    );
-    let all = tokio::time::timeout(Duration::from_secs(30), master.collect())
-        .await
-        .unwrap()
-        .unwrap();
+    let (survivor, all) = survive(&space, &mut master).await;
     let ids: HashSet<u64> = all.iter().map(|d| d.result.id).collect();
     assert_eq!(all.len(), 5);
     assert_eq!(ids.len(), 5);
@@ -216,36 +233,10 @@ async fn a_vanished_workers_chunk_runs_again_with_one_result_a_task() {
         chunks.len()
     );
 
-    // This worker takes one chunk and hangs on its first task.
-    let (started, mut has_started) = mpsc::channel(1);
-    let doomed = Worker::new(space.clone(), "job")
-        .with_id("doomed")
-        .max_batch(1)
-        .lease(Duration::from_millis(300))
-        .run_async(move |task| {
-            let started = started.clone();
-            async move {
-                let _ = started.send(task.id).await;
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-                Vec::new()
-            }
-        });
-    let doomed = tokio::spawn(doomed);
-    tokio::time::timeout(Duration::from_secs(10), has_started.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    doomed.abort();
+    // This worker takes one chunk and vanishes while it runs.
+    vanish_holding_a_batch(&space).await;
 
-    let survivor = tokio::spawn(
-        Worker::new(space.clone(), "job")
-            .with_id("survivor")
-            .run(square),
-    );
-    let all = tokio::time::timeout(Duration::from_secs(30), master.collect())
-        .await
-        .unwrap()
-        .unwrap();
+    let (survivor, all) = survive(&space, &mut master).await;
     let ids: HashSet<u64> = all.iter().map(|d| d.result.id).collect();
     assert_eq!((all.len(), ids.len()), (1000, 1000));
     let again: Vec<u64> = all
