@@ -142,18 +142,18 @@ impl Batches {
 /// makes each [`Op::OutAll`](super::Op::OutAll) of, so that its batches
 /// travel whole.
 pub fn batches(tuples: Vec<Tuple>) -> Vec<Vec<Tuple>> {
-    chunks(tuples, |t| t)
+    bounded(tuples, |t| t)
 }
 
 /// Splits tuples on their way between peers (copies, handovers) the same
 /// way: no message passes the wire's limit, however large the tuples.
 pub(super) fn wire_batches(tuples: Vec<Wire>) -> Vec<Vec<Wire>> {
-    chunks(tuples, |(w, _)| &w.tuple)
+    bounded(tuples, |(w, _)| &w.tuple)
 }
 
 /// Splits `items` into messages of at most [`MAX_BATCH`] tuples and
 /// [`MAX_BATCH_BYTES`] (a tuple larger than that alone).
-fn chunks<T>(items: Vec<T>, tuple: impl Fn(&T) -> &Tuple) -> Vec<Vec<T>> {
+pub(super) fn bounded<T>(items: Vec<T>, tuple: impl Fn(&T) -> &Tuple) -> Vec<Vec<T>> {
     let mut chunks = Vec::new();
     let mut chunk = Vec::new();
     let mut bytes = 0;
@@ -258,7 +258,7 @@ impl Peer {
                 Some(p) => onward.entry(p).or_default().push((index, wire)),
             }
         }
-        for chunk in chunks(here, |(_, w)| &w.0.tuple) {
+        for chunk in bounded(here, |(_, w)| &w.0.tuple) {
             self.adopt_batch(chunk, origin, op, now);
         }
         // Past the hop limit they are dropped: the origin's timeout
@@ -267,7 +267,7 @@ impl Peer {
             return;
         }
         for (to, items) in onward {
-            for tuples in chunks(items, |(_, w)| &w.0.tuple) {
+            for tuples in bounded(items, |(_, w)| &w.0.tuple) {
                 let hops = hops.saturating_add(1);
                 self.send(
                     to,

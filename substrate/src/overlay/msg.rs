@@ -246,11 +246,15 @@ pub enum Msg {
         op: OpId,
         round: u32,
     },
-    /// Candidate → requester: copies of matches (`rd`, `scan`).
+    /// Candidate → requester: copies of matches (`rd`, `scan`), in
+    /// messages of at most [`super::MAX_BATCH`] tuples and
+    /// [`super::MAX_BATCH_BYTES`] (one larger tuple alone); `more`: another
+    /// part of this answer follows.
     Copies {
         op: OpId,
         round: u32,
         tuples: Vec<Tagged>,
+        more: bool,
     },
     /// Candidate → requester: nothing matched before the wait ended.
     NoMatch {

@@ -368,7 +368,12 @@ impl Peer {
                 reservations,
             } => self.on_offer(from, op, round, reservations, now),
             Msg::Waiting { op, round } => self.on_waiting(from, op, round, now),
-            Msg::Copies { op, round, tuples } => self.on_copies(from, op, round, tuples, now),
+            Msg::Copies {
+                op,
+                round,
+                tuples,
+                more,
+            } => self.on_copies(from, op, round, tuples, more, now),
             Msg::NoMatch { op, round } => self.on_no_match(from, op, round, now),
             Msg::Accept { op, reservations } => self.on_accept(from, op, reservations, now),
             Msg::Decline { reservations } => self.on_decline(reservations, now),

@@ -316,12 +316,16 @@ impl Peer {
         op: OpId,
         round: u32,
         tuples: Vec<Tagged>,
+        more: bool,
         now: u64,
     ) {
         let Some(q) = self.queries.get_mut(&op).filter(|q| q.round == round) else {
             return;
         };
-        q.waiting.remove(&from);
+        // A candidate has answered with its last part.
+        if !more {
+            q.waiting.remove(&from);
+        }
         match q.ask {
             Ask::Read => {
                 if let Some(first) = tuples.into_iter().next() {

@@ -6,6 +6,7 @@
 //! it on if the arc moved meanwhile); register subscriptions and forward
 //! their notifications.
 
+use super::bulk::bounded;
 use super::msg::{Ask, Wire};
 use super::{MAX_BATCH_BYTES, Msg, OpId, Peer, Tagged, with_id_field};
 use crate::store::{Effect, ReservationId, WaitKind};
@@ -217,9 +218,37 @@ impl Peer {
         Some((tuple, expires_at.map(|e| e.saturating_sub(now))))
     }
 
+    /// Sends `stored`'s tuples to `to` as copies, in parts a message can
+    /// carry (one message, perhaps empty, when they fit).
     fn copies_to(&mut self, to: u64, op: OpId, round: u32, stored: Vec<crate::tuple::Tuple>) {
         let tuples = stored.into_iter().filter_map(Tagged::from_stored).collect();
-        self.send(to, Msg::Copies { op, round, tuples });
+        let mut parts = bounded(tuples, |t: &Tagged| &t.tuple)
+            .into_iter()
+            .peekable();
+        if parts.peek().is_none() {
+            let (tuples, more) = (Vec::new(), false);
+            self.send(
+                to,
+                Msg::Copies {
+                    op,
+                    round,
+                    tuples,
+                    more,
+                },
+            );
+        }
+        while let Some(tuples) = parts.next() {
+            let more = parts.peek().is_some();
+            self.send(
+                to,
+                Msg::Copies {
+                    op,
+                    round,
+                    tuples,
+                    more,
+                },
+            );
+        }
     }
 
     /// Carries out the store's effects: wakes become offers or copies,

@@ -379,13 +379,9 @@ fn takes_by_shares_under_churn_keep_the_invariants() {
     );
 }
 
-/// A take of many large tuples: each candidate removes at most
-/// [`MAX_BATCH_BYTES`] of them for one answer (a message the wire can
-/// carry; 30 tuples of 300 kB in one would pass its 8 MiB frame), the
-/// take returns fewer than its `max`, and takes again get the rest, each
-/// tuple exactly once.
-#[test]
-fn a_take_of_large_tuples_is_answered_in_messages_the_wire_carries() {
+/// 30 tuples `("u<k>", k, <300 kB>)` (9 MB in all) on a three-peer
+/// ring, and the template that matches them.
+fn large_tuples_on_a_ring() -> (Small, [u64; 3], Template) {
     let blob = vec![7u8; 300_000];
     let all: Vec<Tuple> = (0..30)
         .map(|k| {
@@ -406,16 +402,65 @@ fn a_take_of_large_tuples_is_answered_in_messages_the_wire_carries() {
         .map(crate::template::Field::Typed)
         .into(),
     );
+    (ring, ids, any)
+}
+
+/// Bytes of tuples a message carries.
+fn tuple_bytes(msg: &Msg) -> usize {
+    let tagged = |tuples: &[Tagged]| tuples.iter().map(|t| t.tuple.encoded_len_hint()).sum();
+    let wire =
+        |tuples: &[super::msg::Wire]| tuples.iter().map(|(t, _)| t.tuple.encoded_len_hint()).sum();
+    match msg {
+        Msg::Taken { tuples, .. } | Msg::Remove { tuples, .. } => wire(tuples),
+        Msg::Copies { tuples, .. } => tagged(tuples),
+        _ => 0,
+    }
+}
+
+/// A scan of many large tuples: each candidate sends its copies in parts
+/// a message carries (its 3 MB in one would be within the frame here, but
+/// not a peer's 9 MB), and the scan lists them all.
+#[test]
+fn a_scan_of_large_tuples_comes_in_parts_the_wire_carries() {
+    let (mut ring, ids, any) = large_tuples_on_a_ring();
+    let largest = std::cell::Cell::new(0usize);
+    let parts = std::cell::Cell::new(0usize);
+    let probe = |msg: &Msg| {
+        if matches!(msg, Msg::Copies { .. }) {
+            parts.set(parts.get() + 1);
+        }
+        largest.set(largest.get().max(tuple_bytes(msg)));
+        false
+    };
+    let scan = Op::Scan {
+        template: any,
+        limit: usize::MAX,
+    };
+    let listed = trace(&mut ring, ids[1], client(2, scan), 1, probe);
+    let [(_, Reply::Listed(got))] = &listed.replies[..] else {
+        panic!("{:?}", listed.replies);
+    };
+    assert_eq!(got.len(), 30, "every tuple listed");
+    assert!(parts.get() > 3, "{} parts", parts.get());
+    assert!(
+        largest.get() <= MAX_BATCH_BYTES + 300_100,
+        "a part of {} bytes",
+        largest.get()
+    );
+    assert_eq!(ring.counts(), (30, 30), "a scan takes nothing");
+}
+
+/// A take of many large tuples: each candidate removes at most
+/// [`MAX_BATCH_BYTES`] of them for one answer (a message the wire can
+/// carry; 30 tuples of 300 kB in one would pass its 8 MiB frame), the
+/// take returns fewer than its `max`, and takes again get the rest, each
+/// tuple exactly once.
+#[test]
+fn a_take_of_large_tuples_is_answered_in_messages_the_wire_carries() {
+    let (mut ring, ids, any) = large_tuples_on_a_ring();
     let largest = std::cell::Cell::new(0usize);
     let bytes = |msg: &Msg| {
-        let size = |tuples: &[super::msg::Wire]| {
-            tuples.iter().map(|(t, _)| t.tuple.encoded_len_hint()).sum()
-        };
-        let n = match msg {
-            Msg::Taken { tuples, .. } | Msg::Remove { tuples, .. } => size(tuples),
-            _ => 0,
-        };
-        largest.set(largest.get().max(n));
+        largest.set(largest.get().max(tuple_bytes(msg)));
         false
     };
     let mut seen = std::collections::BTreeSet::new();
