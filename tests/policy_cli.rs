@@ -294,6 +294,43 @@ fn simulate_sweep_prints_the_promise_table_and_names_a_bad_grid_field() {
     let name = first.split("  ").next().unwrap().trim();
     assert!(alone.starts_with(name), "{name:?}\n{alone}");
     assert!(alone.contains("\ndecisions "), "{alone}");
+    // It prints its policy and workload files: run from them, they give the
+    // same report.
+    let (report, files) = alone
+        .split_once("\n# its policy file (--policy)\n")
+        .unwrap();
+    let (policy, workload) = files.split_once("\n# its workload file").unwrap();
+    let (seed_line, workload) = workload.split_once('\n').unwrap();
+    let seed = seed_line
+        .split("--seed ")
+        .nth(1)
+        .and_then(|s| s.strip_suffix(')'))
+        .unwrap();
+    let policy = tmp.write("s00-policy.toml", policy);
+    let workload = tmp.write("s00-workload.toml", workload);
+    let out = halley(&[
+        "simulate",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--workload",
+        workload.to_str().unwrap(),
+        "--seed",
+        seed,
+    ]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        text(&out.stderr)
+    );
+    let again = text(&out.stdout);
+    let cost = |r: &str| {
+        r.lines()
+            .find(|l| l.starts_with("cost "))
+            .map(str::to_string)
+    };
+    assert!(cost(report).is_some(), "{report}");
+    assert_eq!(cost(report), cost(&again), "{report}\n---\n{again}");
+    assert_eq!(report.lines().count(), again.lines().count() + 1, "{again}");
     let out = halley(&[
         "simulate",
         "--sweep",

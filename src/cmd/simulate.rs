@@ -117,6 +117,12 @@ fn run_sweep(path: &std::path::Path, only: Option<usize>, json: bool) -> Outcome
         } else {
             println!("{}", s.name);
             print!("{}", table(&s.policy, &report));
+            println!(
+                "\n# its policy file (--policy)\n{}\n# its workload file (--workload; --seed {})\n{}",
+                s.policy_text.trim_end(),
+                s.seed,
+                s.workload_text.trim_end()
+            );
         }
         return Ok(SUCCESS);
     }

@@ -85,6 +85,10 @@ pub struct Scenario {
     pub policy: Policy,
     pub workload: Workload,
     pub seed: u64,
+    /// The policy file this scenario's policy was parsed from.
+    pub policy_text: String,
+    /// The workload file this scenario's workload was parsed from.
+    pub workload_text: String,
 }
 
 /// One scenario's results.
@@ -265,13 +269,10 @@ impl Grid {
         {
             speeds += &format!("\"{}\" = {}\n", r.name, r.speed);
         }
-        let workload = Workload::parse(
-            "scenario",
-            &format!(
-                "tasks = {tasks}\nduration = {{ dist = \"{dist}\", mean = {mean:.0}, cv = {cv} }}\n[speed]\n{speeds}"
-            ),
-        )
-        .map_err(bad("dist"))?;
+        let workload_text = format!(
+            "tasks = {tasks}\nduration = {{ dist = \"{dist}\", mean = {mean:.0}, cv = {cv} }}\n[speed]\n{speeds}"
+        );
+        let workload = Workload::parse("scenario", &workload_text).map_err(bad("dist"))?;
         let durations = super::engine::durations(&workload, seed);
         let soonest = Oracle::new(&open, &workload, &durations, 0.0).makespan;
         let work: f64 = durations.iter().sum();
@@ -298,8 +299,8 @@ impl Grid {
         if let Some(b) = budget {
             head += &format!("budget = {:.4}\n", (b * 1e4).ceil() / 1e4 + 0.0001);
         }
-        let policy =
-            Policy::parse("scenario", &format!("{head}{classes}")).map_err(bad("objective"))?;
+        let policy_text = format!("{head}{classes}");
+        let policy = Policy::parse("scenario", &policy_text).map_err(bad("objective"))?;
         let spot = if spot > 0 {
             format!(" spot{spot}")
         } else {
@@ -314,6 +315,8 @@ impl Grid {
             policy,
             workload,
             seed,
+            policy_text,
+            workload_text,
         })
     }
 }
