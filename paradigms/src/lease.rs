@@ -17,7 +17,9 @@
 //! and the task is queued again with attempt + 1.
 //!
 //! One window is left: a worker that dies between taking a batch and
-//! putting its claim. When nothing is running and no result came for a
+//! putting its claim (a lane that takes the next batch while one runs
+//! claims it as it starts running it, in the same request as its other
+//! puts: one round trip a turn, not two). When nothing is running and no result came for a
 //! check period, the master scans the queue; a queued task absent from two
 //! such scans in a row is re-queued too ([`Ledger::reconcile_queue`]).
 

@@ -17,13 +17,13 @@
 //! many chunks as hold about `n`, by the size of the chunks it took last:
 //! see [`crate::chunks`]), puts one claim for the batch (see [`crate::lease`]), runs the tasks one
 //! after the other, and puts all their results, then takes its claim back.
-//! A lane's turn is two round trips ([`Space::steps`]): the previous
-//! batch's results out, its claim taken back and the next batch taken, in
-//! this order, in one request; then the new batch's claim out. `n` adapts:
+//! A lane's turn is one round trip ([`Space::steps`]): the running batch's
+//! claim out, the previous batch's results out, its claim taken back and
+//! the next batch taken, in this order, in one request. `n` adapts:
 //! it aims at batches of about 20 ms of work (from the measured task time),
 //! between 1 and `max_batch` (1024), so short tasks travel in bulk and long
-//! ones one by one. While a batch runs, the lane reports the previous one
-//! and, if tasks are short, already takes and claims the next: round trips
+//! ones one by one. While a batch runs, the lane claims it, reports the
+//! previous one and, if tasks are short, already takes the next: round trips
 //! hide behind the work. A renewal loop re-puts the claims of taken batches, and a
 //! [`Heartbeat`] of the worker, every third of the lease; a stop loop polls
 //! for `("stop", <worker id>)` (taken) and `("stop", <job>)` (read). On
@@ -289,7 +289,7 @@ impl<S: Space> Worker<S> {
                 Some(fetched) => fetched,
                 None => {
                     let fetch = (!stopping).then_some((chunks, self.poll));
-                    match self.turn(&shared, ran_batch.take(), fetch).await? {
+                    match self.turn(&shared, &[], ran_batch.take(), fetch).await? {
                         Some(fetched) => fetched,
                         None if stopping => return Ok(report),
                         None => continue,
@@ -299,6 +299,7 @@ impl<S: Space> Worker<S> {
             let prefetch = !stopping && n > 1;
             let count = current.tasks.len();
             per_chunk = count as f64 / current.chunks.max(1) as f64;
+            let claims = current.claims;
             let began = Instant::now();
             let jobs: HashSet<String> = current.tasks.iter().map(|t| t.job.clone()).collect();
             shared.busy.fetch_add(1, Ordering::Relaxed);
@@ -310,39 +311,44 @@ impl<S: Space> Worker<S> {
             };
             let ran = tokio::try_join!(run_or_abort, async {
                 let fetch = prefetch.then_some((chunks, Duration::ZERO));
-                self.turn(&shared, ran_batch.take(), fetch).await
+                self.turn(&shared, &claims, ran_batch.take(), fetch).await
             });
             shared.busy.fetch_sub(1, Ordering::Relaxed);
             let (ran, fetched) = ran?;
             next = fetched;
             let Some(ran) = ran else {
                 tracing::info!(worker = %self.id, "the job was aborted: its running tasks dropped");
-                self.withdraw(&shared, &current.claims).await?;
+                self.withdraw(&shared, &claims).await?;
                 continue;
             };
             let secs = began.elapsed().as_secs_f64() / count as f64;
             per_task = Some(per_task.map_or(secs, |old| 0.5 * old + 0.5 * secs));
             report.tasks += count as u64;
             report.batches += 1;
-            ran_batch = Some(RanBatch {
-                ran,
-                claims: current.claims,
-            });
+            ran_batch = Some(RanBatch { ran, claims });
         }
     }
 
-    /// One turn of a lane, in one round trip where it can: puts the
-    /// results of `ran` (if any) and takes its claims back, then, if `fetch`
-    /// is `(n, wait)`, takes up to `n` chunks of tasks (waiting up to
-    /// `wait` for the first); then claims what it took. `None` if no task
-    /// came.
+    /// One turn of a lane, in one round trip where it can: puts `claims`
+    /// (the running batch's), puts the results of `ran` (if any) and takes
+    /// its claims back, then, if `fetch` is `(n, wait)`, takes up to `n`
+    /// chunks of tasks (waiting up to `wait` for the first). What it took
+    /// is claimed by the next turn, the one that runs beside it. `None` if
+    /// no task came.
     async fn turn(
         &self,
         shared: &Shared,
+        claims: &[(u64, Tuple)],
         ran: Option<RanBatch>,
         fetch: Option<(usize, Duration)>,
     ) -> Result<Option<Fetched>, WorkerError> {
         let mut steps = Vec::new();
+        if !claims.is_empty() {
+            steps.push(Step::Out {
+                tuples: claims.iter().map(|(_, t)| t.clone()).collect(),
+                ttl: Some(self.lease),
+            });
+        }
         if let Some(RanBatch { ran, claims }) = ran {
             steps.push(Step::Out {
                 tuples: self.results(&ran),
@@ -391,13 +397,12 @@ impl<S: Space> Worker<S> {
             .iter()
             .map(|c| (c.batch, c.to_tuple()))
             .collect();
+        // Renewed from now on; first put by the turn beside its run.
         shared
             .leases
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .extend(claims.iter().cloned());
-        let tuples = claims.iter().map(|(_, t)| t.clone()).collect();
-        self.space.out_all(tuples, Some(self.lease)).await?;
         Ok(Some(Fetched {
             tasks,
             chunks,

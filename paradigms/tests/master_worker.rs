@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use halley_paradigms::lease::Claim;
 use halley_paradigms::master::{Finished, Master};
+use halley_paradigms::task::Heartbeat;
 use halley_paradigms::worker::{Report, Worker, WorkerError};
 use halley_substrate::Space;
 use halley_substrate::embedded::EmbeddedSpace;
@@ -259,4 +261,84 @@ async fn a_vanished_workers_chunk_runs_again_with_one_result_a_task() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+/// The claims of "job" in the space, as (task id, attempt).
+async fn claimed(space: &EmbeddedSpace) -> Vec<(u64, u64)> {
+    let tuples = space.scan(Claim::template("job"), None).await.unwrap();
+    tuples
+        .into_iter()
+        .filter_map(Claim::from_tuple)
+        .flat_map(|c| c.tasks)
+        .collect()
+}
+
+/// Waits (bounded) until `claimed` says `wanted`.
+async fn claims_become(space: &EmbeddedSpace, wanted: &[(u64, u64)]) {
+    let wait = async {
+        while claimed(space).await != wanted {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .unwrap_or_else(|_| panic!("claims never became {wanted:?}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_task_is_claimed_until_its_result_is_in() {
+    let space = EmbeddedSpace::new();
+    let mut master = Master::new(space.clone(), "job");
+    let (started, mut has_started) = mpsc::channel(1);
+    let (finish, may_finish) = tokio::sync::watch::channel(false);
+    // A long lease: the claim seen is the one put as the task starts, not
+    // a renewal (every third of the lease).
+    let worker = Worker::new(space.clone(), "job")
+        .lease(Duration::from_secs(60))
+        .run_async(move |task| {
+            let started = started.clone();
+            let mut may_finish = may_finish.clone();
+            async move {
+                let _ = started.send(task.id).await;
+                let _ = may_finish.wait_for(|&go| go).await;
+                Vec::new()
+            }
+        });
+    let worker = tokio::spawn(worker);
+    // Its first renewal (a heartbeat) is done before the task exists.
+    let first_beat = async {
+        while space
+            .scan(Heartbeat::template(), None)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), first_beat)
+        .await
+        .unwrap();
+    master.submit([7u64.to_le_bytes().to_vec()]).await.unwrap();
+    let id = tokio::time::timeout(Duration::from_secs(10), has_started.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // Running, its lease is in the space (the master tells it from a lost one).
+    claims_become(&space, &[(id, 1)]).await;
+    finish.send(true).unwrap();
+    let all = tokio::time::timeout(Duration::from_secs(10), master.collect())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    // Its result in, the claim is taken back.
+    claims_become(&space, &[]).await;
+    master.stop_workers().await.unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.tasks, 1);
 }
