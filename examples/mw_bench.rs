@@ -225,6 +225,7 @@ async fn once<S: Space>(
     }
     let began = Instant::now();
     master.submit(payloads).await?;
+    let submitted = began.elapsed().as_secs_f64();
     let results = master.collect().await?;
     let wall = began.elapsed().as_secs_f64();
     master.stop_workers().await?;
@@ -242,7 +243,12 @@ async fn once<S: Space>(
     drop(workers);
     if name == "w1" {
         let rate = tasks as f64 / wall;
-        println!("{name} run {run}: {tasks} tasks in {wall:.3} s = {rate:.0} tasks/s");
+        let shares: Vec<usize> = per_worker.values().copied().collect();
+        println!(
+            "{name} run {run}: {tasks} tasks in {wall:.3} s = {rate:.0} tasks/s \
+             (submitted in {:.1} ms; per worker {shares:?})",
+            submitted * 1e3
+        );
         Ok(rate)
     } else {
         let efficiency = tasks as f64 * 0.005 / WORKERS as f64 / wall;

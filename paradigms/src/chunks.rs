@@ -13,9 +13,9 @@
 //! lapses is put again (alone or in a later chunk). A lane asks for as
 //! many chunks as hold the tasks it wants by the size of the chunks it
 //! took last; one that has seen only single tasks may take up to its
-//! `max_batch` chunks at once when the master starts packing: by the
-//! estimate, at most `max_batch` × [`CHUNK_TIME`] of work (half a second
-//! at the default 1,024).
+//! `max_batch` chunks at once when the master starts packing, and puts
+//! back at once, unopened, the chunks past the tasks it wanted, so one
+//! lane does not hold a whole job's tasks while other workers wait.
 //!
 //! `records` is, per task, its `task_id` and `attempt` (u64,
 //! little-endian), then its payload as a u32 length and the bytes. A

@@ -285,10 +285,15 @@ impl<S: Space> Worker<S> {
                 ((BATCH_TIME.as_secs_f64() / secs.max(1e-9)) as usize).clamp(1, self.max_batch)
             });
             let chunks = ((n as f64 / per_chunk).ceil() as usize).clamp(1, n);
+            let fetch = |wait| Fetch {
+                chunks,
+                tasks: n,
+                wait,
+            };
             let current = match next.take() {
                 Some(fetched) => fetched,
                 None => {
-                    let fetch = (!stopping).then_some((chunks, self.poll));
+                    let fetch = (!stopping).then(|| fetch(self.poll));
                     match self.turn(&shared, &[], ran_batch.take(), fetch).await? {
                         Some(fetched) => fetched,
                         None if stopping => return Ok(report),
@@ -310,7 +315,7 @@ impl<S: Space> Worker<S> {
                 }
             };
             let ran = tokio::try_join!(run_or_abort, async {
-                let fetch = prefetch.then_some((chunks, Duration::ZERO));
+                let fetch = prefetch.then(|| fetch(Duration::ZERO));
                 self.turn(&shared, &claims, ran_batch.take(), fetch).await
             });
             shared.busy.fetch_sub(1, Ordering::Relaxed);
@@ -331,16 +336,15 @@ impl<S: Space> Worker<S> {
 
     /// One turn of a lane, in one round trip where it can: puts `claims`
     /// (the running batch's), puts the results of `ran` (if any) and takes
-    /// its claims back, then, if `fetch` is `(n, wait)`, takes up to `n`
-    /// chunks of tasks (waiting up to `wait` for the first). What it took
-    /// is claimed by the next turn, the one that runs beside it. `None` if
-    /// no task came.
+    /// its claims back, then, if asked to `fetch`, takes chunks of tasks.
+    /// What it took is claimed by the next turn, the one that runs beside
+    /// it. `None` if no task came.
     async fn turn(
         &self,
         shared: &Shared,
         claims: &[(u64, Tuple)],
         ran: Option<RanBatch>,
-        fetch: Option<(usize, Duration)>,
+        fetch: Option<Fetch>,
     ) -> Result<Option<Fetched>, WorkerError> {
         let mut steps = Vec::new();
         if !claims.is_empty() {
@@ -363,11 +367,11 @@ impl<S: Space> Worker<S> {
                 timeout: Some(Duration::ZERO),
             }));
         }
-        if let Some((n, wait)) = fetch {
+        if let Some(fetch) = fetch {
             steps.push(Step::Take {
                 template: chunks::template(self.job.as_deref()),
-                max: u32::try_from(n).unwrap_or(u32::MAX),
-                timeout: Some(wait),
+                max: u32::try_from(fetch.chunks).unwrap_or(u32::MAX),
+                timeout: Some(fetch.wait),
             });
         }
         // Only the last step may wait, and one request holds MAX_STEPS.
@@ -379,16 +383,24 @@ impl<S: Space> Worker<S> {
                 .steps(std::mem::replace(&mut steps, rest))
                 .await?;
         }
-        if fetch.is_none() {
+        let Some(fetch) = fetch else {
             return Ok(None);
+        };
+        // Chunks larger than the last ones held more than wanted: the
+        // chunks past the tasks wanted go back at once (a lane that took
+        // them ahead may not run for a while), for other lanes and workers.
+        let (mut tasks, mut chunks, mut surplus) = (Vec::new(), 0, Vec::new());
+        for tuple in taken.pop().unwrap_or_default() {
+            if tasks.len() >= fetch.tasks {
+                surplus.push(tuple);
+            } else if let Some(held) = chunks::unpack(tuple) {
+                tasks.extend(held);
+                chunks += 1;
+            }
         }
-        let tuples = taken.pop().unwrap_or_default();
-        let chunks = tuples.len();
-        let tasks: Vec<Task> = tuples
-            .into_iter()
-            .filter_map(chunks::unpack)
-            .flatten()
-            .collect();
+        if !surplus.is_empty() {
+            self.space.out_all(surplus, None).await?;
+        }
         if tasks.is_empty() {
             return Ok(None);
         }
@@ -524,13 +536,22 @@ impl<S: Space> Worker<S> {
 /// A task that ran: the task, start and finish (µs since the epoch), output.
 type Ran = (Task, i64, i64, Vec<u8>);
 
-/// A batch taken and claimed, not yet run.
+/// What a turn takes: up to `chunks` chunks holding about `tasks` tasks,
+/// waiting up to `wait` for the first.
+#[derive(Debug, Clone, Copy)]
+struct Fetch {
+    chunks: usize,
+    tasks: usize,
+    wait: Duration,
+}
+
+/// A batch taken, not yet run nor claimed.
 #[derive(Debug)]
 struct Fetched {
     tasks: Vec<Task>,
     /// The chunks they came in.
     chunks: usize,
-    /// Its claims, by batch number.
+    /// Its claims, by batch number, put as it starts running.
     claims: Vec<(u64, Tuple)>,
 }
 

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use halley_paradigms::chunks;
 use halley_paradigms::lease::Claim;
 use halley_paradigms::master::{Finished, Master};
 use halley_paradigms::task::Heartbeat;
@@ -341,4 +342,84 @@ async fn a_running_task_is_claimed_until_its_result_is_in() {
         .unwrap()
         .unwrap();
     assert_eq!(report.tasks, 1);
+}
+
+/// Tasks of "job" queued in the space.
+async fn queued(space: &EmbeddedSpace) -> usize {
+    let chunks = space
+        .scan(chunks::template(Some("job")), None)
+        .await
+        .unwrap();
+    chunks
+        .into_iter()
+        .filter_map(chunks::unpack)
+        .map(|t| t.len())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_puts_back_chunks_past_the_tasks_it_wanted() {
+    let space = EmbeddedSpace::new();
+    let mut master = Master::new(space.clone(), "job");
+    // One task first: it travels alone, and the lane learns chunks of one.
+    master.submit([0u64.to_le_bytes().to_vec()]).await.unwrap();
+    let (started, mut has_started) = mpsc::channel(1);
+    let (finish, may_finish) = tokio::sync::watch::channel(false);
+    let worker = Worker::new(space.clone(), "job")
+        .slots(1)
+        .max_batch(64)
+        .run_async(move |task| {
+            let started = started.clone();
+            let mut may_finish = may_finish.clone();
+            async move {
+                if task.id == 1 {
+                    let _ = started.send(task.id).await;
+                    let _ = may_finish.wait_for(|&go| go).await;
+                }
+                task.payload
+            }
+        });
+    let worker = tokio::spawn(worker);
+    let first = tokio::time::timeout(Duration::from_secs(10), master.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.unwrap().result.id, 0);
+    // The master has measured a short task: these go in chunks of many,
+    // and the lane, asking as many chunks as it wants tasks (64), takes
+    // them all at once.
+    master
+        .submit((1..=2048u64).map(|i| i.to_le_bytes().to_vec()))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), has_started.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // While task 1 runs, the lane holds at most its batch and the one it
+    // took ahead (a chunk each); the rest is back in the space.
+    let back = async {
+        while queued(&space).await < 2048 - 2 * chunks::MAX_CHUNK {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), back)
+        .await
+        .unwrap_or_else(|_| panic!("the chunks past the tasks wanted were never put back"));
+    finish.send(true).unwrap();
+    let all = tokio::time::timeout(Duration::from_secs(30), master.collect())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(all.len(), 2048);
+    let ids: HashSet<u64> = all.iter().map(|d| d.result.id).collect();
+    assert_eq!(ids, (1..=2048).collect());
+    assert!(all.iter().all(|d| d.attempts == 1));
+    master.stop_workers().await.unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.tasks, 2049);
 }
