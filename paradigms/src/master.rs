@@ -214,12 +214,17 @@ impl<S: Space> Master<S> {
 
     /// Waits for every result; returns them ordered by task id.
     pub async fn collect(&mut self) -> Result<Vec<Finished>, MasterError> {
-        let mut all = Vec::with_capacity(self.ledger.len());
+        // Ids are 0..submitted: each result goes to its place, no sort.
+        let mut by_id: Vec<Option<Finished>> = Vec::new();
+        by_id.resize_with(self.ledger.len(), || None);
         while let Some(done) = self.next().await? {
-            all.push(done);
+            let id = done.result.id as usize;
+            if id >= by_id.len() {
+                by_id.resize_with(id + 1, || None);
+            }
+            by_id[id] = Some(done);
         }
-        all.sort_by_key(|d| d.result.id);
-        Ok(all)
+        Ok(by_id.into_iter().flatten().collect())
     }
 
     /// The workers alive in the space (one heartbeat each, the busiest
