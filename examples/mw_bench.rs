@@ -224,6 +224,7 @@ async fn once<S: Space>(
         master.collect().await?;
     }
     let began = Instant::now();
+    let began_us = halley_paradigms::task::now_us();
     master.submit(payloads).await?;
     let submitted = began.elapsed().as_secs_f64();
     let results = master.collect().await?;
@@ -244,10 +245,16 @@ async fn once<S: Space>(
     if name == "w1" {
         let rate = tasks as f64 / wall;
         let shares: Vec<usize> = per_worker.values().copied().collect();
+        let ms = |us: i64| (us - began_us) as f64 / 1e3;
+        let first = results.iter().map(|d| d.result.started_us).min().unwrap_or(began_us);
+        let last = results.iter().map(|d| d.result.finished_us).max().unwrap_or(began_us);
         println!(
             "{name} run {run}: {tasks} tasks in {wall:.3} s = {rate:.0} tasks/s \
-             (submitted in {:.1} ms; per worker {shares:?})",
-            submitted * 1e3
+             (submitted in {:.1} ms, first task ran at {:.1} ms, last at {:.1} ms; \
+             per worker {shares:?})",
+            submitted * 1e3,
+            ms(first),
+            ms(last)
         );
         Ok(rate)
     } else {
