@@ -246,8 +246,16 @@ async fn once<S: Space>(
         let rate = tasks as f64 / wall;
         let shares: Vec<usize> = per_worker.values().copied().collect();
         let ms = |us: i64| (us - began_us) as f64 / 1e3;
-        let first = results.iter().map(|d| d.result.started_us).min().unwrap_or(began_us);
-        let last = results.iter().map(|d| d.result.finished_us).max().unwrap_or(began_us);
+        let first = results
+            .iter()
+            .map(|d| d.result.started_us)
+            .min()
+            .unwrap_or(began_us);
+        let last = results
+            .iter()
+            .map(|d| d.result.finished_us)
+            .max()
+            .unwrap_or(began_us);
         println!(
             "{name} run {run}: {tasks} tasks in {wall:.3} s = {rate:.0} tasks/s \
              (submitted in {:.1} ms, first task ran at {:.1} ms, last at {:.1} ms; \

@@ -278,6 +278,7 @@ impl<S: Space> Worker<S> {
         let mut per_chunk = 1.0f64;
         let mut ran_batch: Option<RanBatch> = None;
         let mut next: Option<Fetched> = None;
+        let mut giving_back = GiveBack::default();
         loop {
             let stopping = shared.stop.load(Ordering::Relaxed);
             // Tasks wanted, and the chunks that hold them, at most `max_batch`.
@@ -294,9 +295,16 @@ impl<S: Space> Worker<S> {
                 Some(fetched) => fetched,
                 None => {
                     let fetch = (!stopping).then(|| fetch(self.poll));
-                    match self.turn(&shared, &[], ran_batch.take(), fetch).await? {
+                    let ran = ran_batch.take();
+                    match self
+                        .turn(&shared, &[], ran, fetch, &mut giving_back)
+                        .await?
+                    {
                         Some(fetched) => fetched,
-                        None if stopping => return Ok(report),
+                        None if stopping => {
+                            giving_back.wait().await?;
+                            return Ok(report);
+                        }
                         None => continue,
                     }
                 }
@@ -316,7 +324,9 @@ impl<S: Space> Worker<S> {
             };
             let ran = tokio::try_join!(run_or_abort, async {
                 let fetch = prefetch.then(|| fetch(Duration::ZERO));
-                self.turn(&shared, &claims, ran_batch.take(), fetch).await
+                let ran = ran_batch.take();
+                self.turn(&shared, &claims, ran, fetch, &mut giving_back)
+                    .await
             });
             shared.busy.fetch_sub(1, Ordering::Relaxed);
             let (ran, fetched) = ran?;
@@ -338,13 +348,15 @@ impl<S: Space> Worker<S> {
     /// (the running batch's), puts the results of `ran` (if any) and takes
     /// its claims back, then, if asked to `fetch`, takes chunks of tasks.
     /// What it took is claimed by the next turn, the one that runs beside
-    /// it. `None` if no task came.
+    /// it; chunks past the tasks wanted start `giving_back`. `None` if no
+    /// task came.
     async fn turn(
         &self,
         shared: &Shared,
         claims: &[(u64, Tuple)],
         ran: Option<RanBatch>,
         fetch: Option<Fetch>,
+        giving_back: &mut GiveBack,
     ) -> Result<Option<Fetched>, WorkerError> {
         let mut steps = Vec::new();
         if !claims.is_empty() {
@@ -387,8 +399,7 @@ impl<S: Space> Worker<S> {
             return Ok(None);
         };
         // Chunks larger than the last ones held more than wanted: the
-        // chunks past the tasks wanted go back at once (a lane that took
-        // them ahead may not run for a while), for other lanes and workers.
+        // chunks past the tasks wanted go back, for other lanes and workers.
         let (mut tasks, mut chunks, mut surplus) = (Vec::new(), 0, Vec::new());
         for tuple in taken.pop().unwrap_or_default() {
             if tasks.len() >= fetch.tasks {
@@ -398,9 +409,7 @@ impl<S: Space> Worker<S> {
                 chunks += 1;
             }
         }
-        if !surplus.is_empty() {
-            self.space.out_all(surplus, None).await?;
-        }
+        giving_back.start(&self.space, surplus).await?;
         if tasks.is_empty() {
             return Ok(None);
         }
@@ -553,6 +562,38 @@ struct Fetched {
     chunks: usize,
     /// Its claims, by batch number, put as it starts running.
     claims: Vec<(u64, Tuple)>,
+}
+
+/// A lane's chunks on their way back to the space, beside its work (a
+/// lane that took them ahead may not run them for a while, and waiting
+/// for the put would delay its own batch): one put in flight at a time,
+/// waited for before the next and before the lane ends.
+#[derive(Debug, Default)]
+struct GiveBack(Option<tokio::task::JoinHandle<Result<(), SpaceError>>>);
+
+impl GiveBack {
+    /// Puts `chunks` back (after the put in flight, if any).
+    async fn start<S: Space>(&mut self, space: &S, chunks: Vec<Tuple>) -> Result<(), WorkerError> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        self.wait().await?;
+        let space = space.clone();
+        self.0 = Some(tokio::spawn(
+            async move { space.out_all(chunks, None).await },
+        ));
+        Ok(())
+    }
+
+    /// Waits for the put in flight.
+    async fn wait(&mut self) -> Result<(), WorkerError> {
+        match self.0.take() {
+            Some(put) => Ok(put
+                .await
+                .map_err(|e| WorkerError::Panicked(e.to_string()))??),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A batch that ran, waiting for its results to be put.
