@@ -224,7 +224,9 @@ impl<S: Space> Master<S> {
             }
             by_id[id] = Some(done);
         }
-        Ok(by_id.into_iter().flatten().collect())
+        let mut all = Vec::with_capacity(by_id.len());
+        all.extend(by_id.into_iter().flatten());
+        Ok(all)
     }
 
     /// The workers alive in the space (one heartbeat each, the busiest
