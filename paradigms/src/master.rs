@@ -35,6 +35,10 @@ use crate::task::{Heartbeat, TaskResult, abort_template, abort_tuple, stop_templ
 const BATCH: usize = 1024;
 /// Bytes of payload per `out_all` call, to keep messages small.
 const BATCH_BYTES: usize = 1 << 20;
+/// Bytes of the first `out_all` of a submission; each next one doubles,
+/// up to [`BATCH_BYTES`]: the first tasks are stored (and replicated)
+/// and running while the rest is still on its way.
+const FIRST_BATCH_BYTES: usize = 64 << 10;
 /// Longest gap between two queue scans while nothing runs.
 const MAX_QUEUE_SCAN_GAP: Duration = Duration::from_secs(30);
 /// How long a finished job's stop notice stays in the space: workers
@@ -404,20 +408,22 @@ impl<S: Space> Master<S> {
     }
 
     /// Puts `(id, attempt, payload)` tasks, in chunks sized by the tasks'
-    /// time so far ([`chunks`]), in bounded batches of chunks.
+    /// time so far ([`chunks`]), in bounded batches of chunks, the first
+    /// ones small.
     async fn put(
         &self,
         tasks: impl IntoIterator<Item = (u64, u64, &[u8])>,
     ) -> Result<(), MasterError> {
         let estimate = (self.ran > 0).then(|| self.ran_secs / self.ran as f64);
         let mut batch = Vec::new();
-        let mut bytes = 0;
+        let (mut bytes, mut most) = (0, FIRST_BATCH_BYTES);
         for chunk in chunks::pack(&self.job, tasks, chunks::per_chunk(estimate)) {
             bytes += chunk.encoded_len_hint();
             batch.push(chunk);
-            if batch.len() == BATCH || bytes >= BATCH_BYTES {
+            if batch.len() == BATCH || bytes >= most {
                 self.space.out_all(std::mem::take(&mut batch), None).await?;
                 bytes = 0;
+                most = (2 * most).min(BATCH_BYTES);
             }
         }
         if !batch.is_empty() {
