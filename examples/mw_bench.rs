@@ -158,12 +158,14 @@ async fn bench(
             }
             Layout::Ring | Layout::RingUnix => {
                 let ring = Ring::start(layout == Layout::RingUnix)?;
+                ring.formed().await?;
                 let entry = halley_substrate::client::parse_address(&ring.peers[0])?;
                 let space = RemoteSpace::connect(entry, Duration::from_secs(10)).await?;
                 once(name, run, space, &ring.peers[1..], "worker", &job, payloads).await?
             }
             Layout::RingDirect => {
                 let ring = Ring::start(false)?;
+                ring.formed().await?;
                 let space =
                     DirectSpace::connect(ring.peers[0].parse()?, Duration::from_secs(10)).await?;
                 let peers = &ring.peers[1..];

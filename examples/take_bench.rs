@@ -76,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
 /// tuple taken.
 async fn once(tuples: usize) -> anyhow::Result<(f64, f64)> {
     let ring = Ring::start(false)?;
+    ring.formed().await?;
     let space = RemoteSpace::connect(ring.peers[0].parse()?, Duration::from_secs(10)).await?;
     let written: Vec<Tuple> = (0..tuples)
         .map(|i| {

@@ -94,4 +94,28 @@ impl Ring {
         }
         Ok(ring)
     }
+
+    /// Waits (at most 10 s) until every node counts the three in its view:
+    /// clients that start while the ring forms wait for its views to
+    /// settle (a worker started on a joining peer began ~100 ms after the
+    /// other, when the bench's job was nearly done).
+    pub async fn formed(&self) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        for peer in &self.peers {
+            let address = halley_substrate::client::parse_address(peer)?;
+            let space = halley_substrate::client::RemoteSpace::connect(
+                address,
+                std::time::Duration::from_secs(10),
+            )
+            .await?;
+            while space.members().await?.len() < self.peers.len() {
+                anyhow::ensure!(
+                    std::time::Instant::now() < deadline,
+                    "the ring did not form within 10 s"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+        Ok(())
+    }
 }
