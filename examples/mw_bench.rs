@@ -219,6 +219,14 @@ async fn once<S: Space>(
             .context("a worker never connected")?;
     }
     let mut master = Master::new(space.clone(), job);
+    // Both workers running (their first heartbeat is put as their lanes
+    // start): a worker's `ready` can be taken while its own `out` still
+    // waits for the second copy over a link the ring has not dialled yet.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while master.workers().await?.len() < WORKERS {
+        anyhow::ensure!(Instant::now() < deadline, "a worker never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     if name == "w1" {
         master
             .submit(payloads[..WARMUP.min(tasks)].to_vec())
