@@ -415,20 +415,72 @@ impl<S: Space> Master<S> {
         tasks: impl IntoIterator<Item = (u64, u64, &[u8])>,
     ) -> Result<(), MasterError> {
         let estimate = (self.ran > 0).then(|| self.ran_secs / self.ran as f64);
-        let mut batch = Vec::new();
-        let (mut bytes, mut most) = (0, FIRST_BATCH_BYTES);
-        for chunk in chunks::pack(&self.job, tasks, chunks::per_chunk(estimate)) {
-            bytes += chunk.encoded_len_hint();
-            batch.push(chunk);
-            if batch.len() == BATCH || bytes >= most {
-                self.space.out_all(std::mem::take(&mut batch), None).await?;
-                bytes = 0;
-                most = (2 * most).min(BATCH_BYTES);
-            }
-        }
-        if !batch.is_empty() {
+        let chunks = chunks::pack(&self.job, tasks, chunks::per_chunk(estimate));
+        for batch in batches(chunks) {
             self.space.out_all(batch, None).await?;
         }
         Ok(())
+    }
+}
+
+/// `chunks` in the `out_all`s of a submission, in order: at most [`BATCH`]
+/// tuples each, the first about [`FIRST_BATCH_BYTES`], each next about
+/// twice the last, up to [`BATCH_BYTES`] (a batch ends with the tuple that
+/// reaches its bound).
+fn batches(chunks: Vec<Tuple>) -> Vec<Vec<Tuple>> {
+    let mut all = Vec::new();
+    let mut batch = Vec::new();
+    let (mut bytes, mut most) = (0, FIRST_BATCH_BYTES);
+    for chunk in chunks {
+        bytes += chunk.encoded_len_hint();
+        batch.push(chunk);
+        if batch.len() == BATCH || bytes >= most {
+            all.push(std::mem::take(&mut batch));
+            bytes = 0;
+            most = (2 * most).min(BATCH_BYTES);
+        }
+    }
+    if !batch.is_empty() {
+        all.push(batch);
+    }
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(batch: &[Tuple]) -> usize {
+        batch.iter().map(Tuple::encoded_len_hint).sum()
+    }
+
+    #[test]
+    fn a_submission_starts_with_a_small_batch_and_doubles_up_to_the_bound() {
+        let payload = [7u8; 100];
+        for per_chunk in [1, 256] {
+            let tasks = (0..20_000u64).map(|id| (id, 1, &payload[..]));
+            let chunks = chunks::pack("job", tasks, per_chunk);
+            let largest = chunks.iter().map(Tuple::encoded_len_hint).max().unwrap();
+            let batches = batches(chunks.clone());
+            assert_eq!(batches.concat(), chunks, "every chunk, in order");
+            // The first tasks go out (and can be taken) before the bulk.
+            assert!(bytes(&batches[0]) <= FIRST_BATCH_BYTES + largest);
+            assert!(8 * bytes(&batches[0]) <= BATCH_BYTES, "{}", bytes(&batches[0]));
+            for pair in batches.windows(2) {
+                assert!(bytes(&pair[1]) <= 2 * bytes(&pair[0]) + 2 * largest);
+            }
+            for batch in &batches {
+                assert!(batch.len() <= BATCH);
+                assert!(bytes(batch) <= BATCH_BYTES + largest);
+            }
+            // The bound is reached: no more batches than doubling needs.
+            let full = (chunks.len() as f64 / BATCH as f64)
+                .max(bytes(&chunks) as f64 / BATCH_BYTES as f64);
+            assert!(
+                batches.len() <= full.ceil() as usize + 6,
+                "{}",
+                batches.len()
+            );
+        }
     }
 }
