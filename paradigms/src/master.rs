@@ -465,7 +465,11 @@ mod tests {
             assert_eq!(batches.concat(), chunks, "every chunk, in order");
             // The first tasks go out (and can be taken) before the bulk.
             assert!(bytes(&batches[0]) <= FIRST_BATCH_BYTES + largest);
-            assert!(8 * bytes(&batches[0]) <= BATCH_BYTES, "{}", bytes(&batches[0]));
+            assert!(
+                8 * bytes(&batches[0]) <= BATCH_BYTES,
+                "{}",
+                bytes(&batches[0])
+            );
             for pair in batches.windows(2) {
                 assert!(bytes(&pair[1]) <= 2 * bytes(&pair[0]) + 2 * largest);
             }

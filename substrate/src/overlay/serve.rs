@@ -222,21 +222,11 @@ impl Peer {
     /// carry (one message, perhaps empty, when they fit).
     fn copies_to(&mut self, to: u64, op: OpId, round: u32, stored: Vec<crate::tuple::Tuple>) {
         let tuples = stored.into_iter().filter_map(Tagged::from_stored).collect();
-        let mut parts = bounded(tuples, |t: &Tagged| &t.tuple)
-            .into_iter()
-            .peekable();
-        if parts.peek().is_none() {
-            let (tuples, more) = (Vec::new(), false);
-            self.send(
-                to,
-                Msg::Copies {
-                    op,
-                    round,
-                    tuples,
-                    more,
-                },
-            );
+        let mut parts = bounded(tuples, |t: &Tagged| &t.tuple);
+        if parts.is_empty() {
+            parts.push(Vec::new());
         }
+        let mut parts = parts.into_iter().peekable();
         while let Some(tuples) = parts.next() {
             let more = parts.peek().is_some();
             self.send(
