@@ -18,6 +18,31 @@ fn square(payload: &[u8]) -> Vec<u8> {
     (x * x).to_le_bytes().to_vec()
 }
 
+/// Waits (at most `secs`) until `holds` is true, asking every 5 ms.
+async fn until<F, Fut>(secs: u64, what: &str, mut holds: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let wait = async {
+        while !holds().await {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(secs), wait)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within {secs} s"));
+}
+
+/// The report of a worker that was told to stop.
+async fn report_of(worker: tokio::task::JoinHandle<Result<Report, WorkerError>>) -> Report {
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+}
+
 /// A worker of "job" that takes one batch (one task, or one chunk), starts
 /// its first task and vanishes (its future dropped: to the master it
 /// died, and its lease lapses); the id of that first task.
@@ -126,11 +151,7 @@ async fn a_vanished_workers_task_runs_again_with_one_result() {
     }
     assert_eq!(master.progress().requeued, 1);
     master.stop_workers().await.unwrap();
-    let report = tokio::time::timeout(Duration::from_secs(10), survivor)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let report = report_of(survivor).await;
     assert_eq!(report.tasks, 5);
 }
 
@@ -179,19 +200,11 @@ async fn a_stop_notice_expires() {
         .await
         .unwrap();
     assert!(now.is_some(), "the notice is there at first");
-    let gone = async {
-        while space
-            .read(notice.clone(), Some(Duration::ZERO))
-            .await
-            .unwrap()
-            .is_some()
-        {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), gone)
-        .await
-        .expect("the notice expires");
+    until(20, "the notice expires", || async {
+        let read = space.read(notice.clone(), Some(Duration::ZERO)).await;
+        read.unwrap().is_none()
+    })
+    .await;
 }
 
 /// Once the master knows its tasks are short it puts them in chunks; a
@@ -257,11 +270,7 @@ async fn a_vanished_workers_chunk_runs_again_with_one_result_a_task() {
     }
     assert_eq!(master.progress().duplicates, 0);
     master.stop_workers().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), survivor)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    report_of(survivor).await;
 }
 
 /// The claims of "job" in the space, as (task id, attempt).
@@ -276,14 +285,8 @@ async fn claimed(space: &EmbeddedSpace) -> Vec<(u64, u64)> {
 
 /// Waits (bounded) until `claimed` says `wanted`.
 async fn claims_become(space: &EmbeddedSpace, wanted: &[(u64, u64)]) {
-    let wait = async {
-        while claimed(space).await != wanted {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), wait)
-        .await
-        .unwrap_or_else(|_| panic!("claims never became {wanted:?}"));
+    let what = format!("claims {wanted:?}");
+    until(10, &what, || async { claimed(space).await == wanted }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,19 +310,14 @@ async fn a_running_task_is_claimed_until_its_result_is_in() {
         });
     let worker = tokio::spawn(worker);
     // Its first renewal (a heartbeat) is done before the task exists.
-    let first_beat = async {
-        while space
+    until(10, "a first heartbeat", || async {
+        !space
             .scan(Heartbeat::template(), None)
             .await
             .unwrap()
             .is_empty()
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), first_beat)
-        .await
-        .unwrap();
+    })
+    .await;
     master.submit([7u64.to_le_bytes().to_vec()]).await.unwrap();
     let id = tokio::time::timeout(Duration::from_secs(10), has_started.recv())
         .await
@@ -336,11 +334,7 @@ async fn a_running_task_is_claimed_until_its_result_is_in() {
     // Its result in, the claim is taken back.
     claims_become(&space, &[]).await;
     master.stop_workers().await.unwrap();
-    let report = tokio::time::timeout(Duration::from_secs(10), worker)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let report = report_of(worker).await;
     assert_eq!(report.tasks, 1);
 }
 
@@ -398,14 +392,10 @@ async fn a_lane_puts_back_chunks_past_the_tasks_it_wanted() {
         .unwrap();
     // While task 1 runs, the lane holds at most its batch and the one it
     // took ahead (a chunk each); the rest is back in the space.
-    let back = async {
-        while queued(&space).await < 2048 - 2 * chunks::MAX_CHUNK {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), back)
-        .await
-        .unwrap_or_else(|_| panic!("the chunks past the tasks wanted were never put back"));
+    until(10, "the chunks past the tasks wanted back", || async {
+        queued(&space).await >= 2048 - 2 * chunks::MAX_CHUNK
+    })
+    .await;
     finish.send(true).unwrap();
     let all = tokio::time::timeout(Duration::from_secs(30), master.collect())
         .await
@@ -416,10 +406,6 @@ async fn a_lane_puts_back_chunks_past_the_tasks_it_wanted() {
     assert_eq!(ids, (1..=2048).collect());
     assert!(all.iter().all(|d| d.attempts == 1));
     master.stop_workers().await.unwrap();
-    let report = tokio::time::timeout(Duration::from_secs(10), worker)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let report = report_of(worker).await;
     assert_eq!(report.tasks, 2049);
 }
