@@ -221,7 +221,7 @@ async fn once<S: Space>(
     let mut master = Master::new(space.clone(), job);
     // Both workers running (their first heartbeat is put as their lanes
     // start): a worker's `ready` can be taken while its own `out` still
-    // waits for the second copy over a link the ring has not dialled yet.
+    // waits for the tuple's second copy (~90 ms on a ring seconds old).
     let deadline = Instant::now() + Duration::from_secs(30);
     while master.workers().await?.len() < WORKERS {
         anyhow::ensure!(Instant::now() < deadline, "a worker never started");
