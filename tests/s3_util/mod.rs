@@ -58,9 +58,15 @@ pub fn start_weed(weed: &PathBuf, dir: &Scratch) -> Guard {
     assert!(head("/").is_none(), "something already serves {S3}");
     let data = dir.path("weed");
     std::fs::create_dir_all(&data).unwrap();
+    // weed writes its log files to the temporary directory: this test's,
+    // removed with it, not the machine's (its gRPC sockets go to /tmp
+    // whatever TMPDIR says).
+    let tmp = dir.path("weed-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     let log = std::fs::File::create(dir.path("weed.log")).unwrap();
     let mut command = Command::new(weed);
     command
+        .env("TMPDIR", &tmp)
         .arg("mini")
         .arg(format!("-dir={}", data.display()))
         .args([
