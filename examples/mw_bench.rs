@@ -33,10 +33,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use halley_paradigms::master::Master;
 use halley_paradigms::worker::Worker;
+use halley_substrate::Space;
 use halley_substrate::client::{DirectSpace, RemoteSpace};
 use halley_substrate::embedded::EmbeddedSpace;
 use halley_substrate::node::Node;
-use halley_substrate::{Space, Template, Tuple};
 
 #[path = "common/ring.rs"]
 mod ring;
@@ -211,17 +211,11 @@ async fn once<S: Space>(
             })
             .collect::<Result<_, _>>()?,
     );
-    let ready = Template::new(vec![halley_substrate::Field::Actual("ready".into())]);
-    for _ in 0..WORKERS {
-        space
-            .take(ready.clone(), Some(Duration::from_secs(30)))
-            .await?
-            .context("a worker never connected")?;
-    }
     let mut master = Master::new(space.clone(), job);
-    // Both workers running (their first heartbeat is put as their lanes
-    // start): a worker's `ready` can be taken while its own `out` still
-    // waits for the tuple's second copy (~90 ms on a ring seconds old).
+    // Both workers running: their first heartbeat is put as their lanes
+    // start (a `ready` tuple put before the worker ran could be taken
+    // while its own `out` still waited ~90 ms for the tuple's second copy
+    // on a ring seconds old, and the job started without that worker).
     let deadline = Instant::now() + Duration::from_secs(30);
     while master.workers().await?.len() < WORKERS {
         anyhow::ensure!(Instant::now() < deadline, "a worker never started");
@@ -288,7 +282,6 @@ async fn once<S: Space>(
 
 /// Worker mode: no-op tasks echo a 100-byte result; W2 tasks spin.
 async fn work<S: Space>(space: S, job: &str) -> anyhow::Result<()> {
-    space.out(Tuple::new(vec!["ready".into()])).await?;
     Worker::new(space, job)
         .run(|payload| match <[u8; 8]>::try_from(payload) {
             Ok(n) => spin(u64::from_le_bytes(n)).to_le_bytes().to_vec(),
