@@ -17,8 +17,9 @@
 //! back at once, unopened, the chunks past the tasks it wanted, so one
 //! lane does not hold a whole job's tasks while other workers wait.
 //!
-//! `records` is, per task, its `task_id` and `attempt` (u64,
-//! little-endian), then its payload as a u32 length and the bytes. A
+//! `records` is, per task, its `task_id` (as its difference from the task
+//! before's, zigzagged) and `attempt`, then its payload's length and the
+//! bytes, numbers as varints ([`crate::records`]). A
 //! chunk holds at most [`MAX_CHUNK`] tasks and [`crate::results::PACK_BYTES`]
 //! of records, unless one task alone is larger.
 
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use halley_substrate::{Field, Kind, Template, Tuple, Value};
 
-use crate::records::{PAYLOAD_PREFIX, Reader, Writer};
+use crate::records::{Deltas, PAYLOAD_PREFIX, Reader, VARINT_MAX, Writer};
 use crate::results::PACK_BYTES;
 use crate::task::{TASK, Task, bytes, job_field, string};
 
@@ -34,8 +35,8 @@ use crate::task::{TASK, Task, bytes, job_field, string};
 pub const CHUNK_TIME: Duration = Duration::from_micros(500);
 /// Tasks a chunk holds at most.
 pub const MAX_CHUNK: usize = 256;
-/// Bytes of a record before its payload.
-const HEAD: usize = 8 + 8 + PAYLOAD_PREFIX;
+/// Bytes of a record before its payload, at most.
+const HEAD: usize = 2 * VARINT_MAX + PAYLOAD_PREFIX;
 
 /// Tasks a chunk should hold when a task takes `task_secs` (the master's
 /// estimate; `None` before any result: one task a chunk).
@@ -55,14 +56,16 @@ pub fn pack<'a>(
 ) -> Vec<Tuple> {
     let chunk = |records: Vec<u8>| Tuple::new(vec![TASK.into(), job.into(), Value::Bytes(records)]);
     let mut chunks = Vec::new();
-    let (mut records, mut count) = (Vec::new(), 0);
+    let (mut records, mut count, mut ids) = (Vec::new(), 0, Deltas::default());
     for (id, attempt, payload) in tasks {
         let len = HEAD + payload.len();
         if count > 0 && (count >= per_chunk.max(1) || records.len() + len > PACK_BYTES) {
             chunks.push(chunk(std::mem::take(&mut records)));
-            count = 0;
+            (count, ids) = (0, Deltas::default());
         }
-        Writer(&mut records).u64(id).u64(attempt).payload(payload);
+        let mut writer = Writer(&mut records);
+        ids.put(&mut writer, id);
+        writer.varint(attempt).payload(payload);
         count += 1;
     }
     if count > 0 {
@@ -77,13 +80,13 @@ pub fn unpack(tuple: Tuple) -> Option<Vec<Task>> {
     let [tag, job, records]: [Value; 3] = tuple.into_fields().try_into().ok()?;
     (tag.as_str()? == TASK).then_some(())?;
     let (job, records) = (string(job)?, bytes(records)?);
-    let mut reader = Reader(&records);
+    let (mut reader, mut ids) = (Reader(&records), Deltas::default());
     let mut tasks = Vec::new();
     while !reader.is_empty() {
         tasks.push(Task {
             job: job.clone(),
-            id: reader.u64()?,
-            attempt: reader.u64()?,
+            id: ids.get(&mut reader)?,
+            attempt: reader.varint()?,
             payload: reader.payload()?.to_vec(),
         });
     }

@@ -28,7 +28,12 @@ use std::ops::Range;
 
 use halley_substrate::{Field, Kind, Template, Tuple, Value};
 
+use crate::records::{Deltas, Reader, Writer};
 use crate::task::{CLAIM, bytes, int, job_field, string, uint};
+
+/// Tasks a claim read from the space may name at most: a claim is one
+/// batch, and its runs must not make a reader allocate without bound.
+pub const MAX_CLAIMED: usize = 1 << 20;
 
 /// One worker's lease on a batch of tasks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,10 +48,19 @@ pub struct Claim {
 
 impl Claim {
     pub fn to_tuple(&self) -> Tuple {
-        let mut packed = Vec::with_capacity(self.tasks.len() * 16);
-        for (id, attempt) in &self.tasks {
-            packed.extend_from_slice(&id.to_le_bytes());
-            packed.extend_from_slice(&attempt.to_le_bytes());
+        let mut packed = Vec::new();
+        let mut writer = Writer(&mut packed);
+        let mut starts = Deltas::default();
+        let mut rest = self.tasks.as_slice();
+        while let Some(&(start, attempt)) = rest.first() {
+            let run = rest
+                .iter()
+                .zip(0u64..)
+                .take_while(|&(&task, k)| task == (start.wrapping_add(k), attempt))
+                .count();
+            starts.put(&mut writer, start);
+            writer.varint(run as u64).varint(attempt);
+            rest = &rest[run..];
         }
         Tuple::new(vec![
             CLAIM.into(),
@@ -61,18 +75,22 @@ impl Claim {
         let [tag, job, worker, batch, tasks]: [Value; 5] = tuple.into_fields().try_into().ok()?;
         (tag.as_str()? == CLAIM).then_some(())?;
         let packed = bytes(tasks)?;
-        if packed.len() % 16 != 0 {
-            return None;
+        let (mut reader, mut starts) = (Reader(&packed), Deltas::default());
+        let mut tasks = Vec::new();
+        while !reader.is_empty() {
+            let start = starts.get(&mut reader)?;
+            let run = reader.varint()?;
+            let attempt = reader.varint()?;
+            if run == 0 || run > (MAX_CLAIMED - tasks.len()) as u64 {
+                return None;
+            }
+            tasks.extend((0..run).map(|k| (start.wrapping_add(k), attempt)));
         }
-        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
         Some(Claim {
             job: string(job)?,
             worker: string(worker)?,
             batch: uint(&batch)?,
-            tasks: packed
-                .chunks_exact(16)
-                .map(|c| (word(&c[..8]), word(&c[8..])))
-                .collect(),
+            tasks,
         })
     }
 
@@ -249,6 +267,49 @@ mod tests {
         let tuple = claim.to_tuple();
         assert!(Claim::template("j").matches(&tuple));
         assert_eq!(Claim::from_tuple(tuple), Some(claim));
+    }
+
+    #[test]
+    fn a_batch_of_consecutive_tasks_claims_in_a_few_bytes() {
+        let mut tasks: Vec<(u64, u64)> = (1_000..1_256).map(|id| (id, 1)).collect();
+        tasks.extend([(7, 2), (8, 2), (1_256, 1), (u64::MAX, 1), (0, 1)]);
+        let claim = Claim {
+            job: "j".into(),
+            worker: "w".into(),
+            batch: 1,
+            tasks,
+        };
+        let tuple = claim.to_tuple();
+        let Value::Bytes(packed) = &tuple.fields()[4] else {
+            unreachable!()
+        };
+        assert!(packed.len() < 24, "{} bytes for five runs", packed.len());
+        assert_eq!(Claim::from_tuple(tuple), Some(claim));
+    }
+
+    #[test]
+    fn a_claim_with_an_empty_or_a_huge_run_is_refused() {
+        let claim = |runs: &[u8]| {
+            let mut fields = Claim {
+                job: "j".into(),
+                worker: "w".into(),
+                batch: 1,
+                tasks: vec![],
+            }
+            .to_tuple()
+            .into_fields();
+            fields[4] = Value::Bytes(runs.to_vec());
+            Claim::from_tuple(Tuple::new(fields))
+        };
+        assert_eq!(claim(&[]).map(|c| c.tasks), Some(vec![]));
+        assert_eq!(claim(&[2, 1, 1]).map(|c| c.tasks), Some(vec![(1, 1)]));
+        assert_eq!(claim(&[2, 0, 1]), None, "an empty run");
+        assert_eq!(
+            claim(&[2, 0xff, 0xff, 0xff, 0xff, 0x0f, 1]),
+            None,
+            "a run past the bound"
+        );
+        assert_eq!(claim(&[2, 1]), None, "cut short");
     }
 
     #[test]

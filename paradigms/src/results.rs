@@ -10,8 +10,11 @@
 //! space (the job) stays a field, and the rest is bytes only the master
 //! reads.
 //!
-//! `records` is, per task, its `task_id` and `attempt` (u64), `started_us`
-//! and `finished_us` (i64), the payload's length (u32), all little-endian,
+//! `records` is, per task, its `task_id` (as its difference from the record
+//! before's, zigzagged), `attempt`, `started_us` (as its difference from
+//! the record before's `finished_us`, zigzagged: a batch's tasks run one
+//! after the other) and `finished_us` (its difference from `started_us`,
+//! zigzagged), the payload's length, all varints ([`crate::records`]),
 //! then the payload. A tuple holds at most [`PACK_BYTES`] of records
 //! unless one record alone is larger, so a packed tuple stays well inside
 //! a message's bound. The master drops a tuple whose records do not parse
@@ -20,14 +23,14 @@
 
 use halley_substrate::{Field, Kind, Template, Tuple, Value};
 
-use crate::records::{PAYLOAD_PREFIX, Reader, Writer};
+use crate::records::{Deltas, PAYLOAD_PREFIX, Reader, VARINT_MAX, Writer};
 use crate::task::{RESULTS, TaskResult, bytes, job_field, string};
 
 /// Bytes of records a packed tuple holds at most (one larger record
 /// travels alone): an eighth of a message's bound on the wire.
 pub const PACK_BYTES: usize = 1 << 20;
-/// Bytes of a record before its payload.
-const HEAD: usize = 8 + 8 + 8 + 8 + PAYLOAD_PREFIX;
+/// Bytes of a record before its payload, at most.
+const HEAD: usize = 4 * VARINT_MAX + PAYLOAD_PREFIX;
 
 /// One task's result as a worker packs it (the worker and its resource
 /// are the tuple's, not the record's).
@@ -60,29 +63,38 @@ pub fn pack<'a>(
     };
     let mut done = Vec::new();
     // Few jobs share a batch: a list searched from its end is enough.
-    let mut open: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut open: Vec<(&str, Vec<u8>, Deltas, Deltas)> = Vec::new();
     for outcome in outcomes {
-        let at = match open.iter().rposition(|(job, _)| *job == outcome.job) {
+        let at = match open.iter().rposition(|(job, ..)| *job == outcome.job) {
             Some(at) => at,
             None => {
-                open.push((outcome.job, Vec::new()));
+                open.push((
+                    outcome.job,
+                    Vec::new(),
+                    Deltas::default(),
+                    Deltas::default(),
+                ));
                 open.len() - 1
             }
         };
-        let records = &mut open[at].1;
+        let (_, records, ids, times) = &mut open[at];
         let len = HEAD + outcome.payload.len();
         if !records.is_empty() && records.len() + len > PACK_BYTES {
             done.push(tuple(outcome.job, std::mem::take(records)));
+            (*ids, *times) = (Deltas::default(), Deltas::default());
         }
         records.reserve(len);
-        Writer(records)
-            .u64(outcome.id)
-            .u64(outcome.attempt)
-            .i64(outcome.started_us)
-            .i64(outcome.finished_us)
-            .payload(outcome.payload);
+        let mut writer = Writer(records);
+        ids.put(&mut writer, outcome.id);
+        writer.varint(outcome.attempt);
+        times.put(&mut writer, outcome.started_us as u64);
+        times.put(&mut writer, outcome.finished_us as u64);
+        writer.payload(outcome.payload);
     }
-    done.extend(open.into_iter().map(|(job, records)| tuple(job, records)));
+    done.extend(
+        open.into_iter()
+            .map(|(job, records, ..)| tuple(job, records)),
+    );
     done
 }
 
@@ -94,16 +106,17 @@ pub fn unpack(tuple: Tuple) -> Option<Vec<TaskResult>> {
     let (job, worker, resource) = (string(job)?, string(worker)?, string(resource)?);
     let records = bytes(records)?;
     let mut reader = Reader(&records);
+    let (mut ids, mut times) = (Deltas::default(), Deltas::default());
     let mut results = Vec::new();
     while !reader.is_empty() {
         results.push(TaskResult {
             job: job.clone(),
-            id: reader.u64()?,
-            attempt: reader.u64()?,
+            id: ids.get(&mut reader)?,
+            attempt: reader.varint()?,
             worker: worker.clone(),
             resource: resource.clone(),
-            started_us: reader.i64()?,
-            finished_us: reader.i64()?,
+            started_us: times.get(&mut reader)? as i64,
+            finished_us: times.get(&mut reader)? as i64,
             payload: reader.payload()?.to_vec(),
         });
     }
@@ -196,7 +209,7 @@ mod tests {
         let Value::Bytes(records) = fields[4].clone() else {
             unreachable!()
         };
-        for cut in [1, HEAD, HEAD + 2] {
+        for cut in 1..records.len() {
             fields[4] = Value::Bytes(records[..records.len() - cut].to_vec());
             assert_eq!(unpack(Tuple::new(fields.clone())), None, "cut {cut}");
         }

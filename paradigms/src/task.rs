@@ -14,8 +14,10 @@
 //!
 //! `attempt` counts from 1. `started_us`/`finished_us` are microseconds since
 //! the Unix epoch on the worker's clock. A claim's `tasks` field lists the
-//! `(task_id, attempt)` pairs of one batch a worker took, as little-endian
-//! `u64` pairs (see [`crate::lease`] for how claims form leases).
+//! `(task_id, attempt)` pairs of one batch a worker took, as runs of
+//! consecutive ids with one attempt: each run's first id (its difference
+//! from the run before's, zigzagged), its length and its attempt, varints
+//! ([`crate::records`]; see [`crate::lease`] for how claims form leases).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
