@@ -1,4 +1,4 @@
-//! Issue 9's doors on `/halley/peer/5`, tried as an adversary would: a
+//! Issue 9's doors on `/halley/peer/6`, tried as an adversary would: a
 //! small libp2p client built on the project's own wire types opens the
 //! peer protocol on one peer of a real three-node ring and sends malformed
 //! member addresses (a short peer id, no peer id, no TCP port, junk, a

@@ -266,7 +266,7 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-/// Opens a `/halley/peer/5` stream to `target` as a peer would (its
+/// Opens a `/halley/peer/6` stream to `target` as a peer would (its
 /// `Hello` first, a fresh session) and sends `messages` on it.
 pub async fn open_peer_stream(
     control: &mut libp2p_stream::Control,

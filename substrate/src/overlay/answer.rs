@@ -13,6 +13,14 @@
 //! query asks again, and finds the copy) or the answer on its way, never
 //! both.
 //!
+//! A large tuple goes down the chain named by its id only
+//! ([`super::msg::Carried::Known`]): each link is a replica holding a copy,
+//! and the last answers with its own copy. A link that holds no copy of
+//! such a tuple does nothing and asks the taker for the chain again with
+//! every tuple whole ([`Msg::Resend`]); should the taker be gone by then,
+//! the copies the chain did not reach stay, and the asker's query, which
+//! sees the taker gone, asks again and finds them.
+//!
 //! Each link that passed the chain on keeps it until the asker has the
 //! answer; when
 //! the view loses a link after it, it sends the chain again along the
@@ -23,7 +31,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::msg::{Chain, Wire};
+use super::msg::{Carried, Chain, Wire};
 use super::{Msg, OpId, Peer, TupleId};
 
 /// Takes answered at this asker remembered at most (the oldest go first).
@@ -81,13 +89,46 @@ impl Peer {
             rest,
             done: Vec::new(),
         };
-        self.pass_on(taken, chain, now);
+        let name_from = self.config.name_from;
+        let named = taken
+            .iter()
+            .map(|(t, _)| t.tuple.encoded_len_hint() >= name_from)
+            .collect();
+        self.pass_on(taken, named, chain, now);
     }
 
     /// A link of a chain: drops the copies here, and, holding some of the
     /// tuples as primary (it took their arc over meanwhile), adds its own
-    /// replicas to the chain; then passes it on or answers.
-    pub(super) fn on_remove(&mut self, tuples: Vec<Wire>, mut chain: Chain, now: u64) {
+    /// replicas to the chain; then passes it on or answers. A tuple named
+    /// by id is this peer's copy; without one, nothing is done here and
+    /// the taker is asked for the chain again, whole.
+    pub(super) fn on_remove(&mut self, carried: Vec<Carried>, mut chain: Chain, now: u64) {
+        let held = |c: &Carried| match c {
+            Carried::Whole(_) => true,
+            Carried::Known(id) => self.copies.contains_key(id),
+        };
+        if !carried.iter().all(held) {
+            if let Some(first) = carried.first() {
+                let first = first.id();
+                self.send(chain.by, Msg::Resend { first });
+            }
+            return;
+        }
+        // Named as the taker named them: a chain sent again whole stays whole.
+        let named: Vec<bool> = carried
+            .iter()
+            .map(|c| matches!(c, Carried::Known(_)))
+            .collect();
+        let tuples: Vec<Wire> = carried
+            .into_iter()
+            .map(|c| match c {
+                Carried::Whole(wire) => wire,
+                Carried::Known(id) => {
+                    let (tagged, expires_at) = self.drop_copy(id).expect("held here");
+                    (tagged, expires_at.map(|e| e.saturating_sub(now)))
+                }
+            })
+            .collect();
         let mut primary = false;
         for (tuple, _) in &tuples {
             self.tombstone(tuple.id, now);
@@ -100,12 +141,30 @@ impl Peer {
                 }
             }
         }
-        self.pass_on(tuples, chain, now);
+        self.pass_on(tuples, named, chain, now);
     }
 
     /// The asker has the answer of the take whose first tuple is `first`.
     pub(super) fn on_answered(&mut self, first: TupleId) {
         self.passing.remove(&first);
+    }
+
+    /// A link after this taker held no copy of a tuple the chain named by
+    /// id: the chain goes again, every tuple whole, from its next link on.
+    pub(super) fn on_resend(&mut self, from: u64, first: TupleId, now: u64) {
+        let Some(passing) = self.passing.get(&first) else {
+            return;
+        };
+        let on_path = passing.next == from || passing.chain.rest.contains(&from);
+        if passing.chain.by != self.id || !on_path {
+            return;
+        }
+        let passing = self.passing.remove(&first).expect("listed");
+        let mut chain = passing.chain;
+        chain.rest.insert(0, passing.next);
+        chain.done.retain(|&l| l != self.id);
+        let whole = vec![false; passing.tuples.len()];
+        self.pass_on(passing.tuples, whole, chain, now);
     }
 
     /// An answer to a take arrived: its chain's `links` hear it, and
@@ -151,7 +210,8 @@ impl Peer {
                 }
             }
             chain.rest = rest;
-            self.pass_on(passing.tuples, chain, now);
+            let whole = vec![false; passing.tuples.len()];
+            self.pass_on(passing.tuples, whole, chain, now);
         }
     }
 
@@ -169,9 +229,10 @@ impl Peer {
         Some(oldest.saturating_add(self.config.tombstone_ms))
     }
 
-    /// Sends the chain to its next live link, keeping it until answered;
-    /// with no link left, answers the asker and the earlier links.
-    fn pass_on(&mut self, tuples: Vec<Wire>, mut chain: Chain, now: u64) {
+    /// Sends the chain to its next live link, keeping it until answered,
+    /// the tuples `named` by their id only; with no link left, answers the
+    /// asker and the earlier links.
+    fn pass_on(&mut self, tuples: Vec<Wire>, named: Vec<bool>, mut chain: Chain, now: u64) {
         let (id, view) = (self.id, &self.view);
         chain.rest.retain(|&l| l != id && view.contains(l));
         let first = tuples.first().map(|(t, _)| t.id);
@@ -190,16 +251,30 @@ impl Peer {
         }
         let next = chain.rest.remove(0);
         chain.done.push(id);
+        let carried = tuples
+            .iter()
+            .zip(named)
+            .map(|(wire, named)| match named {
+                true => Carried::Known(wire.0.id),
+                false => Carried::Whole(wire.clone()),
+            })
+            .collect();
         if let Some(first) = first {
             let passing = Passing {
-                tuples: tuples.clone(),
+                tuples,
                 next,
                 chain: chain.clone(),
                 since: now,
             };
             self.passing.insert(first, passing);
         }
-        self.send(next, Msg::Remove { tuples, chain });
+        self.send(
+            next,
+            Msg::Remove {
+                tuples: carried,
+                chain,
+            },
+        );
     }
 
     /// The peers other than this one that hold copies of `tuples` in this

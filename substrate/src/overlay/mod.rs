@@ -206,12 +206,16 @@ pub struct Config {
     /// peer to move into its arc, and moves when asked (the ring driver's;
     /// off, it stays at the place its peer id gives).
     pub balance: bool,
+    /// Tuples of at least this many bytes go down a take's chain named by
+    /// their id ([`msg::Carried::Known`]); smaller ones whole.
+    pub name_from: usize,
 }
 
 impl Default for Config {
     /// Two replicas, two keyword fields, 16 ranges, 2 s leases, 10 s `out`
     /// timeout retried every second, 60 s tombstones, 64 hops, 8 successors,
-    /// 4,096 pending operations per peer.
+    /// 4,096 pending operations per peer, tuples of 1 KiB or more named by
+    /// id in a take's chain.
     fn default() -> Self {
         Config {
             replicas: 2,
@@ -226,6 +230,7 @@ impl Default for Config {
             max_pending: 4_096,
             max_tuples: crate::store::Limits::default().max_tuples,
             balance: true,
+            name_from: 1024,
         }
     }
 }

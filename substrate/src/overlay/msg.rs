@@ -173,6 +173,27 @@ pub enum Ask {
 /// A stored tuple on the wire: the tagged tuple and its time left.
 pub type Wire = (Tagged, Option<u64>);
 
+/// A tuple a take's chain removes ([`Msg::Remove`]): whole, or named by its
+/// id when it is large ([`super::Config::name_from`]): each link is a
+/// replica and holds a copy, and the last answers the asker with its own,
+/// so the tuple's bytes do not also cross the link from the primary to its
+/// replica. A link without the copy asks for the chain again, whole
+/// ([`Msg::Resend`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Carried {
+    Whole(Wire),
+    Known(TupleId),
+}
+
+impl Carried {
+    pub fn id(&self) -> TupleId {
+        match self {
+            Carried::Whole((tagged, _)) => tagged.id,
+            Carried::Known(id) => *id,
+        }
+    }
+}
+
 /// Messages between peers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Msg {
@@ -214,10 +235,18 @@ pub enum Msg {
     /// Taken at their primary: drop your copies, then pass the chain on
     /// (its next link) or, last of it, answer the asker
     /// ([`Msg::Taken`]). A take is answered only once no copy is left to
-    /// bring it back.
+    /// bring it back. A large tuple travels named by its id
+    /// ([`Carried::Known`]): every link holds a copy of it.
     Remove {
-        tuples: Vec<Wire>,
+        tuples: Vec<Carried>,
         chain: Chain,
+    },
+    /// A link of a [`Msg::Remove`] chain → the chain's taker: a tuple it
+    /// names by id only is no copy here (this peer took its place in a
+    /// view change, say); nothing was done: send the chain again, every
+    /// tuple whole.
+    Resend {
+        first: TupleId,
     },
     /// Asker → the earlier links of a [`Msg::Remove`] chain: the answer
     /// of the take whose first tuple is `first` arrived.

@@ -355,6 +355,7 @@ impl Peer {
             }
             Msg::Remove { tuples, chain } => self.on_remove(tuples, chain, now),
             Msg::Answered { first } => self.on_answered(first),
+            Msg::Resend { first } => self.on_resend(from, first, now),
             Msg::Ask {
                 op,
                 round,

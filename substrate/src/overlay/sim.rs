@@ -134,6 +134,9 @@ pub(super) struct Outcome {
     /// many of them answered or removed taken tuples.
     pub(super) unwritten_lost: usize,
     pub(super) take_answers_lost: usize,
+    /// Take chains sent again whole: a link held no copy of a tuple they
+    /// named by id ([`Msg::Resend`]).
+    pub(super) resends: usize,
     pub(super) evictions: usize,
     pub(super) freezes: usize,
     /// Balancing moves (a leave and a join each).
@@ -380,7 +383,10 @@ impl Sim {
                 from,
                 msg,
                 epoch,
-            } => self.feed(to, Event::Message { from, msg, epoch }),
+            } => {
+                self.outcome.resends += usize::from(matches!(msg, Msg::Resend { .. }));
+                self.feed(to, Event::Message { from, msg, epoch })
+            }
             Item::Timer { peer } => self.feed(peer, Event::Timer),
             Item::Client { peer, op } => {
                 let (kind, request) = self.random_op();

@@ -225,6 +225,26 @@ fn twenty_seeds_with_heavy_churn_keep_the_invariants() {
     assert!(cancelled > 0 && put_back > 0 && several > 0);
 }
 
+/// The same runs with every taken tuple going down its chain named by id
+/// (`name_from` 0): a link without its copy asks for the chain again
+/// whole, and nothing is lost or doubled.
+#[test]
+fn twenty_seeds_with_heavy_churn_and_tuples_named_by_id_keep_the_invariants() {
+    let (mut resends, mut several) = (0, 0);
+    for seed in 0..20 {
+        let (plan, config) = heavy_churn(seed);
+        let config = Config {
+            name_from: 0,
+            ..config
+        };
+        let outcome = Sim::run(plan, config);
+        resends += outcome.resends;
+        several += outcome.tuples_taken - outcome.ins_found;
+    }
+    println!("chains sent again whole {resends}, extra tuples taken {several}");
+    assert!(resends > 0 && several > 0);
+}
+
 fn churned_run(peers: usize, ops: usize, span_ms: u64) {
     let plan = Plan {
         seed: 2026,

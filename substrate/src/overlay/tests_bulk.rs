@@ -411,7 +411,14 @@ fn tuple_bytes(msg: &Msg) -> usize {
     let wire =
         |tuples: &[super::msg::Wire]| tuples.iter().map(|(t, _)| t.tuple.encoded_len_hint()).sum();
     match msg {
-        Msg::Taken { tuples, .. } | Msg::Remove { tuples, .. } => wire(tuples),
+        Msg::Taken { tuples, .. } => wire(tuples),
+        Msg::Remove { tuples, .. } => tuples
+            .iter()
+            .map(|c| match c {
+                super::msg::Carried::Whole((t, _)) => t.tuple.encoded_len_hint(),
+                super::msg::Carried::Known(_) => 0,
+            })
+            .sum(),
         Msg::Copies { tuples, .. } => tagged(tuples),
         _ => 0,
     }

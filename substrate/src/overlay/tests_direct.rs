@@ -24,6 +24,7 @@ pub(super) fn name(msg: &Msg) -> &'static str {
         Msg::Handover { .. } => "Handover",
         Msg::Remove { .. } => "Remove",
         Msg::Answered { .. } => "Answered",
+        Msg::Resend { .. } => "Resend",
         Msg::Ask {
             ask: msg::Ask::Direct(_),
             ..
@@ -173,6 +174,105 @@ fn a_take_with_one_candidate_is_served_at_once_without_offer_or_accept() {
     // and no crash can both answer it and leave a copy. The requester
     // then releases the chain.
     assert_eq!(taken.sent, ["Ask(direct)", "Remove", "Taken", "Answered"]);
+    assert_eq!(ring.counts(), (0, 0));
+}
+
+/// A large tuple: [`Config::name_from`] bytes or more.
+fn large(n: i64) -> Tuple {
+    Tuple::new(vec![
+        Value::Str("job".into()),
+        Value::Int(n),
+        Value::Bytes(vec![7; Config::default().name_from]),
+    ])
+}
+
+/// The bytes of tuples a `Remove` carries whole.
+fn carried_whole(msg: &Msg) -> Option<usize> {
+    match msg {
+        Msg::Remove { tuples, .. } => Some(
+            tuples
+                .iter()
+                .map(|c| match c {
+                    msg::Carried::Whole((t, _)) => t.tuple.encoded_len_hint(),
+                    msg::Carried::Known(_) => 0,
+                })
+                .sum(),
+        ),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_large_tuple_goes_down_its_chain_by_id_and_its_replica_answers_with_its_copy() {
+    let t = large(1);
+    let (mut ring, _, requester, _) = ring_with(&t);
+    let whole = std::cell::RefCell::new(Vec::new());
+    let watch = |msg: &Msg| {
+        whole.borrow_mut().extend(carried_whole(msg));
+        false
+    };
+    let taken = trace(
+        &mut ring,
+        requester,
+        client(2, take(exact(&t), Some(0))),
+        1,
+        watch,
+    );
+    assert!(
+        matches!(&taken.replies[..], [(OpId(2), Reply::Taken(f))] if f.len() == 1 && f[0].tuple == t),
+        "{:?}",
+        taken.replies
+    );
+    assert_eq!(taken.sent, ["Ask(direct)", "Remove", "Taken", "Answered"]);
+    assert_eq!(
+        *whole.borrow(),
+        [0],
+        "the Remove names the tuple, carries none of it"
+    );
+    assert_eq!(ring.counts(), (0, 0));
+}
+
+#[test]
+fn a_link_without_the_copy_a_chain_names_has_it_sent_again_whole() {
+    let t = large(1);
+    let (mut ring, _, requester, replica) = ring_with(&t);
+    // The replica lost its copy (as a peer that took its place in a view
+    // change may not have it yet).
+    let at = ring.peers.iter().position(|p| p.id() == replica).unwrap();
+    ring.peers[at].copies.clear();
+    let whole = std::cell::RefCell::new(Vec::new());
+    let watch = |msg: &Msg| {
+        whole.borrow_mut().extend(carried_whole(msg));
+        false
+    };
+    let taken = trace(
+        &mut ring,
+        requester,
+        client(2, take(exact(&t), Some(0))),
+        1,
+        watch,
+    );
+    assert!(
+        matches!(&taken.replies[..], [(OpId(2), Reply::Taken(f))] if f.len() == 1 && f[0].tuple == t),
+        "{:?}",
+        taken.replies
+    );
+    assert_eq!(
+        taken.sent,
+        [
+            "Ask(direct)",
+            "Remove",
+            "Resend",
+            "Remove",
+            "Taken",
+            "Answered"
+        ]
+    );
+    let bytes = whole.borrow();
+    assert!(
+        bytes[0] == 0 && bytes[1] >= Config::default().name_from,
+        "{bytes:?}"
+    );
     assert_eq!(ring.counts(), (0, 0));
 }
 

@@ -31,9 +31,9 @@ pub enum Message {
     Request { id: u64, request: Request },
     /// The node's answer (or one of its parts) to request `id`.
     Response { id: u64, response: Response },
-    /// Peer to peer, on `/halley/peer/5` only.
+    /// Peer to peer, on `/halley/peer/6` only.
     Peer(super::PeerMessage),
-    /// The sequencing of a peer link, on `/halley/peer/5` only (see
+    /// The sequencing of a peer link, on `/halley/peer/6` only (see
     /// [`super::LinkFrame`]).
     Link(super::LinkFrame),
 }

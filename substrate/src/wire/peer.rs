@@ -1,4 +1,4 @@
-//! The messages of `/halley/peer/5`: what the peers of one ring say to each
+//! The messages of `/halley/peer/6`: what the peers of one ring say to each
 //! other, framed like `/halley/space/1` (a [`super::Message::Peer`] each).
 //!
 //! Membership: a joining peer sends [`PeerMessage::Join`] to the member it
@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::overlay::Msg;
 
 /// The protocol peers negotiate for their own traffic.
-pub const PEER_PROTOCOL: StreamProtocol = StreamProtocol::new("/halley/peer/5");
+pub const PEER_PROTOCOL: StreamProtocol = StreamProtocol::new("/halley/peer/6");
 
 /// One member of the ring: its listening address, ending in
 /// `/p2p/<peer id>`, and its place on the ring when it has moved there to

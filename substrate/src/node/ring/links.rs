@@ -1,4 +1,4 @@
-//! The streams between peers: one outbound `/halley/peer/5` stream per
+//! The streams between peers: one outbound `/halley/peer/6` stream per
 //! member, written by a task of its own from a bounded queue ([`write`]),
 //! and one reading task per inbound stream ([`read`]). A link is reliable
 //! while both peers live: its messages are numbered and acknowledged, and
@@ -29,7 +29,7 @@
 //! the bound is up, for acknowledgements that waited behind a freeze of
 //! this very peer).
 //!
-//! Anyone who can connect may open `/halley/peer/5`, but only a peer the
+//! Anyone who can connect may open `/halley/peer/6`, but only a peer the
 //! driver knows ([`Known`]: members, the peers it joins through, and lost
 //! members) is heard: a stranger may send `Join` and nothing else until it
 //! is a member. Its other messages wait (one at a time, so the stream

@@ -1,7 +1,7 @@
 //! A node serving its share of a ring of peers: [`RingSpace`] is the
 //! [`Space`] the node's client streams use, backed by one driver task
 //! ([`driver`]) that owns this peer's sans-io [`crate::overlay::Peer`] and
-//! the membership, and talks to the other peers over `/halley/peer/5`
+//! the membership, and talks to the other peers over `/halley/peer/6`
 //! ([`links`]).
 //!
 //! Every client request becomes one overlay operation
