@@ -1,6 +1,8 @@
 //! A peer SIGKILLed while clients take from it: every tuple is taken once,
 //! and none comes back afterwards (a tuple whose take was answered but
-//! whose copies outlived the crash would be found by the final scan).
+//! whose copies outlived the crash would be found by the final scan);
+//! small tuples, which a take's chain carries whole, and large ones, which
+//! it names by id (each replica answering with its own copy).
 
 mod common;
 
@@ -16,21 +18,33 @@ use common::{DEADLINE, Node, busiest, logs, ring};
 const TUPLES: usize = 3_000;
 const CLIENTS: usize = 2;
 
-fn spread(i: usize) -> Tuple {
-    tuple!(
-        format!("w{:08x}", (i as u64).wrapping_mul(2_654_435_761) as u32),
-        i as i64
-    )
+/// Tuple `i`, with `pad` bytes more as a third field when `pad` is not 0.
+fn spread(i: usize, pad: usize) -> Tuple {
+    let key = format!("w{:08x}", (i as u64).wrapping_mul(2_654_435_761) as u32);
+    match pad {
+        0 => tuple!(key, i as i64),
+        _ => tuple!(key, i as i64, vec![i as u8; pad]),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_killed_while_clients_take_doubles_nothing() {
+    killed_while_taking(0).await;
+}
+
+/// Tuples past the 1 KiB from which a take's chain names them by id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_killed_while_clients_take_large_tuples_doubles_nothing() {
+    killed_while_taking(1_200).await;
+}
+
+async fn killed_while_taking(pad: usize) {
     let mut nodes = ring(3, 2);
     let loader = RemoteSpace::connect(nodes[0].addr.parse().unwrap(), DEADLINE)
         .await
         .unwrap();
     loader
-        .out_all((0..TUPLES).map(spread).collect(), None)
+        .out_all((0..TUPLES).map(|i| spread(i, pad)).collect(), None)
         .await
         .unwrap();
     let victim = busiest(&nodes, &nodes[0].addr);
@@ -46,7 +60,7 @@ async fn a_peer_killed_while_clients_take_doubles_nothing() {
         clients.push(tokio::spawn(async move {
             let mut missed = Vec::new();
             for i in (c..TUPLES).step_by(CLIENTS) {
-                let t = spread(i);
+                let t = spread(i, pad);
                 let got = space.take(Template::exact(&t), Some(DEADLINE)).await;
                 match got.expect("take") {
                     Some(got) => assert_eq!(got, t),
@@ -75,7 +89,11 @@ async fn a_peer_killed_while_clients_take_doubles_nothing() {
     let survivor = RemoteSpace::connect(alive[0].addr.parse().unwrap(), DEADLINE)
         .await
         .unwrap();
-    let any = Template::new(vec![Field::Typed(Kind::Str), Field::Typed(Kind::Int)]);
+    let mut any = vec![Field::Typed(Kind::Str), Field::Typed(Kind::Int)];
+    if pad > 0 {
+        any.push(Field::Typed(Kind::Bytes));
+    }
+    let any = Template::new(any);
     let left = survivor.scan(any, None).await.unwrap();
     let left: BTreeSet<String> = left.iter().map(ToString::to_string).collect();
     assert!(
