@@ -202,34 +202,37 @@ fn carried_whole(msg: &Msg) -> Option<usize> {
     }
 }
 
-#[test]
-fn a_large_tuple_goes_down_its_chain_by_id_and_its_replica_answers_with_its_copy() {
-    let t = large(1);
-    let (mut ring, _, requester, _) = ring_with(&t);
+/// `requester` takes `t` exactly, which must come back whole; what went
+/// between peers, and the bytes each `Remove` carried whole.
+fn take_large(ring: &mut Small, requester: u64, t: &Tuple) -> (Vec<&'static str>, Vec<usize>) {
     let whole = std::cell::RefCell::new(Vec::new());
     let watch = |msg: &Msg| {
         whole.borrow_mut().extend(carried_whole(msg));
         false
     };
     let taken = trace(
-        &mut ring,
+        ring,
         requester,
-        client(2, take(exact(&t), Some(0))),
+        client(2, take(exact(t), Some(0))),
         1,
         watch,
     );
     assert!(
-        matches!(&taken.replies[..], [(OpId(2), Reply::Taken(f))] if f.len() == 1 && f[0].tuple == t),
+        matches!(&taken.replies[..], [(OpId(2), Reply::Taken(f))] if f.len() == 1 && f[0].tuple == *t),
         "{:?}",
         taken.replies
     );
-    assert_eq!(taken.sent, ["Ask(direct)", "Remove", "Taken", "Answered"]);
-    assert_eq!(
-        *whole.borrow(),
-        [0],
-        "the Remove names the tuple, carries none of it"
-    );
-    assert_eq!(ring.counts(), (0, 0));
+    assert_eq!(ring.counts(), (0, 0), "no copy left");
+    (taken.sent, whole.into_inner())
+}
+
+#[test]
+fn a_large_tuple_goes_down_its_chain_by_id_and_its_replica_answers_with_its_copy() {
+    let t = large(1);
+    let (mut ring, _, requester, _) = ring_with(&t);
+    let (sent, whole) = take_large(&mut ring, requester, &t);
+    assert_eq!(sent, ["Ask(direct)", "Remove", "Taken", "Answered"]);
+    assert_eq!(whole, [0], "the Remove names the tuple, carries none of it");
 }
 
 #[test]
@@ -240,25 +243,9 @@ fn a_link_without_the_copy_a_chain_names_has_it_sent_again_whole() {
     // change may not have it yet).
     let at = ring.peers.iter().position(|p| p.id() == replica).unwrap();
     ring.peers[at].copies.clear();
-    let whole = std::cell::RefCell::new(Vec::new());
-    let watch = |msg: &Msg| {
-        whole.borrow_mut().extend(carried_whole(msg));
-        false
-    };
-    let taken = trace(
-        &mut ring,
-        requester,
-        client(2, take(exact(&t), Some(0))),
-        1,
-        watch,
-    );
-    assert!(
-        matches!(&taken.replies[..], [(OpId(2), Reply::Taken(f))] if f.len() == 1 && f[0].tuple == t),
-        "{:?}",
-        taken.replies
-    );
+    let (sent, whole) = take_large(&mut ring, requester, &t);
     assert_eq!(
-        taken.sent,
+        sent,
         [
             "Ask(direct)",
             "Remove",
@@ -268,12 +255,10 @@ fn a_link_without_the_copy_a_chain_names_has_it_sent_again_whole() {
             "Answered"
         ]
     );
-    let bytes = whole.borrow();
     assert!(
-        bytes[0] == 0 && bytes[1] >= Config::default().name_from,
-        "{bytes:?}"
+        whole[0] == 0 && whole[1] >= Config::default().name_from,
+        "{whole:?}"
     );
-    assert_eq!(ring.counts(), (0, 0));
 }
 
 /// Even at its own primary a take is answered through the replica: the
