@@ -14,12 +14,13 @@ use halley_substrate::{parse_template, parse_tuple};
 pub type Feed = fn(&[u8]);
 
 /// The targets, by name: the directory names under `fuzz/regressions/`.
-pub const TARGETS: [(&str, Feed); 5] = [
+pub const TARGETS: [(&str, Feed); 6] = [
     ("wire_frame", wire_frame),
     ("peer_message", peer_message),
     ("syntax", syntax),
     ("policy", policy),
     ("gate", gate),
+    ("records", records),
 ];
 
 /// A byte stream as a node reads it from a client or a peer: frame by
@@ -108,6 +109,56 @@ pub fn gate(data: &[u8]) {
             write: vec![t(r#"("result", "j", ?int, *)"#)],
         };
         let _ = scope.allows(&request);
+    }
+}
+
+/// A job's packed tuples as a master or a worker reads them from the
+/// space, where any client may have put them: the input as the records of
+/// a chunk of tasks, of a batch's results and of a claim. Tasks and
+/// results that unpack pack again to the same bytes (their encodings are
+/// canonical); a claim, to the same claim.
+pub fn records(data: &[u8]) {
+    use halley_paradigms::{chunks, lease::Claim, results};
+    use halley_substrate::{Tuple, Value};
+    let bytes = || Value::Bytes(data.to_vec());
+    let chunk = Tuple::new(vec!["task".into(), "j".into(), bytes()]);
+    if let Some(tasks) = chunks::unpack(chunk.clone()) {
+        let items = tasks
+            .iter()
+            .map(|t| (t.id, t.attempt, t.payload.as_slice()));
+        assert_eq!(chunks::pack("j", items, tasks.len()), [chunk]);
+    }
+    let packed = Tuple::new(vec![
+        "results".into(),
+        "j".into(),
+        "w".into(),
+        "r".into(),
+        bytes(),
+    ]);
+    if let Some(done) = results::unpack(packed.clone())
+        && !done.is_empty()
+    {
+        let outcomes = done.iter().map(|r| results::Outcome {
+            job: "j",
+            id: r.id,
+            attempt: r.attempt,
+            started_us: r.started_us,
+            finished_us: r.finished_us,
+            payload: &r.payload,
+        });
+        assert_eq!(results::pack("w", "r", outcomes), [packed]);
+    }
+    let claim = Tuple::new(vec![
+        "claim".into(),
+        "j".into(),
+        "w".into(),
+        Value::Int(1),
+        bytes(),
+    ]);
+    // A claim's runs may be written shorter than they could be: the claim
+    // read, not its bytes, comes back.
+    if let Some(read) = Claim::from_tuple(claim) {
+        assert_eq!(Claim::from_tuple(read.to_tuple()), Some(read));
     }
 }
 
