@@ -114,21 +114,19 @@ impl Peer {
             }
             return;
         }
-        // Named as the taker named them: a chain sent again whole stays whole.
-        let named: Vec<bool> = carried
-            .iter()
-            .map(|c| matches!(c, Carried::Known(_)))
-            .collect();
-        let tuples: Vec<Wire> = carried
+        // Named as the taker named them: a chain sent again whole stays
+        // whole. An id named twice (no peer sends that) finds its copy
+        // gone the second time and goes once.
+        let (tuples, named): (Vec<Wire>, Vec<bool>) = carried
             .into_iter()
-            .map(|c| match c {
-                Carried::Whole(wire) => wire,
-                Carried::Known(id) => {
-                    let (tagged, expires_at) = self.drop_copy(id).expect("held here");
-                    (tagged, expires_at.map(|e| e.saturating_sub(now)))
-                }
+            .filter_map(|c| match c {
+                Carried::Whole(wire) => Some((wire, false)),
+                Carried::Known(id) => self.drop_copy(id).map(|(tagged, expires_at)| {
+                    let ttl = expires_at.map(|e| e.saturating_sub(now));
+                    ((tagged, ttl), true)
+                }),
             })
-            .collect();
+            .unzip();
         let mut primary = false;
         for (tuple, _) in &tuples {
             self.tombstone(tuple.id, now);

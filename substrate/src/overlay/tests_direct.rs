@@ -261,6 +261,50 @@ fn a_link_without_the_copy_a_chain_names_has_it_sent_again_whole() {
     );
 }
 
+/// A chain that names one tuple twice (no peer sends one; a faulty or
+/// hostile member might) takes it once, and the replica does not panic.
+#[test]
+fn a_chain_naming_one_tuple_twice_takes_it_once() {
+    let t = large(1);
+    let (mut ring, _, requester, replica) = ring_with(&t);
+    let is_remove = |msg: &Msg| matches!(msg, Msg::Remove { .. });
+    let mut held = trace(
+        &mut ring,
+        requester,
+        client(2, take(exact(&t), Some(0))),
+        1,
+        is_remove,
+    )
+    .held;
+    let Some((
+        from,
+        Command::Send {
+            to,
+            msg: Msg::Remove { mut tuples, chain },
+            epoch,
+        },
+    )) = held.pop()
+    else {
+        panic!("the primary's Remove is held");
+    };
+    assert_eq!(to, replica);
+    tuples.push(tuples[0].clone());
+    let msg = Msg::Remove { tuples, chain };
+    let at = ring.peers.iter().position(|p| p.id() == replica).unwrap();
+    let out = ring.peers[at].handle(Event::Message { from, msg, epoch }, 2);
+    let answered: Vec<usize> = out
+        .iter()
+        .filter_map(|c| match c {
+            Command::Send {
+                msg: Msg::Taken { tuples, .. },
+                ..
+            } => Some(tuples.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answered, [1], "one answer, holding the tuple once");
+}
+
 /// Even at its own primary a take is answered through the replica: the
 /// tuple crosses a link there and back.
 #[test]
