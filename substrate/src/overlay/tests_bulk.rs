@@ -405,8 +405,9 @@ fn large_tuples_on_a_ring() -> (Small, [u64; 3], Template) {
     (ring, ids, any)
 }
 
-/// Bytes of tuples a message carries.
-fn tuple_bytes(msg: &Msg) -> usize {
+/// Bytes of tuples a message carries (whole: a tuple a `Remove` names by
+/// id counts nothing).
+pub(super) fn tuple_bytes(msg: &Msg) -> usize {
     let tagged = |tuples: &[Tagged]| tuples.iter().map(|t| t.tuple.encoded_len_hint()).sum();
     let wire =
         |tuples: &[super::msg::Wire]| tuples.iter().map(|(t, _)| t.tuple.encoded_len_hint()).sum();

@@ -188,18 +188,7 @@ fn large(n: i64) -> Tuple {
 
 /// The bytes of tuples a `Remove` carries whole.
 fn carried_whole(msg: &Msg) -> Option<usize> {
-    match msg {
-        Msg::Remove { tuples, .. } => Some(
-            tuples
-                .iter()
-                .map(|c| match c {
-                    msg::Carried::Whole((t, _)) => t.tuple.encoded_len_hint(),
-                    msg::Carried::Known(_) => 0,
-                })
-                .sum(),
-        ),
-        _ => None,
-    }
+    matches!(msg, Msg::Remove { .. }).then(|| super::tests_bulk::tuple_bytes(msg))
 }
 
 /// `requester` takes `t` exactly, which must come back whole; what went
