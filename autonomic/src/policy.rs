@@ -182,6 +182,13 @@ pub fn cores() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
+/// The most machines a class may have at once (`max`, or a static
+/// class's `count`): the planner weighs machines one at a time.
+pub const MAX_MACHINES: u32 = 10_000;
+
+/// The most task slots a machine may have.
+pub const MAX_SLOTS: u32 = 1_024;
+
 /// A policy value that is out of range, by field path.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -261,8 +268,22 @@ impl Policy {
             if self.resources[..i].iter().any(|other| other.name == r.name) {
                 return bad(field("name"), &format!("\"{}\" names two classes", r.name));
             }
-            if r.slots == 0 {
-                return bad(field("slots"), "expected 1 or more");
+            if r.slots == 0 || r.slots > MAX_SLOTS {
+                return bad(
+                    field("slots"),
+                    &format!("expected 1 to {MAX_SLOTS} task slots a machine"),
+                );
+            }
+            for (name, n) in [("max", r.max), ("count", r.count)] {
+                if n.is_some_and(|n| n > MAX_MACHINES) {
+                    return bad(
+                        field(name),
+                        &format!(
+                            "expected at most {MAX_MACHINES} machines of a class \
+                             (a larger fleet: split it into several classes)"
+                        ),
+                    );
+                }
             }
             if !(r.price_per_hour.is_finite() && r.price_per_hour >= 0.0) {
                 return bad(field("price_per_hour"), "expected a price of 0 or more");

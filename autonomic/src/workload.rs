@@ -20,6 +20,17 @@ use crate::clock::Secs;
 use crate::policy::{Invalid, Policy, ProviderKind};
 use crate::source::{self, SourceError, secs};
 
+/// The most tasks a workload may describe: the simulator draws and holds
+/// every task's duration.
+pub const MAX_TASKS: u64 = 10_000_000;
+
+/// The longest mean duration a distribution may have: a year.
+pub const MAX_MEAN: Secs = 365.0 * 24.0 * 3600.0;
+
+/// The largest coefficient of variation a distribution may have (a
+/// lognormal of cv 10 already has its median at a tenth of its mean).
+pub const MAX_CV: f64 = 10.0;
+
 /// A whole workload file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,8 +130,13 @@ impl Workload {
                 message: message.to_string(),
             })
         };
-        if self.tasks == 0 {
-            return bad("tasks", "expected 1 or more");
+        if self.tasks == 0 || self.tasks > MAX_TASKS {
+            return bad(
+                "tasks",
+                &format!(
+                    "expected 1 to {MAX_TASKS} tasks (the simulator holds each one's duration)"
+                ),
+            );
         }
         self.duration.validate("duration")?;
         for (name, wait) in &self.queue_wait {
@@ -149,12 +165,12 @@ impl Duration {
                 message: message.to_string(),
             })
         };
-        if self.mean <= 0.0 {
-            return bad("mean", "expected a duration above 0");
+        if !(self.mean > 0.0 && self.mean <= MAX_MEAN) {
+            return bad("mean", "expected a duration above 0 and at most a year");
         }
         let cv = self.cv;
-        if !(cv.is_finite() && cv >= 0.0) {
-            return bad("cv", "expected 0 or more");
+        if !(0.0..=MAX_CV).contains(&cv) {
+            return bad("cv", &format!("expected 0 to {MAX_CV}"));
         }
         if self.dist == Dist::Uniform && cv > 1.0 / 3f64.sqrt() {
             return bad("cv", "a uniform duration above 0 has cv at most 0.577");
@@ -225,6 +241,25 @@ mod tests {
     }
 
     #[test]
+    fn a_workload_too_large_to_simulate_or_of_no_real_duration_is_refused() {
+        let err = |t: &str| Workload::parse("w.toml", t).unwrap_err().to_string();
+        let fixed = "duration = { dist = \"fixed\", mean = \"1s\" }\n";
+        assert_eq!(
+            err(&format!("tasks = 18446744073709551615\n{fixed}")),
+            "w.toml:1:1: tasks: expected 1 to 10000000 tasks (the simulator holds each one's duration)"
+        );
+        Workload::parse("w.toml", &format!("tasks = 10000000\n{fixed}")).unwrap();
+        assert!(
+            err("tasks = 5\nduration = { dist = \"lognormal\", mean = 10, cv = 1e300 }\n")
+                .ends_with("duration.cv: expected 0 to 10"),
+        );
+        assert!(
+            err("tasks = 5\nduration = { dist = \"lognormal\", mean = 1e300, cv = 1 }\n")
+                .ends_with("duration.mean: expected a duration above 0 and at most a year"),
+        );
+    }
+
+    #[test]
     fn errors_name_line_and_field() {
         let err = |t: &str| Workload::parse("w.toml", t).unwrap_err().to_string();
         assert_eq!(
@@ -239,7 +274,7 @@ mod tests {
         );
         assert_eq!(
             err("tasks = 0\nduration = { dist = \"fixed\", mean = \"1s\" }\n"),
-            "w.toml:1:1: tasks: expected 1 or more"
+            "w.toml:1:1: tasks: expected 1 to 10000000 tasks (the simulator holds each one's duration)"
         );
     }
 }

@@ -47,12 +47,12 @@ pub struct Args {
     #[arg(long)]
     reduce: String,
     /// Number of reduce partitions (default: the policy's private slots).
-    #[arg(long)]
+    #[arg(long, value_parser = super::counts::reducers)]
     reducers: Option<usize>,
     /// Private workers (one task each at once) in place of the policy's
     /// first `static` class.
-    #[arg(long)]
-    workers: Option<usize>,
+    #[arg(long, value_parser = super::counts::workers)]
+    workers: Option<u32>,
     /// Output directory: `part-<r>` holds reducer r's output.
     #[arg(long)]
     out: PathBuf,
@@ -88,7 +88,7 @@ pub fn run(args: Args) -> Outcome {
             .iter_mut()
             .find(|r| r.provider == ProviderKind::Static)
     {
-        class.count = Some(u32::try_from(n).unwrap_or(u32::MAX));
+        class.count = Some(n);
         class.slots = 1;
     }
     std::fs::create_dir_all(&args.out)

@@ -1,6 +1,7 @@
 //! One module a subcommand (or a family of them).
 
 pub mod client;
+pub mod counts;
 pub mod mapreduce;
 pub mod node;
 pub mod policy;

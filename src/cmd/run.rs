@@ -90,7 +90,7 @@ pub struct Args {
     /// Workers of the policy's first `static` class to start with the job
     /// (default: its `count` without `--peer`; none with it, the static
     /// workers existing already).
-    #[arg(long)]
+    #[arg(long, value_parser = super::counts::workers)]
     pub workers: Option<u32>,
     /// Kill a task that runs longer than this (reported as timed out,
     /// exit code 124), e.g. 30s, 5m.

@@ -50,8 +50,8 @@ pub struct Args {
     #[arg(long, env = "HALLEY_JOIN")]
     pub peer: String,
     /// Tasks run at once.
-    #[arg(long, default_value_t = 1)]
-    pub slots: usize,
+    #[arg(long, default_value_t = 1, value_parser = super::counts::slots)]
+    pub slots: u32,
     /// The resource class reported with each result.
     #[arg(long, env = "HALLEY_RESOURCE", default_value = "local")]
     pub resource: String,
@@ -154,7 +154,7 @@ async fn work<S: Space>(space: S, args: Args) -> Outcome {
         None => worker,
     };
     let worker = worker
-        .slots(args.slots)
+        .slots(args.slots as usize)
         .resource(args.resource)
         .lease(args.lease)
         .max_batch(args.batch);

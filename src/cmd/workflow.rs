@@ -36,7 +36,7 @@ pub struct Args {
     out: PathBuf,
     /// Private workers (one task each at once) in place of the policy's
     /// first `static` class; also a MapReduce stage's default reducers.
-    #[arg(long)]
+    #[arg(long, value_parser = super::counts::workers)]
     slots: Option<u32>,
     #[command(flatten)]
     space: SpaceArgs,

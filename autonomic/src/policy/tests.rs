@@ -150,3 +150,27 @@ fn a_preemptible_class_needs_its_mean_time_to_preemption() {
         "policy.toml:5:1: resources[0].preemptible: not used by provider \"static\" (workers that exist already)"
     );
 }
+
+#[test]
+fn a_fleet_too_large_to_plan_is_refused_with_its_range() {
+    let class = |extra: &str| {
+        format!(
+            "[[resources]]\nname = \"cloud\"\nprovider = \"local\"\nprice_per_hour = 0.1\n{extra}"
+        )
+    };
+    assert_eq!(
+        error(&class("max = 4294967295\n")),
+        "policy.toml:5:1: resources[0].max: expected at most 10000 machines of a class \
+         (a larger fleet: split it into several classes)"
+    );
+    assert_eq!(
+        error(&class("max = 4\nslots = 2000\n")),
+        "policy.toml:6:1: resources[0].slots: expected 1 to 1024 task slots a machine"
+    );
+    assert_eq!(
+        error("[[resources]]\nname = \"campus\"\nprovider = \"static\"\ncount = 10001\n"),
+        "policy.toml:4:1: resources[0].count: expected at most 10000 machines of a class \
+         (a larger fleet: split it into several classes)"
+    );
+    Policy::parse("policy.toml", &class("max = 10000\nslots = 1024\n")).unwrap();
+}
