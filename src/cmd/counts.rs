@@ -3,6 +3,7 @@
 //! zeros is an error that says the range, not ten thousand processes.
 
 use halley_autonomic::policy::{MAX_MACHINES, MAX_SLOTS};
+use halley_paradigms::mapreduce::MAX_REDUCERS;
 
 /// Parses `text` as a whole number from `least` to `most`.
 fn within(text: &str, least: u32, most: u32, what: &str) -> Result<u32, String> {
@@ -25,12 +26,9 @@ pub fn slots(text: &str) -> Result<u32, String> {
 
 /// `halley mapreduce --reducers`: reduce tasks, each a partition.
 pub fn reducers(text: &str) -> Result<usize, String> {
-    within(text, 1, MAX_REDUCERS, "reducers").map(|n| n as usize)
+    let most = u32::try_from(MAX_REDUCERS).unwrap_or(u32::MAX);
+    within(text, 1, most, "reducers").map(|n| n as usize)
 }
-
-/// The most reduce partitions a MapReduce job may have: every map task
-/// writes one file per partition.
-pub const MAX_REDUCERS: u32 = 100_000;
 
 #[cfg(test)]
 mod tests {

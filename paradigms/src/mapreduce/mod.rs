@@ -17,3 +17,8 @@ pub use control::{Error, Phase};
 pub use emit::Emitter;
 pub use input::{Input, InputError, Split};
 pub use job::{MapReduce, Output};
+
+/// The most reduce partitions a streaming job (`halley mapreduce`, a
+/// workflow's MapReduce stage) may ask for: every map task writes a file
+/// per partition, and each is a reduce task.
+pub const MAX_REDUCERS: usize = 100_000;

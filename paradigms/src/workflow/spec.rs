@@ -213,8 +213,11 @@ fn check_stage(
         (None, Some(mr)) => {
             let what = if mr.input.is_empty() {
                 Some("`input` is empty: expected at least one file or directory")
-            } else if mr.reducers == Some(0) {
-                Some("`reducers` is 0: expected at least 1")
+            } else if mr
+                .reducers
+                .is_some_and(|n| n == 0 || n > crate::mapreduce::MAX_REDUCERS)
+            {
+                Some("`reducers`: expected 1 to 100000")
             } else {
                 None
             };
@@ -288,6 +291,21 @@ mod tests {
         let b = wf.stages.iter().find(|s| s.name == "b").unwrap();
         assert_eq!(b.deadline, Some(Duration::from_secs(90)));
         assert!(matches!(&b.work, Work::MapReduce(mr) if mr.reducers == Some(2)));
+    }
+
+    #[test]
+    fn reducers_out_of_range_are_refused() {
+        let stage = |n: usize| {
+            format!(
+                "[stages.b]\nmapreduce = {{ input = [\"x\"], map = \"cat\", reduce = \"cat\", reducers = {n} }}\n"
+            )
+        };
+        for n in [0, crate::mapreduce::MAX_REDUCERS + 1, 4_000_000_000] {
+            let err = parse(&stage(n)).unwrap_err().to_string();
+            let range = format!("expected 1 to {}", crate::mapreduce::MAX_REDUCERS);
+            assert!(err.contains(&range), "{n}: {err}");
+        }
+        parse(&stage(crate::mapreduce::MAX_REDUCERS)).unwrap();
     }
 
     #[test]
