@@ -340,11 +340,14 @@ fn sighup_from_a_closed_terminal_stops_the_job_too() {
 /// SIGKILL cannot be caught: the job's gateway dies with it, so the paid
 /// machines (here `halley worker`s a `command` class started, holding
 /// only the capability) and the static workers lose their space and
-/// exit, and none of their tasks is left running.
+/// exit at once, and none of their tasks is left running: tasks of ten
+/// minutes are gone well before they would end (a worker that finished
+/// its task first kept paying for it).
 #[test]
 fn a_sigkilled_job_leaves_no_worker_behind() {
     let dir = Scratch::new("int-kill");
     let marker = format!("int-kill-{}", std::process::id());
+    let _leftovers = run_util::KillMarked(marker.clone());
     let log = dir.path("scripts.log");
     let policy = dir.write(
         "policy.toml",
@@ -353,23 +356,30 @@ fn a_sigkilled_job_leaves_no_worker_behind() {
     let mut job = start(
         &dir,
         &marker,
-        &"sleep 3\n".repeat(40),
+        &"sleep 600\n".repeat(40),
         &["--policy", policy.to_str().unwrap()],
         &[
             ("HALLEY_TEST_BIN", env!("CARGO_BIN_EXE_halley")),
             ("HALLEY_TEST_LOG", log.to_str().unwrap()),
         ],
     );
-    // A machine was started and has taken a task.
+    // A machine was started, and two tasks run.
     let workers = dir.path("scripts.log.workers");
     wait_for(Duration::from_secs(60), || {
         let started = lines(&log).iter().any(|l| l.starts_with("start "));
-        let busy = std::fs::read_dir(dir.path("out/tasks")).map_or(0, |d| d.count()) >= 2;
-        (started && busy).then_some(())
+        let running = run_util::marked(&marker)
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c == b"sleep\x00600\x00")
+            })
+            .count();
+        (started && running >= 2).then_some(())
     });
     job.child().kill().unwrap();
     job.child().wait().unwrap();
-    // Every marked process (workers, their tasks) is gone within a bound.
+    // Every marked process (workers, their tasks) is gone within a bound
+    // far below a task's ten minutes.
     wait_for(Duration::from_secs(60), || {
         run_util::marked(&marker).is_empty().then_some(())
     });

@@ -31,7 +31,10 @@
 //! worker returns. An `("abort", <job>)` notice (an interrupted job) drops
 //! the job's running batches at once (their futures are dropped: a shell
 //! task's process group is killed) and takes their claims back; a worker
-//! bound to that job then returns. Dropping the future returned by `run`
+//! bound to that job then returns. When the space is lost (a renewal or
+//! a stop poll fails), the running batches are dropped at once and `run`
+//! returns the error: their claims can no longer be renewed, so the master
+//! runs them again elsewhere. Dropping the future returned by `run`
 //! aborts everything at once: to the master that worker died, and its
 //! leases lapse.
 
@@ -247,7 +250,13 @@ impl<S: Space> Worker<S> {
                     }
                 },
                 Some(Ok(Err(e))) = background.join_next() => {
+                    // The space is gone (a renewal or the stop watch
+                    // failed): the claims lapse and the master runs these
+                    // tasks again elsewhere, so running them on would only
+                    // be paid for. Dropped at once (a shell task's process
+                    // group is killed).
                     shared.stop.store(true, Ordering::Relaxed);
+                    lanes.abort_all();
                     failure.get_or_insert(e);
                 },
                 else => break,

@@ -151,6 +151,20 @@ pub fn run_marked(command: &mut Command, dir: &Scratch, marker: &str, limit: Dur
     code
 }
 
+/// SIGKILLs, when dropped, every process still marked with its marker
+/// ([`marked`]): a test that fails leaves no task running.
+pub struct KillMarked(pub String);
+
+impl Drop for KillMarked {
+    fn drop(&mut self) {
+        for pid in marked(&self.0) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
 /// Live (not zombie) processes whose environment holds `marker`.
 pub fn marked(marker: &str) -> Vec<u32> {
     let needle = format!("HALLEY_TEST_MARK={marker}");
