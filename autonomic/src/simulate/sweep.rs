@@ -44,6 +44,10 @@ use crate::simulate::{Control, Oracle, Report, Spending, fixed_search, oracle, r
 use crate::source::{self, SourceError};
 use crate::workload::Workload;
 
+/// The most scenarios a grid may draw: each runs Halley, the best fixed
+/// fleet's search and the queue baseline (the repo's 60 take ~30 s).
+pub const MAX_SCENARIOS: u32 = 10_000;
+
 /// A grid file: the choices scenarios are drawn from.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -170,6 +174,14 @@ impl Grid {
         ];
         if let Some((field, _)) = empty.iter().find(|(_, e)| *e) {
             return Err((field, "expected at least one choice".into()));
+        }
+        if !(1..=MAX_SCENARIOS).contains(&self.scenarios) {
+            return Err((
+                "scenarios",
+                format!(
+                    "expected 1 to {MAX_SCENARIOS} scenarios (each runs Halley and two baselines)"
+                ),
+            ));
         }
         if let Some(o) = self
             .objective

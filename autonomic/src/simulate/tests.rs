@@ -618,3 +618,17 @@ fn the_fixed_baseline_is_the_cheapest_fleet_not_the_fewest_machines() {
     assert_eq!(counts, vec![4]);
     assert!((best.cost - 4.0).abs() < 1e-9, "{}", best.cost);
 }
+
+#[test]
+fn a_grid_of_too_many_scenarios_is_refused_with_its_range() {
+    for n in ["0", "4000000000"] {
+        let grid = SMALL_GRID.replacen("scenarios = ", &format!("scenarios = {n}\n# was "), 1);
+        let message = sweep::Grid::parse("grid.toml", &grid)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("scenarios: expected 1 to 10000 scenarios"),
+            "{n}: {message}"
+        );
+    }
+}
