@@ -1,16 +1,22 @@
 //! The `overlay` target: a ring of four sans-io peers
 //! (`halley_substrate::overlay::Peer`) holding tuples as primaries and as
 //! copies, with a take and an `out` in flight, a parked `in` and a
-//! subscription, attacked by a member. The input is a sequence of steps:
-//! a message from member k to peer j, as bytes (raw, or crafted from the
-//! ring's real ids and tuples, or an honest message seen earlier sent
-//! again), a client operation, honest messages delivered, time passing.
+//! subscription, attacked by its members. The input is a sequence of
+//! steps: a message from member k to peer j, as bytes (raw, or crafted
+//! from the ring's real ids and tuples, or an honest message seen earlier
+//! sent again), a client operation, honest messages delivered, time
+//! passing, and the view changes one member's word makes at peer j (a
+//! `Joined` naming a peer that is none of the four, a `Gone` naming its
+//! sender, a `Gone` naming j, which sets j's tuples aside until it has
+//! checked them).
+//!
 //! Every message from the attacker goes through what the node does to
 //! bytes off a peer link before its peer sees them
 //! (`wire::frame::decode`, then the driver's epoch and overlay checks);
-//! the sender is always a member, since the node drops anyone else's
-//! messages before they reach its peer. A run ends by delivering all that
-//! is in flight and letting timers fire.
+//! the sender is always a member of the receiver's view, since its driver
+//! drops anyone else's messages (honest ones too) before they reach its
+//! peer. A run ends by delivering all that is in flight and letting
+//! timers fire.
 //!
 //! What must hold: no panic; a peer replies only to operations its client
 //! started, and to each once (notifications aside); a peer holds at most
@@ -45,7 +51,8 @@ const IDS: [u64; 4] = [
     0x1210_0000_0000_0000,
     0x1216_0000_0000_0000,
 ];
-/// Peer ids no member has, which messages may name all the same.
+/// Peer ids none of the four has, which messages may name all the same,
+/// and which a lying member may announce as joined.
 const STRANGERS: [u64; 2] = [0, 12_345];
 /// Steps of one input at most.
 const MAX_STEPS: usize = 64;
@@ -60,8 +67,6 @@ const MAX_IN_FLIGHT: usize = 20_000;
 const LOG: usize = 64;
 /// Ids and tuples remembered for crafting, at most.
 const POOL: usize = 256;
-/// The view's epoch the driver holds (no view changes here).
-const DRIVER_EPOCH: u64 = 0;
 
 /// A run over `data`.
 pub fn run(data: &[u8]) {
@@ -86,6 +91,10 @@ struct Sent {
 
 struct Ring {
     peers: Vec<Peer>,
+    /// Each peer's driver: its members (itself included), whom it hears,
+    /// and its view epoch.
+    members: Vec<BTreeSet<u64>>,
+    epochs: Vec<u64>,
     config: Config,
     now: u64,
     in_flight: VecDeque<Sent>,
@@ -120,6 +129,8 @@ impl Ring {
             .collect();
         let mut ring = Ring {
             peers,
+            members: vec![IDS.into_iter().collect(); IDS.len()],
+            epochs: vec![0; IDS.len()],
             config,
             now: 0,
             in_flight: VecDeque::new(),
@@ -178,9 +189,11 @@ impl Ring {
     }
 
     fn step(&mut self, c: &mut Choices) {
-        match c.below(8) {
+        match c.below(10) {
             0 => {
-                let (from, to) = self.sender_and_receiver(c);
+                let Some((from, to)) = self.sender_and_receiver(c) else {
+                    return;
+                };
                 // A frame body whose message is `Message::Peer` (2) of
                 // `PeerMessage::Overlay` (4): the rest is the overlay
                 // message and its epoch, as the bytes say.
@@ -190,7 +203,9 @@ impl Ring {
                 self.from_member(from, to, &body);
             }
             1..=3 => {
-                let (from, to) = self.sender_and_receiver(c);
+                let Some((from, to)) = self.sender_and_receiver(c) else {
+                    return;
+                };
                 self.remember_held();
                 let peers: Vec<u64> = IDS.into_iter().chain(STRANGERS).collect();
                 let pool = Pool {
@@ -200,13 +215,15 @@ impl Ring {
                     ops: self.issued.len() as u64,
                 };
                 let msg = craft::message(c, &pool);
-                let epoch = epoch(c);
+                let epoch = epoch(c, self.epochs[to]);
                 self.send_as(from, to, msg, epoch);
             }
             4 if !self.log.is_empty() => {
-                let (from, to) = self.sender_and_receiver(c);
+                let Some((from, to)) = self.sender_and_receiver(c) else {
+                    return;
+                };
                 let msg = self.log[c.below(self.log.len())].clone();
-                let epoch = epoch(c);
+                let epoch = epoch(c, self.epochs[to]);
                 self.send_as(from, to, msg, epoch);
             }
             5 => self.deliver(1 + c.below(32)),
@@ -216,15 +233,72 @@ impl Ring {
                     self.feed(at, Event::Timer);
                 }
             }
+            7 => self.membership(c),
             _ => self.client_step(c),
         }
     }
 
-    /// Member `from` and another peer `to` (an index).
-    fn sender_and_receiver(&self, c: &mut Choices) -> (u64, usize) {
-        let from = c.below(IDS.len());
-        let to = (from + 1 + c.below(IDS.len() - 1)) % IDS.len();
-        (IDS[from], to)
+    /// A peer `to` (an index) and a member `from` it hears, if any.
+    fn sender_and_receiver(&self, c: &mut Choices) -> Option<(u64, usize)> {
+        let to = c.below(IDS.len());
+        let others: Vec<u64> = self.members[to]
+            .iter()
+            .copied()
+            .filter(|&id| id != IDS[to])
+            .collect();
+        let from = *others.get(c.below(others.len().max(1)))?;
+        Some((from, to))
+    }
+
+    /// A view change at one peer that a member's word makes its driver
+    /// take: a member announced as joined that is none of the four (or
+    /// one of them let go earlier), a member's `Gone` about itself, or a
+    /// member's `Gone` about this peer (it sets aside what it holds, and
+    /// is let in again: the same members, a new view).
+    fn membership(&mut self, c: &mut Choices) {
+        let at = c.below(IDS.len());
+        let me = IDS[at];
+        let changed = match c.below(3) {
+            0 => {
+                let absent: Vec<u64> = IDS
+                    .into_iter()
+                    .chain(STRANGERS)
+                    .filter(|id| !self.members[at].contains(id))
+                    .collect();
+                let Some(&joined) = absent.get(c.below(absent.len().max(1))) else {
+                    return;
+                };
+                self.members[at].insert(joined);
+                joined
+            }
+            1 => {
+                let others: Vec<u64> = self.members[at]
+                    .iter()
+                    .copied()
+                    .filter(|&id| id != me)
+                    .collect();
+                let Some(&gone) = others.get(c.below(others.len().max(1))) else {
+                    return;
+                };
+                self.members[at].remove(&gone);
+                gone
+            }
+            _ => {
+                self.feed(at, Event::Doubted);
+                me
+            }
+        };
+        self.epochs[at] += 1;
+        let view = Arc::new(self.members[at].iter().copied().collect());
+        let epoch = self.epochs[at];
+        self.feed(
+            at,
+            Event::View {
+                view,
+                changed,
+                epoch,
+            },
+        );
     }
 
     /// `msg` from member `from` under `epoch`, through the bytes of a
@@ -245,7 +319,7 @@ impl Ring {
         else {
             return;
         };
-        if !epoch_plausible(epoch, DRIVER_EPOCH) || check_overlay(&msg).is_err() {
+        if !epoch_plausible(epoch, self.epochs[to]) || check_overlay(&msg).is_err() {
             return;
         }
         self.feed(to, Event::Message { from, msg, epoch });
@@ -328,9 +402,13 @@ impl Ring {
             else {
                 return;
             };
+            // Its driver hears members only.
             let Some(at) = IDS.iter().position(|&id| id == to) else {
                 continue;
             };
+            if !self.members[at].contains(&from) {
+                continue;
+            }
             if self.log.len() == LOG {
                 self.log.pop_front();
             }
@@ -431,16 +509,17 @@ impl Ring {
     }
 }
 
-/// The epoch a message claims: the view's, a little ahead (held back
-/// until the view comes or its wait ends), as far ahead as the driver
-/// believes, or past that.
-fn epoch(c: &mut Choices) -> u64 {
+/// The epoch a message claims, against its receiver's `view` epoch: the
+/// same, a little ahead (held back until the view comes or its wait
+/// ends), as far ahead as the driver believes, past that, or behind.
+fn epoch(c: &mut Choices, view: u64) -> u64 {
     match c.below(8) {
-        0 => DRIVER_EPOCH + 1,
-        1 => DRIVER_EPOCH + 2,
-        2 => DRIVER_EPOCH + (1 << 20),
+        0 => view + 1,
+        1 => view + 2,
+        2 => view + (1 << 20),
         3 => u64::MAX,
-        _ => DRIVER_EPOCH,
+        4 => view.saturating_sub(1),
+        _ => view,
     }
 }
 
