@@ -147,7 +147,11 @@ impl Ring {
             tuple("m", 4),
             tuple("z", 5),
             tuple("z", 6),
-            Tuple::new(vec!["big".into(), Value::Int(7), Value::Bytes(vec![7; 100])]),
+            Tuple::new(vec![
+                "big".into(),
+                Value::Int(7),
+                Value::Bytes(vec![7; 100]),
+            ]),
             tuple("q", 8),
         ];
         for (i, t) in written.into_iter().enumerate() {
@@ -171,7 +175,13 @@ impl Ring {
         // What the ring holds, for crafting.
         for text in [r#"(*, *)"#, r#"(*, *, *)"#] {
             let template = parse_template(text).expect("a fixed template");
-            ring.client(0, Op::Scan { template, limit: 64 });
+            ring.client(
+                0,
+                Op::Scan {
+                    template,
+                    limit: 64,
+                },
+            );
         }
         ring.deliver(usize::MAX);
         ring.client(2, wait(r#"(*, ?int)"#, Some(5_000), 2));
@@ -200,7 +210,7 @@ impl Ring {
                 let len = c.below(256) * MAX_RAW / 256;
                 let mut body = vec![2, 4];
                 body.extend_from_slice(c.bytes(len));
-                self.from_member(from, to, &body);
+                self.off_the_link(from, to, &body);
             }
             1..=3 => {
                 let Some((from, to)) = self.sender_and_receiver(c) else {
@@ -307,14 +317,14 @@ impl Ring {
         let mut frame = Vec::new();
         let message = Message::Peer(PeerMessage::Overlay { msg, epoch });
         if wire::encode(&mut frame, &message).is_ok() {
-            self.from_member(from, to, &frame[4..]);
+            self.off_the_link(from, to, &frame[4..]);
         }
     }
 
     /// A frame body off the link from member `from`, handled as the node
     /// does: decoded, then fed to the peer if it is an overlay message
     /// whose epoch and fields pass the driver's checks.
-    fn from_member(&mut self, from: u64, to: usize, body: &[u8]) {
+    fn off_the_link(&mut self, from: u64, to: usize, body: &[u8]) {
         let Ok(Message::Peer(PeerMessage::Overlay { msg, epoch })) = wire::frame::decode(body)
         else {
             return;

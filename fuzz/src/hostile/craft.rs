@@ -314,9 +314,7 @@ pub(super) fn template(c: &mut Choices, pool: &Pool) -> Template {
 fn field(c: &mut Choices) -> Field {
     match c.below(6) {
         0 => Field::Any,
-        1 => Field::Typed(
-            [Kind::Int, Kind::Float, Kind::Str, Kind::Bool, Kind::Bytes][c.below(5)],
-        ),
+        1 => Field::Typed([Kind::Int, Kind::Float, Kind::Str, Kind::Bool, Kind::Bytes][c.below(5)]),
         2 => Field::Prefix(["", "a", "b"][c.below(3)].into()),
         3 => {
             let (lo, hi) = (value(c), value(c));
