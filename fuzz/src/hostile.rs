@@ -15,8 +15,9 @@
 //! (`wire::frame::decode`, then the driver's epoch and overlay checks);
 //! the sender is always a member of the receiver's view, since its driver
 //! drops anyone else's messages (honest ones too) before they reach its
-//! peer. A run ends by delivering all that is in flight and letting
-//! timers fire.
+//! peer. (Not modelled: a joining node also hears the peer it joins
+//! through before that one is in its view.) A run ends by delivering all
+//! that is in flight and letting timers fire.
 //!
 //! What must hold: no panic; a peer replies only to operations its client
 //! started, and to each once (notifications aside); a peer holds at most
