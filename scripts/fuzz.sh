@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [seconds-per-target] [target...]
 #
 # Default: 60 seconds each, every target (wire_frame, peer_message, syntax,
-# policy, gate, records). Each starts from its committed inputs in fuzz/regressions/<target>/
+# policy, gate, records, overlay). Each starts from its committed inputs in fuzz/regressions/<target>/
 # plus what earlier runs left in fuzz/corpus/<target>/ (not committed). A
 # crash stops that target, and its input lands in fuzz/artifacts/<target>/:
 # fix the bug, then copy the input into fuzz/regressions/<target>/ so the
@@ -14,7 +14,7 @@
 set -eu
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-wire_frame peer_message syntax policy gate records}
+targets=${*:-wire_frame peer_message syntax policy gate records overlay}
 cd "$(dirname "$0")/../fuzz"
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "fuzz.sh: needs nightly Rust and cargo-fuzz (cargo install cargo-fuzz)" >&2

@@ -5,6 +5,8 @@
 //! function returns normally for any input (an `Ok` or an `Err` from the
 //! code under test); a panic is the bug the fuzzer looks for.
 
+mod hostile;
+
 use futures::StreamExt;
 use halley_substrate::node::gate::{Capability, Scope};
 use halley_substrate::wire::{self, Message};
@@ -14,13 +16,14 @@ use halley_substrate::{parse_template, parse_tuple};
 pub type Feed = fn(&[u8]);
 
 /// The targets, by name: the directory names under `fuzz/regressions/`.
-pub const TARGETS: [(&str, Feed); 6] = [
+pub const TARGETS: [(&str, Feed); 7] = [
     ("wire_frame", wire_frame),
     ("peer_message", peer_message),
     ("syntax", syntax),
     ("policy", policy),
     ("gate", gate),
     ("records", records),
+    ("overlay", overlay),
 ];
 
 /// A byte stream as a node reads it from a client or a peer: frame by
@@ -160,6 +163,15 @@ pub fn records(data: &[u8]) {
     if let Some(read) = Claim::from_tuple(claim) {
         assert_eq!(Claim::from_tuple(read.to_tuple()), Some(read));
     }
+}
+
+/// A ring of live sans-io peers attacked by one of its members: the input
+/// as steps, each a hostile overlay message (through the node's decoder and
+/// checks), a client operation, honest messages delivered or time passing
+/// (see `hostile`). No peer panics, replies to what its client did not ask
+/// or twice, or holds more than its `max_tuples`.
+pub fn overlay(data: &[u8]) {
+    hostile::run(data);
 }
 
 /// `message` encodes (unless too large) and decodes to itself.

@@ -32,7 +32,7 @@ mod serve;
 mod shares;
 
 pub use local::{LocalDoorError, MAX_LOCAL};
-pub use ring::RingSpace;
+pub use ring::{BadOverlay, RingSpace, check_overlay, epoch_plausible};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

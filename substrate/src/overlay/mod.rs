@@ -89,7 +89,7 @@ mod tests_reconcile;
 
 pub use balance::{Move, plan as plan_move, spread};
 pub use bulk::{MAX_BATCH, MAX_BATCH_BYTES, batches};
-pub use msg::{Chain, Command, Event, Msg, Op, OpId, OverlayError, Reply};
+pub use msg::{Ask, Carried, Chain, Command, Event, Msg, Op, OpId, OverlayError, Reply};
 pub use peer::Peer;
 pub use reconcile::CHECK_BATCH;
 

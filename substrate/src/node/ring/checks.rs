@@ -94,7 +94,7 @@ pub(super) fn ring_id(peer: &PeerId) -> Option<u64> {
 
 /// Why an overlay message was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(super) enum BadOverlay {
+pub enum BadOverlay {
     #[error("a Stored naming {0} replicas (at most {MAX_REPLICAS})")]
     TooManyReplicas(usize),
     #[error("a batch message of {0} tuples (at most {MAX_BATCH})")]
@@ -113,7 +113,7 @@ pub(super) enum BadOverlay {
 /// or `Checked` carries at most one chunk of ids; a take's chain (the
 /// links a `Remove` passes through, those a `Taken` releases) is at most
 /// a replica set long.
-pub(super) fn overlay(msg: &Msg) -> Result<(), BadOverlay> {
+pub fn overlay(msg: &Msg) -> Result<(), BadOverlay> {
     let batch = match msg {
         Msg::Stored { replicas, .. } | Msg::StoredBatch { replicas, .. }
             if replicas.len() > MAX_REPLICAS =>
@@ -144,7 +144,7 @@ pub(super) fn overlay(msg: &Msg) -> Result<(), BadOverlay> {
 
 /// Whether `theirs`, an epoch a peer sent, is one this peer (at `ours`)
 /// can believe.
-pub(super) fn epoch_plausible(theirs: u64, ours: u64) -> bool {
+pub fn epoch_plausible(theirs: u64, ours: u64) -> bool {
     theirs <= ours.saturating_add(MAX_EPOCH_JUMP)
 }
 

@@ -26,6 +26,10 @@ mod driver;
 mod links;
 mod trust;
 
+/// What the driver checks of an overlay message off a peer link before
+/// its peer sees it (also what the `overlay` fuzz target applies).
+pub use checks::{BadOverlay, epoch_plausible, overlay as check_overlay};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
