@@ -26,6 +26,7 @@
 //! Workers tell which machine they are by `HALLEY_MACHINE` (`m3`), set in the
 //! environment of the local worker process and of a `command` start script.
 
+mod breaker;
 mod queue;
 
 use std::collections::BTreeMap;
@@ -35,6 +36,8 @@ use crate::estimate::{Estimator, billed};
 use crate::machine::{Machine, MachineId, MachineState, Snapshot, Tasks};
 use crate::planner::{self, Action, Decision, Planner, projection};
 use crate::policy::{Policy, ProviderKind, Resource};
+pub use breaker::BOOT_FAILURES;
+use breaker::Breaker;
 pub use queue::QueueWaits;
 
 /// Starts and stops the machines of one or more classes.
@@ -102,6 +105,8 @@ pub struct Manager {
     waits: QueueWaits,
     /// Decisions taken between steps (lost machines), not yet returned.
     unseen: Vec<Decision>,
+    /// Classes whose machines keep ending before they run.
+    breaker: Breaker,
 }
 
 impl Manager {
@@ -119,6 +124,7 @@ impl Manager {
             decisions: Vec::new(),
             waits: QueueWaits::new(&policy),
             unseen: Vec::new(),
+            breaker: Breaker::new(policy.resources.len()),
             policy,
         };
         for class in 0..manager.policy.resources.len() {
@@ -179,6 +185,7 @@ impl Manager {
         if matches!(m.state, MachineState::Requested | MachineState::Booting) {
             m.state = MachineState::Running;
             self.waits.observed(m.class, now - m.requested_at);
+            self.breaker.ran(m.class);
         }
         m.last_heard = now;
         m.busy_slots = busy_slots;
@@ -281,6 +288,9 @@ impl Manager {
                         continue;
                     };
                     for _ in 0..*count {
+                        if self.given_up(index) {
+                            break;
+                        }
                         let id = self.new_machine(index, now);
                         match provider.start(id, &self.policy.resources[index], now) {
                             Ok(()) => self.set_state(id, MachineState::Booting),
@@ -291,11 +301,18 @@ impl Manager {
                                     action: Action::Report,
                                     reason: format!("could not start a machine of {error}"),
                                 });
+                                let why = format!("could not start: {}", error.message);
+                                failures.extend(self.boot_failed(index, now, &why));
                             }
                         }
                     }
                 }
-                Action::Release { machine, .. } => self.release(*machine, now, provider),
+                Action::Release { machine, .. } => {
+                    if let Some((class, why)) = self.past_boot_limit(*machine, now) {
+                        failures.extend(self.boot_failed(class, now, &why));
+                    }
+                    self.release(*machine, now, provider);
+                }
                 Action::Stop { machine, .. } => self.kill(*machine, now, provider),
                 Action::Report => {}
             }
@@ -329,8 +346,57 @@ impl Manager {
             self.unseen.push(decision);
         }
         for id in gone {
+            let never_ran = self.machines.get(&id).and_then(|m| {
+                matches!(m.state, MachineState::Requested | MachineState::Booting)
+                    .then_some(m.class)
+            });
+            if let Some(class) = never_ran
+                && let Some(decision) =
+                    self.boot_failed(class, now, "it ended before its worker was heard from")
+            {
+                tracing::info!(target: "halley::autonomic", "{decision}");
+                self.decisions.push(decision.clone());
+                self.unseen.push(decision);
+            }
             self.released(id, now);
         }
+    }
+
+    /// Machine `id` of a class, still not running past its boot limit
+    /// (the planner releases it for that): its class and why.
+    fn past_boot_limit(&self, id: MachineId, now: Secs) -> Option<(usize, String)> {
+        let m = self.machines.get(&id)?;
+        let class = &self.policy.resources[m.class];
+        let limit = 2.0 * class.boot_time + self.policy.scaling.heartbeat_timeout;
+        (matches!(m.state, MachineState::Requested | MachineState::Booting)
+            && now - m.requested_at > limit)
+            .then(|| (m.class, format!("did not boot within {}", human(limit))))
+    }
+
+    /// A machine of `class` ended before it ran, because `why`: once that
+    /// makes [`BOOT_FAILURES`] in a row, the class is given up on (its
+    /// `max` becomes 0 in this job) and the report says so.
+    fn boot_failed(&mut self, class: usize, now: Secs, why: &str) -> Option<Decision> {
+        if !self.breaker.failed(class) {
+            return None;
+        }
+        let r = &mut self.policy.resources[class];
+        r.max = Some(0);
+        Some(Decision {
+            at: now,
+            action: Action::Report,
+            reason: format!(
+                "{}: {BOOT_FAILURES} machines in a row ended before their worker was heard from \
+                 (the last: {why}): starting no more of this class",
+                r.name
+            ),
+        })
+    }
+
+    /// Whether no more machines of `class` are started ([`Manager::boot_failed`]).
+    fn given_up(&self, class: usize) -> bool {
+        let r = &self.policy.resources[class];
+        r.provider != ProviderKind::Static && r.max == Some(0)
     }
 
     /// When `planned` starts paid machines while machines of a batch class
@@ -692,11 +758,99 @@ mod tests {
             ..Recorder::default()
         };
         let decisions = m.step(0.0, WORK, &mut p);
-        assert_eq!(decisions.len(), 5);
+        let reasons: Vec<&str> = decisions.iter().map(|d| d.reason.as_str()).collect();
+        let refused = "could not start a machine of cloud: quota exceeded";
+        assert!(reasons[0].starts_with("+"), "{reasons:?}");
+        // Three refusals, then the class is given up on: the plan's other
+        // machines are not tried.
         assert_eq!(
-            decisions[4].reason,
-            "could not start a machine of cloud: quota exceeded"
+            reasons[1..],
+            [
+                refused,
+                refused,
+                refused,
+                "cloud: 3 machines in a row ended before their worker was heard from \
+                 (the last: could not start: quota exceeded): starting no more of this class",
+            ],
         );
         assert_eq!(m.machines().count(), 2);
+        assert_eq!(p.started, []);
+        // Nor later.
+        let later = m.step(60.0, WORK, &mut p);
+        assert!(
+            later
+                .iter()
+                .all(|d| !matches!(d.action, Action::Start { .. })),
+            "{later:?}"
+        );
+        assert_eq!(p.started, []);
+    }
+
+    #[test]
+    fn a_class_whose_machines_never_boot_is_given_up_on_after_three_and_not_before() {
+        let mut m = manager();
+        let mut p = Recorder::default();
+        let first = m.step(0.0, WORK, &mut p);
+        assert!(
+            matches!(first[0].action, Action::Start { count: 4, .. }),
+            "{first:?}"
+        );
+        // None is ever heard from: past the boot limit (2 × 10 s + 30 s)
+        // they are released, three of them counting as the third failure.
+        let mut steps = Vec::new();
+        for t in [60.0, 70.0, 130.0, 200.0, 300.0] {
+            steps.extend(m.step(t, WORK, &mut p));
+        }
+        let given_up: Vec<&Decision> = steps
+            .iter()
+            .filter(|d| d.reason.contains("starting no more of this class"))
+            .collect();
+        assert_eq!(given_up.len(), 1, "{steps:#?}");
+        assert!(
+            given_up[0]
+                .reason
+                .contains("(the last: did not boot within 50s)"),
+            "{}",
+            given_up[0].reason
+        );
+        let started_after = steps
+            .iter()
+            .filter(|d| d.at > given_up[0].at && matches!(d.action, Action::Start { .. }))
+            .count();
+        assert_eq!(started_after, 0, "{steps:#?}");
+
+        // A machine heard from in time ends the count: two of the first
+        // four never boot (two failures), one of their replacements runs,
+        // the other never boots: the class is still used.
+        let mut m = manager();
+        let mut p = Recorder::default();
+        m.step(0.0, WORK, &mut p);
+        let first: Vec<MachineId> = p.started.clone();
+        m.heard(first[0], 15.0, 1);
+        m.heard(first[1], 15.0, 1);
+        let mut steps = m.step(60.0, WORK, &mut p);
+        for t in [70.0, 80.0] {
+            for &id in &first[..2] {
+                m.heard(id, t - 1.0, 1);
+            }
+            steps.extend(m.step(t, WORK, &mut p));
+        }
+        let replacements: Vec<MachineId> = p.started[first.len()..].to_vec();
+        assert!(replacements.len() >= 2, "{steps:#?}");
+        m.heard(replacements[0], 85.0, 1);
+        for &id in &first[..2] {
+            m.heard(id, 139.0, 1);
+        }
+        steps.extend(m.step(140.0, WORK, &mut p));
+        assert!(
+            steps
+                .iter()
+                .any(|d| d.reason.contains("did not boot within")),
+            "{steps:#?}"
+        );
+        assert!(
+            steps.iter().all(|d| !d.reason.contains("starting no more")),
+            "{steps:#?}"
+        );
     }
 }
