@@ -332,22 +332,28 @@ mod tests {
         let start = "test \"$HALLEY_JOIN\" = /ip4/1.2.3.4 && test \"$HALLEY_RESOURCE\" = lab && \
                      test \"$HALLEY_MACHINE\" = m4 && test \"$HALLEY_TOKEN\" = c0ffee && test \"$HALLEY_SLOTS\" = 1 && \
                      (exec sleep 30 >/dev/null 2>&1 & echo $!)";
-        let lab = class(start);
         let mut p = CommandProvider::new("/ip4/1.2.3.4", "c0ffee");
         assert!(!format!("{p:?}").contains("c0ffee"), "{p:?}");
-        p.start(MachineId(4), &lab, 0.0).unwrap();
+        up_then_stopped(&mut p, MachineId(4), &class(start));
+    }
+
+    /// Starts machine `id` of `lab`, waits (10 s at most) until its start
+    /// script has printed the id of a live process, stops it and checks
+    /// that the stop script ended that process.
+    fn up_then_stopped(p: &mut CommandProvider, id: MachineId, lab: &Resource) {
+        p.start(id, lab, 0.0).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         let pid = loop {
             assert!(p.gone().is_empty(), "the start script succeeded");
-            if let Some(Remote::Up { external, .. }) = p.machines.get(&MachineId(4)) {
+            if let Some(Remote::Up { external, .. }) = p.machines.get(&id) {
                 break external.clone();
             }
-            assert!(Instant::now() < deadline);
+            assert!(Instant::now() < deadline, "not up within 10 s");
             std::thread::sleep(Duration::from_millis(20));
         };
         assert!(alive(&pid));
-        p.stop(MachineId(4), 1.0).unwrap();
-        assert!(super::super::gone_within_10s(&mut p, MachineId(4)));
+        p.stop(id, 1.0).unwrap();
+        assert!(super::super::gone_within_10s(p, id));
         std::thread::sleep(Duration::from_millis(100));
         assert!(!alive(&pid), "the stop script stopped it");
     }
@@ -356,23 +362,8 @@ mod tests {
     fn a_start_script_whose_background_process_holds_its_output_does_not_stall_the_provider() {
         // The backgrounded `sleep` keeps the script's stdout open for 30 s
         // after the script printed its pid and ended.
-        let lab = class("sleep 30 & echo $!");
         let mut p = CommandProvider::new("j", "t");
-        p.start(MachineId(2), &lab, 0.0).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let pid = loop {
-            assert!(p.gone().is_empty(), "the start script succeeded");
-            if let Some(Remote::Up { external, .. }) = p.machines.get(&MachineId(2)) {
-                break external.clone();
-            }
-            assert!(Instant::now() < deadline, "not up within 10 s");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(alive(&pid));
-        p.stop(MachineId(2), 1.0).unwrap();
-        assert!(super::super::gone_within_10s(&mut p, MachineId(2)));
-        std::thread::sleep(Duration::from_millis(100));
-        assert!(!alive(&pid), "the stop script stopped it");
+        up_then_stopped(&mut p, MachineId(2), &class("sleep 30 & echo $!"));
     }
 
     #[test]

@@ -53,7 +53,9 @@ pub(super) fn message(c: &mut Choices, pool: &Pool) -> Msg {
             tuples: list(c, |c| wire(c, pool)),
             adopt: c.flag(),
         },
-        5 => Msg::Remove {
+        // The take's answer and chain messages carry the most state:
+        // drawn twice as often (5 and 25, 15 and 26).
+        5 | 25 => Msg::Remove {
             tuples: list(c, |c| carried(c, pool)),
             chain: chain(c, pool),
         },
@@ -85,14 +87,10 @@ pub(super) fn message(c: &mut Choices, pool: &Pool) -> Msg {
             op: op(c, pool),
             round: round(c),
         },
-        13 => Msg::Accept {
-            op: op(c, pool),
-            reservations: list(c, reservation),
-        },
         14 => Msg::Decline {
             reservations: list(c, reservation),
         },
-        15 => Msg::Taken {
+        15 | 26 => Msg::Taken {
             op: op(c, pool),
             by: peer(c, pool),
             tuples: list(c, |c| wire(c, pool)),
@@ -132,18 +130,7 @@ pub(super) fn message(c: &mut Choices, pool: &Pool) -> Msg {
             op: op(c, pool),
             ids: list(c, |c| id(c, pool)),
         },
-        // The take's answer and chain messages carry the most state:
-        // drawn twice as often.
-        25 => Msg::Remove {
-            tuples: list(c, |c| carried(c, pool)),
-            chain: chain(c, pool),
-        },
-        26 => Msg::Taken {
-            op: op(c, pool),
-            by: peer(c, pool),
-            tuples: list(c, |c| wire(c, pool)),
-            links: list(c, |c| peer(c, pool)),
-        },
+        // 13 and 27.
         _ => Msg::Accept {
             op: op(c, pool),
             reservations: list(c, reservation),
