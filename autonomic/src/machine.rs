@@ -53,6 +53,11 @@ pub struct Machine {
 }
 
 impl Machine {
+    /// Requested or booting: its worker not heard from yet.
+    pub fn is_booting(&self) -> bool {
+        matches!(self.state, MachineState::Requested | MachineState::Booting)
+    }
+
     /// Counts towards capacity: not draining, not released.
     pub fn is_active(&self) -> bool {
         matches!(

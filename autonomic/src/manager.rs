@@ -182,7 +182,7 @@ impl Manager {
         let Some(m) = self.machines.get_mut(&id) else {
             return;
         };
-        if matches!(m.state, MachineState::Requested | MachineState::Booting) {
+        if m.is_booting() {
             m.state = MachineState::Running;
             self.waits.observed(m.class, now - m.requested_at);
             self.breaker.ran(m.class);
@@ -346,10 +346,10 @@ impl Manager {
             self.unseen.push(decision);
         }
         for id in gone {
-            let never_ran = self.machines.get(&id).and_then(|m| {
-                matches!(m.state, MachineState::Requested | MachineState::Booting)
-                    .then_some(m.class)
-            });
+            let never_ran = self
+                .machines
+                .get(&id)
+                .and_then(|m| m.is_booting().then_some(m.class));
             if let Some(class) = never_ran
                 && let Some(decision) =
                     self.boot_failed(class, now, "it ended before its worker was heard from")
@@ -366,10 +366,8 @@ impl Manager {
     /// (the planner releases it for that): its class and why.
     fn past_boot_limit(&self, id: MachineId, now: Secs) -> Option<(usize, String)> {
         let m = self.machines.get(&id)?;
-        let class = &self.policy.resources[m.class];
-        let limit = 2.0 * class.boot_time + self.policy.scaling.heartbeat_timeout;
-        (matches!(m.state, MachineState::Requested | MachineState::Booting)
-            && now - m.requested_at > limit)
+        let limit = self.policy.boot_limit(m.class);
+        (m.is_booting() && now - m.requested_at > limit)
             .then(|| (m.class, format!("did not boot within {}", human(limit))))
     }
 
@@ -430,7 +428,7 @@ impl Manager {
                 .machines
                 .values()
                 .filter(|m| m.class == class)
-                .filter(|m| matches!(m.state, MachineState::Requested | MachineState::Booting))
+                .filter(|m| m.is_booting())
                 .map(|m| m.id)
                 .collect();
             let word = queued

@@ -145,7 +145,7 @@ impl Planner {
         let mut failed = Vec::new();
         for m in snap.machines.iter().filter(|m| m.is_active()) {
             let class = &policy.resources[m.class];
-            let boot_limit = 2.0 * class.boot_time + policy.scaling.heartbeat_timeout;
+            let boot_limit = policy.boot_limit(m.class);
             let why = match m.state {
                 MachineState::Requested | MachineState::Booting
                     if snap.now - m.requested_at > boot_limit =>

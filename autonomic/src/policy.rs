@@ -219,6 +219,13 @@ impl Policy {
             .expect("the built-in policy is valid (tested)")
     }
 
+    /// How long a machine of class `class` may take from its request until
+    /// its worker is heard from before it is released as not booting:
+    /// twice its boot time and a heartbeat timeout.
+    pub fn boot_limit(&self, class: usize) -> Secs {
+        2.0 * self.resources[class].boot_time + self.scaling.heartbeat_timeout
+    }
+
     /// Checks ranges and the fields each provider needs, naming the first bad one.
     pub fn validate(&self) -> Result<(), Invalid> {
         let bad = |field: String, message: &str| {

@@ -8,7 +8,7 @@
 //! the next class, saying why.
 
 use crate::clock::Secs;
-use crate::machine::{Machine, MachineState};
+use crate::machine::Machine;
 use crate::policy::{Policy, ProviderKind};
 
 /// Per class: the prior, and the waits seen (sum, count).
@@ -47,10 +47,7 @@ impl QueueWaits {
         now: Secs,
     ) -> Option<Secs> {
         machines
-            .filter(|m| {
-                m.class == class
-                    && matches!(m.state, MachineState::Requested | MachineState::Booting)
-            })
+            .filter(|m| m.class == class && m.is_booting())
             .map(|m| now - m.requested_at)
             .reduce(f64::max)
     }
@@ -76,6 +73,7 @@ impl QueueWaits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::machine::MachineState;
 
     fn policy() -> Policy {
         Policy::parse(

@@ -233,10 +233,7 @@ impl<'a> Step<'a> {
         let r = &self.policy.resources;
         self.active
             .iter()
-            .filter(|m| {
-                matches!(m.state, MachineState::Requested | MachineState::Booting)
-                    && m.requested_at + r[m.class].boot_time <= by
-            })
+            .filter(|m| m.is_booting() && m.requested_at + r[m.class].boot_time <= by)
             .map(|m| r[m.class].slots)
             .sum()
     }
